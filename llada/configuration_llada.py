@@ -1,0 +1,267 @@
+"""LLaDA model configuration.
+
+This is a Hub file: `save_pretrained` copies it next to the weights and `trust_remote_code` imports it on the
+user's machine, so it imports only the standard library, torch and the public transformers API.
+"""
+
+from transformers import PretrainedConfig
+
+try:  # RoPE scaling types known to the installed transformers (besides "default")
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS as _ROPE_INIT_FUNCTIONS
+except ImportError:  # pragma: no cover - very old transformers
+    _ROPE_INIT_FUNCTIONS = {}
+
+
+ALLOWED_ACTIVATIONS = ("silu", "mish", "gelu", "gelu_pytorch_tanh", "relu")
+ALLOWED_ATTENTION_TYPES = ("standard", "latent")
+DEFAULT_AUTO_MAP = {
+    "AutoConfig": "configuration_llada.LLaDAConfig",
+    "AutoModel": "modeling_llada.LLaDAForMaskedDiffusion",
+    "AutoModelForMaskedLM": "modeling_llada.LLaDAForMaskedDiffusion",
+}
+
+
+class LLaDAConfig(PretrainedConfig):
+    r"""
+    Configuration of a LLaDA-style masked-diffusion language model: a bidirectional Llama-shaped Transformer
+    (RoPE, RMSNorm, gated FFN) that predicts every masked token of its input at once.
+
+    Field names follow [`LlamaConfig`], so converters and PEFT targets carry over. The defaults describe
+    LLaDA-8B (GSAI-ML/LLaDA-8B-Base).
+
+    Args:
+        vocab_size (`int`, *optional*, defaults to 126464):
+            Number of token ids, the mask token included.
+        hidden_size (`int`, *optional*, defaults to 4096):
+            Width of the residual stream.
+        intermediate_size (`int`, *optional*, defaults to 12288):
+            Width of the gated feed-forward layer.
+        num_hidden_layers (`int`, *optional*, defaults to 32):
+            Number of Transformer layers.
+        num_attention_heads (`int`, *optional*, defaults to 32):
+            Number of query heads.
+        num_key_value_heads (`int`, *optional*):
+            Number of key/value heads (grouped-query attention when smaller than `num_attention_heads`).
+            Defaults to `num_attention_heads`.
+        head_dim (`int`, *optional*):
+            Size of one attention head. Defaults to `hidden_size // num_attention_heads`.
+        hidden_act (`str`, *optional*, defaults to `"silu"`):
+            Gate activation of the feed-forward layer: `"silu"` (SwiGLU), `"mish"` (Mish-gated) or one of
+            `"gelu"`, `"gelu_pytorch_tanh"`, `"relu"`.
+        max_position_embeddings (`int`, *optional*, defaults to 4096):
+            Longest sequence the model is meant to see (prompt plus generated tokens).
+        rope_parameters (`dict`, *optional*):
+            RoPE settings: `{"rope_type": "default", "rope_theta": 500000.0}` by default; any scaling type of
+            the installed transformers (`"linear"`, `"dynamic"`, `"yarn"`, `"llama3"`, ...) with its keys. The
+            legacy `rope_theta` / `rope_scaling` arguments are folded into it.
+        rms_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of the RMS normalisations.
+        attention_bias (`bool`, *optional*, defaults to `False`):
+            Whether the attention projections have biases.
+        attention_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout on the attention probabilities during training.
+        mlp_bias (`bool`, *optional*, defaults to `False`):
+            Whether the feed-forward projections have biases.
+        attention_type (`str`, *optional*, defaults to `"standard"`):
+            `"standard"` projects keys and values from the hidden state; `"latent"` (simplified latent attention)
+            projects the hidden state once to a small latent (`kv_down_proj`) and from it to keys (`k_up_proj`)
+            and values (`v_up_proj`).
+        kv_latent_dim (`int`, *optional*):
+            Size of that latent when `attention_type="latent"`. Defaults to `hidden_size // 4`.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialisation of linear and embedding weights.
+        tie_word_embeddings (`bool`, *optional*, defaults to `False`):
+            Whether the output head shares the input embedding matrix.
+        mask_token_id (`int`, *optional*, defaults to 126336):
+            Id of the `[MASK]` token the forward process writes and the sampler fills in.
+        pad_token_id, bos_token_id, eos_token_id (`int`, *optional*):
+            Special token ids (LLaDA-8B: pad = EOS = 126081, BOS = 126080). `eos_token_id` may be a list.
+
+    Example:
+
+    ```python
+    >>> from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+    >>> config = LLaDAConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    ...                      num_attention_heads=4, mask_token_id=99, pad_token_id=0, bos_token_id=None,
+    ...                      eos_token_id=1)
+    >>> model = LLaDAForMaskedDiffusion(config)
+    ```
+    """
+
+    model_type = "llada"
+    keys_to_ignore_at_inference = ["past_key_values"]
+    _auto_class = "AutoConfig"  # save_pretrained copies this file and writes `auto_map`
+    base_model_tp_plan = {
+        "layers.*.self_attn.q_proj": "colwise",
+        "layers.*.self_attn.k_proj": "colwise",
+        "layers.*.self_attn.v_proj": "colwise",
+        "layers.*.self_attn.o_proj": "rowwise",
+        "layers.*.mlp.gate_proj": "colwise",
+        "layers.*.mlp.up_proj": "colwise",
+        "layers.*.mlp.down_proj": "rowwise",
+    }
+
+    def __init__(
+        self,
+        vocab_size=126464,
+        hidden_size=4096,
+        intermediate_size=12288,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=None,
+        head_dim=None,
+        hidden_act="silu",
+        max_position_embeddings=4096,
+        rope_parameters=None,
+        rms_norm_eps=1e-5,
+        attention_bias=False,
+        attention_dropout=0.0,
+        mlp_bias=False,
+        attention_type="standard",
+        kv_latent_dim=None,
+        initializer_range=0.02,
+        tie_word_embeddings=False,
+        mask_token_id=126336,
+        pad_token_id=126081,
+        bos_token_id=126080,
+        eos_token_id=126081,
+        **kwargs,
+    ):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.intermediate_size = intermediate_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.num_key_value_heads = num_attention_heads if num_key_value_heads is None else num_key_value_heads
+        self.head_dim = head_dim
+        if head_dim is None and _is_positive_int(hidden_size) and _is_positive_int(num_attention_heads):
+            self.head_dim = hidden_size // num_attention_heads
+        self.hidden_act = hidden_act
+        self.max_position_embeddings = max_position_embeddings
+        self.rope_parameters = _standardize_rope(rope_parameters, kwargs)
+        self.rms_norm_eps = rms_norm_eps
+        self.attention_bias = attention_bias
+        self.attention_dropout = attention_dropout
+        self.mlp_bias = mlp_bias
+        self.attention_type = attention_type
+        if kv_latent_dim is None and attention_type == "latent" and _is_positive_int(hidden_size):
+            kv_latent_dim = max(1, hidden_size // 4)
+        self.kv_latent_dim = kv_latent_dim
+        self.initializer_range = initializer_range
+        self.mask_token_id = mask_token_id
+        kwargs.setdefault("auto_map", dict(DEFAULT_AUTO_MAP))
+        super().__init__(
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            tie_word_embeddings=tie_word_embeddings,
+            **kwargs,
+        )
+        self._validate_llada(hidden_size_given=head_dim is None)
+
+    # ----------------------------------------------------------------------------------------------------------
+    # validation: every error names the field, the value and what is allowed
+
+    def _validate_llada(self, hidden_size_given=True):
+        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                     "num_key_value_heads", "head_dim", "max_position_embeddings"):
+            value = getattr(self, name)
+            if not _is_positive_int(value):
+                raise ValueError(f"LLaDAConfig: `{name}` must be a positive integer, got {value!r}.")
+        if hidden_size_given and self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"LLaDAConfig: `hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
+                f"({self.num_attention_heads}), or set `head_dim` explicitly."
+            )
+        if self.num_attention_heads % self.num_key_value_heads != 0:
+            raise ValueError(
+                f"LLaDAConfig: `num_attention_heads` ({self.num_attention_heads}) must be divisible by "
+                f"`num_key_value_heads` ({self.num_key_value_heads})."
+            )
+        if self.head_dim % 2 != 0:
+            raise ValueError(f"LLaDAConfig: `head_dim` must be even for rotary embeddings, got {self.head_dim}.")
+        if self.hidden_act not in ALLOWED_ACTIVATIONS:
+            raise ValueError(
+                f"LLaDAConfig: `hidden_act` must be one of {ALLOWED_ACTIVATIONS}, got {self.hidden_act!r}."
+            )
+        if self.attention_type not in ALLOWED_ATTENTION_TYPES:
+            raise ValueError(
+                f"LLaDAConfig: `attention_type` must be one of {ALLOWED_ATTENTION_TYPES}, got {self.attention_type!r}."
+            )
+        if self.attention_type == "latent" and not _is_positive_int(self.kv_latent_dim):
+            raise ValueError(
+                f"LLaDAConfig: `kv_latent_dim` must be a positive integer with attention_type='latent', "
+                f"got {self.kv_latent_dim!r}."
+            )
+        if not (isinstance(self.rms_norm_eps, (int, float)) and self.rms_norm_eps > 0):
+            raise ValueError(f"LLaDAConfig: `rms_norm_eps` must be a positive number, got {self.rms_norm_eps!r}.")
+        if not (isinstance(self.attention_dropout, (int, float)) and 0.0 <= self.attention_dropout < 1.0):
+            raise ValueError(f"LLaDAConfig: `attention_dropout` must be in [0, 1), got {self.attention_dropout!r}.")
+        if not (isinstance(self.initializer_range, (int, float)) and self.initializer_range >= 0):
+            raise ValueError(
+                f"LLaDAConfig: `initializer_range` must be a non-negative number, got {self.initializer_range!r}."
+            )
+        self._validate_token_ids()
+        self._validate_rope()
+
+    def _validate_token_ids(self):
+        allowed = f"an integer in [0, {self.vocab_size - 1}] (the vocabulary)"
+        if not (isinstance(self.mask_token_id, int) and 0 <= self.mask_token_id < self.vocab_size):
+            raise ValueError(f"LLaDAConfig: `mask_token_id` must be {allowed}, got {self.mask_token_id!r}.")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, name, None)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for v in values:
+                if v is not None and not (isinstance(v, int) and 0 <= v < self.vocab_size):
+                    raise ValueError(f"LLaDAConfig: `{name}` must be None or {allowed}, got {value!r}.")
+        eos = self.eos_token_id if isinstance(self.eos_token_id, (list, tuple)) else [self.eos_token_id]
+        if self.mask_token_id in eos or self.mask_token_id in (self.pad_token_id, self.bos_token_id):
+            raise ValueError(
+                f"LLaDAConfig: `mask_token_id` ({self.mask_token_id}) must differ from the pad, BOS and EOS ids."
+            )
+
+    def _validate_rope(self):
+        rope_type = self.rope_parameters.get("rope_type", "default")
+        allowed = ("default", *_ROPE_INIT_FUNCTIONS)
+        if rope_type not in allowed:
+            raise ValueError(
+                f"LLaDAConfig: `rope_parameters['rope_type']` must be one of {allowed}, got {rope_type!r}."
+            )
+        theta = self.rope_parameters.get("rope_theta")
+        if not (isinstance(theta, (int, float)) and theta > 0):
+            raise ValueError(f"LLaDAConfig: `rope_parameters['rope_theta']` must be a positive number, got {theta!r}.")
+        if rope_type != "default" and hasattr(self, "validate_rope"):
+            self.validate_rope()  # transformers' own key checks for scaling types
+
+    def validate_architecture(self):
+        """Runs our checks where transformers validates configs (at save time in transformers 5)."""
+        self._validate_llada()
+
+    # Legacy attribute names read by older RoPE helpers and by tools that expect Llama's v4 fields.
+    @property
+    def rope_theta(self):
+        return self.rope_parameters["rope_theta"]
+
+
+def _is_positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _standardize_rope(rope_parameters, kwargs):
+    """Folds legacy `rope_theta` / `rope_scaling` kwargs into one `rope_parameters` dict (popped from `kwargs`)."""
+    legacy_theta = kwargs.pop("rope_theta", None)
+    legacy_scaling = kwargs.pop("rope_scaling", None)
+    if rope_parameters is not None and not isinstance(rope_parameters, dict):
+        raise ValueError(
+            f"LLaDAConfig: `rope_parameters` must be a dict such as {{'rope_type': 'default', 'rope_theta': "
+            f"500000.0}}, got {rope_parameters!r}."
+        )
+    params = dict(rope_parameters or legacy_scaling or {})
+    if "type" in params and "rope_type" not in params:
+        params["rope_type"] = params.pop("type")
+    params.setdefault("rope_type", "default")
+    params.setdefault("rope_theta", float(legacy_theta) if legacy_theta is not None else 500000.0)
+    return params
+
+
+__all__ = ["LLaDAConfig"]

@@ -1,0 +1,492 @@
+"""LLaDA: a bidirectional Llama-shaped Transformer trained as a masked-diffusion language model.
+
+This is a Hub file: `save_pretrained` copies it next to the weights and `trust_remote_code` imports it on the
+user's machine, so it imports only the standard library, torch, the public transformers API and its two sibling
+Hub files. Read top-down: norm -> rotary -> MLP -> attention -> layer -> pre-trained base -> model -> head.
+"""
+
+from typing import Callable, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from transformers import PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
+from transformers.utils import logging
+
+from .configuration_llada import LLaDAConfig
+from .generation_llada import LLaDAGenerationMixin
+
+try:
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+except ImportError:  # pragma: no cover - transformers < 4.48
+    ALL_ATTENTION_FUNCTIONS = {}
+try:
+    from transformers.modeling_layers import GradientCheckpointingLayer
+except ImportError:  # pragma: no cover - transformers < 4.52
+    GradientCheckpointingLayer = nn.Module
+try:
+    from transformers.masking_utils import create_bidirectional_mask
+except ImportError:  # pragma: no cover - transformers without the bidirectional mask helper
+    create_bidirectional_mask = None
+try:
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS, dynamic_rope_update
+except ImportError:  # pragma: no cover
+    ROPE_INIT_FUNCTIONS = {}
+
+    def dynamic_rope_update(fn):
+        return fn
+
+
+logger = logging.get_logger(__name__)
+
+
+class LLaDARMSNorm(nn.Module):
+    """Root-mean-square layer norm, computed in float32 (as Llama's)."""
+
+    def __init__(self, hidden_size: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.variance_epsilon = eps
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        input_dtype = hidden_states.dtype
+        hidden_states = hidden_states.to(torch.float32)
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
+        return self.weight * hidden_states.to(input_dtype)
+
+    def extra_repr(self):
+        return f"{tuple(self.weight.shape)}, eps={self.variance_epsilon}"
+
+
+class LLaDARotaryEmbedding(nn.Module):
+    """Rotary position embedding (RoPE); scaling types come from transformers' `ROPE_INIT_FUNCTIONS`."""
+
+    def __init__(self, config: LLaDAConfig, device=None):
+        super().__init__()
+        self.config = config
+        self.max_seq_len_cached = config.max_position_embeddings
+        self.original_max_seq_len = config.max_position_embeddings
+        self.rope_type = config.rope_parameters.get("rope_type", "default")
+        rope_init_fn = self.compute_default_rope_parameters
+        if self.rope_type != "default":
+            rope_init_fn = ROPE_INIT_FUNCTIONS[self.rope_type]
+        inv_freq, self.attention_scaling = rope_init_fn(config, device)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.register_buffer("original_inv_freq", inv_freq.clone(), persistent=False)
+
+    @staticmethod
+    def compute_default_rope_parameters(config: LLaDAConfig, device=None, seq_len=None, **kwargs):
+        """Inverse frequencies theta^(-2i/d) of the original RoPE; no attention scaling."""
+        base = config.rope_parameters["rope_theta"]
+        dim = config.head_dim
+        inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).to(device, torch.float) / dim))
+        return inv_freq, 1.0
+
+    @torch.no_grad()
+    @dynamic_rope_update
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor):
+        # (batch, seq, head_dim / 2) angles, computed in float32 whatever the model dtype
+        freqs = position_ids[..., None].float() * self.inv_freq.to(device=x.device, dtype=torch.float)
+        emb = torch.cat((freqs, freqs), dim=-1)  # (batch, seq, head_dim), rotate-half layout
+        cos = emb.cos() * self.attention_scaling
+        sin = emb.sin() * self.attention_scaling
+        return cos.to(dtype=x.dtype), sin.to(dtype=x.dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) -> (-x2, x1) on the two halves of the last dimension."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(q, k, cos, sin):
+    """Rotates queries and keys, (batch, heads, seq, head_dim), by the position angles (batch, seq, head_dim)."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return (q * cos) + (rotate_half(q) * sin), (k * cos) + (rotate_half(k) * sin)
+
+
+class LLaDAMLP(nn.Module):
+    """Gated feed-forward: `down(act(gate(x)) * up(x))`; SwiGLU with `silu`, Mish-gated with `mish`."""
+
+    def __init__(self, config: LLaDAConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=config.mlp_bias)
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=config.mlp_bias)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
+        self.act_fn = ACT2FN[config.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+
+def repeat_kv(hidden_states: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """(batch, kv_heads, seq, d) -> (batch, kv_heads * n_rep, seq, d) for grouped-query attention."""
+    if n_rep == 1:
+        return hidden_states
+    batch, kv_heads, seq, head_dim = hidden_states.shape
+    hidden_states = hidden_states[:, :, None].expand(batch, kv_heads, n_rep, seq, head_dim)
+    return hidden_states.reshape(batch, kv_heads * n_rep, seq, head_dim)
+
+
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """Plain softmax attention. `attention_mask` is additive (float) or boolean (True = may attend)."""
+    key = repeat_kv(key, module.num_key_value_groups)
+    value = repeat_kv(value, module.num_key_value_groups)
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling  # (batch, heads, q, k)
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            attn_weights = attn_weights.masked_fill(~attention_mask, torch.finfo(attn_weights.dtype).min)
+        else:
+            attn_weights = attn_weights + attention_mask
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()  # (batch, q, heads, d)
+    return attn_output, attn_weights
+
+
+class LLaDAAttention(nn.Module):
+    """Bidirectional multi-head attention with RoPE, GQA and an optional simplified latent K/V projection."""
+
+    def __init__(self, config: LLaDAConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.head_dim = config.head_dim
+        self.num_key_value_groups = config.num_attention_heads // config.num_key_value_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_dropout
+        self.is_causal = False  # every token sees every token; SDPA reads this flag (its default is causal)
+
+        q_dim = config.num_attention_heads * self.head_dim
+        kv_dim = config.num_key_value_heads * self.head_dim
+        bias = config.attention_bias
+        self.q_proj = nn.Linear(config.hidden_size, q_dim, bias=bias)
+        if config.attention_type == "latent":
+            # One shared down-projection to a small latent, then separate up-projections to K and V.
+            self.kv_down_proj = nn.Linear(config.hidden_size, config.kv_latent_dim, bias=bias)
+            self.k_up_proj = nn.Linear(config.kv_latent_dim, kv_dim, bias=bias)
+            self.v_up_proj = nn.Linear(config.kv_latent_dim, kv_dim, bias=bias)
+        else:
+            self.k_proj = nn.Linear(config.hidden_size, kv_dim, bias=bias)
+            self.v_proj = nn.Linear(config.hidden_size, kv_dim, bias=bias)
+        self.o_proj = nn.Linear(q_dim, config.hidden_size, bias=bias)
+
+    def project_kv(self, hidden_states: torch.Tensor):
+        """Keys and values before RoPE, each (batch, seq, kv_heads * head_dim)."""
+        if self.config.attention_type == "latent":
+            latent = self.kv_down_proj(hidden_states)  # (batch, seq, kv_latent_dim)
+            return self.k_up_proj(latent), self.v_up_proj(latent)
+        return self.k_proj(hidden_states), self.v_proj(hidden_states)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: tuple,
+        attention_mask: Optional[torch.Tensor] = None,
+        output_attentions: bool = False,
+        **kwargs,
+    ):
+        batch, seq, _ = hidden_states.shape
+        query = self.q_proj(hidden_states).view(batch, seq, -1, self.head_dim).transpose(1, 2)
+        key, value = self.project_kv(hidden_states)
+        key = key.view(batch, seq, -1, self.head_dim).transpose(1, 2)  # (batch, kv_heads, seq, head_dim)
+        value = value.view(batch, seq, -1, self.head_dim).transpose(1, 2)
+        cos, sin = position_embeddings
+        query, key = apply_rotary_pos_emb(query, key, cos, sin)
+
+        attention_interface: Callable = eager_attention_forward
+        implementation = self.config._attn_implementation or "eager"
+        if implementation != "eager" and not output_attentions:
+            attention_interface = ALL_ATTENTION_FUNCTIONS[implementation]
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            is_causal=False,
+            **kwargs,
+        )
+        attn_output = self.o_proj(attn_output.reshape(batch, seq, -1))
+        return attn_output, attn_weights
+
+
+class LLaDADecoderLayer(GradientCheckpointingLayer):
+    """Pre-norm Transformer block: x + attn(norm(x)), then + mlp(norm(.))."""
+
+    def __init__(self, config: LLaDAConfig, layer_idx: int):
+        super().__init__()
+        self.self_attn = LLaDAAttention(config, layer_idx)
+        self.mlp = LLaDAMLP(config)
+        self.input_layernorm = LLaDARMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.post_attention_layernorm = LLaDARMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+
+    def forward(self, hidden_states, attention_mask=None, position_embeddings=None, output_attentions=False, **kwargs):
+        attn_output, attn_weights = self.self_attn(
+            self.input_layernorm(hidden_states),
+            position_embeddings=position_embeddings,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            **kwargs,
+        )
+        hidden_states = hidden_states + attn_output
+        hidden_states = hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
+        return hidden_states, attn_weights
+
+
+class LLaDAPreTrainedModel(PreTrainedModel):
+    config_class = LLaDAConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["LLaDADecoderLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = False  # untested with bidirectional masks here: not claimed
+    _supports_flex_attn = False
+    # The loss is normalised inside `forward` (by token slots or answer lengths), not by `num_items_in_batch`:
+    # without this, Trainer would believe the model scales for gradient accumulation and report loss x GA.
+    accepts_loss_kwargs = False
+
+
+class LLaDAModel(LLaDAPreTrainedModel):
+    """The bare Transformer: token embeddings, bidirectional layers and the final RMSNorm."""
+
+    _auto_class = None
+
+    def __init__(self, config: LLaDAConfig):
+        super().__init__(config)
+        self.padding_idx = config.pad_token_id
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, self.padding_idx)
+        self.layers = nn.ModuleList(LLaDADecoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.norm = LLaDARMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb = LLaDARotaryEmbedding(config)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: Optional[torch.LongTensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.LongTensor] = None,
+        inputs_embeds: Optional[torch.FloatTensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs,
+    ) -> Union[tuple, BaseModelOutput]:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, seq)`): token ids, `mask_token_id` where masked.
+            attention_mask (`torch.Tensor` of shape `(batch, seq)`, *optional*): 1 for real tokens, 0 for padding.
+                Padding is excluded as a key for every query; padded positions still get (meaningless) outputs.
+            position_ids (`torch.LongTensor` of shape `(batch, seq)`, *optional*): defaults to the running count
+                of real tokens, so a left-padded row sees the same positions as the same row unpadded.
+        """
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("LLaDAModel.forward: pass exactly one of `input_ids` or `inputs_embeds`.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)  # (batch, seq, hidden)
+        batch, seq = inputs_embeds.shape[:2]
+        if attention_mask is not None and attention_mask.dim() == 2 and tuple(attention_mask.shape) != (batch, seq):
+            raise ValueError(
+                f"LLaDAModel.forward: `attention_mask` must have shape {(batch, seq)} like the input, "
+                f"got {tuple(attention_mask.shape)}."
+            )
+        if position_ids is None:
+            position_ids = _default_position_ids(attention_mask, batch, seq, inputs_embeds.device)
+
+        mask = self._bidirectional_mask(inputs_embeds, attention_mask, output_attentions)
+        position_embeddings = self.rotary_emb(inputs_embeds, position_ids)
+
+        hidden_states = inputs_embeds
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            hidden_states, attn_weights = layer(
+                hidden_states,
+                attention_mask=mask,
+                position_embeddings=position_embeddings,
+                output_attentions=output_attentions,
+                **kwargs,
+            )
+            if output_attentions:
+                all_attentions += (attn_weights,)
+        hidden_states = self.norm(hidden_states)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+
+        if not return_dict:
+            return tuple(v for v in (hidden_states, all_hidden_states, all_attentions) if v is not None)
+        return BaseModelOutput(
+            last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
+        )
+
+    def _bidirectional_mask(self, inputs_embeds, attention_mask, output_attentions):
+        """Key-padding mask in the form the attention implementation wants (None when nothing is padded)."""
+        if attention_mask is None or attention_mask.dim() == 4:
+            return attention_mask
+        if create_bidirectional_mask is not None and not output_attentions:
+            return create_bidirectional_mask(
+                config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask
+            )
+        if bool(attention_mask.all()):
+            return None
+        # (batch, 1, 1, seq) boolean: True where the key is a real token; broadcast over heads and queries
+        return attention_mask.bool()[:, None, None, :]
+
+
+def _default_position_ids(attention_mask, batch, seq, device):
+    """Positions count real tokens only: (batch, seq), 0 at each row's first real token."""
+    if attention_mask is None or attention_mask.dim() != 2:
+        return torch.arange(seq, device=device).unsqueeze(0).expand(batch, seq)
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def masked_diffusion_loss(
+    logits: torch.Tensor,
+    labels: torch.LongTensor,
+    p_mask: Optional[torch.Tensor] = None,
+    attention_mask: Optional[torch.Tensor] = None,
+    answer_lengths: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    r"""
+    LLaDA's masked-diffusion loss, one path for pre-training and SFT.
+
+    With `p_mask` (each sequence's or token's masking probability), every labelled position contributes
+    `CE / p_mask`; the sum is divided by the number of non-padding token slots (pre-training,
+    `sum CE/p / (B * L)` without padding) or, when `answer_lengths` (batch,) is given, each row's sum by its
+    answer length and the total by the batch size (SFT). Without `p_mask` it is the mean CE over labelled positions.
+
+    Args:
+        logits (`(batch, seq, vocab)`), labels (`(batch, seq)`, -100 where not scored),
+        p_mask (`(batch,)`, `(batch, 1)` or `(batch, seq)`), attention_mask (`(batch, seq)`),
+        answer_lengths (`(batch,)`).
+    """
+    batch, seq = labels.shape
+    labelled = labels != -100  # (batch, seq)
+    token_ce = F.cross_entropy(logits[labelled].float(), labels[labelled], reduction="none")  # (n_labelled,)
+    if p_mask is None:
+        if token_ce.numel() == 0:
+            return logits.sum() * 0.0  # nothing to score; keep the graph so backward still works
+        return token_ce.mean()
+    weights = 1.0 / _per_token(p_mask, batch, seq, "p_mask").to(token_ce.dtype)  # (batch, seq)
+    if answer_lengths is not None:
+        lengths = _per_token(answer_lengths, batch, seq, "answer_lengths").to(token_ce.dtype).clamp(min=1.0)
+        return (token_ce * weights[labelled] / lengths[labelled]).sum() / batch
+    num_slots = attention_mask.sum() if attention_mask is not None else labels.numel()
+    return (token_ce * weights[labelled]).sum() / num_slots
+
+
+def _per_token(values: torch.Tensor, batch: int, seq: int, name: str) -> torch.Tensor:
+    """Broadcasts a per-sequence `(batch,)`/`(batch, 1)` or per-token `(batch, seq)` tensor to `(batch, seq)`."""
+    values = torch.as_tensor(values)
+    if values.dim() == 1 and values.shape[0] == batch:
+        values = values[:, None]
+    if values.dim() != 2 or values.shape[0] != batch or values.shape[1] not in (1, seq):
+        raise ValueError(
+            f"`{name}` must have shape (batch,), (batch, 1) or (batch, seq) = ({batch},), ({batch}, 1) or "
+            f"({batch}, {seq}); got {tuple(values.shape)}."
+        )
+    return values.expand(batch, seq)
+
+
+class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
+    """LLaDA with its language-model head: logits for every position, the masked-diffusion loss, and
+    `diffusion_generate` / `generate`."""
+
+    _auto_class = "AutoModel"  # save_pretrained copies the Hub files and writes `auto_map`
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: LLaDAConfig):
+        super().__init__(config)
+        self.model = LLaDAModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids: Optional[torch.LongTensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.LongTensor] = None,
+        inputs_embeds: Optional[torch.FloatTensor] = None,
+        labels: Optional[torch.LongTensor] = None,
+        p_mask: Optional[torch.Tensor] = None,
+        answer_lengths: Optional[torch.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs,
+    ) -> Union[tuple, MaskedLMOutput]:
+        r"""
+        Args:
+            labels (`torch.LongTensor` of shape `(batch, seq)`, *optional*):
+                The clean token at masked positions and -100 elsewhere.
+            p_mask (`torch.Tensor` of shape `(batch,)` or `(batch, seq)`, *optional*):
+                Masking probability of each sequence (or token); weights the loss by `1 / p_mask`.
+            answer_lengths (`torch.Tensor` of shape `(batch,)`, *optional*):
+                SFT normalisation: each row's loss is divided by its answer length (see `masked_diffusion_loss`).
+
+        Returns: [`~modeling_outputs.MaskedLMOutput`] with `loss` when `labels` are given.
+
+        Example:
+
+        ```python
+        >>> out = model(input_ids, attention_mask=attention_mask)
+        >>> out.logits.shape  # (batch, seq, vocab_size)
+        ```
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **kwargs,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)  # (batch, seq, vocab)
+        loss = None
+        if labels is not None:
+            loss = masked_diffusion_loss(logits, labels, p_mask, attention_mask, answer_lengths)
+        if not return_dict:
+            output = (logits, outputs.hidden_states, outputs.attentions)
+            output = tuple(v for v in output if v is not None)
+            return (loss,) + output if loss is not None else output
+        return MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+__all__ = ["LLaDAPreTrainedModel", "LLaDAModel", "LLaDAForMaskedDiffusion", "masked_diffusion_loss"]
