@@ -149,6 +149,9 @@ class LLaDAConfig(PretrainedConfig):
         self.kv_latent_dim = kv_latent_dim
         self.initializer_range = initializer_range
         self.mask_token_id = mask_token_id
+        self.pad_token_id, self.bos_token_id, self.eos_token_id = pad_token_id, bos_token_id, eos_token_id
+        # Our checks run first so that a bad value gets our message, not a deeper one from the base class.
+        self._validate_llada(hidden_size_given=head_dim is None)
         kwargs.setdefault("auto_map", dict(DEFAULT_AUTO_MAP))
         super().__init__(
             pad_token_id=pad_token_id,
@@ -157,7 +160,6 @@ class LLaDAConfig(PretrainedConfig):
             tie_word_embeddings=tie_word_embeddings,
             **kwargs,
         )
-        self._validate_llada(hidden_size_given=head_dim is None)
 
     # ----------------------------------------------------------------------------------------------------------
     # validation: every error names the field, the value and what is allowed
@@ -230,8 +232,6 @@ class LLaDAConfig(PretrainedConfig):
         theta = self.rope_parameters.get("rope_theta")
         if not (isinstance(theta, (int, float)) and theta > 0):
             raise ValueError(f"LLaDAConfig: `rope_parameters['rope_theta']` must be a positive number, got {theta!r}.")
-        if rope_type != "default" and hasattr(self, "validate_rope"):
-            self.validate_rope()  # transformers' own key checks for scaling types
 
     def validate_architecture(self):
         """Runs our checks where transformers validates configs (at save time in transformers 5)."""

@@ -1,0 +1,81 @@
+"""LLaDAConfig: defaults, save/load round trip, legacy RoPE fields and every validation error."""
+
+import json
+
+import pytest
+from conftest import TINY, tiny_config
+
+from llada import LLaDAConfig
+
+
+def test_defaults_describe_llada_8b():
+    config = LLaDAConfig()
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (4096, 32, 32)
+    assert (config.vocab_size, config.intermediate_size, config.head_dim) == (126464, 12288, 128)
+    assert config.mask_token_id == 126336 and config.eos_token_id == 126081 and config.bos_token_id == 126080
+    assert config.rope_parameters == {"rope_type": "default", "rope_theta": 500000.0}
+    assert config.model_type == "llada" and config.tie_word_embeddings is False
+
+
+def test_save_load_round_trip(tmp_path):
+    config = tiny_config(attention_type="latent", kv_latent_dim=12, hidden_act="mish", tie_word_embeddings=True)
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["auto_map"] == {
+        "AutoConfig": "configuration_llada.LLaDAConfig",
+        "AutoModel": "modeling_llada.LLaDAForMaskedDiffusion",
+        "AutoModelForMaskedLM": "modeling_llada.LLaDAForMaskedDiffusion",
+    }
+    assert (tmp_path / "configuration_llada.py").is_file()
+    loaded = LLaDAConfig.from_pretrained(tmp_path)
+    for key in [*TINY, "attention_type", "kv_latent_dim", "hidden_act", "tie_word_embeddings", "rope_parameters"]:
+        assert getattr(loaded, key) == getattr(config, key), key
+
+
+def test_derived_fields():
+    config = tiny_config(num_key_value_heads=None, attention_type="latent")
+    assert config.num_key_value_heads == config.num_attention_heads
+    assert config.head_dim == 8
+    assert config.kv_latent_dim == 8  # hidden_size // 4 by default
+
+
+def test_legacy_rope_fields_fold_into_rope_parameters():
+    config = tiny_config(rope_theta=10000.0, rope_scaling={"type": "linear", "factor": 2.0})
+    assert config.rope_parameters == {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}
+    assert config.rope_theta == 10000.0
+
+
+@pytest.mark.parametrize(
+    "overrides, field, value_text",
+    [
+        (dict(hidden_size=30), "hidden_size", "30"),
+        (dict(num_key_value_heads=3), "num_key_value_heads", "3"),
+        (dict(mask_token_id=100), "mask_token_id", "100"),
+        (dict(mask_token_id=-1), "mask_token_id", "-1"),
+        (dict(mask_token_id=None), "mask_token_id", "None"),
+        (dict(mask_token_id=1), "mask_token_id", "1"),
+        (dict(pad_token_id=512), "pad_token_id", "512"),
+        (dict(eos_token_id=[1, 300]), "eos_token_id", "300"),
+        (dict(hidden_act="tanh"), "hidden_act", "'tanh'"),
+        (dict(attention_type="sparse"), "attention_type", "'sparse'"),
+        (dict(attention_type="latent", kv_latent_dim=0), "kv_latent_dim", "0"),
+        (dict(num_hidden_layers=0), "num_hidden_layers", "0"),
+        (dict(vocab_size=10.5), "vocab_size", "10.5"),
+        (dict(head_dim=7), "head_dim", "7"),
+        (dict(rms_norm_eps=0), "rms_norm_eps", "0"),
+        (dict(attention_dropout=1.5), "attention_dropout", "1.5"),
+        (dict(rope_parameters={"rope_type": "bogus", "rope_theta": 1e4}), "rope_type", "'bogus'"),
+        (dict(rope_parameters={"rope_type": "default", "rope_theta": -1}), "rope_theta", "-1"),
+        (dict(rope_parameters="default"), "rope_parameters", "'default'"),
+    ],
+)
+def test_invalid_values_name_the_field(overrides, field, value_text):
+    with pytest.raises(ValueError) as error:
+        tiny_config(**overrides)
+    message = str(error.value)
+    assert field in message and value_text in message
+
+
+def test_explicit_head_dim_allows_indivisible_hidden():
+    config = tiny_config(hidden_size=30, head_dim=8)
+    assert config.head_dim == 8
