@@ -17,7 +17,7 @@ from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
 from transformers.utils import logging
 
 from .configuration_llada import LLaDAConfig
-from .generation_llada import LLaDAGenerationMixin
+from .generation_llada import LLaDAGenerationConfig, LLaDAGenerationMixin
 
 try:
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -413,6 +413,7 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
     `diffusion_generate` / `generate`."""
 
     _auto_class = "AutoModel"  # save_pretrained copies the Hub files and writes `auto_map`
+    generation_config_class = LLaDAGenerationConfig  # model.generation_config and generation_config.json
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
 
     def __init__(self, config: LLaDAConfig):
