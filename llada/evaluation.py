@@ -1,0 +1,197 @@
+"""Evaluation of masked-diffusion language models.
+
+- `elbo_nll` / `perplexity_bound`: the ELBO of the masked-diffusion process, an upper bound on the negative
+  log-likelihood; its exponential per token is a perplexity bound directly comparable with an autoregressive
+  model's perplexity on the same tokens. This is the one implementation; the Trainer's evaluation uses it.
+- `generative_perplexity`: how likely an autoregressive model finds some (generated) sequences.
+
+Each function is self-contained: it needs only a model that maps `input_ids` (and `attention_mask`) to `.logits`.
+"""
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+T_SAMPLING_SCHEMES = ("stratified", "antithetic", "uniform")
+
+
+def sample_times(
+    batch_size: int, num_samples: int, scheme: str = "stratified", generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
+    r"""
+    Diffusion times `t` in (0, 1) for `num_samples` Monte-Carlo draws per sequence, shape `(num_samples, batch)`.
+
+    - `"uniform"`: independent `U(0, 1)`.
+    - `"stratified"`: draw k is uniform in `[k / K, (k + 1) / K)`: same mean, lower variance.
+    - `"antithetic"`: pairs `(u, 1 - u)`; needs an even `num_samples`.
+    """
+    if scheme not in T_SAMPLING_SCHEMES:
+        raise ValueError(f"`t_sampling` must be one of {T_SAMPLING_SCHEMES}, got {scheme!r}.")
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
+    uniform = torch.rand(num_samples, batch_size, generator=generator)  # (K, batch)
+    if scheme == "uniform":
+        return uniform
+    if scheme == "stratified":
+        strata = torch.arange(num_samples, dtype=uniform.dtype)[:, None]  # (K, 1)
+        return (strata + uniform) / num_samples
+    if num_samples % 2:
+        raise ValueError(f"`t_sampling='antithetic'` needs an even `num_samples`, got {num_samples}.")
+    half = uniform[: num_samples // 2]
+    return torch.cat([half, 1.0 - half], dim=0)
+
+
+@torch.no_grad()
+def elbo_nll(
+    model,
+    input_ids: torch.LongTensor,
+    attention_mask: Optional[torch.Tensor] = None,
+    scored_mask: Optional[torch.Tensor] = None,
+    num_samples: int = 16,
+    t_sampling: str = "stratified",
+    eps: float = 1e-3,
+    mask_token_id: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    seed: Optional[int] = None,
+) -> torch.Tensor:
+    r"""
+    Monte-Carlo estimate of the masked-diffusion ELBO: an upper bound on `-log p(x)` of each sequence, in nats.
+
+    `-log p(x) <= E_{t ~ U(0,1)} E_{x_t ~ q(x_t | x)} [ (1/t) sum_{i masked in x_t} -log p_theta(x_i | x_t) ]`
+    (LLaDA, Eq. 3-4; Shi et al. 2024; Sahoo et al. 2024). As in training, `t` is mapped to a masking probability
+    `p = (1 - eps) t + eps`, which keeps `1/p` finite (the bias is O(eps)). Only positions in `scored_mask` are ever
+    masked or scored: with a prompt left clean this bounds `-log p(answer | prompt)`.
+
+    Args:
+        model: a masked-diffusion model; `model(input_ids=..., attention_mask=...).logits` is `(batch, seq, vocab)`.
+        input_ids (`torch.LongTensor` of shape `(batch, seq)`): the clean sequences.
+        attention_mask (`torch.Tensor` of shape `(batch, seq)`, *optional*): 1 for real tokens, 0 for padding.
+        scored_mask (`torch.Tensor` of shape `(batch, seq)`, *optional*): positions to bound (default: the real
+            tokens).
+        num_samples (`int`): Monte-Carlo samples of `t` (and of the mask) per sequence.
+        t_sampling (`str`): `"stratified"` (default), `"antithetic"` or `"uniform"`, see `sample_times`.
+        eps (`float`): smallest masking probability.
+        mask_token_id (`int`, *optional*): defaults to `model.config.mask_token_id`.
+        generator (`torch.Generator`, *optional*) or seed (`int`, *optional*): fixes `t` and the masks, so two
+            evaluations of the same model give the same number.
+
+    Returns:
+        `torch.Tensor` of shape `(batch,)`: the bound on each sequence's negative log-likelihood (summed over its
+        scored tokens). Divide by `scored_mask.sum(1)` for nats per token.
+    """
+    if mask_token_id is None:
+        mask_token_id = model.config.mask_token_id
+    if generator is None:
+        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+    batch, seq = input_ids.shape
+    device = input_ids.device
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if scored_mask is None:
+        scored_mask = attention_mask.bool()
+    scored_mask = scored_mask.bool() & attention_mask.bool()  # (batch, seq)
+
+    times = sample_times(batch, num_samples, t_sampling, generator)  # (K, batch), drawn on the CPU: reproducible
+    total = torch.zeros(batch, dtype=torch.float64, device=device)
+    for t in times:
+        p_mask = ((1.0 - eps) * t + eps).to(device)[:, None]  # (batch, 1)
+        noise = torch.rand(batch, seq, generator=generator).to(device)  # (batch, seq)
+        masked_indices = (noise < p_mask) & scored_mask  # (batch, seq)
+        noisy_ids = torch.where(masked_indices, torch.full_like(input_ids, mask_token_id), input_ids)
+        logits = model(input_ids=noisy_ids, attention_mask=attention_mask).logits  # (batch, seq, vocab)
+        token_nll = F.cross_entropy(logits.float().transpose(1, 2), input_ids, reduction="none")  # (batch, seq)
+        weighted = torch.where(masked_indices, token_nll / p_mask, torch.zeros_like(token_nll))
+        total += weighted.sum(dim=1).double()
+    return (total / num_samples).float()
+
+
+@torch.no_grad()
+def perplexity_bound(
+    model,
+    input_ids: torch.LongTensor,
+    attention_mask: Optional[torch.Tensor] = None,
+    batch_size: int = 16,
+    num_samples: int = 16,
+    t_sampling: str = "stratified",
+    eps: float = 1e-3,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> dict:
+    r"""
+    Perplexity bound of a masked-diffusion model on a set of sequences: `exp(sum ELBO / number of tokens)`.
+
+    Since the ELBO bounds `-log p(x)` from above, this bounds the model's true perplexity from above and can be
+    compared with an autoregressive perplexity on the same tokens (lower is better for both).
+
+    Args:
+        input_ids (`torch.LongTensor` of shape `(num_sequences, seq)`), attention_mask (same shape, *optional*).
+        batch_size, num_samples, t_sampling, eps, seed: see `elbo_nll`; one generator seeded with `seed` serves
+            all batches, so the result is reproducible.
+
+    Returns:
+        `dict` with `nll_bound` (nats per token), `perplexity_bound`, `num_tokens`.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    device = _model_device(model)
+    total_nll, total_tokens = 0.0, 0
+    for start in tqdm(range(0, input_ids.shape[0], batch_size), desc="ELBO perplexity bound",
+                      disable=not show_progress):
+        ids = input_ids[start : start + batch_size].to(device)  # (batch, seq)
+        mask = None if attention_mask is None else attention_mask[start : start + batch_size].to(device)
+        nll = elbo_nll(model, ids, mask, num_samples=num_samples, t_sampling=t_sampling, eps=eps,
+                       generator=generator)
+        total_nll += nll.double().sum().item()
+        total_tokens += int(ids.numel() if mask is None else mask.sum().item())
+    nll_per_token = total_nll / max(total_tokens, 1)
+    return {"nll_bound": nll_per_token, "perplexity_bound": math.exp(nll_per_token), "num_tokens": total_tokens}
+
+
+@torch.no_grad()
+def generative_perplexity(
+    ar_model,
+    sequences: torch.LongTensor,
+    attention_mask: Optional[torch.Tensor] = None,
+    prompt_length: int = 0,
+    batch_size: int = 16,
+) -> float:
+    r"""
+    Perplexity an autoregressive model assigns to `sequences` (e.g. samples of a diffusion model): `exp` of the mean
+    next-token negative log-likelihood over the scored tokens.
+
+    Args:
+        ar_model: a causal LM (`ar_model(input_ids, attention_mask).logits` is `(batch, seq, vocab)`, position i
+            predicting token i + 1).
+        sequences (`torch.LongTensor` of shape `(num_sequences, seq)`).
+        attention_mask (`torch.Tensor`, *optional*): 1 for real tokens; padding is neither scored nor attended to.
+        prompt_length (`int`): the first `prompt_length` tokens are context only (not scored). The first token is
+            never scored (nothing predicts it).
+    """
+    device = _model_device(ar_model)
+    total_nll, total_tokens = 0.0, 0
+    for start in range(0, sequences.shape[0], batch_size):
+        ids = sequences[start : start + batch_size].to(device)  # (batch, seq)
+        mask = torch.ones_like(ids) if attention_mask is None else attention_mask[start : start + batch_size].to(device)
+        logits = ar_model(input_ids=ids, attention_mask=mask).logits[:, :-1]  # (batch, seq - 1, vocab)
+        targets = ids[:, 1:]  # (batch, seq - 1)
+        scored = mask[:, 1:].bool()
+        scored[:, : max(prompt_length - 1, 0)] = False  # targets before position prompt_length are the prompt
+        token_nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (batch, seq - 1)
+        total_nll += token_nll[scored].double().sum().item()
+        total_tokens += int(scored.sum().item())
+    if total_tokens == 0:
+        raise ValueError("generative_perplexity: no token to score (sequences too short for the prompt length).")
+    return math.exp(total_nll / total_tokens)
+
+
+def _model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+__all__ = ["T_SAMPLING_SCHEMES", "elbo_nll", "generative_perplexity", "perplexity_bound", "sample_times"]

@@ -1,0 +1,1 @@
+"""Training: data loading and packing, tokenizers, the masked-diffusion collator, the Trainer and its callbacks."""

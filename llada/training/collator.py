@@ -1,0 +1,205 @@
+"""`DataCollatorForMaskedDiffusion`: pads a list of examples and applies LLaDA's forward (masking) process.
+
+It works with a plain `transformers.Trainer`: the batch it returns holds exactly the keyword arguments
+`LLaDAForMaskedDiffusion.forward` takes for its loss.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+
+
+@dataclass
+class DataCollatorForMaskedDiffusion:
+    r"""
+    Pads examples and masks them as in LLaDA's pre-training and SFT (Nie et al. 2025, Algorithms 1 and 2).
+
+    For each sequence a time `t ~ U(0, 1)` is drawn and turned into a masking probability `p = (1 - eps) t + eps`;
+    every maskable token is then replaced by the mask token with probability `p`, independently. The model's loss
+    is `sum over masked tokens of CE / p`, divided by the number of token slots (pre-training) or, in SFT mode, by each
+    answer's length.
+
+    Random draws happen in this order, so a seeded collator is exactly reproducible: one uniform deciding the
+    random-length truncation (only when `random_length_probability > 0`), and the length `U{1..L}` if truncating;
+    then `t` (batch,); then the token noise (batch, seq).
+
+    Examples are dicts with `input_ids` (a list or 1-D tensor). In **SFT mode** they also carry `labels` with -100
+    on the prompt and the token ids on the answer (the usual Hugging Face SFT convention); the prompt is never
+    masked. SFT mode is switched on by `sft=True`, or automatically when the examples have `labels`.
+
+    Args:
+        tokenizer (`PreTrainedTokenizerBase`, *optional*):
+            Supplies `mask_token_id`, `pad_token_id` and `eos_token_id` when those are not given.
+        mask_token_id (`int`, *optional*): id written at masked positions.
+        pad_token_id (`int`, *optional*): id used for padding (pre-training).
+        eps (`float`, *optional*, defaults to 1e-3): smallest masking probability.
+        random_length_probability (`float`, *optional*, defaults to 0.0):
+            Probability that a batch is cut to a random length in `[1, L]`; LLaDA pre-training uses 0.01 so the
+            model also sees short sequences.
+        sft (`bool`, *optional*): SFT mode; `None` decides from the presence of `labels` in the examples.
+        pad_answers_with_eos (`bool`, *optional*, defaults to `True`):
+            SFT: pad with EOS tokens that are attended to and count as part of the answer, as LLaDA does, so the
+            model learns to end its answers with EOS. With `False`, padding is ignored like in pre-training.
+        seed (`int`, *optional*):
+            Seed of the collator's own random generator. `None` draws from torch's global generator, which the
+            Trainer seeds from `TrainingArguments.seed` and stores in its checkpoints (so resuming is exact).
+        mask (`bool`, *optional*, defaults to `True`):
+            `False` returns clean, padded batches (what evaluation with the ELBO wants).
+        pad_to_multiple_of (`int`, *optional*): pad the sequence length to a multiple of this.
+
+    Returns (from `__call__`): a dict of tensors `input_ids` (batch, seq) with masks applied, `attention_mask`
+    (batch, seq), `labels` (batch, seq) holding the clean token at masked positions and -100 elsewhere, `p_mask`
+    (batch, seq) holding each sequence's masking probability, and in SFT mode `answer_lengths` (batch,).
+
+    Example:
+
+    ```python
+    >>> collator = DataCollatorForMaskedDiffusion(tokenizer=tokenizer)
+    >>> trainer = Trainer(model=model, args=args, train_dataset=blocks, data_collator=collator)
+    ```
+    """
+
+    tokenizer: Any = None
+    mask_token_id: Optional[int] = None
+    pad_token_id: Optional[int] = None
+    eps: float = 1e-3
+    random_length_probability: float = 0.0
+    sft: Optional[bool] = None
+    pad_answers_with_eos: bool = True
+    seed: Optional[int] = None
+    mask: bool = True
+    pad_to_multiple_of: Optional[int] = None
+
+    def __post_init__(self):
+        tokenizer = self.tokenizer
+        if self.mask_token_id is None and tokenizer is not None:
+            self.mask_token_id = tokenizer.mask_token_id
+        if self.pad_token_id is None and tokenizer is not None:
+            self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.eos_token_id = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else None
+        if self.mask and self.mask_token_id is None:
+            raise ValueError(
+                "DataCollatorForMaskedDiffusion: no mask token id; pass `mask_token_id` or a tokenizer with a "
+                "mask token (see llada.training.tokenizers.ensure_mask_token)."
+            )
+        if self.pad_token_id is None:
+            self.pad_token_id = self.eos_token_id if self.eos_token_id is not None else 0
+        if not 0.0 < self.eps < 1.0:
+            raise ValueError(f"DataCollatorForMaskedDiffusion: `eps` must be in (0, 1), got {self.eps!r}.")
+        if not 0.0 <= self.random_length_probability <= 1.0:
+            raise ValueError(
+                "DataCollatorForMaskedDiffusion: `random_length_probability` must be in [0, 1], "
+                f"got {self.random_length_probability!r}."
+            )
+        self._generator = None
+        self._generator_owner = None
+
+    def __getstate__(self):  # DataLoader workers may pickle the collator; each builds its own generator
+        state = self.__dict__.copy()
+        state["_generator"], state["_generator_owner"] = None, None
+        return state
+
+    # ----------------------------------------------------------------------------------------------------------
+
+    def __call__(self, examples: list) -> dict:
+        sft = self.sft if self.sft is not None else "labels" in examples[0]
+        input_ids, attention_mask, maskable = self._pad(examples, sft)  # each (batch, seq)
+        if not self.mask:
+            batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if sft:  # the scored (answer) positions, for the ELBO of the answer given the prompt
+                batch["labels"] = torch.where(maskable, input_ids, torch.full_like(input_ids, -100))
+            return batch
+        generator = self._get_generator()
+        input_ids, attention_mask, maskable = self._maybe_truncate(input_ids, attention_mask, maskable, generator)
+        batch_size, seq_len = input_ids.shape
+
+        t = torch.rand(batch_size, generator=generator)  # (batch,) diffusion time of each sequence
+        p_mask = ((1.0 - self.eps) * t + self.eps)[:, None].expand(batch_size, seq_len)  # (batch, seq)
+        noise = torch.rand(batch_size, seq_len, generator=generator)  # (batch, seq)
+        masked_indices = (noise < p_mask) & maskable  # (batch, seq)
+
+        labels = torch.where(masked_indices, input_ids, torch.full_like(input_ids, -100))
+        noisy_ids = torch.where(masked_indices, torch.full_like(input_ids, self.mask_token_id), input_ids)
+        batch = {
+            "input_ids": noisy_ids,
+            "attention_mask": attention_mask,
+            "labels": labels,
+            "p_mask": p_mask.contiguous(),
+        }
+        if sft:
+            batch["answer_lengths"] = maskable.sum(dim=1)  # (batch,) tokens the answer (with EOS padding) spans
+        return batch
+
+    # ----------------------------------------------------------------------------------------------------------
+
+    def _pad(self, examples: list, sft: bool):
+        """Right-pads to the longest example; returns ids, attention mask and which positions may be masked."""
+        rows = [_as_long_list(example["input_ids"], "input_ids") for example in examples]
+        lengths = [len(row) for row in rows]
+        if min(lengths) == 0:
+            raise ValueError("DataCollatorForMaskedDiffusion: got an example with empty `input_ids`.")
+        seq_len = max(lengths)
+        if self.pad_to_multiple_of:
+            seq_len = -(-seq_len // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        pad_with_eos = sft and self.pad_answers_with_eos and self.eos_token_id is not None
+        pad_id = self.eos_token_id if pad_with_eos else self.pad_token_id
+        input_ids = torch.full((len(rows), seq_len), pad_id, dtype=torch.long)  # (batch, seq)
+        real = torch.zeros(len(rows), seq_len, dtype=torch.bool)  # (batch, seq) True on the example's own tokens
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            real[i, : len(row)] = True
+        if not sft:
+            return input_ids, real.long(), real
+        answer = torch.zeros_like(real)  # (batch, seq) True on answer tokens
+        for i, example in enumerate(examples):
+            labels = _as_long_list(example["labels"], "labels")
+            if len(labels) != lengths[i]:
+                raise ValueError(
+                    f"DataCollatorForMaskedDiffusion: example {i} has {lengths[i]} input_ids but {len(labels)} labels."
+                )
+            answer[i, : len(labels)] = torch.tensor(labels, dtype=torch.long) != -100
+        if pad_with_eos:  # LLaDA SFT: EOS padding is attended to and is part of the answer
+            return input_ids, torch.ones_like(input_ids), answer | ~real
+        return input_ids, real.long(), answer
+
+    def _maybe_truncate(self, input_ids, attention_mask, maskable, generator):
+        """LLaDA's random-length batches: with probability `random_length_probability`, keep a random prefix."""
+        if self.random_length_probability <= 0.0:
+            return input_ids, attention_mask, maskable
+        if torch.rand(1, generator=generator).item() >= self.random_length_probability:
+            return input_ids, attention_mask, maskable
+        length = int(torch.randint(1, input_ids.shape[1] + 1, (1,), generator=generator).item())
+        return input_ids[:, :length], attention_mask[:, :length], maskable[:, :length]
+
+    def _get_generator(self) -> Optional[torch.Generator]:
+        """The seeded generator (one per DataLoader worker and per distributed rank), or None for torch's global one."""
+        if self.seed is None:
+            return None
+        owner = _worker_and_rank()
+        if self._generator is None or self._generator_owner != owner:
+            worker_id, rank = owner
+            # Distinct streams per worker and rank; otherwise every copy of the collator would mask identically.
+            self._generator = torch.Generator().manual_seed(self.seed + 1009 * (worker_id + 1) + 7919 * rank)
+            if owner == (-1, 0):
+                self._generator.manual_seed(self.seed)
+            self._generator_owner = owner
+        return self._generator
+
+
+def _worker_and_rank():
+    worker = torch.utils.data.get_worker_info()
+    worker_id = worker.id if worker is not None else -1
+    rank = torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+    return worker_id, rank
+
+
+def _as_long_list(values, name: str) -> list:
+    if isinstance(values, torch.Tensor):
+        if values.dim() != 1:
+            raise ValueError(f"DataCollatorForMaskedDiffusion: `{name}` must be 1-D per example, got {tuple(values.shape)}.")
+        return values.tolist()
+    return list(values)
+
+
+__all__ = ["DataCollatorForMaskedDiffusion"]

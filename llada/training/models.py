@@ -1,0 +1,137 @@
+"""Model set-up for training: the architecture options, a fresh LLaDA or autoregressive baseline, or `--init_from`.
+
+The autoregressive baseline is `transformers.LlamaForCausalLM` with exactly the same dimensions, tokenizer and data,
+so that its perplexity and our perplexity bound compare like with like.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+from ..configuration_llada import LLaDAConfig
+from ..modeling_llada import LLaDAForMaskedDiffusion
+
+
+logger = logging.getLogger(__name__)
+
+MODEL_TYPES = ("llada", "autoregressive")
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train: its kind, its tokenizer, and its size (or an existing model to start from)."""
+
+    model_type: str = field(
+        default="llada",
+        metadata={"help": "'llada' (masked diffusion) or 'autoregressive' (LlamaForCausalLM baseline of the same "
+                          "size).", "choices": list(MODEL_TYPES)},
+    )
+    tokenizer: str = field(
+        default="bytes",
+        metadata={"help": "'bytes' (256 byte tokens + specials), 'bpe' (trained on the corpus, see --vocab_size), "
+                          "or a pretrained tokenizer folder / Hub id (a mask token is added when missing)."},
+    )
+    vocab_size: int = field(default=4096, metadata={"help": "Vocabulary size of a --tokenizer bpe."})
+    init_from: Optional[str] = field(
+        default=None,
+        metadata={"help": "Fine-tune an existing model folder or Hub id instead of training from scratch (its "
+                          "tokenizer is used unless --tokenizer names another)."},
+    )
+    hidden_size: int = field(default=256, metadata={"help": "Width of the residual stream."})
+    num_hidden_layers: int = field(default=4, metadata={"help": "Number of Transformer layers."})
+    num_attention_heads: int = field(default=4, metadata={"help": "Number of attention (query) heads."})
+    num_key_value_heads: Optional[int] = field(
+        default=None, metadata={"help": "Key/value heads (grouped-query attention); default: as many as query heads."}
+    )
+    intermediate_size: int = field(default=768, metadata={"help": "Width of the gated feed-forward layer."})
+    hidden_act: str = field(default="silu", metadata={"help": "Gate activation: silu (SwiGLU), mish, gelu, relu."})
+    attention_type: str = field(default="standard", metadata={"help": "'standard' or 'latent' (LLaDA only)."})
+    max_position_embeddings: Optional[int] = field(
+        default=None, metadata={"help": "Longest sequence the model is built for; default: --max_seq_length."}
+    )
+    rope_theta: float = field(default=10000.0, metadata={"help": "RoPE base frequency."})
+    tie_word_embeddings: bool = field(default=False, metadata={"help": "Share input embeddings and output head."})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "Attention kernel: 'sdpa' or 'eager'."})
+
+    def __post_init__(self):
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(f"`--model_type` must be one of {MODEL_TYPES}, got {self.model_type!r}.")
+
+
+def build_model(args: ModelArguments, tokenizer, max_seq_length: int):
+    """
+    The model to train: `--init_from` loaded (embeddings resized to the tokenizer), or a fresh one sized by `args`.
+
+    Raises:
+        ValueError: `--init_from` is not a LLaDA model (for `--model_type llada`), or `max_seq_length` exceeds the
+            model's positions.
+    """
+    if args.init_from is not None:
+        model = _load_existing(args, tokenizer)
+    elif args.model_type == "llada":
+        model = LLaDAForMaskedDiffusion(LLaDAConfig(**_shared_config(args, tokenizer, max_seq_length),
+                                                    mask_token_id=tokenizer.mask_token_id,
+                                                    attention_type=args.attention_type))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(**_shared_config(args, tokenizer, max_seq_length)))
+    positions = model.config.max_position_embeddings
+    if max_seq_length > positions:
+        raise ValueError(
+            f"`--max_seq_length` ({max_seq_length}) is beyond the model's positions (max_position_embeddings = "
+            f"{positions}); use a shorter --max_seq_length"
+            + (" or a larger --max_position_embeddings." if args.init_from is None else ".")
+        )
+    return model
+
+
+def _shared_config(args: ModelArguments, tokenizer, max_seq_length: int) -> dict:
+    """Configuration fields LLaDA and the Llama baseline share, so the two have identical dimensions."""
+    return dict(
+        vocab_size=len(tokenizer),
+        hidden_size=args.hidden_size,
+        intermediate_size=args.intermediate_size,
+        num_hidden_layers=args.num_hidden_layers,
+        num_attention_heads=args.num_attention_heads,
+        num_key_value_heads=args.num_key_value_heads,
+        hidden_act=args.hidden_act,
+        max_position_embeddings=args.max_position_embeddings or max_seq_length,
+        rope_parameters={"rope_type": "default", "rope_theta": float(args.rope_theta)},
+        tie_word_embeddings=args.tie_word_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        attn_implementation=args.attn_implementation,
+    )
+
+
+def _load_existing(args: ModelArguments, tokenizer):
+    """Loads `--init_from`, checks it is the right kind, and fits its embeddings and token ids to the tokenizer."""
+    try:
+        config = AutoConfig.from_pretrained(args.init_from, trust_remote_code=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"`--init_from`: cannot load a model config from {args.init_from!r} ({error}).") from error
+    if args.model_type == "llada":
+        if getattr(config, "model_type", None) != "llada":
+            raise ValueError(
+                f"`--init_from` {args.init_from!r} is a {getattr(config, 'model_type', 'unknown')!r} model, not a "
+                f"LLaDA model (model_type 'llada'); use --model_type autoregressive to fine-tune a causal LM."
+            )
+        model = LLaDAForMaskedDiffusion.from_pretrained(args.init_from, attn_implementation=args.attn_implementation)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(args.init_from, attn_implementation=args.attn_implementation)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        logger.info("Resizing the embeddings of %s to the tokenizer's %d tokens.", args.init_from, len(tokenizer))
+        model.resize_token_embeddings(len(tokenizer))
+    if args.model_type == "llada":
+        model.config.mask_token_id = tokenizer.mask_token_id
+    return model
+
+
+def is_masked_diffusion_model(model) -> bool:
+    """True for LLaDA models (ours or loaded with remote code), False for causal LMs such as the baseline."""
+    return getattr(getattr(model, "config", None), "model_type", None) == "llada"
+
+
+__all__ = ["MODEL_TYPES", "ModelArguments", "build_model", "is_masked_diffusion_model"]

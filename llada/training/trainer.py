@@ -1,0 +1,218 @@
+"""`LLaDATrainingArguments` and `LLaDATrainer`: transformers' Trainer with masked-diffusion evaluation.
+
+The Trainer does the training as is (the model computes its own loss from the collator's batch). What changes:
+evaluation reports the ELBO perplexity bound with a fixed seed and several `t` samples per sequence (comparable
+between runs and with an autoregressive perplexity), samples are generated at each evaluation, and a loss-curve PNG
+is written at the end. Checkpoints are the Trainer's: `save_pretrained` writes the Hub code files (our classes carry
+`_auto_class`) and the tokenizer is saved with them because it is the trainer's `processing_class`.
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from transformers import (
+    DataCollatorForLanguageModeling,
+    DataCollatorForSeq2Seq,
+    Trainer,
+    TrainingArguments,
+)
+from transformers.integrations import TensorBoardCallback
+
+from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll
+from .callbacks import LossCurveCallback, SampleGenerationCallback
+from .collator import DataCollatorForMaskedDiffusion
+from .models import is_masked_diffusion_model
+
+
+@dataclass
+class LLaDATrainingArguments(TrainingArguments):
+    r"""
+    [`TrainingArguments`] plus the options of masked-diffusion training, evaluation and sampling. Every
+    `TrainingArguments` option keeps its meaning (AMP with `bf16`/`fp16`, `gradient_checkpointing`, `torch_compile`,
+    `resume_from_checkpoint`, `load_best_model_at_end`, `push_to_hub`, ...).
+    """
+
+    mask_eps: float = field(
+        default=1e-3, metadata={"help": "Smallest masking probability: p = (1 - eps) t + eps with t ~ U(0, 1)."}
+    )
+    random_length_probability: float = field(
+        default=0.01,
+        metadata={"help": "Probability that a training batch is cut to a random length in [1, L] (LLaDA: 1%)."},
+    )
+    eval_num_t_samples: int = field(
+        default=4, metadata={"help": "Monte-Carlo samples of t (and masks) per sequence for the ELBO at evaluation."}
+    )
+    eval_t_sampling: str = field(
+        default="stratified",
+        metadata={"help": "How the evaluation t samples are drawn.", "choices": list(T_SAMPLING_SCHEMES)},
+    )
+    eval_seed: int = field(default=1234, metadata={"help": "Seed of the evaluation masks and of the samples."})
+    num_sample_generations: int = field(
+        default=2, metadata={"help": "Samples generated and logged at each evaluation (0: none)."}
+    )
+    sample_prompts: Optional[list[str]] = field(
+        default=None,
+        metadata={"help": "Prompts for those samples; default: the first --sample_prompt_length tokens of the "
+                          "first validation blocks."},
+    )
+    sample_prompt_length: int = field(default=16, metadata={"help": "Tokens of validation text used as prompt."})
+    sample_max_new_tokens: int = field(default=128, metadata={"help": "Tokens generated per sample."})
+    sample_steps: Optional[int] = field(
+        default=None, metadata={"help": "Diffusion steps per sample; default: --sample_max_new_tokens."}
+    )
+    sample_block_length: Optional[int] = field(
+        default=None, metadata={"help": "Semi-autoregressive block length; default: one block."}
+    )
+    sample_temperature: float = field(default=0.8, metadata={"help": "Sampling temperature (0: greedy)."})
+    plot_loss_curve: bool = field(default=True, metadata={"help": "Write output_dir/loss_curve.png at the end."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.eval_t_sampling not in T_SAMPLING_SCHEMES:
+            raise ValueError(f"`eval_t_sampling` must be one of {T_SAMPLING_SCHEMES}, got {self.eval_t_sampling!r}.")
+        if not isinstance(self.eval_num_t_samples, int) or self.eval_num_t_samples < 1:
+            raise ValueError(f"`eval_num_t_samples` must be a positive integer, got {self.eval_num_t_samples!r}.")
+
+
+class LLaDATrainer(Trainer):
+    r"""
+    [`Trainer`] for LLaDA models and their autoregressive baselines.
+
+    Defaults it fills in: the data collator (`DataCollatorForMaskedDiffusion` for LLaDA, a causal-LM collator for the
+    baseline), a sample-generation callback and a loss-curve callback. It overrides only evaluation:
+
+    - batches are collated clean (no masking) and `prediction_step` returns the ELBO (`llada.evaluation.elbo_nll`)
+      per token, so `eval_loss` is an upper bound on the NLL in nats per token, estimated with
+      `eval_num_t_samples` stratified `t` per sequence and masks drawn from a generator seeded with `eval_seed`;
+    - the metrics gain `eval_perplexity_bound = exp(eval_loss)` (LLaDA) or `eval_perplexity` (baseline).
+
+    `metric_for_best_model="eval_loss"` with `load_best_model_at_end=True` thus keeps the checkpoint with the best
+    bound.
+    """
+
+    def __init__(self, model=None, args: Optional[TrainingArguments] = None, data_collator=None,
+                 train_dataset=None, eval_dataset=None, processing_class=None, callbacks=None, **kwargs):
+        self.is_masked_diffusion = is_masked_diffusion_model(model)
+        if data_collator is None and processing_class is not None:
+            data_collator = self._default_collator(model, args, processing_class, train_dataset)
+        callbacks = list(callbacks or [])
+        sample_callback = self._sample_callback(args, processing_class, eval_dataset)
+        if sample_callback is not None:
+            callbacks.append(sample_callback)
+        if getattr(args, "plot_loss_curve", False):
+            callbacks.append(LossCurveCallback())
+        super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
+                         eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks, **kwargs)
+        if sample_callback is not None:  # the samples go to the same TensorBoard run as the losses
+            sample_callback.tensorboard_callback = next(
+                (cb for cb in self.callback_handler.callbacks if isinstance(cb, TensorBoardCallback)), None
+            )
+        self._elbo_generator = None
+
+    # ----------------------------------------------------------------------------------------------------------
+    # set-up helpers
+
+    def _default_collator(self, model, args, tokenizer, train_dataset):
+        is_sft = "labels" in (getattr(train_dataset, "column_names", None) or [])
+        if self.is_masked_diffusion:
+            return DataCollatorForMaskedDiffusion(
+                tokenizer=tokenizer,
+                mask_token_id=model.config.mask_token_id,
+                eps=getattr(args, "mask_eps", 1e-3),
+                random_length_probability=getattr(args, "random_length_probability", 0.0),
+            )
+        if is_sft:  # prompt labels are already -100; pad labels with -100 too
+            return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+        return DataCollatorForLanguageModeling(tokenizer, mlm=False)
+
+    @staticmethod
+    def _sample_callback(args, tokenizer, eval_dataset):
+        count = getattr(args, "num_sample_generations", 0)
+        if not count or tokenizer is None:
+            return None
+        if args.sample_prompts:
+            prompts = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in args.sample_prompts[:count]]
+        elif eval_dataset is not None and hasattr(eval_dataset, "__getitem__") and hasattr(eval_dataset, "__len__"):
+            rows = [eval_dataset[i] for i in range(min(count, len(eval_dataset)))]
+            prompts = [_prompt_of(row, args.sample_prompt_length) for row in rows]
+        else:
+            return None
+        return SampleGenerationCallback(
+            prompts, tokenizer, max_new_tokens=args.sample_max_new_tokens, steps=args.sample_steps,
+            block_length=args.sample_block_length, temperature=args.sample_temperature, seed=args.eval_seed,
+        )
+
+    # ----------------------------------------------------------------------------------------------------------
+    # evaluation
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        """Evaluation batches are collated without masking: `prediction_step` draws its own, seeded masks."""
+        collator = self.data_collator
+        if self.is_masked_diffusion and isinstance(collator, DataCollatorForMaskedDiffusion):
+            self.data_collator = dataclasses.replace(collator, mask=False, random_length_probability=0.0)
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.data_collator = collator
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        # Every evaluation restarts the same random stream, so the bound moves only when the model does.
+        seed = getattr(self.args, "eval_seed", 1234) + 7919 * self.args.process_index
+        self._elbo_generator = torch.Generator().manual_seed(seed)
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
+                                         metric_key_prefix)
+        loss = output.metrics.get(f"{metric_key_prefix}_loss")
+        if loss is not None:
+            name = "perplexity_bound" if self.is_masked_diffusion else "perplexity"
+            output.metrics[f"{metric_key_prefix}_{name}"] = math.exp(min(loss, 700.0))
+        return output
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        if not self.is_masked_diffusion:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        input_ids, scored_mask = _clean_ids_and_scored(inputs)  # (batch, seq) each
+        attention_mask = inputs.get("attention_mask")
+        with self.compute_loss_context_manager():
+            nll = elbo_nll(
+                model, input_ids, attention_mask, scored_mask,
+                num_samples=getattr(self.args, "eval_num_t_samples", 4),
+                t_sampling=getattr(self.args, "eval_t_sampling", "stratified"),
+                eps=getattr(self.args, "mask_eps", 1e-3),
+                mask_token_id=self.accelerator.unwrap_model(model).config.mask_token_id,
+                generator=self._elbo_generator or torch.Generator().manual_seed(self.args.eval_seed),
+            )  # (batch,) nats per sequence
+        loss = nll.sum() / scored_mask.sum().clamp(min=1)  # nats per scored token in this batch
+        return loss.detach(), None, None
+
+
+def _clean_ids_and_scored(inputs: dict):
+    """The clean tokens of an evaluation batch and the positions to score.
+
+    Clean batches (our collator with `mask=False`) carry labels only in SFT mode (-100 on the prompt); masked
+    batches (any collator) hold the clean token in `labels` wherever `input_ids` was masked.
+    """
+    input_ids = inputs["input_ids"]
+    attention_mask = inputs.get("attention_mask", torch.ones_like(input_ids)).bool()
+    labels = inputs.get("labels")
+    if labels is None:
+        return input_ids, attention_mask
+    if "p_mask" in inputs:  # already masked: undo it
+        return torch.where(labels != -100, labels, input_ids), attention_mask
+    return input_ids, (labels != -100) & attention_mask
+
+
+def _prompt_of(row: dict, length: int) -> list:
+    """The prompt of an SFT row (labels -100), or the first `length` tokens of a pre-training block."""
+    ids = list(row["input_ids"])
+    if "labels" in row:
+        prompt_length = sum(1 for label in row["labels"] if label == -100)
+        return ids[:prompt_length] or ids[:length]
+    return ids[:length]
+
+
+__all__ = ["LLaDATrainer", "LLaDATrainingArguments"]
