@@ -165,10 +165,19 @@ def run_training(model_args, data_args, training_args):
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
     if training_args.eval_strategy != "no":
-        metrics = trainer.evaluate()
+        metrics = _evaluation_of_saved_model(trainer)
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
     return trainer
+
+
+def _evaluation_of_saved_model(trainer) -> dict:
+    """The evaluation metrics of the model just saved: those logged at its step (the evaluation is seeded, so
+    re-running it would give the same numbers), or a fresh evaluation when none was logged there."""
+    state = trainer.state
+    step = state.best_global_step if trainer.args.load_best_model_at_end and state.best_global_step else state.global_step
+    logged = [entry for entry in state.log_history if entry.get("step") == step and "eval_loss" in entry]
+    return dict(logged[-1]) if logged else trainer.evaluate()
 
 
 def main(argv: Optional[list] = None) -> int:

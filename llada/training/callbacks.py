@@ -65,18 +65,20 @@ class SampleGenerationCallback(TrainerCallback):
         model.eval()
         try:
             input_ids, attention_mask = self._left_padded_prompts(next(model.parameters()).device)
+            max_new_tokens, steps, block_length = self._fit_to_positions(model, input_ids.shape[1])
+            if max_new_tokens < 1:
+                return self._skip("the prompts fill the model's positions")
             if hasattr(model, "diffusion_generate"):
                 sequences = model.diffusion_generate(
-                    input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=self.max_new_tokens,
-                    steps=self.steps, block_length=self.block_length or self.max_new_tokens,
-                    temperature=self.temperature, seed=self.seed,
+                    input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                    steps=steps, block_length=block_length, temperature=self.temperature, seed=self.seed,
                 )
             elif getattr(model.config, "model_type", None) == "llada":
                 return self._skip("this model has no `diffusion_generate` yet")
             else:
                 torch.manual_seed(self.seed)
                 sequences = model.generate(
-                    input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=self.max_new_tokens,
+                    input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                     do_sample=self.temperature > 0, temperature=self.temperature or None, top_k=None, top_p=None,
                     pad_token_id=self.tokenizer.pad_token_id,
                 )
@@ -88,6 +90,18 @@ class SampleGenerationCallback(TrainerCallback):
             sequences = sequences.sequences
         return [self.tokenizer.decode(row[attention_mask.shape[1] - len(prompt):], skip_special_tokens=True)
                 for row, prompt in zip(sequences.tolist(), self.prompts)]
+
+    def _fit_to_positions(self, model, prompt_length: int):
+        """`max_new_tokens`, `steps`, `block_length` shrunk so prompt + samples fit `max_position_embeddings`."""
+        limit = getattr(model.config, "max_position_embeddings", None) or (prompt_length + self.max_new_tokens)
+        max_new_tokens = min(self.max_new_tokens, limit - prompt_length)
+        block_length = self.block_length if self.block_length and self.block_length <= max_new_tokens else None
+        if block_length:
+            max_new_tokens -= max_new_tokens % block_length  # blocks must tile the generation
+        steps = max(1, round(self.steps * max_new_tokens / self.max_new_tokens)) if max_new_tokens > 0 else 1
+        if block_length:
+            steps = max(steps, max_new_tokens // block_length)
+        return max_new_tokens, steps, block_length
 
     def _left_padded_prompts(self, device):
         width = max(len(p) for p in self.prompts)

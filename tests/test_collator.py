@@ -1,0 +1,128 @@
+"""DataCollatorForMaskedDiffusion: exact masking maths (seeded), SFT prompt protection, truncation, loss by hand."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from llada.training.collator import DataCollatorForMaskedDiffusion
+from llada.training.tokenizers import build_byte_tokenizer
+
+from conftest import tiny_model
+
+MASK, PAD, EOS = 99, 0, 1
+
+
+def rows(*lengths, start=2):
+    return [{"input_ids": list(range(start, start + n))} for n in lengths]
+
+
+def test_masking_matches_the_forward_process_exactly():
+    collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=7)
+    batch = collator(rows(10, 10, 10))
+
+    generator = torch.Generator().manual_seed(7)  # same draws in the documented order: t, then token noise
+    t = torch.rand(3, generator=generator)
+    p = (1 - 1e-3) * t + 1e-3
+    masked = torch.rand(3, 10, generator=generator) < p[:, None]
+    clean = torch.arange(2, 12).repeat(3, 1)
+
+    assert torch.equal(batch["input_ids"], torch.where(masked, torch.tensor(MASK), clean))
+    assert torch.equal(batch["labels"], torch.where(masked, clean, torch.tensor(-100)))
+    assert torch.equal(batch["p_mask"], p[:, None].expand(3, 10))
+    assert torch.equal(batch["attention_mask"], torch.ones(3, 10, dtype=torch.long))
+    assert "answer_lengths" not in batch
+
+
+def test_padding_is_never_masked_and_seeded_runs_repeat():
+    make = lambda: DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=3)
+    first, second = make()(rows(4, 9)), make()(rows(4, 9))
+    for key in first:
+        assert torch.equal(first[key], second[key])
+    assert first["input_ids"].shape == (2, 9)
+    assert torch.equal(first["attention_mask"][0], torch.tensor([1, 1, 1, 1, 0, 0, 0, 0, 0]))
+    assert (first["input_ids"][0, 4:] == PAD).all() and (first["labels"][0, 4:] == -100).all()
+
+
+def test_masking_probability_matches_t_on_average():
+    collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0)
+    batch = collator(rows(*[200] * 256))
+    masked_fraction = (batch["labels"] != -100).float().mean(dim=1)
+    assert torch.allclose(masked_fraction, batch["p_mask"][:, 0], atol=0.12)
+    assert abs(batch["p_mask"][:, 0].mean().item() - 0.5) < 0.06  # p ~ U(eps, 1)
+
+
+def test_sft_never_masks_the_prompt_and_counts_answer_lengths():
+    examples = [
+        {"input_ids": [5, 6, 7, 8, 9, 10], "labels": [-100, -100, -100, 8, 9, 10]},
+        {"input_ids": [5, 6, 7, 8], "labels": [-100, -100, 7, 8]},
+    ]
+    collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=1, pad_answers_with_eos=False)
+    for seed in range(20):
+        collator.seed, collator._generator = seed, None
+        batch = collator(examples)
+        assert torch.equal(batch["input_ids"][0, :3], torch.tensor([5, 6, 7]))  # prompt untouched
+        assert torch.equal(batch["input_ids"][1, :2], torch.tensor([5, 6]))
+        assert (batch["labels"][0, :3] == -100).all() and (batch["labels"][1, :2] == -100).all()
+        assert torch.equal(batch["answer_lengths"], torch.tensor([3, 2]))
+        assert torch.equal(batch["attention_mask"][1], torch.tensor([1, 1, 1, 1, 0, 0]))
+
+
+def test_sft_pads_answers_with_eos_like_llada():
+    tokenizer = build_byte_tokenizer()
+    examples = [{"input_ids": [65, 66, 67, 68], "labels": [-100, -100, 67, 68]},
+                {"input_ids": [65, 66], "labels": [-100, 66]}]
+    batch = DataCollatorForMaskedDiffusion(tokenizer=tokenizer, mask=False)(examples)
+    assert torch.equal(batch["input_ids"][1], torch.tensor([65, 66, tokenizer.eos_token_id, tokenizer.eos_token_id]))
+    assert torch.equal(batch["attention_mask"], torch.ones(2, 4, dtype=torch.long))
+    assert torch.equal(batch["labels"][1], torch.tensor([-100, 66, tokenizer.eos_token_id, tokenizer.eos_token_id]))
+    masked = DataCollatorForMaskedDiffusion(tokenizer=tokenizer, seed=0)(examples)
+    assert torch.equal(masked["answer_lengths"], torch.tensor([2, 3]))
+
+
+def test_random_length_truncation_draws_in_documented_order():
+    collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=5,
+                                              random_length_probability=1.0)
+    batch = collator(rows(16, 16))
+    generator = torch.Generator().manual_seed(5)
+    torch.rand(1, generator=generator)
+    length = int(torch.randint(1, 17, (1,), generator=generator))
+    t = torch.rand(2, generator=generator)
+    assert batch["input_ids"].shape == (2, length)
+    assert torch.equal(batch["p_mask"][:, 0], (1 - 1e-3) * t + 1e-3)
+
+
+def test_unmasked_mode_returns_clean_batches():
+    batch = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, mask=False)(rows(3, 5))
+    assert set(batch) == {"input_ids", "attention_mask"}
+    assert torch.equal(batch["input_ids"][1], torch.tensor([2, 3, 4, 5, 6]))
+
+
+def test_pretraining_loss_equals_hand_computation():
+    model = tiny_model()
+    batch = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=11)(rows(12, 12, 12))
+    out = model(**batch)
+    masked = batch["labels"] != -100
+    ce = F.cross_entropy(out.logits[masked], batch["labels"][masked], reduction="none")
+    expected = (ce / batch["p_mask"][masked]).sum() / (3 * 12)  # sum CE/p over B*L token slots
+    torch.testing.assert_close(out.loss, expected)
+
+
+def test_sft_loss_equals_hand_computation():
+    model = tiny_model()
+    examples = [{"input_ids": list(range(2, 14)), "labels": [-100] * 4 + list(range(6, 14))},
+                {"input_ids": list(range(2, 14)), "labels": [-100] * 9 + list(range(11, 14))}]
+    batch = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=2, eps=0.5)(examples)
+    out = model(**batch)
+    expected = 0.0
+    for b in range(2):
+        masked = batch["labels"][b] != -100
+        ce = F.cross_entropy(out.logits[b][masked], batch["labels"][b][masked], reduction="sum")
+        expected = expected + ce / batch["p_mask"][b, 0] / batch["answer_lengths"][b]
+    torch.testing.assert_close(out.loss, expected / 2)
+
+
+def test_missing_mask_token_is_a_clear_error():
+    with pytest.raises(ValueError, match="mask token"):
+        DataCollatorForMaskedDiffusion(pad_token_id=PAD)
+    with pytest.raises(ValueError, match="eps"):
+        DataCollatorForMaskedDiffusion(mask_token_id=MASK, eps=0.0)
