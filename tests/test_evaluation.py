@@ -1,0 +1,94 @@
+"""ELBO perplexity bound and generative perplexity."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from llada.evaluation import elbo_nll, generative_perplexity, perplexity_bound, sample_times
+
+from conftest import tiny_model
+
+
+class ConstantModel(torch.nn.Module):
+    """Predicts the same distribution everywhere: its masked CE does not depend on the context."""
+
+    def __init__(self, log_probs):
+        super().__init__()
+        self.log_probs = torch.nn.Parameter(log_probs, requires_grad=False)
+        self.config = SimpleNamespace(mask_token_id=len(log_probs) - 1)
+
+    def forward(self, input_ids, attention_mask=None):
+        return SimpleNamespace(logits=self.log_probs.expand(*input_ids.shape, -1))
+
+
+def test_time_sampling_schemes():
+    g = torch.Generator().manual_seed(0)
+    stratified = sample_times(3, 8, "stratified", g)
+    assert stratified.shape == (8, 3)
+    for k in range(8):
+        assert ((stratified[k] >= k / 8) & (stratified[k] < (k + 1) / 8)).all()
+    antithetic = sample_times(5, 4, "antithetic", g)
+    torch.testing.assert_close(antithetic[:2] + antithetic[2:], torch.ones(2, 5))
+    with pytest.raises(ValueError, match="even"):
+        sample_times(2, 3, "antithetic")
+    with pytest.raises(ValueError, match="t_sampling"):
+        sample_times(2, 3, "sobol")
+
+
+def test_elbo_matches_a_hand_computation():
+    model = tiny_model()
+    ids = torch.randint(2, 98, (2, 10), generator=torch.Generator().manual_seed(1))
+    got = elbo_nll(model, ids, num_samples=3, t_sampling="uniform", eps=1e-3, seed=5)
+
+    g = torch.Generator().manual_seed(5)
+    times = torch.rand(3, 2, generator=g)
+    expected = torch.zeros(2)
+    for t in times:
+        p = (1 - 1e-3) * t + 1e-3
+        masked = torch.rand(2, 10, generator=g) < p[:, None]
+        logits = model(input_ids=torch.where(masked, torch.tensor(99), ids)).logits
+        ce = F.cross_entropy(logits.transpose(1, 2), ids, reduction="none")
+        expected += (ce * masked / p[:, None]).sum(1)
+    torch.testing.assert_close(got, expected / 3)
+
+
+def test_elbo_is_reproducible_and_respects_the_scored_positions():
+    model = tiny_model()
+    ids = torch.randint(2, 98, (3, 12), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(elbo_nll(model, ids, num_samples=4, seed=3), elbo_nll(model, ids, num_samples=4, seed=3))
+    scored = torch.zeros_like(ids, dtype=torch.bool)
+    assert torch.equal(elbo_nll(model, ids, scored_mask=scored), torch.zeros(3))
+
+
+def test_elbo_of_a_context_free_model_is_unbiased():
+    # Each masked token costs -log q(x_i) whatever the context, so E[sum_masked CE / p] = sum_i -log q(x_i).
+    log_q = torch.log_softmax(torch.randn(8, generator=torch.Generator().manual_seed(0)), dim=0)
+    model = ConstantModel(log_q)
+    ids = torch.randint(0, 7, (4, 64), generator=torch.Generator().manual_seed(1))
+    exact = -log_q[ids].sum(1)
+    estimate = elbo_nll(model, ids, num_samples=64, eps=1e-3, seed=0)
+    torch.testing.assert_close(estimate, exact, rtol=0.05, atol=0.0)
+    result = perplexity_bound(model, ids, batch_size=3, num_samples=64, show_progress=False)
+    assert result["num_tokens"] == 256
+    assert math.isclose(result["perplexity_bound"], math.exp(result["nll_bound"]))
+    assert math.isclose(result["nll_bound"], exact.sum().item() / 256, rel_tol=0.05)
+
+
+class UniformCausalLM(torch.nn.Module):
+    def __init__(self, vocab):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(vocab))
+
+    def forward(self, input_ids, attention_mask=None):
+        return SimpleNamespace(logits=self.weight.expand(*input_ids.shape, -1))
+
+
+def test_generative_perplexity_of_a_uniform_model_is_the_vocabulary_size():
+    ids = torch.randint(0, 50, (3, 20))
+    assert math.isclose(generative_perplexity(UniformCausalLM(50), ids), 50.0, rel_tol=1e-6)
+    assert math.isclose(generative_perplexity(UniformCausalLM(50), ids, prompt_length=5), 50.0, rel_tol=1e-6)
+    with pytest.raises(ValueError, match="no token"):
+        generative_perplexity(UniformCausalLM(50), ids[:, :3], prompt_length=10)
