@@ -108,8 +108,8 @@ class LLaDAGenerationConfig(GenerationConfig):
         _check_int(self, "min_new_tokens", minimum=0, optional=True)
         _check_int(self, "mask_token_id", minimum=0, optional=True)
         _check_int(self, "num_return_sequences", minimum=1, optional=True)
-        if not _is_number(self.temperature) or self.temperature < 0:
-            _fail(self, "temperature", "a number >= 0 (0 = greedy)", self.temperature)
+        if self.temperature is not None and not (_is_number(self.temperature) and self.temperature >= 0):
+            _fail(self, "temperature", "None or a number >= 0 (0 or None = greedy)", self.temperature)
         if self.top_p is not None and not (_is_number(self.top_p) and 0 < self.top_p <= 1):
             _fail(self, "top_p", "None or a number in (0, 1]", self.top_p)
         if self.remasking not in REMASKING_STRATEGIES:
@@ -430,7 +430,7 @@ class LLaDAGenerationMixin:
                 new_block, _ = denoise_block(
                     block_logits, canvas[:, block_slice], num_transfer_tokens(masked_count, steps_left,
                                                                               config.remask_ratio),
-                    mask_token_id, config.temperature, config.top_k, config.top_p, config.remasking,
+                    mask_token_id, config.temperature or 0.0, config.top_k, config.top_p, config.remasking,
                     context.generator,
                 )
                 canvas = canvas.clone()  # history and streamers may keep the previous canvas
@@ -475,7 +475,7 @@ class LLaDAGenerationMixin:
         elif isinstance(generation_config, LLaDAGenerationConfig):
             config = copy.deepcopy(generation_config)
         elif isinstance(generation_config, GenerationConfig):  # a plain one, or a copy of this class from elsewhere
-            config = LLaDAGenerationConfig.from_dict(generation_config.to_dict())
+            config = _convert_generation_config(generation_config)
         else:
             raise TypeError(
                 f"diffusion_generate: `generation_config` must be a GenerationConfig or a dict, "
@@ -566,7 +566,7 @@ class LLaDAGenerationMixin:
         Without that file the config built from the model config (its token ids) stays.
         """
         if generation_config is not None:
-            self.generation_config = LLaDAGenerationConfig.from_dict(generation_config.to_dict())
+            self.generation_config = _convert_generation_config(generation_config)
             return
         if pretrained_model_name_or_path is None:
             return
@@ -580,6 +580,15 @@ class LLaDAGenerationMixin:
             )
         except OSError:
             logger.info("No generation_config.json found; using the generation config made from the model config.")
+
+
+def _convert_generation_config(generation_config) -> LLaDAGenerationConfig:
+    """An `LLaDAGenerationConfig` from a plain `GenerationConfig`: its set fields, our defaults for the others
+    (a `max_length` without `max_new_tokens` stays the length limit)."""
+    fields = {name: value for name, value in generation_config.to_dict().items() if value is not None}
+    if "max_length" in fields and "max_new_tokens" not in fields:
+        fields["max_new_tokens"] = None
+    return LLaDAGenerationConfig.from_dict(fields)
 
 
 def _pop_call_options(kwargs, device) -> dict:

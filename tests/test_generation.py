@@ -1,0 +1,530 @@
+"""Tests for the diffusion sampler (llada/generation_llada.py).
+
+The heart of the file is `reference_generate`: LLaDA's algorithm written again from the maths, deliberately simple
+(one row at a time, plain Python lists for the selection, no helper shared with the package). `diffusion_generate`
+must give identical tokens to it. The random draws follow the order documented in the module docstring of
+`generation_llada`: per step, for the whole batch, first Gumbel uniforms (batch, block_length, vocab) when
+temperature > 0, then random confidences (batch, block_length) with random remasking, all float64.
+"""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel, GenerationConfig
+
+from conftest import tiny_model
+from llada.generation_llada import (
+    LLaDAGenerateOutput,
+    LLaDAGenerationConfig,
+    block_schedule,
+    filter_logits,
+    num_transfer_tokens,
+    pad_after_eos,
+    select_transfer,
+)
+
+MASK, PAD, EOS = 99, 0, 1
+
+
+def varied_model(seed=0):
+    """A tiny random model with a wide initialisation, so that its logits differ clearly between tokens."""
+    return tiny_model(seed, initializer_range=0.2)
+
+
+def prompts_batch():
+    """Three left-padded prompts of lengths 5, 3 and 1: ids (3, 5) and attention mask (3, 5)."""
+    ids = torch.tensor([[11, 12, 13, 14, 15], [PAD, PAD, 21, 22, 23], [PAD, PAD, PAD, PAD, 31]])
+    return ids, (ids != PAD).long()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The independent reference
+
+
+def reference_generate(model, prompt, prompt_mask, gen_length, steps, block_length, cfg_scale=0.0,
+                       remasking="low_confidence", temperature=0.0, row=0, draws=None):
+    """LLaDA sampling for ONE row (prompt: 1-D, left-padded), written from the paper's description.
+
+    `draws[step]` holds that step's batch-wide random tensors {"gumbel": (B, n, V), "random": (B, n)}; the
+    reference reads its own `row` of them, so it sees the numbers the batched sampler drew for this row.
+    """
+    prompt_len = len(prompt)
+    x = torch.cat([prompt, torch.full((gen_length,), MASK)])
+    attention = torch.cat([prompt_mask, torch.ones(gen_length, dtype=torch.long)])
+    num_blocks = gen_length // block_length
+    steps_per_block = [steps // num_blocks + (1 if b < steps % num_blocks else 0) for b in range(num_blocks)]
+    step = 0
+    for block in range(num_blocks):
+        start = prompt_len + block * block_length
+        # LLaDA's get_num_transfer_tokens: M // S each step, one more in the first M % S steps
+        S = steps_per_block[block]
+        schedule = [block_length // S + (1 if i < block_length % S else 0) for i in range(S)]
+        for i in range(S):
+            if schedule[i] == 0:
+                continue
+            logits = reference_logits(model, x, attention, prompt_len, cfg_scale)
+            candidates = []
+            for j in range(start, start + block_length):
+                if x[j] != MASK:
+                    continue
+                position_logits = logits[j].clone()
+                position_logits[MASK] = -math.inf  # the mask token is never a prediction
+                if temperature > 0:
+                    uniform = draws[step]["gumbel"][row, j - start]
+                    noisy = position_logits.double().exp() / (-torch.log(uniform)) ** temperature
+                    token = int(noisy.argmax())
+                else:
+                    token = int(position_logits.argmax())
+                if remasking == "random":
+                    confidence = float(draws[step]["random"][row, j - start])
+                else:
+                    confidence = float(torch.softmax(position_logits.float(), dim=0)[token])
+                candidates.append((-confidence, j, token))  # most confident first, then leftmost
+            for _, j, token in sorted(candidates)[: schedule[i]]:
+                x[j] = token
+            step += 1
+    return x
+
+
+def reference_logits(model, x, attention, prompt_len, cfg_scale):
+    """(seq, vocab) logits of one row; with guidance u + (w + 1)(c - u), u for the prompt replaced by masks."""
+    with torch.no_grad():
+        conditional = model(x[None], attention_mask=attention[None]).logits[0]
+        if cfg_scale == 0:
+            return conditional
+        unconditional_x = x.clone()
+        for j in range(prompt_len):
+            if attention[j] == 1:
+                unconditional_x[j] = MASK
+        unconditional = model(unconditional_x[None], attention_mask=attention[None]).logits[0]
+    return unconditional + (cfg_scale + 1) * (conditional - unconditional)
+
+
+def replay_draws(seed, num_steps, batch, block_length, vocab, temperature, remasking):
+    """The random numbers the sampler draws with `seed`, in its documented order."""
+    generator = torch.Generator().manual_seed(seed)
+    draws = []
+    for _ in range(num_steps):
+        step = {}
+        if temperature > 0:
+            step["gumbel"] = torch.rand((batch, block_length, vocab), generator=generator, dtype=torch.float64)
+        if remasking == "random":
+            step["random"] = torch.rand((batch, block_length), generator=generator, dtype=torch.float64)
+        draws.append(step)
+    return draws
+
+
+def assert_matches_reference(model, ids, attention_mask, **settings):
+    gen_length, steps, block_length = settings["max_new_tokens"], settings["steps"], settings["block_length"]
+    seed = settings.pop("seed", None)
+    draws = None
+    if seed is not None:
+        draws = replay_draws(seed, steps, ids.shape[0], block_length, model.config.vocab_size,
+                             settings.get("temperature", 0.0), settings.get("remasking", "low_confidence"))
+    out = model.diffusion_generate(ids, attention_mask=attention_mask, eos_token_id=None, seed=seed, **settings)
+    for row in range(ids.shape[0]):
+        expected = reference_generate(
+            model, ids[row], attention_mask[row], gen_length, steps, block_length,
+            cfg_scale=settings.get("cfg_scale", 0.0), remasking=settings.get("remasking", "low_confidence"),
+            temperature=settings.get("temperature", 0.0), row=row, draws=draws,
+        )
+        assert out[row].tolist() == expected.tolist(), f"row {row}"
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Identical tokens to the reference
+
+
+def test_greedy_low_confidence_matches_reference():
+    ids = torch.tensor([[11, 12, 13, 14]])
+    out = assert_matches_reference(varied_model(), ids, torch.ones_like(ids), max_new_tokens=12, steps=12,
+                                   block_length=12)
+    assert (out[:, 4:] != MASK).all()
+
+
+def test_blocks_match_reference():
+    ids = torch.tensor([[11, 12, 13], [41, 42, 43]])
+    assert_matches_reference(varied_model(1), ids, torch.ones_like(ids), max_new_tokens=16, steps=8, block_length=4)
+
+
+def test_uneven_steps_over_blocks_match_reference():
+    ids = torch.tensor([[11, 12, 13]])
+    assert_matches_reference(varied_model(2), ids, torch.ones_like(ids), max_new_tokens=12, steps=7, block_length=4)
+
+
+def test_classifier_free_guidance_matches_reference():
+    ids, attention_mask = prompts_batch()
+    assert_matches_reference(varied_model(3), ids, attention_mask, max_new_tokens=8, steps=8, block_length=4,
+                             cfg_scale=1.5)
+
+
+def test_left_padded_batch_matches_reference():
+    ids, attention_mask = prompts_batch()
+    out = assert_matches_reference(varied_model(4), ids, attention_mask, max_new_tokens=12, steps=6,
+                                   block_length=6)
+    assert out[:, :5].tolist() == ids.tolist()  # prompt and padding untouched
+
+
+def test_random_remasking_with_seed_matches_reference():
+    ids, attention_mask = prompts_batch()
+    assert_matches_reference(varied_model(5), ids, attention_mask, max_new_tokens=8, steps=8, block_length=4,
+                             remasking="random", seed=123)
+
+
+def test_gumbel_sampling_with_seed_matches_reference():
+    ids, attention_mask = prompts_batch()
+    assert_matches_reference(varied_model(6), ids, attention_mask, max_new_tokens=8, steps=4, block_length=4,
+                             temperature=0.8, seed=7)
+
+
+def test_same_seed_same_samples_other_seed_differs():
+    model, ids = varied_model(), torch.tensor([[11, 12, 13]])
+    settings = dict(max_new_tokens=16, steps=16, temperature=1.0, remasking="random")
+    first = model.diffusion_generate(ids, seed=0, **settings)
+    assert torch.equal(first, model.diffusion_generate(ids, generator=torch.Generator().manual_seed(0), **settings))
+    assert not torch.equal(first, model.diffusion_generate(ids, seed=1, **settings))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Schedule, strategies, bookkeeping
+
+
+def llada_num_transfer_tokens(M, S):
+    """LLaDA's get_num_transfer_tokens for one row: M // S per step, +1 for the first M % S steps."""
+    return [M // S + (1 if i < M % S else 0) for i in range(S)]
+
+
+@pytest.mark.parametrize("M,S", [(10, 4), (8, 8), (7, 3), (32, 5), (5, 9)])
+def test_num_transfer_tokens_reproduces_llada_schedule(M, S):
+    masked, counts = torch.tensor([M]), []
+    for steps_left in range(S, 0, -1):
+        k = num_transfer_tokens(masked, steps_left)
+        counts.append(int(k))
+        masked = masked - k
+    assert counts == llada_num_transfer_tokens(M, S)
+
+
+def test_remask_ratio_schedule_is_geometric():
+    masked, counts = torch.tensor([16]), []
+    for steps_left in range(6, 0, -1):
+        k = num_transfer_tokens(masked, steps_left, remask_ratio=0.5)
+        counts.append(int(k))
+        masked = masked - k
+    assert counts == [8, 4, 2, 1, 1, 0]
+
+
+def test_block_schedule_spreads_remainder_over_first_blocks():
+    assert block_schedule(12, 4, 7) == (4, [3, 2, 2])
+    assert block_schedule(8, None, None) == (8, [8])
+
+
+@pytest.mark.parametrize("remasking", ["low_confidence", "random", "entropy", "margin"])
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_every_strategy_decodes_each_position_once_on_schedule(remasking, temperature):
+    ids, attention_mask = prompts_batch()
+    out = varied_model().diffusion_generate(
+        ids, attention_mask=attention_mask, max_new_tokens=12, steps=8, block_length=6, remasking=remasking,
+        temperature=temperature, top_k=20, top_p=0.9, seed=0, eos_token_id=None, return_dict_in_generate=True,
+    )
+    generated_steps = out.decode_step[:, 5:]
+    assert (out.sequences[:, 5:] != MASK).all()
+    assert (out.decode_step[:, :5] == -1).all() and (generated_steps >= 0).all()
+    per_block = llada_num_transfer_tokens(6, 4)  # 8 steps over 2 blocks of 6
+    for row in generated_steps:
+        assert torch.bincount(row, minlength=8).tolist() == per_block + per_block
+    # each block is decoded by its own steps only
+    assert (generated_steps[:, :6] < 4).all() and (generated_steps[:, 6:] >= 4).all()
+    assert out.nfe == 8
+
+
+def test_remask_ratio_mode_counts_and_stops_early():
+    out = varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=16, steps=10,
+                                            remask_ratio=0.5, return_dict_in_generate=True, eos_token_id=None)
+    assert torch.bincount(out.decode_step[0, 2:]).tolist() == [8, 4, 2, 1, 1]
+    assert out.nfe == 5
+
+
+def test_more_steps_than_tokens_stops_when_block_is_full():
+    out = varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, steps=12, block_length=2,
+                                            return_dict_in_generate=True)
+    assert out.nfe == 4 and sorted(out.decode_step[0, 2:].tolist()) == [0, 1, 2, 3]
+
+
+def test_unconditional_generation_and_num_return_sequences():
+    model = varied_model()
+    out = model.diffusion_generate(max_new_tokens=8, steps=8, num_return_sequences=3, temperature=1.0, seed=0)
+    assert out.shape == (3, 8) and (out != MASK).all()
+    ids = torch.tensor([[11, 12], [21, 22]])
+    copies = model.diffusion_generate(ids, max_new_tokens=4, steps=4, num_return_sequences=2)
+    assert copies.shape == (4, 6) and copies[:, :2].tolist() == [[11, 12], [11, 12], [21, 22], [21, 22]]
+
+
+def test_generate_is_diffusion_generate_for_pipeline_style_calls():
+    model, (ids, attention_mask) = varied_model(), prompts_batch()
+    expected = model.diffusion_generate(ids, attention_mask=attention_mask, max_new_tokens=6, steps=6)
+    assert torch.equal(model.generate(ids, attention_mask=attention_mask, max_new_tokens=6, steps=6), expected)
+    assert torch.equal(model.generate(inputs=ids, attention_mask=attention_mask, gen_length=6, steps=6), expected)
+    assert torch.equal(model.generate(input_ids=ids, attention_mask=attention_mask, max_length=11, steps=6),
+                       expected)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# EOS handling, history, hooks, streamer
+
+
+def test_pad_after_eos():
+    tokens = torch.tensor([[5, EOS, 6, EOS, 7], [5, 6, 7, 8, 9], [EOS, 5, 6, 7, 8]])
+    assert pad_after_eos(tokens, [EOS], PAD).tolist() == [[5, EOS, 0, 0, 0], [5, 6, 7, 8, 9], [EOS, 0, 0, 0, 0]]
+    assert pad_after_eos(tokens, [EOS, 9], PAD)[1].tolist() == [5, 6, 7, 8, 9]
+
+
+def favour_eos(step, x, logits):
+    """A logits hook that makes EOS the most likely token everywhere."""
+    logits = logits.clone()
+    logits[..., EOS] = logits.max() + 10
+    return logits
+
+
+def test_eos_post_processing_and_min_new_tokens():
+    model, ids = varied_model(), torch.tensor([[11, 12]])
+    out = model.diffusion_generate(ids, max_new_tokens=8, steps=8, generation_logits_hook_func=favour_eos)
+    assert out[0, 2:].tolist() == [EOS] + [PAD] * 7
+    out = model.diffusion_generate(ids, max_new_tokens=8, steps=8, min_new_tokens=3,
+                                   generation_logits_hook_func=favour_eos, return_dict_in_generate=True,
+                                   output_history=True)
+    assert EOS not in out.sequences[0, 2:5].tolist()
+    assert out.sequences[0, 5:].tolist() == [EOS, PAD, PAD, PAD, PAD]
+    assert out.history[-1][0, 5:].tolist() == [EOS] * 5  # history is the raw canvas
+    no_pad = model.diffusion_generate(ids, max_new_tokens=4, steps=4, pad_token_id=None,
+                                      generation_logits_hook_func=favour_eos)
+    assert no_pad[0, 2:].tolist() == [EOS] * 4  # without a pad id EOS fills the rest
+
+
+class RecordingStreamer:
+    def __init__(self):
+        self.canvases, self.ended = [], 0
+
+    def put(self, canvas):
+        self.canvases.append(canvas.clone())
+
+    def end(self):
+        self.ended += 1
+
+
+def test_history_hooks_and_streamer_called_every_step():
+    model, (ids, attention_mask) = varied_model(), prompts_batch()
+    token_calls, logits_calls, streamer = [], [], RecordingStreamer()
+
+    def tokens_hook(step, x, logits):
+        token_calls.append((step, None if logits is None else tuple(logits.shape)))
+        return x
+
+    def logits_hook(step, x, logits):
+        logits_calls.append(step)
+        return logits
+
+    out = model.diffusion_generate(
+        ids, attention_mask=attention_mask, max_new_tokens=8, steps=6, block_length=4, output_history=True,
+        return_dict_in_generate=True, generation_tokens_hook_func=tokens_hook,
+        generation_logits_hook_func=logits_hook, streamer=streamer, eos_token_id=None,
+    )
+    assert isinstance(out, LLaDAGenerateOutput) and out.nfe == 6
+    assert token_calls == [(None, None)] + [(step, (3, 13, 100)) for step in range(6)]
+    assert logits_calls == list(range(6))
+    assert len(out.history) == 6 and torch.equal(out.history[-1], out.sequences)
+    masked_per_step = [int((h[:, 5:] == MASK).sum()) for h in out.history]
+    assert masked_per_step == sorted(masked_per_step, reverse=True) and masked_per_step[-1] == 0
+    assert len(streamer.canvases) == 7 and streamer.ended == 1
+    assert (streamer.canvases[0][:, 5:] == MASK).all() and torch.equal(streamer.canvases[-1], out.sequences)
+
+
+def test_tokens_hook_can_fix_tokens():
+    def force_token(step, x, logits):
+        x = x.clone()
+        x[:, -1] = 42
+        return x
+
+    out = varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=6, steps=6,
+                                            generation_tokens_hook_func=force_token, eos_token_id=None,
+                                            return_dict_in_generate=True)
+    assert out.sequences[0, -1] == 42 and (out.sequences != MASK).all()
+    assert out.decode_step[0, -1] == -1  # never decoded by the sampler (filled before the first step)
+    assert out.nfe == 5
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Batches
+
+
+def test_row_result_does_not_depend_on_batch_companions():
+    model = varied_model()
+    settings = dict(max_new_tokens=8, steps=8, block_length=4, eos_token_id=None)
+    row = torch.tensor([[PAD, 11, 12, 13]])
+    batch_a = torch.cat([row, torch.tensor([[21, 22, 23, 24]])])
+    batch_b = torch.cat([torch.tensor([[PAD, PAD, 31, 32], [41, 42, 43, 44]]), row])
+    alone = model.diffusion_generate(row, attention_mask=(row != PAD).long(), **settings)[0]
+    in_a = model.diffusion_generate(batch_a, attention_mask=(batch_a != PAD).long(), **settings)[0]
+    in_b = model.diffusion_generate(batch_b, attention_mask=(batch_b != PAD).long(), **settings)[2]
+    assert alone.tolist() == in_a.tolist() == in_b.tolist()
+    unpadded = model.diffusion_generate(row[:, 1:], **settings)[0]
+    assert unpadded.tolist() == alone[1:].tolist()  # left padding does not change the result
+
+
+def test_select_transfer_per_row_counts_and_ties():
+    confidence = torch.tensor([[0.1, 0.9, 0.5, 0.9], [0.3, -math.inf, 0.2, 0.7]])
+    chosen = select_transfer(confidence, torch.tensor([2, 1]))
+    assert chosen.tolist() == [[False, True, False, True], [False, False, False, True]]
+    assert select_transfer(confidence, torch.tensor([1, 0]))[0].tolist() == [False, True, False, False]
+
+
+def test_filter_logits_top_k_and_top_p():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    inf = -math.inf
+    assert torch.isinf(filter_logits(logits, top_k=2)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_logits(logits, top_p=0.7)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_logits(logits, top_p=0.5)).tolist() == [[False, True, True, True]]
+    assert torch.equal(filter_logits(logits, top_p=1.0), logits)
+    assert filter_logits(logits, top_k=1)[0, 1] == inf
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Generation config: validation and round trips
+
+
+def test_model_generation_config_class_and_defaults():
+    model = varied_model()
+    assert model.can_generate()
+    config = model.generation_config
+    assert isinstance(config, LLaDAGenerationConfig)
+    assert (config.mask_token_id, config.eos_token_id, config.pad_token_id) == (MASK, EOS, PAD)
+    assert (config.max_new_tokens, config.temperature, config.remasking, config.cfg_scale) == (128, 0.0,
+                                                                                              "low_confidence", 0.0)
+
+
+def test_generation_config_save_and_reload(tmp_path):
+    model = varied_model()
+    model.generation_config.update(steps=8, block_length=4, max_new_tokens=8, remasking="margin", cfg_scale=0.5)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "generation_config.json").is_file()
+    reloaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(reloaded.generation_config, LLaDAGenerationConfig)
+    assert reloaded.generation_config == model.generation_config
+    assert LLaDAGenerationConfig.from_pretrained(tmp_path).remasking == "margin"
+    ids = torch.tensor([[11, 12, 13]])
+    assert torch.equal(reloaded.generate(ids), model.generate(ids))  # the saved settings are used
+
+
+def test_plain_generation_config_is_accepted():
+    model, ids = varied_model(), torch.tensor([[11, 12]])
+    plain = GenerationConfig(max_new_tokens=4, eos_token_id=None)
+    assert model.generate(ids, generation_config=plain).shape == (1, 6)
+    assert model.generate(ids, generation_config={"max_new_tokens": 3, "steps": 3}).shape == (1, 5)
+
+
+REMOTE_GENERATE = """
+import sys
+sys.modules["llada"] = None  # as on a user's machine: only the Hub files exist
+import torch
+from transformers import AutoModel
+folder = sys.argv[1]
+model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+assert type(model.generation_config).__module__.startswith("transformers_modules."), type(model.generation_config)
+assert model.can_generate() and model.generation_config.remasking == "entropy"
+torch.save(model.generate(torch.load(folder + "/ids.pt")), folder + "/remote_out.pt")
+"""
+
+
+def test_remote_code_generation_in_fresh_process(tmp_path):
+    model = varied_model()
+    model.generation_config.update(max_new_tokens=8, steps=4, block_length=4, remasking="entropy")
+    folder = tmp_path / "saved"
+    model.save_pretrained(folder)
+    ids = torch.tensor([[11, 12, 13], [PAD, 21, 22]])
+    torch.save(ids, folder / "ids.pt")
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules_cache"))
+    result = subprocess.run([sys.executable, "-c", REMOTE_GENERATE, str(folder)], cwd=workdir, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.equal(torch.load(folder / "remote_out.pt"), model.generate(ids))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Errors: early and naming the argument
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(max_new_tokens=10, block_length=4), "must be a multiple of `block_length`"),
+    (dict(max_new_tokens=8, block_length=2, steps=3), "`steps` (3) must be at least the number of blocks"),
+    (dict(temperature=-0.5), "`temperature` must be None or a number >= 0"),
+    (dict(top_p=0.0), "`top_p` must be None or a number in (0, 1]"),
+    (dict(top_p=1.5), "`top_p` must be None or a number in (0, 1]"),
+    (dict(top_k=-1), "`top_k` must be None or an integer >= 0"),
+    (dict(remasking="lowest"), "`remasking` must be one of"),
+    (dict(remask_ratio=1.0), "`remask_ratio` must be None or a number in [0, 1)"),
+    (dict(cfg_scale=-1), "`cfg_scale` must be a number >= 0"),
+    (dict(steps=0), "`steps` must be None or an integer >= 1"),
+    (dict(max_new_tokens=250), "exceeds the model's `max_position_embeddings` (256)"),
+    (dict(mask_token_id=100), "`mask_token_id` must be in [0, 99]"),
+    (dict(max_length=2), "`max_length` (2) leaves no room after the prompt"),
+    (dict(max_new_tokens=4, gen_length=4), "`max_new_tokens` or its alias `gen_length`"),
+    (dict(top_kk=3), "unexpected keyword arguments ['top_kk']"),
+    (dict(seed=1, generator=torch.Generator()), "pass `generator` or `seed`, not both"),
+])
+def test_bad_settings_fail_early_with_clear_message(settings, message):
+    calls = []
+    model = varied_model()
+    model.register_forward_hook(lambda *args: calls.append(1))
+    with pytest.raises(ValueError) as error:
+        model.diffusion_generate(torch.tensor([[11, 12, 13, 14, 15, 16, 17]]), **settings)
+    assert message in str(error.value)
+    assert not calls  # nothing ran
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(generation_tokens_hook_func="not a function"), "`generation_tokens_hook_func` must be a callable"),
+    (dict(generation_logits_hook_func=3), "`generation_logits_hook_func` must be a callable"),
+    (dict(streamer=object()), "`streamer` must have `put(canvas)` and `end()`"),
+    (dict(generator=0), "`generator` must be a torch.Generator"),
+    (dict(generation_config=3), "`generation_config` must be a GenerationConfig or a dict"),
+])
+def test_wrong_types_fail_early(settings, message):
+    with pytest.raises(TypeError, match=None) as error:
+        varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, **settings)
+    assert message in str(error.value)
+
+
+def test_hook_returning_wrong_shape_is_reported():
+    with pytest.raises(TypeError, match="must return a tensor of shape"):
+        varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4,
+                                          generation_tokens_hook_func=lambda step, x, logits: None)
+
+
+def test_missing_mask_token_and_bad_inputs():
+    model = varied_model()
+    model.config.mask_token_id = None
+    model.generation_config.mask_token_id = None
+    with pytest.raises(ValueError, match="no mask token id"):
+        model.diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4)
+    assert model.diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, mask_token_id=MASK).shape == (1, 6)
+    with pytest.raises(ValueError, match="`attention_mask` must have the shape of `input_ids`"):
+        model.diffusion_generate(torch.tensor([[11, 12]]), attention_mask=torch.ones(1, 3), max_new_tokens=4,
+                                 mask_token_id=MASK)
+    with pytest.raises(ValueError, match="`input_ids` must be an integer tensor"):
+        model.diffusion_generate(torch.tensor([[1.5]]), max_new_tokens=4, mask_token_id=MASK)
+
+
+def test_config_validation_on_construction():
+    with pytest.raises(ValueError, match="LLaDAGenerationConfig: `top_p`"):
+        LLaDAGenerationConfig(top_p=2)
+    with pytest.raises(ValueError, match="multiple of `block_length`"):
+        LLaDAGenerationConfig(max_new_tokens=10, block_length=3)
+    assert LLaDAGenerationConfig(max_new_tokens=12, block_length=3, steps=4).block_length == 3
