@@ -71,7 +71,8 @@ class LLaDAGenerationConfig(GenerationConfig):
         output_history (`bool`, *optional*, defaults to `False`):
             Return the canvas after every step (with `return_dict_in_generate=True`).
 
-    `max_new_tokens` defaults to 128 and `temperature` to 0.0 (greedy). `min_new_tokens` forbids EOS in the first
+    `max_new_tokens` defaults to 128; `temperature` None or 0 is greedy (left unset by default so that a plain
+    `GenerationConfig` reading `generation_config.json` does not warn). `min_new_tokens` forbids EOS in the first
     generated positions; tokens after the first EOS become `pad_token_id` (EOS if no pad id).
     """
 
@@ -84,7 +85,8 @@ class LLaDAGenerationConfig(GenerationConfig):
         self.mask_token_id = kwargs.pop("mask_token_id", None)
         self.output_history = kwargs.pop("output_history", False)
         kwargs.setdefault("max_new_tokens", 128)
-        kwargs.setdefault("temperature", 0.0)
+        for name in ("temperature", "top_k", "top_p"):  # unset = off, whatever the transformers version's default
+            kwargs.setdefault(name, None)
         super().__init__(**kwargs)  # sets the standard fields, then calls `validate`
 
     @classmethod
@@ -583,9 +585,10 @@ class LLaDAGenerationMixin:
 
 
 def _convert_generation_config(generation_config) -> LLaDAGenerationConfig:
-    """An `LLaDAGenerationConfig` from a plain `GenerationConfig`: its set fields, our defaults for the others
-    (a `max_length` without `max_new_tokens` stays the length limit)."""
-    fields = {name: value for name, value in generation_config.to_dict().items() if value is not None}
+    """An `LLaDAGenerationConfig` from a plain `GenerationConfig`: the fields it changed from the transformers
+    defaults (so transformers 4's `temperature=1.0, top_k=50` defaults do not turn sampling on), our defaults for
+    the others; a `max_length` without `max_new_tokens` stays the length limit."""
+    fields = {name: value for name, value in generation_config.to_diff_dict().items() if value is not None}
     if "max_length" in fields and "max_new_tokens" not in fields:
         fields["max_new_tokens"] = None
     return LLaDAGenerationConfig.from_dict(fields)

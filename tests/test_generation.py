@@ -403,7 +403,7 @@ def test_model_generation_config_class_and_defaults():
     config = model.generation_config
     assert isinstance(config, LLaDAGenerationConfig)
     assert (config.mask_token_id, config.eos_token_id, config.pad_token_id) == (MASK, EOS, PAD)
-    assert (config.max_new_tokens, config.temperature, config.remasking, config.cfg_scale) == (128, 0.0,
+    assert (config.max_new_tokens, config.temperature, config.remasking, config.cfg_scale) == (128, None,
                                                                                               "low_confidence", 0.0)
 
 
