@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llada.training.collator import DataCollatorForMaskedDiffusion
+from llada.training.collator import DataCollatorForMaskedDiffusion, batch_seed
 from llada.training.tokenizers import build_byte_tokenizer
 
 from conftest import tiny_model
@@ -20,11 +20,11 @@ def test_masking_matches_the_forward_process_exactly():
     collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=7)
     batch = collator(rows(10, 10, 10))
 
-    generator = torch.Generator().manual_seed(7)  # same draws in the documented order: t, then token noise
+    clean = torch.arange(2, 12).repeat(3, 1)
+    generator = torch.Generator().manual_seed(batch_seed(7, clean))  # documented order: t, then token noise
     t = torch.rand(3, generator=generator)
     p = (1 - 1e-3) * t + 1e-3
     masked = torch.rand(3, 10, generator=generator) < p[:, None]
-    clean = torch.arange(2, 12).repeat(3, 1)
 
     assert torch.equal(batch["input_ids"], torch.where(masked, torch.tensor(MASK), clean))
     assert torch.equal(batch["labels"], torch.where(masked, clean, torch.tensor(-100)))
@@ -58,7 +58,7 @@ def test_sft_never_masks_the_prompt_and_counts_answer_lengths():
     ]
     collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=1, pad_answers_with_eos=False)
     for seed in range(20):
-        collator.seed, collator._generator = seed, None
+        collator.seed = seed
         batch = collator(examples)
         assert torch.equal(batch["input_ids"][0, :3], torch.tensor([5, 6, 7]))  # prompt untouched
         assert torch.equal(batch["input_ids"][1, :2], torch.tensor([5, 6]))
@@ -83,12 +83,31 @@ def test_random_length_truncation_draws_in_documented_order():
     collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=5,
                                               random_length_probability=1.0)
     batch = collator(rows(16, 16))
-    generator = torch.Generator().manual_seed(5)
+    generator = torch.Generator().manual_seed(batch_seed(5, torch.arange(2, 18).repeat(2, 1)))
     torch.rand(1, generator=generator)
     length = int(torch.randint(1, 17, (1,), generator=generator))
     t = torch.rand(2, generator=generator)
     assert batch["input_ids"].shape == (2, length)
     assert torch.equal(batch["p_mask"][:, 0], (1 - 1e-3) * t + 1e-3)
+
+
+def test_seeded_masks_depend_on_the_batch_not_on_call_order():
+    collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0)
+    a, b = rows(20, 20), rows(20, 20, start=30)
+    first_a, first_b = collator(a), collator(b)
+    assert torch.equal(collator(b)["input_ids"], first_b["input_ids"])  # order of calls does not matter
+    assert torch.equal(collator(a)["input_ids"], first_a["input_ids"])
+    assert not torch.equal(first_a["labels"] != -100, first_b["labels"] != -100)
+    other_seed = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=1)(a)
+    assert not torch.equal(other_seed["labels"], first_a["labels"])
+
+
+def test_unseeded_collator_uses_the_global_generator():
+    collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD)
+    torch.manual_seed(4)
+    first = collator(rows(20, 20))
+    torch.manual_seed(4)
+    assert torch.equal(collator(rows(20, 20))["input_ids"], first["input_ids"])
 
 
 def test_unmasked_mode_returns_clean_batches():

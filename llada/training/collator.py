@@ -4,6 +4,7 @@ It works with a plain `transformers.Trainer`: the batch it returns holds exactly
 `LLaDAForMaskedDiffusion.forward` takes for its loss.
 """
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -20,9 +21,12 @@ class DataCollatorForMaskedDiffusion:
     is `sum over masked tokens of CE / p`, divided by the number of token slots (pre-training) or, in SFT mode, by each
     answer's length.
 
-    Random draws happen in this order, so a seeded collator is exactly reproducible: one uniform deciding the
-    random-length truncation (only when `random_length_probability > 0`), and the length `U{1..L}` if truncating;
-    then `t` (batch,); then the token noise (batch, seq).
+    Random draws happen in this order: one uniform deciding the random-length truncation (only when
+    `random_length_probability > 0`), and the length `U{1..L}` if truncating; then `t` (batch,); then the token
+    noise (batch, seq). With a `seed`, they come from a generator seeded by `batch_seed(seed, input_ids)`: the masks
+    of a batch are a function of the seed and the batch's tokens only, so they do not depend on which DataLoader
+    worker or distributed rank collates it, nor on how far ahead the DataLoader prefetches, and a run resumed from
+    a checkpoint sees exactly the masks of an uninterrupted one.
 
     Examples are dicts with `input_ids` (a list or 1-D tensor). In **SFT mode** they also carry `labels` with -100
     on the prompt and the token ids on the answer (the usual Hugging Face SFT convention); the prompt is never
@@ -42,8 +46,9 @@ class DataCollatorForMaskedDiffusion:
             SFT: pad with EOS tokens that are attended to and count as part of the answer, as LLaDA does, so the
             model learns to end its answers with EOS. With `False`, padding is ignored like in pre-training.
         seed (`int`, *optional*):
-            Seed of the collator's own random generator. `None` draws from torch's global generator, which the
-            Trainer seeds from `TrainingArguments.seed` and stores in its checkpoints (so resuming is exact).
+            Makes the masking deterministic (see above). `None` draws from torch's global generator instead. Note
+            that with a seed, a batch of exactly the same rows in the same order (unshuffled data seen twice) is
+            masked the same way again.
         mask (`bool`, *optional*, defaults to `True`):
             `False` returns clean, padded batches (what evaluation with the ELBO wants).
         pad_to_multiple_of (`int`, *optional*): pad the sequence length to a multiple of this.
@@ -92,13 +97,6 @@ class DataCollatorForMaskedDiffusion:
                 "DataCollatorForMaskedDiffusion: `random_length_probability` must be in [0, 1], "
                 f"got {self.random_length_probability!r}."
             )
-        self._generator = None
-        self._generator_owner = None
-
-    def __getstate__(self):  # DataLoader workers may pickle the collator; each builds its own generator
-        state = self.__dict__.copy()
-        state["_generator"], state["_generator_owner"] = None, None
-        return state
 
     # ----------------------------------------------------------------------------------------------------------
 
@@ -110,7 +108,7 @@ class DataCollatorForMaskedDiffusion:
             if sft:  # the scored (answer) positions, for the ELBO of the answer given the prompt
                 batch["labels"] = torch.where(maskable, input_ids, torch.full_like(input_ids, -100))
             return batch
-        generator = self._get_generator()
+        generator = None if self.seed is None else torch.Generator().manual_seed(batch_seed(self.seed, input_ids))
         input_ids, attention_mask, maskable = self._maybe_truncate(input_ids, attention_mask, maskable, generator)
         batch_size, seq_len = input_ids.shape
 
@@ -172,26 +170,14 @@ class DataCollatorForMaskedDiffusion:
         length = int(torch.randint(1, input_ids.shape[1] + 1, (1,), generator=generator).item())
         return input_ids[:, :length], attention_mask[:, :length], maskable[:, :length]
 
-    def _get_generator(self) -> Optional[torch.Generator]:
-        """The seeded generator (one per DataLoader worker and per distributed rank), or None for torch's global one."""
-        if self.seed is None:
-            return None
-        owner = _worker_and_rank()
-        if self._generator is None or self._generator_owner != owner:
-            worker_id, rank = owner
-            # Distinct streams per worker and rank; otherwise every copy of the collator would mask identically.
-            self._generator = torch.Generator().manual_seed(self.seed + 1009 * (worker_id + 1) + 7919 * rank)
-            if owner == (-1, 0):
-                self._generator.manual_seed(self.seed)
-            self._generator_owner = owner
-        return self._generator
 
-
-def _worker_and_rank():
-    worker = torch.utils.data.get_worker_info()
-    worker_id = worker.id if worker is not None else -1
-    rank = torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
-    return worker_id, rank
+def batch_seed(seed: int, input_ids: torch.Tensor) -> int:
+    """A 63-bit seed derived from `seed` and the padded batch `input_ids` (batch, seq) with BLAKE2b."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(int(seed).to_bytes(8, "little", signed=True))
+    digest.update(str(tuple(input_ids.shape)).encode())
+    digest.update(input_ids.to(torch.int64).contiguous().numpy().tobytes())
+    return int.from_bytes(digest.digest(), "little") & (2**63 - 1)
 
 
 def _as_long_list(values, name: str) -> list:
@@ -202,4 +188,4 @@ def _as_long_list(values, name: str) -> list:
     return list(values)
 
 
-__all__ = ["DataCollatorForMaskedDiffusion"]
+__all__ = ["DataCollatorForMaskedDiffusion", "batch_seed"]

@@ -123,6 +123,7 @@ class LLaDATrainer(Trainer):
                 mask_token_id=model.config.mask_token_id,
                 eps=getattr(args, "mask_eps", 1e-3),
                 random_length_probability=getattr(args, "random_length_probability", 0.0),
+                seed=args.seed,  # masks depend on seed and batch only: exact resumes, any number of workers
             )
         if is_sft:  # prompt labels are already -100; pad labels with -100 too
             return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
