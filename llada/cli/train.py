@@ -44,6 +44,7 @@ MAIN_JOB_DEFAULTS = {
     "greater_is_better": False,
     "report_to": "tensorboard",
     "dataloader_num_workers": 0,
+    "ddp_find_unused_parameters": False,  # every parameter is used in every step
     "max_eval_samples": 128,
     "max_seq_length": 128,
     "hidden_size": 128,
@@ -198,7 +199,7 @@ def _print_summary(trainer, seconds: float) -> None:
     out = trainer.args.output_dir
     metrics = trainer.state.log_history[-1] if trainer.state.log_history else {}
     bound = metrics.get("eval_perplexity_bound") or metrics.get("eval_perplexity")
-    print(f"\nTrained in {seconds / 60:.1f} min.")
+    print(f"\nTrained in {seconds:.0f} s ({seconds / 60:.1f} min).")
     if bound is not None:
         kind = "perplexity bound" if "eval_perplexity_bound" in metrics else "perplexity"
         print(f"Validation {kind}: {bound:.3f} (loss {metrics.get('eval_loss', float('nan')):.4f} nats/token)")

@@ -150,7 +150,8 @@ def plot_loss_curve(log_history: list, path: str, title: str = "Training") -> st
     axis.set_ylabel("loss")
     axis.set_title(title)
     axis.grid(alpha=0.3)
-    axis.legend()
+    if train or evals:
+        axis.legend()
     figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.savefig(path, dpi=120)
