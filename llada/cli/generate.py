@@ -1,0 +1,183 @@
+"""`llada-generate`: text from a LLaDA model by masked-diffusion sampling.
+
+Examples:
+
+    llada-generate --model runs/tiny --prompt "To be, or not" --max_new_tokens 64 --steps 64 --block_length 32
+    llada-generate --model runs/tiny --prompt "ROMEO:" --prompt "JULIET:" --temperature 0.8 --seed 0 --stream
+    llada-generate --model runs/tiny --prompt_file prompts.txt --remasking random --visualize view.html
+    llada-generate --model GSAI-ML/LLaDA-8B-Instruct-llada --chat --prompt "Hi!" --cfg_scale 1 --dtype bfloat16
+"""
+
+import argparse
+import sys
+from typing import List, Optional
+
+import torch
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llada-generate", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    source = parser.add_argument_group("model and prompts")
+    source.add_argument("--model", required=True, help="Saved model folder or Hub id.")
+    source.add_argument("--tokenizer", help="Tokenizer folder or Hub id; defaults to --model.")
+    source.add_argument("--prompt", action="append", default=[],
+                        help="A prompt; repeat the flag for a batch. No prompt at all: unconditional generation.")
+    source.add_argument("--prompt_file", help="A text file with one prompt per line (added after --prompt).")
+    source.add_argument("--chat", action="store_true",
+                        help="Wrap each prompt as a user message with the tokenizer's chat template.")
+    source.add_argument("--num_return_sequences", type=int, default=1,
+                        help="Samples per prompt (rows for unconditional generation).")
+    source.add_argument("--trust_remote_code", action="store_true",
+                        help="Load --model through its own code files (needed only for models not of this package).")
+
+    sampling = parser.add_argument_group("sampling (defaults: the model's generation_config.json)")
+    sampling.add_argument("--max_new_tokens", "--gen_length", type=int, help="Number of tokens to generate.")
+    sampling.add_argument("--steps", type=int, help="Denoising steps in total (default: one token per step).")
+    sampling.add_argument("--block_length", type=int, help="Semi-autoregressive block length; divides the length.")
+    sampling.add_argument("--remasking", choices=["low_confidence", "random", "entropy", "margin"],
+                          help="Which masked positions a step commits first.")
+    sampling.add_argument("--remask_ratio", type=float,
+                          help="Geometric schedule: re-mask this fraction of the predictions each step, in [0, 1).")
+    sampling.add_argument("--temperature", type=float, help="Gumbel-max sampling temperature; 0 = greedy.")
+    sampling.add_argument("--top_k", type=int, help="Keep only the k most likely tokens.")
+    sampling.add_argument("--top_p", type=float, help="Nucleus sampling mass in (0, 1].")
+    sampling.add_argument("--cfg_scale", type=float, help="Classifier-free guidance weight (0 = none).")
+    sampling.add_argument("--min_new_tokens", type=int, help="No EOS in the first this-many generated tokens.")
+    sampling.add_argument("--seed", type=int, help="Seed of the random draws, for reproducible samples.")
+
+    runtime = parser.add_argument_group("runtime and output")
+    runtime.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                         help="Torch device, e.g. cpu, cuda, cuda:1, mps.")
+    runtime.add_argument("--dtype", default="float32", choices=["auto", *DTYPES],
+                         help="Weights dtype; 'auto' keeps the checkpoint's.")
+    runtime.add_argument("--stream", action="store_true", help="Redraw the canvas live in the terminal each step.")
+    runtime.add_argument("--visualize", metavar="PATH",
+                         help="Write the decode-order view: .png (matplotlib) or .html.")
+    runtime.add_argument("--show_prompt", action="store_true", help="Print the prompt before each completion.")
+    return parser
+
+
+SAMPLING_FLAGS = ("max_new_tokens", "steps", "block_length", "remasking", "remask_ratio", "temperature", "top_k",
+                  "top_p", "cfg_scale", "min_new_tokens")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.visualize and not args.visualize.lower().endswith((".png", ".html", ".htm")):
+        parser.error(f"--visualize must end in .png or .html, got {args.visualize!r}")
+    prompts = list(args.prompt) + read_prompt_file(parser, args.prompt_file)
+
+    model, tokenizer = load_model_and_tokenizer(args)
+    input_ids, attention_mask = encode_prompts(parser, tokenizer, prompts, args.chat, model)
+    settings = {name: getattr(args, name) for name in SAMPLING_FLAGS if getattr(args, name) is not None}
+    streamer = make_streamer(args, tokenizer, model, 0 if input_ids is None else input_ids.shape[1], settings)
+    try:
+        out = model.diffusion_generate(
+            input_ids, attention_mask=attention_mask, num_return_sequences=args.num_return_sequences,
+            seed=args.seed, streamer=streamer, return_dict_in_generate=True, **settings,
+        )
+    except (ValueError, TypeError) as error:  # bad flag combinations: report them as usage errors
+        parser.error(str(error))
+    prompt_length = 0 if input_ids is None else input_ids.shape[1]
+    print_completions(tokenizer, out.sequences, prompt_length, args.show_prompt)
+    print(f"[{out.sequences.shape[0]} sample(s), {out.sequences.shape[1] - prompt_length} tokens each, "
+          f"{out.nfe} forward passes]", file=sys.stderr)
+    if args.visualize:
+        from ..visualize import save_decode_view
+
+        path = save_decode_view(args.visualize, tokenizer, out.sequences.cpu(), out.decode_step.cpu(), prompt_length)
+        print(f"Wrote {path}", file=sys.stderr)
+    return 0
+
+
+def read_prompt_file(parser, path: Optional[str]) -> List[str]:
+    if path is None:
+        return []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [line.rstrip("\n") for line in handle if line.strip()]
+    except OSError as error:
+        parser.error(f"--prompt_file: cannot read {path!r} ({error.strerror}).")
+
+
+def load_model_and_tokenizer(args):
+    from transformers import AutoModel, AutoTokenizer
+
+    from .. import LLaDAForMaskedDiffusion
+
+    dtype = "auto" if args.dtype == "auto" else DTYPES[args.dtype]
+    if args.trust_remote_code:
+        model = AutoModel.from_pretrained(args.model, dtype=dtype, trust_remote_code=True)
+    else:
+        model = LLaDAForMaskedDiffusion.from_pretrained(args.model, dtype=dtype)
+    model = model.to(args.device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+    return model, tokenizer
+
+
+def encode_prompts(parser, tokenizer, prompts: List[str], chat: bool, model):
+    """Left-padded (batch, prompt_len) ids and attention mask, or (None, None) without prompts."""
+    if not prompts:
+        return None, None
+    if chat:
+        if not getattr(tokenizer, "chat_template", None):
+            parser.error("--chat: the tokenizer has no chat template.")
+        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                                 add_generation_prompt=True) for p in prompts]
+    encoded = [tokenizer(p, add_special_tokens=not chat)["input_ids"] for p in prompts]
+    pad_token_id = model.generation_config.pad_token_id
+    if pad_token_id is None:
+        pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    width = max(len(ids) for ids in encoded)
+    input_ids = torch.tensor([[pad_token_id] * (width - len(ids)) + ids for ids in encoded])
+    attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded])
+    return input_ids, attention_mask
+
+
+class ProgressStreamer:
+    """A tqdm bar over the denoising steps (the bound `steps`; blocks that fill early finish it sooner)."""
+
+    def __init__(self, total: Optional[int]):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc="denoising", unit="step", leave=False)
+        self.started = False
+
+    def put(self, canvas):
+        if self.started:  # the first canvas is the starting one, before any step
+            self.bar.update(1)
+        self.started = True
+
+    def end(self):
+        self.bar.close()
+
+
+def make_streamer(args, tokenizer, model, prompt_length: int, settings: dict):
+    if not args.stream:
+        config = model.generation_config
+        steps = settings.get("steps", config.steps) or settings.get("max_new_tokens", config.max_new_tokens)
+        return ProgressStreamer(steps)
+    from ..visualize import TerminalCanvasStreamer
+
+    mask_token_id = model.generation_config.mask_token_id
+    if mask_token_id is None:
+        mask_token_id = model.config.mask_token_id
+    return TerminalCanvasStreamer(tokenizer, mask_token_id, prompt_length)
+
+
+def print_completions(tokenizer, sequences, prompt_length: int, show_prompt: bool):
+    for index, row in enumerate(sequences):
+        completion = tokenizer.decode(row[prompt_length:], skip_special_tokens=True)
+        prompt = tokenizer.decode(row[:prompt_length], skip_special_tokens=True) if show_prompt else ""
+        print(f"=== sample {index} ===\n{prompt}{completion}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
