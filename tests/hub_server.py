@@ -80,9 +80,10 @@ class Repo:
 class HubError(Exception):
     """An HTTP error answer: status, `X-Error-Code` header and message."""
 
-    def __init__(self, status: int, message: str, code: Optional[str] = None, commit: Optional[str] = None):
+    def __init__(self, status: int, message: str, code: Optional[str] = None, commit: Optional[str] = None,
+                 **extra):
         super().__init__(message)
-        self.status, self.message, self.code, self.commit = status, message, code, commit
+        self.status, self.message, self.code, self.commit, self.extra = status, message, code, commit, extra
 
 
 class LoopbackHub:
@@ -136,8 +137,8 @@ class LoopbackHub:
 
     def create_repo(self, repo_id: str, private: bool = False) -> Repo:
         with self.lock:
-            if repo_id in self.repos:
-                raise HubError(409, f"You already created this model repo: {repo_id}")
+            if repo_id in self.repos:  # the Hub names the existing repo (create_repo(exist_ok=True) reads it)
+                raise HubError(409, f"You already created this model repo: {repo_id}", url=f"{self.url}/{repo_id}")
             repo = Repo(repo_id, private)
             first = self._new_commit(None, "initial commit", "", {".gitattributes": GITATTRIBUTES})
             repo.commits[first.oid] = first
@@ -423,7 +424,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         if error.commit:
             headers["X-Repo-Commit"] = error.commit
         self.close_connection = True  # an unread request body must not be taken for the next request
-        self._send(error.status, json.dumps({"error": error.message}).encode(), headers,
+        self._send(error.status, json.dumps({"error": error.message, **error.extra}).encode(), headers,
                    head_only=(self.command == "HEAD"))
 
     def _send(self, status: int, body: bytes, headers: dict, head_only: bool = False) -> None:

@@ -1,0 +1,54 @@
+"""`llada-push`: publish a trained LLaDA model folder to the Hugging Face Hub in one commit.
+
+    llada-push --model_dir runs/llada-tinyshakespeare --repo_id your-name/llada-tinyshakespeare
+
+The model and tokenizer are re-saved to a temporary folder, reloaded in a fresh process through trust_remote_code
+(forward pass + a short diffusion_generate; nothing is uploaded if that fails), given a model card, and uploaded:
+config.json (with auto_map), generation_config.json, model.safetensors, the model code files, the tokenizer files
+and README.md. The token comes from --token, HF_TOKEN or `hf auth login`.
+"""
+
+import argparse
+import sys
+from typing import Optional
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llada-push", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model_dir", required=True,
+                        help="Folder with the LLaDA model and its tokenizer (save_pretrained folder or Trainer "
+                             "output dir).")
+    parser.add_argument("--repo_id", required=True, help="Target model repo, 'namespace/name' (created if missing).")
+    parser.add_argument("--private", action="store_true", help="Create the repo as private (if it does not exist).")
+    parser.add_argument("--revision", default=None, help="Branch to commit to (created from main if missing).")
+    parser.add_argument("--commit_message", default=None, help="Commit message (default: 'Upload LLaDA model').")
+    parser.add_argument("--token", default=None,
+                        help="Hub token with write access (default: HF_TOKEN, or the one of `hf auth login`).")
+    parser.add_argument("--dataset", action="append", dest="datasets", default=None,
+                        help="Hub id of a training dataset, for the model card (repeatable).")
+    parser.add_argument("--skip_check", action="store_true",
+                        help="Do not run the fresh-process reload check before uploading.")
+    return parser
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ..hub import HubPushError, push_to_hub
+
+    print(f"Pushing {args.model_dir} to {args.repo_id} (save, reload check, model card, one commit)...", flush=True)
+    try:
+        info = push_to_hub(
+            args.model_dir, args.repo_id, private=True if args.private else None, revision=args.revision,
+            commit_message=args.commit_message, token=args.token, datasets=args.datasets,
+            check=not args.skip_check,
+        )
+    except (ValueError, HubPushError) as error:
+        print(f"llada-push: error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ValueError) else 1
+    print(f"Pushed to {args.repo_id} at revision {info.oid}")
+    print(f"Commit: {info.commit_url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""Publishing a trained model to the Hugging Face Hub: save, reload check, model card, one commit.
+
+[`push_to_hub`] takes a model folder (a `save_pretrained` folder or a Trainer output dir) and
+
+1. loads the model and tokenizer and `save_pretrained`s both into a temporary folder, so the upload holds the
+   current Hub code files, `config.json` with its `auto_map` and `generation_config.json`;
+2. reloads that folder in a fresh Python process through `trust_remote_code` (with the `llada` package made
+   unimportable, as on a user's machine) and runs a forward pass and a short `diffusion_generate`; a failure stops
+   the push and shows why;
+3. writes a model card (`README.md`) with the training figures and evaluation results found in the folder
+   (`trainer_state.json`, `all_results.json`, `eval_results.json`) and a usage snippet;
+4. uploads exactly those files in one commit: nothing of the training state (optimizer, `training_args.bin`, ...).
+
+The token is handed to `huggingface_hub` only; it is never written to any file.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+
+CODE_FILES = ("configuration_llada.py", "generation_llada.py", "modeling_llada.py")
+MODEL_FILES = ("config.json", "generation_config.json")
+WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
+    "chat_template.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model",
+)
+CARD_FILE = "README.md"
+LOGIN_HELP = "Log in with `hf auth login`, or set the HF_TOKEN environment variable, or pass --token."
+
+
+class HubPushError(RuntimeError):
+    """A push that could not be done: no token, the Hub unreachable or refusing, or the reload check failing."""
+
+
+def push_to_hub(
+    model_dir: str,
+    repo_id: str,
+    *,
+    private: Optional[bool] = None,
+    revision: Optional[str] = None,
+    commit_message: Optional[str] = None,
+    token: Optional[str] = None,
+    datasets: Optional[list] = None,
+    check: bool = True,
+):
+    r"""
+    Uploads the LLaDA model in `model_dir` with its tokenizer, code, generation config and a model card to the Hub
+    repo `repo_id`, in one commit.
+
+    Args:
+        model_dir (`str`): a folder with a LLaDA `config.json`, weights and tokenizer files (a `save_pretrained`
+            folder or a Trainer `output_dir`).
+        repo_id (`str`): `"namespace/name"` of the model repo; created when missing.
+        private (`bool`, *optional*): visibility of a newly created repo (an existing repo keeps its own).
+        revision (`str`, *optional*): branch to commit to (created from `main` when missing); default `main`.
+        commit_message (`str`, *optional*): default "Upload LLaDA model".
+        token (`str`, *optional*): a Hub token with write access; default: `HF_TOKEN` or the `hf auth login` one.
+        datasets (`list[str]`, *optional*): Hub dataset ids the model was trained on, for the model card.
+        check (`bool`, defaults to `True`): run the fresh-process reload check before uploading.
+
+    Returns:
+        `huggingface_hub.CommitInfo` of the commit (its `oid` is the new revision).
+
+    Raises:
+        ValueError: `model_dir` does not hold a LLaDA model with a tokenizer, or `repo_id` is malformed.
+        HubPushError: no token, the Hub unreachable or answering with an error, or the reload check failed.
+    """
+    check_model_dir(model_dir)
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"`repo_id` must look like 'namespace/name', got {repo_id!r}.")
+    api, user = _logged_in_api(_resolve_token(token))  # fail fast: before the slow preparation
+    with tempfile.TemporaryDirectory(prefix="llada-push-") as staging:
+        files = save_for_hub(model_dir, staging)
+        if check:
+            check_loadable(staging)
+        write_model_card(model_dir, staging, repo_id, revision=revision, datasets=datasets)
+        files.append(CARD_FILE)
+        return _upload(api, user, staging, sorted(files), repo_id, private, revision,
+                       commit_message or "Upload LLaDA model")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 1. the folder to upload
+
+
+def check_model_dir(model_dir: str) -> None:
+    """Raises a `ValueError` saying what is missing unless `model_dir` holds a LLaDA config, weights and a tokenizer."""
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise ValueError(f"`model_dir` must be an existing folder, got {str(model_dir)!r}.")
+    config_path = folder / "config.json"
+    hint = _checkpoint_hint(folder)
+    if not config_path.is_file():
+        raise ValueError(f"`model_dir` {str(folder)!r} has no config.json: it is not a saved model.{hint}")
+    model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
+    if model_type != "llada":
+        raise ValueError(f"`model_dir` {str(folder)!r} holds a {model_type!r} model, expected a 'llada' one.")
+    if not any(p.name.endswith(WEIGHT_SUFFIXES) or p.name in ("pytorch_model.bin", "pytorch_model.bin.index.json")
+               for p in folder.iterdir()):
+        raise ValueError(f"`model_dir` {str(folder)!r} has a config.json but no weights (*.safetensors).{hint}")
+    if not ((folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()):
+        raise ValueError(
+            f"`model_dir` {str(folder)!r} has no tokenizer (tokenizer_config.json / tokenizer.json). Save it next to "
+            "the model with `tokenizer.save_pretrained(model_dir)`.")
+
+
+def _checkpoint_hint(folder: Path) -> str:
+    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
+                         if p.name.split("-")[-1].isdigit() else -1)
+    return f" Its latest checkpoint is {str(checkpoints[-1])!r}: pass that instead." if checkpoints else ""
+
+
+def save_for_hub(model_dir: str, staging: str) -> list:
+    """
+    Loads model and tokenizer from `model_dir`, `save_pretrained`s both into `staging` and returns the names of the
+    files to upload (config, generation config, weights, Hub code files, tokenizer files).
+    """
+    from transformers import AutoTokenizer
+
+    from .modeling_llada import LLaDAForMaskedDiffusion
+
+    model = LLaDAForMaskedDiffusion.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    names = sorted(p.name for p in Path(staging).iterdir() if p.is_file())
+    files = [n for n in names if n in MODEL_FILES or n in CODE_FILES or n.endswith(WEIGHT_SUFFIXES)
+             or n in TOKENIZER_FILES]
+    missing = [n for n in (*MODEL_FILES, *CODE_FILES) if n not in files]
+    if missing:
+        raise HubPushError(f"save_pretrained did not write {missing}: the upload would not load with "
+                           "trust_remote_code.")
+    return files
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 2. the reload check
+
+RELOAD_CHECK = r"""
+import json, sys
+sys.modules["llada"] = None  # as on a user's machine: only the files of the folder exist
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+folder = sys.argv[1]
+model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)  # reads config.json, whose code is remote
+inputs = tokenizer(["Hello"], return_tensors="pt")
+with torch.no_grad():
+    logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+assert logits.shape[-1] == model.config.vocab_size, f"logits of shape {tuple(logits.shape)}"
+assert bool(torch.isfinite(logits).all()), "the forward pass gave non-finite logits"
+out = model.diffusion_generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                               max_new_tokens=8, steps=4, seed=0)
+assert out.shape == (1, inputs["input_ids"].shape[1] + 8), f"diffusion_generate gave shape {tuple(out.shape)}"
+print("RELOAD-CHECK " + json.dumps({"class": type(model).__name__, "module": type(model).__module__, "sample": out[0].tolist()}))
+"""
+
+
+def check_loadable(folder: str, timeout: float = 300.0) -> dict:
+    """
+    Loads `folder` in a fresh Python process through `trust_remote_code` (the `llada` package unimportable) and
+    runs a forward pass and an 8-token `diffusion_generate`. Returns what the process reported.
+
+    Raises:
+        HubPushError: the process failed; the message ends with its error output.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
+    env["HF_HUB_OFFLINE"] = "1"  # a local folder: nothing to fetch
+    result = subprocess.run([sys.executable, "-c", RELOAD_CHECK, os.path.abspath(folder)], env=env,
+                            cwd=folder, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+        raise HubPushError("The saved model does not load and generate through trust_remote_code in a fresh "
+                           f"process, so nothing was uploaded. The check said:\n{tail}")
+    reports = [line for line in result.stdout.splitlines() if line.startswith("RELOAD-CHECK ")]
+    return json.loads(reports[-1][len("RELOAD-CHECK "):])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 3. the model card
+
+
+def write_model_card(model_dir: str, staging: str, repo_id: str, revision: Optional[str] = None,
+                     datasets: Optional[list] = None) -> str:
+    """Writes `staging/README.md`: metadata, model figures, training and evaluation figures, usage; returns it."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    config = json.loads((Path(staging) / "config.json").read_text(encoding="utf-8"))
+    results = _training_figures(Path(model_dir))
+    data = ModelCardData(
+        library_name="transformers", tags=["masked-diffusion", "llada", "diffusion-language-model", "custom_code"],
+        datasets=list(datasets) if datasets else None,
+    )
+    sections = [f"# {repo_id.split('/')[-1]}", _description(config), _usage(repo_id, revision)]
+    if results:
+        sections.append("## Training and evaluation\n\n| figure | value |\n|---|---|\n" + "\n".join(
+            f"| {name} | {_format(value)} |" for name, value in results.items()))
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
+    path = Path(staging) / CARD_FILE
+    card.save(path)
+    return str(path)
+
+
+def _description(config: dict) -> str:
+    dims = ", ".join(f"{name} {config[key]}" for key, name in (
+        ("num_hidden_layers", "layers"), ("hidden_size", "hidden size"), ("num_attention_heads", "heads"),
+        ("num_key_value_heads", "key/value heads"), ("intermediate_size", "MLP width"), ("vocab_size", "vocabulary"),
+        ("max_position_embeddings", "positions"), ("mask_token_id", "mask token id")) if config.get(key) is not None)
+    return ("A masked-diffusion language model in the style of LLaDA: a bidirectional Transformer that predicts all "
+            "masked tokens at once and generates text by unmasking a canvas of `[MASK]` tokens over a number of "
+            f"steps.\n\nArchitecture: {dims}.")
+
+
+def _usage(repo_id: str, revision: Optional[str]) -> str:
+    rev = f', revision="{revision}"' if revision and revision != "main" else ""
+    return (
+        "## Usage\n\nThe model code ships with the weights, so loading needs `trust_remote_code=True` (the tokenizer "
+        "is a plain fast tokenizer, but `AutoTokenizer` reads the config to find it):\n\n"
+        "```python\nfrom transformers import AutoModel, AutoTokenizer\n\n"
+        f'model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True{rev})\n'
+        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True{rev})\n\n'
+        'inputs = tokenizer(["To be, or not"], return_tensors="pt")\n'
+        "out = model.diffusion_generate(**inputs, max_new_tokens=64, steps=64, temperature=0.0)\n"
+        'print(tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))\n```\n\n'
+        "`steps` trades quality for speed; `block_length` decodes semi-autoregressively in blocks; `temperature`, "
+        "`top_k`, `top_p` and `remasking` control sampling."
+    )
+
+
+def _training_figures(folder: Path) -> dict:
+    """Figures from a Trainer output dir (`all_results.json`, `eval_results.json`, `trainer_state.json`)."""
+    figures = {}
+    state_path = folder / "trainer_state.json"
+    if state_path.is_file():
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        figures.update({"training steps": state.get("global_step"), "epochs": state.get("epoch")})
+        evals = [e for e in state.get("log_history", []) if "eval_loss" in e]
+        if state.get("best_metric") is not None:
+            figures["best eval loss"] = state["best_metric"]
+        if evals:
+            figures["last eval loss"] = evals[-1]["eval_loss"]
+    for name in ("all_results.json", "train_results.json", "eval_results.json"):
+        path = folder / name
+        if path.is_file():
+            for key, value in json.loads(path.read_text(encoding="utf-8")).items():
+                if isinstance(value, (int, float)) and not key.endswith(("_per_second", "flos")):
+                    figures[key] = value
+    return {k: v for k, v in figures.items() if v is not None}
+
+
+def _format(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 4. the upload
+
+
+def _resolve_token(token: Optional[str]) -> str:
+    from huggingface_hub import get_token
+
+    token = token or get_token()
+    if not token:
+        raise HubPushError(f"No Hugging Face token found. {LOGIN_HELP}")
+    return token
+
+
+def _logged_in_api(token: str):
+    """An `HfApi` holding `token`, and the user the Hub says it belongs to."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    with _hub_call("checking the token (GET /api/whoami-v2)", api.endpoint):
+        user = api.whoami()
+    return api, user.get("name")
+
+
+def _upload(api, user: str, staging: str, files: list, repo_id: str, private, revision, commit_message):
+    from huggingface_hub import CommitOperationAdd
+
+    with _hub_call(f"creating the repo {repo_id}", api.endpoint):
+        api.create_repo(repo_id, private=private, exist_ok=True)
+    if revision and revision != "main":
+        with _hub_call(f"creating the branch {revision!r}", api.endpoint):
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=os.path.join(staging, name))
+                  for name in files]
+    with _hub_call(f"uploading {len(files)} files to {repo_id} as {user}", api.endpoint):
+        return api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
+
+
+@contextmanager
+def _hub_call(what: str, endpoint: str):
+    """Turns the errors of a Hub call into a `HubPushError` saying what was being done and where."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        yield
+    except HfHubHTTPError as error:
+        status = getattr(error.response, "status_code", None)
+        if status == 401:
+            raise HubPushError(f"The Hub at {endpoint} refused the token while {what} (401). {LOGIN_HELP}") from None
+        message = str(error).strip().splitlines()
+        raise HubPushError(f"The Hub at {endpoint} answered with an error while {what}: "
+                           f"{' '.join(line.strip() for line in message if line.strip())}") from None
+    except OSError as error:
+        raise HubPushError(f"Could not reach the Hub at {endpoint} while {what}: {error}") from None
+    except Exception as error:  # the HTTP client's transport errors (connection refused, dropped)
+        request = _request_of(error)
+        if request is None:
+            raise
+        raise HubPushError(f"The connection to the Hub at {endpoint} failed while {what} ({request}): "
+                           f"{type(error).__name__}: {error}. A Hub commit lands entirely or not at all: see the repo's "
+                           "history for whether it did.") from None
+
+
+def _request_of(error: Exception) -> Optional[str]:
+    """`"METHOD URL"` of the request behind a transport error of the HTTP client, when it has one."""
+    try:
+        request = error.request  # httpx-style errors carry their request
+        return f"{request.method} {request.url}"
+    except Exception:
+        return None
+
+
+__all__ = ["HubPushError", "check_loadable", "check_model_dir", "push_to_hub", "save_for_hub", "write_model_card"]

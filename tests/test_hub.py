@@ -1,0 +1,268 @@
+"""Publishing to the Hub, against the loopback Hub server of tests/hub_server.py.
+
+`huggingface_hub` reads HF_ENDPOINT when it is imported, so everything that talks to the server runs in a fresh
+subprocess with HF_ENDPOINT, HF_TOKEN and a private HF_HOME in its environment. Loads run with the `llada` package
+made unimportable, as on a user's machine.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+from hub_server import LoopbackHub
+
+from llada import LLaDAForMaskedDiffusion
+from llada.hub import HubPushError, check_loadable, check_model_dir, save_for_hub, write_model_card
+from llada.training.tokenizers import build_byte_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "hf_loopbackSecretToken0123456789"
+HUB_FILES = {"configuration_llada.py", "generation_llada.py", "modeling_llada.py"}
+EXPECTED_FILES = HUB_FILES | {
+    ".gitattributes",  # written by the Hub itself when the repo is created
+    "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+    "chat_template.jinja", "README.md",
+}
+PROMPT = "To be"
+GENERATE = dict(max_new_tokens=8, steps=4, temperature=0.7, seed=3)
+
+LOAD_AND_GENERATE = r"""
+import json, sys
+sys.modules["llada"] = None  # the package is not installed on a user's machine: only the Hub files exist
+import torch
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+results = []
+for repo_id, revision in json.loads(sys.argv[1]):
+    config = AutoConfig.from_pretrained(repo_id, revision=revision, trust_remote_code=True)
+    model = AutoModel.from_pretrained(repo_id, revision=revision, trust_remote_code=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(repo_id, revision=revision, trust_remote_code=True)
+    inputs = tokenizer([sys.argv[2]], return_tensors="pt")
+    out = model.diffusion_generate(**inputs, **json.loads(sys.argv[3]))
+    results.append({"config": type(config).__name__, "model": type(model).__name__,
+                    "module": type(model).__module__, "tokens": out[0].tolist(),
+                    "weight_sum": float(sum(p.double().sum() for p in model.parameters()))})
+print("RESULT " + json.dumps(results))
+"""
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def make_model_dir(path: Path, seed: int = 0) -> Path:
+    """A tiny LLaDA model with a byte-level tokenizer, saved as by `save_pretrained`."""
+    tokenizer = build_byte_tokenizer(model_max_length=256)
+    torch.manual_seed(seed)
+    model = LLaDAForMaskedDiffusion(tiny_config(
+        vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    ))
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@torch.no_grad()
+def local_generation(model_dir: Path) -> dict:
+    """What the loaded repo must reproduce: tokens with the same seed and the weight sum, from the local folder."""
+    model = LLaDAForMaskedDiffusion.from_pretrained(model_dir).eval()
+    tokenizer = build_byte_tokenizer(model_max_length=256)
+    out = model.diffusion_generate(**tokenizer([PROMPT], return_tensors="pt"), **GENERATE)
+    return {"tokens": out[0].tolist(), "weight_sum": float(sum(p.double().sum() for p in model.parameters()))}
+
+
+def client_env(hub: LoopbackHub, home: Path, token=TOKEN) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env.update(HF_ENDPOINT=hub.url if hub else "http://127.0.0.1:9", HF_HOME=str(home / "hf_home"),
+               TMPDIR=str(home / "tmp"), HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false",
+               PYTHONPATH=str(ROOT))
+    if token is not None:
+        env["HF_TOKEN"] = token
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def run(args: list, env: dict, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def llada_push(env: dict, *args) -> subprocess.CompletedProcess:
+    return run(["-m", "llada.cli.push", *args], env)
+
+
+def load_from_hub(env: dict, revisions: list) -> list:
+    """Loads each `(repo_id, revision)` by repo id in one fresh process and generates with the test settings."""
+    result = run(["-c", LOAD_AND_GENERATE, json.dumps(revisions), PROMPT, json.dumps(GENERATE)], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def assert_no_secret(*roots: Path, files: dict = None) -> None:
+    """The token appears in no file under `roots` nor in the `{path: bytes}` of a repo."""
+    for root in roots:
+        for path in Path(root).rglob("*"):
+            if path.is_file():
+                assert TOKEN.encode() not in path.read_bytes(), f"the token was written to {path}"
+    for path, content in (files or {}).items():
+        assert TOKEN.encode() not in content, f"the token was uploaded in {path}"
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with LoopbackHub(token=TOKEN, user="tester") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def pushed(hub, model_dir, tmp_path_factory):
+    """`llada-push` of the tiny model to tester/tiny-llada: (completed process, client folder)."""
+    home = tmp_path_factory.mktemp("client")
+    result = llada_push(client_env(hub, home), "--model_dir", str(model_dir), "--repo_id", "tester/tiny-llada",
+                        "--dataset", "tiny_shakespeare")
+    return result, home
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# the round trip
+
+
+def test_push_uploads_exactly_the_model_files_in_one_commit(hub, pushed, model_dir):
+    result, home = pushed
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = hub.files_at("tester/tiny-llada")
+    assert set(files) == EXPECTED_FILES
+    assert hub.commit_titles("tester/tiny-llada") == ["Upload LLaDA model", "initial commit"]
+    config = json.loads(files["config.json"])
+    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForMaskedLM"}
+    for name in HUB_FILES:  # the code uploaded is the package's own
+        assert files[name] == (ROOT / "llada" / name).read_bytes()
+    card = files["README.md"].decode()
+    assert "library_name: transformers" in card and "- masked-diffusion" in card and "- tiny_shakespeare" in card
+    assert 'AutoModel.from_pretrained("tester/tiny-llada", trust_remote_code=True)' in card
+    assert "diffusion_generate" in card
+    assert_no_secret(home, model_dir, files=files)
+
+
+def test_pushed_repo_loads_by_repo_id_and_generates_like_the_local_model(hub, pushed, model_dir):
+    result, home = pushed
+    assert result.returncode == 0, result.stderr[-3000:]
+    (loaded,) = load_from_hub(client_env(hub, home), [["tester/tiny-llada", None]])
+    assert loaded["config"] == "LLaDAConfig" and loaded["model"] == "LLaDAForMaskedDiffusion"
+    assert loaded["module"].startswith("transformers_modules.")
+    expected = local_generation(model_dir)
+    assert loaded["tokens"] == expected["tokens"]
+    assert loaded["weight_sum"] == pytest.approx(expected["weight_sum"], abs=1e-9)
+    assert_no_secret(home)
+
+
+def test_second_push_is_a_second_commit_and_the_first_revision_keeps_the_old_weights(hub, pushed, tmp_path):
+    result, home = pushed
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = hub.repos["tester/tiny-llada"].branches["main"]
+    retrained = make_model_dir(tmp_path / "retrained", seed=1)
+    push_again = ("from llada.hub import push_to_hub; import sys; "
+                  "print(push_to_hub(sys.argv[1], 'tester/tiny-llada', commit_message='Retrained', check=False).oid)")
+    second = run(["-c", push_again, str(retrained)], client_env(hub, tmp_path))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert hub.commit_titles("tester/tiny-llada")[:2] == ["Retrained", "Upload LLaDA model"]
+    old, new = load_from_hub(client_env(hub, tmp_path), [["tester/tiny-llada", first], ["tester/tiny-llada", "main"]])
+    assert old["weight_sum"] != new["weight_sum"]
+    assert new["weight_sum"] == pytest.approx(local_generation(retrained)["weight_sum"], abs=1e-9)
+    assert hub.files_at("tester/tiny-llada", first)["model.safetensors"] != \
+        hub.files_at("tester/tiny-llada")["model.safetensors"]
+
+
+def test_model_and_tokenizer_push_to_hub_work_as_for_any_model(hub, model_dir, tmp_path):
+    script = ("import sys, llada; from transformers import AutoModel, AutoTokenizer; "
+              "m = AutoModel.from_pretrained(sys.argv[1]); t = AutoTokenizer.from_pretrained(sys.argv[1]); "
+              "m.push_to_hub('tester/native'); t.push_to_hub('tester/native')")
+    env = client_env(hub, tmp_path)
+    result = run(["-c", script, str(model_dir)], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert HUB_FILES | {"config.json", "model.safetensors", "tokenizer.json"} <= set(hub.files_at("tester/native"))
+    (loaded,) = load_from_hub(env, [["tester/native", None]])
+    assert loaded["tokens"] == local_generation(model_dir)["tokens"]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# failures
+
+
+def test_server_down_gives_a_clear_error_and_non_zero_exit(model_dir, tmp_path):
+    result = llada_push(client_env(None, tmp_path), "--model_dir", str(model_dir), "--repo_id", "tester/x")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "llada-push: error:" in result.stderr and "http://127.0.0.1:9" in result.stderr
+    assert "whoami" in result.stderr  # which endpoint failed
+
+
+def test_missing_token_says_how_to_log_in(hub, model_dir, tmp_path):
+    result = llada_push(client_env(hub, tmp_path, token=None), "--model_dir", str(model_dir), "--repo_id", "tester/x")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "hf auth login" in result.stderr and "HF_TOKEN" in result.stderr
+    assert "tester/x" not in hub.repos
+
+
+def test_invalid_token_is_refused_clearly(hub, model_dir, tmp_path):
+    result = llada_push(client_env(hub, tmp_path, token="hf_wrong"), "--model_dir", str(model_dir),
+                        "--repo_id", "tester/x")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "refused the token" in result.stderr and "hf auth login" in result.stderr
+
+
+def test_server_dying_mid_commit_leaves_no_partial_repo(hub, model_dir, tmp_path):
+    hub.fail_commits = 1
+    try:
+        result = llada_push(client_env(hub, tmp_path), "--model_dir", str(model_dir), "--repo_id", "tester/broken",
+                            "--skip_check")
+    finally:
+        hub.fail_commits = 0
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "while uploading" in result.stderr and "/commit/main" in result.stderr
+    assert set(hub.files_at("tester/broken")) == {".gitattributes"}  # the repo exists, with nothing of the push
+    assert hub.commit_titles("tester/broken") == ["initial commit"]
+
+
+def test_model_dir_errors_name_what_is_missing(tmp_path, model_dir):
+    with pytest.raises(ValueError, match="existing folder"):
+        check_model_dir(str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="no config.json"):
+        check_model_dir(str(tmp_path))
+    no_tokenizer = tmp_path / "no_tokenizer"
+    LLaDAForMaskedDiffusion.from_pretrained(model_dir).save_pretrained(no_tokenizer)
+    with pytest.raises(ValueError, match="no tokenizer"):
+        check_model_dir(str(no_tokenizer))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(ValueError, match="'llama' model"):
+        check_model_dir(str(other))
+    trainer_dir = tmp_path / "run"
+    (trainer_dir / "checkpoint-20").mkdir(parents=True)
+    with pytest.raises(ValueError, match="checkpoint-20"):
+        check_model_dir(str(trainer_dir))
+
+
+def test_reload_check_refuses_a_folder_that_does_not_load(model_dir, tmp_path):
+    staging = tmp_path / "staging"
+    files = save_for_hub(str(model_dir), str(staging))
+    assert set(files) == EXPECTED_FILES - {".gitattributes", "README.md"}
+    write_model_card(str(model_dir), str(staging), "tester/x")
+    assert_no_secret(staging)
+    with open(staging / "modeling_llada.py", "a") as handle:
+        handle.write("\nraise RuntimeError('broken modeling file')\n")
+    with pytest.raises(HubPushError, match="broken modeling file"):
+        check_loadable(str(staging))
