@@ -130,6 +130,7 @@ def save_for_hub(model_dir: str, staging: str) -> list:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
+    make_tokenizer_config_portable(staging)
     names = sorted(p.name for p in Path(staging).iterdir() if p.is_file())
     files = [n for n in names if n in MODEL_FILES or n in CODE_FILES or n.endswith(WEIGHT_SUFFIXES)
              or n in TOKENIZER_FILES]
@@ -138,6 +139,25 @@ def save_for_hub(model_dir: str, staging: str) -> list:
         raise HubPushError(f"save_pretrained did not write {missing}: the upload would not load with "
                            "trust_remote_code.")
     return files
+
+
+def make_tokenizer_config_portable(folder: str) -> None:
+    """
+    Rewrites `folder/tokenizer_config.json` so that transformers 4.x loads the tokenizer as 5.x does.
+
+    transformers 5 saves a plain fast tokenizer as `"tokenizer_class": "TokenizersBackend"`, a name 4.x does not
+    know; `PreTrainedTokenizerFast` is the same class in 5.x (an alias) and exists in 4.x. And 4.x fast tokenizers
+    return `token_type_ids` unless `model_input_names` says otherwise; the model takes no token types, and
+    `diffusion_generate(**tokenizer(...))` refuses unknown arguments.
+    """
+    path = Path(folder) / "tokenizer_config.json"
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config.setdefault("model_input_names", ["input_ids", "attention_mask"])
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -331,4 +351,7 @@ def _request_of(error: Exception) -> Optional[str]:
         return None
 
 
-__all__ = ["HubPushError", "check_loadable", "check_model_dir", "push_to_hub", "save_for_hub", "write_model_card"]
+__all__ = [
+    "HubPushError", "check_loadable", "check_model_dir", "make_tokenizer_config_portable", "push_to_hub",
+    "save_for_hub", "write_model_card",
+]
