@@ -188,6 +188,7 @@ class LLaDAAttention(nn.Module):
         position_embeddings: tuple,
         attention_mask: Optional[torch.Tensor] = None,
         output_attentions: bool = False,
+        past_key_values=None,
         **kwargs,
     ):
         batch, seq, _ = hidden_states.shape
@@ -197,6 +198,10 @@ class LLaDAAttention(nn.Module):
         value = value.view(batch, seq, -1, self.head_dim).transpose(1, 2)
         cos, sin = position_embeddings
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
+        if past_key_values is not None:
+            # The cache returns keys/values for the whole canvas: the ones just computed for this window of
+            # positions, and stored ones (already rotated) for the rest. See `LLaDAModel.forward`.
+            key, value = past_key_values.update(key, value, self.layer_idx)
 
         attention_interface: Callable = eager_attention_forward
         implementation = self.config._attn_implementation or "eager"
@@ -283,6 +288,7 @@ class LLaDAModel(LLaDAPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        past_key_values=None,
         **kwargs,
     ) -> Union[tuple, BaseModelOutput]:
         r"""
@@ -292,6 +298,12 @@ class LLaDAModel(LLaDAPreTrainedModel):
                 Padding is excluded as a key for every query; padded positions still get (meaningless) outputs.
             position_ids (`torch.LongTensor` of shape `(batch, seq)`, *optional*): defaults to the running count
                 of real tokens, so a left-padded row sees the same positions as the same row unpadded.
+            past_key_values (*optional*):
+                A key/value cache for sampling with a cache: the input is then a window of a longer canvas, whose
+                other positions' keys and values come from the cache. It must provide
+                `update(key, value, layer_idx) -> (key, value)` returning the keys/values of the whole canvas
+                `(batch, kv_heads, canvas_len, head_dim)`, and `attention_mask` (if given) covers the whole canvas
+                `(batch, canvas_len)`; `position_ids` of the window are then required.
         """
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
@@ -303,15 +315,20 @@ class LLaDAModel(LLaDAPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (batch, seq, hidden)
         batch, seq = inputs_embeds.shape[:2]
-        if attention_mask is not None and attention_mask.dim() == 2 and tuple(attention_mask.shape) != (batch, seq):
-            raise ValueError(
-                f"LLaDAModel.forward: `attention_mask` must have shape {(batch, seq)} like the input, "
-                f"got {tuple(attention_mask.shape)}."
-            )
-        if position_ids is None:
-            position_ids = _default_position_ids(attention_mask, batch, seq, inputs_embeds.device)
-
-        mask = self._bidirectional_mask(inputs_embeds, attention_mask, output_attentions)
+        if past_key_values is not None:
+            if position_ids is None:
+                raise ValueError("LLaDAModel.forward: `position_ids` of the window are required with `past_key_values`.")
+            # queries are the window, keys the whole canvas: a (batch, 1, 1, canvas_len) key-padding mask
+            mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.bool()[:, None, None]
+        else:
+            if attention_mask is not None and attention_mask.dim() == 2 and tuple(attention_mask.shape) != (batch, seq):
+                raise ValueError(
+                    f"LLaDAModel.forward: `attention_mask` must have shape {(batch, seq)} like the input, "
+                    f"got {tuple(attention_mask.shape)}."
+                )
+            if position_ids is None:
+                position_ids = _default_position_ids(attention_mask, batch, seq, inputs_embeds.device)
+            mask = self._bidirectional_mask(inputs_embeds, attention_mask, output_attentions)
         position_embeddings = self.rotary_emb(inputs_embeds, position_ids)
 
         hidden_states = inputs_embeds
@@ -325,6 +342,7 @@ class LLaDAModel(LLaDAPreTrainedModel):
                 attention_mask=mask,
                 position_embeddings=position_embeddings,
                 output_attentions=output_attentions,
+                past_key_values=past_key_values,
                 **kwargs,
             )
             if output_attentions:

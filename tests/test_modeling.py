@@ -233,3 +233,43 @@ def test_bf16_forward_runs():
     model = tiny_model().to(torch.bfloat16)
     out = model(random_ids(), labels=random_ids(seed=4), p_mask=torch.tensor([0.5, 0.5]))
     assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.loss)
+
+
+class WindowCache:
+    """Minimal cache of the `update(key, value, layer_idx)` protocol: records a full pass, then serves windows."""
+
+    def __init__(self):
+        self.keys, self.values, self.window = {}, {}, None
+
+    def update(self, key, value, layer_idx):
+        if self.window is None:
+            self.keys[layer_idx], self.values[layer_idx] = key, value
+            return key, value
+        start, end = self.window
+        keys, values = self.keys[layer_idx].clone(), self.values[layer_idx].clone()
+        keys[:, :, start:end], values[:, :, start:end] = key, value
+        return keys, values
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_windowed_forward_with_fresh_cache_equals_full_forward(attn_implementation):
+    model = tiny_model()
+    model.set_attn_implementation(attn_implementation)
+    ids = random_ids(batch=2, seq=12)
+    attention_mask = torch.ones_like(ids)
+    attention_mask[0, :3] = 0  # left padding in the first row
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    cache = WindowCache()
+    with torch.no_grad():
+        full = model(ids, attention_mask=attention_mask, past_key_values=cache, position_ids=position_ids).logits
+        torch.testing.assert_close(full, model(ids, attention_mask=attention_mask).logits)
+        cache.window = (5, 9)
+        window = model(ids[:, 5:9], attention_mask=attention_mask, past_key_values=cache,
+                       position_ids=position_ids[:, 5:9]).logits
+    assert window.shape == (2, 4, 100)
+    torch.testing.assert_close(window, full[:, 5:9], atol=1e-5, rtol=1e-5)
+
+
+def test_cache_requires_window_positions(model):
+    with pytest.raises(ValueError, match="position_ids"):
+        model(random_ids(), past_key_values=WindowCache())
