@@ -526,14 +526,14 @@ def _convert_tokenizer(src: Path, folder: Path, config: LLaDAConfig):
 
 def _write_generation_config(src: Path, folder: Path, config: LLaDAConfig, tokenizer):
     """generation_config.json: stop on EOS and on end-of-turn (`<|eot_id|>`, what the instruct models emit)."""
-    from transformers import GenerationConfig
+    from .generation_llada import LLaDAGenerationConfig
 
     stop_ids = []
     for value in (config.eos_token_id, _source_generation_eos(src), _end_of_turn_id(config, tokenizer)):
         for token_id in value if isinstance(value, (list, tuple)) else [value]:
             if token_id is not None and token_id not in stop_ids:
                 stop_ids.append(token_id)
-    generation_config = GenerationConfig(
+    generation_config = LLaDAGenerationConfig(
         bos_token_id=config.bos_token_id,
         eos_token_id=stop_ids or None,
         pad_token_id=config.pad_token_id,

@@ -330,6 +330,20 @@ def test_converted_folder_loads_with_trust_remote_code_in_a_fresh_process(tmp_pa
     assert (logits - original_forward(weights, config, ids)).abs().max().item() <= 1e-5
 
 
+def test_llada_generate_runs_on_a_converted_checkpoint(tmp_path, capsys):
+    from llada.cli.generate import main as generate_main
+
+    config = tiny_original_config()
+    write_original_checkpoint(tmp_path / "original", config, random_original_weights(config))
+    tiny_tokenizer().save_pretrained(tmp_path / "original")
+    convert_original_to_llada(tmp_path / "original", tmp_path / "ours")
+    generation = json.loads((tmp_path / "ours" / "generation_config.json").read_text())
+    assert generation["mask_token_id"] == 99 and generation["eos_token_id"] == [1, 98]
+    generate_main(["--model", str(tmp_path / "ours"), "--prompt", "the cat sat", "--max_new_tokens", "4",
+                   "--steps", "4", "--device", "cpu"])
+    assert capsys.readouterr().out.strip()
+
+
 def test_pytorch_bin_shards_are_read(tmp_path):
     config = tiny_original_config()
     weights = random_original_weights(config)
