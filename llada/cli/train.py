@@ -26,7 +26,7 @@ ALIASES = {
 # The defaults of a bare `llada-train`: the TinyShakespeare job (also spelled out in configs/tinyshakespeare.yaml).
 MAIN_JOB_DEFAULTS = {
     "output_dir": "runs/llada-tinyshakespeare",
-    "max_steps": 1500,
+    "max_steps": 1200,
     "per_device_train_batch_size": 32,
     "per_device_eval_batch_size": 64,
     "learning_rate": 2e-3,
@@ -36,7 +36,7 @@ MAIN_JOB_DEFAULTS = {
     "max_grad_norm": 1.0,
     "logging_steps": 25,
     "eval_strategy": "steps",
-    "eval_steps": 250,
+    "eval_steps": 200,
     "save_steps": None,  # None: same as --eval_steps (load_best_model_at_end needs them aligned)
     "save_total_limit": 2,
     "load_best_model_at_end": True,
@@ -46,6 +46,8 @@ MAIN_JOB_DEFAULTS = {
     "dataloader_num_workers": 0,
     "ddp_find_unused_parameters": False,  # every parameter is used in every step
     "max_eval_samples": 128,
+    "sample_block_length": 32,
+    "sample_max_new_tokens": 96,
     "max_seq_length": 128,
     "hidden_size": 128,
     "num_hidden_layers": 4,
@@ -69,6 +71,9 @@ def build_parser():
     )
     parser.add_argument("--config", default=None, help="YAML file of options (flags given on the command line win).")
     parser.set_defaults(**MAIN_JOB_DEFAULTS)
+    import torch
+
+    parser.set_defaults(dataloader_pin_memory=torch.cuda.is_available())  # pinning only helps host -> GPU copies
     return parser
 
 
@@ -178,7 +183,7 @@ def _evaluation_of_saved_model(trainer) -> dict:
     state = trainer.state
     step = state.best_global_step if trainer.args.load_best_model_at_end and state.best_global_step else state.global_step
     logged = [entry for entry in state.log_history if entry.get("step") == step and "eval_loss" in entry]
-    return dict(logged[-1]) if logged else trainer.evaluate()
+    return {k: v for k, v in logged[-1].items() if k != "step"} if logged else trainer.evaluate()
 
 
 def main(argv: Optional[list] = None) -> int:
