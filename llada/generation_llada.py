@@ -425,10 +425,14 @@ class LLaDAGenerationMixin:
                 masked_count = masked[:, block_slice].sum(dim=-1)  # (batch,)
                 if not bool(masked_count.any()):
                     break  # block finished early (more steps than tokens, or a hook filled it)
-                logits = self._denoiser_logits(canvas, context)  # (batch, seq, vocab)
-                logits = _call_hook(context.logits_hook, "generation_logits_hook_func", step, canvas, logits)
-                block_logits = _constrain_logits(logits[:, block_slice], block_start - context.prompt_length,
-                                                 config, mask_token_id)
+                if context.logits_hook is None:
+                    logits = block_logits = self._denoiser_logits(canvas, context, block_slice)  # (batch, n, vocab)
+                else:  # the hook sees (and may change) the logits of the whole canvas
+                    logits = self._denoiser_logits(canvas, context)  # (batch, seq, vocab)
+                    logits = _call_hook(context.logits_hook, "generation_logits_hook_func", step, canvas, logits)
+                    block_logits = logits[:, block_slice]
+                block_logits = _constrain_logits(block_logits, block_start - context.prompt_length, config,
+                                                 mask_token_id)
                 new_block, _ = denoise_block(
                     block_logits, canvas[:, block_slice], num_transfer_tokens(masked_count, steps_left,
                                                                               config.remask_ratio),
@@ -447,21 +451,31 @@ class LLaDAGenerationMixin:
             context.streamer.end()
         return canvas, decode_step, history, step  # one forward call per step
 
-    def _denoiser_logits(self, canvas, context: DenoisingContext):
-        """Logits for the whole canvas, (batch, seq) -> (batch, seq, vocab); guided when `cfg_scale > 0`.
+    def _denoiser_logits(self, canvas, context: DenoisingContext, positions: slice = slice(None)):
+        """Logits at `positions` of the canvas, (batch, seq) -> (batch, n, vocab); guided when `cfg_scale > 0`.
 
         Guidance runs the canvas and its prompt-masked copy in one batched call: u + (w + 1)(c - u).
         """
         cfg_scale = context.config.cfg_scale
+        input_ids, attention_mask = canvas, context.attention_mask
+        if cfg_scale > 0:
+            unconditional = canvas.masked_fill(context.prompt_positions, context.mask_token_id)  # (batch, seq)
+            input_ids = torch.cat([canvas, unconditional])  # (2 * batch, seq)
+            attention_mask = None if attention_mask is None else torch.cat([attention_mask, attention_mask])
+        logits = self._logits_at(input_ids, attention_mask, positions)
         if cfg_scale == 0:
-            return self(input_ids=canvas, attention_mask=context.attention_mask).logits
-        unconditional = canvas.masked_fill(context.prompt_positions, context.mask_token_id)  # (batch, seq)
-        attention_mask = context.attention_mask
-        if attention_mask is not None:
-            attention_mask = torch.cat([attention_mask, attention_mask])
-        both = self(input_ids=torch.cat([canvas, unconditional]), attention_mask=attention_mask).logits
-        conditional_logits, unconditional_logits = both.chunk(2)
+            return logits
+        conditional_logits, unconditional_logits = logits.chunk(2)
         return unconditional_logits + (cfg_scale + 1) * (conditional_logits - unconditional_logits)
+
+    def _logits_at(self, input_ids, attention_mask, positions: slice):
+        """`forward(...).logits[:, positions]`, with only those positions sent through the output head: a step
+        needs the current block only, and the vocabulary-wide head is a large share of a small model's cost."""
+        backbone, head = getattr(self, "model", None), self.get_output_embeddings()
+        if backbone is None or head is None:
+            return self(input_ids=input_ids, attention_mask=attention_mask).logits[:, positions]
+        hidden_states = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return head(hidden_states[:, positions])  # (rows, n, vocab)
 
     # ------------------------------------------------------------------------------------------------------------
     # argument handling: everything is checked before the first forward pass
