@@ -103,7 +103,8 @@ def original_config_to_llada(original: dict, dtype: Optional[torch.dtype] = None
     """
     for name, allowed in SUPPORTED_ORIGINAL_OPTIONS.items():
         value = original.get(name)
-        if not any(value is a or (a is not None and value == a and type(value) is type(a)) for a in allowed):
+        # compare types too: `1 == True`, but `include_bias: 1` is not a value this converter knows
+        if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
             hint = f" ({_UNSUPPORTED_HINTS[name]})" if name in _UNSUPPORTED_HINTS else ""
             supported = " or ".join(repr(a) for a in allowed if a is not None)
             raise ValueError(
@@ -405,6 +406,8 @@ def convert_original_to_llada(
         _check_shapes(writer.shapes, expected_llada_shapes(config))
         writer.finish()
         tokenizer = _convert_tokenizer(src, folder, config)
+        if config.bos_token_id is None:  # the official config.json has no BOS; its tokenizer does
+            config.bos_token_id = _bos_token_id(config, tokenizer)
         config.save_pretrained(folder)
         _copy_hub_code(folder)
         _write_generation_config(src, folder, config, tokenizer)
@@ -547,6 +550,12 @@ def _source_generation_eos(src: Path):
     return json.loads(path.read_text()).get("eos_token_id") if path.is_file() else None
 
 
+def _bos_token_id(config: LLaDAConfig, tokenizer) -> Optional[int]:
+    if tokenizer is not None:
+        return tokenizer.bos_token_id
+    return OFFICIAL_BOS_TOKEN_ID if config.vocab_size == OFFICIAL_VOCAB_SIZE else None
+
+
 def _end_of_turn_id(config: LLaDAConfig, tokenizer) -> Optional[int]:
     if tokenizer is not None:
         token_id = tokenizer.convert_tokens_to_ids(OFFICIAL_EOT_TOKEN)
@@ -561,5 +570,6 @@ __all__ = [
     "llada_config_to_original",
     "original_to_llada_key",
     "llada_to_original_key",
+    "expected_llada_shapes",
     "ShardWriter",
 ]

@@ -192,7 +192,7 @@ class LLaDAEvalHarness(TemplateLM):
         batches = [indices[i : i + self.batch_size] for indices in groups.values()
                    for i in range(0, len(indices), self.batch_size)]
         results = [None] * len(arguments)
-        generator = torch.Generator(device=self._device).manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)  # CPU draws: the same samples on any device
         for batch in tqdm(batches, desc="llada generate_until", disable=disable_tqdm):
             contexts = [arguments[i][0] for i in batch]
             texts = self._generate_batch(contexts, arguments[batch[0]][1], generator)

@@ -303,6 +303,7 @@ def test_converted_folder_has_index_code_tokenizer_and_generation_config(tmp_pat
     assert (tokenizer.mask_token, tokenizer.mask_token_id) == ("<|mdm_mask|>", 99)
     generation = GenerationConfig.from_pretrained(ours)
     assert generation.eos_token_id == [1, 98]  # EOS, then end-of-turn <|eot_id|>
+    assert json.loads((ours / "config.json").read_text())["bos_token_id"] == 3  # from the tokenizer
 
 
 REMOTE_LOAD = """
