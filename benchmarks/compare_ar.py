@@ -11,7 +11,8 @@ It writes `compare.md` (table + samples), `compare.json` and `compare.png` into 
 
     python benchmarks/compare_ar.py --output_dir runs/compare                    # TinyShakespeare job, both models
     python benchmarks/compare_ar.py --output_dir runs/compare --llada_dir runs/llada-tinyshakespeare
-        # reuse a finished `llada-train` run (same options!) and train only the baseline
+        # reuse a finished `llada-train` run (same options!) and train only the baseline; `--ar_dir` likewise
+        # reuses a finished `llada-train --model_type autoregressive` run
 """
 
 import argparse
@@ -28,6 +29,7 @@ def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--output_dir", default="runs/compare")
     parser.add_argument("--llada_dir", default=None, help="A finished llada-train output to reuse (not retrained).")
+    parser.add_argument("--ar_dir", default=None, help="A finished autoregressive run to reuse (not retrained).")
     parser.add_argument("--num_t_samples", type=int, default=16, help="t samples per sequence for the bound.")
     parser.add_argument("--max_eval_blocks", type=int, default=256, help="Validation blocks to score.")
     parser.add_argument("--num_samples", type=int, default=8, help="Samples per model for generative perplexity.")
@@ -48,22 +50,22 @@ def train(model_type, output_dir, train_argv):
     return trainer, time.time() - start
 
 
-def load_llada_run(llada_dir, train_argv):
-    """The trainer-free pieces of a finished run: model, tokenizer, validation blocks, log history."""
+def load_run(run_dir, model_class, train_argv):
+    """The pieces of a finished run: model, tokenizer, validation blocks, log history, training seconds."""
     from transformers import AutoTokenizer
 
-    from llada import LLaDAForMaskedDiffusion
     from llada.cli.train import parse_args
     from llada.training.data import load_raw_datasets, tokenize_and_pack
 
-    _, data_args, _ = parse_args([*train_argv, "--output_dir", llada_dir])
-    tokenizer = AutoTokenizer.from_pretrained(llada_dir)
+    _, data_args, _ = parse_args([*train_argv, "--output_dir", run_dir])
+    tokenizer = AutoTokenizer.from_pretrained(run_dir)
     validation = tokenize_and_pack(load_raw_datasets(data_args), tokenizer, data_args)["validation"]
-    with open(os.path.join(llada_dir, "trainer_state.json")) as handle:
-        state = json.load(handle)
-    with open(os.path.join(llada_dir, "train_results.json")) as handle:
+    with open(os.path.join(run_dir, "trainer_state.json")) as handle:
+        history = json.load(handle)["log_history"]
+    with open(os.path.join(run_dir, "train_results.json")) as handle:
         runtime = json.load(handle)["train_runtime"]
-    return LLaDAForMaskedDiffusion.from_pretrained(llada_dir).eval(), tokenizer, validation, state, runtime
+    steps = max((entry.get("step", 0) for entry in history), default=0)
+    return model_class.from_pretrained(run_dir).eval(), tokenizer, validation, history, runtime, steps
 
 
 @torch.no_grad()
@@ -82,17 +84,27 @@ def samples(model, prompts, options, is_llada):
 def main(argv=None):
     from llada.evaluation import generative_perplexity, perplexity_bound
 
+    from transformers import LlamaForCausalLM
+
+    from llada import LLaDAForMaskedDiffusion
+
     options, train_argv = parse(argv)
     os.makedirs(options.output_dir, exist_ok=True)
     if options.llada_dir:
-        llada, tokenizer, validation, llada_state, llada_time = load_llada_run(options.llada_dir, train_argv)
-        llada_history = llada_state["log_history"]
+        llada, tokenizer, validation, llada_history, llada_time, steps = load_run(
+            options.llada_dir, LLaDAForMaskedDiffusion, train_argv)
     else:
         trainer, llada_time = train("llada", os.path.join(options.output_dir, "llada"), train_argv)
         llada, tokenizer, validation = trainer.model.eval(), trainer.processing_class, trainer.eval_dataset
-        llada_history = trainer.state.log_history
-    ar_trainer, ar_time = train("autoregressive", os.path.join(options.output_dir, "autoregressive"), train_argv)
-    ar = ar_trainer.model.eval()
+        llada_history, steps = trainer.state.log_history, trainer.state.global_step
+    if options.ar_dir:
+        ar, _, _, ar_history, ar_time, ar_steps = load_run(options.ar_dir, LlamaForCausalLM, train_argv)
+    else:
+        ar_trainer, ar_time = train("autoregressive", os.path.join(options.output_dir, "autoregressive"),
+                                    train_argv)
+        ar, ar_history, ar_steps = ar_trainer.model.eval(), ar_trainer.state.log_history, ar_trainer.state.global_step
+    if ar_steps != steps:
+        raise SystemExit(f"compare_ar: the runs trained for different numbers of steps ({steps} vs {ar_steps}).")
 
     count = min(options.max_eval_blocks, len(validation))
     blocks = torch.tensor(validation[:count]["input_ids"])  # (blocks, seq)
@@ -107,7 +119,7 @@ def main(argv=None):
                for name, seqs in (("llada", llada_out), ("autoregressive", ar_out), ("validation text", real))}
 
     result = {
-        "steps": ar_trainer.state.global_step,
+        "steps": steps,
         "tokens_per_block": blocks.shape[1],
         "eval_blocks": count,
         "llada_perplexity_bound": bound["perplexity_bound"],
@@ -118,7 +130,7 @@ def main(argv=None):
         "samples": {"llada": tokenizer.batch_decode(llada_out, skip_special_tokens=True),
                     "autoregressive": tokenizer.batch_decode(ar_out, skip_special_tokens=True)},
     }
-    write_report(result, options.output_dir, llada_history, ar_trainer.state.log_history)
+    write_report(result, options.output_dir, llada_history, ar_history)
     return 0
 
 

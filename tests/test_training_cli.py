@@ -69,6 +69,25 @@ def test_init_from_fine_tunes_an_existing_model(tmp_path):
     assert AutoModel.from_pretrained(second, trust_remote_code=True).config.hidden_size == 32
 
 
+def test_sft_bpe_and_gradient_checkpointing_run(tmp_path):
+    data = tmp_path / "sft.jsonl"
+    data.write_text("\n".join(json.dumps({"prompt": f"Q{i}: what is {i} plus {i}?\n", "response": f"{2 * i}."})
+                              for i in range(60)))
+    out = tmp_path / "sft"
+    args = [a for a in TINY if "wikitext" not in a and a not in ("--train_file", "--validation_file")]
+    assert main(["--output_dir", str(out), "--sft", "--train_file", str(data), "--tokenizer", "bpe",
+                 "--vocab_size", "300", "--activation_checkpointing", "--max_steps", "2", "--eval_steps", "2",
+                 *args]) == 0
+    assert len(AutoTokenizer.from_pretrained(out)) == 300
+    assert json.loads((out / "eval_results.json").read_text())["eval_perplexity_bound"] > 1.0
+
+
+def test_streaming_run(tmp_path):
+    out = tmp_path / "stream"
+    assert main(["--output_dir", str(out), "--streaming", "--max_steps", "2", "--eval_steps", "2", *TINY]) == 0
+    assert (out / "model.safetensors").is_file()
+
+
 # ---- errors: a clear message, exit status 2, nothing written ----
 
 

@@ -155,8 +155,9 @@ def run_training(model_args, data_args, training_args):
         tokenizer = build_tokenizer_for(model_args, data_args, raw)
         processed = tokenize_and_pack(raw, tokenizer, data_args)
     model = build_model(model_args, tokenizer, data_args.max_seq_length)
-    if training_args.gradient_checkpointing:
-        model.config.use_cache = False
+    if getattr(training_args, "activation_checkpointing", training_args.gradient_checkpointing) and hasattr(
+            model.config, "use_cache"):
+        model.config.use_cache = False  # the causal baseline's KV cache conflicts with recomputation
 
     trainer = LLaDATrainer(
         model=model, args=training_args, train_dataset=processed["train"], eval_dataset=processed["validation"],
