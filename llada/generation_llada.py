@@ -415,7 +415,8 @@ class LLaDAGenerationMixin:
         decode_step = torch.full_like(canvas, -1)  # (batch, seq)
         history = [] if config.output_history else None
         canvas = _call_hook(context.tokens_hook, "generation_tokens_hook_func", None, canvas, None)
-        _stream(context.streamer, canvas)
+        if context.streamer is not None:
+            context.streamer.put(canvas)
         step = 0
         for block, block_steps in enumerate(steps_per_block):
             block_start = context.prompt_length + block * block_length
@@ -445,7 +446,8 @@ class LLaDAGenerationMixin:
                 decode_step.masked_fill_(masked & (canvas != mask_token_id), step)
                 if history is not None:
                     history.append(canvas)
-                _stream(context.streamer, canvas)
+                if context.streamer is not None:
+                    context.streamer.put(canvas)
                 step += 1
         if context.streamer is not None:
             context.streamer.end()
@@ -637,21 +639,15 @@ def _pop_call_options(kwargs, device) -> dict:
 
 def _call_hook(hook, name, step, canvas, logits):
     """Applies a Dream-style hook and checks that it returned a tensor of the right shape."""
-    if hook is None:
-        return logits if name == "generation_logits_hook_func" else canvas
     expected = logits if name == "generation_logits_hook_func" else canvas
+    if hook is None:
+        return expected
     result = hook(step, canvas, logits)
     if not torch.is_tensor(result) or result.shape != expected.shape:
-        raise TypeError(
-            f"diffusion_generate: `{name}` must return a tensor of shape {tuple(expected.shape)}, "
-            f"got {type(result).__name__}{tuple(result.shape) if torch.is_tensor(result) else ''}."
-        )
+        shape = tuple(result.shape) if torch.is_tensor(result) else ""
+        raise TypeError(f"diffusion_generate: `{name}` must return a tensor of shape {tuple(expected.shape)}, "
+                        f"got {type(result).__name__}{shape}.")
     return result
-
-
-def _stream(streamer, canvas):
-    if streamer is not None:
-        streamer.put(canvas)
 
 
 def _constrain_logits(block_logits, block_offset: int, config, mask_token_id: int) -> torch.Tensor:
@@ -677,15 +673,6 @@ def _pad_generated_after_eos(canvas, prompt_length: int, config) -> torch.Tensor
 
 
 __all__ = [
-    "LLaDAGenerationConfig",
-    "LLaDAGenerateOutput",
-    "LLaDAGenerationMixin",
-    "block_schedule",
-    "num_transfer_tokens",
-    "filter_logits",
-    "gumbel_max_tokens",
-    "token_confidence",
-    "select_transfer",
-    "denoise_block",
-    "pad_after_eos",
+    "LLaDAGenerationConfig", "LLaDAGenerateOutput", "LLaDAGenerationMixin", "block_schedule", "num_transfer_tokens",
+    "filter_logits", "gumbel_max_tokens", "token_confidence", "select_transfer", "denoise_block", "pad_after_eos",
 ]
