@@ -396,12 +396,12 @@ def convert_original_to_llada(
     original = _read_json(src / "config.json", "the original LLaDA config")
     if "d_model" not in original:
         raise ValueError(f"{src / 'config.json'} is not an official (OLMo-style) LLaDA config: no `d_model` key.")
-    dtype = _as_dtype(dtype)
+    dtype, max_shard_bytes = _as_dtype(dtype), parse_size(max_shard_size)
     config = original_config_to_llada(original, dtype=dtype or _weights_dtype(src))
     skip = ("model.transformer.ff_out.weight",) if config.tie_word_embeddings else ()
 
     def write(folder: Path):
-        writer = ShardWriter(folder, parse_size(max_shard_size))
+        writer = ShardWriter(folder, max_shard_bytes)
         stream_weights(src, writer, original_to_llada_key, dtype, skip=skip)
         _check_shapes(writer.shapes, expected_llada_shapes(config))
         writer.finish()
@@ -430,14 +430,14 @@ def convert_llada_to_original(
     """
     src, dst = Path(src), Path(dst)
     config = LLaDAConfig.from_dict(_read_json(src / "config.json", "the llada config"))
-    dtype = _as_dtype(dtype)
+    dtype, max_shard_bytes = _as_dtype(dtype), parse_size(max_shard_size)
     original = llada_config_to_original(config)
     if dtype is not None:
         original["torch_dtype"] = str(dtype).replace("torch.", "")
     skip = ("lm_head.weight",) if config.tie_word_embeddings else ()
 
     def write(folder: Path):
-        writer = ShardWriter(folder, parse_size(max_shard_size))
+        writer = ShardWriter(folder, max_shard_bytes)
         stream_weights(src, writer, llada_to_original_key, dtype, skip=skip)
         expected = {llada_to_original_key(k): v for k, v in expected_llada_shapes(config).items()}
         _check_shapes(writer.shapes, expected)
