@@ -528,7 +528,9 @@ class LLaDAGenerationMixin:
                 f"{type(input_ids).__name__}{shape}."
             )
         input_ids = torch.atleast_2d(input_ids)
-        attention_mask = torch.ones_like(input_ids) if attention_mask is None else torch.atleast_2d(attention_mask)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        attention_mask = torch.atleast_2d(torch.as_tensor(attention_mask, device=input_ids.device))
         if attention_mask.shape != input_ids.shape:
             raise ValueError(
                 f"diffusion_generate: `attention_mask` must have the shape of `input_ids` {tuple(input_ids.shape)}, "

@@ -139,3 +139,15 @@ def test_save_decode_view_rejects_unknown_extension(tmp_path):
     with pytest.raises(ValueError, match="must end in .png or .html"):
         save_decode_view(tmp_path / "view.gif", word_tokenizer(), torch.tensor([[3]]), torch.tensor([[0]]), 0)
     assert not list(tmp_path.iterdir())
+
+
+def test_text_generation_pipeline_calls_generate(saved_model):
+    from transformers import AutoTokenizer, pipeline
+
+    from llada import LLaDAForMaskedDiffusion
+
+    generator = pipeline("text-generation", model=LLaDAForMaskedDiffusion.from_pretrained(saved_model),
+                         tokenizer=AutoTokenizer.from_pretrained(saved_model))
+    outputs = generator(["to be or", "that is the question"], max_new_tokens=6, steps=3)
+    assert [len(out) for out in outputs] == [1, 1]
+    assert outputs[1][0]["generated_text"].startswith("that is the question")
