@@ -34,7 +34,8 @@ class ConvertArguments:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    (args,) = HfArgumentParser(ConvertArguments).parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser(ConvertArguments, prog="llada-convert", description=__doc__.split("\n\n")[0])
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
     from ..convert import convert_llada_to_original, convert_original_to_llada
 
     convert = convert_llada_to_original if (args.reverse or args.to == "original") else convert_original_to_llada
