@@ -282,8 +282,8 @@ def answer_nll_samples(
 
     Each draw picks `k ~ U{1..L}` (`L` = answer length), masks `k` answer positions chosen uniformly at random (the
     prompt is never masked) and scores `(L / k) * sum_masked -log p_theta(answer_i | prompt, masked answer)`
-    (LLaDA, Eq. 6). Its expectation is the masked-diffusion ELBO of the answer; the `L/k` form has lower variance
-    than sampling a continuous `t`. For a model whose predictions ignore the context, the bound is exact.
+    (Nie et al. 2025). Its expectation is the masked-diffusion ELBO of the answer; this `L/k` form has lower
+    variance than sampling a continuous `t`. For a model whose predictions ignore the context, the bound is exact.
 
     Args:
         model: maps `input_ids` to `.logits` `(batch, seq, vocab)`; `model.config.mask_token_id` unless given.

@@ -8,8 +8,8 @@ import torch
 
 _DESCRIPTION = """
 Perplexity bound of a masked-diffusion language model: exp of the masked-diffusion ELBO per token, a Monte Carlo
-estimate of an upper bound on the negative log-likelihood (LLaDA, Eq. 3). It is comparable with the perplexity
-of an autoregressive model on the same tokens (both: lower is better); for a diffusion model it is an upper bound.
+estimate of an upper bound on the negative log-likelihood (LLaDA, Nie et al. 2025). It is comparable with the
+perplexity of an autoregressive model on the same tokens (both: lower is better); here it is an upper bound.
 Use this, not `evaluate`'s `perplexity`, which scores left-to-right next-token predictions.
 """
 
