@@ -353,7 +353,8 @@ class LLaDAGenerationMixin:
             input_ids (`torch.LongTensor` of shape `(batch, prompt_len)`, *optional*):
                 Left-padded prompts. `None` generates unconditionally `num_return_sequences` (default 1) rows.
             attention_mask (`torch.Tensor` of shape `(batch, prompt_len)`, *optional*):
-                1 for prompt tokens, 0 for padding. Padding never changes and is never attended to.
+                1 for prompt tokens, 0 for padding. Padding never changes and is never attended to; positions count
+                real tokens only, so right-padded prompts give the same continuations.
             generation_config ([`LLaDAGenerationConfig`] or `dict`, *optional*):
                 Base settings; defaults to `model.generation_config`. Keyword arguments override its fields:
                 `max_new_tokens` (alias `gen_length`; or `max_length` = prompt + new), `steps`, `block_length`,
@@ -383,6 +384,7 @@ class LLaDAGenerationMixin:
         >>> tokenizer.batch_decode(out[:, inputs.input_ids.shape[1]:], skip_special_tokens=True)
         ```
         """
+        kwargs.pop("token_type_ids", None)  # some tokenizers return it; the model has no segment embeddings
         options = _pop_call_options(kwargs, self.device)
         config = self._prepare_generation_config(generation_config, kwargs)
         prompt_ids, prompt_mask = self._prepare_prompt(input_ids, attention_mask, config.num_return_sequences)
