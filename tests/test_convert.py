@@ -109,8 +109,9 @@ def tiny_tokenizer(vocab_size: int = 100) -> PreTrainedTokenizerFast:
 
 def original_forward(weights: dict, config: dict, input_ids: torch.Tensor, attention_mask=None) -> torch.Tensor:
     """Logits of the official LLaDA network: embeddings -> n_layers x [x + attn(rms(x)); x + mlp(rms(x))] -> rms
-    -> output projection, computed in float64 (but for the float32 rotary angles, as there). RoPE rotates the pair (i, i + head_dim/2) by position * theta^(-2i/head_dim), with
-    positions 0..T-1; padding keys get -inf-like additive bias; the MLP is ff_out(silu(ff_proj x) * up_proj x)."""
+    -> output projection, in float64 (but for the rotary angles, float32 as in the original). RoPE rotates the pair
+    (i, i + head_dim/2) by position * theta^(-2i/head_dim) with positions 0..T-1 whatever the padding; padding keys
+    get a -inf-like additive bias; the MLP is ff_out(silu(ff_proj x) * up_proj x); attention is bidirectional."""
     d, heads, kv_heads, eps = config["d_model"], config["n_heads"], config["n_kv_heads"], config["rms_norm_eps"]
     head_dim, (batch, seq) = d // heads, input_ids.shape
     half = head_dim // 2
@@ -353,7 +354,8 @@ def test_pytorch_bin_shards_are_read(tmp_path):
     torch.save(weights, tmp_path / "original" / "pytorch_model.bin")
     convert_original_to_llada(tmp_path / "original", tmp_path / "ours")
     ours = load_file(tmp_path / "ours" / "model.safetensors")
-    assert torch.equal(ours["model.layers.1.mlp.gate_proj.weight"], weights["model.transformer.blocks.1.ff_proj.weight"])
+    gate = weights["model.transformer.blocks.1.ff_proj.weight"]
+    assert torch.equal(ours["model.layers.1.mlp.gate_proj.weight"], gate)
 
 
 def test_cli_both_directions_and_refuses_non_empty_dst(tmp_path, capsys):
