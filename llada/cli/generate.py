@@ -5,7 +5,9 @@ Examples:
     llada-generate --model runs/tiny --prompt "To be, or not" --max_new_tokens 64 --steps 64 --block_length 32
     llada-generate --model runs/tiny --prompt "ROMEO:" --prompt "JULIET:" --temperature 0.8 --seed 0 --stream
     llada-generate --model runs/tiny --prompt_file prompts.txt --remasking random --visualize view.html
-    llada-generate --model GSAI-ML/LLaDA-8B-Instruct-llada --chat --prompt "Hi!" --cfg_scale 1 --dtype bfloat16
+    llada-generate --model llada-8b-instruct --chat --prompt "Hi!" --block_length 32 --dtype bfloat16
+
+(`llada-8b-instruct`: the official LLaDA-8B-Instruct converted with `llada-convert`.)
 """
 
 import argparse
@@ -20,8 +22,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="llada-generate", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="llada-generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_argument_group("model and prompts")
     source.add_argument("--model", required=True, help="Saved model folder or Hub id.")
@@ -32,16 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--chat", action="store_true",
                         help="Wrap each prompt as a user message with the tokenizer's chat template.")
     source.add_argument("--num_return_sequences", type=int, default=1,
-                        help="Samples per prompt (rows for unconditional generation).")
+                        help="Samples per prompt (rows for unconditional generation); default 1.")
     source.add_argument("--trust_remote_code", action="store_true",
                         help="Load --model through its own code files (needed only for models not of this package).")
 
     sampling = parser.add_argument_group("sampling (defaults: the model's generation_config.json)")
-    sampling.add_argument("--max_new_tokens", "--gen_length", type=int, help="Number of tokens to generate.")
+    sampling.add_argument("--max_new_tokens", "--gen_length", type=int, help="Number of tokens to generate (default: the model's, 128).")
     sampling.add_argument("--steps", type=int, help="Denoising steps in total (default: one token per step).")
     sampling.add_argument("--block_length", type=int, help="Semi-autoregressive block length; divides the length.")
     sampling.add_argument("--remasking", choices=["low_confidence", "random", "entropy", "margin"],
-                          help="Which masked positions a step commits first.")
+                          help="Which masked positions a step commits first (default: low_confidence).")
     sampling.add_argument("--remask_ratio", type=float,
                           help="Geometric schedule: re-mask this fraction of the predictions each step, in [0, 1).")
     sampling.add_argument("--temperature", type=float, help="Gumbel-max sampling temperature; 0 = greedy.")
@@ -53,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     runtime = parser.add_argument_group("runtime and output")
     runtime.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                         help="Torch device, e.g. cpu, cuda, cuda:1, mps.")
+                         help="Torch device, e.g. cpu, cuda, cuda:1, mps (default: cuda if available).")
     runtime.add_argument("--dtype", default="float32", choices=["auto", *DTYPES],
-                         help="Weights dtype; 'auto' keeps the checkpoint's.")
+                         help="Weights dtype (default float32); 'auto' keeps the checkpoint's.")
     runtime.add_argument("--stream", action="store_true", help="Redraw the canvas live in the terminal each step.")
     runtime.add_argument("--visualize", metavar="PATH",
                          help="Write the decode-order view: .png (matplotlib) or .html.")
