@@ -154,6 +154,8 @@ def make_tokenizer_config_portable(folder: str) -> None:
     if not path.is_file():
         return
     config = json.loads(path.read_text(encoding="utf-8"))
+    for loading_option in ("is_local", "local_files_only", "cache_dir", "token", "_commit_hash"):
+        config.pop(loading_option, None)  # how the tokenizer was loaded here, not a setting of it
     if config.get("tokenizer_class") == "TokenizersBackend":
         config["tokenizer_class"] = "PreTrainedTokenizerFast"
     config.setdefault("model_input_names", ["input_ids", "attention_mask"])
@@ -214,15 +216,18 @@ def write_model_card(model_dir: str, staging: str, repo_id: str, revision: Optio
     from huggingface_hub import ModelCard, ModelCardData
 
     config = json.loads((Path(staging) / "config.json").read_text(encoding="utf-8"))
-    results = _training_figures(Path(model_dir))
+    figures = _training_figures(Path(model_dir))
+    name = repo_id.split("/")[-1]
     data = ModelCardData(
         library_name="transformers", tags=["masked-diffusion", "llada", "diffusion-language-model", "custom_code"],
         datasets=list(datasets) if datasets else None,
+        model_name=name if datasets and "eval_loss" in figures else None,
+        eval_results=_eval_results(figures, datasets),
     )
-    sections = [f"# {repo_id.split('/')[-1]}", _description(config), _usage(repo_id, revision)]
-    if results:
+    sections = [f"# {name}", _description(config), _usage(repo_id, revision)]
+    if figures:
         sections.append("## Training and evaluation\n\n| figure | value |\n|---|---|\n" + "\n".join(
-            f"| {name} | {_format(value)} |" for name, value in results.items()))
+            f"| {FIGURE_NAMES.get(key, key)} | {_format(value)} |" for key, value in figures.items()))
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
     path = Path(staging) / CARD_FILE
     card.save(path)
@@ -255,25 +260,44 @@ def _usage(repo_id: str, revision: Optional[str]) -> str:
     )
 
 
+FIGURE_NAMES = {
+    "global_step": "training steps", "epoch": "epochs", "train_loss": "mean training loss",
+    "train_runtime": "training time (s)", "eval_loss": "eval loss (ELBO, nats/token)",
+    "eval_perplexity_bound": "eval perplexity bound (exp ELBO)", "best_metric": "best eval metric",
+}
+
+
 def _training_figures(folder: Path) -> dict:
-    """Figures from a Trainer output dir (`all_results.json`, `eval_results.json`, `trainer_state.json`)."""
+    """Figures from a Trainer output dir: `trainer_state.json`, then `all_results.json` / `train_results.json` /
+    `eval_results.json` (later files win); per-second rates and FLOs are left out."""
     figures = {}
     state_path = folder / "trainer_state.json"
     if state_path.is_file():
         state = json.loads(state_path.read_text(encoding="utf-8"))
-        figures.update({"training steps": state.get("global_step"), "epochs": state.get("epoch")})
-        evals = [e for e in state.get("log_history", []) if "eval_loss" in e]
-        if state.get("best_metric") is not None:
-            figures["best eval loss"] = state["best_metric"]
+        figures.update({key: state.get(key) for key in ("global_step", "epoch", "best_metric")})
+        evals = [entry for entry in state.get("log_history", []) if "eval_loss" in entry]
         if evals:
-            figures["last eval loss"] = evals[-1]["eval_loss"]
+            figures.update({k: v for k, v in evals[-1].items() if k.startswith("eval_")})
     for name in ("all_results.json", "train_results.json", "eval_results.json"):
         path = folder / name
         if path.is_file():
-            for key, value in json.loads(path.read_text(encoding="utf-8")).items():
-                if isinstance(value, (int, float)) and not key.endswith(("_per_second", "flos")):
-                    figures[key] = value
-    return {k: v for k, v in figures.items() if v is not None}
+            figures.update(json.loads(path.read_text(encoding="utf-8")))
+    return {key: value for key, value in figures.items()
+            if isinstance(value, (int, float)) and not key.endswith(("_per_second", "flos", "_runtime"))
+            or key == "train_runtime"}
+
+
+def _eval_results(figures: dict, datasets: Optional[list]):
+    """Model-index entries (the Hub's evaluation widget) for the perplexity bound, when the dataset is named."""
+    from huggingface_hub import EvalResult
+
+    if not datasets or "eval_loss" not in figures:
+        return None
+    bound = figures.get("eval_perplexity_bound")
+    metric = ("perplexity", "Perplexity bound (exp ELBO)", bound) if bound is not None else \
+        ("loss", "ELBO (nats/token)", figures["eval_loss"])
+    return [EvalResult(task_type="text-generation", dataset_type=datasets[0], dataset_name=datasets[0],
+                       metric_type=metric[0], metric_name=metric[1], metric_value=round(float(metric[2]), 4))]
 
 
 def _format(value) -> str:

@@ -135,6 +135,15 @@ def pushed(hub, model_dir, tmp_path_factory):
     return result, home
 
 
+@pytest.fixture(scope="module")
+def native_pushed(hub, model_dir, tmp_path_factory):
+    """`model.push_to_hub` + `tokenizer.push_to_hub` to tester/native, as for any transformers model."""
+    script = ("import sys, llada; from transformers import AutoModel, AutoTokenizer; "
+              "m = AutoModel.from_pretrained(sys.argv[1]); t = AutoTokenizer.from_pretrained(sys.argv[1]); "
+              "m.push_to_hub('tester/native'); t.push_to_hub('tester/native')")
+    return run(["-c", script, str(model_dir)], client_env(hub, tmp_path_factory.mktemp("native")))
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # the round trip
 
@@ -153,18 +162,21 @@ def test_push_uploads_exactly_the_model_files_in_one_commit(hub, pushed, model_d
     assert "library_name: transformers" in card and "- masked-diffusion" in card and "- tiny_shakespeare" in card
     assert 'AutoModel.from_pretrained("tester/tiny-llada", trust_remote_code=True)' in card
     assert "diffusion_generate" in card
+    tokenizer_config = json.loads(files["tokenizer_config.json"])  # loadable by transformers 4.x too
+    assert tokenizer_config["tokenizer_class"] == "PreTrainedTokenizerFast" and "is_local" not in tokenizer_config
     assert_no_secret(home, model_dir, files=files)
 
 
-def test_pushed_repo_loads_by_repo_id_and_generates_like_the_local_model(hub, pushed, model_dir):
+def test_pushed_repos_load_by_repo_id_and_generate_like_the_local_model(hub, pushed, native_pushed, model_dir):
     result, home = pushed
-    assert result.returncode == 0, result.stderr[-3000:]
-    (loaded,) = load_from_hub(client_env(hub, home), [["tester/tiny-llada", None]])
-    assert loaded["config"] == "LLaDAConfig" and loaded["model"] == "LLaDAForMaskedDiffusion"
-    assert loaded["module"].startswith("transformers_modules.")
+    assert result.returncode == 0 and native_pushed.returncode == 0, result.stderr[-3000:]
+    revisions = [["tester/tiny-llada", None], ["tester/native", None]]  # llada-push, model/tokenizer.push_to_hub
     expected = local_generation(model_dir)
-    assert loaded["tokens"] == expected["tokens"]
-    assert loaded["weight_sum"] == pytest.approx(expected["weight_sum"], abs=1e-9)
+    for loaded in load_from_hub(client_env(hub, home), revisions):
+        assert loaded["config"] == "LLaDAConfig" and loaded["model"] == "LLaDAForMaskedDiffusion"
+        assert loaded["module"].startswith("transformers_modules.")
+        assert loaded["tokens"] == expected["tokens"]
+        assert loaded["weight_sum"] == pytest.approx(expected["weight_sum"], abs=1e-9)
     assert_no_secret(home)
 
 
@@ -185,16 +197,12 @@ def test_second_push_is_a_second_commit_and_the_first_revision_keeps_the_old_wei
         hub.files_at("tester/tiny-llada")["model.safetensors"]
 
 
-def test_model_and_tokenizer_push_to_hub_work_as_for_any_model(hub, model_dir, tmp_path):
-    script = ("import sys, llada; from transformers import AutoModel, AutoTokenizer; "
-              "m = AutoModel.from_pretrained(sys.argv[1]); t = AutoTokenizer.from_pretrained(sys.argv[1]); "
-              "m.push_to_hub('tester/native'); t.push_to_hub('tester/native')")
-    env = client_env(hub, tmp_path)
-    result = run(["-c", script, str(model_dir)], env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert HUB_FILES | {"config.json", "model.safetensors", "tokenizer.json"} <= set(hub.files_at("tester/native"))
-    (loaded,) = load_from_hub(env, [["tester/native", None]])
-    assert loaded["tokens"] == local_generation(model_dir)["tokens"]
+def test_model_and_tokenizer_push_to_hub_work_as_for_any_model(hub, native_pushed):
+    assert native_pushed.returncode == 0, native_pushed.stderr[-3000:]
+    files = set(hub.files_at("tester/native"))
+    assert HUB_FILES | {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} <= files
+    assert [t for t in hub.commit_titles("tester/native") if t != "initial commit"] == [
+        "Upload tokenizer", "Upload LLaDAForMaskedDiffusion"]  # loading is checked with the llada-push repo, in one process
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -209,29 +217,44 @@ def test_server_down_gives_a_clear_error_and_non_zero_exit(model_dir, tmp_path):
     assert "whoami" in result.stderr  # which endpoint failed
 
 
-def test_missing_token_says_how_to_log_in(hub, model_dir, tmp_path):
-    result = llada_push(client_env(hub, tmp_path, token=None), "--model_dir", str(model_dir), "--repo_id", "tester/x")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "hf auth login" in result.stderr and "HF_TOKEN" in result.stderr
+@pytest.fixture
+def in_process_client(hub, monkeypatch, tmp_path):
+    """`llada-push`'s main() in this process, talking to the loopback Hub (HfApi reads the endpoint constant when it is
+    created) with no token file and HF_TOKEN set; a test deletes or changes HF_TOKEN as it needs."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no_token_file"))
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    from llada.cli.push import main
+
+    return main
+
+
+def test_missing_token_says_how_to_log_in(in_process_client, hub, model_dir, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN")
+    assert in_process_client(["--model_dir", str(model_dir), "--repo_id", "tester/x"]) == 1
+    error = capsys.readouterr().err
+    assert "No Hugging Face token" in error and "hf auth login" in error and "HF_TOKEN" in error
     assert "tester/x" not in hub.repos
 
 
-def test_invalid_token_is_refused_clearly(hub, model_dir, tmp_path):
-    result = llada_push(client_env(hub, tmp_path, token="hf_wrong"), "--model_dir", str(model_dir),
-                        "--repo_id", "tester/x")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "refused the token" in result.stderr and "hf auth login" in result.stderr
+def test_invalid_token_is_refused_clearly(in_process_client, hub, model_dir, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    assert in_process_client(["--model_dir", str(model_dir), "--repo_id", "tester/x"]) == 1
+    error = capsys.readouterr().err
+    assert "refused the token" in error and "hf auth login" in error and "Traceback" not in error
 
 
-def test_server_dying_mid_commit_leaves_no_partial_repo(hub, model_dir, tmp_path):
+def test_server_dying_mid_commit_leaves_no_partial_repo(in_process_client, hub, model_dir, capsys):
     hub.fail_commits = 1
     try:
-        result = llada_push(client_env(hub, tmp_path), "--model_dir", str(model_dir), "--repo_id", "tester/broken",
-                            "--skip_check")
+        code = in_process_client(["--model_dir", str(model_dir), "--repo_id", "tester/broken", "--skip_check"])
     finally:
         hub.fail_commits = 0
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "while uploading" in result.stderr and "/commit/main" in result.stderr
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "while uploading" in error and "/api/models/tester/broken/commit/main" in error
     assert set(hub.files_at("tester/broken")) == {".gitattributes"}  # the repo exists, with nothing of the push
     assert hub.commit_titles("tester/broken") == ["initial commit"]
 
@@ -254,6 +277,22 @@ def test_model_dir_errors_name_what_is_missing(tmp_path, model_dir):
     (trainer_dir / "checkpoint-20").mkdir(parents=True)
     with pytest.raises(ValueError, match="checkpoint-20"):
         check_model_dir(str(trainer_dir))
+
+
+def test_model_card_reports_training_figures_and_eval_results(model_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "trainer_state.json").write_text(json.dumps({"global_step": 1500, "epoch": 3.0, "log_history": [
+        {"step": 1500, "eval_loss": 1.6, "eval_perplexity_bound": 4.953}]}))
+    (run_dir / "all_results.json").write_text(json.dumps({"train_loss": 1.8, "train_runtime": 612.3,
+                                                          "train_samples_per_second": 9.1}))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "config.json").write_text((model_dir / "config.json").read_text())
+    card = Path(write_model_card(str(run_dir), str(staging), "me/llada-x", datasets=["tiny_shakespeare"])).read_text()
+    assert "| training steps | 1500 |" in card and "| mean training loss | 1.8 |" in card
+    assert "| eval perplexity bound (exp ELBO) | 4.953 |" in card and "samples_per_second" not in card
+    assert "model-index:" in card and "value: 4.953" in card and "- tiny_shakespeare" in card
 
 
 def test_reload_check_refuses_a_folder_that_does_not_load(model_dir, tmp_path):
