@@ -24,6 +24,7 @@ from transformers.integrations import TensorBoardCallback
 from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll
 from .callbacks import LossCurveCallback, SampleGenerationCallback
 from .collator import DataCollatorForMaskedDiffusion
+from .hub_callback import HubCodeFilesCallback
 from .models import is_masked_diffusion_model
 
 
@@ -82,7 +83,8 @@ class LLaDATrainer(Trainer):
     [`Trainer`] for LLaDA models and their autoregressive baselines.
 
     Defaults it fills in: the data collator (`DataCollatorForMaskedDiffusion` for LLaDA, a causal-LM collator for the
-    baseline), a sample-generation callback and a loss-curve callback. It overrides only evaluation:
+    baseline), a sample-generation callback, a loss-curve callback, and a callback that puts the Hub code files into
+    every `push_to_hub` commit. It overrides only evaluation:
 
     - batches are collated clean (no masking) and `prediction_step` returns the ELBO (`llada.evaluation.elbo_nll`)
       per token, so `eval_loss` is an upper bound on the NLL in nats per token, estimated with
@@ -104,6 +106,7 @@ class LLaDATrainer(Trainer):
             callbacks.append(sample_callback)
         if getattr(args, "plot_loss_curve", False):
             callbacks.append(LossCurveCallback())
+        callbacks.append(HubCodeFilesCallback())  # every Hub push gets the code files (no-op without push_to_hub)
         super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks, **kwargs)
         if sample_callback is not None:  # the samples go to the same TensorBoard run as the losses
