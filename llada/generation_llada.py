@@ -428,19 +428,18 @@ class LLaDAGenerationMixin:
                 masked_count = masked[:, block_slice].sum(dim=-1)  # (batch,)
                 if not bool(masked_count.any()):
                     break  # block finished early (more steps than tokens, or a hook filled it)
-                if context.logits_hook is None:
+                if context.logits_hook is None and context.tokens_hook is None:
                     logits = block_logits = self._denoiser_logits(canvas, context, block_slice)  # (batch, n, vocab)
-                else:  # the hook sees (and may change) the logits of the whole canvas
+                else:  # hooks see (and the logits hook may change) the logits of the whole canvas
                     logits = self._denoiser_logits(canvas, context)  # (batch, seq, vocab)
                     logits = _call_hook(context.logits_hook, "generation_logits_hook_func", step, canvas, logits)
                     block_logits = logits[:, block_slice]
                 block_logits = _constrain_logits(block_logits, block_start - context.prompt_length, config,
                                                  mask_token_id)
+                num_transfer = num_transfer_tokens(masked_count, steps_left, config.remask_ratio)  # (batch,)
                 new_block, _ = denoise_block(
-                    block_logits, canvas[:, block_slice], num_transfer_tokens(masked_count, steps_left,
-                                                                              config.remask_ratio),
-                    mask_token_id, config.temperature or 0.0, config.top_k, config.top_p, config.remasking,
-                    context.generator,
+                    block_logits, canvas[:, block_slice], num_transfer, mask_token_id, config.temperature or 0.0,
+                    config.top_k, config.top_p, config.remasking, context.generator,
                 )
                 canvas = canvas.clone()  # history and streamers may keep the previous canvas
                 canvas[:, block_slice] = new_block

@@ -346,6 +346,7 @@ def test_history_hooks_and_streamer_called_every_step():
 
 def test_tokens_hook_can_fix_tokens():
     def force_token(step, x, logits):
+        assert logits is None or logits.shape == (1, 8, 100)  # the whole canvas, as in Dream
         x = x.clone()
         x[:, -1] = 42
         return x
