@@ -50,11 +50,13 @@ for implementation in ("eager", "sdpa"):
     with torch.no_grad():
         report[f"logits_{implementation}"] = model(**inputs).logits.tolist()
 report["generation_config"] = {k: getattr(model.generation_config, k, None)
-                               for k in ("mask_token_id", "eos_token_id", "pad_token_id", "max_new_tokens")}
+                               for k in ("mask_token_id", "eos_token_id", "pad_token_id", "max_new_tokens", "steps",
+                                         "block_length")}
 report["greedy"] = model.diffusion_generate(**inputs, max_new_tokens=8, steps=8, block_length=4).tolist()
 report["sampled"] = model.diffusion_generate(**inputs, max_new_tokens=8, steps=4, temperature=0.8, top_k=20,
                                              remasking="random", seed=3).tolist()
 report["generate"] = model.generate(**inputs, max_new_tokens=4, steps=4).tolist()
+report["saved_defaults"] = model.diffusion_generate(**inputs).tolist()
 print("REPORT " + json.dumps(report))
 """
 
@@ -79,10 +81,12 @@ def hub_folder(tmp_path_factory):
     source, staging = tmp_path_factory.mktemp("model"), tmp_path_factory.mktemp("staging")
     tokenizer = build_byte_tokenizer(model_max_length=256)
     torch.manual_seed(0)
-    LLaDAForMaskedDiffusion(tiny_config(
+    model = LLaDAForMaskedDiffusion(tiny_config(
         vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
-    )).save_pretrained(source)
+    ))
+    model.generation_config.update(max_new_tokens=6, steps=3, block_length=2)  # saved defaults must be used
+    model.save_pretrained(source)
     tokenizer.save_pretrained(source)
     save_for_hub(str(source), str(staging))
     return staging
@@ -99,7 +103,8 @@ def test_transformers_4_loads_and_generates_like_transformers_5(hub_folder):
         torch.testing.assert_close(torch.tensor(compat[f"logits_{implementation}"]),
                                    torch.tensor(current[f"logits_{implementation}"]), rtol=1e-5, atol=1e-5)
     assert compat["generation_config"] == current["generation_config"]
-    for key in ("greedy", "sampled", "generate"):
+    assert len(current["saved_defaults"][0]) == len(current["input_ids"][0]) + 6
+    for key in ("greedy", "sampled", "generate", "saved_defaults"):
         assert compat[key] == current[key], key
 
 
