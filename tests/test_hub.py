@@ -259,6 +259,17 @@ def test_server_dying_mid_commit_leaves_no_partial_repo(in_process_client, hub, 
     assert hub.commit_titles("tester/broken") == ["initial commit"]
 
 
+def test_private_repo_and_branch_revision(in_process_client, hub, model_dir, capsys):
+    args = ["--model_dir", str(model_dir), "--repo_id", "tester/private-llada", "--skip_check"]
+    assert in_process_client([*args, "--private", "--revision", "dev", "--commit_message", "To a branch"]) == 0
+    assert "Pushed to tester/private-llada" in capsys.readouterr().out
+    repo = hub.repos["tester/private-llada"]
+    assert repo.private and set(repo.branches) == {"main", "dev"}
+    assert hub.commit_titles("tester/private-llada", "dev")[0] == "To a branch"
+    assert set(hub.files_at("tester/private-llada", "main")) == {".gitattributes"}
+    assert 'revision="dev"' in hub.files_at("tester/private-llada", "dev")["README.md"].decode()
+
+
 def test_model_dir_errors_name_what_is_missing(tmp_path, model_dir):
     with pytest.raises(ValueError, match="existing folder"):
         check_model_dir(str(tmp_path / "nope"))
@@ -305,3 +316,38 @@ def test_reload_check_refuses_a_folder_that_does_not_load(model_dir, tmp_path):
         handle.write("\nraise RuntimeError('broken modeling file')\n")
     with pytest.raises(HubPushError, match="broken modeling file"):
         check_loadable(str(staging))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# pushes of a training run
+
+FIXTURES = ROOT / "tests" / "fixtures"
+TINY_TRAINING = [
+    "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4", "--intermediate_size", "64",
+    "--max_seq_length", "32", "--per_device_train_batch_size", "4", "--train_file",
+    str(FIXTURES / "wikitext-2-test-excerpt.txt"), "--validation_file", str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
+    "--use_cpu", "--report_to", "none", "--dataloader_num_workers", "0", "--disable_tqdm", "true",
+    "--eval_strategy", "no", "--num_sample_generations", "0",
+]
+
+
+def test_llada_train_every_save_pushes_loadable_revisions(hub, tmp_path):
+    out = tmp_path / "run"
+    # The token given on the command line must reach the Hub but no file (training_args.bin is pickled).
+    env = client_env(hub, tmp_path, token=None)
+    result = run(["-m", "llada.cli.train", "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2",
+                  "--push_to_hub", "--hub_model_id", "tester/trained", "--hub_strategy", "every_save",
+                  "--hub_token", TOKEN, "--hub_always_push", "true", *TINY_TRAINING], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    repo = hub.repos["tester/trained"]
+    commits = [c for c in repo.history(repo.resolve("main")) if c.parent is not None]
+    titles = [c.title for c in commits]
+    assert "Training in progress, step 2" in titles and "Training in progress, step 4" in titles
+    for commit in commits:  # each revision is complete: code, config with auto_map, weights, tokenizer
+        assert HUB_FILES | {"config.json", "model.safetensors", "tokenizer.json"} <= set(commit.files), commit.title
+        assert "auto_map" in json.loads(commit.files["config.json"])
+        assert_no_secret(files=commit.files)
+    loaded = load_from_hub(env, [["tester/trained", c.oid] for c in commits])
+    assert all(entry["model"] == "LLaDAForMaskedDiffusion" for entry in loaded)
+    assert len({entry["weight_sum"] for entry in loaded}) >= 2  # the revisions hold different weights
+    assert_no_secret(out, tmp_path / "hf_home")
