@@ -182,7 +182,8 @@ assert bool(torch.isfinite(logits).all()), "the forward pass gave non-finite log
 out = model.diffusion_generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                                max_new_tokens=8, steps=4, seed=0)
 assert out.shape == (1, inputs["input_ids"].shape[1] + 8), f"diffusion_generate gave shape {tuple(out.shape)}"
-print("RELOAD-CHECK " + json.dumps({"class": type(model).__name__, "module": type(model).__module__, "sample": out[0].tolist()}))
+report = {"class": type(model).__name__, "module": type(model).__module__, "sample": out[0].tolist()}
+print("RELOAD-CHECK " + json.dumps(report))
 """
 
 
@@ -362,8 +363,8 @@ def _hub_call(what: str, endpoint: str):
         if request is None:
             raise
         raise HubPushError(f"The connection to the Hub at {endpoint} failed while {what} ({request}): "
-                           f"{type(error).__name__}: {error}. A Hub commit lands entirely or not at all: see the repo's "
-                           "history for whether it did.") from None
+                           f"{type(error).__name__}: {error}. A Hub commit lands entirely or not at all: see "
+                           "the repo's history for whether it did.") from None
 
 
 def _request_of(error: Exception) -> Optional[str]:

@@ -201,8 +201,9 @@ def test_model_and_tokenizer_push_to_hub_work_as_for_any_model(hub, native_pushe
     assert native_pushed.returncode == 0, native_pushed.stderr[-3000:]
     files = set(hub.files_at("tester/native"))
     assert HUB_FILES | {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} <= files
+    # (loading is checked together with the llada-push repo, in one process)
     assert [t for t in hub.commit_titles("tester/native") if t != "initial commit"] == [
-        "Upload tokenizer", "Upload LLaDAForMaskedDiffusion"]  # loading is checked with the llada-push repo, in one process
+        "Upload tokenizer", "Upload LLaDAForMaskedDiffusion"]
 
 
 # ------------------------------------------------------------------------------------------------------------------
