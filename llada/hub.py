@@ -32,6 +32,7 @@ TOKENIZER_FILES = (
     "chat_template.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model",
 )
 CARD_FILE = "README.md"
+KEPT_HUB_FILES = (".gitattributes",)  # the Hub's own file: never pruned
 LOGIN_HELP = "Log in with `hf auth login`, or set the HF_TOKEN environment variable, or pass --token."
 
 
@@ -49,6 +50,7 @@ def push_to_hub(
     token: Optional[str] = None,
     datasets: Optional[list] = None,
     check: bool = True,
+    prune: bool = False,
 ):
     r"""
     Uploads the LLaDA model in `model_dir` with its tokenizer, code, generation config and a model card to the Hub
@@ -64,6 +66,8 @@ def push_to_hub(
         token (`str`, *optional*): a Hub token with write access; default: `HF_TOKEN` or the `hf auth login` one.
         datasets (`list[str]`, *optional*): Hub dataset ids the model was trained on, for the model card.
         check (`bool`, defaults to `True`): run the fresh-process reload check before uploading.
+        prune (`bool`, defaults to `False`): delete, in the same commit, every other file of the repo at that
+            revision (files of earlier Trainer pushes, say), so that it holds exactly the uploaded files.
 
     Returns:
         `huggingface_hub.CommitInfo` of the commit (its `oid` is the new revision).
@@ -83,7 +87,7 @@ def push_to_hub(
         write_model_card(model_dir, staging, repo_id, revision=revision, datasets=datasets)
         files.append(CARD_FILE)
         return _upload(api, user, staging, sorted(files), repo_id, private, revision,
-                       commit_message or "Upload LLaDA model")
+                       commit_message or "Upload LLaDA model", prune=prune)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -328,8 +332,9 @@ def _logged_in_api(token: str):
     return api, user.get("name")
 
 
-def _upload(api, user: str, staging: str, files: list, repo_id: str, private, revision, commit_message):
-    from huggingface_hub import CommitOperationAdd
+def _upload(api, user: str, staging: str, files: list, repo_id: str, private, revision, commit_message,
+            prune: bool = False):
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     with _hub_call(f"creating the repo {repo_id}", api.endpoint):
         api.create_repo(repo_id, private=private, exist_ok=True)
@@ -338,6 +343,11 @@ def _upload(api, user: str, staging: str, files: list, repo_id: str, private, re
             api.create_branch(repo_id, branch=revision, exist_ok=True)
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=os.path.join(staging, name))
                   for name in files]
+    if prune:  # the same commit removes what earlier pushes left (training_args.bin, checkpoints, ...)
+        with _hub_call(f"listing the files of {repo_id}", api.endpoint):
+            present = api.list_repo_files(repo_id, revision=revision)
+        operations += [CommitOperationDelete(path_in_repo=path) for path in present
+                       if path not in files and path not in KEPT_HUB_FILES]
     with _hub_call(f"uploading {len(files)} files to {repo_id} as {user}", api.endpoint):
         return api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
 

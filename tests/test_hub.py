@@ -271,6 +271,17 @@ def test_private_repo_and_branch_revision(in_process_client, hub, model_dir, cap
     assert 'revision="dev"' in hub.files_at("tester/private-llada", "dev")["README.md"].decode()
 
 
+def test_prune_leaves_exactly_the_model_files(in_process_client, hub, model_dir):
+    repo = hub.create_repo("tester/after-training")
+    hub.commit(repo, "main", {"summary": "Training in progress, step 2"}, [
+        ("file", {"path": name, "content": "eA=="}) for name in ("training_args.bin", "runs/events.out", "config.json")])
+    args = ["--model_dir", str(model_dir), "--repo_id", "tester/after-training", "--skip_check"]
+    assert in_process_client(args) == 0
+    assert "training_args.bin" in hub.files_at("tester/after-training")  # kept by default
+    assert in_process_client([*args, "--prune"]) == 0
+    assert set(hub.files_at("tester/after-training")) == EXPECTED_FILES
+
+
 def test_model_dir_errors_name_what_is_missing(tmp_path, model_dir):
     with pytest.raises(ValueError, match="existing folder"):
         check_model_dir(str(tmp_path / "nope"))

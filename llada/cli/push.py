@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Hub token with write access (default: HF_TOKEN, or the one of `hf auth login`).")
     parser.add_argument("--dataset", action="append", dest="datasets", default=None,
                         help="Hub id of a training dataset, for the model card (repeatable).")
+    parser.add_argument("--prune", action="store_true",
+                        help="In the same commit, delete the repo's other files (e.g. left by Trainer pushes).")
     parser.add_argument("--skip_check", action="store_true",
                         help="Do not run the fresh-process reload check before uploading.")
     return parser
@@ -40,7 +42,7 @@ def main(argv: Optional[list] = None) -> int:
         info = push_to_hub(
             args.model_dir, args.repo_id, private=True if args.private else None, revision=args.revision,
             commit_message=args.commit_message, token=args.token, datasets=args.datasets,
-            check=not args.skip_check,
+            check=not args.skip_check, prune=args.prune,
         )
     except (ValueError, HubPushError) as error:
         print(f"llada-push: error: {error}", file=sys.stderr)
