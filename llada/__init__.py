@@ -3,6 +3,7 @@
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from .configuration_llada import LLaDAConfig
+from .generation_llada import LLaDAGenerateOutput, LLaDAGenerationConfig
 from .modeling_llada import LLaDAForMaskedDiffusion, LLaDAModel, LLaDAPreTrainedModel, masked_diffusion_loss
 
 __version__ = "0.1.0"
@@ -14,6 +15,8 @@ AutoModelForMaskedLM.register(LLaDAConfig, LLaDAForMaskedDiffusion, exist_ok=Tru
 
 __all__ = [
     "LLaDAConfig",
+    "LLaDAGenerateOutput",
+    "LLaDAGenerationConfig",
     "LLaDAForMaskedDiffusion",
     "LLaDAModel",
     "LLaDAPreTrainedModel",
