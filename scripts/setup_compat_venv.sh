@@ -12,6 +12,12 @@ TORCH_CPU_INDEX=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
 
 has_torch() { "$1" -c "import torch" >/dev/null 2>&1; }
 
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import torch, transformers, sys
+sys.exit(transformers.__version__ != '$TRANSFORMERS_VERSION')" >/dev/null 2>&1; then
+  echo "[compat] $VENV ready (transformers $TRANSFORMERS_VERSION)"
+  exit 0
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   if has_torch "$PYTHON"; then
     "$PYTHON" -m venv --system-site-packages "$VENV"
@@ -34,4 +40,3 @@ fi
 # transformers pins its own tokenizers / huggingface_hub ranges; safetensors for the weights.
 "${PIP[@]}" install -q "transformers==$TRANSFORMERS_VERSION" "safetensors>=0.4"
 "$VENV/bin/python" -c "import torch, transformers; print(f'[compat] {transformers.__version__=} {torch.__version__=}')"
-touch "$VENV/.llada-compat-installed"
