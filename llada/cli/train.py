@@ -146,7 +146,7 @@ def run_training(model_args, data_args, training_args):
 
     from llada.training.data import load_raw_datasets, tokenize_and_pack
     from llada.training.models import build_model
-    from llada.training.trainer import LLaDATrainer
+    from llada.training.trainer import LLaDATrainer, fit_generation_config
 
     set_seed(training_args.seed)
     # Everything that can fail on bad input runs before the trainer writes anything to output_dir.
@@ -159,6 +159,7 @@ def run_training(model_args, data_args, training_args):
             model.config, "use_cache"):
         model.config.use_cache = False  # the causal baseline's KV cache conflicts with recomputation
 
+    fit_generation_config(model, training_args)  # llada-generate's defaults: those of the evaluation samples
     trainer = LLaDATrainer(
         model=model, args=training_args, train_dataset=processed["train"], eval_dataset=processed["validation"],
         processing_class=tokenizer,

@@ -194,6 +194,26 @@ class LLaDATrainer(Trainer):
         return loss.detach(), None, None
 
 
+def fit_generation_config(model, args) -> None:
+    """
+    Makes the model's saved generation defaults (what `llada-generate` uses) those of the evaluation samples, shrunk
+    so a prompt of `sample_prompt_length` tokens plus the generation fits the model's positions.
+    """
+    config = getattr(model, "generation_config", None)
+    if config is None or not is_masked_diffusion_model(model):
+        return
+    positions = model.config.max_position_embeddings
+    max_new_tokens = max(1, min(args.sample_max_new_tokens, positions - args.sample_prompt_length))
+    block_length = args.sample_block_length
+    if block_length and block_length <= max_new_tokens:
+        max_new_tokens -= max_new_tokens % block_length
+    else:
+        block_length = None
+    config.max_new_tokens, config.block_length = max_new_tokens, block_length
+    config.steps = args.sample_steps if args.sample_steps and args.sample_steps <= max_new_tokens else None
+    config.temperature = args.sample_temperature
+
+
 def _clean_ids_and_scored(inputs: dict):
     """The clean tokens of an evaluation batch and the positions to score.
 
@@ -219,4 +239,4 @@ def _prompt_of(row: dict, length: int) -> list:
     return ids[:length]
 
 
-__all__ = ["LLaDATrainer", "LLaDATrainingArguments"]
+__all__ = ["LLaDATrainer", "LLaDATrainingArguments", "fit_generation_config"]
