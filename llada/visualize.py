@@ -269,7 +269,8 @@ def _wrap_pieces(rows, chars_per_line):
         lines.append([(0, f"sample {index}", -1)])
         current, column = [], 0
         for piece, step in row:
-            for part_number, part in enumerate(piece.replace("\t", "    ").split("\n")):
+            piece = "".join(c if c.isprintable() or c == "\n" else "·" for c in piece.replace("\t", "    "))
+            for part_number, part in enumerate(piece.split("\n")):
                 if part_number:
                     current.append((column, "⏎", step))
                     lines.append(current)
