@@ -231,6 +231,8 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             self._send_error(error)
         except _ConnectionKilled:
             self.close_connection = True
+        except Exception as error:  # a bug here: answer 500 with the reason rather than drop the connection
+            self._send_error(HubError(500, f"loopback Hub failed on {method} {url.path}: {error!r}"))
 
     def _route(self, method: str, seg: list):
         if seg[:2] == ["api", "whoami-v2"] and method == "GET":
