@@ -327,7 +327,7 @@ def _logged_in_api(token: str):
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-    with _hub_call("checking the token (GET /api/whoami-v2)", api.endpoint):
+    with _hub_call("checking the token", api.endpoint):
         user = api.whoami()
     return api, user.get("name")
 
@@ -348,12 +348,12 @@ def _upload(api, user: str, staging: str, files: list, repo_id: str, private, re
             present = api.list_repo_files(repo_id, revision=revision)
         operations += [CommitOperationDelete(path_in_repo=path) for path in present
                        if path not in files and path not in KEPT_HUB_FILES]
-    with _hub_call(f"uploading {len(files)} files to {repo_id} as {user}", api.endpoint):
+    with _hub_call(f"uploading {len(files)} files to {repo_id} as {user}", api.endpoint, commit=True):
         return api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
 
 
 @contextmanager
-def _hub_call(what: str, endpoint: str):
+def _hub_call(what: str, endpoint: str, commit: bool = False):
     """Turns the errors of a Hub call into a `HubPushError` saying what was being done and where."""
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -363,6 +363,9 @@ def _hub_call(what: str, endpoint: str):
         status = getattr(error.response, "status_code", None)
         if status == 401:
             raise HubPushError(f"The Hub at {endpoint} refused the token while {what} (401). {LOGIN_HELP}") from None
+        if status == 403:
+            raise HubPushError(f"The Hub at {endpoint} refused {what} (403): the token needs write access to "
+                               "that namespace (a 'write' or fine-grained token).") from None
         message = str(error).strip().splitlines()
         raise HubPushError(f"The Hub at {endpoint} answered with an error while {what}: "
                            f"{' '.join(line.strip() for line in message if line.strip())}") from None
@@ -372,9 +375,10 @@ def _hub_call(what: str, endpoint: str):
         request = _request_of(error)
         if request is None:
             raise
+        outcome = (" A Hub commit lands entirely or not at all: the repo's history shows whether it did."
+                   if commit else "")
         raise HubPushError(f"The connection to the Hub at {endpoint} failed while {what} ({request}): "
-                           f"{type(error).__name__}: {error}. A Hub commit lands entirely or not at all: see "
-                           "the repo's history for whether it did.") from None
+                           f"{type(error).__name__}: {error}.{outcome}") from None
 
 
 def _request_of(error: Exception) -> Optional[str]:
