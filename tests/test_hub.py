@@ -343,6 +343,20 @@ TINY_TRAINING = [
 ]
 
 
+def test_code_files_callback_writes_the_model_code_only_for_remote_code_models(model_dir, tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from llada.training.hub_callback import write_code_files
+
+    model = LLaDAForMaskedDiffusion.from_pretrained(model_dir)
+    assert write_code_files(torch.compile(model), str(tmp_path / "llada")) == sorted(HUB_FILES)
+    for name in HUB_FILES:
+        assert (tmp_path / "llada" / name).read_bytes() == (ROOT / "llada" / name).read_bytes()
+    baseline = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                            num_attention_heads=4, vocab_size=50))
+    assert write_code_files(baseline, str(tmp_path / "baseline")) == []  # transformers' own model: no code
+
+
 def test_llada_train_every_save_pushes_loadable_revisions(hub, tmp_path):
     out = tmp_path / "run"
     # The token given on the command line must reach the Hub but no file (training_args.bin is pickled).

@@ -54,6 +54,7 @@ def write_code_files(model, folder: str, checkpoint: str = None) -> list:
     cannot be found.
     """
     model = getattr(model, "module", model)  # DDP / DataParallel wrappers
+    model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
     if getattr(model, "_auto_class", None) is None and not getattr(model.config, "auto_map", None):
         return []  # a model of transformers itself (the autoregressive baseline): no code to ship
     os.makedirs(folder, exist_ok=True)
