@@ -42,6 +42,7 @@ from transformers.utils import ModelOutput, logging
 logger = logging.get_logger(__name__)
 
 REMASKING_STRATEGIES = ("low_confidence", "random", "entropy", "margin")
+CACHE_MODES = (False, "prefix", "dual")
 CALL_ONLY_ARGUMENTS = ("streamer", "generator", "seed", "generation_tokens_hook_func", "generation_logits_hook_func")
 
 
@@ -70,6 +71,28 @@ class LLaDAGenerationConfig(GenerationConfig):
             The mask token; defaults to the model config's.
         output_history (`bool`, *optional*, defaults to `False`):
             Return the canvas after every step (with `return_dict_in_generate=True`).
+        use_cache (`bool` or `str`, *optional*, defaults to `False`):
+            Key/value caching across steps (Fast-dLLM, Wu et al. 2025). `"prefix"`: the first step of a block runs
+            the whole canvas and records every position's keys/values; later steps of the block run only the block
+            and everything after it, reading the keys/values of the left part from the cache. `"dual"`: later steps
+            run only the block itself, reading both the left part and the still-masked right part from the cache.
+            Stale keys/values make both approximations; `False` runs the whole canvas at every step.
+        cache_refresh_interval (`int`, *optional*):
+            With a cache, also refresh it (run the whole canvas) at every `k`-th step inside a block. `None`: only
+            at block starts; `1`: every step, which gives exactly the tokens of `use_cache=False`.
+        threshold (`float`, *optional*):
+            Parallel decoding: a step commits `max(scheduled count, number of masked positions of the block whose
+            confidence exceeds threshold)` positions, most confident first. `steps` then becomes an upper bound;
+            `threshold=1.0` (nothing exceeds it) is the scheduled algorithm.
+        factor (`float`, *optional*):
+            Parallel decoding (Fast-dLLM's factor rule): commits `max(scheduled count, n)` with n the largest count
+            such that `(n + 1) * (1 - c_n) < factor`, c_n the n-th largest confidence. Not with `threshold`.
+        early_stop (`bool`, *optional*, defaults to `False`):
+            Stop working on a row once it is done: it has an EOS among its committed generated tokens and no masked
+            position before the first one. Its remaining masked positions are filled with padding (EOS without a
+            pad id) and it leaves the forward batch; the loop ends when every row is done. The returned sequences
+            are those of `early_stop=False` (everything after the first EOS becomes padding anyway); `nfe` and
+            the decode steps after the stop differ.
 
     `max_new_tokens` defaults to 128; `temperature` None or 0 is greedy (left unset by default so that a plain
     `GenerationConfig` reading `generation_config.json` does not warn). `min_new_tokens` forbids EOS in the first
@@ -84,6 +107,11 @@ class LLaDAGenerationConfig(GenerationConfig):
         self.cfg_scale = kwargs.pop("cfg_scale", 0.0)
         self.mask_token_id = kwargs.pop("mask_token_id", None)
         self.output_history = kwargs.pop("output_history", False)
+        self.cache_refresh_interval = kwargs.pop("cache_refresh_interval", None)
+        self.threshold = kwargs.pop("threshold", None)
+        self.factor = kwargs.pop("factor", None)
+        self.early_stop = kwargs.pop("early_stop", False)
+        kwargs.setdefault("use_cache", False)  # a standard field, set by the base class: our meaning, our default
         kwargs.setdefault("max_new_tokens", 128)
         for name in ("temperature", "top_k", "top_p"):  # unset = off, whatever the transformers version's default
             kwargs.setdefault(name, None)
@@ -122,6 +150,17 @@ class LLaDAGenerationConfig(GenerationConfig):
             _fail(self, "cfg_scale", "a number >= 0 (0 = no guidance)", self.cfg_scale)
         if not isinstance(self.output_history, bool):
             _fail(self, "output_history", "a bool", self.output_history)
+        if self.use_cache not in CACHE_MODES:
+            _fail(self, "use_cache", "False, 'prefix' or 'dual'", self.use_cache)
+        _check_int(self, "cache_refresh_interval", minimum=1, optional=True)
+        if self.threshold is not None and not (_is_number(self.threshold) and 0 <= self.threshold <= 1):
+            _fail(self, "threshold", "None or a number in [0, 1]", self.threshold)
+        if self.factor is not None and not (_is_number(self.factor) and self.factor > 0):
+            _fail(self, "factor", "None or a number > 0", self.factor)
+        if self.threshold is not None and self.factor is not None:
+            raise ValueError(f"{type(self).__name__}: set `threshold` or `factor`, not both.")
+        if not isinstance(self.early_stop, bool):
+            _fail(self, "early_stop", "a bool", self.early_stop)
         if self.max_new_tokens is not None:
             block_schedule(self.max_new_tokens, self.block_length, self.steps)
 
@@ -204,9 +243,17 @@ def num_transfer_tokens(masked_count: torch.Tensor, steps_left: int, remask_rati
     return masked_count - torch.floor(masked_count.double() * remask_ratio).long()
 
 
-def draw_uniform(shape, generator: Optional[torch.Generator], device) -> torch.Tensor:
-    """Uniform float64 draws on the generator's device (so a CPU generator also seeds GPU runs), moved to `device`."""
+def draw_uniform(shape, generator: Optional[torch.Generator], device, rows=None) -> torch.Tensor:
+    """Uniform float64 draws on the generator's device (so a CPU generator also seeds GPU runs), moved to `device`.
+
+    `rows=(batch, index)`: draw for all `batch` rows and keep the rows in `index`, so that a row sees the same
+    numbers whether or not finished companions still take part.
+    """
     draw_device = generator.device if generator is not None else device
+    if rows is not None:
+        batch, index = rows
+        full = torch.rand((batch, *shape[1:]), generator=generator, device=draw_device, dtype=torch.float64)
+        return full.to(device)[index.to(device)]
     return torch.rand(shape, generator=generator, device=draw_device, dtype=torch.float64).to(device)
 
 
@@ -231,7 +278,7 @@ def filter_logits(logits: torch.Tensor, top_k: Optional[int] = None, top_p: Opti
     return logits
 
 
-def gumbel_max_tokens(logits: torch.Tensor, temperature: float, generator=None) -> torch.Tensor:
+def gumbel_max_tokens(logits: torch.Tensor, temperature: float, generator=None, rows=None) -> torch.Tensor:
     """Candidate tokens x0, (batch, n, vocab) -> (batch, n).
 
     Temperature 0 is the argmax. Otherwise LLaDA's Gumbel-max in float64, `argmax exp(l) / (-log U)^T`, which
@@ -240,19 +287,20 @@ def gumbel_max_tokens(logits: torch.Tensor, temperature: float, generator=None) 
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.to(torch.float64)
-    uniform = draw_uniform(logits.shape, generator, logits.device)  # (batch, n, vocab)
+    uniform = draw_uniform(logits.shape, generator, logits.device, rows)  # (batch, n, vocab)
     gumbel_noise = (-torch.log(uniform)) ** temperature
     return (logits.exp() / gumbel_noise).argmax(dim=-1)
 
 
-def token_confidence(logits: torch.Tensor, x0: torch.Tensor, remasking: str, generator=None) -> torch.Tensor:
+def token_confidence(logits: torch.Tensor, x0: torch.Tensor, remasking: str, generator=None,
+                     rows=None) -> torch.Tensor:
     """How sure the model is of each candidate, (batch, n, vocab), (batch, n) -> (batch, n); higher commits first.
 
     `low_confidence`: p(x0) (LLaDA); `entropy`: minus the entropy of p (Dream); `margin`: top-1 minus top-2
     probability (Dream); `random`: a uniform draw (LLaDA).
     """
     if remasking == "random":
-        return draw_uniform(x0.shape, generator, x0.device)
+        return draw_uniform(x0.shape, generator, x0.device, rows)
     probs = logits.float().softmax(dim=-1)  # (batch, n, vocab)
     if remasking == "low_confidence":
         return probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
@@ -276,21 +324,44 @@ def select_transfer(confidence: torch.Tensor, num_transfer: torch.Tensor) -> tor
     return torch.zeros_like(chosen_in_order).scatter(-1, order, chosen_in_order)
 
 
+def parallel_transfer_count(confidence: torch.Tensor, threshold: Optional[float] = None,
+                            factor: Optional[float] = None) -> torch.Tensor:
+    """Fast-dLLM's parallel decoding counts, (batch, n) -> (batch,); not-eligible positions carry -inf.
+
+    `threshold`: the number of confidences above it. `factor`: the largest n with `(n + 1) * (1 - c_n) < factor`,
+    c_n the n-th largest confidence; c_n falls and n + 1 grows with n, so the condition holds for a leading run of
+    n and the count is the length of that run. Neither: zeros (the schedule alone decides).
+    """
+    if threshold is not None:
+        return (confidence > threshold).sum(dim=-1)
+    if factor is not None:
+        sorted_confidence = confidence.sort(dim=-1, descending=True).values  # (batch, n)
+        n = torch.arange(1, confidence.shape[-1] + 1, device=confidence.device, dtype=sorted_confidence.dtype)
+        return ((n + 1) * (1 - sorted_confidence) < factor).sum(dim=-1)
+    return torch.zeros(confidence.shape[0], dtype=torch.long, device=confidence.device)
+
+
 def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, temperature=0.0, top_k=None,
-                  top_p=None, remasking="low_confidence", generator=None):
+                  top_p=None, remasking="low_confidence", generator=None, threshold=None, factor=None,
+                  noise_rows=None):
     """One denoising step on the current block.
 
     Args:
         block_logits (`(batch, n, vocab)`): the model's logits for the block (after guidance and hooks).
         block_tokens (`(batch, n)`): the block's tokens, `mask_token_id` where still masked.
-        num_transfer (`(batch,)`): how many masked positions each row commits (capped at what is left).
+        num_transfer (`(batch,)`): how many masked positions each row commits at least (capped at what is left);
+            with `threshold` or `factor` a row commits more when [`parallel_transfer_count`] says so.
+        noise_rows (`(batch_size, row_index)`, *optional*): the rows are these rows of a larger batch; random
+            draws are made for the larger batch (see [`draw_uniform`]).
 
     Returns: `(new_block_tokens, transfer)`, both `(batch, n)`; `transfer` marks the committed positions.
     """
     masked = block_tokens == mask_token_id  # (batch, n)
     logits = filter_logits(block_logits, top_k, top_p, temperature)
-    x0 = gumbel_max_tokens(logits, temperature, generator)  # (batch, n)
-    confidence = token_confidence(logits, x0, remasking, generator).masked_fill(~masked, float("-inf"))
+    x0 = gumbel_max_tokens(logits, temperature, generator, noise_rows)  # (batch, n)
+    confidence = token_confidence(logits, x0, remasking, generator, noise_rows)
+    confidence = confidence.masked_fill(~masked, float("-inf"))  # (batch, n)
+    num_transfer = torch.maximum(num_transfer, parallel_transfer_count(confidence, threshold, factor))
     transfer = select_transfer(confidence, torch.minimum(num_transfer, masked.sum(dim=-1)))
     return torch.where(transfer, x0, block_tokens), transfer
 
@@ -309,23 +380,77 @@ def _as_id_list(token_ids) -> list:
     return list(token_ids) if isinstance(token_ids, (list, tuple)) else [token_ids]
 
 
+def rows_done(generated: torch.Tensor, mask_token_id: int, eos_token_ids) -> torch.Tensor:
+    """Early stop: (batch, n) generated tokens -> (batch,) bool, True where the row has a committed EOS and no
+    masked position before its first EOS (nothing the row will return is still undecided)."""
+    eos = torch.as_tensor(eos_token_ids, device=generated.device).view(-1)
+    is_eos = torch.isin(generated, eos)  # (batch, n)
+    before_first_eos = is_eos.long().cumsum(dim=-1) == 0
+    undecided = (generated == mask_token_id) & before_first_eos
+    return is_eos.any(dim=-1) & ~undecided.any(dim=-1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Key/value cache
+
+
+class CanvasKVCache:
+    """Keys and values of every canvas position, per layer, for windowed forward passes (Fast-dLLM's caches).
+
+    A *refresh* is a forward pass over the whole canvas: `update` records each layer's keys/values
+    (rows, kv_heads, seq, head_dim) and returns them unchanged. A *windowed* pass runs only positions
+    `[start, stop)`: `update` writes the window's fresh keys/values over the stored ones and returns the whole
+    canvas's, so the window attends to the stored keys of every other position. The window is recomputed at
+    every windowed step, so writing it in place loses nothing, and no copy of the canvas's keys is made.
+
+    Our own small class: transformers' `Cache` classes append along the sequence (autoregressive decoding); here
+    the length is fixed and a window in the middle is replaced at every step.
+    """
+
+    def __init__(self):
+        self.keys, self.values = {}, {}
+        self.window = None  # None: the next pass is a refresh
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        if self.window is None:
+            self.keys[layer_idx], self.values[layer_idx] = key, value
+            return key, value
+        start, stop = self.window
+        keys, values = self.keys[layer_idx], self.values[layer_idx]  # (rows, kv_heads, seq, head_dim)
+        keys[:, :, start:stop] = key
+        values[:, :, start:stop] = value
+        return keys, values
+
+    def keep_rows(self, index: torch.Tensor):
+        """Keeps only these rows (finished rows leave the forward batch)."""
+        for layer_idx in self.keys:
+            self.keys[layer_idx] = self.keys[layer_idx].index_select(0, index)
+            self.values[layer_idx] = self.values[layer_idx].index_select(0, index)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The mixin
 
 
 @dataclass
 class DenoisingContext:
-    """What stays fixed during one `diffusion_generate` call (and where a key/value cache would live)."""
+    """What stays fixed during one `diffusion_generate` call, and the key/value cache."""
 
     config: LLaDAGenerationConfig
     mask_token_id: int
     prompt_length: int
     attention_mask: Optional[torch.Tensor]  # (batch, seq), None when nothing is padded
     prompt_positions: torch.Tensor  # (batch, seq) bool: real prompt tokens (masked in the guidance copy)
+    position_ids: Optional[torch.Tensor] = None  # (batch, seq): the canvas's positions, for windowed passes
+    cache: Optional[CanvasKVCache] = None
     generator: Optional[torch.Generator] = None
     streamer: Optional[object] = None
     tokens_hook: Optional[Callable] = None
     logits_hook: Optional[Callable] = None
+
+    @property
+    def has_hooks(self) -> bool:
+        return self.tokens_hook is not None or self.logits_hook is not None
 
 
 class LLaDAGenerationMixin:
@@ -402,6 +527,14 @@ class LLaDAGenerationMixin:
             attention_mask=None if bool(attention_mask.all()) else attention_mask,
             prompt_positions=prompt_positions, **options,
         )
+        if config.use_cache:
+            if context.has_hooks:
+                raise ValueError(
+                    "diffusion_generate: `use_cache` cannot be combined with `generation_tokens_hook_func` or "
+                    "`generation_logits_hook_func`: the hooks take the logits of the whole canvas at every step."
+                )
+            context.position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # as the model's default
+            context.cache = CanvasKVCache()
         canvas, decode_step, history, nfe = self._denoise(canvas, block_length, steps_per_block, context)
         sequences = _pad_generated_after_eos(canvas, prompt_length, config)
         if not config.return_dict_in_generate:
@@ -419,32 +552,22 @@ class LLaDAGenerationMixin:
         canvas = _call_hook(context.tokens_hook, "generation_tokens_hook_func", None, canvas, None)
         if context.streamer is not None:
             context.streamer.put(canvas)
-        step = 0
+        step, rows = 0, None  # rows: indices of the rows in the forward batch, None for all of them
         for block, block_steps in enumerate(steps_per_block):
             block_start = context.prompt_length + block * block_length
             block_slice = slice(block_start, block_start + block_length)
-            for steps_left in range(block_steps, 0, -1):
+            for block_step in range(block_steps):
+                rows = self._rows_to_run(canvas, rows, context)
+                running = canvas if rows is None else canvas[rows]  # (rows, seq)
+                if not bool((running[:, block_slice] == mask_token_id).any()):
+                    break  # block finished early (parallel decoding, more steps than tokens, a hook, all rows done)
                 masked = canvas == mask_token_id  # (batch, seq)
-                masked_count = masked[:, block_slice].sum(dim=-1)  # (batch,)
-                if not bool(masked_count.any()):
-                    break  # block finished early (more steps than tokens, or a hook filled it)
-                if context.logits_hook is None and context.tokens_hook is None:
-                    logits = block_logits = self._denoiser_logits(canvas, context, block_slice)  # (batch, n, vocab)
-                else:  # hooks see (and the logits hook may change) the logits of the whole canvas
-                    logits = self._denoiser_logits(canvas, context)  # (batch, seq, vocab)
-                    logits = _call_hook(context.logits_hook, "generation_logits_hook_func", step, canvas, logits)
-                    block_logits = logits[:, block_slice]
-                block_logits = _constrain_logits(block_logits, block_start - context.prompt_length, config,
-                                                 mask_token_id)
-                num_transfer = num_transfer_tokens(masked_count, steps_left, config.remask_ratio)  # (batch,)
-                new_block, _ = denoise_block(
-                    block_logits, canvas[:, block_slice], num_transfer, mask_token_id, config.temperature or 0.0,
-                    config.top_k, config.top_p, config.remasking, context.generator,
-                )
-                canvas = canvas.clone()  # history and streamers may keep the previous canvas
-                canvas[:, block_slice] = new_block
+                canvas, logits = self._denoising_step(canvas, rows, step, block_step, block_steps, block_slice,
+                                                      context)
                 canvas = _call_hook(context.tokens_hook, "generation_tokens_hook_func", step, canvas, logits)
                 decode_step.masked_fill_(masked & (canvas != mask_token_id), step)
+                if config.early_stop:
+                    canvas = _fill_finished_rows(canvas, context.prompt_length, config, mask_token_id)
                 if history is not None:
                     history.append(canvas)
                 if context.streamer is not None:
@@ -454,18 +577,88 @@ class LLaDAGenerationMixin:
             context.streamer.end()
         return canvas, decode_step, history, step  # one forward call per step
 
-    def _denoiser_logits(self, canvas, context: DenoisingContext, positions: slice = slice(None)):
-        """Logits at `positions` of the canvas, (batch, seq) -> (batch, n, vocab); guided when `cfg_scale > 0`.
+    def _denoising_step(self, canvas, rows, step, block_step, block_steps, block_slice, context: DenoisingContext):
+        """One forward pass and one commit in the current block for the running `rows` (None: all).
 
-        Guidance runs the canvas and its prompt-masked copy in one batched call: u + (w + 1)(c - u).
+        Returns the new canvas (a copy: history and streamers may keep the previous one) and the logits passed to
+        the tokens hook. With a cache the pass is a refresh at the block's first step and every
+        `cache_refresh_interval`-th step, windowed otherwise.
+        """
+        config, mask_token_id = context.config, context.mask_token_id
+        if not context.has_hooks:
+            interval = config.cache_refresh_interval
+            refresh = block_step == 0 if interval is None else block_step % interval == 0
+            logits = block_logits = self._denoiser_logits(canvas, context, block_slice, rows, refresh)
+        else:  # hooks see (and the logits hook may change) the logits of the whole canvas
+            logits = self._denoiser_logits(canvas, context)  # (batch, seq, vocab)
+            logits = _call_hook(context.logits_hook, "generation_logits_hook_func", step, canvas, logits)
+            block_logits = logits[:, block_slice]
+        block_offset = block_slice.start - context.prompt_length
+        block_logits = _constrain_logits(block_logits, block_offset, config, mask_token_id)  # (rows, n, vocab)
+        block_tokens = (canvas if rows is None else canvas[rows])[:, block_slice]  # (rows, n)
+        masked_count = (block_tokens == mask_token_id).sum(dim=-1)  # (rows,)
+        num_transfer = num_transfer_tokens(masked_count, block_steps - block_step, config.remask_ratio)
+        new_block, _ = denoise_block(
+            block_logits, block_tokens, num_transfer, mask_token_id, config.temperature or 0.0, config.top_k,
+            config.top_p, config.remasking, context.generator, config.threshold, config.factor,
+            noise_rows=None if rows is None else (canvas.shape[0], rows),
+        )
+        canvas = canvas.clone()
+        if rows is None:
+            canvas[:, block_slice] = new_block
+        else:
+            canvas[:, block_slice] = canvas[:, block_slice].index_copy(0, rows, new_block)
+        return canvas, logits
+
+    def _rows_to_run(self, canvas, rows, context: DenoisingContext):
+        """The rows that still have masked positions; the others leave the forward batch, and the cache, for good.
+
+        Returns indices into the batch, or None while every row runs (always None with hooks: they take the
+        whole batch).
+        """
+        if context.has_hooks:
+            return None
+        unfinished = (canvas[:, context.prompt_length:] == context.mask_token_id).any(dim=-1)  # (batch,)
+        if rows is None:
+            if bool(unfinished.all()):
+                return None
+            rows = torch.arange(canvas.shape[0], device=canvas.device)
+        still_running = unfinished[rows]  # (rows,)
+        if bool(still_running.all()):
+            return rows
+        keep = still_running.nonzero().squeeze(-1)
+        if context.cache is not None:  # cache rows: the running rows, then their guidance copies
+            copies = [keep + copy * rows.numel() for copy in range(2 if context.config.cfg_scale > 0 else 1)]
+            context.cache.keep_rows(torch.cat(copies))
+        return rows[keep]
+
+    def _denoiser_logits(self, canvas, context: DenoisingContext, positions: slice = slice(None), rows=None,
+                         refresh=True):
+        """Logits at `positions` of the canvas, (batch, seq) -> (rows, n, vocab); guided when `cfg_scale > 0`.
+
+        Only `rows` (indices, None for all) go through the model. Guidance runs the canvas and its prompt-masked
+        copy in one batched call: u + (w + 1)(c - u).
         """
         cfg_scale = context.config.cfg_scale
-        input_ids, attention_mask = canvas, context.attention_mask
+        attention_mask, prompt_positions, position_ids = (
+            context.attention_mask, context.prompt_positions, context.position_ids)
+        if rows is not None:
+            canvas, prompt_positions = canvas[rows], prompt_positions[rows]
+            attention_mask = None if attention_mask is None else attention_mask[rows]
+            position_ids = None if position_ids is None else position_ids[rows]
+        input_ids = canvas
         if cfg_scale > 0:
-            unconditional = canvas.masked_fill(context.prompt_positions, context.mask_token_id)  # (batch, seq)
-            input_ids = torch.cat([canvas, unconditional])  # (2 * batch, seq)
+            unconditional = canvas.masked_fill(prompt_positions, context.mask_token_id)  # (rows, seq)
+            input_ids = torch.cat([canvas, unconditional])  # (2 * rows, seq)
             attention_mask = None if attention_mask is None else torch.cat([attention_mask, attention_mask])
-        logits = self._logits_at(input_ids, attention_mask, positions)
+            position_ids = None if position_ids is None else torch.cat([position_ids, position_ids])
+        if context.cache is None:
+            logits = self._logits_at(input_ids, attention_mask, positions)
+        else:
+            window = slice(0, None) if refresh else slice(
+                positions.start, None if context.config.use_cache == "prefix" else positions.stop)
+            logits = self._cached_logits_at(input_ids, attention_mask, position_ids, positions, window,
+                                            context.cache)
         if cfg_scale == 0:
             return logits
         conditional_logits, unconditional_logits = logits.chunk(2)
@@ -479,6 +672,21 @@ class LLaDAGenerationMixin:
             return self(input_ids=input_ids, attention_mask=attention_mask).logits[:, positions]
         hidden_states = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return head(hidden_states[:, positions])  # (rows, n, vocab)
+
+    def _cached_logits_at(self, input_ids, attention_mask, position_ids, positions: slice, window: slice, cache):
+        """Logits at `positions` from a pass over the canvas positions in `window` only, (rows, seq) ->
+        (rows, n, vocab). A window starting at 0 is a refresh: the cache records the keys/values of the whole
+        canvas. Otherwise the window's queries attend to the cached keys/values of the other positions."""
+        seq = input_ids.shape[1]
+        start, stop = window.indices(seq)[:2]
+        cache.window = None if (start, stop) == (0, seq) else (start, stop)
+        kwargs = dict(input_ids=input_ids[:, start:stop], attention_mask=attention_mask,
+                      position_ids=position_ids[:, start:stop], past_key_values=cache)
+        backbone, head = getattr(self, "model", None), self.get_output_embeddings()
+        block = slice(positions.start - start, positions.stop - start)
+        if backbone is None or head is None:
+            return self(**kwargs).logits[:, block]
+        return head(backbone(**kwargs).last_hidden_state[:, block])  # (rows, n, vocab)
 
     # ------------------------------------------------------------------------------------------------------------
     # argument handling: everything is checked before the first forward pass
@@ -665,6 +873,19 @@ def _constrain_logits(block_logits, block_offset: int, config, mask_token_id: in
     return block_logits
 
 
+def _fill_finished_rows(canvas, prompt_length: int, config, mask_token_id: int) -> torch.Tensor:
+    """Early stop: the masked positions of rows that are done ([`rows_done`]) become padding (EOS without a pad
+    id), in place; they would become padding after the first EOS anyway."""
+    eos_ids = _as_id_list(config.eos_token_id)
+    if not eos_ids:
+        return canvas
+    generated = canvas[:, prompt_length:]  # a view: filling it fills the canvas
+    done = rows_done(generated, mask_token_id, eos_ids)  # (batch,)
+    pad_token_id = config.pad_token_id if config.pad_token_id is not None else eos_ids[0]
+    generated.masked_fill_(done.unsqueeze(-1) & (generated == mask_token_id), pad_token_id)
+    return canvas
+
+
 def _pad_generated_after_eos(canvas, prompt_length: int, config) -> torch.Tensor:
     """The final sequences: generated tokens after a row's first EOS become padding (EOS when no pad id)."""
     eos_ids = _as_id_list(config.eos_token_id)
@@ -677,5 +898,6 @@ def _pad_generated_after_eos(canvas, prompt_length: int, config) -> torch.Tensor
 
 __all__ = [
     "LLaDAGenerationConfig", "LLaDAGenerateOutput", "LLaDAGenerationMixin", "block_schedule", "num_transfer_tokens",
-    "filter_logits", "gumbel_max_tokens", "token_confidence", "select_transfer", "denoise_block", "pad_after_eos",
+    "filter_logits", "gumbel_max_tokens", "token_confidence", "select_transfer", "parallel_transfer_count",
+    "denoise_block", "pad_after_eos", "rows_done", "CanvasKVCache",
 ]

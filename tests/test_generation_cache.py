@@ -1,0 +1,201 @@
+"""Tests for the fast sampling paths of `diffusion_generate`: key/value caches, parallel decoding (threshold and
+factor) and early stop. The exactness guards compare against the plain sampler, itself checked against an
+independent reference in test_generation.py."""
+
+import pytest
+import torch
+
+from conftest import tiny_model
+from llada.generation_llada import (
+    CanvasKVCache,
+    DenoisingContext,
+    LLaDAGenerationConfig,
+    parallel_transfer_count,
+    rows_done,
+)
+
+MASK, PAD, EOS = 99, 0, 1
+
+
+def varied_model(seed=0):
+    return tiny_model(seed, initializer_range=0.2)
+
+
+def prompts_batch():
+    """Three left-padded prompts of lengths 5, 3 and 1."""
+    ids = torch.tensor([[11, 12, 13, 14, 15], [PAD, PAD, 21, 22, 23], [PAD, PAD, PAD, PAD, 31]])
+    return ids, (ids != PAD).long()
+
+
+def generate(model, ids, attention_mask, **settings):
+    settings = {"max_new_tokens": 16, "steps": 16, "block_length": 4, "eos_token_id": None,
+                "return_dict_in_generate": True, **settings}
+    return model.diffusion_generate(ids, attention_mask=attention_mask, **settings)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Exactness guards
+
+
+@pytest.mark.parametrize("use_cache", ["prefix", "dual"])
+@pytest.mark.parametrize("cfg_scale", [0.0, 1.5])
+def test_cache_refreshed_every_step_gives_the_uncached_tokens(use_cache, cfg_scale):
+    model, (ids, attention_mask) = varied_model(1), prompts_batch()
+    plain = generate(model, ids, attention_mask, cfg_scale=cfg_scale)
+    cached = generate(model, ids, attention_mask, cfg_scale=cfg_scale, use_cache=use_cache,
+                      cache_refresh_interval=1)
+    assert torch.equal(cached.sequences, plain.sequences)
+    assert torch.equal(cached.decode_step, plain.decode_step) and cached.nfe == plain.nfe == 16
+
+
+@pytest.mark.parametrize("use_cache", ["prefix", "dual"])
+@pytest.mark.parametrize("cfg_scale", [0.0, 1.5])
+def test_windowed_pass_on_a_fresh_cache_equals_the_full_pass(use_cache, cfg_scale):
+    """A refresh then a windowed pass over the same canvas: the window sees exactly the keys of a full pass."""
+    model, (ids, attention_mask) = varied_model(2), prompts_batch()
+    canvas = torch.cat([ids, torch.randint(2, 99, (3, 12))], dim=1)  # (3, 17)
+    full_mask = torch.cat([attention_mask, torch.ones(3, 12, dtype=torch.long)], dim=1)
+    prompt_positions = full_mask.bool()
+    prompt_positions[:, 5:] = False
+    context = DenoisingContext(
+        config=LLaDAGenerationConfig(use_cache=use_cache, cfg_scale=cfg_scale), mask_token_id=MASK,
+        prompt_length=5, attention_mask=full_mask, prompt_positions=prompt_positions,
+        position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), cache=CanvasKVCache(),
+    )
+    block = slice(9, 13)
+    with torch.no_grad():
+        uncached = model._denoiser_logits(canvas, DenoisingContext(**{**vars(context), "cache": None}), block)
+        refreshed = model._denoiser_logits(canvas, context, block, refresh=True)
+        windowed = model._denoiser_logits(canvas, context, block, refresh=False)
+        again = model._denoiser_logits(canvas, context, block, refresh=False)
+    assert torch.equal(refreshed, uncached)
+    torch.testing.assert_close(windowed, uncached, atol=1e-5, rtol=1e-5)
+    assert torch.equal(again, windowed)  # writing the window into the cache changed nothing else
+
+
+@pytest.mark.parametrize("settings", [dict(), dict(use_cache="dual"), dict(use_cache="prefix", cfg_scale=1.0),
+                                      dict(remasking="margin", steps=8)])
+def test_threshold_one_is_the_scheduled_algorithm(settings):
+    model, (ids, attention_mask) = varied_model(3), prompts_batch()
+    scheduled = generate(model, ids, attention_mask, **settings)
+    never_above = generate(model, ids, attention_mask, threshold=1.0, **settings)
+    assert torch.equal(never_above.sequences, scheduled.sequences)
+    assert torch.equal(never_above.decode_step, scheduled.decode_step) and never_above.nfe == scheduled.nfe
+
+
+def test_factor_zero_is_the_scheduled_algorithm():
+    model, (ids, attention_mask) = varied_model(3), prompts_batch()
+    scheduled = generate(model, ids, attention_mask, steps=8)
+    tiny_factor = generate(model, ids, attention_mask, steps=8, factor=1e-9)
+    assert torch.equal(tiny_factor.sequences, scheduled.sequences) and tiny_factor.nfe == scheduled.nfe
+
+
+@pytest.mark.parametrize("settings", [
+    dict(use_cache="prefix"), dict(use_cache="dual"), dict(threshold=0.02), dict(factor=2.0),
+    dict(use_cache="dual", threshold=0.02, cfg_scale=1.0), dict(use_cache="prefix", cache_refresh_interval=2),
+])
+def test_batch_rows_equal_single_row_results(settings):
+    model, (ids, attention_mask) = varied_model(4), prompts_batch()
+    batched = generate(model, ids, attention_mask, **settings).sequences
+    for row in range(3):
+        real = attention_mask[row].bool()
+        alone = generate(model, ids[row:row + 1, real], None, **settings).sequences
+        assert batched[row, 5:].tolist() == alone[0, int(real.sum()):].tolist(), f"row {row}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parallel decoding
+
+
+def test_parallel_transfer_counts():
+    inf = float("inf")
+    confidence = torch.tensor([[0.95, 0.5, 0.97, -inf], [0.2, 0.1, 0.3, 0.05]])
+    assert parallel_transfer_count(confidence, threshold=0.9).tolist() == [2, 0]
+    assert parallel_transfer_count(confidence, threshold=1.0).tolist() == [0, 0]
+    # sorted row 0: 0.97, 0.95, 0.5 -> (n + 1)(1 - c_n) = 0.06, 0.15, 2.0; row 1: 1.4, 2.4, ...
+    assert parallel_transfer_count(confidence, factor=1.0).tolist() == [2, 0]
+    assert parallel_transfer_count(confidence, factor=1.5).tolist() == [2, 1]
+    assert parallel_transfer_count(confidence).tolist() == [0, 0]
+
+
+def test_threshold_commits_above_it_at_least_one_and_steps_become_an_upper_bound():
+    model, (ids, attention_mask) = varied_model(5), prompts_batch()
+    scheduled = generate(model, ids, attention_mask)
+    out = generate(model, ids, attention_mask, threshold=0.02, output_history=True)
+    assert (out.sequences[:, 5:] != MASK).all()
+    assert out.nfe < scheduled.nfe and out.nfe == len(out.history)
+    assert sorted(set(out.decode_step[:, 5:].flatten().tolist())) == list(range(out.nfe))
+    per_step = torch.stack([torch.bincount(row, minlength=out.nfe) for row in out.decode_step[:, 5:]])
+    assert per_step.sum() == 3 * 16 and (per_step.amax(dim=0) >= 1).all()
+    assert (per_step > 1).any()  # some step committed several tokens of a row
+    everything = generate(model, ids, attention_mask, threshold=0.0)  # every confidence is above 0
+    assert everything.nfe == 4  # one step per block
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Early stop
+
+
+def test_rows_done():
+    generated = torch.tensor([[5, EOS, MASK], [MASK, EOS, 6], [5, 6, 7], [5, EOS, EOS]])
+    assert rows_done(generated, MASK, [EOS]).tolist() == [True, False, False, True]
+
+
+@pytest.mark.parametrize("settings", [dict(), dict(use_cache="dual", threshold=0.05), dict(use_cache="prefix")])
+def test_early_stop_keeps_tokens_and_saves_forward_passes(settings):
+    model, (ids, attention_mask) = varied_model(6), prompts_batch()
+    full = generate(model, ids, attention_mask, max_new_tokens=24, steps=24, **settings)
+    # make a token that row 0 produced early (in its first block) the EOS: it finishes long before the others
+    eos = int(full.sequences[0, 5])
+    calls = []
+    model.model.register_forward_hook(lambda module, args, kwargs, output: calls.append(kwargs["input_ids"].shape[0]),
+                                      with_kwargs=True)
+    stopped = generate(model, ids, attention_mask, max_new_tokens=24, steps=24, eos_token_id=eos, pad_token_id=PAD,
+                       early_stop=True, **settings)
+    not_stopped = generate(model, ids, attention_mask, max_new_tokens=24, steps=24, eos_token_id=eos,
+                           pad_token_id=PAD, **settings)
+    assert torch.equal(stopped.sequences, not_stopped.sequences)
+    assert min(calls) < 3  # the finished row left the forward batch
+    if all(eos in row[5:].tolist() for row in full.sequences):
+        assert stopped.nfe < not_stopped.nfe
+    first_eos = stopped.sequences[0, 5:].tolist().index(eos)
+    next_block = 5 + (first_eos // 4 + 1) * 4
+    assert (stopped.decode_step[0, next_block:] == -1).all()  # later blocks filled, never decoded
+
+
+def test_early_stop_ends_the_loop_when_every_row_is_done():
+    model, ids = varied_model(7), torch.tensor([[11, 12]])
+    full = generate(model, ids, None, max_new_tokens=16, steps=16)
+    eos = int(full.sequences[0, 2])  # the first generated token becomes EOS: done once it is committed
+    out = generate(model, ids, None, max_new_tokens=16, steps=16, eos_token_id=eos, early_stop=True)
+    assert out.nfe == int(full.decode_step[0, 2]) + 1 < 16
+    assert out.sequences[0, 2:].tolist() == [eos] + [PAD] * 15
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Settings
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(use_cache=True), "`use_cache` must be False, 'prefix' or 'dual'"),
+    (dict(use_cache="suffix"), "`use_cache` must be False, 'prefix' or 'dual'"),
+    (dict(cache_refresh_interval=0), "`cache_refresh_interval` must be None or an integer >= 1"),
+    (dict(threshold=1.5), "`threshold` must be None or a number in [0, 1]"),
+    (dict(factor=0), "`factor` must be None or a number > 0"),
+    (dict(threshold=0.9, factor=1.0), "set `threshold` or `factor`, not both"),
+    (dict(early_stop="yes"), "`early_stop` must be a bool"),
+    (dict(use_cache="dual", generation_logits_hook_func=lambda s, x, l: l), "cannot be combined with"),
+])
+def test_bad_settings_fail_early(settings, message):
+    with pytest.raises(ValueError) as error:
+        varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, **settings)
+    assert message in str(error.value)
+
+
+def test_fast_settings_round_trip_through_generation_config(tmp_path):
+    config = LLaDAGenerationConfig(use_cache="dual", threshold=0.9, cache_refresh_interval=4, early_stop=True)
+    config.save_pretrained(tmp_path)
+    reloaded = LLaDAGenerationConfig.from_pretrained(tmp_path)
+    assert (reloaded.use_cache, reloaded.threshold, reloaded.cache_refresh_interval, reloaded.early_stop) == (
+        "dual", 0.9, 4, True)
+    assert LLaDAGenerationConfig().use_cache is False
