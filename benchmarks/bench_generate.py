@@ -1,23 +1,35 @@
-"""Batched `diffusion_generate` vs a straightforward one-row-at-a-time implementation of the same algorithm.
+"""Speed and quality of `diffusion_generate`'s fast paths: key/value caches and parallel decoding, batched.
 
-Both run LLaDA's sampler (low-confidence remasking, greedy, semi-autoregressive blocks) with the same model on the
-same prompts of different lengths. The baseline below is written the way LLaDA's reference `generate()` is: one
-prompt at a time, softmax and confidence over the whole canvas at every step. `diffusion_generate` takes the whole
-batch at once (left padding), works only on the current block, and selects positions for all rows with one sort.
-Runs alternate between the two so that machine noise hits both alike. Prints the identical-token rate (generated
-tokens equal to the baseline's) and the time ratio ours / baseline (target <= 0.9x).
+For every batch size and generation length (block 32, `steps` = length: one token per step on schedule) each mode
+generates greedily from the same TinyShakespeare prompts:
 
-    python benchmarks/bench_generate.py                      # random model (hidden 256, 4 layers), < 1 min on 2 cores
-    python benchmarks/bench_generate.py --model runs/tiny    # a trained model; prompts from TinyShakespeare
-    python benchmarks/bench_generate.py --gen_length 128 --block_length 32 --steps 128 --threads 0
-    python benchmarks/bench_generate.py --device cuda --gen_length 256 --block_length 32 --steps 256
+    baseline         no cache, LLaDA's schedule (the reference for speed-up and identical tokens)
+    prefix           `use_cache="prefix"`: the block and everything after it run; the left part is cached
+    dual             `use_cache="dual"`: only the block runs; left part and masked suffix are cached
+    threshold        `threshold=0.9`: every position above 0.9 confidence commits at once (at least one)
+    dual+threshold   both
+    factor           `factor=1.0`: Fast-dLLM's factor rule
 
-One intra-op thread by default: on a small shared CPU machine more threads mostly wait on each other and make the
-timings erratic; `--threads 0` keeps torch's default.
+It prints NFE (forward calls), tokens/s, speed-up over the baseline, identical-token rate vs the baseline and the
+generative perplexity of the outputs under the autoregressive baseline (a LlamaForCausalLM of the same size trained
+on the same data and tokenizer by `benchmarks/compare_ar.py`), plus that model's own `generate` (KV cache, greedy)
+on the same prompts. It writes the table as markdown and a PNG of time vs generation length per mode.
+
+    python benchmarks/bench_generate.py                   # the full table: runs/llada-tinyshakespeare + runs/compare
+    python benchmarks/bench_generate.py --quick           # smoke run: lengths 32 and 64, batch 1 and 2
+    python benchmarks/bench_generate.py --random_models --quick   # without trained models (meaningless quality)
+    python benchmarks/bench_generate.py row_loop --help   # batched sampler vs a one-row-at-a-time loop
+
+Both trained models have 128 positions: longer canvases (length 256 and 1024) run on RoPE positions beyond those
+seen in training, so their quality columns compare modes with each other, not with the trained regime. Perplexity
+of long samples is computed with a sliding window of the autoregressive model's context. One intra-op thread by
+default (`--threads 0` keeps torch's default): on a small shared CPU more threads mostly make timings erratic.
 """
 
 import argparse
+import math
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -26,9 +38,261 @@ import torch.nn.functional as F
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_CANDIDATES = ("outputs/tinyshakespeare", "runs/llada-tinyshakespeare")
+AR_CANDIDATES = ("runs/compare/autoregressive", "runs/autoregressive-tinyshakespeare")
+ROW_LOOP_DOC = "Batched `diffusion_generate` vs a one-row-at-a-time implementation of the same algorithm."
+
+
+def mode_settings(args) -> dict:
+    return {
+        "baseline": {},
+        "prefix": {"use_cache": "prefix"},
+        "dual": {"use_cache": "dual"},
+        "threshold": {"threshold": args.threshold},
+        "dual+threshold": {"use_cache": "dual", "threshold": args.threshold},
+        "factor": {"factor": args.factor},
+    }
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help=f"LLaDA model folder; default: the first of {MODEL_CANDIDATES} found.")
+    parser.add_argument("--ar_model", help=f"Autoregressive model folder; default: the first of {AR_CANDIDATES}.")
+    parser.add_argument("--random_models", action="store_true", help="Tiny random models instead (smoke runs).")
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--block_length", type=int, default=32)
+    parser.add_argument("--prompt_length", type=int, default=16)
+    parser.add_argument("--threshold", type=float, default=0.9)
+    parser.add_argument("--factor", type=float, default=1.0)
+    parser.add_argument("--modes", nargs="+", default=None, help="Subset of the modes (default: all).")
+    parser.add_argument("--quick", action="store_true", help="Lengths 32 and 64, batch sizes 1 and 2.")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch's default")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--output_dir", default=str(ROOT / "benchmarks" / "results"),
+                        help="Where generate.md and generate.png go.")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.lengths, args.batch_sizes = [32, 64], [1, 2]
+    modes = mode_settings(args)
+    args.modes = args.modes or list(modes)
+    unknown = sorted(set(args.modes) - set(modes))
+    if unknown or "baseline" not in args.modes:
+        parser.error(f"--modes must include 'baseline' and be among {list(modes)}; got {args.modes}")
+    bad = [length for length in args.lengths if length % args.block_length]
+    if bad:
+        parser.error(f"--lengths must be multiples of --block_length ({args.block_length}); got {bad}")
+    return args
+
+
+def find_folder(given, candidates, what):
+    if given:
+        return Path(given)
+    for candidate in candidates:
+        if (ROOT / candidate / "config.json").is_file():
+            return ROOT / candidate
+    sys.exit(f"No trained {what} found in {candidates}: train one (see the docstring) or pass a folder.")
+
+
+def load_models(args):
+    """(llada, ar_model, tokenizer or None); random tiny models of the same shape with --random_models."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    if args.random_models:
+        config = LLaDAConfig(vocab_size=259, hidden_size=64, intermediate_size=192, num_hidden_layers=2,
+                             num_attention_heads=4, max_position_embeddings=128, mask_token_id=258,
+                             pad_token_id=257, bos_token_id=None, eos_token_id=256, initializer_range=0.1)
+        torch.manual_seed(0)
+        llada = LLaDAForMaskedDiffusion(config)
+        ar_config = LlamaConfig(vocab_size=259, hidden_size=64, intermediate_size=192, num_hidden_layers=2,
+                                num_attention_heads=4, max_position_embeddings=128, pad_token_id=257,
+                                bos_token_id=None, eos_token_id=256)
+        return llada.eval(), LlamaForCausalLM(ar_config).eval(), None
+    llada_dir = find_folder(args.model, MODEL_CANDIDATES, "LLaDA model")
+    ar_dir = find_folder(args.ar_model, AR_CANDIDATES, "autoregressive model")
+    llada = LLaDAForMaskedDiffusion.from_pretrained(llada_dir).to(args.device).eval()
+    ar_model = LlamaForCausalLM.from_pretrained(ar_dir).to(args.device).eval()
+    print(f"LLaDA: {llada_dir}  autoregressive: {ar_dir}")
+    return llada, ar_model, AutoTokenizer.from_pretrained(llada_dir)
+
+
+def benchmark_prompts(tokenizer, batch_size, prompt_length, vocab_size):
+    """`batch_size` prompts of `prompt_length` tokens: line starts spread over the end of TinyShakespeare (the
+    held-out part), or random ids without a tokenizer."""
+    if tokenizer is None:
+        generator = torch.Generator().manual_seed(1)
+        return torch.randint(0, 256, (batch_size, prompt_length), generator=generator)
+    text = (ROOT / "llada" / "data" / "tinyshakespeare.txt").read_text()
+    tail = text[int(len(text) * 0.95):]
+    line_starts = [i + 1 for i, char in enumerate(tail[:-1]) if char == "\n" and tail[i + 1].isalpha()]
+    chosen = [line_starts[i * len(line_starts) // batch_size] for i in range(batch_size)]
+    rows = [tokenizer(tail[start:start + 4 * prompt_length], add_special_tokens=False)["input_ids"][:prompt_length]
+            for start in chosen]
+    return torch.tensor(rows)
+
+
+def timed(fn, *args, **kwargs):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, result
+
+
+def diffusion_run(model, prompts, length, block_length, settings):
+    """(seconds, generated tokens (batch, length), nfe) for one greedy `diffusion_generate` call."""
+    seconds, out = timed(model.diffusion_generate, prompts.to(model.device), max_new_tokens=length, steps=length,
+                         block_length=block_length, eos_token_id=None, return_dict_in_generate=True, **settings)
+    return seconds, out.sequences[:, prompts.shape[1]:].cpu(), out.nfe
+
+
+def ar_run(ar_model, prompts, length):
+    """(seconds, generated tokens) of `LlamaForCausalLM.generate` with its KV cache, greedy, exactly `length`."""
+    prompts = prompts.to(ar_model.device)
+    seconds, out = timed(ar_model.generate, prompts, attention_mask=torch.ones_like(prompts), do_sample=False,
+                         max_new_tokens=length, min_new_tokens=length, pad_token_id=ar_model.config.pad_token_id,
+                         top_k=None, top_p=None, temperature=None)
+    return seconds, out[:, prompts.shape[1]:].cpu()
+
+
+@torch.no_grad()
+def sliding_perplexity(ar_model, prompts, generated, context: int) -> float:
+    """exp(mean NLL) of the generated tokens under `ar_model`, each token seen with up to `context - 1` tokens
+    before it (windows of `context` tokens, advancing by half of it)."""
+    sequences = torch.cat([prompts, generated], dim=1).to(ar_model.device)  # (batch, seq)
+    first_scored, seq = prompts.shape[1], sequences.shape[1]
+    total_nll, count, stride = 0.0, 0, max(context // 2, 1)
+    scored_until = first_scored  # tokens before this index are scored already (or are the prompt)
+    end = min(seq, context)
+    while scored_until < seq:
+        start = max(0, end - context)
+        window = sequences[:, start:end]
+        logits = ar_model(input_ids=window).logits[:, :-1].float()  # (batch, w - 1, vocab)
+        nll = F.cross_entropy(logits.transpose(1, 2), window[:, 1:], reduction="none")  # (batch, w - 1)
+        new = nll[:, scored_until - start - 1:]  # targets at positions scored_until .. end - 1
+        total_nll += new.double().sum().item()
+        count += new.numel()
+        scored_until, end = end, min(seq, end + stride)
+    return math.exp(total_nll / count)
+
+
+def measure(llada, ar_model, tokenizer, args):
+    """One row of results per (batch size, length, mode), the autoregressive reference included."""
+    modes = mode_settings(args)
+    ar_context = ar_model.config.max_position_embeddings
+    results = []
+    diffusion_run(llada, benchmark_prompts(tokenizer, 2, args.prompt_length, llada.config.vocab_size), 32,
+                  32, {})  # warm-up
+    for batch_size in args.batch_sizes:
+        prompts = benchmark_prompts(tokenizer, batch_size, args.prompt_length, llada.config.vocab_size)
+        for length in args.lengths:
+            needed = args.prompt_length + length  # longer than trained: RoPE extrapolates (see docstring)
+            llada.config.max_position_embeddings = max(llada.config.max_position_embeddings, needed)
+            baseline = None
+            for mode in args.modes:
+                seconds, generated, nfe = diffusion_run(llada, prompts, length, args.block_length, modes[mode])
+                baseline = baseline or (seconds, generated)
+                results.append(dict(
+                    batch=batch_size, length=length, mode=mode, nfe=nfe, seconds=seconds,
+                    tokens_per_s=generated.numel() / seconds, speedup=baseline[0] / seconds,
+                    identical=float((generated == baseline[1]).float().mean()),
+                    gen_ppl=sliding_perplexity(ar_model, prompts, generated, ar_context)))
+                print(format_row(results[-1]), flush=True)
+            seconds, generated = ar_run(ar_model, prompts, length)
+            results.append(dict(
+                batch=batch_size, length=length, mode="AR generate", nfe=length, seconds=seconds,
+                tokens_per_s=generated.numel() / seconds, speedup=baseline[0] / seconds,
+                identical=float((generated == baseline[1]).float().mean()),
+                gen_ppl=sliding_perplexity(ar_model, prompts, generated, ar_context)))
+            print(format_row(results[-1]), flush=True)
+    return results
+
+
+COLUMNS = ("batch", "length", "mode", "NFE", "seconds", "tokens/s", "speed-up", "identical", "gen. PPL")
+
+
+def format_row(row) -> str:
+    return (f"| {row['batch']} | {row['length']} | {row['mode']} | {row['nfe']} | {row['seconds']:.2f} | "
+            f"{row['tokens_per_s']:.0f} | {row['speedup']:.1f}x | {row['identical']:.3f} | {row['gen_ppl']:.2f} |")
+
+
+def targets(results) -> list:
+    """The two target checks, as lines of text."""
+    lines = []
+    by_key = {(r["batch"], r["length"], r["mode"]): r for r in results}
+    for batch, length in sorted({(r["batch"], r["length"]) for r in results}):
+        base, fast, ar = (by_key.get((batch, length, mode)) for mode in ("baseline", "dual+threshold", "AR generate"))
+        if not (base and fast and ar):
+            continue
+        lines.append(
+            f"batch {batch}, length {length}: dual+threshold {fast['speedup']:.1f}x the baseline's tokens/s "
+            f"(target >= 10x) at {fast['gen_ppl'] / base['gen_ppl']:.2f}x its generative perplexity (target <= 1.1x); "
+            f"{fast['tokens_per_s'] / ar['tokens_per_s']:.2f}x the AR model's tokens/s (target >= 1.5x) at "
+            f"{fast['gen_ppl'] / ar['gen_ppl']:.2f}x the AR samples' perplexity (target <= 1.2x)")
+    return lines
+
+
+def write_markdown(results, args, path: Path, header: str):
+    lines = [header, "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += [format_row(row) for row in results]
+    lines += ["", *[f"- {line}" for line in targets(results)], ""]
+    path.write_text("\n".join(lines))
+
+
+def write_plot(results, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batch_sizes = sorted({r["batch"] for r in results})
+    figure, axes = plt.subplots(1, len(batch_sizes), figsize=(5.5 * len(batch_sizes), 4.2), squeeze=False)
+    for axis, batch in zip(axes[0], batch_sizes):
+        for mode in dict.fromkeys(r["mode"] for r in results):
+            rows = sorted((r for r in results if r["batch"] == batch and r["mode"] == mode), key=lambda r: r["length"])
+            axis.plot([r["length"] for r in rows], [r["seconds"] for r in rows], marker="o", label=mode,
+                      linestyle="--" if mode == "AR generate" else "-")
+        axis.set(xscale="log", yscale="log", xlabel="generated tokens", ylabel="seconds", title=f"batch {batch}")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["row_loop"]:
+        return row_loop_main(argv[1:])
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    llada, ar_model, tokenizer = load_models(args)
+    size = sum(p.numel() for p in llada.parameters()) / 1e6
+    header = (f"LLaDA {size:.2f}M parameters, greedy, block {args.block_length}, steps = length, prompt "
+              f"{args.prompt_length} tokens, threshold {args.threshold}, factor {args.factor}, device {args.device}, "
+              f"{torch.get_num_threads()} thread(s)")
+    print(header)
+    print("| " + " | ".join(COLUMNS) + " |")
+    results = measure(llada, ar_model, tokenizer, args)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_markdown(results, args, output_dir / "generate.md", header)
+    write_plot(results, output_dir / "generate.png")
+    print("\n".join(targets(results)))
+    print(f"wrote {output_dir / 'generate.md'} and {output_dir / 'generate.png'}")
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Section `row_loop`: the batched sampler vs a straightforward one-row-at-a-time implementation (same algorithm)
+
+
+def parse_row_loop_args(argv=None):
+    parser = argparse.ArgumentParser(prog="bench_generate.py row_loop", description=ROW_LOOP_DOC)
     parser.add_argument("--model", help="A saved model folder; default: a randomly initialised model.")
     parser.add_argument("--hidden_size", type=int, default=256)
     parser.add_argument("--num_layers", type=int, default=4)
@@ -120,18 +384,8 @@ def run_batched(model, prompts, args):
     return list(out[:, width:])
 
 
-def timed(fn, *args):
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    result = fn(*args)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, result
-
-
-def main(argv=None):
-    args = parse_args(argv)
+def row_loop_main(argv=None):
+    args = parse_row_loop_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     model = build_model(args)
@@ -155,6 +409,7 @@ def main(argv=None):
     print(f"identical-token rate: {identical / total:.4f} ({identical}/{total}; {rows_identical}/{len(prompts)} "
           f"rows identical)")
     print(f"time ratio ours / baseline: {batched_s / baseline_s:.2f}x (target <= 0.9x)")
+
 
 
 if __name__ == "__main__":

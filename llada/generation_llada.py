@@ -25,6 +25,18 @@ Conventions (documented once, relied upon by the tests):
 - `decode_step[b, i]` is the step (0-based, counted over all blocks) at which position i was committed, and -1 for
   prompt and padding positions (never decoded). EOS post-processing does not change it.
 
+Fast paths (Fast-dLLM, Wu et al. 2025), with the same conventions:
+
+- Caches (`use_cache="prefix"` / `"dual"`): a cache refresh is the step's own forward call over the whole canvas,
+  so `nfe` still counts steps, and `decode_step` means the same. The guidance copy has its own cache rows (2 x batch).
+  `cache_refresh_interval=1` refreshes at every step and gives exactly the tokens of `use_cache=False`.
+- Parallel decoding (`threshold` / `factor`): a step commits `max(scheduled count, parallel count)` per row, so
+  `threshold=1.0` is the scheduled algorithm and with `steps = block_length` per block it is Fast-dLLM's rule
+  (everything above the threshold, at least one). A block ends once no running row has a masked position in it.
+- Rows whose generated part holds no masked position leave the forward batch (and the cache) for good; their random
+  draws stay aligned because draws are made for the whole batch and indexed. With `early_stop=True` a row whose
+  first EOS has nothing undecided before it is finished at once (its masked positions become padding).
+
 This is a Hub file: it imports only the standard library, torch and the public transformers API.
 """
 
@@ -485,7 +497,8 @@ class LLaDAGenerationMixin:
                 `max_new_tokens` (alias `gen_length`; or `max_length` = prompt + new), `steps`, `block_length`,
                 `temperature`, `top_k`, `top_p`, `remasking`, `remask_ratio`, `cfg_scale`, `mask_token_id`,
                 `eos_token_id`, `pad_token_id`, `min_new_tokens`, `num_return_sequences` (copies of each prompt),
-                `output_history`, `return_dict_in_generate`.
+                `output_history`, `return_dict_in_generate`, and the fast paths `use_cache` (`"prefix"`/`"dual"`),
+                `cache_refresh_interval`, `threshold`, `factor`, `early_stop`.
             generator (`torch.Generator`, *optional*) or seed (`int`, *optional*):
                 Source of the random draws (Gumbel noise, random remasking); default: torch's global generator.
             streamer (*optional*):
@@ -507,6 +520,8 @@ class LLaDAGenerationMixin:
         >>> inputs = tokenizer(["To be, or not"], return_tensors="pt")
         >>> out = model.diffusion_generate(**inputs, max_new_tokens=64, steps=64, block_length=32)
         >>> tokenizer.batch_decode(out[:, inputs.input_ids.shape[1]:], skip_special_tokens=True)
+        >>> fast = model.diffusion_generate(**inputs, max_new_tokens=256, block_length=32, use_cache="dual",
+        ...                                 threshold=0.9)  # Fast-dLLM: dual cache + parallel decoding
         ```
         """
         kwargs.pop("token_type_ids", None)  # some tokenizers return it; the model has no segment embeddings

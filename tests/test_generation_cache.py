@@ -199,3 +199,24 @@ def test_fast_settings_round_trip_through_generation_config(tmp_path):
     assert (reloaded.use_cache, reloaded.threshold, reloaded.cache_refresh_interval, reloaded.early_stop) == (
         "dual", 0.9, 4, True)
     assert LLaDAGenerationConfig().use_cache is False
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Benchmark smoke test
+
+
+@pytest.mark.slow
+def test_generation_benchmark_writes_table_and_plot(tmp_path):
+    import runpy
+    from pathlib import Path
+
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generate.py"))
+    results = bench["main"](["--random_models", "--lengths", "32", "--batch_sizes", "2", "--output_dir",
+                             str(tmp_path), "--threads", "0"])
+    modes = [row["mode"] for row in results]
+    assert modes == ["baseline", "prefix", "dual", "threshold", "dual+threshold", "factor", "AR generate"]
+    assert all(row["gen_ppl"] > 1 and row["tokens_per_s"] > 0 for row in results)
+    assert results[0]["identical"] == 1.0 and results[0]["nfe"] == 32
+    table = (tmp_path / "generate.md").read_text()
+    assert "| 2 | 32 | dual+threshold |" in table and "target >= 10x" in table
+    assert (tmp_path / "generate.png").stat().st_size > 1000
