@@ -57,6 +57,9 @@ report["sampled"] = model.diffusion_generate(**inputs, max_new_tokens=8, steps=4
                                              remasking="random", seed=3).tolist()
 report["generate"] = model.generate(**inputs, max_new_tokens=4, steps=4).tolist()
 report["saved_defaults"] = model.diffusion_generate(**inputs).tolist()
+for cache in ("prefix", "dual"):  # key/value caches go through the model's cache code path
+    report[f"{cache}_cache"] = model.diffusion_generate(**inputs, max_new_tokens=8, steps=8, block_length=4,
+                                                         use_cache=cache, threshold=0.9).tolist()
 print("REPORT " + json.dumps(report))
 """
 
@@ -104,7 +107,7 @@ def test_transformers_4_loads_and_generates_like_transformers_5(hub_folder):
                                    torch.tensor(current[f"logits_{implementation}"]), rtol=1e-5, atol=1e-5)
     assert compat["generation_config"] == current["generation_config"]
     assert len(current["saved_defaults"][0]) == len(current["input_ids"][0]) + 6
-    for key in ("greedy", "sampled", "generate", "saved_defaults"):
+    for key in ("greedy", "sampled", "generate", "saved_defaults", "prefix_cache", "dual_cache"):
         assert compat[key] == current[key], key
 
 
