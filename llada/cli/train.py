@@ -46,7 +46,8 @@ MAIN_JOB_DEFAULTS = {
     "dataloader_num_workers": 0,
     "ddp_find_unused_parameters": False,  # every parameter is used in every step
     "max_eval_samples": 128,
-    "sample_block_length": 32,
+    "sample_block_length": 8,
+    "sample_remasking": "random",  # ancestral sampling reads better than low-confidence at this model size
     "sample_max_new_tokens": 96,
     "max_seq_length": 128,
     "hidden_size": 128,

@@ -27,11 +27,11 @@ class SampleGenerationCallback(TrainerCallback):
         prompts (`list[list[int]]`): token ids of each prompt.
         tokenizer: decodes the samples.
         max_new_tokens (`int`), steps (`int`, *optional*), block_length (`int`, *optional*), temperature (`float`),
-        seed (`int`): sampling settings.
+        seed (`int`), remasking (`str`): sampling settings.
     """
 
     def __init__(self, prompts, tokenizer, max_new_tokens=128, steps=None, block_length=None, temperature=0.8,
-                 seed=0):
+                 seed=0, remasking="low_confidence"):
         self.prompts = [list(p) for p in prompts]
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
@@ -39,6 +39,7 @@ class SampleGenerationCallback(TrainerCallback):
         self.block_length = block_length
         self.temperature = temperature
         self.seed = seed
+        self.remasking = remasking
         self.tensorboard_callback = None  # set by the trainer when TensorBoard logging is on
         self._warned = False
 
@@ -72,6 +73,7 @@ class SampleGenerationCallback(TrainerCallback):
                 sequences = model.diffusion_generate(
                     input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                     steps=steps, block_length=block_length, temperature=self.temperature, seed=self.seed,
+                    remasking=self.remasking,
                 )
             elif getattr(model.config, "model_type", None) == "llada":
                 return self._skip("this model has no `diffusion_generate` yet")

@@ -68,6 +68,11 @@ class LLaDATrainingArguments(TrainingArguments):
         default=None, metadata={"help": "Semi-autoregressive block length; default: one block."}
     )
     sample_temperature: float = field(default=0.8, metadata={"help": "Sampling temperature (0: greedy)."})
+    sample_remasking: str = field(
+        default="low_confidence",
+        metadata={"help": "Which masked positions each step commits: low_confidence (LLaDA), random (ancestral "
+                          "sampling; better for small models), entropy or margin."},
+    )
     plot_loss_curve: bool = field(default=True, metadata={"help": "Write output_dir/loss_curve.png at the end."})
 
     def __post_init__(self):
@@ -147,6 +152,7 @@ class LLaDATrainer(Trainer):
         return SampleGenerationCallback(
             prompts, tokenizer, max_new_tokens=args.sample_max_new_tokens, steps=args.sample_steps,
             block_length=args.sample_block_length, temperature=args.sample_temperature, seed=args.eval_seed,
+            remasking=args.sample_remasking,
         )
 
     # ----------------------------------------------------------------------------------------------------------
@@ -212,6 +218,7 @@ def fit_generation_config(model, args) -> None:
     config.max_new_tokens, config.block_length = max_new_tokens, block_length
     config.steps = args.sample_steps if args.sample_steps and args.sample_steps <= max_new_tokens else None
     config.temperature = args.sample_temperature
+    config.remasking = args.sample_remasking
 
 
 def _clean_ids_and_scored(inputs: dict):
