@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: train test setup benchmarks clean
+.PHONY: train test setup compat benchmarks clean
 
 setup: $(VENV)/.llada-installed
 
@@ -16,8 +16,12 @@ train: setup
 test: setup
 	$(PY) -m pytest -q tests
 
+# A saved repo must also load and generate with transformers 4.57 (a second venv, .venv-compat).
+compat: setup
+	bash scripts/setup_compat_venv.sh && $(PY) -m pytest -q tests/test_compat.py
+
 benchmarks: setup
 	$(PY) benchmarks/bench_train_step.py
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) .venv-compat outputs .pytest_cache
