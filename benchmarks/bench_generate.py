@@ -15,7 +15,8 @@ generative perplexity of the outputs under the autoregressive baseline (a LlamaF
 on the same data and tokenizer by `benchmarks/compare_ar.py`), plus that model's own `generate` (KV cache, greedy)
 on the same prompts. It writes the table as markdown and a PNG of time vs generation length per mode.
 
-    python benchmarks/bench_generate.py                   # the full table: runs/llada-tinyshakespeare + runs/compare
+    python benchmarks/bench_generate.py                   # the full table (batch 8 x 1024 skipped, see
+                                                          # --max_batch_tokens): about 15 min on 2 CPU cores
     python benchmarks/bench_generate.py --quick           # smoke run: lengths 32 and 64, batch 1 and 2
     python benchmarks/bench_generate.py --random_models --quick   # without trained models (meaningless quality)
     python benchmarks/bench_generate.py row_loop --help   # batched sampler vs a one-row-at-a-time loop
@@ -45,7 +46,7 @@ ROW_LOOP_DOC = "Batched `diffusion_generate` vs a one-row-at-a-time implementati
 
 
 def mode_settings(args) -> dict:
-    return {
+    modes = {
         "baseline": {},
         "prefix": {"use_cache": "prefix"},
         "dual": {"use_cache": "dual"},
@@ -53,6 +54,9 @@ def mode_settings(args) -> dict:
         "dual+threshold": {"use_cache": "dual", "threshold": args.threshold},
         "factor": {"factor": args.factor},
     }
+    for threshold in args.extra_thresholds:
+        modes[f"dual+threshold {threshold}"] = {"use_cache": "dual", "threshold": threshold}
+    return modes
 
 
 def parse_args(argv=None):
@@ -64,8 +68,13 @@ def parse_args(argv=None):
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--block_length", type=int, default=32)
     parser.add_argument("--prompt_length", type=int, default=16)
+    parser.add_argument("--max_batch_tokens", type=int, default=4096,
+                        help="Skip batch size x length above this (batch 8 x 1024: the uncached modes alone would take "
+                             "about an hour on 2 CPU cores); 0 = no limit.")
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--factor", type=float, default=1.0)
+    parser.add_argument("--extra_thresholds", type=float, nargs="*", default=[0.5, 0.3],
+                        help="More dual+threshold modes with these thresholds (speed/quality trade-off).")
     parser.add_argument("--modes", nargs="+", default=None, help="Subset of the modes (default: all).")
     parser.add_argument("--quick", action="store_true", help="Lengths 32 and 64, batch sizes 1 and 2.")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch's default")
@@ -189,6 +198,9 @@ def measure(llada, ar_model, tokenizer, args):
     for batch_size in args.batch_sizes:
         prompts = benchmark_prompts(tokenizer, batch_size, args.prompt_length, llada.config.vocab_size)
         for length in args.lengths:
+            if args.max_batch_tokens and batch_size * length > args.max_batch_tokens:
+                print(f"(skipping batch {batch_size} x length {length}: above --max_batch_tokens)")
+                continue
             needed = args.prompt_length + length  # longer than trained: RoPE extrapolates (see docstring)
             llada.config.max_position_embeddings = max(llada.config.max_position_embeddings, needed)
             baseline = None

@@ -212,7 +212,7 @@ def test_generation_benchmark_writes_table_and_plot(tmp_path):
 
     bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generate.py"))
     results = bench["main"](["--random_models", "--lengths", "32", "--batch_sizes", "2", "--output_dir",
-                             str(tmp_path), "--threads", "0"])
+                             str(tmp_path), "--threads", "0", "--extra_thresholds"])
     modes = [row["mode"] for row in results]
     assert modes == ["baseline", "prefix", "dual", "threshold", "dual+threshold", "factor", "AR generate"]
     assert all(row["gen_ppl"] > 1 and row["tokens_per_s"] > 0 for row in results)
