@@ -36,7 +36,8 @@ def parse(argv=None):
     parser.add_argument("--prompt_length", type=int, default=16)
     parser.add_argument("--max_new_tokens", type=int, default=96)
     parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--block_length", type=int, default=None, help="LLaDA semi-autoregressive block length.")
+    parser.add_argument("--block_length", type=int, default=8, help="LLaDA semi-autoregressive block length.")
+    parser.add_argument("--remasking", default="random", help="LLaDA remasking strategy for the samples.")
     return parser.parse_known_args(argv)  # everything else goes to llada-train
 
 
@@ -74,7 +75,7 @@ def samples(model, prompts, options, is_llada):
     if is_llada:
         return model.diffusion_generate(input_ids=prompts, max_new_tokens=options.max_new_tokens,
                                         steps=options.max_new_tokens, block_length=options.block_length,
-                                        temperature=options.temperature, seed=seed)
+                                        remasking=options.remasking, temperature=options.temperature, seed=seed)
     torch.manual_seed(seed)
     return model.generate(input_ids=prompts, attention_mask=torch.ones_like(prompts), do_sample=True,
                           temperature=options.temperature, top_k=None, top_p=None,
