@@ -151,10 +151,14 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - start, result
 
 
+GREEDY = dict(temperature=0.0, top_k=None, top_p=None, remasking="low_confidence", remask_ratio=None, cfg_scale=0.0,
+              min_new_tokens=None, eos_token_id=None)  # whatever the model's saved generation config says
+
+
 def diffusion_run(model, prompts, length, block_length, settings):
     """(seconds, generated tokens (batch, length), nfe) for one greedy `diffusion_generate` call."""
     seconds, out = timed(model.diffusion_generate, prompts.to(model.device), max_new_tokens=length, steps=length,
-                         block_length=block_length, eos_token_id=None, return_dict_in_generate=True, **settings)
+                         block_length=block_length, return_dict_in_generate=True, **GREEDY, **settings)
     return seconds, out.sequences[:, prompts.shape[1]:].cpu(), out.nfe
 
 
