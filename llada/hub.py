@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
+from .training.tokenizers import make_tokenizer_config_portable
+
 
 CODE_FILES = ("configuration_llada.py", "generation_llada.py", "modeling_llada.py")
 MODEL_FILES = ("config.json", "generation_config.json")
@@ -143,27 +145,6 @@ def save_for_hub(model_dir: str, staging: str) -> list:
         raise HubPushError(f"save_pretrained did not write {missing}: the upload would not load with "
                            "trust_remote_code.")
     return files
-
-
-def make_tokenizer_config_portable(folder: str) -> None:
-    """
-    Rewrites `folder/tokenizer_config.json` so that transformers 4.x loads the tokenizer as 5.x does.
-
-    transformers 5 saves a plain fast tokenizer as `"tokenizer_class": "TokenizersBackend"`, a name 4.x does not
-    know; `PreTrainedTokenizerFast` is the same class in 5.x (an alias) and exists in 4.x. And 4.x fast tokenizers
-    return `token_type_ids` unless `model_input_names` says otherwise; the model takes no token types, and
-    `diffusion_generate(**tokenizer(...))` refuses unknown arguments.
-    """
-    path = Path(folder) / "tokenizer_config.json"
-    if not path.is_file():
-        return
-    config = json.loads(path.read_text(encoding="utf-8"))
-    for loading_option in ("is_local", "local_files_only", "cache_dir", "token", "_commit_hash"):
-        config.pop(loading_option, None)  # how the tokenizer was loaded here, not a setting of it
-    if config.get("tokenizer_class") == "TokenizersBackend":
-        config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    config.setdefault("model_input_names", ["input_ids", "attention_mask"])
-    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from .callbacks import LossCurveCallback, SampleGenerationCallback
 from .collator import DataCollatorForMaskedDiffusion
 from .hub_callback import HubCodeFilesCallback
 from .models import is_masked_diffusion_model
+from .tokenizers import make_tokenizer_config_portable
 
 
 @dataclass
@@ -89,7 +90,8 @@ class LLaDATrainer(Trainer):
 
     Defaults it fills in: the data collator (`DataCollatorForMaskedDiffusion` for LLaDA, a causal-LM collator for the
     baseline), a sample-generation callback, a loss-curve callback, and a callback that puts the Hub code files into
-    every `push_to_hub` commit. It overrides only evaluation:
+    every `push_to_hub` commit. It overrides evaluation, and `_save` so that every saved tokenizer config also loads
+    on transformers 4.x (`make_tokenizer_config_portable`):
 
     - batches are collated clean (no masking) and `prediction_step` returns the ELBO (`llada.evaluation.elbo_nll`)
       per token, so `eval_loss` is an upper bound on the NLL in nats per token, estimated with
@@ -180,6 +182,11 @@ class LLaDATrainer(Trainer):
             name = "perplexity_bound" if self.is_masked_diffusion else "perplexity"
             output.metrics[f"{metric_key_prefix}_{name}"] = math.exp(min(loss, 700.0))
         return output
+
+    def _save(self, output_dir=None, state_dict=None):
+        """The Trainer's save, plus a tokenizer config that transformers 4.x also reads (checkpoints included)."""
+        super()._save(output_dir, state_dict=state_dict)
+        make_tokenizer_config_portable(output_dir if output_dir is not None else self.args.output_dir)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         if not self.is_masked_diffusion:
