@@ -31,6 +31,20 @@ def tiny_model(seed: int = 0, **overrides) -> LLaDAForMaskedDiffusion:
     return LLaDAForMaskedDiffusion(tiny_config(**overrides)).eval()
 
 
+MASK, PAD, EOS = 99, 0, 1  # the tiny config's mask, pad and EOS ids
+
+
+def varied_model(seed: int = 0) -> LLaDAForMaskedDiffusion:
+    """A tiny random model with a wide initialisation, so that its logits differ clearly between tokens."""
+    return tiny_model(seed, initializer_range=0.2)
+
+
+def prompts_batch():
+    """Three left-padded prompts of lengths 5, 3 and 1: ids (3, 5) and attention mask (3, 5)."""
+    ids = torch.tensor([[11, 12, 13, 14, 15], [PAD, PAD, 21, 22, 23], [PAD, PAD, PAD, PAD, 31]])
+    return ids, (ids != PAD).long()
+
+
 @pytest.fixture
 def config():
     return tiny_config()

@@ -3,10 +3,8 @@ the original architecture's description, bit-exact round trips, streaming memory
 
 import json
 import math
-import resource
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest

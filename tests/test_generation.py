@@ -16,7 +16,7 @@ import pytest
 import torch
 from transformers import AutoModel, GenerationConfig
 
-from conftest import tiny_model
+from conftest import EOS, MASK, PAD, prompts_batch, varied_model
 from llada.generation_llada import (
     LLaDAGenerateOutput,
     LLaDAGenerationConfig,
@@ -27,18 +27,6 @@ from llada.generation_llada import (
     select_transfer,
 )
 
-MASK, PAD, EOS = 99, 0, 1
-
-
-def varied_model(seed=0):
-    """A tiny random model with a wide initialisation, so that its logits differ clearly between tokens."""
-    return tiny_model(seed, initializer_range=0.2)
-
-
-def prompts_batch():
-    """Three left-padded prompts of lengths 5, 3 and 1: ids (3, 5) and attention mask (3, 5)."""
-    ids = torch.tensor([[11, 12, 13, 14, 15], [PAD, PAD, 21, 22, 23], [PAD, PAD, PAD, PAD, 31]])
-    return ids, (ids != PAD).long()
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ independent reference in test_generation.py."""
 import pytest
 import torch
 
-from conftest import tiny_model
+from conftest import EOS, MASK, PAD, prompts_batch, varied_model
 from llada.generation_llada import (
     CanvasKVCache,
     DenoisingContext,
@@ -14,17 +14,6 @@ from llada.generation_llada import (
     rows_done,
 )
 
-MASK, PAD, EOS = 99, 0, 1
-
-
-def varied_model(seed=0):
-    return tiny_model(seed, initializer_range=0.2)
-
-
-def prompts_batch():
-    """Three left-padded prompts of lengths 5, 3 and 1."""
-    ids = torch.tensor([[11, 12, 13, 14, 15], [PAD, PAD, 21, 22, 23], [PAD, PAD, PAD, PAD, 31]])
-    return ids, (ids != PAD).long()
 
 
 def generate(model, ids, attention_mask, **settings):

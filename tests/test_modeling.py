@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config, tiny_model
+from conftest import tiny_model
 
 from llada import LLaDAForMaskedDiffusion, LLaDAModel, masked_diffusion_loss
 

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from transformers import AutoModel, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from llada.cli.train import main, parse_args
