@@ -104,11 +104,9 @@ def elbo_nll(
         p_mask = ((1.0 - eps) * t + eps).to(device)[:, None]  # (batch, 1)
         noise = torch.rand(batch, seq, generator=generator).to(device)  # (batch, seq)
         masked_indices = (noise < p_mask) & scored_mask  # (batch, seq)
-        noisy_ids = torch.where(masked_indices, torch.full_like(input_ids, mask_token_id), input_ids)
-        logits = model(input_ids=noisy_ids, attention_mask=attention_mask).logits  # (batch, seq, vocab)
-        token_nll = F.cross_entropy(logits.float().transpose(1, 2), input_ids, reduction="none")  # (batch, seq)
-        weighted = torch.where(masked_indices, token_nll / p_mask, torch.zeros_like(token_nll))
-        total += weighted.sum(dim=1).double()
+        noisy_ids = input_ids.masked_fill(masked_indices, mask_token_id)  # (batch, seq)
+        token_nll = masked_token_nll(model, noisy_ids, input_ids, masked_indices, attention_mask)  # 0 where clean
+        total += (token_nll / p_mask).sum(dim=1).double()
     return (total / num_samples).float()
 
 

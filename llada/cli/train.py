@@ -156,9 +156,6 @@ def run_training(model_args, data_args, training_args):
         tokenizer = build_tokenizer_for(model_args, data_args, raw)
         processed = tokenize_and_pack(raw, tokenizer, data_args)
     model = build_model(model_args, tokenizer, data_args.max_seq_length)
-    if getattr(training_args, "activation_checkpointing", training_args.gradient_checkpointing) and hasattr(
-            model.config, "use_cache"):
-        model.config.use_cache = False  # the causal baseline's KV cache conflicts with recomputation
 
     fit_generation_config(model, training_args)  # llada-generate's defaults: those of the evaluation samples
     trainer = LLaDATrainer(
@@ -205,7 +202,8 @@ def main(argv: Optional[list] = None) -> int:
 
 def _print_summary(trainer, seconds: float) -> None:
     out = trainer.args.output_dir
-    metrics = trainer.state.log_history[-1] if trainer.state.log_history else {}
+    # the saved model's evaluation (the last log entry holds the training speed, not the evaluation)
+    metrics = _evaluation_of_saved_model(trainer) if trainer.args.eval_strategy != "no" else {}
     bound = metrics.get("eval_perplexity_bound") or metrics.get("eval_perplexity")
     print(f"\nTrained in {seconds:.0f} s ({seconds / 60:.1f} min).")
     if bound is not None:
