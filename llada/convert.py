@@ -33,20 +33,21 @@ from .configuration_llada import LLaDAConfig
 
 logger = logging.getLogger(__name__)
 
-# Token ids and names of the official LLaDA tokenizer (DESIGN.md §4).
+# Token ids and names of the official LLaDA tokenizer.
 OFFICIAL_VOCAB_SIZE = 126464
 OFFICIAL_MASK_TOKEN = "<|mdm_mask|>"
 OFFICIAL_MASK_TOKEN_ID = 126336
 OFFICIAL_BOS_TOKEN_ID = 126080
-OFFICIAL_EOS_TOKEN_ID = 126081
 OFFICIAL_EOT_TOKEN = "<|eot_id|>"
 OFFICIAL_EOT_TOKEN_ID = 126348
 
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 HUB_CODE_FILES = ("configuration_llada.py", "generation_llada.py", "modeling_llada.py")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                   "tokenizer.model", "vocab.json", "merges.txt", "chat_template.jinja")
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
+    "chat_template.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model",
+)
 
 # Architecture options of the original config with the only values this project's model can reproduce.
 # None means "key absent", which the original code reads as its default (the supported value).

@@ -23,16 +23,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
+from .convert import HUB_CODE_FILES as CODE_FILES
+from .convert import TOKENIZER_FILES
 from .training.tokenizers import make_tokenizer_config_portable
 
 
-CODE_FILES = ("configuration_llada.py", "generation_llada.py", "modeling_llada.py")
 MODEL_FILES = ("config.json", "generation_config.json")
 WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
-TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
-    "chat_template.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model",
-)
 CARD_FILE = "README.md"
 KEPT_HUB_FILES = (".gitattributes",)  # the Hub's own file: never pruned
 LOGIN_HELP = "Log in with `hf auth login`, or set the HF_TOKEN environment variable, or pass --token."
@@ -182,8 +179,11 @@ def check_loadable(folder: str, timeout: float = 300.0) -> dict:
     """
     env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
     env["HF_HUB_OFFLINE"] = "1"  # a local folder: nothing to fetch
-    result = subprocess.run([sys.executable, "-c", RELOAD_CHECK, os.path.abspath(folder)], env=env,
-                            cwd=folder, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    try:
+        result = subprocess.run([sys.executable, "-c", RELOAD_CHECK, os.path.abspath(folder)], env=env, cwd=folder,
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise HubPushError(f"The reload check did not finish within {timeout:.0f} s, so nothing was uploaded.") from None
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
         raise HubPushError("The saved model does not load and generate through trust_remote_code in a fresh "

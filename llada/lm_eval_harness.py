@@ -109,6 +109,8 @@ class LLaDAEvalHarness(TemplateLM):
         self.add_bos_token = add_bos_token and self.tokenizer.bos_token_id is not None
         self.generation_defaults = dict(max_new_tokens=max_new_tokens, steps=steps, block_length=block_length,
                                         temperature=temperature, remasking=remasking)
+        if isinstance(batch_size, str) and batch_size.isdigit():  # lm_eval's --batch_size arrives as a string
+            batch_size = int(batch_size)
         self.batch_size = batch_size if isinstance(batch_size, int) and batch_size > 0 else 1
         if self.batch_size != batch_size:
             logger.warning("llada: batch_size %r is not a positive integer; using 1.", batch_size)

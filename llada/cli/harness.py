@@ -14,12 +14,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         from lm_eval.__main__ import cli_evaluate
     except ImportError as error:  # optional dependency
-        raise SystemExit(f"llada-lm-eval needs lm-eval: pip install 'lm-eval>=0.4.9' ({error})") from error
+        raise SystemExit(f"llada-lm-eval needs lm-eval: pip install 'lm-eval>=0.4.13' ({error})") from error
     from .. import lm_eval_harness  # noqa: F401  (registers the "llada" model type)
 
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    cli_evaluate()
+    if argv is None:
+        return cli_evaluate()
+    saved_argv, sys.argv = sys.argv, [sys.argv[0], *argv]  # lm_eval's CLI reads sys.argv
+    try:
+        cli_evaluate()
+    finally:
+        sys.argv = saved_argv
 
 
 if __name__ == "__main__":
