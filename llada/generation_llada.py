@@ -682,11 +682,8 @@ class LLaDAGenerationMixin:
     def _logits_at(self, input_ids, attention_mask, positions: slice):
         """`forward(...).logits[:, positions]`, with only those positions sent through the output head: a step
         needs the current block only, and the vocabulary-wide head is a large share of a small model's cost."""
-        backbone, head = getattr(self, "model", None), self.get_output_embeddings()
-        if backbone is None or head is None:
-            return self(input_ids=input_ids, attention_mask=attention_mask).logits[:, positions]
-        hidden_states = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return head(hidden_states[:, positions])  # (rows, n, vocab)
+        hidden_states = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.lm_head(hidden_states[:, positions])  # (rows, n, vocab)
 
     def _cached_logits_at(self, input_ids, attention_mask, position_ids, positions: slice, window: slice, cache):
         """Logits at `positions` from a pass over the canvas positions in `window` only, (rows, seq) ->
@@ -697,11 +694,8 @@ class LLaDAGenerationMixin:
         cache.window = None if (start, stop) == (0, seq) else (start, stop)
         kwargs = dict(input_ids=input_ids[:, start:stop], attention_mask=attention_mask,
                       position_ids=position_ids[:, start:stop], past_key_values=cache)
-        backbone, head = getattr(self, "model", None), self.get_output_embeddings()
         block = slice(positions.start - start, positions.stop - start)
-        if backbone is None or head is None:
-            return self(**kwargs).logits[:, block]
-        return head(backbone(**kwargs).last_hidden_state[:, block])  # (rows, n, vocab)
+        return self.lm_head(self.model(**kwargs).last_hidden_state[:, block])  # (rows, n, vocab)
 
     # ------------------------------------------------------------------------------------------------------------
     # argument handling: everything is checked before the first forward pass
@@ -746,7 +740,7 @@ class LLaDAGenerationMixin:
             empty = torch.zeros((copies, 0), dtype=torch.long, device=self.device)  # unconditional generation
             return empty, empty.clone()
         if not torch.is_tensor(input_ids) or input_ids.is_floating_point() or input_ids.dim() not in (1, 2):
-            shape = tuple(input_ids.shape) if torch.is_tensor(input_ids) else ""
+            shape = f"{tuple(input_ids.shape)} of dtype {input_ids.dtype}" if torch.is_tensor(input_ids) else ""
             raise ValueError(
                 "diffusion_generate: `input_ids` must be an integer tensor of shape (batch, prompt_len), got "
                 f"{type(input_ids).__name__}{shape}."

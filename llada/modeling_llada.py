@@ -261,16 +261,12 @@ class LLaDAPreTrainedModel(PreTrainedModel):
 class LLaDAModel(LLaDAPreTrainedModel):
     """The bare Transformer: token embeddings, bidirectional layers and the final RMSNorm."""
 
-    _auto_class = None
-
     def __init__(self, config: LLaDAConfig):
         super().__init__(config)
-        self.padding_idx = config.pad_token_id
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, self.padding_idx)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
         self.layers = nn.ModuleList(LLaDADecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = LLaDARMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.rotary_emb = LLaDARotaryEmbedding(config)
-        self.gradient_checkpointing = False
         self.post_init()
 
     def get_input_embeddings(self):
@@ -311,7 +307,8 @@ class LLaDAModel(LLaDAPreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("LLaDAModel.forward: pass exactly one of `input_ids` or `inputs_embeds`.")
+            given = "both" if input_ids is not None else "neither"
+            raise ValueError(f"LLaDAModel.forward: pass exactly one of `input_ids` or `inputs_embeds`; got {given}.")
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (batch, seq, hidden)
         batch, seq = inputs_embeds.shape[:2]
