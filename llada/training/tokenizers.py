@@ -12,6 +12,7 @@ from typing import Iterable, Iterator, Optional
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, GPT2TokenizerFast, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 
 logger = logging.getLogger(__name__)
@@ -34,9 +35,8 @@ def build_byte_tokenizer(model_max_length: int = 1024) -> PreTrainedTokenizerFas
     A byte-level tokenizer: one token per UTF-8 byte (ids 0-255, in byte order), then `<|endoftext|>` (EOS, 256),
     `<|pad|>` (257) and `<|mdm_mask|>` (258). Any text round-trips exactly; nothing is learned.
     """
-    byte_to_char = pre_tokenizers.ByteLevel.alphabet()  # the 256 printable stand-ins GPT-2 uses for bytes
-    ordered = sorted(byte_to_char, key=lambda ch: _byte_of_char()[ch])
-    vocab = {ch: i for i, ch in enumerate(ordered)}
+    char_of_byte = bytes_to_unicode()  # GPT-2's printable stand-in of each byte, as ByteLevel uses
+    vocab = {char_of_byte[byte]: byte for byte in range(256)}
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))  # no merges: each byte stays one token
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = decoders.ByteLevel()
@@ -146,25 +146,6 @@ def _wrap(backend: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
     )
     tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
     return tokenizer
-
-
-_BYTE_OF_CHAR = {}
-
-
-def _byte_of_char() -> dict:
-    """Inverse of GPT-2's byte -> printable character table (the one `ByteLevel.alphabet()` draws from)."""
-    if not _BYTE_OF_CHAR:
-        printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-        printable += list(range(ord("®"), ord("ÿ") + 1))
-        chars, extra = {}, 0
-        for byte in range(256):
-            if byte in printable:
-                chars[chr(byte)] = byte
-            else:
-                chars[chr(256 + extra)] = byte
-                extra += 1
-        _BYTE_OF_CHAR.update(chars)
-    return _BYTE_OF_CHAR
 
 
 def _is_bare_byte_level_bpe(name_or_path: str) -> bool:
