@@ -51,7 +51,7 @@ def train(model_type, output_dir, train_argv):
     return trainer, time.time() - start
 
 
-def load_run(run_dir, model_class, train_argv):
+def load_run(run_dir, model_class, train_argv, with_validation=True):
     """The pieces of a finished run: model, tokenizer, validation blocks, log history, training seconds."""
     from transformers import AutoTokenizer
 
@@ -60,12 +60,14 @@ def load_run(run_dir, model_class, train_argv):
 
     _, data_args, _ = parse_args([*train_argv, "--output_dir", run_dir])
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
-    validation = tokenize_and_pack(load_raw_datasets(data_args), tokenizer, data_args)["validation"]
+    validation = None
+    if with_validation:  # the baseline's run needs none: both are scored on the LLaDA run's blocks
+        validation = tokenize_and_pack(load_raw_datasets(data_args), tokenizer, data_args)["validation"]
     with open(os.path.join(run_dir, "trainer_state.json")) as handle:
-        history = json.load(handle)["log_history"]
+        state = json.load(handle)
+    history, steps = state["log_history"], state["global_step"]
     with open(os.path.join(run_dir, "train_results.json")) as handle:
         runtime = json.load(handle)["train_runtime"]
-    steps = max((entry.get("step", 0) for entry in history), default=0)
     return model_class.from_pretrained(run_dir).eval(), tokenizer, validation, history, runtime, steps
 
 
@@ -99,7 +101,8 @@ def main(argv=None):
         llada, tokenizer, validation = trainer.model.eval(), trainer.processing_class, trainer.eval_dataset
         llada_history, steps = trainer.state.log_history, trainer.state.global_step
     if options.ar_dir:
-        ar, _, _, ar_history, ar_time, ar_steps = load_run(options.ar_dir, LlamaForCausalLM, train_argv)
+        ar, _, _, ar_history, ar_time, ar_steps = load_run(options.ar_dir, LlamaForCausalLM, train_argv,
+                                                             with_validation=False)
     else:
         ar_trainer, ar_time = train("autoregressive", os.path.join(options.output_dir, "autoregressive"),
                                     train_argv)
