@@ -30,6 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .configuration_llada import LLaDAConfig
+from .saved_files import TOKENIZER_FILES, copy_code_files
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,6 @@ OFFICIAL_EOT_TOKEN_ID = 126348
 
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
-HUB_CODE_FILES = ("configuration_llada.py", "generation_llada.py", "modeling_llada.py")
-TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
-    "chat_template.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model",
-)
 
 # Architecture options of the original config with the only values this project's model can reproduce.
 # None means "key absent", which the original code reads as its default (the supported value).
@@ -382,7 +378,7 @@ def convert_original_to_llada(
     """
     Converts an official LLaDA checkpoint folder into this project's format.
 
-    Writes `config.json` ([`LLaDAConfig`] with `auto_map`), the three Hub code files, sharded safetensors with an
+    Writes `config.json` ([`LLaDAConfig`] with `auto_map`), the Hub code files, sharded safetensors with an
     index, `generation_config.json` (EOS and end-of-turn ids) and the tokenizer with `<|mdm_mask|>` registered as
     its mask token. `AutoModel.from_pretrained(dst, trust_remote_code=True)` then loads it.
 
@@ -410,7 +406,7 @@ def convert_original_to_llada(
         if config.bos_token_id is None:  # the official config.json has no BOS; its tokenizer does
             config.bos_token_id = _bos_token_id(config, tokenizer)
         config.save_pretrained(folder)
-        _copy_hub_code(folder)
+        copy_code_files(folder)
         _write_generation_config(src, folder, config, tokenizer)
 
     return _write_atomically(dst, overwrite, write)
@@ -493,13 +489,6 @@ def _as_dtype(dtype) -> Optional[torch.dtype]:
     if dtype not in allowed:
         raise ValueError(f"`dtype` must be one of {sorted(allowed)} or None, got {dtype!r}.")
     return allowed[dtype]
-
-
-def _copy_hub_code(folder: Path):
-    """The Hub files sit next to the weights so that `trust_remote_code` finds them."""
-    package = Path(__file__).resolve().parent
-    for name in HUB_CODE_FILES:
-        shutil.copy2(package / name, folder / name)
 
 
 def _convert_tokenizer(src: Path, folder: Path, config: LLaDAConfig):

@@ -23,9 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-from .convert import HUB_CODE_FILES as CODE_FILES
-from .convert import TOKENIZER_FILES
-from .training.tokenizers import make_tokenizer_config_portable
+from .saved_files import HUB_CODE_FILES, TOKENIZER_FILES, make_tokenizer_config_portable
 
 
 MODEL_FILES = ("config.json", "generation_config.json")
@@ -135,9 +133,9 @@ def save_for_hub(model_dir: str, staging: str) -> list:
     tokenizer.save_pretrained(staging)
     make_tokenizer_config_portable(staging)
     names = sorted(p.name for p in Path(staging).iterdir() if p.is_file())
-    files = [n for n in names if n in MODEL_FILES or n in CODE_FILES or n.endswith(WEIGHT_SUFFIXES)
+    files = [n for n in names if n in MODEL_FILES or n in HUB_CODE_FILES or n.endswith(WEIGHT_SUFFIXES)
              or n in TOKENIZER_FILES]
-    missing = [n for n in (*MODEL_FILES, *CODE_FILES) if n not in files]
+    missing = [n for n in (*MODEL_FILES, *HUB_CODE_FILES) if n not in files]
     if missing:
         raise HubPushError(f"save_pretrained did not write {missing}: the upload would not load with "
                            "trust_remote_code.")
@@ -372,6 +370,5 @@ def _request_of(error: Exception) -> Optional[str]:
 
 
 __all__ = [
-    "HubPushError", "check_loadable", "check_model_dir", "make_tokenizer_config_portable", "push_to_hub",
-    "save_for_hub", "write_model_card",
+    "HubPushError", "check_loadable", "check_model_dir", "push_to_hub", "save_for_hub", "write_model_card",
 ]

@@ -22,6 +22,7 @@ from llada.convert import (
     original_config_to_llada,
     parse_size,
 )
+from llada.saved_files import HUB_CODE_FILES
 
 # The published LLaDA-8B-Base config.json (architecture keys).
 LLADA_8B_CONFIG = {
@@ -296,7 +297,7 @@ def test_converted_folder_has_index_code_tokenizer_and_generation_config(tmp_pat
     shards = sorted(set(index["weight_map"].values()))
     assert len(shards) > 2 and all((ours / s).is_file() for s in shards)
     assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for t in weights.values())
-    assert {"configuration_llada.py", "modeling_llada.py", "generation_llada.py"} <= {p.name for p in ours.iterdir()}
+    assert set(HUB_CODE_FILES) <= {p.name for p in ours.iterdir()}
     assert not list(tmp_path.glob(".*partial*"))
     tokenizer = AutoTokenizer.from_pretrained(ours)
     assert (tokenizer.mask_token, tokenizer.mask_token_id) == ("<|mdm_mask|>", 99)

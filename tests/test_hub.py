@@ -18,11 +18,12 @@ from hub_server import LoopbackHub
 
 from llada import LLaDAForMaskedDiffusion
 from llada.hub import HubPushError, check_loadable, check_model_dir, save_for_hub, write_model_card
+from llada.saved_files import HUB_CODE_FILES
 from llada.training.tokenizers import build_byte_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_loopbackSecretToken0123456789"
-HUB_FILES = {"configuration_llada.py", "generation_llada.py", "modeling_llada.py"}
+HUB_FILES = set(HUB_CODE_FILES)
 EXPECTED_FILES = HUB_FILES | {
     ".gitattributes",  # written by the Hub itself when the repo is created
     "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",

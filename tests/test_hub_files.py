@@ -14,6 +14,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 import llada
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+from llada.saved_files import HUB_CODE_FILES
 
 PACKAGE = Path(llada.__file__).parent
 HUB_FILES = sorted(PACKAGE.glob("*_llada.py"))
@@ -25,6 +26,7 @@ ALLOWED_ROOTS = {
 
 def test_hub_file_set():
     assert [f.name for f in HUB_FILES] == ["configuration_llada.py", "generation_llada.py", "modeling_llada.py"]
+    assert tuple(f.name for f in HUB_FILES) == HUB_CODE_FILES  # the one list that saving, pushing and converting use
 
 
 @pytest.mark.parametrize("path", HUB_FILES, ids=lambda p: p.name)
@@ -56,8 +58,7 @@ def test_auto_classes_work_locally(tmp_path):
 def test_save_pretrained_writes_code_and_auto_map(tmp_path):
     tiny_model().save_pretrained(tmp_path)
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"config.json", "model.safetensors", "configuration_llada.py", "modeling_llada.py",
-            "generation_llada.py"} <= names
+    assert {"config.json", "model.safetensors", *HUB_CODE_FILES} <= names
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
     assert set(auto_map) == {"AutoConfig", "AutoModel", "AutoModelForMaskedLM"}
 

@@ -1,7 +1,6 @@
 """Tokenizers: bytes, trained BPE and a pretrained one each round-trip, carry a mask token and reload with
 plain AutoTokenizer (no remote code)."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -77,18 +76,3 @@ def test_tokenizer_that_cannot_add_a_mask_token_is_a_clear_error():
 
     with pytest.raises(ValueError, match="no mask token"):
         ensure_mask_token(FrozenTokenizer())
-
-
-def test_portable_tokenizer_config_loads_as_a_fast_tokenizer(tmp_path):
-    from transformers import AutoTokenizer
-
-    from llada.training.tokenizers import build_byte_tokenizer, make_tokenizer_config_portable
-
-    build_byte_tokenizer().save_pretrained(tmp_path)
-    make_tokenizer_config_portable(tmp_path)
-    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
-    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
-    assert config["model_input_names"] == ["input_ids", "attention_mask"]
-    assert "is_local" not in config
-    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
-    assert list(tokenizer("ab")) == ["input_ids", "attention_mask"]

@@ -10,6 +10,7 @@ from datasets import Dataset
 from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+from llada.saved_files import HUB_CODE_FILES
 from llada.training.collator import DataCollatorForMaskedDiffusion
 from llada.training.tokenizers import build_byte_tokenizer
 from llada.training.trainer import LLaDATrainer, LLaDATrainingArguments
@@ -144,8 +145,7 @@ def test_checkpoints_hold_code_tokenizer_samples_and_plot(tmp_path, tokenizer):
     trainer.train()
     for step in (2, 4):
         files = set(os.listdir(tmp_path / f"checkpoint-{step}"))
-        assert {"config.json", "model.safetensors", "modeling_llada.py", "configuration_llada.py",
-                "generation_llada.py", "tokenizer.json", "tokenizer_config.json"} <= files
+        assert {"config.json", "model.safetensors", *HUB_CODE_FILES, "tokenizer.json", "tokenizer_config.json"} <= files
     assert AutoTokenizer.from_pretrained(tmp_path / "checkpoint-4").mask_token_id == tokenizer.mask_token_id
     assert (tmp_path / "loss_curve.png").stat().st_size > 1000
     assert trainer.state.best_model_checkpoint is not None

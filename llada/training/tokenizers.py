@@ -5,7 +5,6 @@ Every tokenizer built here is a plain fast tokenizer (`tokenizer.json` + `tokeni
 registered as the tokenizer's `mask_token`, and its id is what the model config stores as `mask_token_id`.
 """
 
-import json
 import logging
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
@@ -159,27 +158,6 @@ def _non_empty(texts: Iterable[str]) -> Iterator[str]:
             yield text
 
 
-def make_tokenizer_config_portable(folder: str) -> None:
-    """
-    Rewrites `folder/tokenizer_config.json` so that transformers 4.x loads the tokenizer as 5.x does.
-
-    transformers 5 saves a plain fast tokenizer as `"tokenizer_class": "TokenizersBackend"`, a name 4.x does not
-    know; `PreTrainedTokenizerFast` is the same class in 5.x (an alias) and exists in 4.x. And 4.x fast tokenizers
-    return `token_type_ids` unless `model_input_names` says otherwise; the model takes no token types, and
-    `diffusion_generate(**tokenizer(...))` refuses unknown arguments.
-    """
-    path = Path(folder) / "tokenizer_config.json"
-    if not path.is_file():
-        return
-    config = json.loads(path.read_text(encoding="utf-8"))
-    for loading_option in ("is_local", "local_files_only", "cache_dir", "token", "_commit_hash"):
-        config.pop(loading_option, None)  # how the tokenizer was loaded here, not a setting of it
-    if config.get("tokenizer_class") == "TokenizersBackend":
-        config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    config.setdefault("model_input_names", ["input_ids", "attention_mask"])
-    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 __all__ = [
     "DEFAULT_CHAT_TEMPLATE",
     "EOS_TOKEN",
@@ -190,5 +168,4 @@ __all__ = [
     "build_tokenizer",
     "ensure_mask_token",
     "load_pretrained_tokenizer",
-    "make_tokenizer_config_portable",
 ]

@@ -22,11 +22,11 @@ from transformers import (
 from transformers.integrations import TensorBoardCallback
 
 from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll
+from ..saved_files import make_tokenizer_config_portable
 from .callbacks import LossCurveCallback, SampleGenerationCallback
 from .collator import DataCollatorForMaskedDiffusion
 from .hub_callback import HubCodeFilesCallback
 from .models import is_masked_diffusion_model
-from .tokenizers import make_tokenizer_config_portable
 
 
 @dataclass
