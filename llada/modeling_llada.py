@@ -1,7 +1,7 @@
 """LLaDA: a bidirectional Llama-shaped Transformer trained as a masked-diffusion language model.
 
 This is a Hub file: `save_pretrained` copies it next to the weights and `trust_remote_code` imports it on the
-user's machine, so it imports only the standard library, torch, the public transformers API and its two sibling
+user's machine, so it imports only the standard library, torch, the public transformers API and its sibling
 Hub files. Read top-down: norm -> rotary -> MLP -> attention -> layer -> pre-trained base -> model -> head.
 """
 
@@ -18,6 +18,11 @@ from transformers.utils import logging
 
 from .configuration_llada import LLaDAConfig
 from .generation_llada import LLaDAGenerationConfig, LLaDAGenerationMixin
+
+# transformers 4.x copies, from a local folder, only the Hub files that the model's module imports itself (5.x also
+# follows the imports of those): every sibling is imported here so that a saved folder loads on both.
+from .cache_llada import CanvasKVCache  # noqa: F401
+from .sampling_llada import REMASKING_STRATEGIES  # noqa: F401
 
 try:
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -458,6 +463,8 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
         labels: Optional[torch.LongTensor] = None,
         p_mask: Optional[torch.Tensor] = None,
         answer_lengths: Optional[torch.Tensor] = None,
+        past_key_values=None,
+        logits_to_keep: Union[int, slice, torch.Tensor] = 0,
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
@@ -471,6 +478,13 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
                 Masking probability of each sequence (or token); weights the loss by `1 / p_mask`.
             answer_lengths (`torch.Tensor` of shape `(batch,)`, *optional*):
                 SFT normalisation: each row's loss is divided by its answer length (see `masked_diffusion_loss`).
+            past_key_values (*optional*):
+                A key/value cache for windowed passes over a longer canvas, see [`LLaDAModel.forward`].
+            logits_to_keep (`int`, `slice` or `torch.Tensor`, *optional*, defaults to 0):
+                The positions that go through the output head (as in transformers' Llama): an `int` keeps the last
+                that many (0: all), a `slice` or a 1-D tensor of indices keeps those positions. The sampler asks
+                only for the current block: the vocabulary-wide head is a large share of a small model's cost.
+                Not with `labels` (the loss needs every position).
 
         Returns: [`~modeling_outputs.MaskedLMOutput`] with `loss` when `labels` are given.
 
@@ -479,8 +493,15 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
         ```python
         >>> out = model(input_ids, attention_mask=attention_mask)
         >>> out.logits.shape  # (batch, seq, vocab_size)
+        >>> model(input_ids, logits_to_keep=slice(4, 8)).logits.shape  # (batch, 4, vocab_size)
         ```
         """
+        keep_all = isinstance(logits_to_keep, int) and logits_to_keep == 0
+        if labels is not None and not keep_all:
+            raise ValueError(
+                f"LLaDAForMaskedDiffusion.forward: `labels` need the logits of every position; got `logits_to_keep`="
+                f"{logits_to_keep!r} (leave it at 0)."
+            )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.model(
             input_ids=input_ids,
@@ -490,9 +511,14 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            past_key_values=past_key_values,
             **kwargs,
         )
-        logits = self.lm_head(outputs.last_hidden_state)  # (batch, seq, vocab)
+        hidden_states = outputs.last_hidden_state  # (batch, seq, hidden)
+        if not keep_all:
+            kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+            hidden_states = hidden_states[:, kept]
+        logits = self.lm_head(hidden_states)  # (batch, kept positions, vocab)
         loss = None
         if labels is not None:
             loss = masked_diffusion_loss(logits, labels, p_mask, attention_mask, answer_lengths)

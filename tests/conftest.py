@@ -39,6 +39,11 @@ def varied_model(seed: int = 0) -> LLaDAForMaskedDiffusion:
     return tiny_model(seed, initializer_range=0.2)
 
 
+def llada_num_transfer_tokens(M, S):
+    """LLaDA's get_num_transfer_tokens for one row: M // S per step, +1 for the first M % S steps."""
+    return [M // S + (1 if i < M % S else 0) for i in range(S)]
+
+
 def prompts_batch():
     """Three left-padded prompts of lengths 5, 3 and 1: ids (3, 5) and attention mask (3, 5)."""
     ids = torch.tensor([[11, 12, 13, 14, 15], [PAD, PAD, 21, 22, 23], [PAD, PAD, PAD, PAD, 31]])

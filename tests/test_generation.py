@@ -1,9 +1,9 @@
-"""Tests for the diffusion sampler (llada/generation_llada.py).
+"""Tests for the diffusion sampler's loop, settings and errors (llada/generation_llada.py).
 
 The heart of the file is `reference_generate`: LLaDA's algorithm written again from the maths, deliberately simple
 (one row at a time, plain Python lists for the selection, no helper shared with the package). `diffusion_generate`
 must give identical tokens to it. The random draws follow the order documented in the module docstring of
-`generation_llada`: per step, for the whole batch, first Gumbel uniforms (batch, block_length, vocab) when
+`sampling_llada`: per step, for the whole batch, first Gumbel uniforms (batch, block_length, vocab) when
 temperature > 0, then random confidences (batch, block_length) with random remasking, all float64.
 """
 
@@ -16,17 +16,8 @@ import pytest
 import torch
 from transformers import AutoModel, GenerationConfig
 
-from conftest import EOS, MASK, PAD, prompts_batch, varied_model
-from llada.generation_llada import (
-    LLaDAGenerateOutput,
-    LLaDAGenerationConfig,
-    block_schedule,
-    filter_logits,
-    num_transfer_tokens,
-    pad_after_eos,
-    select_transfer,
-)
-
+from conftest import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, varied_model
+from llada.generation_llada import LLaDAGenerateOutput, LLaDAGenerationConfig
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -182,35 +173,6 @@ def test_same_seed_same_samples_other_seed_differs():
 # Schedule, strategies, bookkeeping
 
 
-def llada_num_transfer_tokens(M, S):
-    """LLaDA's get_num_transfer_tokens for one row: M // S per step, +1 for the first M % S steps."""
-    return [M // S + (1 if i < M % S else 0) for i in range(S)]
-
-
-@pytest.mark.parametrize("M,S", [(10, 4), (8, 8), (7, 3), (32, 5), (5, 9)])
-def test_num_transfer_tokens_reproduces_llada_schedule(M, S):
-    masked, counts = torch.tensor([M]), []
-    for steps_left in range(S, 0, -1):
-        k = num_transfer_tokens(masked, steps_left)
-        counts.append(int(k))
-        masked = masked - k
-    assert counts == llada_num_transfer_tokens(M, S)
-
-
-def test_remask_ratio_schedule_is_geometric():
-    masked, counts = torch.tensor([16]), []
-    for steps_left in range(6, 0, -1):
-        k = num_transfer_tokens(masked, steps_left, remask_ratio=0.5)
-        counts.append(int(k))
-        masked = masked - k
-    assert counts == [8, 4, 2, 1, 1, 0]
-
-
-def test_block_schedule_spreads_remainder_over_first_blocks():
-    assert block_schedule(12, 4, 7) == (4, [3, 2, 2])
-    assert block_schedule(8, None, None) == (8, [8])
-
-
 @pytest.mark.parametrize("remasking", ["low_confidence", "random", "entropy", "margin"])
 @pytest.mark.parametrize("temperature", [0.0, 0.7])
 def test_every_strategy_decodes_each_position_once_on_schedule(remasking, temperature):
@@ -263,12 +225,6 @@ def test_generate_is_diffusion_generate_for_pipeline_style_calls():
 
 # ----------------------------------------------------------------------------------------------------------------
 # EOS handling, history, hooks, streamer
-
-
-def test_pad_after_eos():
-    tokens = torch.tensor([[5, EOS, 6, EOS, 7], [5, 6, 7, 8, 9], [EOS, 5, 6, 7, 8]])
-    assert pad_after_eos(tokens, [EOS], PAD).tolist() == [[5, EOS, 0, 0, 0], [5, 6, 7, 8, 9], [EOS, 0, 0, 0, 0]]
-    assert pad_after_eos(tokens, [EOS, 9], PAD)[1].tolist() == [5, 6, 7, 8, 9]
 
 
 def favour_eos(step, x, logits):
@@ -364,23 +320,6 @@ def test_row_result_does_not_depend_on_batch_companions():
     assert unpadded.tolist() == alone[1:].tolist()  # left padding does not change the result
 
 
-def test_select_transfer_per_row_counts_and_ties():
-    confidence = torch.tensor([[0.1, 0.9, 0.5, 0.9], [0.3, -math.inf, 0.2, 0.7]])
-    chosen = select_transfer(confidence, torch.tensor([2, 1]))
-    assert chosen.tolist() == [[False, True, False, True], [False, False, False, True]]
-    assert select_transfer(confidence, torch.tensor([1, 0]))[0].tolist() == [False, True, False, False]
-
-
-def test_filter_logits_top_k_and_top_p():
-    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    inf = -math.inf
-    assert torch.isinf(filter_logits(logits, top_k=2)).tolist() == [[False, False, True, True]]
-    assert torch.isinf(filter_logits(logits, top_p=0.7)).tolist() == [[False, False, True, True]]
-    assert torch.isinf(filter_logits(logits, top_p=0.5)).tolist() == [[False, True, True, True]]
-    assert torch.equal(filter_logits(logits, top_p=1.0), logits)
-    assert filter_logits(logits, top_k=1)[0, 1] == inf
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Generation config: validation and round trips
 
@@ -470,7 +409,7 @@ def test_remote_code_generation_in_fresh_process(tmp_path):
 def test_bad_settings_fail_early_with_clear_message(settings, message):
     calls = []
     model = varied_model()
-    model.model.register_forward_hook(lambda *args: calls.append(1))  # the sampler calls the backbone directly
+    model.register_forward_hook(lambda *args: calls.append(1))  # the sampler runs the model through its forward
     with pytest.raises(ValueError) as error:
         model.diffusion_generate(torch.tensor([[11, 12, 13, 14, 15, 16, 17]]), **settings)
     assert message in str(error.value)

@@ -6,14 +6,9 @@ import pytest
 import torch
 
 from conftest import EOS, MASK, PAD, prompts_batch, varied_model
-from llada.generation_llada import (
-    CanvasKVCache,
-    DenoisingContext,
-    LLaDAGenerationConfig,
-    parallel_transfer_count,
-    rows_done,
-)
-
+from llada.cache_llada import CanvasKVCache
+from llada.generation_llada import DenoisingContext, LLaDAGenerationConfig
+from llada.sampling_llada import RunningRows
 
 
 def generate(model, ids, attention_mask, **settings):
@@ -49,14 +44,15 @@ def test_windowed_pass_on_a_fresh_cache_equals_the_full_pass(use_cache, cfg_scal
     context = DenoisingContext(
         config=LLaDAGenerationConfig(use_cache=use_cache, cfg_scale=cfg_scale), mask_token_id=MASK,
         prompt_length=5, attention_mask=full_mask, prompt_positions=prompt_positions,
-        position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), cache=CanvasKVCache(),
+        position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0),
+        cache=CanvasKVCache(use_cache, copies=2 if cfg_scale else 1),
     )
-    block = slice(9, 13)
+    block, rows = slice(9, 13), RunningRows(3)
     with torch.no_grad():
-        uncached = model._denoiser_logits(canvas, DenoisingContext(**{**vars(context), "cache": None}), block)
-        refreshed = model._denoiser_logits(canvas, context, block, refresh=True)
-        windowed = model._denoiser_logits(canvas, context, block, refresh=False)
-        again = model._denoiser_logits(canvas, context, block, refresh=False)
+        uncached = model._denoiser_logits(canvas, DenoisingContext(**{**vars(context), "cache": None}), rows, block)
+        refreshed = model._denoiser_logits(canvas, context, rows, block, block_step=0)  # a block's first step
+        windowed = model._denoiser_logits(canvas, context, rows, block, block_step=1)
+        again = model._denoiser_logits(canvas, context, rows, block, block_step=1)
     assert torch.equal(refreshed, uncached)
     torch.testing.assert_close(windowed, uncached, atol=1e-5, rtol=1e-5)
     assert torch.equal(again, windowed)  # writing the window into the cache changed nothing else
@@ -96,17 +92,6 @@ def test_batch_rows_equal_single_row_results(settings):
 # Parallel decoding
 
 
-def test_parallel_transfer_counts():
-    inf = float("inf")
-    confidence = torch.tensor([[0.95, 0.5, 0.97, -inf], [0.2, 0.1, 0.3, 0.05]])
-    assert parallel_transfer_count(confidence, threshold=0.9).tolist() == [2, 0]
-    assert parallel_transfer_count(confidence, threshold=1.0).tolist() == [0, 0]
-    # sorted row 0: 0.97, 0.95, 0.5 -> (n + 1)(1 - c_n) = 0.06, 0.15, 2.0; row 1: 1.4, 2.4, ...
-    assert parallel_transfer_count(confidence, factor=1.0).tolist() == [2, 0]
-    assert parallel_transfer_count(confidence, factor=1.5).tolist() == [2, 1]
-    assert parallel_transfer_count(confidence).tolist() == [0, 0]
-
-
 def test_threshold_commits_above_it_at_least_one_and_steps_become_an_upper_bound():
     model, (ids, attention_mask) = varied_model(5), prompts_batch()
     scheduled = generate(model, ids, attention_mask)
@@ -123,11 +108,6 @@ def test_threshold_commits_above_it_at_least_one_and_steps_become_an_upper_bound
 
 # ----------------------------------------------------------------------------------------------------------------
 # Early stop
-
-
-def test_rows_done():
-    generated = torch.tensor([[5, EOS, MASK], [MASK, EOS, 6], [5, 6, 7], [5, EOS, EOS]])
-    assert rows_done(generated, MASK, [EOS]).tolist() == [True, False, False, True]
 
 
 @pytest.mark.parametrize("settings", [dict(), dict(use_cache="dual", threshold=0.05), dict(use_cache="prefix")])

@@ -25,8 +25,17 @@ ALLOWED_ROOTS = {
 
 
 def test_hub_file_set():
-    assert [f.name for f in HUB_FILES] == ["configuration_llada.py", "generation_llada.py", "modeling_llada.py"]
+    assert [f.name for f in HUB_FILES] == ["cache_llada.py", "configuration_llada.py", "generation_llada.py",
+                                           "modeling_llada.py", "sampling_llada.py"]
     assert tuple(f.name for f in HUB_FILES) == HUB_CODE_FILES  # the one list that saving, pushing and converting use
+
+
+def test_the_model_module_imports_every_other_hub_file_itself():
+    """transformers 4.x copies, from a local folder, only the relative imports of the model's own module."""
+    from transformers.dynamic_module_utils import get_relative_imports
+
+    direct = set(get_relative_imports(str(PACKAGE / "modeling_llada.py")))
+    assert direct == {f.stem for f in HUB_FILES} - {"modeling_llada"}
 
 
 @pytest.mark.parametrize("path", HUB_FILES, ids=lambda p: p.name)

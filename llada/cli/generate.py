@@ -16,6 +16,8 @@ from typing import List, Optional
 
 import torch
 
+from ..sampling_llada import REMASKING_STRATEGIES
+
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -41,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument("--max_new_tokens", "--gen_length", type=int, help="Number of tokens to generate (default: the model's, 128).")
     sampling.add_argument("--steps", type=int, help="Denoising steps in total (default: one token per step).")
     sampling.add_argument("--block_length", type=int, help="Semi-autoregressive block length; divides the length.")
-    sampling.add_argument("--remasking", choices=["low_confidence", "random", "entropy", "margin"],
+    sampling.add_argument("--remasking", choices=list(REMASKING_STRATEGIES),
                           help="Which masked positions a step commits first (default: low_confidence).")
     sampling.add_argument("--remask_ratio", type=float,
                           help="Geometric schedule: re-mask this fraction of the predictions each step, in [0, 1).")

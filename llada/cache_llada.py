@@ -1,0 +1,87 @@
+"""The canvas key/value cache of Fast-dLLM's fast sampling (Wu et al. 2025), and the decisions that go with it.
+
+`use_cache="prefix"`: a block's first step runs the whole canvas and records every position's keys/values; later
+steps of the block run the block and everything after it, reading the keys/values of the left part from the cache.
+`"dual"`: later steps run only the block, reading the left part and the still-masked right part from the cache.
+`cache_refresh_interval=k` also refreshes (runs the whole canvas) at every k-th step of a block; `k=1` gives exactly
+the tokens of `use_cache=False`. A refresh is the step's own forward call, so `nfe` still counts steps and
+`decode_step` means the same. The guidance copy has its own cache rows (2 x batch).
+
+The cache decides which positions each step's forward pass runs ([`CanvasKVCache.plan_window`]), records or
+serves keys/values during that pass (`update`, the protocol `LLaDAModel.forward` calls per layer), and drops the
+rows that leave the forward batch ([`CanvasKVCache.keep_rows`]).
+
+This is a Hub file: it imports only the standard library and torch.
+"""
+
+from typing import Optional
+
+import torch
+
+
+CACHE_MODES = (False, "prefix", "dual")
+
+
+class CanvasKVCache:
+    r"""
+    Keys and values of every canvas position, per layer, for windowed forward passes.
+
+    A *refresh* is a forward pass over the whole canvas: `update` records each layer's keys/values
+    (rows, kv_heads, seq, head_dim) and returns them unchanged. A *windowed* pass runs only positions
+    `[start, stop)`: `update` writes the window's fresh keys/values over the stored ones and returns the whole
+    canvas's, so the window attends to the stored keys of every other position. The window is recomputed at
+    every windowed step, so writing it in place loses nothing, and no copy of the canvas's keys is made.
+
+    Our own small class: transformers' `Cache` classes append along the sequence (autoregressive decoding); here
+    the length is fixed and a window in the middle is replaced at every step.
+
+    Args:
+        mode (`str`): `"prefix"` or `"dual"` (see the module docstring).
+        refresh_interval (`int`, *optional*): refresh at every `k`-th step of a block too; `None`: at block starts.
+        copies (`int`, *optional*, defaults to 1): forward rows per batch row, 2 with classifier-free guidance (the
+            running rows, then their prompt-masked copies in the same order).
+    """
+
+    def __init__(self, mode: str, refresh_interval: Optional[int] = None, copies: int = 1):
+        if mode not in CACHE_MODES[1:]:
+            raise ValueError(f"CanvasKVCache: `mode` must be 'prefix' or 'dual', got {mode!r}.")
+        self.mode, self.refresh_interval, self.copies = mode, refresh_interval, copies
+        self.keys, self.values = {}, {}
+        self._window = None  # (start, stop) of the pass in progress; None: a refresh
+
+    def plan_window(self, block: slice, block_step: int, seq_len: int):
+        """Decides which canvas positions step `block_step` of the block `block` runs, and prepares `update` for
+        that pass. Returns `(start, stop)`: `(0, seq_len)` for a refresh (the block's first step and every
+        `refresh_interval`-th step), otherwise the block and what follows it (prefix) or the block (dual)."""
+        interval = self.refresh_interval
+        refresh = block_step == 0 if interval is None else block_step % interval == 0
+        if refresh:
+            start, stop = 0, seq_len
+        else:
+            start, stop = block.start, seq_len if self.mode == "prefix" else block.stop
+        self._window = None if (start, stop) == (0, seq_len) else (start, stop)
+        return start, stop
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        if self._window is None:
+            self.keys[layer_idx], self.values[layer_idx] = key, value
+            return key, value
+        start, stop = self._window
+        keys, values = self.keys[layer_idx], self.values[layer_idx]  # (rows, kv_heads, seq, head_dim)
+        keys[:, :, start:stop] = key
+        values[:, :, start:stop] = value
+        return keys, values
+
+    def keep_rows(self, keep: torch.Tensor):
+        """Keeps only the batch rows at positions `keep` (indices into the rows the cache holds now), and their
+        guidance copies: finished rows leave the forward batch."""
+        if not self.keys:
+            return
+        rows = next(iter(self.keys.values())).shape[0] // self.copies
+        index = torch.cat([keep + copy * rows for copy in range(self.copies)])
+        for layer_idx in self.keys:
+            self.keys[layer_idx] = self.keys[layer_idx].index_select(0, index)
+            self.values[layer_idx] = self.values[layer_idx].index_select(0, index)
+
+
+__all__ = ["CACHE_MODES", "CanvasKVCache"]

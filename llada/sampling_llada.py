@@ -1,0 +1,349 @@
+"""The steps of LLaDA's sampler as pure functions: tensors in, tensors out, no model.
+
+Read in the order a denoising step uses them: the schedule (`block_schedule`, `num_transfer_tokens`), the logits
+a step may choose from (`constrain_logits`, `filter_logits`, classifier-free guidance), the candidate tokens
+(`gumbel_max_tokens`), how sure the model is of each (`REMASKING_STRATEGIES`, a registry of confidence
+functions), which positions are committed (`select_transfer`, `parallel_transfer_count`, `denoise_block`), then
+the rows that still run (`RunningRows`) and the EOS handling of finished rows (`rows_done`, `fill_finished_rows`,
+`pad_after_eos`). `generation_llada` runs them in its loop over blocks and steps.
+
+Conventions (documented once, relied upon by the tests):
+
+- Steps per block: `steps` is spread over the blocks, the first `steps % num_blocks` blocks getting one step more;
+  `steps < num_blocks` is an error. A block stops early once nothing is left to decode in it (e.g. `steps` larger
+  than `block_length`), so `steps` is an upper bound.
+- Tokens per step: with `m` masked positions left in the block and `s` steps left, a step commits `ceil(m / s)`
+  tokens, which is LLaDA's `get_num_transfer_tokens` (`M // S`, plus one for the first `M % S` steps). With
+  `remask_ratio=r` every step predicts all `m` masked positions and re-masks the `floor(r * m)` least confident
+  (or random) ones, i.e. commits `m - floor(r * m)`; the block's last step commits everything.
+- Random draws, in this order at each step, for the whole batch at once from `generator`: (1) if
+  `temperature > 0`, uniform float64 noise of shape (batch, block_length, vocab) for the Gumbel-max; (2) if
+  `remasking == "random"`, uniform float64 confidences of shape (batch, block_length). Sampled results are
+  reproducible for the same batch and seed; deterministic settings give the same row whatever its companions.
+- Ties in confidence go to the lower position (stable sort). The mask token is never proposed as x0.
+- Parallel decoding (`threshold` / `factor`): a step commits `max(scheduled count, parallel count)` per row, so
+  `threshold=1.0` is the scheduled algorithm and with `steps = block_length` per block it is Fast-dLLM's rule
+  (everything above the threshold, at least one). A block ends once no running row has a masked position in it.
+- Rows whose generated part holds no masked position leave the forward batch (and the cache) for good; their random
+  draws stay aligned because draws are made for the whole batch and indexed (`RunningRows.noise_rows`).
+
+This is a Hub file: it imports only the standard library and torch.
+"""
+
+from typing import Callable, Dict, Optional
+
+import torch
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Schedule
+
+
+def block_schedule(max_new_tokens: int, block_length: Optional[int], steps: Optional[int]):
+    """Splits the generation into blocks and spreads `steps` over them.
+
+    Returns `(block_length, steps_per_block)`: the first `steps % num_blocks` blocks get one step more than the
+    others. Raises `ValueError` when `block_length` does not divide `max_new_tokens` or `steps < num_blocks`.
+    """
+    block_length = max_new_tokens if block_length is None else block_length
+    if max_new_tokens % block_length != 0:
+        raise ValueError(
+            f"`max_new_tokens` ({max_new_tokens}) must be a multiple of `block_length` ({block_length})."
+        )
+    num_blocks = max_new_tokens // block_length
+    steps = max_new_tokens if steps is None else steps
+    if steps < num_blocks:
+        raise ValueError(
+            f"`steps` ({steps}) must be at least the number of blocks, max_new_tokens / block_length = "
+            f"{max_new_tokens} / {block_length} = {num_blocks}: every block needs a step."
+        )
+    base, extra = divmod(steps, num_blocks)
+    return block_length, [base + (1 if block < extra else 0) for block in range(num_blocks)]
+
+
+def num_transfer_tokens(masked_count: torch.Tensor, steps_left: int, remask_ratio: Optional[float] = None):
+    """Tokens to commit this step per row, (batch,) -> (batch,).
+
+    Linear schedule: `ceil(m / s)` for m masked positions and s steps left, which reproduces LLaDA's
+    `get_num_transfer_tokens` (`M // S`, plus one for the first `M % S` steps). With `remask_ratio=r`:
+    `m - floor(r * m)`. The last step (`steps_left <= 1`) commits everything.
+    """
+    if steps_left <= 1:
+        return masked_count
+    if remask_ratio is None:
+        return (masked_count + steps_left - 1) // steps_left
+    return masked_count - torch.floor(masked_count.double() * remask_ratio).long()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Logits: what a step may choose from
+
+
+def as_id_list(token_ids) -> list:
+    """`None`, one id or a list/tuple of ids (as `eos_token_id` may be) -> a list of ids."""
+    if token_ids is None:
+        return []
+    return list(token_ids) if isinstance(token_ids, (list, tuple)) else [token_ids]
+
+
+def constrain_logits(block_logits: torch.Tensor, mask_token_id: int, eos_token_ids=(), min_new_tokens: int = 0,
+                     block_offset: int = 0) -> torch.Tensor:
+    """Float32 copy of a block's logits (batch, n, vocab) in which the mask token can never be chosen, nor EOS in
+    the first `min_new_tokens` generated positions (the block starts `block_offset` tokens into the generation)."""
+    block_logits = block_logits.to(torch.float32, copy=True)
+    block_logits[..., mask_token_id] = float("-inf")
+    eos_ids = as_id_list(eos_token_ids)
+    forbidden = min(max((min_new_tokens or 0) - block_offset, 0), block_logits.shape[1])
+    if forbidden and eos_ids:
+        block_logits[:, :forbidden, eos_ids] = float("-inf")
+    return block_logits
+
+
+def filter_logits(logits: torch.Tensor, top_k: Optional[int] = None, top_p: Optional[float] = None,
+                  temperature: float = 0.0) -> torch.Tensor:
+    """Sets logits outside the top-k / nucleus to -inf, (..., vocab) -> (..., vocab).
+
+    The nucleus is taken on `softmax(logits / temperature)` (on the raw logits when temperature is 0) and always
+    keeps the most likely token.
+    """
+    if top_k:
+        kth_largest = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]  # (..., 1)
+        logits = logits.masked_fill(logits < kth_largest, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        scaled = logits / temperature if temperature > 0 else logits
+        sorted_logits, sorted_index = scaled.sort(dim=-1, descending=True)
+        sorted_probs = sorted_logits.softmax(dim=-1)
+        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # probability of strictly better tokens
+        remove_sorted = mass_before >= top_p
+        remove = torch.zeros_like(remove_sorted).scatter(-1, sorted_index, remove_sorted)
+        logits = logits.masked_fill(remove, float("-inf"))
+    return logits
+
+
+def guidance_inputs(input_ids: torch.Tensor, prompt_mask: torch.Tensor, mask_token_id: int,
+                    attention_mask: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None):
+    """The batch of a classifier-free-guided pass: the inputs, then their copy with the prompt masked.
+
+    `input_ids` (batch, seq) -> (2 * batch, seq); `attention_mask` and `position_ids` (None passes) are repeated.
+    Returns `(input_ids, attention_mask, position_ids)`; [`guided_logits`] combines the logits of that batch.
+    """
+    unconditional = input_ids.masked_fill(prompt_mask, mask_token_id)  # (batch, seq)
+    repeated = [None if t is None else torch.cat([t, t]) for t in (attention_mask, position_ids)]
+    return (torch.cat([input_ids, unconditional]), *repeated)
+
+
+def guided_logits(logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
+    """Classifier-free guidance (LLaDA): `u + (w + 1)(c - u)` from the logits of a [`guidance_inputs`] batch,
+    (2 * batch, ..., vocab) -> (batch, ..., vocab), with c the conditional and u the prompt-masked half."""
+    conditional_logits, unconditional_logits = logits.chunk(2)
+    return unconditional_logits + (cfg_scale + 1) * (conditional_logits - unconditional_logits)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Candidates and their confidence
+
+
+def draw_uniform(shape, generator: Optional[torch.Generator], device, rows=None) -> torch.Tensor:
+    """Uniform float64 draws on the generator's device (so a CPU generator also seeds GPU runs), moved to `device`.
+
+    `rows=(batch, index)`: draw for all `batch` rows and keep the rows in `index`, so that a row sees the same
+    numbers whether or not finished companions still take part.
+    """
+    draw_device = generator.device if generator is not None else device
+    if rows is not None:
+        batch, index = rows
+        full = torch.rand((batch, *shape[1:]), generator=generator, device=draw_device, dtype=torch.float64)
+        return full.to(device)[index.to(device)]
+    return torch.rand(shape, generator=generator, device=draw_device, dtype=torch.float64).to(device)
+
+
+def gumbel_max_tokens(logits: torch.Tensor, temperature: float, generator=None, rows=None) -> torch.Tensor:
+    """Candidate tokens x0, (batch, n, vocab) -> (batch, n).
+
+    Temperature 0 is the argmax. Otherwise LLaDA's Gumbel-max in float64, `argmax exp(l) / (-log U)^T`, which
+    samples from `softmax(l / T)` (low precision would make the noise ineffective for large vocabularies).
+    """
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.to(torch.float64)
+    uniform = draw_uniform(logits.shape, generator, logits.device, rows)  # (batch, n, vocab)
+    gumbel_noise = (-torch.log(uniform)) ** temperature
+    return (logits.exp() / gumbel_noise).argmax(dim=-1)
+
+
+def low_confidence(logits, x0, generator=None, rows=None) -> torch.Tensor:
+    """p(x0), the probability of the candidate (LLaDA's "low_confidence" remasking re-masks the lowest)."""
+    return logits.float().softmax(dim=-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+
+
+def random_confidence(logits, x0, generator=None, rows=None) -> torch.Tensor:
+    """A uniform draw per position (LLaDA's "random" remasking)."""
+    return draw_uniform(x0.shape, generator, x0.device, rows)
+
+
+def negative_entropy(logits, x0, generator=None, rows=None) -> torch.Tensor:
+    """Minus the entropy of p (Dream's "entropy")."""
+    return -torch.special.entr(logits.float().softmax(dim=-1)).sum(dim=-1)
+
+
+def top2_margin(logits, x0, generator=None, rows=None) -> torch.Tensor:
+    """Top-1 minus top-2 probability (Dream's "margin")."""
+    top2 = logits.float().softmax(dim=-1).topk(2, dim=-1).values  # (batch, n, 2)
+    return top2[..., 0] - top2[..., 1]
+
+
+# name -> confidence(logits (batch, n, vocab), x0 (batch, n), generator, rows) -> (batch, n); higher commits first.
+# The allowed values of `remasking` are the keys; a strategy registered here is accepted everywhere.
+REMASKING_STRATEGIES: Dict[str, Callable] = {
+    "low_confidence": low_confidence,
+    "random": random_confidence,
+    "entropy": negative_entropy,
+    "margin": top2_margin,
+}
+
+
+def token_confidence(logits: torch.Tensor, x0: torch.Tensor, remasking: str, generator=None,
+                     rows=None) -> torch.Tensor:
+    """How sure the model is of each candidate, (batch, n, vocab), (batch, n) -> (batch, n), by the strategy
+    `remasking` of [`REMASKING_STRATEGIES`]."""
+    strategy = REMASKING_STRATEGIES.get(remasking)
+    if strategy is None:
+        raise ValueError(f"`remasking` must be one of {tuple(REMASKING_STRATEGIES)}, got {remasking!r}.")
+    return strategy(logits, x0, generator, rows)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Which positions a step commits
+
+
+def select_transfer(confidence: torch.Tensor, num_transfer: torch.Tensor) -> torch.Tensor:
+    """Boolean (batch, n): each row's `num_transfer[b]` most confident positions; ties go to the lower index.
+
+    Not-eligible positions must carry -inf, and `num_transfer` must not exceed the eligible count of its row.
+    One stable sort for the whole batch: no loop over rows, and a per-row count (threshold decoding) fits as is.
+    """
+    order = confidence.argsort(dim=-1, descending=True, stable=True)  # (batch, n)
+    ranks = torch.arange(confidence.shape[-1], device=confidence.device)
+    chosen_in_order = ranks.unsqueeze(0) < num_transfer.unsqueeze(-1)  # (batch, n), sorted order
+    return torch.zeros_like(chosen_in_order).scatter(-1, order, chosen_in_order)
+
+
+def parallel_transfer_count(confidence: torch.Tensor, threshold: Optional[float] = None,
+                            factor: Optional[float] = None) -> torch.Tensor:
+    """Fast-dLLM's parallel decoding counts, (batch, n) -> (batch,); not-eligible positions carry -inf.
+
+    `threshold`: the number of confidences above it. `factor`: the largest n with `(n + 1) * (1 - c_n) < factor`,
+    c_n the n-th largest confidence; c_n falls and n + 1 grows with n, so the condition holds for a leading run of
+    n and the count is the length of that run. Neither: zeros (the schedule alone decides).
+    """
+    if threshold is not None:
+        return (confidence > threshold).sum(dim=-1)
+    if factor is not None:
+        sorted_confidence = confidence.sort(dim=-1, descending=True).values  # (batch, n)
+        n = torch.arange(1, confidence.shape[-1] + 1, device=confidence.device, dtype=sorted_confidence.dtype)
+        return ((n + 1) * (1 - sorted_confidence) < factor).sum(dim=-1)
+    return torch.zeros(confidence.shape[0], dtype=torch.long, device=confidence.device)
+
+
+def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, temperature=0.0, top_k=None,
+                  top_p=None, remasking="low_confidence", generator=None, threshold=None, factor=None,
+                  noise_rows=None):
+    """One denoising step on the current block.
+
+    Args:
+        block_logits (`(batch, n, vocab)`): the model's logits for the block (after guidance and hooks).
+        block_tokens (`(batch, n)`): the block's tokens, `mask_token_id` where still masked.
+        num_transfer (`(batch,)`): how many masked positions each row commits at least (capped at what is left);
+            with `threshold` or `factor` a row commits more when [`parallel_transfer_count`] says so.
+        noise_rows (`(batch_size, row_index)`, *optional*): the rows are these rows of a larger batch; random
+            draws are made for the larger batch (see [`draw_uniform`]).
+
+    Returns: `(new_block_tokens, transfer)`, both `(batch, n)`; `transfer` marks the committed positions.
+    """
+    masked = block_tokens == mask_token_id  # (batch, n)
+    logits = filter_logits(block_logits, top_k, top_p, temperature)
+    x0 = gumbel_max_tokens(logits, temperature, generator, noise_rows)  # (batch, n)
+    confidence = token_confidence(logits, x0, remasking, generator, noise_rows)
+    confidence = confidence.masked_fill(~masked, float("-inf"))  # (batch, n)
+    num_transfer = torch.maximum(num_transfer, parallel_transfer_count(confidence, threshold, factor))
+    transfer = select_transfer(confidence, torch.minimum(num_transfer, masked.sum(dim=-1)))
+    return torch.where(transfer, x0, block_tokens), transfer
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The rows that still run, and EOS handling of finished rows
+
+
+class RunningRows:
+    """The rows of the batch that still go through the model: all of them until some finish, then an index.
+
+    Rows whose generated part holds no masked position leave the forward batch for good. Every subsetting of a
+    (batch, ...) tensor to the running rows, and every write back, goes through this object.
+    """
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+        self.index = None  # (rows,) indices into the batch; None while every row runs
+
+    def take(self, tensor: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """(batch, ...) -> (rows, ...); None passes."""
+        return tensor if self.index is None or tensor is None else tensor[self.index]
+
+    def put(self, full: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+        """`full` (batch, ...) with the running rows replaced by `part` (rows, ...)."""
+        return part if self.index is None else full.index_copy(0, self.index, part)
+
+    @property
+    def noise_rows(self):
+        """`(batch_size, index)` for the sampler's random draws (see `draw_uniform`), None while every row runs."""
+        return None if self.index is None else (self.batch_size, self.index)
+
+    def drop_finished(self, unfinished: torch.Tensor) -> Optional[torch.Tensor]:
+        """Drops the rows that are not `unfinished` (batch,) bool. Returns the positions, among the rows that were
+        running, of those that stay; None when no row left."""
+        if self.index is None:
+            if bool(unfinished.all()):
+                return None
+            self.index = torch.arange(self.batch_size, device=unfinished.device)
+        still_running = unfinished[self.index]  # (rows,)
+        if bool(still_running.all()):
+            return None
+        keep = still_running.nonzero().squeeze(-1)
+        self.index = self.index[keep]
+        return keep
+
+
+
+
+
+def rows_done(generated: torch.Tensor, mask_token_id: int, eos_token_ids) -> torch.Tensor:
+    """Early stop: (batch, n) generated tokens -> (batch,) bool, True where the row has a committed EOS and no
+    masked position before its first EOS (nothing the row will return is still undecided)."""
+    eos = torch.as_tensor(eos_token_ids, device=generated.device).view(-1)
+    is_eos = torch.isin(generated, eos)  # (batch, n)
+    before_first_eos = is_eos.long().cumsum(dim=-1) == 0
+    undecided = (generated == mask_token_id) & before_first_eos
+    return is_eos.any(dim=-1) & ~undecided.any(dim=-1)
+
+
+def fill_finished_rows(generated: torch.Tensor, mask_token_id: int, eos_token_ids, pad_token_id: int) -> None:
+    """Early stop, in place on the generated part (batch, n) of the canvas: the masked positions of rows that are
+    done ([`rows_done`]) become padding; they would become padding after the first EOS anyway."""
+    done = rows_done(generated, mask_token_id, eos_token_ids)  # (batch,)
+    generated.masked_fill_(done.unsqueeze(-1) & (generated == mask_token_id), pad_token_id)
+
+
+def pad_after_eos(tokens: torch.Tensor, eos_token_ids, pad_token_id: int) -> torch.Tensor:
+    """Replaces every token after a row's first EOS by `pad_token_id`, (batch, n) -> (batch, n)."""
+    eos = torch.as_tensor(eos_token_ids, device=tokens.device).view(-1)
+    is_eos = torch.isin(tokens, eos).long()  # (batch, n)
+    after_first_eos = (is_eos.cumsum(dim=-1) - is_eos) > 0
+    return tokens.masked_fill(after_first_eos, pad_token_id)
+
+
+__all__ = [
+    "REMASKING_STRATEGIES", "RunningRows", "as_id_list", "block_schedule", "constrain_logits", "denoise_block", "draw_uniform",
+    "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens",
+    "low_confidence", "negative_entropy", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count",
+    "random_confidence", "rows_done", "select_transfer", "token_confidence", "top2_margin",
+]
