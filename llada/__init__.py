@@ -4,7 +4,13 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from .configuration_llada import LLaDAConfig
 from .generation_llada import LLaDAGenerateOutput, LLaDAGenerationConfig
-from .modeling_llada import LLaDAForMaskedDiffusion, LLaDAModel, LLaDAPreTrainedModel, masked_diffusion_loss
+from .modeling_llada import (
+    LLaDAForMaskedDiffusion,
+    LLaDAModel,
+    LLaDAPreTrainedModel,
+    forward_process,
+    masked_diffusion_loss,
+)
 
 __version__ = "0.1.0"
 
@@ -20,5 +26,6 @@ __all__ = [
     "LLaDAForMaskedDiffusion",
     "LLaDAModel",
     "LLaDAPreTrainedModel",
+    "forward_process",
     "masked_diffusion_loss",
 ]

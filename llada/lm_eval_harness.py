@@ -1,6 +1,6 @@
 """lm-evaluation-harness integration: the model type `"llada"` for `lm_eval`.
 
-- `loglikelihood`: LLaDA's Monte Carlo estimate of `log p(continuation | context)` (`llada.evaluation`); every
+- `loglikelihood`: LLaDA's Monte Carlo estimate of `log p(continuation | context)` (`llada.likelihood`); every
   request uses the same seed, so the choices of one question share their random draws.
 - `loglikelihood_rolling`: the same estimator over disjoint windows of at most `max_length` tokens, each scored
   given the tokens before it; in expectation a lower bound (the ELBO) on the document's log-likelihood, so the
@@ -28,7 +28,7 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
-from .evaluation import is_greedy_answer, monte_carlo_log_likelihood
+from .likelihood import is_greedy_answer, monte_carlo_log_likelihood
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 This is a Hub file: `save_pretrained` copies it next to the weights and `trust_remote_code` imports it on the
 user's machine, so it imports only the standard library, torch, the public transformers API and its sibling
-Hub files. Read top-down: norm -> rotary -> MLP -> attention -> layer -> pre-trained base -> model -> head.
+Hub files. Read top-down: norm -> rotary -> MLP -> attention -> layer -> pre-trained base -> model -> the
+forward (masking) process and the loss -> head.
 """
 
 from typing import Callable, Optional, Union
@@ -380,6 +381,40 @@ def _default_position_ids(attention_mask, batch, seq, device):
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def forward_process(
+    input_ids: torch.LongTensor,
+    t: torch.Tensor,
+    mask_token_id: int,
+    maskable: Optional[torch.Tensor] = None,
+    eps: float = 1e-3,
+    generator: Optional[torch.Generator] = None,
+):
+    r"""
+    LLaDA's forward (masking) process: every maskable token of `input_ids` is replaced by the mask token,
+    independently, with probability `p = (1 - eps) t + eps` of its sequence (Nie et al. 2025, Algorithm 1).
+
+    Args:
+        input_ids (`torch.LongTensor` of shape `(batch, seq)`): the clean tokens.
+        t (`torch.Tensor` of shape `(batch,)`): each sequence's diffusion time in [0, 1].
+        mask_token_id (`int`): the id written at masked positions.
+        maskable (`torch.Tensor` of shape `(batch, seq)`, *optional*): positions that may be masked (default: all).
+        eps (`float`, *optional*, defaults to 1e-3): the smallest masking probability, which keeps `1 / p` finite.
+        generator (`torch.Generator`, *optional*): source of the uniform noise `(batch, seq)`, drawn on its device
+            (the CPU by default) and moved to that of `input_ids`.
+
+    Returns:
+        `(noisy_ids, masked_indices, p_mask)`: `(batch, seq)` ids with the masks applied, `(batch, seq)` bool, and
+        `(batch, 1)` masking probabilities (the weights `1 / p_mask` of [`masked_diffusion_loss`]).
+    """
+    device = input_ids.device
+    p_mask = ((1.0 - eps) * t + eps).to(device)[:, None]  # (batch, 1)
+    noise = torch.rand(input_ids.shape, generator=generator).to(device)  # (batch, seq)
+    masked_indices = noise < p_mask  # (batch, seq)
+    if maskable is not None:
+        masked_indices &= maskable.bool()
+    return input_ids.masked_fill(masked_indices, mask_token_id), masked_indices, p_mask
+
+
 def masked_diffusion_loss(
     logits: torch.Tensor,
     labels: torch.LongTensor,
@@ -531,4 +566,6 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
         )
 
 
-__all__ = ["LLaDAPreTrainedModel", "LLaDAModel", "LLaDAForMaskedDiffusion", "masked_diffusion_loss"]
+__all__ = [
+    "LLaDAPreTrainedModel", "LLaDAModel", "LLaDAForMaskedDiffusion", "forward_process", "masked_diffusion_loss",
+]

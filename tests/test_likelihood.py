@@ -10,10 +10,10 @@ from conftest import tiny_model
 from torch import nn
 from transformers.modeling_outputs import MaskedLMOutput
 
-from llada.evaluation import (
+from llada.evaluation import masked_token_nll
+from llada.likelihood import (
     answer_nll_samples,
     is_greedy_answer,
-    masked_token_nll,
     monte_carlo_log_likelihood,
     sample_mask_counts,
     score_multiple_choice,

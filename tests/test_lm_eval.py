@@ -12,7 +12,7 @@ from test_convert import tiny_tokenizer
 
 pytest.importorskip("lm_eval")
 
-from llada.evaluation import monte_carlo_log_likelihood  # noqa: E402
+from llada.likelihood import monte_carlo_log_likelihood  # noqa: E402
 from llada.cli.harness import main  # noqa: E402
 from llada.lm_eval_harness import LLaDAEvalHarness, _cut_at_stop  # noqa: E402
 

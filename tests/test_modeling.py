@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_model
 
-from llada import LLaDAForMaskedDiffusion, LLaDAModel, masked_diffusion_loss
+from llada import LLaDAForMaskedDiffusion, LLaDAModel, forward_process, masked_diffusion_loss
 
 
 def random_ids(batch=2, seq=12, seed=1):
@@ -137,6 +137,20 @@ def test_sft_normalisation_and_plain_mean(model):
     plain = masked_diffusion_loss(logits, labels)
     torch.testing.assert_close(plain, (ce[0, 3] + ce[0, 5] + ce[1, 2]) / 3)
     torch.testing.assert_close(plain, F.cross_entropy(logits.view(-1, 100), labels.view(-1)))
+
+
+def test_forward_process_masks_with_probability_p_and_only_maskable_positions():
+    ids = torch.arange(2, 4002).view(2, 2000)
+    maskable = torch.ones_like(ids, dtype=torch.bool)
+    maskable[:, :10] = False
+    t = torch.tensor([0.25, 1.0])
+    noisy, masked, p_mask = forward_process(ids, t, 99, maskable, eps=0.1, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(p_mask, torch.tensor([[0.325], [1.0]]))  # (1 - eps) t + eps
+    assert not masked[:, :10].any() and masked[1, 10:].all()
+    assert abs(masked[0].float().mean().item() - 0.325) < 0.03
+    assert torch.equal(noisy, ids.masked_fill(masked, 99))
+    again = forward_process(ids, t, 99, maskable, eps=0.1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again[1], masked)  # the generator fixes the masks
 
 
 def test_loss_with_nothing_labelled_is_zero_and_differentiable(model):

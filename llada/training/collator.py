@@ -10,6 +10,8 @@ from typing import Any, Optional
 
 import torch
 
+from ..modeling_llada import forward_process
+
 
 @dataclass
 class DataCollatorForMaskedDiffusion:
@@ -113,17 +115,15 @@ class DataCollatorForMaskedDiffusion:
         batch_size, seq_len = input_ids.shape
 
         t = torch.rand(batch_size, generator=generator)  # (batch,) diffusion time of each sequence
-        p_mask = ((1.0 - self.eps) * t + self.eps)[:, None].expand(batch_size, seq_len)  # (batch, seq)
-        noise = torch.rand(batch_size, seq_len, generator=generator)  # (batch, seq)
-        masked_indices = (noise < p_mask) & maskable  # (batch, seq)
+        noisy_ids, masked_indices, p_mask = forward_process(
+            input_ids, t, self.mask_token_id, maskable, self.eps, generator)  # (batch, seq), (batch, seq), (batch, 1)
 
         labels = torch.where(masked_indices, input_ids, torch.full_like(input_ids, -100))
-        noisy_ids = torch.where(masked_indices, torch.full_like(input_ids, self.mask_token_id), input_ids)
         batch = {
             "input_ids": noisy_ids,
             "attention_mask": attention_mask,
             "labels": labels,
-            "p_mask": p_mask.contiguous(),
+            "p_mask": p_mask.expand(batch_size, seq_len).contiguous(),
         }
         if sft:
             batch["answer_lengths"] = maskable.sum(dim=1)  # (batch,) tokens the answer (with EOS padding) spans
