@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+from llada.sampling_llada import left_pad
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CANDIDATES = ("outputs/tinyshakespeare", "runs/llada-tinyshakespeare")
@@ -390,10 +391,8 @@ def run_baseline(model, prompts, args):
 
 
 def run_batched(model, prompts, args):
-    width = max(len(p) for p in prompts)
-    pad = model.config.pad_token_id
-    input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=args.device)
-    attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=args.device)
+    input_ids, attention_mask = left_pad(prompts, model.config.pad_token_id, args.device)
+    width = input_ids.shape[1]
     out = model.diffusion_generate(input_ids, attention_mask=attention_mask, max_new_tokens=args.gen_length,
                                    steps=args.steps, block_length=args.block_length, remasking="low_confidence",
                                    temperature=0.0, eos_token_id=None)

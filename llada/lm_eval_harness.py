@@ -29,6 +29,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from .likelihood import is_greedy_answer, monte_carlo_log_likelihood
+from .sampling_llada import as_id_list, left_pad
 
 logger = logging.getLogger(__name__)
 
@@ -226,25 +227,17 @@ class LLaDAEvalHarness(TemplateLM):
             raise ValueError(f"llada generate_until: max_new_tokens {settings['max_new_tokens']} leaves no room for "
                              f"the prompt within max_length {self.max_length}.")
         prompts = [self.tok_encode(context)[-room:] for context in contexts]
-        width = max(len(prompt) for prompt in prompts)
         pad_id = self.model.config.pad_token_id if self.model.config.pad_token_id is not None else self.eot_token_id
-        # left padding, as diffusion_generate expects: (batch, width)
-        input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=self._device)
-        attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self._device)
+        input_ids, attention_mask = left_pad(prompts, pad_id, self._device)  # (batch, width)
+        width = input_ids.shape[1]
         with torch.no_grad():
             sequences = self.model.diffusion_generate(
                 input_ids=input_ids, attention_mask=attention_mask, generator=generator, **settings
             )
         generated = sequences[:, width:].tolist()  # (batch, max_new_tokens)
-        stop_ids = set(_as_list(self.model.generation_config.eos_token_id) + _as_list(self.eot_token_id))
+        stop_ids = set(as_id_list(self.model.generation_config.eos_token_id) + as_id_list(self.eot_token_id))
         return [_cut_at_stop(self.tokenizer.decode(_cut_at_ids(row, stop_ids), skip_special_tokens=True), until)
                 for row in generated]
-
-
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _cut_at_ids(token_ids: List[int], stop_ids) -> List[int]:

@@ -4,8 +4,8 @@ Read in the order a denoising step uses them: the schedule (`block_schedule`, `n
 a step may choose from (`constrain_logits`, `filter_logits`, classifier-free guidance), the candidate tokens
 (`gumbel_max_tokens`), how sure the model is of each (`REMASKING_STRATEGIES`, a registry of confidence
 functions), which positions are committed (`select_transfer`, `parallel_transfer_count`, `denoise_block`), then
-the rows that still run (`RunningRows`) and the EOS handling of finished rows (`rows_done`, `fill_finished_rows`,
-`pad_after_eos`). `generation_llada` runs them in its loop over blocks and steps.
+the prompt batch (`left_pad`), the rows that still run (`RunningRows`) and the EOS handling of finished rows
+(`rows_done`, `fill_finished_rows`, `pad_after_eos`). `generation_llada` runs them in its loop over blocks and steps.
 
 Conventions (documented once, relied upon by the tests):
 
@@ -274,6 +274,18 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
 # The rows that still run, and EOS handling of finished rows
 
 
+def left_pad(sequences, pad_token_id: int, device=None):
+    """Token id lists -> the prompt batch `diffusion_generate` takes: `(input_ids, attention_mask)`, both
+    `(batch, longest)` long tensors, each row's ids at the right end, `pad_token_id` and 0 before them."""
+    width = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long, device=device)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, ids in enumerate(sequences):
+        input_ids[row, width - len(ids):] = torch.as_tensor(ids, dtype=torch.long)
+        attention_mask[row, width - len(ids):] = 1
+    return input_ids, attention_mask
+
+
 class RunningRows:
     """The rows of the batch that still go through the model: all of them until some finish, then an index.
 
@@ -343,7 +355,7 @@ def pad_after_eos(tokens: torch.Tensor, eos_token_ids, pad_token_id: int) -> tor
 
 __all__ = [
     "REMASKING_STRATEGIES", "RunningRows", "as_id_list", "block_schedule", "constrain_logits", "denoise_block", "draw_uniform",
-    "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens",
+    "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens", "left_pad",
     "low_confidence", "negative_entropy", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count",
     "random_confidence", "rows_done", "select_transfer", "token_confidence", "top2_margin",
 ]

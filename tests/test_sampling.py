@@ -17,6 +17,7 @@ from llada.sampling_llada import (
     filter_logits,
     guidance_inputs,
     guided_logits,
+    left_pad,
     num_transfer_tokens,
     pad_after_eos,
     parallel_transfer_count,
@@ -169,3 +170,9 @@ def test_rows_done():
     generated = torch.tensor([[5, EOS, MASK], [MASK, EOS, 6], [5, 6, 7], [5, EOS, EOS]])
     assert rows_done(generated, MASK, [EOS]).tolist() == [True, False, False, True]
 
+
+def test_left_pad():
+    input_ids, attention_mask = left_pad([[5, 6, 7], [8], []], PAD)
+    assert input_ids.tolist() == [[5, 6, 7], [PAD, PAD, 8], [PAD, PAD, PAD]]
+    assert attention_mask.tolist() == [[1, 1, 1], [0, 0, 1], [0, 0, 0]]
+    assert input_ids.dtype == attention_mask.dtype == torch.long

@@ -11,6 +11,7 @@ from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArgume
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 from llada.saved_files import HUB_CODE_FILES
+from llada.training.callbacks import SampleGenerationCallback, fit_generation_length
 from llada.training.collator import DataCollatorForMaskedDiffusion
 from llada.training.tokenizers import build_byte_tokenizer
 from llada.training.trainer import LLaDATrainer, LLaDATrainingArguments
@@ -153,3 +154,27 @@ def test_checkpoints_hold_code_tokenizer_samples_and_plot(tmp_path, tokenizer):
     assert samples.count("samples at step") == 2
     events = list((tmp_path / "runs").rglob("events.out.tfevents.*"))
     assert events and any(b"samples" in path.read_bytes() for path in events)
+
+
+def test_fit_generation_length():
+    assert fit_generation_length(96, None, 8, room=112) == (96, None, 8)  # fits: unchanged
+    assert fit_generation_length(96, 48, 8, room=50) == (48, 24, 8)  # whole blocks, steps scaled down
+    assert fit_generation_length(96, 4, 8, room=50) == (48, 6, 8)  # at least one step per block
+    assert fit_generation_length(96, 96, 64, room=50) == (50, 50, None)  # a block longer than the room: one block
+    assert fit_generation_length(96, None, None, room=0)[0] == 0  # nothing fits
+
+
+def test_sample_settings_become_the_generation_defaults_and_the_samples_use_them(tmp_path, tokenizer):
+    model = make_model(tokenizer)  # 64 positions
+    args = arguments(tmp_path, num_sample_generations=2, sample_max_new_tokens=60, sample_block_length=8,
+                     sample_prompt_length=4, sample_temperature=0.0, sample_remasking="margin")
+    trainer = LLaDATrainer(model=model, args=args, train_dataset=blocks(), eval_dataset=blocks(4, offset=2000),
+                           processing_class=tokenizer)
+    config = model.generation_config
+    assert (config.max_new_tokens, config.steps, config.block_length) == (56, None, 8)  # 4 + 56 <= 64
+    assert (config.temperature, config.remasking) == (0.0, "margin")
+    callback = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, SampleGenerationCallback))
+    texts = callback.generate(model)
+    prompt = blocks(1, offset=2000)[0]["input_ids"][:4]
+    expected = model.diffusion_generate(torch.tensor([prompt]), seed=args.eval_seed)[0]
+    assert texts[0] == tokenizer.decode(expected, skip_special_tokens=True)

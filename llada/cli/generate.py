@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import torch
 
-from ..sampling_llada import REMASKING_STRATEGIES
+from ..sampling_llada import REMASKING_STRATEGIES, left_pad
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -138,10 +138,7 @@ def encode_prompts(parser, tokenizer, prompts: List[str], chat: bool, model):
     pad_token_id = model.generation_config.pad_token_id
     if pad_token_id is None:
         pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    width = max(len(ids) for ids in encoded)
-    input_ids = torch.tensor([[pad_token_id] * (width - len(ids)) + ids for ids in encoded])
-    attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded])
-    return input_ids, attention_mask
+    return left_pad(encoded, pad_token_id)
 
 
 class ProgressStreamer:

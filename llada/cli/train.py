@@ -147,7 +147,7 @@ def run_training(model_args, data_args, training_args):
 
     from llada.training.data import load_raw_datasets, tokenize_and_pack
     from llada.training.models import build_model
-    from llada.training.trainer import LLaDATrainer, fit_generation_config
+    from llada.training.trainer import LLaDATrainer
 
     set_seed(training_args.seed)
     # Everything that can fail on bad input runs before the trainer writes anything to output_dir.
@@ -157,7 +157,6 @@ def run_training(model_args, data_args, training_args):
         processed = tokenize_and_pack(raw, tokenizer, data_args)
     model = build_model(model_args, tokenizer, data_args.max_seq_length)
 
-    fit_generation_config(model, training_args)  # llada-generate's defaults: those of the evaluation samples
     trainer = LLaDATrainer(
         model=model, args=training_args, train_dataset=processed["train"], eval_dataset=processed["validation"],
         processing_class=tokenizer,

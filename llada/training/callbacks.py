@@ -8,6 +8,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
+from ..sampling_llada import left_pad
+
 
 logger = logging.getLogger(__name__)
 
@@ -20,26 +22,25 @@ class SampleGenerationCallback(TrainerCallback):
     At every evaluation, generates a continuation of a few fixed prompts and shows them on the console, in
     TensorBoard (text tab, tag `samples`) and in `output_dir/samples.txt`.
 
-    LLaDA models sample with `model.diffusion_generate`; causal LMs (the baseline) with `model.generate`. The seed
-    is fixed, so samples at successive evaluations differ only because the model changed.
+    LLaDA models sample with `model.diffusion_generate` and their own `model.generation_config` (which
+    [`fit_generation_config`] makes the `sample_*` training arguments); causal LMs (the baseline) with
+    `model.generate` and the `generation_config` given here. The length is shrunk when prompt and samples would
+    not fit the model's positions. The seed is fixed, so samples at successive evaluations differ only because the
+    model changed.
 
     Args:
         prompts (`list[list[int]]`): token ids of each prompt.
         tokenizer: decodes the samples.
-        max_new_tokens (`int`), steps (`int`, *optional*), block_length (`int`, *optional*), temperature (`float`),
-        seed (`int`), remasking (`str`): sampling settings.
+        seed (`int`): seed of the sampling.
+        generation_config (`GenerationConfig`, *optional*): the settings of a causal LM's samples; default: the
+            model's own.
     """
 
-    def __init__(self, prompts, tokenizer, max_new_tokens=128, steps=None, block_length=None, temperature=0.8,
-                 seed=0, remasking="low_confidence"):
+    def __init__(self, prompts, tokenizer, seed=0, generation_config=None):
         self.prompts = [list(p) for p in prompts]
         self.tokenizer = tokenizer
-        self.max_new_tokens = max_new_tokens
-        self.steps = steps or max_new_tokens
-        self.block_length = block_length
-        self.temperature = temperature
         self.seed = seed
-        self.remasking = remasking
+        self.generation_config = generation_config
         self.tensorboard_callback = None  # set by the trainer when TensorBoard logging is on
         self._warned = False
 
@@ -65,25 +66,27 @@ class SampleGenerationCallback(TrainerCallback):
         was_training = model.training
         model.eval()
         try:
-            input_ids, attention_mask = self._left_padded_prompts(next(model.parameters()).device)
-            max_new_tokens, steps, block_length = self._fit_to_positions(model, input_ids.shape[1])
+            pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+            input_ids, attention_mask = left_pad(self.prompts, pad_token_id, next(model.parameters()).device)
+            config = self.generation_config or model.generation_config
+            positions = getattr(model.config, "max_position_embeddings", None)
+            room = positions - input_ids.shape[1] if positions else config.max_new_tokens
+            max_new_tokens, steps, block_length = fit_generation_length(
+                config.max_new_tokens, getattr(config, "steps", None), getattr(config, "block_length", None), room)
             if max_new_tokens < 1:
                 return self._skip("the prompts fill the model's positions")
             if hasattr(model, "diffusion_generate"):
                 sequences = model.diffusion_generate(
-                    input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                    steps=steps, block_length=block_length, temperature=self.temperature, seed=self.seed,
-                    remasking=self.remasking,
+                    input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
+                    max_new_tokens=max_new_tokens, steps=steps, block_length=block_length, seed=self.seed,
                 )
             elif getattr(model.config, "model_type", None) == "llada":
                 return self._skip("this model has no `diffusion_generate` yet")
             else:
                 torch.manual_seed(self.seed)
-                sequences = model.generate(
-                    input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                    do_sample=self.temperature > 0, temperature=self.temperature or None, top_k=None, top_p=None,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
+                sequences = model.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                           generation_config=config, max_new_tokens=max_new_tokens,
+                                           pad_token_id=self.tokenizer.pad_token_id)
         except (NotImplementedError, TypeError, ValueError, RuntimeError) as error:
             return self._skip(f"generation failed ({type(error).__name__}: {error})")
         finally:
@@ -93,33 +96,27 @@ class SampleGenerationCallback(TrainerCallback):
         return [self.tokenizer.decode(row[attention_mask.shape[1] - len(prompt):], skip_special_tokens=True)
                 for row, prompt in zip(sequences.tolist(), self.prompts)]
 
-    def _fit_to_positions(self, model, prompt_length: int):
-        """`max_new_tokens`, `steps`, `block_length` shrunk so prompt + samples fit `max_position_embeddings`."""
-        limit = getattr(model.config, "max_position_embeddings", None) or (prompt_length + self.max_new_tokens)
-        max_new_tokens = min(self.max_new_tokens, limit - prompt_length)
-        block_length = self.block_length if self.block_length and self.block_length <= max_new_tokens else None
-        if block_length:
-            max_new_tokens -= max_new_tokens % block_length  # blocks must tile the generation
-        steps = max(1, round(self.steps * max_new_tokens / self.max_new_tokens)) if max_new_tokens > 0 else 1
-        if block_length:
-            steps = max(steps, max_new_tokens // block_length)
-        return max_new_tokens, steps, block_length
-
-    def _left_padded_prompts(self, device):
-        width = max(len(p) for p in self.prompts)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((len(self.prompts), width), pad, dtype=torch.long)  # (batch, prompt)
-        attention_mask = torch.zeros_like(input_ids)
-        for i, prompt in enumerate(self.prompts):
-            input_ids[i, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-            attention_mask[i, width - len(prompt):] = 1
-        return input_ids.to(device), attention_mask.to(device)
-
     def _skip(self, reason: str):
         if not self._warned:
             logger.warning("Skipping samples during evaluation: %s.", reason)
             self._warned = True
         return None
+
+
+def fit_generation_length(max_new_tokens: int, steps: Optional[int], block_length: Optional[int], room: int):
+    """
+    `(max_new_tokens, steps, block_length)` shrunk so that the generation fits in `room` positions: at most `room`
+    tokens in whole blocks (a block longer than that is dropped: one block), `steps` scaled down with the length
+    and at least one per block (`None`, one step per token, stays `None`). `max_new_tokens` < 1: nothing fits.
+    """
+    fitted = min(max_new_tokens, room)
+    block_length = block_length if block_length and block_length <= fitted else None
+    if block_length:
+        fitted -= fitted % block_length  # blocks must tile the generation
+    if steps is not None and fitted > 0:
+        steps = max(1, round(steps * fitted / max_new_tokens)) if fitted < max_new_tokens else steps
+        steps = max(steps, fitted // block_length) if block_length else steps
+    return fitted, steps, block_length
 
 
 class LossCurveCallback(TrainerCallback):
@@ -161,4 +158,7 @@ def plot_loss_curve(log_history: list, path: str, title: str = "Training") -> st
     return path
 
 
-__all__ = ["LOSS_CURVE_FILE", "LossCurveCallback", "SAMPLES_FILE", "SampleGenerationCallback", "plot_loss_curve"]
+__all__ = [
+    "LOSS_CURVE_FILE", "LossCurveCallback", "SAMPLES_FILE", "SampleGenerationCallback", "fit_generation_length",
+    "plot_loss_curve",
+]

@@ -16,6 +16,7 @@ import torch
 from transformers import (
     DataCollatorForLanguageModeling,
     DataCollatorForSeq2Seq,
+    GenerationConfig,
     Trainer,
     TrainingArguments,
 )
@@ -23,7 +24,7 @@ from transformers.integrations import TensorBoardCallback
 
 from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll
 from ..saved_files import make_tokenizer_config_portable
-from .callbacks import LossCurveCallback, SampleGenerationCallback
+from .callbacks import LossCurveCallback, SampleGenerationCallback, fit_generation_length
 from .collator import DataCollatorForMaskedDiffusion
 from .hub_callback import HubCodeFilesCallback
 from .models import is_masked_diffusion_model
@@ -99,7 +100,8 @@ class LLaDATrainer(Trainer):
     - the metrics gain `eval_perplexity_bound = exp(eval_loss)` (LLaDA) or `eval_perplexity` (baseline).
 
     `metric_for_best_model="eval_loss"` with `load_best_model_at_end=True` thus keeps the checkpoint with the best
-    bound.
+    bound. For a LLaDA model the `sample_*` arguments become `model.generation_config` ([`fit_generation_config`]):
+    the samples logged during training are what the saved model generates by default.
     """
 
     def __init__(self, model=None, args: Optional[TrainingArguments] = None, data_collator=None,
@@ -108,7 +110,9 @@ class LLaDATrainer(Trainer):
         if data_collator is None and processing_class is not None:
             data_collator = self._default_collator(model, args, processing_class, train_dataset)
         callbacks = list(callbacks or [])
-        sample_callback = self._sample_callback(args, processing_class, eval_dataset)
+        if self.is_masked_diffusion and hasattr(args, "sample_max_new_tokens"):
+            fit_generation_config(model, args)  # the samples are what the saved model generates by default
+        sample_callback = self._sample_callback(args, processing_class, eval_dataset, self.is_masked_diffusion)
         if sample_callback is not None:
             callbacks.append(sample_callback)
         if getattr(args, "plot_loss_curve", False):
@@ -140,7 +144,7 @@ class LLaDATrainer(Trainer):
         return DataCollatorForLanguageModeling(tokenizer, mlm=False)
 
     @staticmethod
-    def _sample_callback(args, tokenizer, eval_dataset):
+    def _sample_callback(args, tokenizer, eval_dataset, is_masked_diffusion):
         count = getattr(args, "num_sample_generations", 0)
         if not count or tokenizer is None:
             return None
@@ -151,11 +155,8 @@ class LLaDATrainer(Trainer):
             prompts = [_prompt_of(row, args.sample_prompt_length) for row in rows]
         else:
             return None
-        return SampleGenerationCallback(
-            prompts, tokenizer, max_new_tokens=args.sample_max_new_tokens, steps=args.sample_steps,
-            block_length=args.sample_block_length, temperature=args.sample_temperature, seed=args.eval_seed,
-            remasking=args.sample_remasking,
-        )
+        return SampleGenerationCallback(prompts, tokenizer, seed=args.eval_seed,
+                                        generation_config=None if is_masked_diffusion else _causal_lm_samples(args))
 
     # ----------------------------------------------------------------------------------------------------------
     # evaluation
@@ -209,23 +210,24 @@ class LLaDATrainer(Trainer):
 
 def fit_generation_config(model, args) -> None:
     """
-    Makes the model's saved generation defaults (what `llada-generate` uses) those of the evaluation samples, shrunk
-    so a prompt of `sample_prompt_length` tokens plus the generation fits the model's positions.
+    Makes the model's saved generation defaults (what `llada-generate` uses) the `sample_*` settings of the
+    evaluation samples, shrunk so that a prompt of `sample_prompt_length` tokens plus the generation fits the
+    model's positions. [`LLaDATrainer`] calls it for LLaDA models.
     """
     config = getattr(model, "generation_config", None)
     if config is None or not is_masked_diffusion_model(model):
         return
-    positions = model.config.max_position_embeddings
-    max_new_tokens = max(1, min(args.sample_max_new_tokens, positions - args.sample_prompt_length))
-    block_length = args.sample_block_length
-    if block_length and block_length <= max_new_tokens:
-        max_new_tokens -= max_new_tokens % block_length
-    else:
-        block_length = None
-    config.max_new_tokens, config.block_length = max_new_tokens, block_length
-    config.steps = args.sample_steps if args.sample_steps and args.sample_steps <= max_new_tokens else None
+    room = max(1, model.config.max_position_embeddings - args.sample_prompt_length)
+    config.max_new_tokens, config.steps, config.block_length = fit_generation_length(
+        args.sample_max_new_tokens, args.sample_steps, args.sample_block_length, room)
     config.temperature = args.sample_temperature
     config.remasking = args.sample_remasking
+
+
+def _causal_lm_samples(args) -> GenerationConfig:
+    """The sample settings for a causal LM (the autoregressive baseline), whose own generation config is left as is."""
+    return GenerationConfig(max_new_tokens=args.sample_max_new_tokens, do_sample=args.sample_temperature > 0,
+                            temperature=args.sample_temperature or None, top_k=None, top_p=None)
 
 
 def _clean_ids_and_scored(inputs: dict):
