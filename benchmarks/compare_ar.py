@@ -42,9 +42,9 @@ def parse(argv=None):
 
 
 def train(model_type, output_dir, train_argv):
-    from llada.cli.train import parse_args, run_training
+    from llada.training.run import parse_training_args, run_training
 
-    model_args, data_args, training_args = parse_args(
+    model_args, data_args, training_args = parse_training_args(
         [*train_argv, "--model_type", model_type, "--output_dir", output_dir])
     start = time.time()
     trainer = run_training(model_args, data_args, training_args)
@@ -55,10 +55,10 @@ def load_run(run_dir, model_class, train_argv, with_validation=True):
     """The pieces of a finished run: model, tokenizer, validation blocks, log history, training seconds."""
     from transformers import AutoTokenizer
 
-    from llada.cli.train import parse_args
     from llada.training.data import load_raw_datasets, tokenize_and_pack
+    from llada.training.run import parse_training_args
 
-    _, data_args, _ = parse_args([*train_argv, "--output_dir", run_dir])
+    _, data_args, _ = parse_training_args([*train_argv, "--output_dir", run_dir])
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
     validation = None
     if with_validation:  # the baseline's run needs none: both are scored on the LLaDA run's blocks

@@ -1,4 +1,4 @@
-"""`llada-train`: argument parsing (YAML, aliases), a tiny end-to-end run for each model type, the clear errors."""
+"""`llada-train`: a tiny end-to-end run for each model type, and the clear errors (parsing: test_training_run.py)."""
 
 import json
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModel, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from llada.cli.train import main, parse_args
+from llada.cli.train import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY = ["--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4", "--intermediate_size", "64",
@@ -15,29 +15,6 @@ TINY = ["--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_head
         "--validation_file", str(FIXTURES / "wikitext-2-valid-excerpt.txt"), "--max_eval_samples", "8",
         "--use_cpu", "--report_to", "none", "--dataloader_num_workers", "0", "--disable_tqdm", "true",
         "--eval_num_t_samples", "2", "--sample_max_new_tokens", "8", "--sample_prompt_length", "4"]
-
-
-def test_defaults_are_the_tinyshakespeare_job():
-    model_args, data_args, training_args = parse_args([])
-    assert data_args.train_file is None and data_args.dataset_name is None  # bundled corpus
-    assert model_args.model_type == "llada" and model_args.tokenizer == "bytes"
-    assert training_args.eval_strategy == "steps" and training_args.load_best_model_at_end
-    assert training_args.save_steps == training_args.eval_steps
-    assert training_args.report_to == ["tensorboard"]
-
-
-def test_yaml_config_aliases_and_flag_precedence(tmp_path):
-    config = tmp_path / "run.yaml"
-    config.write_text("epochs: 3\nbatch_size: 5\nhidden_size: 48\nmodel_dir: from-yaml\nlearning_rate: 0.01\n")
-    model_args, data_args, training_args = parse_args(["--config", str(config), "--hidden_size", "64",
-                                                       "--lr=0.02", "--max_steps", "-1"])
-    assert training_args.num_train_epochs == 3 and training_args.per_device_train_batch_size == 5
-    assert model_args.hidden_size == 64 and training_args.learning_rate == 0.02  # flags win over the file
-    assert training_args.output_dir == "from-yaml"
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("hiden_size: 3\n")
-    with pytest.raises(SystemExit):
-        parse_args(["--config", str(bad)])
 
 
 def test_tiny_run_leaves_a_loadable_model_tokenizer_and_plot(tmp_path):

@@ -14,9 +14,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 RANK_SCRIPT = """
 import json, os, sys
 import torch
-from llada.cli.train import parse_args, run_training
+from llada.training.run import parse_training_args, run_training
 
-trainer = run_training(*parse_args(sys.argv[1:]))
+trainer = run_training(*parse_training_args(sys.argv[1:]))
 rank = int(os.environ["RANK"])
 checksum = sum(float(p.detach().double().sum()) for p in trainer.model.parameters())
 record = {"rank": rank, "world_size": trainer.args.world_size, "global_step": trainer.state.global_step,

@@ -9,7 +9,7 @@ is written at the end. Checkpoints are the Trainer's: `save_pretrained` writes t
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from typing import Optional
 
 import torch
@@ -23,6 +23,7 @@ from transformers import (
 from transformers.integrations import TensorBoardCallback
 
 from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll
+from ..sampling_llada import REMASKING_STRATEGIES
 from ..saved_files import make_tokenizer_config_portable
 from .callbacks import LossCurveCallback, SampleGenerationCallback, fit_generation_length
 from .collator import DataCollatorForMaskedDiffusion
@@ -30,20 +31,44 @@ from .hub_callback import HubCodeFilesCallback
 from .models import is_masked_diffusion_model
 
 
+def _trainer_field(name: str, default=MISSING, **metadata):
+    """The field `name` of `TrainingArguments` with its default and help, `metadata` (such as `aliases`, the extra
+    command-line names `HfArgumentParser` gives it) and `default` changed where given."""
+    base = TrainingArguments.__dataclass_fields__[name]
+    return field(default=base.default if default is MISSING else default, metadata={**base.metadata, **metadata})
+
+
 @dataclass
 class LLaDATrainingArguments(TrainingArguments):
     r"""
     [`TrainingArguments`] plus the options of masked-diffusion training, evaluation and sampling. Every
     `TrainingArguments` option keeps its meaning (AMP with `bf16`/`fp16`, `gradient_checkpointing`, `torch_compile`,
-    `resume_from_checkpoint`, `load_best_model_at_end`, `push_to_hub`, ...).
+    `resume_from_checkpoint`, `load_best_model_at_end`, `push_to_hub`, ...), with three conveniences:
+
+    - `save_steps` left unset follows `eval_steps` when `load_best_model_at_end` (which needs them to line up);
+    - `load_best_model_at_end` is switched off when nothing is evaluated (`eval_strategy="no"`);
+    - `dataloader_pin_memory` is off without CUDA (pinning only speeds up host-to-GPU copies).
+
+    On the command line (`HfArgumentParser`, as `llada-train` uses it) `--model_dir`, `--epochs`, `--batch_size` and
+    `--lr` are aliases of `--output_dir`, `--num_train_epochs`, `--per_device_train_batch_size` and
+    `--learning_rate`.
     """
+
+    output_dir: Optional[str] = _trainer_field("output_dir", aliases=["--model_dir"])
+    num_train_epochs: float = _trainer_field("num_train_epochs", aliases=["--epochs"])
+    per_device_train_batch_size: int = _trainer_field("per_device_train_batch_size", aliases=["--batch_size"])
+    learning_rate: float = _trainer_field("learning_rate", aliases=["--lr"])
+    save_steps: Optional[float] = _trainer_field(
+        "save_steps", default=None,
+        help="Save a checkpoint every X update steps (a float in [0, 1): a ratio of the total steps). Default: "
+             "--eval_steps with --load_best_model_at_end, else 500.")
 
     mask_eps: float = field(
         default=1e-3, metadata={"help": "Smallest masking probability: p = (1 - eps) t + eps with t ~ U(0, 1)."}
     )
     random_length_probability: float = field(
         default=0.01,
-        metadata={"help": "Probability that a training batch is cut to a random length in [1, L] (LLaDA: 1%)."},
+        metadata={"help": "Probability that a training batch is cut to a random length in [1, L] (LLaDA: 0.01)."},
     )
     eval_num_t_samples: int = field(
         default=4, metadata={"help": "Monte-Carlo samples of t (and masks) per sequence for the ELBO at evaluation."}
@@ -73,12 +98,22 @@ class LLaDATrainingArguments(TrainingArguments):
     sample_remasking: str = field(
         default="low_confidence",
         metadata={"help": "Which masked positions each step commits: low_confidence (LLaDA), random (ancestral "
-                          "sampling; better for small models), entropy or margin."},
+                          "sampling; better for small models), entropy or margin.",
+                  "choices": list(REMASKING_STRATEGIES)},
     )
     plot_loss_curve: bool = field(default=True, metadata={"help": "Write output_dir/loss_curve.png at the end."})
 
     def __post_init__(self):
+        if self.load_best_model_at_end and str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no":
+            self.load_best_model_at_end = False  # nothing to pick the best from without evaluation
+        if self.save_steps is None:
+            self.save_steps = (self.eval_steps or 500) if self.load_best_model_at_end else 500
+        if self.dataloader_pin_memory and not torch.cuda.is_available():
+            self.dataloader_pin_memory = False
         super().__post_init__()
+        if self.sample_remasking not in REMASKING_STRATEGIES:
+            raise ValueError(
+                f"`sample_remasking` must be one of {tuple(REMASKING_STRATEGIES)}, got {self.sample_remasking!r}.")
         if self.eval_t_sampling not in T_SAMPLING_SCHEMES:
             raise ValueError(f"`eval_t_sampling` must be one of {T_SAMPLING_SCHEMES}, got {self.eval_t_sampling!r}.")
         if not isinstance(self.eval_num_t_samples, int) or self.eval_num_t_samples < 1:

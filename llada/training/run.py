@@ -1,0 +1,157 @@
+"""The whole training run behind `llada-train`: arguments (dataclasses + YAML), data, tokenizer, model, Trainer.
+
+[`parse_training_args`] turns a command line into `(ModelArguments, DataArguments, LLaDATrainingArguments)` with
+`HfArgumentParser`. The defaults are those of the dataclasses, overlaid by the main job's YAML file
+(`configs/tinyshakespeare.yaml`, [`MAIN_JOB_CONFIG`]), then by a `--config FILE.yaml` if given, then by the flags:
+so a bare `llada-train` and `LLaDATrainingArguments()` from Python differ by that file and nothing else. YAML keys
+are option names or their aliases (`epochs`, `batch_size`, `lr`, `model_dir`).
+
+[`run_training`] then loads the data, builds tokenizer and model, trains, saves and evaluates.
+
+    from llada.training.run import parse_training_args, run_training
+    trainer = run_training(*parse_training_args(["--max_steps", "30", "--output_dir", "runs/tiny"]))
+"""
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+logger = logging.getLogger(__name__)
+
+# The main job: a small byte-level LLaDA on the bundled TinyShakespeare (the repository's configs/ folder).
+MAIN_JOB_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tinyshakespeare.yaml"
+
+
+def build_parser():
+    """The `HfArgumentParser` of the three argument dataclasses, plus `--config FILE.yaml`."""
+    from transformers import HfArgumentParser
+
+    from .data import DataArguments
+    from .models import ModelArguments
+    from .trainer import LLaDATrainingArguments
+
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, LLaDATrainingArguments),
+        prog="llada-train",
+        description="Train a LLaDA model (or its autoregressive baseline) with the Hugging Face Trainer.",
+        epilog=f"Defaults: the dataclasses', then {MAIN_JOB_CONFIG.name} (the main job), then --config, then flags.",
+    )
+    parser.add_argument("--config", default=None, help="YAML file of options (flags given on the command line win).")
+    return parser
+
+
+def parse_training_args(argv: Optional[list] = None):
+    """Command line (+ YAML files) -> `(ModelArguments, DataArguments, LLaDATrainingArguments)`; a bad option or value
+    exits with a usage error naming it, as argparse does."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    defaults = read_config(MAIN_JOB_CONFIG, parser) if MAIN_JOB_CONFIG.is_file() else {}
+    if not defaults:
+        logger.warning("The main job's config %s is not there: the dataclass defaults apply.", MAIN_JOB_CONFIG)
+    config_path = _peek_config(argv)
+    if config_path is not None:
+        defaults.update(read_config(config_path, parser))
+    parser.set_defaults(**defaults)
+    values = vars(parser.parse_args(argv))
+    values.pop("config", None)
+    try:
+        return parser.parse_dict(values)
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
+
+
+def read_config(path, parser) -> dict:
+    """A YAML file of options as a dict of dataclass field names; unknown options are a usage error."""
+    import yaml
+
+    if not Path(path).is_file():
+        parser.error(f"--config: file not found: {str(path)!r}")
+    with open(path, encoding="utf-8") as handle:
+        values = yaml.safe_load(handle) or {}
+    if not isinstance(values, dict):
+        parser.error(f"--config {str(path)!r}: expected a mapping of option names to values, got "
+                     f"{type(values).__name__}.")
+    fields = [f for dataclass_type in parser.dataclass_types for f in dataclasses.fields(dataclass_type) if f.init]
+    names = {alias.lstrip("-"): f.name for f in fields for alias in f.metadata.get("aliases", [])}
+    names.update({f.name: f.name for f in fields})
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        parser.error(f"--config {str(path)!r}: unknown option(s) {unknown}.")
+    return {names[key]: value for key, value in values.items()}
+
+
+def _peek_config(argv: list) -> Optional[str]:
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--config", default=None)
+    known, _ = peek.parse_known_args(argv)
+    return known.config
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def build_tokenizer_for(model_args, data_args, raw):
+    """The tokenizer named by `--tokenizer`, or `--init_from`'s own when `--tokenizer` is left at its default."""
+    from .data import iter_texts
+    from .tokenizers import build_tokenizer, load_pretrained_tokenizer
+
+    if model_args.init_from is not None and model_args.tokenizer == "bytes":
+        try:
+            return load_pretrained_tokenizer(model_args.init_from)
+        except ValueError:
+            pass  # a model folder without tokenizer files: fall back to bytes
+    texts = iter_texts(raw["train"], data_args, limit=200_000) if model_args.tokenizer == "bpe" else None
+    return build_tokenizer(model_args.tokenizer, texts, model_args.vocab_size,
+                           model_max_length=model_args.max_position_embeddings or data_args.max_seq_length)
+
+
+def run_training(model_args, data_args, training_args):
+    """Loads data, builds tokenizer and model, trains, saves to `output_dir` and evaluates; returns the trainer."""
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .data import load_raw_datasets, tokenize_and_pack
+    from .models import build_model
+    from .trainer import LLaDATrainer
+
+    set_seed(training_args.seed)
+    # Everything that can fail on bad input runs before the trainer writes anything to output_dir.
+    with training_args.main_process_first(desc="loading and tokenising the data"):
+        raw = load_raw_datasets(data_args)
+        tokenizer = build_tokenizer_for(model_args, data_args, raw)
+        processed = tokenize_and_pack(raw, tokenizer, data_args)
+    model = build_model(model_args, tokenizer, data_args.max_seq_length)
+
+    trainer = LLaDATrainer(
+        model=model, args=training_args, train_dataset=processed["train"], eval_dataset=processed["validation"],
+        processing_class=tokenizer,
+    )
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint == "last":
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model()  # the best model when load_best_model_at_end, with code files and tokenizer
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()
+    if training_args.eval_strategy != "no":
+        metrics = evaluation_of_saved_model(trainer)
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    return trainer
+
+
+def evaluation_of_saved_model(trainer) -> dict:
+    """The evaluation metrics of the model just saved: those logged at its step (the evaluation is seeded, so
+    re-running it would give the same numbers), or a fresh evaluation when none was logged there."""
+    state = trainer.state
+    step = state.best_global_step if trainer.args.load_best_model_at_end and state.best_global_step else state.global_step
+    logged = [entry for entry in state.log_history if entry.get("step") == step and "eval_loss" in entry]
+    return {k: v for k, v in logged[-1].items() if k != "step"} if logged else trainer.evaluate()
+
+
+__all__ = ["MAIN_JOB_CONFIG", "build_parser", "build_tokenizer_for", "evaluation_of_saved_model",
+           "parse_training_args", "read_config", "run_training"]

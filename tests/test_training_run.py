@@ -1,0 +1,83 @@
+"""`llada.training.run`: the arguments of a training run (dataclasses, the main job's YAML, --config, aliases)."""
+
+import dataclasses
+
+import pytest
+import torch
+import yaml
+
+from llada.training.data import DataArguments
+from llada.training.models import ModelArguments
+from llada.training.run import MAIN_JOB_CONFIG, build_parser, parse_training_args, read_config
+from llada.training.trainer import LLaDATrainingArguments
+
+
+def test_defaults_are_the_tinyshakespeare_job():
+    model_args, data_args, training_args = parse_training_args([])
+    assert data_args.train_file is None and data_args.dataset_name is None  # bundled corpus
+    assert model_args.model_type == "llada" and model_args.tokenizer == "bytes"
+    assert training_args.eval_strategy == "steps" and training_args.load_best_model_at_end
+    assert training_args.save_steps == training_args.eval_steps
+    assert training_args.report_to == ["tensorboard"]
+
+
+def test_a_bare_run_differs_from_the_dataclasses_by_the_main_job_file_only():
+    values = read_config(MAIN_JOB_CONFIG, build_parser())
+    assert values == yaml.safe_load(MAIN_JOB_CONFIG.read_text())  # plain field names, all known
+    expected = []
+    for dataclass_type in (ModelArguments, DataArguments, LLaDATrainingArguments):
+        names = {f.name for f in dataclasses.fields(dataclass_type)}
+        expected.append(dataclass_type(**{k: v for k, v in values.items() if k in names}))
+    for parsed, made_in_python in zip(parse_training_args([]), expected):
+        differences = {f.name: (getattr(parsed, f.name), getattr(made_in_python, f.name))
+                       for f in dataclasses.fields(parsed) if getattr(parsed, f.name) != getattr(made_in_python, f.name)}
+        assert differences == {}
+
+
+def test_yaml_config_aliases_and_flag_precedence(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("epochs: 3\nbatch_size: 5\nhidden_size: 48\nmodel_dir: from-yaml\nlearning_rate: 0.01\n")
+    model_args, data_args, training_args = parse_training_args(["--config", str(config), "--hidden_size", "64",
+                                                                "--lr=0.02", "--max_steps", "-1"])
+    assert training_args.num_train_epochs == 3 and training_args.per_device_train_batch_size == 5
+    assert model_args.hidden_size == 64 and training_args.learning_rate == 0.02  # flags win over the file
+    assert training_args.output_dir == "from-yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hiden_size: 3\n")
+    with pytest.raises(SystemExit):
+        parse_training_args(["--config", str(bad)])
+
+
+def test_aliases_on_the_command_line():
+    _, _, training_args = parse_training_args(["--model_dir", "out", "--batch_size", "3", "--epochs", "2"])
+    assert (training_args.output_dir, training_args.per_device_train_batch_size) == ("out", 3)
+    assert training_args.num_train_epochs == 2
+
+
+def test_bad_option_values_are_usage_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        parse_training_args(["--sample_remasking", "lowest"])
+    assert "--sample_remasking" in capsys.readouterr().err
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(SystemExit):
+        parse_training_args(["--config", str(tmp_path / "list.yaml")])
+    assert "expected a mapping" in capsys.readouterr().err
+
+
+def test_training_arguments_from_python(tmp_path):
+    aligned = LLaDATrainingArguments(output_dir=str(tmp_path), eval_strategy="steps", eval_steps=7,
+                                     load_best_model_at_end=True, use_cpu=True)
+    assert aligned.save_steps == 7 and aligned.dataloader_pin_memory == torch.cuda.is_available()
+    unevaluated = LLaDATrainingArguments(output_dir=str(tmp_path), load_best_model_at_end=True, use_cpu=True)
+    assert unevaluated.load_best_model_at_end is False and unevaluated.save_steps == 500
+    with pytest.raises(ValueError, match="`sample_remasking` must be one of"):
+        LLaDATrainingArguments(output_dir=str(tmp_path), sample_remasking="lowest")
+
+
+def test_help_lists_every_option_and_the_aliases(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_training_args(["--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "--model_dir OUTPUT_DIR" in help_text and "--lr LEARNING_RATE" in help_text
+    assert "--sample_remasking {low_confidence,random,entropy,margin}" in help_text
