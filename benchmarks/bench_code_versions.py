@@ -106,7 +106,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         current, saved = load_both(args, Path(tmp))
-        print(f"code compared: this package vs {args.code_from}; hidden {args.hidden_size}, {args.num_layers} "
+        code_from = Path(args.code_from).resolve()
+        shown = code_from.relative_to(ROOT) if code_from.is_relative_to(ROOT) else code_from
+        print(f"code compared: this package vs {shown}; hidden {args.hidden_size}, {args.num_layers} "
               f"layers, {torch.get_num_threads()} thread(s), median of {args.repeats}")
         print(f"{'measurement':<28} {'current ms':>11} {'saved ms':>9} {'ratio':>7}  tokens")
         ratios = []
