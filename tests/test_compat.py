@@ -20,6 +20,7 @@ from hub_server import LoopbackHub
 
 from llada import LLaDAForMaskedDiffusion
 from llada.hub import save_for_hub
+from llada.saved_files import HUB_CODE_FILES
 from llada.training.tokenizers import build_byte_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +97,7 @@ def hub_folder(tmp_path_factory):
 
 
 def test_transformers_4_loads_and_generates_like_transformers_5(hub_folder):
+    assert set(HUB_CODE_FILES) <= {p.name for p in hub_folder.iterdir()}  # every Hub module, sampler split included
     current, compat = use_the_repo([sys.executable, COMPAT_PYTHON], hub_folder)
     assert current["transformers"].startswith("5.") and compat["transformers"].startswith("4.57")
     assert compat["config"] == current["config"] == "LLaDAConfig"
