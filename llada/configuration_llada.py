@@ -4,7 +4,13 @@ This is a Hub file: `save_pretrained` copies it next to the weights and `trust_r
 user's machine, so it imports only the standard library, torch and the public transformers API.
 """
 
+import dataclasses
+import difflib
+import functools
+import math
+
 from transformers import PretrainedConfig
+from transformers.utils import logging
 
 try:  # RoPE scaling types known to the installed transformers (besides "default")
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS as _ROPE_INIT_FUNCTIONS
@@ -14,6 +20,27 @@ except ImportError:  # pragma: no cover - very old transformers
 
 ALLOWED_ACTIVATIONS = ("silu", "mish", "gelu", "gelu_pytorch_tanh", "relu")
 ALLOWED_ATTENTION_TYPES = ("standard", "latent")
+logger = logging.get_logger(__name__)
+
+# LLaDA-8B's special ids: the defaults. One that the user leaves at its default and that does not fit a smaller
+# vocabulary becomes None instead of failing validation (as transformers' own tiny test configs expect).
+LLADA_8B_SPECIAL_IDS = {"mask_token_id": 126336, "pad_token_id": 126081, "bos_token_id": 126080,
+                        "eos_token_id": 126081}
+# Keys a config.json may hold besides our own fields and the installed transformers' (older versions wrote these).
+GENERIC_CONFIG_KEYS = (
+    "auto_map", "model_type", "transformers_version", "_name_or_path", "name_or_path", "_commit_hash",
+    "architectures", "dtype", "torch_dtype", "use_cache", "output_attentions", "output_hidden_states", "return_dict",
+    "attn_implementation", "_attn_implementation", "_attn_implementation_autoset", "torchscript", "pruned_heads",
+    "is_decoder", "add_cross_attention", "tie_encoder_decoder", "cross_attention_hidden_size", "finetuning_task",
+    "tokenizer_class", "prefix", "sep_token_id", "decoder_start_token_id", "task_specific_params", "tf_legacy_loss",
+    "use_bfloat16", "chunk_size_feed_forward", "is_encoder_decoder", "id2label", "label2id", "num_labels",
+    "problem_type", "rope_theta", "rope_scaling", "max_length", "min_length", "do_sample", "early_stopping",
+    "num_beams", "num_beam_groups", "diversity_penalty", "temperature", "top_k", "top_p", "typical_p",
+    "repetition_penalty", "length_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size",
+    "bad_words_ids", "num_return_sequences", "output_scores", "return_dict_in_generate", "forced_bos_token_id",
+    "forced_eos_token_id", "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens",
+    "begin_suppress_tokens",
+)
 DEFAULT_AUTO_MAP = {
     "AutoConfig": "configuration_llada.LLaDAConfig",
     "AutoModel": "modeling_llada.LLaDAForMaskedDiffusion",
@@ -73,9 +100,14 @@ class LLaDAConfig(PretrainedConfig):
         tie_word_embeddings (`bool`, *optional*, defaults to `False`):
             Whether the output head shares the input embedding matrix.
         mask_token_id (`int`, *optional*, defaults to 126336):
-            Id of the `[MASK]` token the forward process writes and the sampler fills in.
+            Id of the `[MASK]` token the forward process writes and the sampler fills in. `None` builds a model
+            that runs its forward but cannot sample until a mask id is given (e.g. in the generation config).
         pad_token_id, bos_token_id, eos_token_id (`int`, *optional*):
             Special token ids (LLaDA-8B: pad = EOS = 126081, BOS = 126080). `eos_token_id` may be a list.
+
+    A special id left at its LLaDA-8B default that does not fit a smaller `vocab_size` becomes `None` (an id the
+    user passes is always checked against the vocabulary). A keyword that is not a field of this config (say, a
+    misspelled `hiden_size`) is kept, as transformers does, with a warning that names it.
 
     Example:
 
@@ -95,6 +127,8 @@ class LLaDAConfig(PretrainedConfig):
         "layers.*.self_attn.q_proj": "colwise",
         "layers.*.self_attn.k_proj": "colwise",
         "layers.*.self_attn.v_proj": "colwise",
+        "layers.*.self_attn.k_up_proj": "colwise",  # latent attention: the latent is replicated, heads split
+        "layers.*.self_attn.v_up_proj": "colwise",
         "layers.*.self_attn.o_proj": "rowwise",
         "layers.*.mlp.gate_proj": "colwise",
         "layers.*.mlp.up_proj": "colwise",
@@ -148,8 +182,13 @@ class LLaDAConfig(PretrainedConfig):
             kv_latent_dim = max(1, hidden_size // 4)
         self.kv_latent_dim = kv_latent_dim
         self.initializer_range = initializer_range
+        special_ids = {"mask_token_id": mask_token_id, "pad_token_id": pad_token_id, "bos_token_id": bos_token_id,
+                       "eos_token_id": eos_token_id}
+        special_ids = _drop_default_ids_outside(special_ids, vocab_size)
+        mask_token_id, pad_token_id, bos_token_id, eos_token_id = special_ids.values()
         self.mask_token_id = mask_token_id
         self.pad_token_id, self.bos_token_id, self.eos_token_id = pad_token_id, bos_token_id, eos_token_id
+        _warn_unknown_keys(kwargs)
         # Our checks run first so that a bad value gets our message, not a deeper one from the base class.
         self._validate_llada(hidden_size_given=head_dim is None)
         kwargs.setdefault("auto_map", dict(DEFAULT_AUTO_MAP))
@@ -195,11 +234,13 @@ class LLaDAConfig(PretrainedConfig):
                 f"LLaDAConfig: `kv_latent_dim` must be a positive integer with attention_type='latent', "
                 f"got {self.kv_latent_dim!r}."
             )
-        if not (isinstance(self.rms_norm_eps, (int, float)) and self.rms_norm_eps > 0):
-            raise ValueError(f"LLaDAConfig: `rms_norm_eps` must be a positive number, got {self.rms_norm_eps!r}.")
-        if not (isinstance(self.attention_dropout, (int, float)) and 0.0 <= self.attention_dropout < 1.0):
+        if not (_is_finite_number(self.rms_norm_eps) and self.rms_norm_eps > 0):
+            raise ValueError(
+                f"LLaDAConfig: `rms_norm_eps` must be a positive finite number, got {self.rms_norm_eps!r}."
+            )
+        if not (_is_finite_number(self.attention_dropout) and 0.0 <= self.attention_dropout < 1.0):
             raise ValueError(f"LLaDAConfig: `attention_dropout` must be in [0, 1), got {self.attention_dropout!r}.")
-        if not (isinstance(self.initializer_range, (int, float)) and self.initializer_range >= 0):
+        if not (_is_finite_number(self.initializer_range) and self.initializer_range >= 0):
             raise ValueError(
                 f"LLaDAConfig: `initializer_range` must be a non-negative number, got {self.initializer_range!r}."
             )
@@ -208,16 +249,16 @@ class LLaDAConfig(PretrainedConfig):
 
     def _validate_token_ids(self):
         allowed = f"an integer in [0, {self.vocab_size - 1}] (the vocabulary)"
-        if not (isinstance(self.mask_token_id, int) and 0 <= self.mask_token_id < self.vocab_size):
-            raise ValueError(f"LLaDAConfig: `mask_token_id` must be {allowed}, got {self.mask_token_id!r}.")
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        for name in ("mask_token_id", "pad_token_id", "bos_token_id", "eos_token_id"):
             value = getattr(self, name, None)
-            values = value if isinstance(value, (list, tuple)) else [value]
+            values = value if isinstance(value, (list, tuple)) and name == "eos_token_id" else [value]
             for v in values:
-                if v is not None and not (isinstance(v, int) and 0 <= v < self.vocab_size):
+                if v is not None and not (_is_int(v) and 0 <= v < self.vocab_size):
                     raise ValueError(f"LLaDAConfig: `{name}` must be None or {allowed}, got {value!r}.")
         eos = self.eos_token_id if isinstance(self.eos_token_id, (list, tuple)) else [self.eos_token_id]
-        if self.mask_token_id in eos or self.mask_token_id in (self.pad_token_id, self.bos_token_id):
+        if self.mask_token_id is not None and (
+            self.mask_token_id in eos or self.mask_token_id in (self.pad_token_id, self.bos_token_id)
+        ):
             raise ValueError(
                 f"LLaDAConfig: `mask_token_id` ({self.mask_token_id}) must differ from the pad, BOS and EOS ids."
             )
@@ -230,8 +271,10 @@ class LLaDAConfig(PretrainedConfig):
                 f"LLaDAConfig: `rope_parameters['rope_type']` must be one of {allowed}, got {rope_type!r}."
             )
         theta = self.rope_parameters.get("rope_theta")
-        if not (isinstance(theta, (int, float)) and theta > 0):
-            raise ValueError(f"LLaDAConfig: `rope_parameters['rope_theta']` must be a positive number, got {theta!r}.")
+        if not (_is_finite_number(theta) and theta > 0):
+            raise ValueError(
+                f"LLaDAConfig: `rope_parameters['rope_theta']` must be a positive finite number, got {theta!r}."
+            )
 
     def validate_architecture(self):
         """Runs our checks where transformers validates configs (at save time in transformers 5)."""
@@ -243,8 +286,46 @@ class LLaDAConfig(PretrainedConfig):
         return self.rope_parameters["rope_theta"]
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _is_positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return _is_int(value) and value > 0
+
+
+def _is_finite_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _drop_default_ids_outside(special_ids: dict, vocab_size) -> dict:
+    """Special ids still at their LLaDA-8B default become None when that id does not fit `vocab_size`."""
+    if not _is_positive_int(vocab_size):
+        return special_ids  # the size check reports it
+    return {name: None if value == LLADA_8B_SPECIAL_IDS[name] and value >= vocab_size else value
+            for name, value in special_ids.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _known_config_keys():
+    from inspect import signature
+
+    known = set(signature(LLaDAConfig.__init__).parameters) | set(GENERIC_CONFIG_KEYS)
+    known |= set(vars(PretrainedConfig()))
+    if dataclasses.is_dataclass(PretrainedConfig):
+        known |= {f.name for f in dataclasses.fields(PretrainedConfig)}
+    return known
+
+
+def _warn_unknown_keys(kwargs: dict) -> None:
+    """A keyword that no config field reads is most likely a typo: name it (and the field it resembles)."""
+    known = _known_config_keys()
+    for key in kwargs:
+        if key in known or key.startswith("_"):
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        logger.warning(f"LLaDAConfig: unknown key `{key}` is kept as an attribute but nothing reads it.{hint}")
 
 
 def _standardize_rope(rope_parameters, kwargs):

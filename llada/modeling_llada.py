@@ -318,6 +318,12 @@ class LLaDAModel(LLaDAPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (batch, seq, hidden)
         batch, seq = inputs_embeds.shape[:2]
+        if past_key_values is None and seq > self.config.max_position_embeddings:
+            logger.warning_once(
+                f"LLaDAModel.forward: an input is longer than `max_position_embeddings` "
+                f"({self.config.max_position_embeddings}), the length the model is meant for; expect poorer outputs "
+                f"at the positions beyond it."
+            )
         if past_key_values is not None:
             if position_ids is None:
                 raise ValueError("LLaDAModel.forward: `position_ids` of the window are required with `past_key_values`.")
@@ -442,12 +448,32 @@ def masked_diffusion_loss(
         if token_ce.numel() == 0:
             return logits.sum() * 0.0  # nothing to score; keep the graph so backward still works
         return token_ce.mean()
-    weights = 1.0 / _per_token(p_mask, batch, seq, "p_mask").to(token_ce.dtype)  # (batch, seq)
+    p_mask = _per_token(p_mask, batch, seq, "p_mask")
+    _check_probabilities(p_mask)
+    weights = 1.0 / p_mask.to(token_ce.dtype)  # (batch, seq)
     if answer_lengths is not None:
         lengths = _per_token(answer_lengths, batch, seq, "answer_lengths").to(token_ce.dtype).clamp(min=1.0)
         return (token_ce * weights[labelled] / lengths[labelled]).sum() / batch
     num_slots = attention_mask.sum() if attention_mask is not None else labels.numel()
     return (token_ce * weights[labelled]).sum() / num_slots
+
+
+def _check_probabilities(p_mask: torch.Tensor) -> None:
+    """`p_mask` weights the loss by 1 / p: a value outside (0, 1] (or NaN) would give an infinite, negative or NaN
+    loss without any error, so it is refused. Skipped while compiling (the check needs the values on the host)."""
+    if _is_compiling():
+        return
+    bad = ~((p_mask > 0) & (p_mask <= 1))  # NaN compares False: counted as bad
+    if bool(bad.any()):
+        value = p_mask[bad][0].item()
+        raise ValueError(
+            f"`p_mask` must hold masking probabilities in (0, 1] (the loss divides by them), got {value!r}."
+        )
+
+
+def _is_compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
 
 
 def _per_token(values: torch.Tensor, batch: int, seq: int, name: str) -> torch.Tensor:
@@ -468,6 +494,9 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
     `diffusion_generate` / `generate`."""
 
     _auto_class = "AutoModel"  # save_pretrained copies the Hub files and writes `auto_map`
+    # Tensor parallelism: the head is split by vocabulary rows and gathered (as Llama's), so a tied head and the
+    # row-wise embedding transformers plans for `embed_tokens` are sharded alike.
+    _tp_plan = {"lm_head": "colwise_gather_output"}
     generation_config_class = LLaDAGenerationConfig  # model.generation_config and generation_config.json
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
 

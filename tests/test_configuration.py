@@ -52,7 +52,8 @@ def test_legacy_rope_fields_fold_into_rope_parameters():
         (dict(num_key_value_heads=3), "num_key_value_heads", "3"),
         (dict(mask_token_id=100), "mask_token_id", "100"),
         (dict(mask_token_id=-1), "mask_token_id", "-1"),
-        (dict(mask_token_id=None), "mask_token_id", "None"),
+        (dict(mask_token_id=True), "mask_token_id", "True"),
+        (dict(eos_token_id=False), "eos_token_id", "False"),
         (dict(mask_token_id=1), "mask_token_id", "1"),
         (dict(pad_token_id=512), "pad_token_id", "512"),
         (dict(eos_token_id=[1, 300]), "eos_token_id", "300"),
@@ -63,6 +64,9 @@ def test_legacy_rope_fields_fold_into_rope_parameters():
         (dict(vocab_size=10.5), "vocab_size", "10.5"),
         (dict(head_dim=7), "head_dim", "7"),
         (dict(rms_norm_eps=0), "rms_norm_eps", "0"),
+        (dict(rms_norm_eps=float("inf")), "rms_norm_eps", "inf"),
+        (dict(rms_norm_eps=float("nan")), "rms_norm_eps", "nan"),
+        (dict(initializer_range=float("inf")), "initializer_range", "inf"),
         (dict(attention_dropout=1.5), "attention_dropout", "1.5"),
         (dict(rope_parameters={"rope_type": "bogus", "rope_theta": 1e4}), "rope_type", "'bogus'"),
         (dict(rope_parameters={"rope_type": "default", "rope_theta": -1}), "rope_theta", "-1"),
@@ -79,3 +83,40 @@ def test_invalid_values_name_the_field(overrides, field, value_text):
 def test_explicit_head_dim_allows_indivisible_hidden():
     config = tiny_config(hidden_size=30, head_dim=8)
     assert config.head_dim == 8
+
+
+def test_default_special_ids_that_do_not_fit_a_smaller_vocabulary_become_none(tmp_path):
+    import torch
+
+    from llada import LLaDAForMaskedDiffusion
+
+    config = LLaDAConfig(vocab_size=100, mask_token_id=99, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4)
+    assert (config.mask_token_id, config.pad_token_id, config.bos_token_id, config.eos_token_id) == (99, None, None, None)
+    bare = LLaDAConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=4)  # as transformers' common tests build configs
+    assert bare.mask_token_id is None
+    assert LLaDAForMaskedDiffusion(bare)(torch.tensor([[1, 2, 3]])).logits.shape == (1, 3, 100)
+    bare.save_pretrained(tmp_path)
+    assert LLaDAConfig.from_pretrained(tmp_path).mask_token_id is None  # reloads without complaint
+    with pytest.raises(ValueError, match="bos_token_id"):
+        LLaDAConfig(vocab_size=100, mask_token_id=99, bos_token_id=500)  # an id the user gave is still checked
+    assert LLaDAConfig().bos_token_id == 126080
+
+
+def test_unknown_keys_are_named_in_a_warning(tmp_path, caplog):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            config = LLaDAConfig.from_dict({**TINY, "hiden_size": 64})
+        assert "`hiden_size`" in caplog.text and "`hidden_size`" in caplog.text
+        assert config.hidden_size == 32
+        caplog.clear()
+        tiny_config().save_pretrained(tmp_path)
+        with caplog.at_level("WARNING"):
+            LLaDAConfig.from_pretrained(tmp_path)  # a saved config holds no unknown key
+        assert "unknown key" not in caplog.text
+    finally:
+        hf_logging.disable_propagation()

@@ -287,3 +287,40 @@ def test_windowed_forward_with_fresh_cache_equals_full_forward(attn_implementati
 def test_cache_requires_window_positions(model):
     with pytest.raises(ValueError, match="position_ids"):
         model(random_ids(), past_key_values=WindowCache())
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, float("nan"), 1.5, float("inf")])
+def test_loss_rejects_p_mask_outside_zero_one(model, bad):
+    ids = torch.randint(2, 90, (2, 6))
+    labels = torch.where(torch.rand(2, 6) < 0.5, ids, -100)
+    p_mask = torch.tensor([0.5, bad])
+    with pytest.raises(ValueError, match=r"`p_mask` must hold masking probabilities in \(0, 1\]"):
+        model(ids, labels=labels, p_mask=p_mask)
+    with pytest.raises(ValueError, match="p_mask"):  # per-token p_mask too
+        model(ids, labels=labels, p_mask=p_mask[:, None].expand(2, 6))
+    assert torch.isfinite(model(ids, labels=labels, p_mask=torch.tensor([1.0, 1e-3])).loss)
+
+
+def test_tensor_parallel_plan_shards_the_head_with_the_embedding():
+    # Llama's plan: the head split by vocabulary rows and gathered; the embedding row-wise (planned by
+    # transformers), so a tied head and its embedding share the same sharding.
+    plan = tiny_model(tie_word_embeddings=True).tp_plan
+    assert plan["lm_head"] == "colwise_gather_output"
+    assert plan["model.embed_tokens"] == "embedding_rowwise"
+    assert plan["model.layers.*.self_attn.q_proj"] == "colwise" and plan["model.layers.*.mlp.down_proj"] == "rowwise"
+
+
+def test_forward_beyond_max_positions_warns_once(caplog):
+    from transformers.utils import logging as hf_logging
+
+    model = tiny_model(max_position_embeddings=9)  # a length no other test warns about (warnings are once per text)
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            model(torch.ones(1, 9, dtype=torch.long))
+            assert "max_position_embeddings" not in caplog.text
+            model(torch.ones(1, 10, dtype=torch.long))
+            model(torch.ones(1, 12, dtype=torch.long))
+    finally:
+        hf_logging.disable_propagation()
+    assert caplog.text.count("longer than `max_position_embeddings` (9)") == 1
