@@ -87,14 +87,11 @@ def test_cli_stream_shows_canvas_filling(saved_model, capsys):
 
 
 def test_cli_reports_bad_flags_as_usage_errors(saved_model, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--model", str(saved_model), "--prompt", "to be", "--max_new_tokens", "10", "--block_length", "4"])
-    assert exit_info.value.code == 2
+    assert main(["--model", str(saved_model), "--prompt", "to be", "--max_new_tokens", "10",
+                 "--block_length", "4"]) == 2
     assert "must be a multiple of `block_length`" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--model", str(saved_model), "--visualize", "view.jpg"])
-    with pytest.raises(SystemExit):
-        main(["--model", str(saved_model), "--chat", "--prompt", "hi"])  # no chat template
+    assert main(["--model", str(saved_model), "--visualize", "view.jpg"]) == 2
+    assert main(["--model", str(saved_model), "--chat", "--prompt", "hi"]) == 2  # no chat template
     assert "no chat template" in capsys.readouterr().err
 
 

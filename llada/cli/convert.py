@@ -11,6 +11,8 @@ from typing import List, Optional
 
 from transformers import HfArgumentParser
 
+from .common import run_main
+
 
 @dataclass
 class ConvertArguments:
@@ -34,6 +36,11 @@ class ConvertArguments:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Runs the command; a bad input ends in one line on stderr and exit status 2 (see `llada.cli.common`)."""
+    return run_main("llada-convert", _main, argv)
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     parser = HfArgumentParser(ConvertArguments, prog="llada-convert", description=__doc__.split("\n\n")[0])
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     from ..convert import convert_llada_to_original, convert_original_to_llada

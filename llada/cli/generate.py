@@ -12,11 +12,13 @@ Examples:
 
 import argparse
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import torch
 
 from ..sampling_llada import REMASKING_STRATEGIES, left_pad
+from .common import CLIError, one_line, run_main
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -71,14 +73,19 @@ SAMPLING_FLAGS = ("max_new_tokens", "steps", "block_length", "remasking", "remas
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.visualize and not args.visualize.lower().endswith((".png", ".html", ".htm")):
-        parser.error(f"--visualize must end in .png or .html, got {args.visualize!r}")
-    prompts = list(args.prompt) + read_prompt_file(parser, args.prompt_file)
+    """Runs the command; a bad input ends in one line on stderr and exit status 2 (see `llada.cli.common`)."""
+    return run_main("llada-generate", _main, argv)
 
-    model, tokenizer = load_model_and_tokenizer(args)
-    input_ids, attention_mask = encode_prompts(parser, tokenizer, prompts, args.chat, model)
+
+def _main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.visualize and not args.visualize.lower().endswith((".png", ".html", ".htm")):
+        raise CLIError(f"--visualize must end in .png or .html, got {args.visualize!r}.")
+    prompts = list(args.prompt) + read_prompt_file(args.prompt_file)
+    device = check_device(args.device)
+
+    model, tokenizer = load_model_and_tokenizer(args, device)
+    input_ids, attention_mask = encode_prompts(tokenizer, prompts, args.chat, model)
     settings = {name: getattr(args, name) for name in SAMPLING_FLAGS if getattr(args, name) is not None}
     streamer = make_streamer(args, tokenizer, model, 0 if input_ids is None else input_ids.shape[1], settings)
     try:
@@ -87,7 +94,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             seed=args.seed, streamer=streamer, return_dict_in_generate=True, **settings,
         )
     except (ValueError, TypeError) as error:  # bad flag combinations: report them as usage errors
-        parser.error(str(error))
+        raise CLIError(one_line(error)) from error
     prompt_length = 0 if input_ids is None else input_ids.shape[1]
     print_completions(tokenizer, out.sequences, prompt_length, args.show_prompt)
     print(f"[{out.sequences.shape[0]} sample(s), {out.sequences.shape[1] - prompt_length} tokens each, "
@@ -100,41 +107,99 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def read_prompt_file(parser, path: Optional[str]) -> List[str]:
+def read_prompt_file(path: Optional[str]) -> List[str]:
     if path is None:
         return []
     try:
         with open(path, encoding="utf-8") as handle:
             return [line.rstrip("\n") for line in handle if line.strip()]
+    except UnicodeDecodeError as error:
+        raise CLIError(f"--prompt_file {path!r} is not UTF-8 text ({error.reason} at byte {error.start}).") from None
     except OSError as error:
-        parser.error(f"--prompt_file: cannot read {path!r} ({error.strerror}).")
+        raise CLIError(f"--prompt_file: cannot read {path!r} ({error.strerror}).") from None
 
 
-def load_model_and_tokenizer(args):
+def check_device(name: str) -> torch.device:
+    """`--device` as a torch device, refused early when this machine does not have it."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise CLIError(f"--device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps).") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise CLIError(f"--device {name}: CUDA is not available on this machine ({why}); use --device cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise CLIError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise CLIError(f"--device {name}: MPS is not available on this machine; use --device cpu.")
+    return device
+
+
+def load_model_and_tokenizer(args, device=None):
     from transformers import AutoModel, AutoTokenizer
 
     from .. import LLaDAForMaskedDiffusion
 
+    # the tokenizer first: it is cheap to load, so its errors come before a large model is read
+    flag = "--tokenizer" if args.tokenizer else "--model"
+    with loading(flag, args.tokenizer or args.model, what="tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model,
+                                                  trust_remote_code=args.trust_remote_code)
     dtype = "auto" if args.dtype == "auto" else DTYPES[args.dtype]
-    if args.trust_remote_code:
-        model = AutoModel.from_pretrained(args.model, dtype=dtype, trust_remote_code=True)
-    else:
-        model = LLaDAForMaskedDiffusion.from_pretrained(args.model, dtype=dtype)
-    model = model.to(args.device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+    with loading("--model", args.model):
+        if args.trust_remote_code:
+            model = AutoModel.from_pretrained(args.model, dtype=dtype, trust_remote_code=True)
+        else:
+            model = LLaDAForMaskedDiffusion.from_pretrained(args.model, dtype=dtype)
+    model = model.to(device if device is not None else args.device).eval()
     return model, tokenizer
 
 
-def encode_prompts(parser, tokenizer, prompts: List[str], chat: bool, model):
+class loading:
+    """Turns a failure to load a model or tokenizer from `name` into one `CLIError` naming `flag` and `name`."""
+
+    def __init__(self, flag: str, name: str, what: str = "model"):
+        self.flag, self.name, self.what = flag, name, what
+
+    def __enter__(self):
+        path = Path(self.name)
+        if path.is_dir() and not (path / "config.json").is_file() and self.what == "model":
+            raise CLIError(f"{self.flag} {self.name!r} is not a model folder: it has no config.json.")
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is None or isinstance(error, CLIError) or not isinstance(error, Exception):
+            return False
+        prefix = f"{self.flag} {self.name!r}"
+        if type(error).__name__ == "SafetensorError":
+            raise CLIError(f"{prefix}: the weights file is corrupt or truncated ({one_line(error)}).") from None
+        if not Path(self.name).exists() and isinstance(error, OSError):
+            raise CLIError(f"{prefix}: no such folder, and no Hub model of that id could be fetched "
+                           f"({one_line(error).split('. ')[0]}).") from None
+        if self.what == "tokenizer" and isinstance(error, (ValueError, OSError, TypeError)):
+            hint = "; pass --tokenizer" if self.flag == "--model" else ""
+            raise CLIError(f"{prefix}: no usable tokenizer there (tokenizer.json, or tokenizer_config.json with "
+                           f"its vocabulary files){hint}.") from None
+        if isinstance(error, (OSError, ValueError, RuntimeError, KeyError)):
+            raise CLIError(f"{prefix}: cannot load the {self.what}: {one_line(error)}") from None
+        return False
+
+
+def encode_prompts(tokenizer, prompts: List[str], chat: bool, model):
     """Left-padded (batch, prompt_len) ids and attention mask, or (None, None) without prompts."""
     if not prompts:
         return None, None
     if chat:
         if not getattr(tokenizer, "chat_template", None):
-            parser.error("--chat: the tokenizer has no chat template.")
+            raise CLIError("--chat: the tokenizer has no chat template.")
         prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                                  add_generation_prompt=True) for p in prompts]
     encoded = [tokenizer(p, add_special_tokens=not chat)["input_ids"] for p in prompts]
+    for number, (prompt, ids) in enumerate(zip(prompts, encoded)):
+        if not ids:
+            raise CLIError(f"--prompt {prompt!r} (prompt {number}) is empty: it gives no tokens. Leave out --prompt "
+                           f"for unconditional generation.")
     pad_token_id = model.generation_config.pad_token_id
     if pad_token_id is None:
         pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -145,18 +210,20 @@ class ProgressStreamer:
     """A tqdm bar over the denoising steps (the bound `steps`; blocks that fill early finish it sooner)."""
 
     def __init__(self, total: Optional[int]):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, desc="denoising", unit="step", leave=False)
-        self.started = False
+        self.total = total
+        self.bar = None  # drawn from the first canvas on, so a call refused before any step draws nothing
 
     def put(self, canvas):
-        if self.started:  # the first canvas is the starting one, before any step
+        if self.bar is None:  # the first canvas is the starting one, before any step
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, desc="denoising", unit="step", leave=False)
+        else:
             self.bar.update(1)
-        self.started = True
 
     def end(self):
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def make_streamer(args, tokenizer, model, prompt_length: int, settings: dict):

@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import Optional
 
+from .common import run_main
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llada-push", description=__doc__.split("\n\n")[0])
@@ -34,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list] = None) -> int:
+    """Runs the command; a bad input ends in one line on stderr and exit status 2 (see `llada.cli.common`)."""
+    return run_main("llada-push", _main, argv)
+
+
+def _main(argv: Optional[list] = None) -> int:
     args = build_parser().parse_args(argv)
     from ..hub import HubPushError, push_to_hub
 

@@ -15,18 +15,21 @@ import sys
 import time
 from typing import Optional
 
+from llada.cli.common import run_main
 from llada.training.run import evaluation_of_saved_model, parse_training_args, run_training
 
 
 def main(argv: Optional[list] = None) -> int:
+    """Runs the command; a bad input ends in one line on stderr and exit status 2, a failed write in exit status 1
+    (see `llada.cli.common`)."""
+    return run_main("llada-train", _main, argv)
+
+
+def _main(argv: Optional[list] = None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     model_args, data_args, training_args = parse_training_args(argv)
     start = time.time()
-    try:
-        trainer = run_training(model_args, data_args, training_args)
-    except ValueError as error:
-        print(f"llada-train: error: {error}", file=sys.stderr)
-        return 2
+    trainer = run_training(model_args, data_args, training_args)
     if trainer.is_world_process_zero():
         _print_summary(trainer, time.time() - start)
     return 0

@@ -122,15 +122,29 @@ def _load_local_files(args: DataArguments):
         raise ValueError(f"`--train_file`/`--validation_file` must all be of one kind (text, json, csv or parquet); "
                          f"got a mix: {sorted(data_files.values())}.")
     builder = builders.pop()
-    for paths in data_files.values():
+    for split, paths in data_files.items():
         for path in paths:
             if not Path(path).is_file():
                 raise ValueError(f"Data file not found: {path!r}.")
+            if Path(path).stat().st_size == 0:
+                raise ValueError(f"The {split} corpus is empty: data file {path!r} has 0 bytes.")
             if builder in ("text", "json", "csv"):
                 check_utf8(path)
-    if builder == "text":  # one row per line with its "\n" kept, so packing restores the running text exactly
-        return load_dataset("text", data_files=data_files, keep_linebreaks=True, streaming=args.streaming)
-    return load_dataset(builder, data_files=data_files, streaming=args.streaming)
+    # one row per line with its "\n" kept, so packing restores the running text exactly
+    options = {"keep_linebreaks": True} if builder == "text" else {}
+    try:
+        return load_dataset(builder, data_files=data_files, streaming=args.streaming, **options)
+    except datasets.exceptions.DatasetGenerationError as error:
+        raise ValueError(_unreadable_files_message(builder, data_files, error)) from None
+
+
+def _unreadable_files_message(builder: str, data_files: dict, error: Exception) -> str:
+    """`datasets` hides why a file could not be parsed behind a generic error: name the files and the cause."""
+    cause = error.__cause__ or error.__context__ or error
+    reason = " ".join(str(cause).split())[:300] or type(cause).__name__
+    files = sorted({path for paths in data_files.values() for path in paths})
+    hint = " Plain text files should end in .txt." if builder != "text" else ""
+    return f"Cannot read {files} as {builder} data ({type(cause).__name__}: {reason}).{hint}"
 
 
 def _builder_for(path: str) -> str:

@@ -38,6 +38,7 @@ def build_parser():
         prog="llada-train",
         description="Train a LLaDA model (or its autoregressive baseline) with the Hugging Face Trainer.",
         epilog=f"Defaults: the dataclasses', then {MAIN_JOB_CONFIG.name} (the main job), then --config, then flags.",
+        usage="llada-train [--config FILE.yaml] [OPTIONS]   (llada-train --help lists the options)",
     )
     parser.add_argument("--config", default=None, help="YAML file of options (flags given on the command line win).")
     return parser
@@ -60,7 +61,7 @@ def parse_training_args(argv: Optional[list] = None):
     try:
         return parser.parse_dict(values)
     except (ValueError, TypeError) as error:
-        parser.error(str(error))
+        parser.error(" ".join(str(error).split()))  # one line
 
 
 def read_config(path, parser) -> dict:
@@ -69,8 +70,16 @@ def read_config(path, parser) -> dict:
 
     if not Path(path).is_file():
         parser.error(f"--config: file not found: {str(path)!r}")
-    with open(path, encoding="utf-8") as handle:
-        values = yaml.safe_load(handle) or {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or " ".join(str(error).split())
+        parser.error(f"--config {str(path)!r} is not valid YAML: {problem}{where}.")
+    except UnicodeDecodeError as error:
+        parser.error(f"--config {str(path)!r} is not UTF-8 text ({error.reason} at byte {error.start}).")
     if not isinstance(values, dict):
         parser.error(f"--config {str(path)!r}: expected a mapping of option names to values, got "
                      f"{type(values).__name__}.")
@@ -111,27 +120,27 @@ def build_tokenizer_for(model_args, data_args, raw):
 def run_training(model_args, data_args, training_args):
     """Loads data, builds tokenizer and model, trains, saves to `output_dir` and evaluates; returns the trainer."""
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
+    from .checkpoints import check_checkpoint_matches_model, prepare_output_dir, remove_earlier_run
     from .data import load_raw_datasets, tokenize_and_pack
     from .models import build_model
     from .trainer import LLaDATrainer
 
     set_seed(training_args.seed)
     # Everything that can fail on bad input runs before the trainer writes anything to output_dir.
+    checkpoint = prepare_output_dir(training_args)  # writable, not another run's; the checkpoint to resume
     with training_args.main_process_first(desc="loading and tokenising the data"):
         raw = load_raw_datasets(data_args)
         tokenizer = build_tokenizer_for(model_args, data_args, raw)
         processed = tokenize_and_pack(raw, tokenizer, data_args)
     model = build_model(model_args, tokenizer, data_args.max_seq_length)
+    check_checkpoint_matches_model(checkpoint, model.config)
+    remove_earlier_run(training_args)  # --overwrite_output_dir: only now that every input is known to be good
 
     trainer = LLaDATrainer(
         model=model, args=training_args, train_dataset=processed["train"], eval_dataset=processed["validation"],
         processing_class=tokenizer,
     )
-    checkpoint = training_args.resume_from_checkpoint
-    if checkpoint == "last":
-        checkpoint = get_last_checkpoint(training_args.output_dir)
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()  # the best model when load_best_model_at_end, with code files and tokenizer
     trainer.log_metrics("train", train_result.metrics)

@@ -9,6 +9,7 @@ is written at the end. Checkpoints are the Trainer's: `save_pretrained` writes t
 
 import dataclasses
 import math
+import os
 from dataclasses import MISSING, dataclass, field
 from typing import Optional
 
@@ -21,11 +22,13 @@ from transformers import (
     TrainingArguments,
 )
 from transformers.integrations import TensorBoardCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll
 from ..sampling_llada import REMASKING_STRATEGIES
 from ..saved_files import make_tokenizer_config_portable
 from .callbacks import LossCurveCallback, SampleGenerationCallback, fit_generation_length
+from .checkpoints import check_max_steps, removing_partial_checkpoint, staged_folder
 from .collator import DataCollatorForMaskedDiffusion
 from .hub_callback import HubCodeFilesCallback
 from .models import is_masked_diffusion_model
@@ -102,8 +105,14 @@ class LLaDATrainingArguments(TrainingArguments):
                   "choices": list(REMASKING_STRATEGIES)},
     )
     plot_loss_curve: bool = field(default=True, metadata={"help": "Write output_dir/loss_curve.png at the end."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start a new run in an --output_dir that holds an earlier one: its checkpoints are deleted "
+                          "first. Without it such a folder is refused (unless --resume_from_checkpoint)."},
+    )
 
     def __post_init__(self):
+        check_max_steps(self)
         if self.load_best_model_at_end and str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no":
             self.load_best_model_at_end = False  # nothing to pick the best from without evaluation
         if self.save_steps is None:
@@ -220,9 +229,20 @@ class LLaDATrainer(Trainer):
         return output
 
     def _save(self, output_dir=None, state_dict=None):
-        """The Trainer's save, plus a tokenizer config that transformers 4.x also reads (checkpoints included)."""
-        super()._save(output_dir, state_dict=state_dict)
-        make_tokenizer_config_portable(output_dir if output_dir is not None else self.args.output_dir)
+        """The Trainer's save, plus a tokenizer config that transformers 4.x also reads (checkpoints included).
+        Written into a staging folder first, so a failed save (disk full) leaves no half-written file behind."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:  # other ranks only join collectives; the main process writes
+            return super()._save(output_dir, state_dict=state_dict)
+        with staged_folder(output_dir) as staging:
+            super()._save(staging, state_dict=state_dict)
+            make_tokenizer_config_portable(staging)
+
+    def _save_checkpoint(self, model, trial):
+        """The Trainer's checkpoint; one that fails part-way (disk full) is removed and reported in one line."""
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        with removing_partial_checkpoint(folder, is_main_process=self.args.should_save):
+            super()._save_checkpoint(model, trial)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         if not self.is_masked_diffusion:
