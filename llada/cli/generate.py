@@ -141,6 +141,7 @@ def load_model_and_tokenizer(args, device=None):
 
     from .. import LLaDAForMaskedDiffusion
 
+    check_model_folder(args.model)
     # the tokenizer first: it is cheap to load, so its errors come before a large model is read
     flag = "--tokenizer" if args.tokenizer else "--model"
     with loading(flag, args.tokenizer or args.model, what="tokenizer"):
@@ -156,6 +157,22 @@ def load_model_and_tokenizer(args, device=None):
     return model, tokenizer
 
 
+def check_model_folder(name: str) -> None:
+    """A local `--model` folder must hold a readable config.json (the tokenizer and the model both read it)."""
+    import json
+
+    config_file = Path(name) / "config.json"
+    if not Path(name).is_dir():
+        return  # a Hub id, or a missing path: the loaders say which
+    if not config_file.is_file():
+        raise CLIError(f"--model {name!r} is not a model folder: it has no config.json.")
+    try:
+        json.loads(config_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CLIError(f"--model {name!r}: config.json is not a valid JSON file, truncated or corrupt "
+                       f"({one_line(error)}).") from None
+
+
 class loading:
     """Turns a failure to load a model or tokenizer from `name` into one `CLIError` naming `flag` and `name`."""
 
@@ -163,9 +180,6 @@ class loading:
         self.flag, self.name, self.what = flag, name, what
 
     def __enter__(self):
-        path = Path(self.name)
-        if path.is_dir() and not (path / "config.json").is_file() and self.what == "model":
-            raise CLIError(f"{self.flag} {self.name!r} is not a model folder: it has no config.json.")
         return self
 
     def __exit__(self, kind, error, traceback):

@@ -132,10 +132,18 @@ def _load_local_files(args: DataArguments):
                 check_utf8(path)
     # one row per line with its "\n" kept, so packing restores the running text exactly
     options = {"keep_linebreaks": True} if builder == "text" else {}
+    builder_logger = logging.getLogger(f"datasets.packaged_modules.{builder}.{builder}")
+    builder_logger.addFilter(_drop_errors)  # a parse failure is reported once, below, not also as a log line
     try:
         return load_dataset(builder, data_files=data_files, streaming=args.streaming, **options)
     except datasets.exceptions.DatasetGenerationError as error:
         raise ValueError(_unreadable_files_message(builder, data_files, error)) from None
+    finally:
+        builder_logger.removeFilter(_drop_errors)
+
+
+def _drop_errors(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
 
 
 def _unreadable_files_message(builder: str, data_files: dict, error: Exception) -> str:

@@ -1,0 +1,312 @@
+"""Every console script on bad input: exit status 2 (1 for a failed write), one `prog: error:` line naming the
+argument or path, no traceback, nothing half-written. Also `--help` of every script, and training that survives a
+SIGKILL in the middle of a checkpoint save.
+
+Most cases call the script's `main(argv)` (what the console script runs) in this process, which is fast; the ones
+that need a real process (exit status through the console script, a file-size limit, SIGKILL) start one.
+"""
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+from conftest import tiny_model
+from safetensors.torch import load_file
+from test_convert import random_original_weights, tiny_original_config, write_original_checkpoint
+from test_generation_cli import word_tokenizer
+from test_training_cli import TINY
+
+from llada.cli import convert, generate, train
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = sorted((ep.name, ep.value) for ep in entry_points(group="console_scripts") if ep.name.startswith("llada-"))
+QUIET = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
+         "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PYTHONPATH": str(REPO)}
+
+
+def assert_one_line_error(code, err, expected_code, *needles, prog=None):
+    assert code == expected_code, err
+    assert "Traceback" not in err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if "error:" in line]
+    assert len(lines) == 1, err
+    if prog is not None:
+        assert lines[0].startswith(f"{prog}: error: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def exit_code(main, argv) -> int:
+    """What the console script exits with: `main`'s return value, or the status of a usage error (argparse exits)."""
+    try:
+        return main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+def run_script(module: str, *args, extra_env=None, preexec_fn=None, timeout=300):
+    env = {**os.environ, **QUIET, **(extra_env or {})}
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          env=env, preexec_fn=preexec_fn, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_every_console_script_is_tested_here():
+    assert {name for name, _ in SCRIPTS} == {"llada-generate", "llada-convert", "llada-lm-eval", "llada-push",
+                                             "llada-train"}
+
+
+@pytest.mark.parametrize("name, target", SCRIPTS)
+def test_help_of_every_console_script(name, target, capsys):
+    module, function = target.split(":")
+    main = getattr(__import__(module, fromlist=[function]), function)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage:" in out.lower() and "--help" in out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# llada-generate
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad-models")
+    good = root / "good"
+    tiny_model().save_pretrained(good)
+    word_tokenizer().save_pretrained(good)
+    (root / "not-a-model").mkdir()
+    (root / "not-a-model" / "notes.txt").write_text("hello")
+    for name, damage in [("truncated-weights", "weights"), ("truncated-config", "config"), ("no-tokenizer", "tok")]:
+        folder = root / name
+        folder.mkdir()
+        for item in good.iterdir():
+            (folder / item.name).write_bytes(item.read_bytes())
+        if damage == "weights":
+            weights = folder / "model.safetensors"
+            weights.write_bytes(weights.read_bytes()[:1000])
+        elif damage == "config":
+            config = folder / "config.json"
+            config.write_text(config.read_text()[:50])
+        else:
+            for item in folder.glob("tokenizer*"):
+                item.unlink()
+    return root
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--model", "{root}/not-a-model"], ["--model", "not-a-model", "no config.json"]),
+    (["--model", "{root}/truncated-weights"], ["--model", "truncated-weights", "corrupt or truncated"]),
+    (["--model", "{root}/truncated-config"], ["--model", "config.json", "not a valid JSON"]),
+    (["--model", "{root}/no-tokenizer"], ["--model", "no-tokenizer", "no usable tokenizer"]),
+    (["--model", "{root}/good", "--tokenizer", "{root}/not-a-model"], ["--tokenizer", "not-a-model"]),
+    (["--model", "{root}/good", "--device", "cuda:7"], ["--device cuda:7"]),
+    (["--model", "{root}/good", "--device", "gpu0"], ["--device 'gpu0'", "not a torch device"]),
+    (["--model", "{root}/good", "--prompt", ""], ["--prompt ''", "empty"]),
+    (["--model", "{root}/good", "--prompt", "to be", "--max_new_tokens", "10", "--block_length", "4"],
+     ["`block_length` (4)"]),
+    (["--model", "{root}/good", "--prompt_file", "{root}/no-such-file.txt"], ["--prompt_file", "no-such-file"]),
+    (["--model", "{root}/good", "--visualize", "view.gif"], ["--visualize"]),
+])
+def test_generate_bad_inputs(folders, args, needles, capsys):
+    argv = [arg.format(root=folders) for arg in args] + ["--max_new_tokens", "4"] * ("--max_new_tokens" not in args)
+    code = generate.main(argv)
+    assert_one_line_error(code, capsys.readouterr().err, 2, *needles, prog="llada-generate")
+
+
+def test_generate_unknown_hub_id_offline(capsys, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    code = generate.main(["--model", "nobody/no-such-model-here", "--max_new_tokens", "4"])
+    assert_one_line_error(code, capsys.readouterr().err, 2, "--model 'nobody/no-such-model-here'", "no such folder")
+
+
+def test_generate_error_through_the_console_script(folders):
+    result = run_script("llada.cli.generate", "--model", folders / "not-a-model")
+    assert_one_line_error(result.returncode, result.stderr, 2, "no config.json", prog="llada-generate")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# llada-convert
+
+
+@pytest.fixture(scope="module")
+def original(tmp_path_factory):
+    config = tiny_original_config()
+    weights = random_original_weights(config)
+    weights["model.transformer.blocks.0.surprise.weight"] = weights["model.transformer.ln_f.weight"].clone()
+    return write_original_checkpoint(tmp_path_factory.mktemp("original") / "src", config, weights)
+
+
+@pytest.mark.parametrize("case, needles", [
+    ("not-official", ["not an official", "config.json"]),
+    ("missing-src", ["no-such-src"]),
+    ("dst-exists", ["exists and is not empty", "--overwrite"]),
+    ("unexpected-weight", ["Unexpected weight", "surprise"]),
+    ("bad-shard-size", ["max_shard_size", "'5XB'"]),
+])
+def test_convert_bad_inputs(tmp_path, folders, original, case, needles, capsys):
+    dst = tmp_path / "dst"
+    argv = {
+        "not-official": ["--src", folders / "good", "--dst", dst],
+        "missing-src": ["--src", tmp_path / "no-such-src", "--dst", dst],
+        "dst-exists": ["--src", original, "--dst", folders / "good"],
+        "unexpected-weight": ["--src", original, "--dst", dst],
+        "bad-shard-size": ["--src", folders / "good", "--dst", dst, "--to", "original", "--max_shard_size", "5XB"],
+    }[case]
+    code = convert.main([str(arg) for arg in argv])
+    assert_one_line_error(code, capsys.readouterr().err, 2, *needles, prog="llada-convert")
+    assert not dst.exists()
+
+
+def test_convert_error_through_the_console_script(tmp_path, folders):
+    result = run_script("llada.cli.convert", "--src", folders / "good", "--dst", tmp_path / "dst")
+    assert_one_line_error(result.returncode, result.stderr, 2, "not an official", prog="llada-convert")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# llada-train: data, config file, output folder
+
+
+def train_args(out, *extra):
+    return ["--output_dir", str(out), "--max_steps", "2", "--num_sample_generations", "0", *TINY, *extra]
+
+
+@pytest.mark.parametrize("case, needles", [
+    ("zero-bytes", ["empty", "0 bytes"]),
+    ("text-named-json", ["as json data", "rows.json", ".txt"]),
+    ("yaml-syntax", ["--config", "not valid YAML", "line 2"]),
+    ("max-steps-0", ["--max_steps", "got 0"]),
+    ("output-is-a-file", ["--output_dir", "is a file"]),
+])
+def test_train_bad_inputs(tmp_path, case, needles, capsys):
+    out = tmp_path / "out"
+    extra = []
+    if case == "zero-bytes":
+        (tmp_path / "empty.txt").write_bytes(b"")
+        extra = ["--train_file", str(tmp_path / "empty.txt")]
+    elif case == "text-named-json":
+        (tmp_path / "rows.json").write_text("To be, or not to be\nthat is the question\n" * 20)
+        extra = ["--train_file", str(tmp_path / "rows.json"), "--validation_file", str(tmp_path / "rows.json")]
+    elif case == "yaml-syntax":
+        (tmp_path / "run.yaml").write_text("max_steps: 3\nhidden_size: 32: 64\n")
+        extra = ["--config", str(tmp_path / "run.yaml")]
+    elif case == "max-steps-0":
+        extra = ["--max_steps", "0"]
+    elif case == "output-is-a-file":
+        (tmp_path / "a-file").write_text("x")
+        out = tmp_path / "a-file" / "out"
+    code = exit_code(train.main, train_args(out, *extra))
+    assert_one_line_error(code, capsys.readouterr().err, 2, *needles, prog="llada-train")
+    assert not (tmp_path / "out").exists()
+
+
+def _unwritable_dir(tmp_path) -> Path:
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder / "out"
+    return Path("/sys/llada-test-out")  # root may write anywhere but into a read-only or virtual file system
+
+
+def test_train_unwritable_output_dir_is_an_io_error(tmp_path, capsys):
+    out = _unwritable_dir(tmp_path)
+    code = train.main(train_args(out))
+    assert_one_line_error(code, capsys.readouterr().err, 1, "--output_dir", "not writable", prog="llada-train")
+
+
+def test_train_refuses_a_folder_holding_another_run_and_resume_past_max_steps(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert train.main(train_args(out, "--max_steps", "4", "--save_steps", "2", "--eval_strategy", "no")) == 0
+    capsys.readouterr()
+    code = train.main(train_args(out, "--eval_strategy", "no"))  # a new run, same folder
+    assert_one_line_error(code, capsys.readouterr().err, 2, "already holds a training run", "checkpoint-4",
+                          "--overwrite_output_dir")
+    code = train.main(train_args(out, "--eval_strategy", "no", "--resume_from_checkpoint", "last"))
+    assert_one_line_error(code, capsys.readouterr().err, 2, "at step 4, past --max_steps 2", "different")
+    code = train.main(train_args(out, "--eval_strategy", "no", "--max_steps", "6", "--hidden_size", "64",
+                                 "--resume_from_checkpoint", "last"))
+    assert_one_line_error(code, capsys.readouterr().err, 2, "another model", "hidden_size 32 vs 64")
+    assert train.main(train_args(out, "--eval_strategy", "no", "--overwrite_output_dir")) == 0
+    assert sorted(path.name for path in out.glob("checkpoint-*")) == ["checkpoint-2"]  # only the new run's
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
+
+
+def test_train_resume_last_with_nothing_there_says_so(tmp_path, caplog):
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="llada.training.checkpoints"):
+        assert train.main(train_args(out, "--eval_strategy", "no", "--resume_from_checkpoint", "last")) == 0
+    assert f"no complete checkpoint in {out}; starting from scratch" in caplog.text
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
+
+
+def test_train_write_failure_while_saving_leaves_no_partial_checkpoint(tmp_path):
+    # A real failed write: a file-size limit makes the OS refuse the optimizer state part-way (EFBIG), as a full disk
+    # refuses it (ENOSPC); torch reports both through the same writer error.
+    out = tmp_path / "out"
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (250_000, 250_000))
+
+    result = run_script("llada.cli.train", *train_args(out, "--save_steps", "2", "--eval_strategy", "no"),
+                        preexec_fn=limit_file_size)
+    line = assert_one_line_error(result.returncode, result.stderr, 1, "checkpoint-2", "partial checkpoint was removed",
+                                 prog="llada-train")
+    assert "--resume_from_checkpoint last" in line
+    assert not (out / "checkpoint-2").exists() and not list(out.glob(".saving-*"))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# SIGKILL in the middle of a checkpoint save, then resume
+
+
+KILLED_MID_SAVE = """
+import sys, time
+from pathlib import Path
+from transformers import Trainer
+from llada.cli.train import main
+
+original = Trainer._save_rng_state
+def save_rng_state(self, output_dir):  # runs after weights and optimizer, before trainer_state.json
+    if self.state.global_step == 4:
+        Path(output_dir, "..", "SAVING").resolve().touch()
+        time.sleep(600)
+    original(self, output_dir)
+Trainer._save_rng_state = save_rng_state
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigkill_mid_save_then_resume_picks_the_newest_complete_checkpoint(tmp_path):
+    out, reference = tmp_path / "out", tmp_path / "reference"
+    args = train_args(out, "--max_steps", "6", "--save_steps", "2", "--eval_strategy", "no", "--save_total_limit", "5")
+    env = {**os.environ, **QUIET}
+    process = subprocess.Popen([sys.executable, "-c", KILLED_MID_SAVE, *args], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (out / "SAVING").exists():
+        assert process.poll() is None and time.time() < deadline, "training ended before the save at step 4"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (out / "checkpoint-4" / "model.safetensors").is_file()  # half-written: no trainer_state.json
+    assert not (out / "checkpoint-4" / "trainer_state.json").exists()
+
+    result = run_script("llada.cli.train", *args, "--resume_from_checkpoint", "last")
+    assert result.returncode == 0, result.stderr
+    assert "checkpoint-4" in result.stderr and "incomplete" in result.stderr
+    assert f"Resuming from {out / 'checkpoint-2'} (step 2)" in result.stderr
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 6
+
+    # the resumed run ends with the weights of a run that was never interrupted
+    assert train.main(train_args(reference, "--max_steps", "6", "--save_steps", "2", "--eval_strategy", "no")) == 0
+    resumed, uninterrupted = load_file(out / "model.safetensors"), load_file(reference / "model.safetensors")
+    assert all(resumed[name].equal(uninterrupted[name]) for name in uninterrupted)
