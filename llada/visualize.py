@@ -13,6 +13,7 @@ import html
 import os
 import shutil
 import sys
+import unicodedata
 from pathlib import Path
 from typing import List, Sequence
 
@@ -76,15 +77,18 @@ def masked_fraction_per_step(decode_step: torch.Tensor, prompt_length: int) -> t
 
 
 class TerminalCanvasStreamer:
-    """Redraws the generated part of every row after each step of `diffusion_generate`.
+    """Redraws every row of the canvas, prompt included, after each step of `diffusion_generate`.
 
-    On a terminal the previous frame is overwritten in place; elsewhere (a pipe, a log file) each frame is printed
-    below the last, headed by its step number.
+    On a terminal the previous frame is overwritten in place: the frame is cut into the screen rows it really
+    takes (newlines inside the text, wrapping at the terminal's width, wide characters), the cursor goes back up
+    that many rows and the new frame is drawn over it. A frame taller than the screen is shown up to the screen's
+    height while sampling; the final frame is drawn in full at the end. Elsewhere (a pipe, a log file) each frame is
+    printed below the last, headed by its step number.
 
     Args:
         tokenizer: decodes the committed tokens.
         mask_token_id (`int`): shown as `MASK_PLACEHOLDER`.
-        prompt_length (`int`): canvas columns before the generated part (not redrawn).
+        prompt_length (`int`): canvas columns of the (left-padded) prompt; padding is not shown.
         stream: where to write; defaults to `sys.stdout`.
     """
 
@@ -95,24 +99,75 @@ class TerminalCanvasStreamer:
         self.stream = stream if stream is not None else sys.stdout
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.step = -1
-        self._lines_drawn = 0
+        self._rows_drawn = 0  # screen rows the last live frame took
+        self._last_frame = None  # (lines, was it cut to the screen height)
+
+    def frame(self, canvas: torch.Tensor, step: int) -> List[str]:
+        """The lines of the frame after `step` steps (0: the start): a header, then each row's text, prompt
+        included."""
+        header = "start" if step == 0 else f"step {step}"
+        rows = [canvas_text(self.tokenizer, row.tolist(), self.mask_token_id) for row in canvas]
+        return [f"[{header}]"] + [f"{i}: {text}" for i, text in enumerate(rows)]
 
     def put(self, canvas: torch.Tensor):
-        rows = [canvas_text(self.tokenizer, row[self.prompt_length:].tolist(), self.mask_token_id) for row in canvas]
-        header = "start" if self.step < 0 else f"step {self.step + 1}"
-        frame = [f"[{header}]"] + [f"{i}: {text}" for i, text in enumerate(rows)]
+        lines = self.frame(canvas, self.step + 1)
         if self.live:
-            if self._lines_drawn:
-                self.stream.write(f"\x1b[{self._lines_drawn}F\x1b[J")  # back to the frame's first line, clear below
-            width = max(shutil.get_terminal_size().columns, 1)
-            self._lines_drawn = sum(max(1, -(-len(line) // width)) for line in frame)
-        self.stream.write("\n".join(frame) + "\n")
+            self._redraw(lines, fit_screen=True)
+        else:
+            self.stream.write("\n".join(lines) + "\n")
         self.stream.flush()
         self.step += 1
 
     def end(self):
+        if self.live and self._last_frame is not None and self._last_frame[1]:
+            self._redraw(self._last_frame[0], fit_screen=False)  # the whole final frame, however tall
         self.stream.write("\n")
         self.stream.flush()
+
+    def _redraw(self, lines: List[str], fit_screen: bool):
+        columns, height = _terminal_size(self.stream)
+        rows = [row for line in lines for row in screen_rows(line, columns)]
+        cut = fit_screen and len(rows) > height - 1
+        if cut:  # cursor movement cannot reach rows scrolled off the top: keep the frame within the screen
+            hidden = len(rows) - (height - 2)
+            rows = rows[: height - 2] + [f"... {hidden} more line(s) ..."[:columns]]
+        if self._rows_drawn:
+            self.stream.write(f"\r\x1b[{self._rows_drawn}A\x1b[J")  # up to the frame's first row, clear below
+        self.stream.write("\n".join(rows) + "\n")
+        self._rows_drawn = len(rows)
+        self._last_frame = (lines, cut)
+
+
+def screen_rows(line: str, columns: int) -> List[str]:
+    """`line` cut into the rows a terminal `columns` wide shows it on: at newlines, and where the next character
+    no longer fits (wide characters take two columns, combining marks none). Control characters are shown as `·`."""
+    rows = []
+    for part in line.replace("\t", "    ").split("\n"):
+        row, width = "", 0
+        for char in part:
+            char = char if char.isprintable() else "·"
+            char_width = _char_width(char)
+            if width + char_width > columns:
+                rows.append(row)
+                row, width = "", 0
+            row += char
+            width += char_width
+        rows.append(row)
+    return rows
+
+
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _terminal_size(stream):
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        size = shutil.get_terminal_size()
+    return max(size.columns, 1), max(size.lines, 3)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ PACKAGE = Path(llada.__file__).parent
 HUB_FILES = sorted(PACKAGE.glob("*_llada.py"))
 ALLOWED_ROOTS = {
     "torch", "transformers", "math", "dataclasses", "typing", "warnings", "functools", "collections",
-    "contextlib", "enum", "itertools", "copy", "inspect", "abc", "__future__", "numbers", "types", "sys",
+    "contextlib", "enum", "itertools", "copy", "inspect", "abc", "__future__", "numbers", "types", "sys", "difflib",
 }
 
 
