@@ -55,8 +55,9 @@ class LLaDAEvalHarness(TemplateLM):
         max_length (`int`, *optional*): longest input; defaults to the model's `max_position_embeddings`.
         add_bos_token (`bool`, defaults to `True`): prepend the tokenizer's BOS token (when it has one).
         max_new_tokens, steps, block_length, temperature, remasking: generation defaults for `generate_until`
-            (a task's `max_gen_toks` applies when `max_new_tokens` is not given; the length is rounded up to a
-            multiple of `block_length`).
+            (a task's `max_gen_toks` applies when `max_new_tokens` is not given). Any length works with any block
+            length, given here or saved in the model's `generation_config.json`: a length shorter than a block is
+            one block; a longer one is generated in whole blocks and cut back to the length asked for.
         seed (`int`, defaults to 0): seed of the Monte Carlo draws and of sampling.
         batch_size (`int`, defaults to 1): prompts per `diffusion_generate` call.
     """
@@ -204,7 +205,8 @@ class LLaDAEvalHarness(TemplateLM):
                 results[index] = text
         return results
 
-    def _generation_settings(self, gen_kwargs: dict) -> Tuple[dict, List[str]]:
+    def _generation_settings(self, gen_kwargs: dict) -> Tuple[dict, List[str], int]:
+        """`diffusion_generate` settings, stop strings, and the number of tokens the task asked for."""
         gen_kwargs = dict(gen_kwargs or {})
         until = gen_kwargs.pop("until", None) or []
         until = [until] if isinstance(until, str) else list(until)
@@ -212,16 +214,36 @@ class LLaDAEvalHarness(TemplateLM):
         settings.setdefault("max_new_tokens", int(gen_kwargs.pop("max_gen_toks", 128)))
         if gen_kwargs.get("do_sample") and gen_kwargs.get("temperature") is not None:
             settings["temperature"] = float(gen_kwargs["temperature"])
-        block_length = settings.get("block_length")
-        if block_length and settings["max_new_tokens"] % block_length:  # round up to whole blocks
-            settings["max_new_tokens"] += block_length - settings["max_new_tokens"] % block_length
+        requested = settings["max_new_tokens"]
+        settings.update(self._fit_blocks(settings))
         if self.cfg_scale:
             settings["cfg_scale"] = self.cfg_scale
         eos_text = self.tokenizer.decode([self.eot_token_id])
-        return settings, until + ([eos_text] if eos_text and eos_text not in until else [])
+        return settings, until + ([eos_text] if eos_text and eos_text not in until else []), requested
+
+    def _fit_blocks(self, settings: dict) -> dict:
+        """Block length and steps that fit the requested length, whatever the model's saved generation config says.
+
+        The block length (`model_args`, else the model's `generation_config.json`) shrinks to the whole length when
+        the task asks for fewer tokens than one block; otherwise the canvas is rounded up to whole blocks and the
+        extra tokens are cut off afterwards (`_generate_batch`). Steps from the saved config are raised to one per
+        block when there are more blocks than steps.
+        """
+        config = self.model.generation_config
+        length = settings["max_new_tokens"]
+        block_length = settings.get("block_length") or getattr(config, "block_length", None)
+        if not block_length or block_length >= length:
+            fitted = {"block_length": length}
+        else:
+            fitted = {"block_length": block_length, "max_new_tokens": -(-length // block_length) * block_length}
+        steps = settings.get("steps") or getattr(config, "steps", None)
+        num_blocks = (fitted.get("max_new_tokens") or length) // fitted["block_length"]
+        if steps is not None and steps < num_blocks:
+            fitted["steps"] = num_blocks
+        return fitted
 
     def _generate_batch(self, contexts: List[str], gen_kwargs: dict, generator) -> List[str]:
-        settings, until = self._generation_settings(gen_kwargs)
+        settings, until, requested = self._generation_settings(gen_kwargs)
         room = self.max_length - settings["max_new_tokens"]
         if room < 1:
             raise ValueError(f"llada generate_until: max_new_tokens {settings['max_new_tokens']} leaves no room for "
@@ -234,7 +256,7 @@ class LLaDAEvalHarness(TemplateLM):
             sequences = self.model.diffusion_generate(
                 input_ids=input_ids, attention_mask=attention_mask, generator=generator, **settings
             )
-        generated = sequences[:, width:].tolist()  # (batch, max_new_tokens)
+        generated = sequences[:, width : width + requested].tolist()  # (batch, requested tokens)
         stop_ids = set(as_id_list(self.model.generation_config.eos_token_id) + as_id_list(self.eot_token_id))
         return [_cut_at_stop(self.tokenizer.decode(_cut_at_ids(row, stop_ids), skip_special_tokens=True), until)
                 for row in generated]

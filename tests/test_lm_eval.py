@@ -134,3 +134,28 @@ def test_official_checkpoint_is_refused_with_the_conversion_command(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"d_model": 32, "n_heads": 4}))
     with pytest.raises(ValueError, match="llada-convert"):
         LLaDAEvalHarness(pretrained=str(tmp_path), device="cpu")
+
+
+@pytest.mark.parametrize("saved_block, max_gen_toks, expected", [
+    (8, 4, dict(max_new_tokens=4, block_length=4)),     # shorter than the saved block: one block
+    (8, 12, dict(max_new_tokens=16, block_length=8)),   # whole blocks, cut back to 12 afterwards
+    (None, 5, dict(max_new_tokens=5, block_length=5)),
+])
+def test_any_max_gen_toks_works_with_the_saved_block_length(harness, monkeypatch, saved_block, max_gen_toks,
+                                                            expected):
+    # a model from `make train` saves block_length 8 in generation_config.json; a task may ask for any length
+    monkeypatch.setattr(harness.model.generation_config, "block_length", saved_block)
+    monkeypatch.setattr(harness.model.generation_config, "steps", 2)  # fewer steps than blocks: raised
+    calls = []
+    real_generate = harness.model.diffusion_generate
+
+    def recording_generate(**kwargs):
+        calls.append(kwargs)
+        return real_generate(**kwargs)
+
+    monkeypatch.setattr(harness.model, "diffusion_generate", recording_generate)
+    [output] = harness.generate_until(requests(("one two", {"until": ["."], "max_gen_toks": max_gen_toks})))
+    settings = calls[0]
+    assert {k: settings[k] for k in expected} == expected
+    assert settings.get("steps", 2) >= settings["max_new_tokens"] // settings["block_length"]
+    assert len(harness.tok_encode(output, add_special_tokens=False)) <= max_gen_toks
