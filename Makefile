@@ -10,9 +10,10 @@ $(VENV)/.llada-installed: setup.cfg pyproject.toml scripts/setup_venv.sh
 	VENV=$(VENV) bash scripts/setup_venv.sh
 
 # The main job: train a small LLaDA on the bundled TinyShakespeare (configs/tinyshakespeare.yaml, about seven
-# minutes on two CPU cores), then sample from it. llada-train prints where the model, plot and logs are.
+# minutes on two CPU cores), then sample from it. llada-train prints where the model, plot and logs are; a second
+# `make train` replaces the first run (--overwrite_output_dir).
 train: setup
-	$(VENV)/bin/llada-train
+	$(VENV)/bin/llada-train --overwrite_output_dir
 	$(VENV)/bin/llada-generate --model runs/llada-tinyshakespeare --prompt "ROMEO:" --seed 0
 
 # Tiny models run faster on one thread per process (the DDP test starts two processes).
