@@ -37,6 +37,7 @@ from transformers.utils import ModelOutput, logging
 from .cache_llada import CACHE_MODES, CanvasKVCache
 from .sampling_llada import (
     REMASKING_STRATEGIES,
+    RandomDraws,
     RunningRows,
     as_id_list,
     block_schedule,
@@ -47,6 +48,7 @@ from .sampling_llada import (
     guided_logits,
     num_transfer_tokens,
     pad_after_eos,
+    unused_generation_flags,
 )
 
 
@@ -136,8 +138,12 @@ class LLaDAGenerationConfig(GenerationConfig):
         The autoregressive checks of the base class do not apply to diffusion sampling and are not run.
         """
         for name, minimum in (("max_new_tokens", 1), ("steps", 1), ("block_length", 1), ("top_k", 0),
-                              ("min_new_tokens", 0), ("mask_token_id", 0), ("num_return_sequences", 1)):
+                              ("min_new_tokens", 0), ("mask_token_id", 0), ("pad_token_id", 0),
+                              ("num_return_sequences", 1)):
             _check_int(self, name, minimum)
+        for eos in as_id_list(self.eos_token_id):
+            if not (isinstance(eos, int) and not isinstance(eos, bool) and eos >= 0):
+                _fail(self, "eos_token_id", "None, an integer >= 0 or a list of them", self.eos_token_id)
         if self.temperature is not None and not (_is_number(self.temperature) and self.temperature >= 0):
             _fail(self, "temperature", "None or a number >= 0 (0 or None = greedy)", self.temperature)
         if self.top_p is not None and not (_is_number(self.top_p) and 0 < self.top_p <= 1):
@@ -218,7 +224,7 @@ class DenoisingContext:
     cache: Optional[CanvasKVCache] = None
     eos_token_ids: tuple = ()
     pad_token_id: Optional[int] = None  # what follows a row's first EOS: the pad id, else the first EOS id
-    generator: Optional[torch.Generator] = None
+    randomness: Optional[RandomDraws] = None
     streamer: Optional[object] = None
     tokens_hook: Optional[Callable] = None
     logits_hook: Optional[Callable] = None
@@ -262,8 +268,10 @@ class LLaDAGenerationMixin:
                 `eos_token_id`, `pad_token_id`, `min_new_tokens`, `num_return_sequences` (copies of each prompt),
                 `output_history`, `return_dict_in_generate`, and the fast paths `use_cache` (`"prefix"`/`"dual"`),
                 `cache_refresh_interval`, `threshold`, `factor`, `early_stop`.
-            generator (`torch.Generator`, *optional*) or seed (`int`, *optional*):
-                Source of the random draws (Gumbel noise, random remasking); default: torch's global generator.
+            seed (`int`, *optional*) or generator (`torch.Generator`, *optional*):
+                Source of the random draws. `seed`: one stream per row, from `seed` and the row's index among the
+                copies of its prompt, so a prompt samples the same alone or in any batch; a `generator` (default:
+                torch's global one) is one stream for the whole batch, as in LLaDA's code.
             streamer (*optional*):
                 An object with `put(canvas)` and `end()`: receives the starting canvas `(batch, seq)`, the canvas
                 after every step, then `end()`.
@@ -301,12 +309,14 @@ class LLaDAGenerationMixin:
         prompt_positions = attention_mask.bool()  # (batch, seq)
         prompt_positions[:, prompt_length:] = False
         eos_token_ids = tuple(as_id_list(config.eos_token_id))
+        randomness = RandomDraws.for_call(options.pop("seed"), options.pop("generator"), batch,
+                                          config.num_return_sequences or 1, self.device)
         context = DenoisingContext(
             config=config, mask_token_id=mask_token_id, prompt_length=prompt_length,
             attention_mask=None if bool(attention_mask.all()) else attention_mask,
             prompt_positions=prompt_positions, eos_token_ids=eos_token_ids,
             pad_token_id=config.pad_token_id if config.pad_token_id is not None else next(iter(eos_token_ids), None),
-            **options,
+            randomness=randomness, **options,
         )
         if config.use_cache:
             if context.has_hooks:
@@ -386,8 +396,7 @@ class LLaDAGenerationMixin:
         num_transfer = num_transfer_tokens(masked_count, block_steps - block_step, config.remask_ratio)
         new_block, _ = denoise_block(
             block_logits, block_tokens, num_transfer, mask_token_id, config.temperature or 0.0, config.top_k,
-            config.top_p, config.remasking, context.generator, config.threshold, config.factor,
-            noise_rows=rows.noise_rows,
+            config.top_p, config.remasking, context.randomness, config.threshold, config.factor, rows=rows,
         )
         canvas = canvas.clone()
         canvas[:, block] = rows.put(canvas[:, block], new_block)
@@ -449,6 +458,9 @@ class LLaDAGenerationMixin:
                 f"diffusion_generate: unexpected keyword arguments {sorted(unused)}. Expected fields of "
                 f"LLaDAGenerationConfig or one of {CALL_ONLY_ARGUMENTS}."
             )
+        ignored = unused_generation_flags(config)
+        if ignored:
+            logger.warning_once(f"diffusion_generate does not apply these generation settings: {', '.join(ignored)}.")
         return config
 
     def _prepare_prompt(self, input_ids, attention_mask, num_return_sequences):
@@ -493,14 +505,16 @@ class LLaDAGenerationMixin:
                 )
         longest_prompt = int(prompt_mask.sum(dim=-1).max()) if prompt_length else 0
         limit = getattr(self.config, "max_position_embeddings", None)
-        if limit is not None and longest_prompt + max_new_tokens > limit:
-            raise ValueError(
-                f"diffusion_generate: prompt ({longest_prompt} tokens) + `max_new_tokens` ({max_new_tokens}) = "
-                f"{longest_prompt + max_new_tokens} exceeds the model's `max_position_embeddings` ({limit})."
+        if limit is not None and longest_prompt + max_new_tokens > limit:  # as the forward pass: a warning
+            logger.warning_once(
+                f"diffusion_generate: prompt + `max_new_tokens` goes beyond the model's `max_position_embeddings` "
+                f"({limit}), the length it is meant for; expect poorer text at the positions beyond it."
             )
         return max_new_tokens
 
     def _resolve_mask_token_id(self, config) -> int:
+        """The mask id (the generation config's, else the model config's); it, the pad id and the EOS ids must be
+        in the vocabulary (a pad id outside it would be written into the output)."""
         mask_token_id = config.mask_token_id
         if mask_token_id is None:
             mask_token_id = getattr(self.config, "mask_token_id", None)
@@ -510,11 +524,12 @@ class LLaDAGenerationMixin:
                 "config, or pass `mask_token_id=`."
             )
         vocab_size = getattr(self.config, "vocab_size", None)
-        if vocab_size is not None and not 0 <= mask_token_id < vocab_size:
-            raise ValueError(
-                f"diffusion_generate: `mask_token_id` must be in [0, {vocab_size - 1}] (the vocabulary), "
-                f"got {mask_token_id}."
-            )
+        for name, values in (("mask_token_id", [mask_token_id]), ("pad_token_id", as_id_list(config.pad_token_id)),
+                             ("eos_token_id", as_id_list(config.eos_token_id))):
+            for value in values:
+                if vocab_size is not None and not 0 <= value < vocab_size:
+                    raise ValueError(f"diffusion_generate: `{name}` must be in [0, {vocab_size - 1}] (the "
+                                     f"vocabulary), got {value}.")
         return mask_token_id
 
     def adjust_generation_fn(self, generation_config, from_auto_class, from_pipeline, pretrained_model_name_or_path,
@@ -573,8 +588,7 @@ def _pop_call_options(kwargs, device) -> dict:
             raise ValueError("diffusion_generate: pass `generator` or `seed`, not both.")
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"diffusion_generate: `seed` must be an int, got {seed!r}.")
-        generator = torch.Generator(device=device).manual_seed(seed)
-    return dict(streamer=streamer, generator=generator, **hooks)
+    return dict(streamer=streamer, generator=generator, seed=seed, **hooks)
 
 
 def _call_hook(hook, name, step, canvas, logits):

@@ -16,20 +16,24 @@ Conventions (documented once, relied upon by the tests):
   tokens, which is LLaDA's `get_num_transfer_tokens` (`M // S`, plus one for the first `M % S` steps). With
   `remask_ratio=r` every step predicts all `m` masked positions and re-masks the `floor(r * m)` least confident
   (or random) ones, i.e. commits `m - floor(r * m)`; the block's last step commits everything.
-- Random draws, in this order at each step, for the whole batch at once from `generator`: (1) if
-  `temperature > 0`, uniform float64 noise of shape (batch, block_length, vocab) for the Gumbel-max; (2) if
-  `remasking == "random"`, uniform float64 confidences of shape (batch, block_length). Sampled results are
-  reproducible for the same batch and seed; deterministic settings give the same row whatever its companions.
+- Random draws, in this order at each step: (1) if `temperature > 0`, uniform float64 noise of shape
+  (block_length, vocab) per row for the Gumbel-max; (2) if `remasking == "random"`, uniform float64 confidences of
+  shape (block_length,) per row. With `seed`, each row draws from its own stream ([`RandomDraws.per_row`]: seeded
+  from `seed` and the row's index among the copies of its prompt), and only at steps where it has a masked
+  position in the current block: a row's sample does not depend on its companions in the batch, with or without
+  caches, thresholds or guidance. With a `generator`, one stream serves the batch: each draw is made for the whole
+  batch at once, (batch, block_length, vocab) then (batch, block_length), as LLaDA does.
 - Ties in confidence go to the lower position (stable sort). The mask token is never proposed as x0.
 - Parallel decoding (`threshold` / `factor`): a step commits `max(scheduled count, parallel count)` per row, so
   `threshold=1.0` is the scheduled algorithm and with `steps = block_length` per block it is Fast-dLLM's rule
   (everything above the threshold, at least one). A block ends once no running row has a masked position in it.
-- Rows whose generated part holds no masked position leave the forward batch (and the cache) for good; their random
-  draws stay aligned because draws are made for the whole batch and indexed (`RunningRows.noise_rows`).
+- Rows whose generated part holds no masked position leave the forward batch (and the cache) for good; with one
+  stream for the batch the draws stay aligned because they are made for the whole batch and indexed.
 
 This is a Hub file: it imports only the standard library and torch.
 """
 
+import math
 from typing import Callable, Dict, Optional
 
 import torch
@@ -110,7 +114,7 @@ def filter_logits(logits: torch.Tensor, top_k: Optional[int] = None, top_p: Opti
         kth_largest = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]  # (..., 1)
         logits = logits.masked_fill(logits < kth_largest, float("-inf"))
     if top_p is not None and top_p < 1.0:
-        scaled = logits / temperature if temperature > 0 else logits
+        scaled = scale_logits(logits, temperature) if temperature > 0 else logits
         sorted_logits, sorted_index = scaled.sort(dim=-1, descending=True)
         sorted_probs = sorted_logits.softmax(dim=-1)
         mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # probability of strictly better tokens
@@ -143,56 +147,123 @@ def guided_logits(logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
 # Candidates and their confidence
 
 
-def draw_uniform(shape, generator: Optional[torch.Generator], device, rows=None) -> torch.Tensor:
-    """Uniform float64 draws on the generator's device (so a CPU generator also seeds GPU runs), moved to `device`.
+def row_seed(seed: int, row: int) -> int:
+    """The seed of the random stream of a batch row that is copy `row` of its prompt: `seed` itself for the first
+    copy (so one prompt samples as with a generator seeded with `seed`), a SplitMix64 mix of both for the others."""
+    if row == 0:
+        return seed
+    mixed = (seed * 0x9E3779B97F4A7C15 + row * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    mixed = ((mixed ^ (mixed >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    mixed = ((mixed ^ (mixed >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (mixed ^ (mixed >> 31)) & 0x7FFFFFFFFFFFFFFF
 
-    `rows=(batch, index)`: draw for all `batch` rows and keep the rows in `index`, so that a row sees the same
-    numbers whether or not finished companions still take part.
+
+class RandomDraws:
+    """Where the sampler's uniform float64 draws come from.
+
+    - `RandomDraws.per_row(seed, copy_index, device)` (what `seed=` gives): every batch row draws from its own
+      generator, seeded with [`row_seed`] from `seed` and the row's index among the copies of its prompt, and only
+      at steps where it still has a masked position in the block. A row's sample then depends on its prompt and the
+      seed alone, not on the other rows of the batch, caches, thresholds or guidance.
+    - `RandomDraws.shared(generator)` (what `generator=` gives, or torch's global generator): one stream for the
+      batch; each draw is made for the whole batch and the running rows are picked from it.
     """
-    draw_device = generator.device if generator is not None else device
-    if rows is not None:
-        batch, index = rows
-        full = torch.rand((batch, *shape[1:]), generator=generator, device=draw_device, dtype=torch.float64)
-        return full.to(device)[index.to(device)]
-    return torch.rand(shape, generator=generator, device=draw_device, dtype=torch.float64).to(device)
+
+    def __init__(self, generator: Optional[torch.Generator] = None, row_generators=None):
+        self.generator, self.row_generators = generator, row_generators
+
+    @classmethod
+    def per_row(cls, seed: int, copy_index: torch.Tensor, device) -> "RandomDraws":
+        return cls(row_generators=[torch.Generator(device=device).manual_seed(row_seed(seed, int(copy)))
+                                   for copy in copy_index])
+
+    @classmethod
+    def shared(cls, generator: Optional[torch.Generator] = None) -> "RandomDraws":
+        return cls(generator=generator)
+
+    @classmethod
+    def for_call(cls, seed: Optional[int], generator, batch_size: int, copies: int, device) -> "RandomDraws":
+        """Per-row streams with a `seed`, else one shared stream; each prompt's `copies` are consecutive rows."""
+        if seed is None:
+            return cls.shared(generator)
+        return cls.per_row(seed, torch.arange(copies).repeat(batch_size // copies), device)
+
+    def uniform(self, shape, device, rows: Optional["RunningRows"] = None, active=None) -> torch.Tensor:
+        """Draws of `shape` = (running rows, ...) on `device`, from the generators' device (a CPU generator also
+        seeds a GPU run). `active` (running rows,) bool: with per-row streams only these rows draw (the others get
+        zeros, to be ignored); a shared stream draws for every row of the batch (`rows.batch_size`)."""
+        index = None if rows is None else rows.index
+        if self.row_generators is None:
+            draw_device = self.generator.device if self.generator is not None else device
+            if index is None:
+                return torch.rand(shape, generator=self.generator, device=draw_device, dtype=torch.float64).to(device)
+            full = torch.rand((rows.batch_size, *shape[1:]), generator=self.generator, device=draw_device,
+                              dtype=torch.float64)
+            return full.to(device)[index.to(device)]
+        batch_rows = range(shape[0]) if index is None else index.tolist()
+        drawing = [True] * shape[0] if active is None else active.tolist()
+        draws = [torch.rand(shape[1:], generator=self.row_generators[row], device=self.row_generators[row].device,
+                            dtype=torch.float64).to(device) if draws_now else None
+                 for row, draws_now in zip(batch_rows, drawing)]
+        if all(draw is not None for draw in draws):
+            return torch.stack(draws)
+        zeros = torch.zeros(shape[1:], device=device, dtype=torch.float64)
+        return torch.stack([zeros if draw is None else draw for draw in draws])
 
 
-def gumbel_max_tokens(logits: torch.Tensor, temperature: float, generator=None, rows=None) -> torch.Tensor:
+def as_draws(randomness) -> RandomDraws:
+    """A `RandomDraws` from a `RandomDraws`, a `torch.Generator` or None (torch's global generator)."""
+    return randomness if isinstance(randomness, RandomDraws) else RandomDraws.shared(randomness)
+
+
+def scale_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """`logits / temperature`, forbidden tokens (-inf) staying forbidden; at an infinite temperature every allowed
+    token gets the same score 0."""
+    if math.isinf(temperature):
+        return torch.where(torch.isneginf(logits), logits, torch.zeros_like(logits))
+    return logits / temperature
+
+
+def gumbel_max_tokens(logits: torch.Tensor, temperature: float, randomness=None, rows=None,
+                      active=None) -> torch.Tensor:
     """Candidate tokens x0, (batch, n, vocab) -> (batch, n).
 
-    Temperature 0 is the argmax. Otherwise LLaDA's Gumbel-max in float64, `argmax exp(l) / (-log U)^T`, which
-    samples from `softmax(l / T)` (low precision would make the noise ineffective for large vocabularies).
+    Temperature 0 is the argmax. Otherwise the Gumbel-max trick in float64, `argmax(l / T + G)` with
+    `G = -log(-log U)`, which samples from `softmax(l / T)`. It is LLaDA's `argmax exp(l) / (-log U)^T` taken in
+    log space: the same tokens, but no overflow of `exp(l)` or of the power at large logits or temperatures, so
+    a very high temperature draws uniformly from the allowed tokens and `inf` is exactly uniform.
     """
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.to(torch.float64)
-    uniform = draw_uniform(logits.shape, generator, logits.device, rows)  # (batch, n, vocab)
-    gumbel_noise = (-torch.log(uniform)) ** temperature
-    return (logits.exp() / gumbel_noise).argmax(dim=-1)
+    uniform = as_draws(randomness).uniform(logits.shape, logits.device, rows, active)  # (batch, n, vocab)
+    gumbel = -torch.log(-torch.log(uniform))
+    return (scale_logits(logits, temperature) + gumbel).argmax(dim=-1)
 
 
-def low_confidence(logits, x0, generator=None, rows=None) -> torch.Tensor:
+def low_confidence(logits, x0, randomness=None, rows=None, active=None) -> torch.Tensor:
     """p(x0), the probability of the candidate (LLaDA's "low_confidence" remasking re-masks the lowest)."""
     return logits.float().softmax(dim=-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
 
 
-def random_confidence(logits, x0, generator=None, rows=None) -> torch.Tensor:
+def random_confidence(logits, x0, randomness=None, rows=None, active=None) -> torch.Tensor:
     """A uniform draw per position (LLaDA's "random" remasking)."""
-    return draw_uniform(x0.shape, generator, x0.device, rows)
+    return as_draws(randomness).uniform(x0.shape, x0.device, rows, active)
 
 
-def negative_entropy(logits, x0, generator=None, rows=None) -> torch.Tensor:
+def negative_entropy(logits, x0, randomness=None, rows=None, active=None) -> torch.Tensor:
     """Minus the entropy of p (Dream's "entropy")."""
     return -torch.special.entr(logits.float().softmax(dim=-1)).sum(dim=-1)
 
 
-def top2_margin(logits, x0, generator=None, rows=None) -> torch.Tensor:
+def top2_margin(logits, x0, randomness=None, rows=None, active=None) -> torch.Tensor:
     """Top-1 minus top-2 probability (Dream's "margin")."""
     top2 = logits.float().softmax(dim=-1).topk(2, dim=-1).values  # (batch, n, 2)
     return top2[..., 0] - top2[..., 1]
 
 
-# name -> confidence(logits (batch, n, vocab), x0 (batch, n), generator, rows) -> (batch, n); higher commits first.
+# name -> confidence(logits (batch, n, vocab), x0 (batch, n), randomness, rows, active) -> (batch, n); higher commits
+# first (`randomness`, `rows`, `active`: see `RandomDraws.uniform`).
 # The allowed values of `remasking` are the keys; a strategy registered here is accepted everywhere.
 REMASKING_STRATEGIES: Dict[str, Callable] = {
     "low_confidence": low_confidence,
@@ -202,14 +273,14 @@ REMASKING_STRATEGIES: Dict[str, Callable] = {
 }
 
 
-def token_confidence(logits: torch.Tensor, x0: torch.Tensor, remasking: str, generator=None,
-                     rows=None) -> torch.Tensor:
+def token_confidence(logits: torch.Tensor, x0: torch.Tensor, remasking: str, randomness=None, rows=None,
+                     active=None) -> torch.Tensor:
     """How sure the model is of each candidate, (batch, n, vocab), (batch, n) -> (batch, n), by the strategy
     `remasking` of [`REMASKING_STRATEGIES`]."""
     strategy = REMASKING_STRATEGIES.get(remasking)
     if strategy is None:
         raise ValueError(f"`remasking` must be one of {tuple(REMASKING_STRATEGIES)}, got {remasking!r}.")
-    return strategy(logits, x0, generator, rows)
+    return strategy(logits, x0, randomness, rows, active)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -246,8 +317,8 @@ def parallel_transfer_count(confidence: torch.Tensor, threshold: Optional[float]
 
 
 def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, temperature=0.0, top_k=None,
-                  top_p=None, remasking="low_confidence", generator=None, threshold=None, factor=None,
-                  noise_rows=None):
+                  top_p=None, remasking="low_confidence", randomness=None, threshold=None, factor=None,
+                  rows=None):
     """One denoising step on the current block.
 
     Args:
@@ -255,19 +326,61 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
         block_tokens (`(batch, n)`): the block's tokens, `mask_token_id` where still masked.
         num_transfer (`(batch,)`): how many masked positions each row commits at least (capped at what is left);
             with `threshold` or `factor` a row commits more when [`parallel_transfer_count`] says so.
-        noise_rows (`(batch_size, row_index)`, *optional*): the rows are these rows of a larger batch; random
-            draws are made for the larger batch (see [`draw_uniform`]).
+        randomness ([`RandomDraws`], `torch.Generator` or None): the source of the random draws.
+        rows ([`RunningRows`], *optional*): which rows of the batch these are (see [`RandomDraws.uniform`]); only
+            rows with a masked position in the block draw.
 
     Returns: `(new_block_tokens, transfer)`, both `(batch, n)`; `transfer` marks the committed positions.
     """
     masked = block_tokens == mask_token_id  # (batch, n)
     logits = filter_logits(block_logits, top_k, top_p, temperature)
-    x0 = gumbel_max_tokens(logits, temperature, generator, noise_rows)  # (batch, n)
-    confidence = token_confidence(logits, x0, remasking, generator, noise_rows)
+    active = masked.any(dim=-1)  # (batch,): rows with something left to decode draw, the others do not
+    x0 = gumbel_max_tokens(logits, temperature, randomness, rows, active)  # (batch, n)
+    confidence = token_confidence(logits, x0, remasking, randomness, rows, active)
     confidence = confidence.masked_fill(~masked, float("-inf"))  # (batch, n)
     num_transfer = torch.maximum(num_transfer, parallel_transfer_count(confidence, threshold, factor))
     transfer = select_transfer(confidence, torch.minimum(num_transfer, masked.sum(dim=-1)))
     return torch.where(transfer, x0, block_tokens), transfer
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Generation options this sampler does not honour
+
+# `GenerationConfig` fields this sampler does not use, with the value that means "off". Set to anything else, those of
+# other search algorithms (beams, contrastive search, assisted decoding) are refused; the logits processors and outputs
+# not applied (yet) are named in a warning.
+REFUSED_FLAGS = {
+    "num_beams": 1, "num_beam_groups": 1, "diversity_penalty": 0.0, "penalty_alpha": None, "constraints": None,
+    "force_words_ids": None, "prompt_lookup_num_tokens": None, "num_assistant_tokens": None,
+    "assistant_early_exit": None, "dola_layers": None, "use_mtp": None, "speculation_type": None,
+    "guidance_scale": None,
+}
+IGNORED_FLAGS = {
+    "repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+    "sequence_bias": None, "min_p": None, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "top_h": None,
+    "forced_bos_token_id": None, "forced_eos_token_id": None, "exponential_decay_length_penalty": None,
+    "renormalize_logits": False, "remove_invalid_values": False, "watermarking_config": None, "stop_strings": None,
+    "max_time": None, "min_length": 0, "length_penalty": 1.0, "early_stopping": False, "low_memory": None,
+    "token_healing": False, "output_scores": False, "output_logits": False, "output_attentions": False,
+    "output_hidden_states": False,
+}
+
+
+def unused_generation_flags(config) -> list:
+    """Refuses the `GenerationConfig` options of other search algorithms (`ValueError` naming the option); returns
+    the others that are set but that this sampler does not apply, as `name=value` strings (for a warning)."""
+    for name, off in REFUSED_FLAGS.items():
+        value = getattr(config, name, None)
+        if value is not None and value != off:
+            hint = " (classifier-free guidance is `cfg_scale`)" if name == "guidance_scale" else ""
+            raise ValueError(f"diffusion_generate: `{name}={value!r}` has no meaning for diffusion sampling{hint}; "
+                             f"leave it unset.")
+    ignored = [f"{name}={getattr(config, name)!r}" for name, off in IGNORED_FLAGS.items()
+               if getattr(config, name, None) is not None and getattr(config, name) != off]
+    if getattr(config, "do_sample", None) and not config.temperature:
+        ignored.append("do_sample=True (set `temperature` > 0 to sample; without it decoding is greedy)")
+    return ignored
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -304,11 +417,6 @@ class RunningRows:
     def put(self, full: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
         """`full` (batch, ...) with the running rows replaced by `part` (rows, ...)."""
         return part if self.index is None else full.index_copy(0, self.index, part)
-
-    @property
-    def noise_rows(self):
-        """`(batch_size, index)` for the sampler's random draws (see `draw_uniform`), None while every row runs."""
-        return None if self.index is None else (self.batch_size, self.index)
 
     def drop_finished(self, unfinished: torch.Tensor) -> Optional[torch.Tensor]:
         """Drops the rows that are not `unfinished` (batch,) bool. Returns the positions, among the rows that were
@@ -354,8 +462,9 @@ def pad_after_eos(tokens: torch.Tensor, eos_token_ids, pad_token_id: int) -> tor
 
 
 __all__ = [
-    "REMASKING_STRATEGIES", "RunningRows", "as_id_list", "block_schedule", "constrain_logits", "denoise_block", "draw_uniform",
-    "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens", "left_pad",
-    "low_confidence", "negative_entropy", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count",
-    "random_confidence", "rows_done", "select_transfer", "token_confidence", "top2_margin",
+    "IGNORED_FLAGS", "REFUSED_FLAGS", "REMASKING_STRATEGIES", "RandomDraws", "RunningRows", "as_draws", "as_id_list",
+    "block_schedule", "constrain_logits", "denoise_block", "fill_finished_rows", "filter_logits", "guidance_inputs",
+    "guided_logits", "gumbel_max_tokens", "left_pad", "low_confidence", "negative_entropy", "num_transfer_tokens",
+    "pad_after_eos", "parallel_transfer_count", "random_confidence", "row_seed", "rows_done", "scale_logits",
+    "select_transfer", "token_confidence", "top2_margin", "unused_generation_flags",
 ]

@@ -3,8 +3,9 @@
 The heart of the file is `reference_generate`: LLaDA's algorithm written again from the maths, deliberately simple
 (one row at a time, plain Python lists for the selection, no helper shared with the package). `diffusion_generate`
 must give identical tokens to it. The random draws follow the order documented in the module docstring of
-`sampling_llada`: per step, for the whole batch, first Gumbel uniforms (batch, block_length, vocab) when
-temperature > 0, then random confidences (batch, block_length) with random remasking, all float64.
+`sampling_llada`: per step, first Gumbel uniforms (block_length, vocab) when temperature > 0, then random
+confidences (block_length,) with random remasking, all float64, from each row's own stream with `seed` (the first
+copy of a prompt: a generator seeded with `seed`), or for the whole batch at once from a user's `generator`.
 """
 
 import math
@@ -83,28 +84,34 @@ def reference_logits(model, x, attention, prompt_len, cfg_scale):
     return unconditional + (cfg_scale + 1) * (conditional - unconditional)
 
 
-def replay_draws(seed, num_steps, batch, block_length, vocab, temperature, remasking):
-    """The random numbers the sampler draws with `seed`, in its documented order."""
-    generator = torch.Generator().manual_seed(seed)
+def replay_draws(seed, num_steps, batch, block_length, vocab, temperature, remasking, one_stream=False):
+    """The random numbers the sampler draws, in its documented order: with `seed=`, every row (each the first copy
+    of its prompt) from its own generator seeded with `seed`; with `generator=` (`one_stream`), from that one
+    generator for the whole batch at once."""
+    generators = [torch.Generator().manual_seed(seed) for _ in range(1 if one_stream else batch)]
+    shapes = {"gumbel": (block_length, vocab), "random": (block_length,)}
+    wanted = [name for name, used in (("gumbel", temperature > 0), ("random", remasking == "random")) if used]
     draws = []
     for _ in range(num_steps):
-        step = {}
-        if temperature > 0:
-            step["gumbel"] = torch.rand((batch, block_length, vocab), generator=generator, dtype=torch.float64)
-        if remasking == "random":
-            step["random"] = torch.rand((batch, block_length), generator=generator, dtype=torch.float64)
-        draws.append(step)
+        if one_stream:
+            draws.append({name: torch.rand((batch, *shapes[name]), generator=generators[0], dtype=torch.float64)
+                          for name in wanted})
+            continue
+        per_row = [{name: torch.rand(shapes[name], generator=g, dtype=torch.float64) for name in wanted}
+                   for g in generators]
+        draws.append({name: torch.stack([row[name] for row in per_row]) for name in wanted})
     return draws
 
 
-def assert_matches_reference(model, ids, attention_mask, **settings):
+def assert_matches_reference(model, ids, attention_mask, one_stream=False, **settings):
     gen_length, steps, block_length = settings["max_new_tokens"], settings["steps"], settings["block_length"]
     seed = settings.pop("seed", None)
     draws = None
     if seed is not None:
         draws = replay_draws(seed, steps, ids.shape[0], block_length, model.config.vocab_size,
-                             settings.get("temperature", 0.0), settings.get("remasking", "low_confidence"))
-    out = model.diffusion_generate(ids, attention_mask=attention_mask, eos_token_id=None, seed=seed, **settings)
+                             settings.get("temperature", 0.0), settings.get("remasking", "low_confidence"), one_stream)
+        settings["generator" if one_stream else "seed"] = torch.Generator().manual_seed(seed) if one_stream else seed
+    out = model.diffusion_generate(ids, attention_mask=attention_mask, eos_token_id=None, **settings)
     for row in range(ids.shape[0]):
         expected = reference_generate(
             model, ids[row], attention_mask[row], gen_length, steps, block_length,
@@ -159,6 +166,13 @@ def test_gumbel_sampling_with_seed_matches_reference():
     ids, attention_mask = prompts_batch()
     assert_matches_reference(varied_model(6), ids, attention_mask, max_new_tokens=8, steps=4, block_length=4,
                              temperature=0.8, seed=7)
+
+
+def test_one_generator_for_the_batch_matches_reference():
+    # a user's own generator: LLaDA's batch-wide draws, (batch, block, vocab) then (batch, block), one stream
+    ids, attention_mask = prompts_batch()
+    assert_matches_reference(varied_model(6), ids, attention_mask, max_new_tokens=8, steps=4, block_length=4,
+                             temperature=0.8, remasking="random", seed=7, one_stream=True)
 
 
 def test_same_seed_same_samples_other_seed_differs():
@@ -399,8 +413,13 @@ def test_remote_code_generation_in_fresh_process(tmp_path):
     (dict(remask_ratio=1.0), "`remask_ratio` must be None or a number in [0, 1)"),
     (dict(cfg_scale=-1), "`cfg_scale` must be a number >= 0"),
     (dict(steps=0), "`steps` must be None or an integer >= 1"),
-    (dict(max_new_tokens=250), "exceeds the model's `max_position_embeddings` (256)"),
     (dict(mask_token_id=100), "`mask_token_id` must be in [0, 99]"),
+    (dict(pad_token_id=-5), "`pad_token_id` must be None or an integer >= 0, got -5"),
+    (dict(pad_token_id=100), "`pad_token_id` must be in [0, 99]"),
+    (dict(eos_token_id=[1, 120]), "`eos_token_id` must be in [0, 99] (the vocabulary), got 120"),
+    (dict(num_beams=4), "`num_beams=4` has no meaning for diffusion sampling"),
+    (dict(penalty_alpha=0.6), "`penalty_alpha=0.6` has no meaning"),
+    (dict(guidance_scale=2.0), "classifier-free guidance is `cfg_scale`"),
     (dict(max_length=2), "`max_length` (2) leaves no room after the prompt"),
     (dict(max_new_tokens=4, gen_length=4), "`max_new_tokens` or its alias `gen_length`"),
     (dict(top_kk=3), "unexpected keyword arguments ['top_kk']"),
@@ -455,3 +474,91 @@ def test_config_validation_on_construction():
     with pytest.raises(ValueError, match="multiple of `block_length`"):
         LLaDAGenerationConfig(max_new_tokens=10, block_length=3)
     assert LLaDAGenerationConfig(max_new_tokens=12, block_length=3, steps=4).block_length == 3
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Settings this sampler does not apply, lengths beyond the positions, extreme temperatures
+
+
+def test_unused_generation_settings_are_named_in_one_warning(caplog):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, repetition_penalty=1.3,
+                                              suppress_tokens=[5], do_sample=True)
+    finally:
+        hf_logging.disable_propagation()
+    assert "repetition_penalty=1.3" in caplog.text and "suppress_tokens=[5]" in caplog.text
+    assert "do_sample=True (set `temperature` > 0" in caplog.text
+
+
+def test_generation_beyond_max_positions_warns_as_the_forward_does(caplog):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            out = varied_model().diffusion_generate(torch.full((1, 250), 11), max_new_tokens=8)
+    finally:
+        hf_logging.disable_propagation()
+    assert out.shape == (1, 258) and not (out == MASK).any()
+    assert "beyond the model's `max_position_embeddings` (256)" in caplog.text
+
+
+def chi_square_uniform(counts: torch.Tensor) -> float:
+    expected = counts.sum() / counts.numel()
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+@pytest.mark.parametrize("temperature", [1000.0, math.inf])
+def test_extreme_temperatures_draw_valid_tokens_uniformly(temperature):
+    # LLaDA's exp(l) / (-log U)^T overflows here: T = 1000 drew almost only the lowest ids, T = inf mask tokens.
+    # Random remasking, so that which position commits does not depend on the token drawn there.
+    out = varied_model().diffusion_generate(torch.tensor([[11]]), max_new_tokens=32, steps=32, seed=0,
+                                            temperature=temperature, remasking="random", eos_token_id=None,
+                                            num_return_sequences=64)
+    generated = out[:, 1:]
+    assert not (generated == MASK).any()
+    counts = torch.bincount(generated.reshape(-1), minlength=100).double()
+    counts = torch.cat([counts[:MASK], counts[MASK + 1:]])  # the 99 tokens a step may choose
+    assert chi_square_uniform(counts) < 155.0  # 98 degrees of freedom: the 99.99th percentile is about 155
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Batch invariance: with `seed`, a row's sample depends on its prompt and the seed only
+
+MIXED_PROMPTS = [[11, 12, 13, 14, 15], [21, 22, 23], [31], [41, 42, 43, 44], [51, 52], [61, 62, 63, 64, 65, 66],
+                 [71], [81, 82, 83]]
+
+
+@pytest.mark.parametrize("settings", [
+    dict(temperature=0.8),
+    dict(temperature=0.8, remasking="random"),
+    dict(temperature=1.0, use_cache="dual", threshold=0.3),
+    dict(temperature=0.8, use_cache="prefix", factor=1.0, cfg_scale=0.5),
+    dict(temperature=0.8, remasking="random", early_stop=True, eos_token_id=EOS),
+], ids=["gumbel", "random-remasking", "dual-cache-threshold", "prefix-factor-cfg", "early-stop"])
+def test_sampled_rows_are_the_same_alone_and_in_a_mixed_batch_of_8(settings):
+    model = varied_model()
+    width = max(len(prompt) for prompt in MIXED_PROMPTS)
+    ids = torch.tensor([[PAD] * (width - len(p)) + p for p in MIXED_PROMPTS])
+    settings = {"max_new_tokens": 16, "steps": 16, "block_length": 8, "seed": 3, "eos_token_id": None, **settings}
+    batch = model.diffusion_generate(ids, attention_mask=(ids != PAD).long(), **settings)
+    for row, prompt in enumerate(MIXED_PROMPTS):
+        alone = model.diffusion_generate(torch.tensor([prompt]), **settings)[0]
+        assert alone.tolist() == batch[row, width - len(prompt):].tolist(), f"row {row}"
+    one_stream = model.diffusion_generate(ids, attention_mask=(ids != PAD).long(), **{
+        **{k: v for k, v in settings.items() if k != "seed"}, "generator": torch.Generator().manual_seed(3)})
+    assert not torch.equal(one_stream, batch)  # a user's generator: one stream for the batch, rows depend on it
+
+
+def test_copies_of_a_prompt_get_their_own_streams():
+    model = varied_model()
+    settings = dict(max_new_tokens=8, steps=8, temperature=1.0, seed=5, eos_token_id=None)
+    copies = model.diffusion_generate(torch.tensor([[11, 12]]), num_return_sequences=3, **settings)
+    assert len({tuple(row.tolist()) for row in copies}) == 3
+    assert copies[0].tolist() == model.diffusion_generate(torch.tensor([[11, 12]]), **settings)[0].tolist()
+    pair = model.diffusion_generate(torch.tensor([[11, 12], [11, 12]]), num_return_sequences=3, **settings)
+    assert torch.equal(pair[:3], copies) and torch.equal(pair[3:], copies)  # copy j of a prompt: the same stream

@@ -10,18 +10,22 @@ from conftest import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, v
 from llada.generation_llada import LLaDAGenerationConfig
 from llada.sampling_llada import (
     REMASKING_STRATEGIES,
+    RandomDraws,
     RunningRows,
     as_id_list,
     block_schedule,
     constrain_logits,
     filter_logits,
     guidance_inputs,
+    gumbel_max_tokens,
     guided_logits,
     left_pad,
     num_transfer_tokens,
     pad_after_eos,
     parallel_transfer_count,
+    row_seed,
     rows_done,
+    scale_logits,
     select_transfer,
     token_confidence,
 )
@@ -113,7 +117,7 @@ def test_remasking_names_come_from_the_registry():
 
 
 def test_a_registered_strategy_is_accepted_by_the_config_and_the_sampler(monkeypatch):
-    def leftmost_first(logits, x0, generator=None, rows=None):  # commits the block left to right
+    def leftmost_first(logits, x0, randomness=None, rows=None, active=None):  # commits the block left to right
         return -torch.arange(x0.shape[-1], dtype=torch.float64).expand(x0.shape)
 
     monkeypatch.setitem(REMASKING_STRATEGIES, "leftmost", leftmost_first)
@@ -151,12 +155,12 @@ def test_parallel_transfer_counts():
 
 def test_running_rows_take_put_and_drop():
     rows, batch = RunningRows(4), torch.arange(8).view(4, 2)
-    assert rows.take(batch) is batch and rows.take(None) is None and rows.noise_rows is None
+    assert rows.take(batch) is batch and rows.take(None) is None
     assert rows.drop_finished(torch.tensor([True, True, True, True])) is None and rows.index is None
     assert rows.drop_finished(torch.tensor([True, False, True, True])).tolist() == [0, 2, 3]
     assert rows.index.tolist() == [0, 2, 3] and rows.take(batch)[:, 0].tolist() == [0, 4, 6]
     assert rows.drop_finished(torch.tensor([False, False, True, True])).tolist() == [1, 2]  # among rows 0, 2, 3
-    assert rows.index.tolist() == [2, 3] and rows.noise_rows[0] == 4
+    assert rows.index.tolist() == [2, 3] and rows.batch_size == 4
     assert rows.put(batch, torch.full((2, 2), -1))[:, 0].tolist() == [0, 2, -1, -1]
 
 
@@ -176,3 +180,71 @@ def test_left_pad():
     assert input_ids.tolist() == [[5, 6, 7], [PAD, PAD, 8], [PAD, PAD, PAD]]
     assert attention_mask.tolist() == [[1, 1, 1], [0, 0, 1], [0, 0, 0]]
     assert input_ids.dtype == attention_mask.dtype == torch.long
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Gumbel-max at every temperature, and where the random numbers come from
+
+
+def chi_square(counts: torch.Tensor, expected: torch.Tensor) -> float:
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+@pytest.mark.parametrize("temperature", [1e4, math.inf])
+def test_gumbel_max_is_uniform_at_very_high_temperature(temperature):
+    vocab, draws = 40, 40_000
+    logits = torch.linspace(-30.0, 30.0, vocab).repeat(1, draws, 1)  # (1, draws, vocab): strong preferences
+    logits[..., 0] = float("-inf")  # a forbidden token (the mask) is never drawn
+    tokens = gumbel_max_tokens(logits, temperature, torch.Generator().manual_seed(0))
+    counts = torch.bincount(tokens.view(-1), minlength=vocab).double()
+    assert counts[0] == 0
+    # 38 degrees of freedom: the 99.99th percentile is about 77
+    assert chi_square(counts[1:], torch.full((vocab - 1,), draws / (vocab - 1), dtype=torch.float64)) < 77.0
+
+
+def test_gumbel_max_follows_the_softmax_at_ordinary_temperature():
+    draws, temperature = 60_000, 0.7
+    logits = torch.tensor([0.0, 1.0, 2.0, -1.0, 0.5, 1.5]).repeat(1, draws, 1)
+    tokens = gumbel_max_tokens(logits, temperature, torch.Generator().manual_seed(1))
+    counts = torch.bincount(tokens.view(-1), minlength=6).double()
+    expected = torch.softmax(logits[0, 0].double() / temperature, dim=-1) * draws
+    assert chi_square(counts, expected) < 25.0  # 5 degrees of freedom, p ~ 1e-4
+
+
+def test_gumbel_max_takes_llada_s_tokens_and_survives_huge_logits():
+    # the same argmax as LLaDA's exp(l) / (-log U)^T where that is finite; logits of 1000 overflow exp() in float64
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(4, 16, 50, generator=generator, dtype=torch.float64) * 3
+    uniform = torch.rand(logits.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    llada = (logits.exp() / (-torch.log(uniform)) ** 0.8).argmax(dim=-1)
+    assert torch.equal(gumbel_max_tokens(logits, 0.8, torch.Generator().manual_seed(3)), llada)
+    huge = logits * 0 + torch.arange(50, dtype=torch.float64) * 1000.0  # token 49 is overwhelmingly likely
+    assert (gumbel_max_tokens(huge, 1.0, torch.Generator().manual_seed(4)) == 49).all()
+
+
+def test_scale_logits_keeps_forbidden_tokens_forbidden():
+    logits = torch.tensor([1.0, float("-inf"), -3.0])
+    assert scale_logits(logits, 2.0).tolist() == [0.5, float("-inf"), -1.5]
+    assert scale_logits(logits, math.inf).tolist() == [0.0, float("-inf"), 0.0]
+
+
+def test_per_row_draws_depend_on_the_row_only():
+    copies = torch.tensor([0, 0, 1])
+    draws = RandomDraws.per_row(7, copies, "cpu").uniform((3, 4), "cpu")
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])  # first copies share a stream
+    assert torch.equal(draws[0], torch.rand(4, generator=torch.Generator().manual_seed(7), dtype=torch.float64))
+    assert row_seed(7, 0) == 7 and row_seed(7, 1) != row_seed(8, 0)
+    # a row that does not draw (nothing masked in its block) does not move its stream on
+    source, rows = RandomDraws.per_row(7, copies, "cpu"), RunningRows(3)
+    first = source.uniform((3, 4), "cpu", rows, active=torch.tensor([True, False, True]))
+    assert (first[1] == 0).all()
+    second = source.uniform((3, 4), "cpu", rows)
+    assert torch.equal(second[1], draws[1]) and not torch.equal(second[0], draws[0])
+
+
+def test_one_stream_draws_for_the_whole_batch_and_picks_the_running_rows():
+    rows = RunningRows(3)
+    rows.drop_finished(torch.tensor([True, False, True]))
+    picked = RandomDraws.shared(torch.Generator().manual_seed(0)).uniform((2, 5), "cpu", rows)
+    full = torch.rand((3, 5), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.equal(picked, full[[0, 2]])
