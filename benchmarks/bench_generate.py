@@ -20,6 +20,7 @@ on the same prompts. It writes the table as markdown and a PNG of time vs genera
     python benchmarks/bench_generate.py --quick           # smoke run: lengths 32 and 64, batch 1 and 2
     python benchmarks/bench_generate.py --random_models --quick   # without trained models (meaningless quality)
     python benchmarks/bench_generate.py row_loop --help   # batched sampler vs a one-row-at-a-time loop
+    python benchmarks/bench_generate.py row_streams       # cost of batch-invariant sampling (a stream per row)
 
 Both trained models have 128 positions: longer canvases (length 256 and 1024) run on RoPE positions beyond those
 seen in training, so their quality columns compare modes with each other, not with the trained regime. Perplexity
@@ -284,6 +285,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["row_loop"]:
         return row_loop_main(argv[1:])
+    if argv[:1] == ["row_streams"]:
+        return row_streams_main(argv[1:])
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -425,6 +428,88 @@ def row_loop_main(argv=None):
           f"rows identical)")
     print(f"time ratio ours / baseline: {batched_s / baseline_s:.2f}x (target <= 0.9x)")
 
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Section `row_streams`: what batch-invariant sampling costs (one random stream per row vs one for the batch)
+
+ROW_STREAMS_DOC = ("Sampling with one random stream per row (`seed=`: a row's sample does not depend on its batch) "
+                   "vs one stream for the whole batch (`generator=`).")
+
+
+def parse_row_streams_args(argv=None):
+    parser = argparse.ArgumentParser(prog="bench_generate.py row_streams", description=ROW_STREAMS_DOC)
+    parser.add_argument("--model", help=f"LLaDA model folder; default: the first of {MODEL_CANDIDATES} found, else a "
+                                        f"random model of the same dimensions (the speed does not depend on weights).")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--block_length", type=int, default=32)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch's default")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "row_streams.md"))
+    return parser.parse_args(argv)
+
+
+def row_streams_model(args):
+    folder = args.model or next((str(ROOT / c) for c in MODEL_CANDIDATES if (ROOT / c / "config.json").is_file()), None)
+    if folder is not None:
+        return LLaDAForMaskedDiffusion.from_pretrained(folder).eval(), folder
+    config = LLaDAConfig(vocab_size=259, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
+                         num_attention_heads=4, max_position_embeddings=args.length + 64, mask_token_id=258,
+                         pad_token_id=257, eos_token_id=256, bos_token_id=None)
+    torch.manual_seed(0)
+    return LLaDAForMaskedDiffusion(config).eval(), "random model with the dimensions of the trained one"
+
+
+def row_streams_main(argv=None):
+    args = parse_row_streams_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, source = row_streams_model(args)
+    generator = torch.Generator().manual_seed(0)
+    rows = [torch.randint(0, 250, (int(length),), generator=generator).tolist()  # mixed prompt lengths
+            for length in torch.randint(4, 17, (args.batch_size,), generator=generator)]
+    prompts, attention_mask = left_pad(rows, model.config.pad_token_id or 0)
+    modes = {"baseline": {}, "dual + threshold 0.9": {"use_cache": "dual", "threshold": 0.9}}
+    lines = [f"{ROW_STREAMS_DOC}", "",
+             f"Model: {source}; batch {args.batch_size}, {args.length} new tokens, block {args.block_length}, "
+             f"temperature {args.temperature}; {torch.get_num_threads()} thread(s); best and median of {args.repeats} "
+             f"runs, the two contenders alternated.", "",
+             "| mode | per-row s (best / median) | one stream s (best / median) | ratio per-row / one stream (best; "
+             "median of the paired runs) | rows equal alone vs in the batch: per-row, one stream |",
+             "|---|---|---|---|---|"]
+    for name, mode in modes.items():
+        settings = dict(max_new_tokens=args.length, steps=args.length, block_length=args.block_length,
+                        temperature=args.temperature, eos_token_id=None, **mode)
+        times = {"per_row": [], "shared": []}
+        outputs = {}
+        for _ in range(args.repeats):
+            for contender in ("per_row", "shared"):
+                randomness = {"seed": 0} if contender == "per_row" else {"generator": torch.Generator().manual_seed(0)}
+                start = time.perf_counter()
+                outputs[contender] = model.diffusion_generate(prompts, attention_mask=attention_mask, **settings,
+                                                              **randomness)
+                times[contender].append(time.perf_counter() - start)
+        equal = {}
+        for contender in ("per_row", "shared"):
+            same = 0
+            for row, prompt in enumerate(rows):
+                randomness = {"seed": 0} if contender == "per_row" else {"generator": torch.Generator().manual_seed(0)}
+                alone = model.diffusion_generate(torch.tensor([prompt]), **settings, **randomness)[0, len(prompt):]
+                same += alone.tolist() == outputs[contender][row, prompts.shape[1]:].tolist()
+            equal[contender] = same
+        best = {k: min(v) for k, v in times.items()}
+        median = {k: statistics.median(v) for k, v in times.items()}
+        paired = statistics.median(a / b for a, b in zip(times["per_row"], times["shared"]))
+        lines.append(f"| {name} | {best['per_row']:.3f} / {median['per_row']:.3f} | {best['shared']:.3f} / "
+                     f"{median['shared']:.3f} | {best['per_row'] / best['shared']:.3f}x; {paired:.3f}x | "
+                     f"{equal['per_row']}/{args.batch_size}, {equal['shared']}/{args.batch_size} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(text)
+    print(f"Wrote {args.output}")
 
 
 if __name__ == "__main__":

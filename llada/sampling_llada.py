@@ -202,13 +202,17 @@ class RandomDraws:
             return full.to(device)[index.to(device)]
         batch_rows = range(shape[0]) if index is None else index.tolist()
         drawing = [True] * shape[0] if active is None else active.tolist()
-        draws = [torch.rand(shape[1:], generator=self.row_generators[row], device=self.row_generators[row].device,
-                            dtype=torch.float64).to(device) if draws_now else None
-                 for row, draws_now in zip(batch_rows, drawing)]
-        if all(draw is not None for draw in draws):
-            return torch.stack(draws)
-        zeros = torch.zeros(shape[1:], device=device, dtype=torch.float64)
-        return torch.stack([zeros if draw is None else draw for draw in draws])
+        draws = torch.empty(shape, device=device, dtype=torch.float64)
+        for position, (row, draws_now) in enumerate(zip(batch_rows, drawing)):
+            generator = self.row_generators[row]
+            if not draws_now:
+                draws[position].zero_()
+            elif generator.device == draws.device:  # straight into the batch tensor, no copy
+                torch.rand(shape[1:], generator=generator, dtype=torch.float64, out=draws[position])
+            else:
+                draws[position] = torch.rand(shape[1:], generator=generator, device=generator.device,
+                                             dtype=torch.float64)
+        return draws
 
 
 def as_draws(randomness) -> RandomDraws:
