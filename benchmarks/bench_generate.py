@@ -441,6 +441,7 @@ def parse_row_streams_args(argv=None):
     parser = argparse.ArgumentParser(prog="bench_generate.py row_streams", description=ROW_STREAMS_DOC)
     parser.add_argument("--model", help=f"LLaDA model folder; default: the first of {MODEL_CANDIDATES} found, else a "
                                         f"random model of the same dimensions (the speed does not depend on weights).")
+    parser.add_argument("--random_models", action="store_true", help="A random model of the trained dimensions.")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--block_length", type=int, default=32)
@@ -453,13 +454,31 @@ def parse_row_streams_args(argv=None):
 
 def row_streams_model(args):
     folder = args.model or next((str(ROOT / c) for c in MODEL_CANDIDATES if (ROOT / c / "config.json").is_file()), None)
-    if folder is not None:
+    if folder is not None and not args.random_models:
         return LLaDAForMaskedDiffusion.from_pretrained(folder).eval(), folder
     config = LLaDAConfig(vocab_size=259, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
                          num_attention_heads=4, max_position_embeddings=args.length + 64, mask_token_id=258,
                          pad_token_id=257, eos_token_id=256, bos_token_id=None)
     torch.manual_seed(0)
     return LLaDAForMaskedDiffusion(config).eval(), "random model with the dimensions of the trained one"
+
+
+def draw_cost_line(args, vocab_size: int, calls: int = 300) -> str:
+    """The random draws alone, for one step's (batch, block, vocab) Gumbel noise: per-row streams vs one stream."""
+    from llada.sampling_llada import RandomDraws
+
+    shape = (args.batch_size, args.block_length, vocab_size)
+    sources = {"per_row": RandomDraws.per_row(0, torch.zeros(args.batch_size, dtype=torch.long), "cpu"),
+               "shared": RandomDraws.shared(torch.Generator().manual_seed(0))}
+    times = {name: [] for name in sources}
+    for _ in range(calls):
+        for name, source in sources.items():
+            start = time.perf_counter()
+            source.uniform(shape, "cpu")
+            times[name].append(time.perf_counter() - start)
+    per_row, shared = (statistics.median(times[name]) * 1e3 for name in ("per_row", "shared"))
+    return (f"The draws alone, {shape} float64 per step, median of {calls} alternated calls: per-row {per_row:.3f} ms, "
+            f"one stream {shared:.3f} ms, ratio {per_row / shared:.3f}x.")
 
 
 def row_streams_main(argv=None):
@@ -505,6 +524,7 @@ def row_streams_main(argv=None):
         lines.append(f"| {name} | {best['per_row']:.3f} / {median['per_row']:.3f} | {best['shared']:.3f} / "
                      f"{median['shared']:.3f} | {best['per_row'] / best['shared']:.3f}x; {paired:.3f}x | "
                      f"{equal['per_row']}/{args.batch_size}, {equal['shared']}/{args.batch_size} |")
+    lines += ["", draw_cost_line(args, model.config.vocab_size)]
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

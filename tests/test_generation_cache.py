@@ -187,3 +187,16 @@ def test_generation_benchmark_writes_table_and_plot(tmp_path):
     table = (tmp_path / "generate.md").read_text()
     assert "| 2 | 32 | dual+threshold |" in table and "target >= 10x" in table
     assert (tmp_path / "generate.png").stat().st_size > 1000
+
+
+def test_row_streams_benchmark_reports_the_cost_and_the_invariance(tmp_path):
+    import runpy
+    from pathlib import Path
+
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generate.py"))
+    output = tmp_path / "row_streams.md"
+    bench["main"](["row_streams", "--batch_size", "3", "--length", "8", "--block_length", "4", "--repeats", "1",
+                   "--threads", "0", "--output", str(output), "--random_models"])
+    table = output.read_text()
+    assert "| baseline |" in table and "| dual + threshold 0.9 |" in table
+    assert table.count("3/3, ") == 2  # per-row streams: every row the same alone and in the batch
