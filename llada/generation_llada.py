@@ -25,6 +25,7 @@ files.
 """
 
 import copy
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -458,7 +459,7 @@ class LLaDAGenerationMixin:
                 f"diffusion_generate: unexpected keyword arguments {sorted(unused)}. Expected fields of "
                 f"LLaDAGenerationConfig or one of {CALL_ONLY_ARGUMENTS}."
             )
-        ignored = unused_generation_flags(config)
+        ignored = unused_generation_flags(config, _plain_generation_config())
         if ignored:
             logger.warning_once(f"diffusion_generate does not apply these generation settings: {', '.join(ignored)}.")
         return config
@@ -553,6 +554,12 @@ class LLaDAGenerationMixin:
             )
         except OSError:
             logger.info("No generation_config.json found; using the generation config made from the model config.")
+
+
+@functools.lru_cache(maxsize=None)
+def _plain_generation_config() -> GenerationConfig:
+    """The installed transformers' default generation settings (what "not set" looks like there)."""
+    return GenerationConfig()
 
 
 def _convert_generation_config(generation_config) -> LLaDAGenerationConfig:

@@ -371,17 +371,23 @@ IGNORED_FLAGS = {
 }
 
 
-def unused_generation_flags(config) -> list:
+def unused_generation_flags(config, defaults=None) -> list:
     """Refuses the `GenerationConfig` options of other search algorithms (`ValueError` naming the option); returns
-    the others that are set but that this sampler does not apply, as `name=value` strings (for a warning)."""
-    for name, off in REFUSED_FLAGS.items():
+    the others that are set but that this sampler does not apply, as `name=value` strings (for a warning).
+
+    An option counts as set when it is neither None, nor its "off" value, nor its value in `defaults` (a plain
+    `GenerationConfig()` of the installed transformers: transformers 4 gives some of them non-None defaults).
+    """
+    def is_set(name, off):
         value = getattr(config, name, None)
-        if value is not None and value != off:
+        return value is not None and value != off and value != getattr(defaults, name, None)
+
+    for name, off in REFUSED_FLAGS.items():
+        if is_set(name, off):
             hint = " (classifier-free guidance is `cfg_scale`)" if name == "guidance_scale" else ""
-            raise ValueError(f"diffusion_generate: `{name}={value!r}` has no meaning for diffusion sampling{hint}; "
-                             f"leave it unset.")
-    ignored = [f"{name}={getattr(config, name)!r}" for name, off in IGNORED_FLAGS.items()
-               if getattr(config, name, None) is not None and getattr(config, name) != off]
+            raise ValueError(f"diffusion_generate: `{name}={getattr(config, name)!r}` has no meaning for diffusion "
+                             f"sampling{hint}; leave it unset.")
+    ignored = [f"{name}={getattr(config, name)!r}" for name, off in IGNORED_FLAGS.items() if is_set(name, off)]
     if getattr(config, "do_sample", None) and not config.temperature:
         ignored.append("do_sample=True (set `temperature` > 0 to sample; without it decoding is greedy)")
     return ignored
