@@ -11,6 +11,11 @@ The cache decides which positions each step's forward pass runs ([`CanvasKVCache
 serves keys/values during that pass (`update`, the protocol `LLaDAModel.forward` calls per layer), and drops the
 rows that leave the forward batch ([`CanvasKVCache.keep_rows`]).
 
+With static shapes (a compiled forward) a prefix window always starts at `static_start`, the first masked column,
+whatever the block: its positions left of the block are run too but keep their cached keys/values, so the tokens
+are those of the shorter window and one graph serves every windowed step. Windows are written through index
+tensors, never Python slices, for the same reason.
+
 This is a Hub file: it imports only the standard library and torch.
 """
 
@@ -40,14 +45,19 @@ class CanvasKVCache:
         refresh_interval (`int`, *optional*): refresh at every `k`-th step of a block too; `None`: at block starts.
         copies (`int`, *optional*, defaults to 1): forward rows per batch row, 2 with classifier-free guidance (the
             running rows, then their prompt-masked copies in the same order).
+        static_start (`int`, *optional*): static shapes: every prefix window starts at this column (see the module
+            docstring). `None`: a prefix window starts at its block.
     """
 
-    def __init__(self, mode: str, refresh_interval: Optional[int] = None, copies: int = 1):
+    def __init__(self, mode: str, refresh_interval: Optional[int] = None, copies: int = 1,
+                 static_start: Optional[int] = None):
         if mode not in CACHE_MODES[1:]:
             raise ValueError(f"CanvasKVCache: `mode` must be 'prefix' or 'dual', got {mode!r}.")
         self.mode, self.refresh_interval, self.copies = mode, refresh_interval, copies
+        self.static_start = static_start
         self.keys, self.values = {}, {}
-        self._window = None  # (start, stop) of the pass in progress; None: a refresh
+        self._window = None  # (window,) canvas positions of the pass in progress; None: a refresh
+        self._cached = None  # (window,) bool: positions of the window that keep their cached keys/values
 
     def plan_window(self, block: slice, block_step: int, seq_len: int):
         """Decides which canvas positions step `block_step` of the block `block` runs, and prepares `update` for
@@ -55,21 +65,30 @@ class CanvasKVCache:
         `refresh_interval`-th step), otherwise the block and what follows it (prefix) or the block (dual)."""
         interval = self.refresh_interval
         refresh = block_step == 0 if interval is None else block_step % interval == 0
-        if refresh:
-            start, stop = 0, seq_len
-        else:
-            start, stop = block.start, seq_len if self.mode == "prefix" else block.stop
-        self._window = None if (start, stop) == (0, seq_len) else (start, stop)
+        self._window = self._cached = None
+        if refresh:  # every layer's keys/values are recorded anew (from empty: the same graph at every refresh)
+            self.keys, self.values = {}, {}
+            return 0, seq_len
+        start, stop = block.start, seq_len if self.mode == "prefix" else block.stop
+        device = next(iter(self.keys.values())).device if self.keys else None
+        if self.mode == "prefix" and self.static_start is not None:
+            start = self.static_start
+            self._cached = torch.arange(start, stop, device=device) < block.start  # (window,)
+        if (start, stop) != (0, seq_len):
+            self._window = torch.arange(start, stop, device=device)
         return start, stop
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
         if self._window is None:
             self.keys[layer_idx], self.values[layer_idx] = key, value
             return key, value
-        start, stop = self._window
         keys, values = self.keys[layer_idx], self.values[layer_idx]  # (rows, kv_heads, seq, head_dim)
-        keys[:, :, start:stop] = key
-        values[:, :, start:stop] = value
+        if self._cached is not None:  # a static prefix window: its positions left of the block stay as cached
+            kept = self._cached[:, None]  # (window, 1), broadcast over (rows, kv_heads, window, head_dim)
+            key = torch.where(kept, keys.index_select(2, self._window), key)
+            value = torch.where(kept, values.index_select(2, self._window), value)
+        keys.index_copy_(2, self._window, key)
+        values.index_copy_(2, self._window, value)
         return keys, values
 
     def keep_rows(self, keep: torch.Tensor):

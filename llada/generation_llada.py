@@ -8,6 +8,12 @@ blocks of `block_length` decoded left to right. At every step the model predicts
 current block the still-masked positions get a candidate token x0 (argmax, or Gumbel-max when `temperature > 0`)
 and a confidence, and the most confident ones are committed. Committed tokens are never re-masked.
 
+Infilling: mask tokens may also stand anywhere in the prompt. They are generated like the appended ones and every
+other token stays as it is. The blocks then cover the "masked span", from the first to the last canvas column that
+holds a mask token in some row (the generated part when the prompts hold none): `block_length` divides its length
+and `steps` defaults to it. EOS is never chosen at a mask inside the prompt (text follows it); `max_new_tokens=0`
+fills the prompt's masks only.
+
 Conventions (documented once, relied upon by the tests; those of a single step, the schedule, the random draws and
 ties, are in `sampling_llada`'s docstring):
 
@@ -19,6 +25,12 @@ ties, are in `sampling_llada`'s docstring):
   (see `cache_llada`), and a parallel-decoding step is one step however many tokens it commits. With
   `early_stop=True` a row whose first EOS has nothing undecided before it is finished at once (its masked positions
   become padding) and leaves the forward batch.
+- Logits processors (transformers' classes, from the flags and the `logits_processor` argument) act on the logits
+  of the block at every step; what they see is described in `processors_llada`.
+- `compile=True` runs every step's forward through `torch.compile` with static shapes: the logits kept are given as
+  index tensors, a prefix-cache window always starts where the masked span does (its positions left of the block
+  keep their cached keys/values, as without compilation), and finished rows stay in the batch, so one graph serves
+  every step of a kind (full pass, cache refresh, windowed pass). The tokens are those of the eager run.
 
 This is a Hub file: it imports only the standard library, torch, the public transformers API and its sibling Hub
 files.
@@ -36,26 +48,31 @@ from transformers import GenerationConfig
 from transformers.utils import ModelOutput, logging
 
 from .cache_llada import CACHE_MODES, CanvasKVCache
+from .processors_llada import BlockLogitsProcessor, apply_do_sample, reject_unsupported_generation_flags
 from .sampling_llada import (
     REMASKING_STRATEGIES,
     RandomDraws,
     RunningRows,
     as_id_list,
+    as_token_rows,
     block_schedule,
     constrain_logits,
     denoise_block,
     fill_finished_rows,
     guidance_inputs,
     guided_logits,
+    infill_canvas,
     num_transfer_tokens,
     pad_after_eos,
-    unused_generation_flags,
 )
 
 
 logger = logging.get_logger(__name__)
 
-CALL_ONLY_ARGUMENTS = ("streamer", "generator", "seed", "generation_tokens_hook_func", "generation_logits_hook_func")
+_COMPILED_FORWARDS = {}  # (model class, compile settings) -> the compiled `forward`, see `_compiled_forward`
+
+CALL_ONLY_ARGUMENTS = ("streamer", "generator", "seed", "generation_tokens_hook_func", "generation_logits_hook_func",
+                       "logits_processor")
 
 
 class LLaDAGenerationConfig(GenerationConfig):
@@ -63,13 +80,19 @@ class LLaDAGenerationConfig(GenerationConfig):
     Generation settings of [`LLaDAGenerationMixin.diffusion_generate`]; saved as `generation_config.json`.
 
     Besides the standard fields it uses (`max_new_tokens`, `temperature`, `top_k`, `top_p`, `min_new_tokens`,
-    `num_return_sequences`, `return_dict_in_generate`, `eos_token_id`, `pad_token_id`), it holds:
+    `num_return_sequences`, `return_dict_in_generate`, `eos_token_id`, `pad_token_id`, `do_sample`, the logits
+    processor flags `repetition_penalty`, `bad_words_ids`, `sequence_bias`, `suppress_tokens`,
+    `begin_suppress_tokens`, `min_p`, `typical_p`, `epsilon_cutoff`, `eta_cutoff`, `renormalize_logits` (see
+    `processors_llada`), and `compile_config`), it holds the fields below. Standard flags that cannot apply to
+    diffusion sampling (`num_beams > 1`, `penalty_alpha`, `no_repeat_ngram_size`, ...) are a `ValueError`.
 
     Args:
         steps (`int`, *optional*):
-            Number of denoising steps over the whole generation. Defaults to `max_new_tokens` (one token per step).
+            Number of denoising steps over the whole generation. Defaults to `max_new_tokens` (one token per step;
+            with mask tokens in the prompt, the length of the masked span).
         block_length (`int`, *optional*):
-            Length of the semi-autoregressive blocks; must divide `max_new_tokens`. Defaults to the whole length.
+            Length of the semi-autoregressive blocks; must divide `max_new_tokens` (the masked span's length with
+            mask tokens in the prompt). Defaults to the whole length.
         remasking (`str`, *optional*, defaults to `"low_confidence"`):
             Which masked positions a step commits first, a name of `sampling_llada.REMASKING_STRATEGIES`:
             `"low_confidence"` (highest probability of the predicted token), `"random"`, `"entropy"` (lowest
@@ -104,6 +127,11 @@ class LLaDAGenerationConfig(GenerationConfig):
             pad id) and it leaves the forward batch; the loop ends when every row is done. The returned sequences
             are those of `early_stop=False` (everything after the first EOS becomes padding anyway); `nfe` and
             the decode steps after the stop differ.
+        compile (`bool`, *optional*, defaults to `False`):
+            Run each step's forward through `torch.compile` with static shapes (one compilation per canvas shape and
+            kind of pass; see the module docstring), with the settings of `compile_config` (a transformers
+            `CompileConfig`) or `fullgraph=True, dynamic=False`. Setting `compile_config` turns it on too;
+            `disable_compile=True` turns it off.
 
     `max_new_tokens` defaults to 128; `temperature` None or 0 is greedy (left unset by default so that a plain
     `GenerationConfig` reading `generation_config.json` does not warn). `min_new_tokens` forbids EOS in the first
@@ -113,7 +141,7 @@ class LLaDAGenerationConfig(GenerationConfig):
     # The fields of diffusion sampling and their defaults (the standard fields are the base class's).
     DIFFUSION_DEFAULTS = dict(steps=None, block_length=None, remasking="low_confidence", remask_ratio=None,
                               cfg_scale=0.0, mask_token_id=None, output_history=False, cache_refresh_interval=None,
-                              threshold=None, factor=None, early_stop=False)
+                              threshold=None, factor=None, early_stop=False, compile=False)
 
     def __init__(self, **kwargs):
         for name, default in self.DIFFUSION_DEFAULTS.items():
@@ -138,7 +166,7 @@ class LLaDAGenerationConfig(GenerationConfig):
 
         The autoregressive checks of the base class do not apply to diffusion sampling and are not run.
         """
-        for name, minimum in (("max_new_tokens", 1), ("steps", 1), ("block_length", 1), ("top_k", 0),
+        for name, minimum in (("max_new_tokens", 0), ("steps", 1), ("block_length", 1), ("top_k", 0),
                               ("min_new_tokens", 0), ("mask_token_id", 0), ("pad_token_id", 0),
                               ("num_return_sequences", 1)):
             _check_int(self, name, minimum)
@@ -168,7 +196,10 @@ class LLaDAGenerationConfig(GenerationConfig):
             raise ValueError(f"{type(self).__name__}: set `threshold` or `factor`, not both.")
         if not isinstance(self.early_stop, bool):
             _fail(self, "early_stop", "a bool", self.early_stop)
-        if self.max_new_tokens is not None:
+        if not isinstance(self.compile, bool):
+            _fail(self, "compile", "a bool", self.compile)
+        reject_unsupported_generation_flags(self, _plain_generation_config())
+        if self.max_new_tokens:  # 0: only the prompt's mask tokens, whose span is known once the prompt is
             block_schedule(self.max_new_tokens, self.block_length, self.steps)
 
 
@@ -221,6 +252,7 @@ class DenoisingContext:
     prompt_length: int
     attention_mask: Optional[torch.Tensor]  # (batch, seq), None when nothing is padded
     prompt_positions: torch.Tensor  # (batch, seq) bool: real prompt tokens (masked in the guidance copy)
+    generation_start: int = 0  # the first canvas column holding a mask token: the blocks cover it to the end
     position_ids: Optional[torch.Tensor] = None  # (batch, seq): the canvas's positions, for windowed passes
     cache: Optional[CanvasKVCache] = None
     eos_token_ids: tuple = ()
@@ -229,6 +261,9 @@ class DenoisingContext:
     streamer: Optional[object] = None
     tokens_hook: Optional[Callable] = None
     logits_hook: Optional[Callable] = None
+    logits_processor: Optional[BlockLogitsProcessor] = None  # None when no processor or warper is on
+    forward: Optional[Callable] = None  # the model, or its compiled forward with the model bound
+    static_shapes: bool = False  # compiled: the same shapes at every step of a kind (see the module docstring)
 
     @property
     def has_hooks(self) -> bool:
@@ -251,6 +286,48 @@ class LLaDAGenerationMixin:
             input_ids = kwargs.pop("inputs")
         return self.diffusion_generate(input_ids, attention_mask, generation_config, **kwargs)
 
+    def infill(self, prefix_ids, suffix_ids, length: int, **kwargs) -> torch.LongTensor:
+        r"""
+        Fills in `length` tokens between each prefix and its suffix: [`diffusion_generate`] on the left-padded canvas
+        `prefix + [mask] * length + suffix`, with nothing appended (`max_new_tokens=0`). The blocks, steps and
+        every sampling option (keyword arguments) apply to the `length` masked positions.
+
+        Args:
+            prefix_ids, suffix_ids (`list[int]`, `list[list[int]]` or `torch.LongTensor`):
+                The text before and after the gap, one of each per row (one list or a 1-D tensor: one row). Either
+                may be empty (`[]`).
+            length (`int`): the number of tokens to fill in, the same for every row.
+
+        Returns:
+            `torch.LongTensor` of shape `(batch * num_return_sequences, length)`: the tokens filled in.
+
+        Example:
+
+        ```python
+        >>> prefix, suffix = tokenizer("To be, or ").input_ids, tokenizer(", that is the question").input_ids
+        >>> middle = model.infill(prefix, suffix, length=8, steps=8)
+        >>> tokenizer.decode(middle[0])
+        ```
+        """
+        for name in ("max_new_tokens", "gen_length", "max_length", "input_ids", "attention_mask",
+                     "return_dict_in_generate", "output_history"):
+            if name in kwargs:
+                raise ValueError(f"infill: `{name}` does not apply (the gap is `length` tokens and infill returns "
+                                 "them); call diffusion_generate with mask tokens in `input_ids` for the full output.")
+        ids = {name: kwargs[name] for name in ("mask_token_id", "pad_token_id") if name in kwargs}
+        config = self._prepare_generation_config(kwargs.get("generation_config"), ids)
+        mask_token_id = self._resolve_mask_token_id(config)
+        pad_token_id = next((i for i in (config.pad_token_id, self.config.pad_token_id) if i not in (None, mask_token_id)),
+                            0 if mask_token_id != 0 else 1)
+        input_ids, attention_mask, middle_start = infill_canvas(
+            as_token_rows(prefix_ids, "prefix_ids"), as_token_rows(suffix_ids, "suffix_ids"), length, mask_token_id,
+            pad_token_id, device=self.device)
+        out = self.diffusion_generate(input_ids, attention_mask, max_new_tokens=0, return_dict_in_generate=False,
+                                      **kwargs)
+        middle_start = middle_start.repeat_interleave(out.shape[0] // input_ids.shape[0])  # num_return_sequences
+        columns = middle_start[:, None] + torch.arange(length, device=out.device)  # (rows, length)
+        return out.gather(1, columns)
+
     @torch.no_grad()
     def diffusion_generate(self, input_ids=None, attention_mask=None, generation_config=None, **kwargs):
         r"""
@@ -259,6 +336,7 @@ class LLaDAGenerationMixin:
         Args:
             input_ids (`torch.LongTensor` of shape `(batch, prompt_len)`, *optional*):
                 Left-padded prompts. `None` generates unconditionally `num_return_sequences` (default 1) rows.
+                Mask tokens in a prompt are generated too (infilling; see the module docstring and [`infill`]).
             attention_mask (`torch.Tensor` of shape `(batch, prompt_len)`, *optional*):
                 1 for prompt tokens, 0 for padding. Padding never changes and is never attended to; positions count
                 real tokens only, so right-padded prompts give the same continuations.
@@ -267,8 +345,13 @@ class LLaDAGenerationMixin:
                 `max_new_tokens` (alias `gen_length`; or `max_length` = prompt + new), `steps`, `block_length`,
                 `temperature`, `top_k`, `top_p`, `remasking`, `remask_ratio`, `cfg_scale`, `mask_token_id`,
                 `eos_token_id`, `pad_token_id`, `min_new_tokens`, `num_return_sequences` (copies of each prompt),
-                `output_history`, `return_dict_in_generate`, and the fast paths `use_cache` (`"prefix"`/`"dual"`),
-                `cache_refresh_interval`, `threshold`, `factor`, `early_stop`.
+                `output_history`, `return_dict_in_generate`, the fast paths `use_cache` (`"prefix"`/`"dual"`),
+                `cache_refresh_interval`, `threshold`, `factor`, `early_stop`, `compile`, the logits processor
+                flags (`repetition_penalty`, `bad_words_ids`, `suppress_tokens`, `min_p`, ...) and `do_sample`
+                (`True`: sample, at temperature 1 unless one is set; `False`: greedy).
+            logits_processor (`LogitsProcessorList`, *optional*):
+                transformers logits processors applied every step to the logits of the block being decoded, after
+                those the flags build; each sees the current canvas as `input_ids` (`processors_llada`).
             seed (`int`, *optional*) or generator (`torch.Generator`, *optional*):
                 Source of the random draws. `seed`: one stream per row, from `seed` and the row's index among the
                 copies of its prompt, so a prompt samples the same alone or in any batch; a `generator` (default:
@@ -298,27 +381,43 @@ class LLaDAGenerationMixin:
         """
         kwargs.pop("token_type_ids", None)  # some tokenizers return it; the model has no segment embeddings
         options = _pop_call_options(kwargs, self.device)
+        logits_processor = options.pop("logits_processor")
         config = self._prepare_generation_config(generation_config, kwargs)
         prompt_ids, prompt_mask = self._prepare_prompt(input_ids, attention_mask, config.num_return_sequences)
         batch, prompt_length = prompt_ids.shape
-        max_new_tokens = self._resolve_length(config, prompt_mask)
-        block_length, steps_per_block = block_schedule(max_new_tokens, config.block_length, config.steps)
         mask_token_id = self._resolve_mask_token_id(config)
+        max_new_tokens = self._resolve_length(config, prompt_ids, prompt_mask, mask_token_id)
 
         canvas = torch.cat([prompt_ids, prompt_ids.new_full((batch, max_new_tokens), mask_token_id)], dim=1)
         attention_mask = torch.cat([prompt_mask, prompt_mask.new_ones((batch, max_new_tokens))], dim=1)
-        prompt_positions = attention_mask.bool()  # (batch, seq)
+        # the masked span, from the first to the last column holding a mask token: the generated part, or more
+        # with mask tokens in a prompt (infilling), or less with only those
+        masked_columns = (canvas == mask_token_id).any(dim=0).nonzero().squeeze(-1)
+        generation_start, generation_end = int(masked_columns[0]), int(masked_columns[-1]) + 1
+        span_name = "max_new_tokens" if (generation_start, generation_end) == (prompt_length, canvas.shape[1]) else (
+            f"the masked span (canvas columns {generation_start} to {generation_end - 1}, from the first to the last "
+            "mask token)")
+        block_length, steps_per_block = block_schedule(generation_end - generation_start, config.block_length,
+                                                       config.steps, length_name=span_name)
+        prompt_positions = attention_mask.bool() & (canvas != mask_token_id)  # (batch, seq), masked for guidance
         prompt_positions[:, prompt_length:] = False
         eos_token_ids = tuple(as_id_list(config.eos_token_id))
         randomness = RandomDraws.for_call(options.pop("seed"), options.pop("generator"), batch,
                                           config.num_return_sequences or 1, self.device)
         context = DenoisingContext(
             config=config, mask_token_id=mask_token_id, prompt_length=prompt_length,
-            attention_mask=None if bool(attention_mask.all()) else attention_mask,
+            attention_mask=None if bool(attention_mask.all()) else attention_mask, generation_start=generation_start,
             prompt_positions=prompt_positions, eos_token_ids=eos_token_ids,
             pad_token_id=config.pad_token_id if config.pad_token_id is not None else next(iter(eos_token_ids), None),
             randomness=randomness, **options,
         )
+        processors = BlockLogitsProcessor(config, logits_processor, eos_token_ids,
+                                          prompt_length if max_new_tokens else None, self.device)
+        context.logits_processor = processors if processors else None
+        compile_config = getattr(config, "compile_config", None)
+        context.static_shapes = bool(config.compile or compile_config is not None) and not getattr(
+            config, "disable_compile", None)
+        context.forward = self._compiled_forward(compile_config) if context.static_shapes else self
         if config.use_cache:
             if context.has_hooks:
                 raise ValueError(
@@ -327,7 +426,8 @@ class LLaDAGenerationMixin:
                 )
             context.position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # as the model's default
             context.cache = CanvasKVCache(config.use_cache, config.cache_refresh_interval,
-                                          copies=2 if config.cfg_scale > 0 else 1)
+                                          copies=2 if config.cfg_scale > 0 else 1,
+                                          static_start=generation_start if context.static_shapes else None)
         canvas, decode_step, history, nfe = self._denoise(canvas, block_length, steps_per_block, context)
         sequences = canvas
         if eos_token_ids:  # generated tokens after a row's first EOS become padding
@@ -350,11 +450,12 @@ class LLaDAGenerationMixin:
             context.streamer.put(canvas)
         rows, step = RunningRows(canvas.shape[0]), 0
         for block_index, block_steps in enumerate(steps_per_block):
-            block_start = context.prompt_length + block_index * block_length
+            block_start = context.generation_start + block_index * block_length
             block = slice(block_start, block_start + block_length)
             for block_step in range(block_steps):
-                if not context.has_hooks:  # hooks take the whole batch; otherwise finished rows leave it
-                    unfinished = (canvas[:, context.prompt_length:] == mask_token_id).any(dim=-1)  # (batch,)
+                # hooks take the whole batch, and static shapes keep it; otherwise finished rows leave it
+                if not context.has_hooks and not context.static_shapes:
+                    unfinished = (canvas[:, context.generation_start:] == mask_token_id).any(dim=-1)  # (batch,)
                     keep = rows.drop_finished(unfinished)
                     if keep is not None and context.cache is not None:
                         context.cache.keep_rows(keep)
@@ -366,7 +467,9 @@ class LLaDAGenerationMixin:
                 decode_step.masked_fill_(masked & (canvas != mask_token_id), step)
                 if config.early_stop and context.eos_token_ids:
                     generated = canvas[:, context.prompt_length:]  # a view: filling it fills the canvas
-                    fill_finished_rows(generated, mask_token_id, context.eos_token_ids, context.pad_token_id)
+                    prompt_filled = ~(canvas[:, :context.prompt_length] == mask_token_id).any(dim=-1)  # (batch,)
+                    fill_finished_rows(generated, mask_token_id, context.eos_token_ids, context.pad_token_id,
+                                       ready=prompt_filled)
                 if history is not None:
                     history.append(canvas)
                 if context.streamer is not None:
@@ -390,8 +493,12 @@ class LLaDAGenerationMixin:
             block_logits = logits[:, block]
         else:
             logits = block_logits = self._denoiser_logits(canvas, context, rows, block, block_step)
+        # block_offset < 0 for a block that starts inside the prompt: no EOS at the prompt's mask tokens
         block_logits = constrain_logits(block_logits, mask_token_id, context.eos_token_ids, config.min_new_tokens,
                                         block_offset=block.start - context.prompt_length)  # (rows, n, vocab)
+        if context.logits_processor is not None:
+            block_logits = context.logits_processor(rows.take(canvas), rows.take(context.attention_mask),
+                                                    block_logits, block, mask_token_id, config.temperature or 0.0)
         block_tokens = rows.take(canvas)[:, block]  # (rows, n)
         masked_count = (block_tokens == mask_token_id).sum(dim=-1)  # (rows,)
         num_transfer = num_transfer_tokens(masked_count, block_steps - block_step, config.remask_ratio)
@@ -417,15 +524,28 @@ class LLaDAGenerationMixin:
         if cfg_scale > 0:
             input_ids, attention_mask, position_ids = guidance_inputs(
                 input_ids, rows.take(context.prompt_positions), context.mask_token_id, attention_mask, position_ids)
-        cache = context.cache
+        cache, forward = context.cache, context.forward or self
+        start, stop = (0, input_ids.shape[1]) if cache is None else cache.plan_window(block, block_step,
+                                                                                      input_ids.shape[1])
+        keep = 0 if block.start is None else slice(block.start - start, block.stop - start)  # 0: every position
+        if context.static_shapes and keep != 0:  # an index tensor: the same graph for every block
+            keep = torch.arange(keep.start, keep.stop, device=input_ids.device)
         if cache is None:
-            outputs = self(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=block, return_dict=True)
+            outputs = forward(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, return_dict=True)
         else:
-            start, stop = cache.plan_window(block, block_step, input_ids.shape[1])
-            outputs = self(input_ids=input_ids[:, start:stop], attention_mask=attention_mask,
-                           position_ids=position_ids[:, start:stop], past_key_values=cache,
-                           logits_to_keep=slice(block.start - start, block.stop - start), return_dict=True)
+            outputs = forward(input_ids=input_ids[:, start:stop], attention_mask=attention_mask,
+                              position_ids=position_ids[:, start:stop], past_key_values=cache, logits_to_keep=keep,
+                              return_dict=True)
         return outputs.logits if cfg_scale == 0 else guided_logits(outputs.logits, cfg_scale)
+
+    def _compiled_forward(self, compile_config=None) -> Callable:
+        """This model's `forward` through `torch.compile`, with the model bound: compiled once per model class and
+        settings (and then once per shape), kept for later calls."""
+        options = _compile_options(compile_config)
+        key = (type(self), repr(sorted(options.items())))
+        if key not in _COMPILED_FORWARDS:
+            _COMPILED_FORWARDS[key] = torch.compile(type(self).forward, **options)
+        return functools.partial(_COMPILED_FORWARDS[key], self)
 
     # ------------------------------------------------------------------------------------------------------------
     # argument handling: everything is checked before the first forward pass
@@ -459,9 +579,7 @@ class LLaDAGenerationMixin:
                 f"diffusion_generate: unexpected keyword arguments {sorted(unused)}. Expected fields of "
                 f"LLaDAGenerationConfig or one of {CALL_ONLY_ARGUMENTS}."
             )
-        ignored = unused_generation_flags(config, _plain_generation_config())
-        if ignored:
-            logger.warning_once(f"diffusion_generate does not apply these generation settings: {', '.join(ignored)}.")
+        apply_do_sample(config, kwargs)
         return config
 
     def _prepare_prompt(self, input_ids, attention_mask, num_return_sequences):
@@ -491,19 +609,30 @@ class LLaDAGenerationMixin:
         attention_mask = attention_mask.to(self.device).long().repeat_interleave(copies, dim=0)
         return input_ids, attention_mask
 
-    def _resolve_length(self, config, prompt_mask) -> int:
-        """`max_new_tokens` (or `max_length` minus the prompt), checked against `max_position_embeddings`."""
+    def _resolve_length(self, config, prompt_ids, prompt_mask, mask_token_id) -> int:
+        """`max_new_tokens` (or `max_length` minus the prompt), checked against `max_position_embeddings`; 0 only
+        when the prompts hold mask tokens to fill."""
         prompt_length = prompt_mask.shape[1]
+        prompt_masks = prompt_ids == mask_token_id  # (batch, prompt_len)
+        if bool((prompt_masks & (prompt_mask == 0)).any()):
+            raise ValueError(f"diffusion_generate: padding positions (attention_mask 0) hold the mask token "
+                             f"({mask_token_id}); pad with another id.")
+        has_masks = bool(prompt_masks.any())
         max_new_tokens = config.max_new_tokens
         if max_new_tokens is None:
             if config.max_length is None:
                 raise ValueError("diffusion_generate: set `max_new_tokens` (the number of tokens to generate).")
             max_new_tokens = config.max_length - prompt_length
-            if max_new_tokens < 1:
+            if max_new_tokens < (0 if has_masks else 1):
                 raise ValueError(
                     f"diffusion_generate: `max_length` ({config.max_length}) leaves no room after the prompt "
                     f"({prompt_length} tokens); set `max_new_tokens` instead."
                 )
+        if max_new_tokens == 0 and not has_masks:
+            raise ValueError(
+                f"diffusion_generate: nothing to generate: `max_new_tokens=0` and no prompt holds the mask token "
+                f"({mask_token_id}). Put mask tokens where text should be filled in, or set `max_new_tokens` > 0."
+            )
         longest_prompt = int(prompt_mask.sum(dim=-1).max()) if prompt_length else 0
         limit = getattr(self.config, "max_position_embeddings", None)
         if limit is not None and longest_prompt + max_new_tokens > limit:  # as the forward pass: a warning
@@ -587,6 +716,13 @@ def _pop_call_options(kwargs, device) -> dict:
                 f"diffusion_generate: `{name}` must be a callable (step, x, logits) -> tensor, "
                 f"got {type(hook).__name__}."
             )
+    logits_processor = kwargs.pop("logits_processor", None)
+    if logits_processor is not None and not (isinstance(logits_processor, (list, tuple))
+                                             and all(callable(p) for p in logits_processor)):
+        raise TypeError(
+            "diffusion_generate: `logits_processor` must be a LogitsProcessorList (or a list of callables "
+            f"(input_ids, scores) -> scores), got {type(logits_processor).__name__}."
+        )
     generator, seed = kwargs.pop("generator", None), kwargs.pop("seed", None)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"diffusion_generate: `generator` must be a torch.Generator, got {type(generator).__name__}.")
@@ -595,7 +731,20 @@ def _pop_call_options(kwargs, device) -> dict:
             raise ValueError("diffusion_generate: pass `generator` or `seed`, not both.")
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"diffusion_generate: `seed` must be an int, got {seed!r}.")
-    return dict(streamer=streamer, generator=generator, seed=seed, **hooks)
+    return dict(streamer=streamer, generator=generator, seed=seed, logits_processor=logits_processor, **hooks)
+
+
+def _compile_options(compile_config) -> dict:
+    """`torch.compile` keyword arguments from a transformers `CompileConfig` (or a dict of its fields); without one,
+    a full graph with static shapes."""
+    if compile_config is None:
+        return dict(fullgraph=True, dynamic=False)
+    names = ("fullgraph", "dynamic", "backend", "mode", "options")
+    settings = compile_config if isinstance(compile_config, dict) else {n: getattr(compile_config, n, None)
+                                                                         for n in names}
+    if settings.get("backend", "inductor") != "inductor":
+        names = names[:3]  # `mode` and `options` are inductor's
+    return {name: settings[name] for name in names if settings.get(name) is not None}
 
 
 def _call_hook(hook, name, step, canvas, logits):

@@ -23,6 +23,7 @@ from .generation_llada import LLaDAGenerationConfig, LLaDAGenerationMixin
 # transformers 4.x copies, from a local folder, only the Hub files that the model's module imports itself (5.x also
 # follows the imports of those): every sibling is imported here so that a saved folder loads on both.
 from .cache_llada import CanvasKVCache  # noqa: F401
+from .processors_llada import BlockLogitsProcessor  # noqa: F401
 from .sampling_llada import REMASKING_STRATEGIES  # noqa: F401
 
 try:
@@ -327,8 +328,9 @@ class LLaDAModel(LLaDAPreTrainedModel):
         if past_key_values is not None:
             if position_ids is None:
                 raise ValueError("LLaDAModel.forward: `position_ids` of the window are required with `past_key_values`.")
-            # queries are the window, keys the whole canvas: a (batch, 1, 1, canvas_len) key-padding mask
-            mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.bool()[:, None, None]
+            # queries are the window, keys the whole canvas: a (batch, 1, 1, canvas_len) key-padding mask (pass None
+            # when nothing is padded; no test on the values here, which would break a compiled graph)
+            mask = None if attention_mask is None else attention_mask.bool()[:, None, None]
         else:
             if attention_mask is not None and attention_mask.dim() == 2 and tuple(attention_mask.shape) != (batch, seq):
                 raise ValueError(

@@ -43,22 +43,24 @@ import torch
 # Schedule
 
 
-def block_schedule(max_new_tokens: int, block_length: Optional[int], steps: Optional[int]):
+def block_schedule(max_new_tokens: int, block_length: Optional[int], steps: Optional[int],
+                   length_name: str = "max_new_tokens"):
     """Splits the generation into blocks and spreads `steps` over them.
 
     Returns `(block_length, steps_per_block)`: the first `steps % num_blocks` blocks get one step more than the
-    others. Raises `ValueError` when `block_length` does not divide `max_new_tokens` or `steps < num_blocks`.
+    others. Raises `ValueError` when `block_length` does not divide `max_new_tokens` or `steps < num_blocks`; the
+    messages call the length `length_name`.
     """
     block_length = max_new_tokens if block_length is None else block_length
     if max_new_tokens % block_length != 0:
         raise ValueError(
-            f"`max_new_tokens` ({max_new_tokens}) must be a multiple of `block_length` ({block_length})."
+            f"`{length_name}` ({max_new_tokens}) must be a multiple of `block_length` ({block_length})."
         )
     num_blocks = max_new_tokens // block_length
     steps = max_new_tokens if steps is None else steps
     if steps < num_blocks:
         raise ValueError(
-            f"`steps` ({steps}) must be at least the number of blocks, max_new_tokens / block_length = "
+            f"`steps` ({steps}) must be at least the number of blocks, {length_name} / block_length = "
             f"{max_new_tokens} / {block_length} = {num_blocks}: every block needs a step."
         )
     base, extra = divmod(steps, num_blocks)
@@ -348,52 +350,6 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Generation options this sampler does not honour
-
-# `GenerationConfig` fields this sampler does not use, with the value that means "off". Set to anything else, those of
-# other search algorithms (beams, contrastive search, assisted decoding) are refused; the logits processors and outputs
-# not applied (yet) are named in a warning.
-REFUSED_FLAGS = {
-    "num_beams": 1, "num_beam_groups": 1, "diversity_penalty": 0.0, "penalty_alpha": None, "constraints": None,
-    "force_words_ids": None, "prompt_lookup_num_tokens": None, "num_assistant_tokens": None,
-    "assistant_early_exit": None, "dola_layers": None, "use_mtp": None, "speculation_type": None,
-    "guidance_scale": None,
-}
-IGNORED_FLAGS = {
-    "repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
-    "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None, "suppress_tokens": None, "begin_suppress_tokens": None,
-    "sequence_bias": None, "min_p": None, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "top_h": None,
-    "forced_bos_token_id": None, "forced_eos_token_id": None, "exponential_decay_length_penalty": None,
-    "renormalize_logits": False, "remove_invalid_values": False, "watermarking_config": None, "stop_strings": None,
-    "max_time": None, "min_length": 0, "length_penalty": 1.0, "early_stopping": False, "low_memory": None,
-    "token_healing": False, "output_scores": False, "output_logits": False, "output_attentions": False,
-    "output_hidden_states": False,
-}
-
-
-def unused_generation_flags(config, defaults=None) -> list:
-    """Refuses the `GenerationConfig` options of other search algorithms (`ValueError` naming the option); returns
-    the others that are set but that this sampler does not apply, as `name=value` strings (for a warning).
-
-    An option counts as set when it is neither None, nor its "off" value, nor its value in `defaults` (a plain
-    `GenerationConfig()` of the installed transformers: transformers 4 gives some of them non-None defaults).
-    """
-    def is_set(name, off):
-        value = getattr(config, name, None)
-        return value is not None and value != off and value != getattr(defaults, name, None)
-
-    for name, off in REFUSED_FLAGS.items():
-        if is_set(name, off):
-            hint = " (classifier-free guidance is `cfg_scale`)" if name == "guidance_scale" else ""
-            raise ValueError(f"diffusion_generate: `{name}={getattr(config, name)!r}` has no meaning for diffusion "
-                             f"sampling{hint}; leave it unset.")
-    ignored = [f"{name}={getattr(config, name)!r}" for name, off in IGNORED_FLAGS.items() if is_set(name, off)]
-    if getattr(config, "do_sample", None) and not config.temperature:
-        ignored.append("do_sample=True (set `temperature` > 0 to sample; without it decoding is greedy)")
-    return ignored
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # The rows that still run, and EOS handling of finished rows
 
 
@@ -407,6 +363,35 @@ def left_pad(sequences, pad_token_id: int, device=None):
         input_ids[row, width - len(ids):] = torch.as_tensor(ids, dtype=torch.long)
         attention_mask[row, width - len(ids):] = 1
     return input_ids, attention_mask
+
+
+def as_token_rows(token_ids, name: str = "token ids") -> list:
+    """One row of ids (a list of ints or a 1-D tensor) or several (a list of lists or a 2-D tensor) -> a list of
+    rows, each a list of ints; a `ValueError` naming `name` otherwise."""
+    if torch.is_tensor(token_ids):
+        if token_ids.dim() not in (1, 2) or token_ids.is_floating_point():
+            raise ValueError(f"`{name}` must be a 1-D or 2-D integer tensor, got shape {tuple(token_ids.shape)}.")
+        token_ids = torch.atleast_2d(token_ids).tolist()
+    elif isinstance(token_ids, (list, tuple)) and all(isinstance(t, int) for t in token_ids):
+        token_ids = [list(token_ids)]
+    if not (isinstance(token_ids, (list, tuple)) and token_ids
+            and all(isinstance(row, (list, tuple)) and all(isinstance(t, int) for t in row) for row in token_ids)):
+        raise ValueError(f"`{name}` must be a list of token ids, a list of such lists, or a tensor; got {token_ids!r}.")
+    return [list(row) for row in token_ids]
+
+
+def infill_canvas(prefixes, suffixes, length: int, mask_token_id: int, pad_token_id: int, device=None):
+    """The left-padded batch `prefix + [mask] * length + suffix` of each row, for `diffusion_generate` with
+    `max_new_tokens=0`: returns `(input_ids, attention_mask, middle_start)`, the first two `(batch, longest)` and
+    `middle_start` `(batch,)`, the column of each row's first mask token."""
+    if len(prefixes) != len(suffixes):
+        raise ValueError(f"infill: {len(prefixes)} prefixes but {len(suffixes)} suffixes; give one of each per row.")
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+        raise ValueError(f"infill: `length` must be an integer >= 1 (tokens to fill in), got {length!r}.")
+    rows = [list(prefix) + [mask_token_id] * length + list(suffix) for prefix, suffix in zip(prefixes, suffixes)]
+    input_ids, attention_mask = left_pad(rows, pad_token_id, device)
+    suffix_lengths = torch.tensor([len(suffix) for suffix in suffixes], device=input_ids.device)
+    return input_ids, attention_mask, input_ids.shape[1] - suffix_lengths - length
 
 
 class RunningRows:
@@ -456,10 +441,14 @@ def rows_done(generated: torch.Tensor, mask_token_id: int, eos_token_ids) -> tor
     return is_eos.any(dim=-1) & ~undecided.any(dim=-1)
 
 
-def fill_finished_rows(generated: torch.Tensor, mask_token_id: int, eos_token_ids, pad_token_id: int) -> None:
+def fill_finished_rows(generated: torch.Tensor, mask_token_id: int, eos_token_ids, pad_token_id: int,
+                       ready: Optional[torch.Tensor] = None) -> None:
     """Early stop, in place on the generated part (batch, n) of the canvas: the masked positions of rows that are
-    done ([`rows_done`]) become padding; they would become padding after the first EOS anyway."""
+    done ([`rows_done`]) become padding; they would become padding after the first EOS anyway. `ready` (batch,)
+    bool, *optional*: only these rows may be done (those whose prompt has no mask token left to fill)."""
     done = rows_done(generated, mask_token_id, eos_token_ids)  # (batch,)
+    if ready is not None:
+        done &= ready
     generated.masked_fill_(done.unsqueeze(-1) & (generated == mask_token_id), pad_token_id)
 
 
@@ -472,9 +461,9 @@ def pad_after_eos(tokens: torch.Tensor, eos_token_ids, pad_token_id: int) -> tor
 
 
 __all__ = [
-    "IGNORED_FLAGS", "REFUSED_FLAGS", "REMASKING_STRATEGIES", "RandomDraws", "RunningRows", "as_draws", "as_id_list",
-    "block_schedule", "constrain_logits", "denoise_block", "fill_finished_rows", "filter_logits", "guidance_inputs",
-    "guided_logits", "gumbel_max_tokens", "left_pad", "low_confidence", "negative_entropy", "num_transfer_tokens",
+    "REMASKING_STRATEGIES", "RandomDraws", "RunningRows", "as_draws", "as_id_list", "as_token_rows", "block_schedule",
+    "constrain_logits", "denoise_block", "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits",
+    "gumbel_max_tokens", "infill_canvas", "left_pad", "low_confidence", "negative_entropy", "num_transfer_tokens",
     "pad_after_eos", "parallel_transfer_count", "random_confidence", "row_seed", "rows_done", "scale_logits",
-    "select_transfer", "token_confidence", "top2_margin", "unused_generation_flags",
+    "select_transfer", "token_confidence", "top2_margin",
 ]
