@@ -56,6 +56,19 @@ def test_cli_generates_and_writes_png(saved_model, tmp_path, capsys):
     assert view.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_infills_between_prompt_and_suffix(saved_model, capsys):
+    assert main(["--model", str(saved_model), "--prompt", "to be", "--prompt", "or", "--suffix", "the question",
+                 "--max_new_tokens", "4", "--repetition_penalty", "1.3", "--show_prompt"]) == 0
+    captured = capsys.readouterr()
+    samples = captured.out.split("=== sample ")[1:]
+    assert len(samples) == 2 and "4 tokens filled in each" in captured.err
+    first = samples[0].split("\n", 1)[1].split()
+    assert first[:2] == ["to", "be"] and first[-2:] == ["the", "question"] and len(first) == 8  # one word a token
+    assert main(["--model", str(saved_model), "--prompt", "a", "--prompt", "b", "--prompt", "c", "--suffix", "x",
+                 "--suffix", "y"]) == 2
+    assert "one suffix for every prompt or one per prompt" in capsys.readouterr().err
+
+
 def test_cli_html_view_prompt_file_and_sampling_flags(saved_model, tmp_path, capsys):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("to be or\n\nthat is\n")

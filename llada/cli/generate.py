@@ -5,6 +5,7 @@ Examples:
     llada-generate --model runs/tiny --prompt "To be, or not" --max_new_tokens 64 --steps 64 --block_length 32
     llada-generate --model runs/tiny --prompt "ROMEO:" --prompt "JULIET:" --temperature 0.8 --seed 0 --stream
     llada-generate --model runs/tiny --prompt_file prompts.txt --remasking random --visualize view.html
+    llada-generate --model runs/tiny --prompt "To be, or " --suffix ", that is the question" --max_new_tokens 16
     llada-generate --model llada-8b-instruct --chat --prompt "Hi!" --block_length 32 --dtype bfloat16
 
 (`llada-8b-instruct`: the official LLaDA-8B-Instruct converted with `llada-convert`.)
@@ -17,7 +18,7 @@ from typing import List, Optional
 
 import torch
 
-from ..sampling_llada import REMASKING_STRATEGIES, left_pad
+from ..sampling_llada import REMASKING_STRATEGIES, infill_canvas, left_pad
 from .common import CLIError, one_line, run_main
 
 
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--prompt", action="append", default=[],
                         help="A prompt; repeat the flag for a batch. No prompt at all: unconditional generation.")
     source.add_argument("--prompt_file", help="A text file with one prompt per line (added after --prompt).")
+    source.add_argument("--suffix", action="append", default=[],
+                        help="Infilling: the text after the gap. The --max_new_tokens tokens between each prompt and "
+                             "its suffix are generated and printed. One suffix for every prompt, or one per prompt.")
     source.add_argument("--chat", action="store_true",
                         help="Wrap each prompt as a user message with the tokenizer's chat template.")
     source.add_argument("--num_return_sequences", type=int, default=1,
@@ -54,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument("--top_p", type=float, help="Nucleus sampling mass in (0, 1].")
     sampling.add_argument("--cfg_scale", type=float, help="Classifier-free guidance weight (0 = none).")
     sampling.add_argument("--min_new_tokens", type=int, help="No EOS in the first this-many generated tokens.")
+    sampling.add_argument("--repetition_penalty", type=float,
+                          help="Penalise tokens already on the canvas (transformers' RepetitionPenaltyLogitsProcessor).")
     sampling.add_argument("--seed", type=int, help="Seed of the random draws, for reproducible samples.")
 
     runtime = parser.add_argument_group("runtime and output")
@@ -69,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 SAMPLING_FLAGS = ("max_new_tokens", "steps", "block_length", "remasking", "remask_ratio", "temperature", "top_k",
-                  "top_p", "cfg_scale", "min_new_tokens")
+                  "top_p", "cfg_scale", "min_new_tokens", "repetition_penalty")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -77,16 +83,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     return run_main("llada-generate", _main, argv)
 
 
+
 def _main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.visualize and not args.visualize.lower().endswith((".png", ".html", ".htm")):
         raise CLIError(f"--visualize must end in .png or .html, got {args.visualize!r}.")
     prompts = list(args.prompt) + read_prompt_file(args.prompt_file)
+    if args.suffix and (args.chat or args.stream or args.visualize):
+        raise CLIError("--suffix (infilling) cannot be combined with --chat, --stream or --visualize.")
+    if args.suffix and len(args.suffix) not in (1, len(prompts or [""])):
+        raise CLIError(f"--suffix: give one suffix for every prompt or one per prompt; got {len(args.suffix)} "
+                       f"suffixes for {len(prompts)} prompts.")
     device = check_device(args.device)
 
     model, tokenizer = load_model_and_tokenizer(args, device)
-    input_ids, attention_mask = encode_prompts(tokenizer, prompts, args.chat, model)
     settings = {name: getattr(args, name) for name in SAMPLING_FLAGS if getattr(args, name) is not None}
+    if args.suffix:
+        return infill_main(args, model, tokenizer, prompts or [""], settings)
+    input_ids, attention_mask = encode_prompts(tokenizer, prompts, args.chat, model)
     streamer = make_streamer(args, tokenizer, model, 0 if input_ids is None else input_ids.shape[1], settings)
     try:
         out = model.diffusion_generate(
@@ -104,6 +118,32 @@ def _main(argv: Optional[List[str]] = None) -> int:
 
         path = save_decode_view(args.visualize, tokenizer, out.sequences.cpu(), out.decode_step.cpu(), prompt_length)
         print(f"Wrote {path}", file=sys.stderr)
+    return 0
+
+
+def infill_main(args, model, tokenizer, prompts: List[str], settings: dict) -> int:
+    """`--suffix`: fills `--max_new_tokens` tokens (default: the model's) between each prompt and its suffix and
+    prints them (with --show_prompt: prompt, filled text and suffix)."""
+    suffixes = args.suffix * len(prompts) if len(args.suffix) == 1 else args.suffix
+    length = settings.pop("max_new_tokens", model.generation_config.max_new_tokens)
+    mask_token_id = model.generation_config.mask_token_id
+    mask_token_id = model.config.mask_token_id if mask_token_id is None else mask_token_id
+    try:
+        input_ids, attention_mask, middle_start = infill_canvas(
+            [tokenizer(p)["input_ids"] if p else [] for p in prompts],
+            [tokenizer(s, add_special_tokens=False)["input_ids"] for s in suffixes], length, mask_token_id,
+            _pad_token_id(tokenizer, model))
+        out = model.diffusion_generate(
+            input_ids.to(model.device), attention_mask=attention_mask.to(model.device), max_new_tokens=0,
+            num_return_sequences=args.num_return_sequences, seed=args.seed, return_dict_in_generate=True, **settings)
+    except (ValueError, TypeError) as error:  # bad flag combinations: report them as usage errors
+        raise CLIError(one_line(error)) from error
+    middle_start = middle_start.repeat_interleave(args.num_return_sequences)
+    for index, (row, start) in enumerate(zip(out.sequences.tolist(), middle_start.tolist())):
+        shown = row if args.show_prompt else row[start:start + length]
+        print(f"=== sample {index} ===\n{tokenizer.decode(shown, skip_special_tokens=True)}")
+    print(f"[{out.sequences.shape[0]} sample(s), {length} tokens filled in each, {out.nfe} forward passes]",
+          file=sys.stderr)
     return 0
 
 
@@ -214,10 +254,14 @@ def encode_prompts(tokenizer, prompts: List[str], chat: bool, model):
         if not ids:
             raise CLIError(f"--prompt {prompt!r} (prompt {number}) is empty: it gives no tokens. Leave out --prompt "
                            f"for unconditional generation.")
+    return left_pad(encoded, _pad_token_id(tokenizer, model))
+
+
+def _pad_token_id(tokenizer, model) -> int:
     pad_token_id = model.generation_config.pad_token_id
     if pad_token_id is None:
         pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return left_pad(encoded, pad_token_id)
+    return pad_token_id
 
 
 class ProgressStreamer:
