@@ -58,6 +58,22 @@ def test_sft_bpe_and_gradient_checkpointing_run(tmp_path):
     assert json.loads((out / "eval_results.json").read_text())["eval_perplexity_bound"] > 1.0
 
 
+def test_torch_compile_run(tmp_path):
+    """`--torch_compile` trains a few steps (AOT autograd without inductor's code generation, to stay quick)."""
+    import math
+
+    from llada.training.run import parse_training_args, run_training
+
+    trainer = run_training(*parse_training_args([
+        "--output_dir", str(tmp_path / "compiled"), "--torch_compile", "--torch_compile_backend", "aot_eager",
+        "--max_steps", "3", "--logging_steps", "1", "--eval_strategy", "no", "--random_length_probability", "0",
+        "--num_sample_generations", "0", *TINY]))
+    assert type(trainer.model_wrapped).__name__ == "OptimizedModule"
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 3 and all(math.isfinite(loss) for loss in losses)
+    assert (tmp_path / "compiled" / "model.safetensors").is_file()
+
+
 def test_streaming_run(tmp_path):
     out = tmp_path / "stream"
     assert main(["--output_dir", str(out), "--streaming", "--max_steps", "2", "--eval_steps", "2", *TINY]) == 0

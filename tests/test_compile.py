@@ -1,0 +1,63 @@
+"""`diffusion_generate(compile=True)`: the per-step forward through torch.compile, one graph per kind of pass."""
+
+import pytest
+import torch
+from transformers import CompileConfig
+
+from conftest import prompts_batch, varied_model
+
+
+class GraphCounter:
+    """A torch.compile backend that runs the captured graph as is and counts the graphs it was given."""
+
+    def __init__(self):
+        self.graphs = 0
+
+    def __call__(self, graph_module, example_inputs):
+        self.graphs += 1
+        return graph_module.forward
+
+
+CASES = {  # settings -> graphs: a full pass; or a cache refresh and a windowed pass
+    "no cache": (dict(), 1),
+    "no cache, guidance": (dict(cfg_scale=1.0), 1),
+    "prefix": (dict(use_cache="prefix"), 2),
+    "dual, guidance": (dict(use_cache="dual", cfg_scale=1.0), 2),
+    "dual, threshold, early stop": (dict(use_cache="dual", threshold=0.2, early_stop=True), 2),
+    "prefix, refresh every 2": (dict(use_cache="prefix", cache_refresh_interval=2, temperature=1.0, seed=0), 2),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_one_full_graph_per_kind_of_pass_and_the_eager_tokens(case):
+    settings, graphs = CASES[case]
+    model, (ids, attention_mask) = varied_model(), prompts_batch()
+    settings = dict(max_new_tokens=12, block_length=4, return_dict_in_generate=True, **settings)
+    eager = model.diffusion_generate(ids, attention_mask=attention_mask, **settings)
+    torch._dynamo.reset()
+    counter = GraphCounter()  # fullgraph: a graph break in the forward is an error
+    compiled = model.diffusion_generate(ids, attention_mask=attention_mask, compile=True,
+                                        compile_config=CompileConfig(backend=counter, fullgraph=True, dynamic=False),
+                                        **settings)
+    assert torch.equal(compiled.sequences, eager.sequences) and compiled.nfe == eager.nfe
+    assert counter.graphs == graphs  # every block and step reuses them: static shapes
+    again = model.diffusion_generate(ids, attention_mask=attention_mask, compile=True,
+                                     compile_config=CompileConfig(backend=counter, fullgraph=True, dynamic=False),
+                                     **settings)
+    assert torch.equal(again.sequences, eager.sequences) and counter.graphs == graphs  # kept for the next call
+
+
+def test_inductor_gives_the_eager_tokens():
+    """The default settings (inductor, full graph, static shapes) on the dual cache: a refresh and windowed passes
+    that write into the cache in place (about a minute of compilation on two CPU cores)."""
+    model = varied_model()
+    ids = torch.tensor([[11, 12, 13, 14]])
+    settings = dict(max_new_tokens=8, block_length=4, use_cache="dual")
+    torch._dynamo.reset()  # not the graphs of the other tests
+    assert torch.equal(model.diffusion_generate(ids, compile=True, **settings),
+                       model.diffusion_generate(ids, **settings))
+
+
+def test_compile_flag_is_checked():
+    with pytest.raises(ValueError, match="`compile` must be a bool"):
+        varied_model().diffusion_generate(torch.tensor([[11]]), max_new_tokens=2, compile="yes")
