@@ -16,6 +16,7 @@ import time
 from typing import Optional
 
 from llada.cli.common import run_main
+from llada.training.lora import MERGED_SUBFOLDER
 from llada.training.run import evaluation_of_saved_model, parse_training_args, run_training
 
 
@@ -44,6 +45,11 @@ def _print_summary(trainer, seconds: float) -> None:
     if bound is not None:
         kind = "perplexity bound" if "eval_perplexity_bound" in metrics else "perplexity"
         print(f"Validation {kind}: {bound:.3f} (loss {metrics.get('eval_loss', float('nan')):.4f} nats/token)")
+    if hasattr(trainer.model, "get_nb_trainable_parameters"):  # a LoRA run: the output folder holds the adapter
+        trainable, total = trainer.model.get_nb_trainable_parameters()
+        print(f"LoRA adapter:      {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.2f} %)")
+        if os.path.isdir(os.path.join(out, MERGED_SUBFOLDER)):
+            print(f"Merged model:      {os.path.join(os.path.abspath(out), MERGED_SUBFOLDER)}")
     print(f"Model + tokenizer: {os.path.abspath(out)}")
     print(f"Loss curve:        {os.path.join(os.path.abspath(out), 'loss_curve.png')}")
     print(f"TensorBoard:       tensorboard --logdir {os.path.join(os.path.abspath(out), 'runs')}")

@@ -12,6 +12,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaFor
 
 from ..configuration_llada import LLaDAConfig
 from ..modeling_llada import LLaDAForMaskedDiffusion
+from .lora import MERGED_SUBFOLDER, check_lora_arguments
 
 
 logger = logging.getLogger(__name__)
@@ -54,10 +55,28 @@ class ModelArguments:
     rope_theta: float = field(default=10000.0, metadata={"help": "RoPE base frequency."})
     tie_word_embeddings: bool = field(default=False, metadata={"help": "Share input embeddings and output head."})
     attn_implementation: str = field(default="sdpa", metadata={"help": "Attention kernel: 'sdpa' or 'eager'."})
+    lora_r: Optional[int] = field(
+        default=None,
+        metadata={"help": "Train a LoRA adapter of this rank (PEFT) instead of the whole model; needs --init_from."},
+    )
+    lora_alpha: Optional[float] = field(
+        default=None, metadata={"help": "LoRA scaling: the update is scaled by alpha / r. Default: 2 r."}
+    )
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA: dropout on the adapter's input."})
+    lora_target_modules: Optional[str] = field(
+        default=None,
+        metadata={"help": "LoRA: comma-separated module names to adapt, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,"
+                          "up_proj,down_proj. Default: every linear layer of the blocks."},
+    )
+    merge_lora: bool = field(
+        default=False,
+        metadata={"help": f"LoRA: also write the model with the adapter merged in, to OUTPUT_DIR/{MERGED_SUBFOLDER}."},
+    )
 
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"`--model_type` must be one of {MODEL_TYPES}, got {self.model_type!r}.")
+        check_lora_arguments(self)
 
 
 def build_model(args: ModelArguments, tokenizer, max_seq_length: int):

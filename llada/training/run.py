@@ -15,6 +15,7 @@ are option names or their aliases (`epochs`, `batch_size`, `lr`, `model_dir`).
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -123,6 +124,7 @@ def run_training(model_args, data_args, training_args):
 
     from .checkpoints import check_checkpoint_matches_model, prepare_output_dir, remove_earlier_run
     from .data import load_raw_datasets, tokenize_and_pack
+    from .lora import MERGED_SUBFOLDER, merge_lora_adapter, wrap_with_lora
     from .models import build_model
     from .trainer import LLaDATrainer
 
@@ -135,6 +137,9 @@ def run_training(model_args, data_args, training_args):
         processed = tokenize_and_pack(raw, tokenizer, data_args)
     model = build_model(model_args, tokenizer, data_args.max_seq_length)
     check_checkpoint_matches_model(checkpoint, model.config)
+    if model_args.lora_r is not None:
+        checkpointing = getattr(training_args, "activation_checkpointing", None) or training_args.gradient_checkpointing
+        model = wrap_with_lora(model, model_args, activation_checkpointing=bool(checkpointing))
     remove_earlier_run(training_args)  # --overwrite_output_dir: only now that every input is known to be good
 
     trainer = LLaDATrainer(
@@ -150,6 +155,8 @@ def run_training(model_args, data_args, training_args):
         metrics = evaluation_of_saved_model(trainer)
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
+    if model_args.merge_lora and trainer.is_world_process_zero():
+        merge_lora_adapter(training_args.output_dir, os.path.join(training_args.output_dir, MERGED_SUBFOLDER))
     return trainer
 
 
