@@ -9,7 +9,7 @@ setup: $(VENV)/.llada-installed
 $(VENV)/.llada-installed: setup.cfg pyproject.toml scripts/setup_venv.sh
 	VENV=$(VENV) bash scripts/setup_venv.sh
 
-# The main job: train a small LLaDA on the bundled TinyShakespeare (configs/tinyshakespeare.yaml, about seven
+# The main job: train a small LLaDA on the bundled TinyShakespeare (llada/configs/tinyshakespeare.yaml, about seven
 # minutes on two CPU cores), then sample from it. llada-train prints where the model, plot and logs are; a second
 # `make train` replaces the first run (--overwrite_output_dir).
 train: setup

@@ -2,7 +2,7 @@
 
 [`parse_training_args`] turns a command line into `(ModelArguments, DataArguments, LLaDATrainingArguments)` with
 `HfArgumentParser`. The defaults are those of the dataclasses, overlaid by the main job's YAML file
-(`configs/tinyshakespeare.yaml`, [`MAIN_JOB_CONFIG`]), then by a `--config FILE.yaml` if given, then by the flags:
+(`llada/configs/tinyshakespeare.yaml`, package data, [`MAIN_JOB_CONFIG`]), then by a `--config FILE.yaml` if given, then by the flags:
 so a bare `llada-train` and `LLaDATrainingArguments()` from Python differ by that file and nothing else. YAML keys
 are option names or their aliases (`epochs`, `batch_size`, `lr`, `model_dir`).
 
@@ -22,8 +22,9 @@ from typing import Optional
 
 logger = logging.getLogger(__name__)
 
-# The main job: a small byte-level LLaDA on the bundled TinyShakespeare (the repository's configs/ folder).
-MAIN_JOB_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tinyshakespeare.yaml"
+# The main job: a small byte-level LLaDA on the bundled TinyShakespeare. Package data, so that an installed wheel's
+# bare `llada-train` runs the same job as a checkout's.
+MAIN_JOB_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tinyshakespeare.yaml"
 
 
 def build_parser():
