@@ -61,6 +61,13 @@ report["saved_defaults"] = model.diffusion_generate(**inputs).tolist()
 for cache in ("prefix", "dual"):  # key/value caches go through the model's cache code path
     report[f"{cache}_cache"] = model.diffusion_generate(**inputs, max_new_tokens=8, steps=8, block_length=4,
                                                          use_cache=cache, threshold=0.9).tolist()
+report["processors"] = model.diffusion_generate(**inputs, max_new_tokens=8, steps=8, repetition_penalty=1.5,
+                                                suppress_tokens=[101], min_p=0.1, temperature=0.8, seed=3).tolist()
+report["infill"] = model.infill([[84, 111], [72]], [[32, 98, 101], [33]], length=4, steps=4).tolist()
+try:
+    model.diffusion_generate(**inputs, num_beams=2)
+except ValueError as error:  # refused, with the same message on both versions
+    report["refused"] = str(error)
 print("REPORT " + json.dumps(report))
 """
 
@@ -109,8 +116,10 @@ def test_transformers_4_loads_and_generates_like_transformers_5(hub_folder):
                                    torch.tensor(current[f"logits_{implementation}"]), rtol=1e-5, atol=1e-5)
     assert compat["generation_config"] == current["generation_config"]
     assert len(current["saved_defaults"][0]) == len(current["input_ids"][0]) + 6
-    for key in ("greedy", "sampled", "generate", "saved_defaults", "prefix_cache", "dual_cache"):
+    for key in ("greedy", "sampled", "generate", "saved_defaults", "prefix_cache", "dual_cache", "processors",
+                "infill", "refused"):
         assert compat[key] == current[key], key
+    assert "`num_beams=2` does not apply to diffusion sampling" in current["refused"]
 
 
 LOAD_BY_REPO_ID = r"""
