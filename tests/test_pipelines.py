@@ -5,16 +5,12 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer, LogitsProcessor, LogitsProcessorList, pipeline
 
-from conftest import tiny_model
-from test_generation_cli import word_tokenizer
+from test_generation_cli import saved_model  # noqa: F401  (the fixture: a tiny model and a word tokenizer)
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pipelines")
-    tiny_model(initializer_range=0.2).save_pretrained(folder)
-    word_tokenizer().save_pretrained(folder)
-    return folder
+def saved(saved_model):  # noqa: F811
+    return saved_model
 
 
 @pytest.fixture(scope="module")
