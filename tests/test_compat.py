@@ -119,7 +119,7 @@ def test_transformers_4_loads_and_generates_like_transformers_5(hub_folder):
     for key in ("greedy", "sampled", "generate", "saved_defaults", "prefix_cache", "dual_cache", "processors",
                 "infill", "refused"):
         assert compat[key] == current[key], key
-    assert "`num_beams=2` does not apply to diffusion sampling" in current["refused"]
+    assert "`num_beams=2` has no meaning for diffusion sampling" in current["refused"]
 
 
 LOAD_BY_REPO_ID = r"""

@@ -41,7 +41,7 @@ def test_text_generation_passes_flags_and_processors_to_generate(saved, generato
     constrained = generator("to be or", max_new_tokens=6, steps=6, return_full_text=False,
                             logits_processor=LogitsProcessorList([OnlyWords(words)]))[0]["generated_text"]
     assert set(constrained.split()) <= {"that", "is"} and constrained
-    with pytest.raises(ValueError, match="`num_beams=2` does not apply to diffusion sampling"):
+    with pytest.raises(ValueError, match="`num_beams=2` has no meaning for diffusion sampling"):
         generator("to be or", max_new_tokens=6, num_beams=2)
 
 

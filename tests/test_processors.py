@@ -135,7 +135,7 @@ def test_a_flag_and_a_passed_processor_of_the_same_type_use_the_passed_one(model
 ])
 def test_flags_that_cannot_apply_are_refused_with_the_reason(model, flag, value):
     assert flag in INAPPLICABLE_FLAGS
-    with pytest.raises(ValueError, match=re.escape(f"`{flag}={value!r}` does not apply to diffusion sampling: ")):
+    with pytest.raises(ValueError, match=re.escape(f"`{flag}={value!r}` has no meaning for diffusion sampling: ")):
         generated(model, **{flag: value})
     with pytest.raises(ValueError, match=rf"`{flag}="):
         LLaDAGenerationConfig(**{flag: value})  # raised as early as the config
