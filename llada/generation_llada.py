@@ -199,8 +199,8 @@ class LLaDAGenerationConfig(GenerationConfig):
         if not isinstance(self.compile, bool):
             _fail(self, "compile", "a bool", self.compile)
         reject_unsupported_generation_flags(self, _plain_generation_config())
-        if self.max_new_tokens:  # 0: only the prompt's mask tokens, whose span is known once the prompt is
-            block_schedule(self.max_new_tokens, self.block_length, self.steps)
+        if self.max_new_tokens and not getattr(self, "_schedule_checked_later", False):
+            block_schedule(self.max_new_tokens, self.block_length, self.steps)  # without mask tokens in the prompt
 
 
 def _is_number(value) -> bool:
@@ -573,6 +573,9 @@ class LLaDAGenerationMixin:
             kwargs["max_new_tokens"] = kwargs.pop("gen_length")
         if "max_length" in kwargs and "max_new_tokens" not in kwargs:
             kwargs["max_new_tokens"] = None  # derived from max_length once the prompt length is known
+        # the blocks tile the masked span, known once the prompt is (mask tokens in it add to max_new_tokens):
+        # diffusion_generate checks the schedule then, before any forward pass
+        config._schedule_checked_later = True
         unused = config.update(**kwargs)
         if unused:
             raise ValueError(

@@ -82,6 +82,12 @@ def test_mask_tokens_in_the_prompt_and_tokens_appended(cyclic_model):
     assert out[0].tolist() == sequence  # the gap and the continuation in one canvas
 
 
+def test_the_blocks_tile_the_masked_span_not_max_new_tokens():
+    out = varied_model().diffusion_generate(torch.tensor([[11, MASK, MASK, 12]]), max_new_tokens=4, block_length=7,
+                                            return_dict_in_generate=True)  # span: columns 1 to 7
+    assert out.sequences.shape == (1, 8) and not (out.sequences == MASK).any() and out.nfe == 6
+
+
 def test_left_padded_rows_of_different_lengths_fill_as_alone():
     model = varied_model()
     prefixes, suffixes = [[11, 12, 13], [21], []], [[14], [22, 23, 24, 25], [31, 32]]
