@@ -439,13 +439,16 @@ def masked_diffusion_loss(
     answer length and the total by the batch size (SFT). Without `p_mask` it is the mean CE over labelled positions.
 
     Args:
-        logits (`(batch, seq, vocab)`), labels (`(batch, seq)`, -100 where not scored),
+        logits (`(batch, seq, vocab)`, or `(n_labelled, vocab)`: those of the labelled positions only, in the order
+            of `logits[labels != -100]`; the loss needs nothing else, so a training step can skip the head
+            elsewhere), labels (`(batch, seq)`, -100 where not scored),
         p_mask (`(batch,)`, `(batch, 1)` or `(batch, seq)`), attention_mask (`(batch, seq)`),
         answer_lengths (`(batch,)`).
     """
     batch, seq = labels.shape
     labelled = labels != -100  # (batch, seq)
-    token_ce = F.cross_entropy(logits[labelled].float(), labels[labelled], reduction="none")  # (n_labelled,)
+    labelled_logits = logits if logits.dim() == 2 else logits[labelled]  # (n_labelled, vocab)
+    token_ce = F.cross_entropy(labelled_logits.float(), labels[labelled], reduction="none")  # (n_labelled,)
     if p_mask is None:
         if token_ce.numel() == 0:
             return logits.sum() * 0.0  # nothing to score; keep the graph so backward still works
@@ -552,6 +555,10 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
                 only for the current block: the vocabulary-wide head is a large share of a small model's cost.
                 Not with `labels` (the loss needs every position).
 
+        In training mode with `labels`, only the labelled positions go through the head (that is all the loss
+        needs) and the output's `logits` is `None`; in eval mode the logits of every position are returned with
+        the loss.
+
         Returns: [`~modeling_outputs.MaskedLMOutput`] with `loss` when `labels` are given.
 
         Example:
@@ -581,13 +588,20 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state  # (batch, seq, hidden)
-        if not keep_all:
-            kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-            hidden_states = hidden_states[:, kept]
-        logits = self.lm_head(hidden_states)  # (batch, kept positions, vocab)
         loss = None
-        if labels is not None:
-            loss = masked_diffusion_loss(logits, labels, p_mask, attention_mask, answer_lengths)
+        if labels is not None and self.training:
+            # The loss needs the head only where a token is labelled (the masked ones, about half): skipping the
+            # others saves a large share of a small model's step. `logits` is None then; eval mode returns them.
+            labelled_logits = self.lm_head(hidden_states[labels != -100])  # (n_labelled, vocab)
+            loss = masked_diffusion_loss(labelled_logits, labels, p_mask, attention_mask, answer_lengths)
+            logits = None
+        else:
+            if not keep_all:
+                kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+                hidden_states = hidden_states[:, kept]
+            logits = self.lm_head(hidden_states)  # (batch, kept positions, vocab)
+            if labels is not None:
+                loss = masked_diffusion_loss(logits, labels, p_mask, attention_mask, answer_lengths)
         if not return_dict:
             output = (logits, outputs.hidden_states, outputs.attentions)
             output = tuple(v for v in output if v is not None)

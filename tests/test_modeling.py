@@ -95,6 +95,27 @@ def test_gradient_checkpointing_gives_same_gradients():
         torch.testing.assert_close(plain[name], checkpointed[name], msg=name)
 
 
+def test_training_step_runs_the_head_only_at_labelled_positions():
+    ids = random_ids(batch=3, seq=10)
+    noisy, masked, p_mask = forward_process(ids, torch.tensor([0.3, 0.6, 0.9]), 99,
+                                            generator=torch.Generator().manual_seed(0))
+    labels = torch.where(masked, ids, -100)
+
+    def loss_and_grads(training):
+        model = tiny_model().train(training)
+        out = model(noisy, labels=labels, p_mask=p_mask)
+        out.loss.backward()
+        return out, {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    (trained, train_grads), (full, full_grads) = loss_and_grads(True), loss_and_grads(False)
+    assert trained.logits is None and full.logits.shape == (3, 10, 100)  # eval mode keeps every position
+    torch.testing.assert_close(trained.loss, full.loss)
+    for name in full_grads:
+        torch.testing.assert_close(train_grads[name], full_grads[name], msg=name)
+    labelled_logits = full.logits[labels != -100]
+    torch.testing.assert_close(masked_diffusion_loss(labelled_logits, labels, p_mask), full.loss)
+
+
 def hand_ce(logits, labels):
     """Cross-entropy of each position, written out: -log softmax at the label."""
     log_probs = logits.float().log_softmax(-1)
