@@ -145,3 +145,40 @@ def test_missing_mask_token_is_a_clear_error():
         DataCollatorForMaskedDiffusion(pad_token_id=PAD)
     with pytest.raises(ValueError, match="eps"):
         DataCollatorForMaskedDiffusion(mask_token_id=MASK, eps=0.0)
+
+
+def test_stratified_times_put_one_row_in_each_stratum():
+    collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=5,
+                                              t_sampling="stratified")
+    batch = collator(rows(*[12] * 8))
+    t = (batch["p_mask"][:, 0] - 1e-3) / (1 - 1e-3)  # (batch,) back to the diffusion times
+    strata = torch.floor(t * 8).long()
+    assert torch.equal(strata, torch.arange(8))
+
+
+def test_complementary_masking_scores_every_maskable_token_once_per_pair():
+    examples = [
+        {"input_ids": [5, 6, 7, 8, 9, 10], "labels": [-100, -100, -100, 8, 9, 10]},
+        {"input_ids": [5, 6, 7, 8], "labels": [-100, -100, 7, 8]},
+    ]
+    plain = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=2,
+                                           pad_answers_with_eos=False)
+    paired = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=2,
+                                            pad_answers_with_eos=False, complementary_masking=True)
+    first, batch = plain(examples), paired(examples)
+    assert batch["input_ids"].shape == (4, 6)
+    for key in first:  # the first half is the ordinary batch
+        assert torch.equal(batch[key][:2], first[key])
+    scored = batch["labels"] != -100
+    answer = torch.tensor([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 0, 0]], dtype=torch.bool)
+    assert torch.equal(scored[:2] ^ scored[2:], answer)  # each answer token scored in exactly one of the pair
+    assert not (scored[:2] & scored[2:]).any()
+    t = (first["p_mask"][:, 0] - 1e-3) / (1 - 1e-3)
+    assert torch.allclose(batch["p_mask"][2:, 0], (1 - 1e-3) * (1 - t) + 1e-3)
+    assert torch.equal(batch["answer_lengths"], torch.tensor([3, 2, 3, 2]))
+    assert torch.equal(batch["input_ids"][2:][scored[2:]], torch.full((int(scored[2:].sum()),), MASK))
+
+
+def test_bad_training_t_sampling_is_refused():
+    with pytest.raises(ValueError, match="t_sampling"):
+        DataCollatorForMaskedDiffusion(mask_token_id=MASK, t_sampling="antithetic")

@@ -29,7 +29,7 @@ from ..sampling_llada import REMASKING_STRATEGIES
 from ..saved_files import make_tokenizer_config_portable
 from .callbacks import LossCurveCallback, SampleGenerationCallback, fit_generation_length
 from .checkpoints import check_max_steps, removing_partial_checkpoint, staged_folder
-from .collator import DataCollatorForMaskedDiffusion
+from .collator import TRAIN_T_SAMPLING, DataCollatorForMaskedDiffusion
 from .hub_callback import HubCodeFilesCallback
 from .models import is_masked_diffusion_model
 
@@ -72,6 +72,16 @@ class LLaDATrainingArguments(TrainingArguments):
     random_length_probability: float = field(
         default=0.01,
         metadata={"help": "Probability that a training batch is cut to a random length in [1, L] (LLaDA: 0.01)."},
+    )
+    train_t_sampling: str = field(
+        default="uniform",
+        metadata={"help": "How each batch's diffusion times are drawn: uniform (LLaDA) or stratified (one t per "
+                          "equal stratum of [0, 1): lower-variance loss).", "choices": list(TRAIN_T_SAMPLING)},
+    )
+    complementary_masking: bool = field(
+        default=False,
+        metadata={"help": "Train on every sequence twice per batch, with a mask and its complement, so each token "
+                          "is scored once per pair (the batch has twice as many rows as sequences)."},
     )
     eval_num_t_samples: int = field(
         default=4, metadata={"help": "Monte-Carlo samples of t (and masks) per sequence for the ELBO at evaluation."}
@@ -181,6 +191,8 @@ class LLaDATrainer(Trainer):
                 mask_token_id=model.config.mask_token_id,
                 eps=getattr(args, "mask_eps", 1e-3),
                 random_length_probability=getattr(args, "random_length_probability", 0.0),
+                t_sampling=getattr(args, "train_t_sampling", "uniform"),
+                complementary_masking=getattr(args, "complementary_masking", False),
                 seed=args.seed,  # masks depend on seed and batch only: exact resumes, any number of workers
             )
         if is_sft:  # prompt labels are already -100; pad labels with -100 too
