@@ -182,3 +182,28 @@ def test_complementary_masking_scores_every_maskable_token_once_per_pair():
 def test_bad_training_t_sampling_is_refused():
     with pytest.raises(ValueError, match="t_sampling"):
         DataCollatorForMaskedDiffusion(mask_token_id=MASK, t_sampling="antithetic")
+
+
+def test_exact_masking_masks_ceil_t_n_tokens_and_weighs_n_over_k():
+    examples = [{"input_ids": list(range(2, 22))}, {"input_ids": list(range(2, 12))},
+                {"input_ids": [5, 6, 7, 8, 9, 10]}]
+    for seed in range(10):
+        collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=seed,
+                                                  masking="exact", complementary_masking=True)
+        batch = collator(examples)
+        counts = (batch["labels"] != -100).sum(1)  # (6,)
+        n = torch.tensor([20, 10, 6])
+        k = counts[:3]
+        assert ((k >= 1) & (k <= n)).all()
+        assert torch.allclose(batch["p_mask"][:3, 0], k / n)
+        assert torch.equal(counts[3:], n - k)  # the complement masks the rest
+        scored = batch["labels"] != -100
+        assert not (scored[:3] & scored[3:]).any()  # a token is never masked in both copies
+        assert (batch["labels"][1, 10:] == -100).all()  # padding stays clean
+
+
+def test_exact_masking_count_is_uniform_over_one_to_n():
+    collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0, masking="exact")
+    counts = (collator(rows(*[8] * 4000))["labels"] != -100).sum(1)
+    frequencies = torch.bincount(counts, minlength=9)[1:].float() / 4000
+    assert torch.allclose(frequencies, torch.full((8,), 1 / 8), atol=0.025)

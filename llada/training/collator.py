@@ -15,6 +15,7 @@ from ..modeling_llada import forward_process
 
 
 TRAIN_T_SAMPLING = ("uniform", "stratified")
+MASKING_SCHEMES = ("bernoulli", "exact")
 
 
 @dataclass
@@ -62,6 +63,12 @@ class DataCollatorForMaskedDiffusion:
             How the batch's times are drawn: `"uniform"` (independent, LLaDA) or `"stratified"` (row k of B gets a
             uniform `t` in `[k / B, (k + 1) / B)`: the low-discrepancy sampler of MDLM, Sahoo et al. 2024, which
             lowers the variance of the batch loss; the rows arrive shuffled).
+        masking (`str`, *optional*, defaults to `"bernoulli"`):
+            `"bernoulli"`: every maskable token is masked independently with probability `p` (LLaDA). `"exact"`:
+            exactly `k = ceil(t n)` of a row's `n` maskable tokens are masked, chosen uniformly, with weight `n / k`
+            (`p_mask = k / n`). Both give the same ELBO in expectation (with `t` uniform, `k` is uniform on
+            `1..n`, and the Bernoulli mixture weighs each count by `1 / k`); the exact count removes the binomial
+            noise of the number masked, so the loss has a lower variance.
         complementary_masking (`bool`, *optional*, defaults to `False`):
             Return every sequence twice: once masked by the forward process at `t` and once with exactly its other
             maskable tokens masked (the forward process at `1 - t`), so each token is scored once per pair. The
@@ -90,6 +97,7 @@ class DataCollatorForMaskedDiffusion:
     mask: bool = True
     pad_to_multiple_of: Optional[int] = None
     t_sampling: str = "uniform"
+    masking: str = "bernoulli"
     complementary_masking: bool = False
 
     def __post_init__(self):
@@ -108,6 +116,10 @@ class DataCollatorForMaskedDiffusion:
             self.pad_token_id = self.eos_token_id if self.eos_token_id is not None else 0
         if not 0.0 < self.eps < 1.0:
             raise ValueError(f"DataCollatorForMaskedDiffusion: `eps` must be in (0, 1), got {self.eps!r}.")
+        if self.masking not in MASKING_SCHEMES:
+            raise ValueError(
+                f"DataCollatorForMaskedDiffusion: `masking` must be one of {MASKING_SCHEMES}, got {self.masking!r}."
+            )
         if self.t_sampling not in TRAIN_T_SAMPLING:
             raise ValueError(
                 f"DataCollatorForMaskedDiffusion: `t_sampling` must be one of {TRAIN_T_SAMPLING}, "
@@ -135,16 +147,25 @@ class DataCollatorForMaskedDiffusion:
 
         # (batch,) diffusion time of each sequence; stratified: one draw in each of `batch` equal strata of [0, 1)
         t = sample_times(1, batch_size, self.t_sampling, generator)[:, 0]
-        noisy_ids, masked_indices, p_mask = forward_process(
-            input_ids, t, self.mask_token_id, maskable, self.eps, generator)  # (batch, seq), (batch, seq), (batch, 1)
+        if self.masking == "exact":
+            masked_indices, p_mask = exact_count_masks(maskable, t, generator)  # (batch, seq), (batch, 1)
+            noisy_ids = input_ids.masked_fill(masked_indices, self.mask_token_id)
+        else:
+            noisy_ids, masked_indices, p_mask = forward_process(
+                input_ids, t, self.mask_token_id, maskable, self.eps, generator)  # (batch, seq), (batch, seq), (batch, 1)
         if self.complementary_masking:
             # Each sequence a second time with exactly the other maskable tokens masked: that copy is the forward
             # process at time 1 - t, and every token is scored once per pair.
             complement = maskable & ~masked_indices  # (batch, seq)
+            if self.masking == "exact":  # n - k of n tokens masked: weight n / (n - k) (no weight when none is)
+                n = maskable.sum(dim=1, keepdim=True).clamp(min=1)
+                complement_p = (complement.sum(dim=1, keepdim=True) / n).clamp(min=1.0 / n)
+            else:
+                complement_p = (1.0 - self.eps) * (1.0 - t[:, None]) + self.eps
             input_ids, attention_mask, maskable = (torch.cat([x, x]) for x in (input_ids, attention_mask, maskable))
             masked_indices = torch.cat([masked_indices, complement])
             noisy_ids = input_ids.masked_fill(masked_indices, self.mask_token_id)
-            p_mask = torch.cat([p_mask, (1.0 - self.eps) * (1.0 - t[:, None]) + self.eps])
+            p_mask = torch.cat([p_mask, complement_p.to(p_mask.dtype)])
             batch_size *= 2
 
         labels = torch.where(masked_indices, input_ids, torch.full_like(input_ids, -100))
@@ -200,6 +221,18 @@ class DataCollatorForMaskedDiffusion:
         return input_ids[:, :length], attention_mask[:, :length], maskable[:, :length]
 
 
+def exact_count_masks(maskable: torch.Tensor, t: torch.Tensor, generator=None):
+    """Masks exactly `k = ceil(t n)` (at least 1) of each row's `n` maskable positions, uniformly at random.
+
+    Returns the `(batch, seq)` bool masks and the `(batch, 1)` masking ratios `k / n` (the loss weights `1 / p`).
+    """
+    scores = torch.rand(maskable.shape, generator=generator).masked_fill(~maskable.bool(), 2.0)  # (batch, seq)
+    ranks = scores.argsort(dim=1).argsort(dim=1)  # (batch, seq) rank of each position's score within its row
+    n = maskable.sum(dim=1, keepdim=True)  # (batch, 1)
+    k = torch.ceil(t[:, None] * n).clamp(min=1).minimum(n)  # (batch, 1)
+    return (ranks < k) & maskable.bool(), (k / n.clamp(min=1)).float()
+
+
 def batch_seed(seed: int, input_ids: torch.Tensor) -> int:
     """A 63-bit seed derived from `seed` and the padded batch `input_ids` (batch, seq) with BLAKE2b."""
     digest = hashlib.blake2b(digest_size=8)
@@ -217,4 +250,4 @@ def _as_long_list(values, name: str) -> list:
     return list(values)
 
 
-__all__ = ["TRAIN_T_SAMPLING", "DataCollatorForMaskedDiffusion", "batch_seed"]
+__all__ = ["MASKING_SCHEMES", "TRAIN_T_SAMPLING", "DataCollatorForMaskedDiffusion", "batch_seed", "exact_count_masks"]

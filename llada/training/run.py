@@ -129,6 +129,10 @@ def run_training(model_args, data_args, training_args):
     from .models import build_model
     from .trainer import LLaDATrainer
 
+    if training_args.torch_num_threads:
+        import torch
+
+        torch.set_num_threads(training_args.torch_num_threads)
     set_seed(training_args.seed)
     # Everything that can fail on bad input runs before the trainer writes anything to output_dir.
     checkpoint = prepare_output_dir(training_args)  # writable, not another run's; the checkpoint to resume

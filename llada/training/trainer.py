@@ -29,7 +29,7 @@ from ..sampling_llada import REMASKING_STRATEGIES
 from ..saved_files import make_tokenizer_config_portable
 from .callbacks import LossCurveCallback, SampleGenerationCallback, fit_generation_length
 from .checkpoints import check_max_steps, removing_partial_checkpoint, staged_folder
-from .collator import TRAIN_T_SAMPLING, DataCollatorForMaskedDiffusion
+from .collator import MASKING_SCHEMES, TRAIN_T_SAMPLING, DataCollatorForMaskedDiffusion
 from .hub_callback import HubCodeFilesCallback
 from .models import is_masked_diffusion_model
 
@@ -73,10 +73,21 @@ class LLaDATrainingArguments(TrainingArguments):
         default=0.01,
         metadata={"help": "Probability that a training batch is cut to a random length in [1, L] (LLaDA: 0.01)."},
     )
+    torch_num_threads: Optional[int] = field(
+        default=None,
+        metadata={"help": "Torch threads of this process (torch.set_num_threads); default: torch's own choice. One "
+                          "thread is nearly as fast for a small model on a 2-core CPU and does not collapse when "
+                          "another job shares the machine."},
+    )
     train_t_sampling: str = field(
         default="uniform",
         metadata={"help": "How each batch's diffusion times are drawn: uniform (LLaDA) or stratified (one t per "
                           "equal stratum of [0, 1): lower-variance loss).", "choices": list(TRAIN_T_SAMPLING)},
+    )
+    masking: str = field(
+        default="bernoulli",
+        metadata={"help": "bernoulli: each token masked with probability p (LLaDA); exact: exactly ceil(t n) of a "
+                          "row's n tokens, weight n/k (same ELBO, lower variance).", "choices": list(MASKING_SCHEMES)},
     )
     complementary_masking: bool = field(
         default=False,
@@ -137,6 +148,14 @@ class LLaDATrainingArguments(TrainingArguments):
             raise ValueError(f"`eval_t_sampling` must be one of {T_SAMPLING_SCHEMES}, got {self.eval_t_sampling!r}.")
         if not isinstance(self.eval_num_t_samples, int) or self.eval_num_t_samples < 1:
             raise ValueError(f"`eval_num_t_samples` must be a positive integer, got {self.eval_num_t_samples!r}.")
+        if self.torch_num_threads is not None and (isinstance(self.torch_num_threads, bool)
+                                                   or not isinstance(self.torch_num_threads, int)
+                                                   or self.torch_num_threads < 1):
+            raise ValueError(f"`torch_num_threads` must be a positive integer, got {self.torch_num_threads!r}.")
+        if self.masking not in MASKING_SCHEMES:
+            raise ValueError(f"`masking` must be one of {MASKING_SCHEMES}, got {self.masking!r}.")
+        if self.train_t_sampling not in TRAIN_T_SAMPLING:
+            raise ValueError(f"`train_t_sampling` must be one of {TRAIN_T_SAMPLING}, got {self.train_t_sampling!r}.")
 
 
 class LLaDATrainer(Trainer):
@@ -192,6 +211,7 @@ class LLaDATrainer(Trainer):
                 eps=getattr(args, "mask_eps", 1e-3),
                 random_length_probability=getattr(args, "random_length_probability", 0.0),
                 t_sampling=getattr(args, "train_t_sampling", "uniform"),
+                masking=getattr(args, "masking", "bernoulli"),
                 complementary_masking=getattr(args, "complementary_masking", False),
                 seed=args.seed,  # masks depend on seed and batch only: exact resumes, any number of workers
             )
