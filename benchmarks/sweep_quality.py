@@ -28,9 +28,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sample_quality  # noqa: E402
 
 
+# name -> llada-train options on top of the main job's (configs/tinyshakespeare.yaml)
 RECIPES = {
     "baseline": [],
     "ar": ["--model_type", "autoregressive"],
+    "strat": ["--train_t_sampling", "stratified"],
+    "comp": ["--complementary_masking", "--per_device_train_batch_size", "16"],
+    "strat_comp": ["--train_t_sampling", "stratified", "--complementary_masking", "--per_device_train_batch_size",
+                   "16"],
+    "strat_comp_exact": ["--train_t_sampling", "stratified", "--complementary_masking", "--masking", "exact",
+                         "--per_device_train_batch_size", "16"],
+    "bpe2048": ["--tokenizer", "bpe", "--vocab_size", "2048"],
+    "bpe4096": ["--tokenizer", "bpe", "--vocab_size", "4096"],
+    "bpe4096_sce": ["--tokenizer", "bpe", "--vocab_size", "4096", "--train_t_sampling", "stratified",
+                    "--complementary_masking", "--masking", "exact", "--per_device_train_batch_size", "16"],
+    "ar_bpe4096": ["--model_type", "autoregressive", "--tokenizer", "bpe", "--vocab_size", "4096"],
 }
 
 SAMPLERS = {
@@ -38,6 +50,8 @@ SAMPLERS = {
     "lowconf-b8": {"remasking": "low_confidence", "temperature": 0.8, "block_length": 8},
     "lowconf-T0.5-b8": {"remasking": "low_confidence", "temperature": 0.5, "block_length": 8},
     "lowconf-b1": {"remasking": "low_confidence", "temperature": 0.8, "block_length": 1},
+    "lc-T1-p9": {"remasking": "low_confidence", "temperature": 1.0, "top_p": 0.9, "block_length": 8},
+    "lc-T1-p8": {"remasking": "low_confidence", "temperature": 1.0, "top_p": 0.8, "block_length": 8},
     "ar-T0.8": {"temperature": 0.8},
 }
 
