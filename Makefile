@@ -14,7 +14,7 @@ $(VENV)/.llada-installed: setup.cfg pyproject.toml scripts/setup_venv.sh
 # `make train` replaces the first run (--overwrite_output_dir).
 train: setup
 	$(VENV)/bin/llada-train --overwrite_output_dir
-	$(VENV)/bin/llada-generate --model runs/llada-tinyshakespeare --prompt "ROMEO:" --seed 0
+	OMP_NUM_THREADS=1 $(VENV)/bin/llada-generate --model runs/llada-tinyshakespeare --prompt "ROMEO:" --seed 0
 
 # Tiny models run faster on one thread per process (the DDP test starts two processes).
 test: setup

@@ -42,6 +42,9 @@ RECIPES = {
     "bpe4096": ["--tokenizer", "bpe", "--vocab_size", "4096"],
     "bpe4096_sce": ["--tokenizer", "bpe", "--vocab_size", "4096", "--train_t_sampling", "stratified",
                     "--complementary_masking", "--masking", "exact", "--per_device_train_batch_size", "16"],
+    "bpe4096_comp": ["--tokenizer", "bpe", "--vocab_size", "4096", "--complementary_masking",
+                     "--per_device_train_batch_size", "16"],
+    "comp_lr3e-3": ["--complementary_masking", "--per_device_train_batch_size", "16", "--learning_rate", "3e-3"],
     "ar_bpe4096": ["--model_type", "autoregressive", "--tokenizer", "bpe", "--vocab_size", "4096"],
 }
 
