@@ -353,8 +353,9 @@ class LLaDAGenerationMixin:
                 transformers logits processors applied every step to the logits of the block being decoded, after
                 those the flags build; each sees the current canvas as `input_ids` (`processors_llada`).
             seed (`int`, *optional*) or generator (`torch.Generator`, *optional*):
-                Source of the random draws. `seed`: one stream per row, from `seed` and the row's index among the
-                copies of its prompt, so a prompt samples the same alone or in any batch; a `generator` (default:
+                Source of the random draws. `seed`: one stream per row, from `seed`, the row's prompt and its index
+                among the copies of that prompt, so a prompt samples the same alone or in any batch and different
+                prompts do not share their random draws; a `generator` (default:
                 torch's global one) is one stream for the whole batch, as in LLaDA's code.
             streamer (*optional*):
                 An object with `put(canvas)` and `end()`: receives the starting canvas `(batch, seq)`, the canvas
@@ -402,7 +403,7 @@ class LLaDAGenerationMixin:
         prompt_positions = attention_mask.bool() & (canvas != mask_token_id)  # (batch, seq), masked for guidance
         prompt_positions[:, prompt_length:] = False
         eos_token_ids = tuple(as_id_list(config.eos_token_id))
-        randomness = RandomDraws.for_call(options.pop("seed"), options.pop("generator"), batch,
+        randomness = RandomDraws.for_call(options.pop("seed"), options.pop("generator"), prompt_ids, prompt_mask,
                                           config.num_return_sequences or 1, self.device)
         context = DenoisingContext(
             config=config, mask_token_id=mask_token_id, prompt_length=prompt_length,

@@ -149,22 +149,38 @@ def guided_logits(logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
 # Candidates and their confidence
 
 
-def row_seed(seed: int, row: int) -> int:
-    """The seed of the random stream of a batch row that is copy `row` of its prompt: `seed` itself for the first
-    copy (so one prompt samples as with a generator seeded with `seed`), a SplitMix64 mix of both for the others."""
-    if row == 0:
-        return seed
-    mixed = (seed * 0x9E3779B97F4A7C15 + row * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    mixed = ((mixed ^ (mixed >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    mixed = ((mixed ^ (mixed >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return (mixed ^ (mixed >> 31)) & 0x7FFFFFFFFFFFFFFF
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+
+
+def _mix64(value: int) -> int:
+    """SplitMix64's finaliser: a well-spread 64-bit integer from any 64-bit integer."""
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value ^ (value >> 31)
+
+
+def prompt_key(token_ids) -> int:
+    """A 64-bit digest of a prompt's tokens (the unpadded ids, mask tokens included): rows with different prompts
+    get different random streams, the same prompt the same stream however it is padded or batched."""
+    key = 0x9E3779B97F4A7C15
+    for token in token_ids:
+        key = _mix64((key + int(token) + 1) & _MASK64)
+    return key
+
+
+def row_seed(seed: int, row: int, prompt: int = 0) -> int:
+    """The seed of the random stream of a batch row that is copy `row` of a prompt whose [`prompt_key`] is `prompt`:
+    a SplitMix64 mix of the three, so that neither two prompts nor two copies of one prompt share a stream."""
+    mixed = (seed * 0x9E3779B97F4A7C15 + row * 0xBF58476D1CE4E5B9 + prompt) & _MASK64
+    return _mix64(mixed) & 0x7FFFFFFFFFFFFFFF
 
 
 class RandomDraws:
     """Where the sampler's uniform float64 draws come from.
 
-    - `RandomDraws.per_row(seed, copy_index, device)` (what `seed=` gives): every batch row draws from its own
-      generator, seeded with [`row_seed`] from `seed` and the row's index among the copies of its prompt, and only
+    - `RandomDraws.per_row(seed, copy_index, device, prompt_keys)` (what `seed=` gives): every batch row draws from
+      its own generator, seeded with [`row_seed`] from `seed`, its prompt and its index among the copies of its
+      prompt, and only
       at steps where it still has a masked position in the block. A row's sample then depends on its prompt and the
       seed alone, not on the other rows of the batch, caches, thresholds or guidance.
     - `RandomDraws.shared(generator)` (what `generator=` gives, or torch's global generator): one stream for the
@@ -175,20 +191,24 @@ class RandomDraws:
         self.generator, self.row_generators = generator, row_generators
 
     @classmethod
-    def per_row(cls, seed: int, copy_index: torch.Tensor, device) -> "RandomDraws":
-        return cls(row_generators=[torch.Generator(device=device).manual_seed(row_seed(seed, int(copy)))
-                                   for copy in copy_index])
+    def per_row(cls, seed: int, copy_index: torch.Tensor, device, prompt_keys=None) -> "RandomDraws":
+        keys = [0] * len(copy_index) if prompt_keys is None else prompt_keys
+        return cls(row_generators=[torch.Generator(device=device).manual_seed(row_seed(seed, int(copy), key))
+                                   for copy, key in zip(copy_index, keys)])
 
     @classmethod
     def shared(cls, generator: Optional[torch.Generator] = None) -> "RandomDraws":
         return cls(generator=generator)
 
     @classmethod
-    def for_call(cls, seed: Optional[int], generator, batch_size: int, copies: int, device) -> "RandomDraws":
-        """Per-row streams with a `seed`, else one shared stream; each prompt's `copies` are consecutive rows."""
+    def for_call(cls, seed: Optional[int], generator, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                 copies: int, device) -> "RandomDraws":
+        """Per-row streams with a `seed`, else one shared stream. `prompt_ids` / `prompt_mask` (batch, prompt
+        length): the rows' prompts, each prompt's `copies` in consecutive rows."""
         if seed is None:
             return cls.shared(generator)
-        return cls.per_row(seed, torch.arange(copies).repeat(batch_size // copies), device)
+        keys = [prompt_key(ids[mask].tolist()) for ids, mask in zip(prompt_ids.cpu(), prompt_mask.bool().cpu())]
+        return cls.per_row(seed, torch.arange(copies).repeat(len(keys) // copies), device, keys)
 
     def uniform(self, shape, device, rows: Optional["RunningRows"] = None, active=None) -> torch.Tensor:
         """Draws of `shape` = (running rows, ...) on `device`, from the generators' device (a CPU generator also
@@ -464,6 +484,6 @@ __all__ = [
     "REMASKING_STRATEGIES", "RandomDraws", "RunningRows", "as_draws", "as_id_list", "as_token_rows", "block_schedule",
     "constrain_logits", "denoise_block", "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits",
     "gumbel_max_tokens", "infill_canvas", "left_pad", "low_confidence", "negative_entropy", "num_transfer_tokens",
-    "pad_after_eos", "parallel_transfer_count", "random_confidence", "row_seed", "rows_done", "scale_logits",
+    "pad_after_eos", "parallel_transfer_count", "random_confidence", "prompt_key", "row_seed", "rows_done", "scale_logits",
     "select_transfer", "token_confidence", "top2_margin",
 ]

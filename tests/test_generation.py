@@ -19,6 +19,7 @@ from transformers import AutoModel, GenerationConfig
 
 from conftest import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, varied_model
 from llada.generation_llada import LLaDAGenerateOutput, LLaDAGenerationConfig
+from llada.sampling_llada import prompt_key, row_seed
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -84,11 +85,12 @@ def reference_logits(model, x, attention, prompt_len, cfg_scale):
     return unconditional + (cfg_scale + 1) * (conditional - unconditional)
 
 
-def replay_draws(seed, num_steps, batch, block_length, vocab, temperature, remasking, one_stream=False):
-    """The random numbers the sampler draws, in its documented order: with `seed=`, every row (each the first copy
-    of its prompt) from its own generator seeded with `seed`; with `generator=` (`one_stream`), from that one
-    generator for the whole batch at once."""
-    generators = [torch.Generator().manual_seed(seed) for _ in range(1 if one_stream else batch)]
+def replay_draws(seed, num_steps, row_seeds, block_length, vocab, temperature, remasking, one_stream=False):
+    """The random numbers the sampler draws, in its documented order: with `seed=`, every row from its own
+    generator seeded with `row_seeds[row]`; with `generator=` (`one_stream`), from one generator seeded with `seed`
+    for the whole batch at once."""
+    batch = len(row_seeds)
+    generators = [torch.Generator().manual_seed(s) for s in ([seed] if one_stream else row_seeds)]
     shapes = {"gumbel": (block_length, vocab), "random": (block_length,)}
     wanted = [name for name, used in (("gumbel", temperature > 0), ("random", remasking == "random")) if used]
     draws = []
@@ -108,7 +110,8 @@ def assert_matches_reference(model, ids, attention_mask, one_stream=False, **set
     seed = settings.pop("seed", None)
     draws = None
     if seed is not None:
-        draws = replay_draws(seed, steps, ids.shape[0], block_length, model.config.vocab_size,
+        row_seeds = [row_seed(seed, 0, prompt_key(row[mask.bool()].tolist())) for row, mask in zip(ids, attention_mask)]
+        draws = replay_draws(seed, steps, row_seeds, block_length, model.config.vocab_size,
                              settings.get("temperature", 0.0), settings.get("remasking", "low_confidence"), one_stream)
         settings["generator" if one_stream else "seed"] = torch.Generator().manual_seed(seed) if one_stream else seed
     out = model.diffusion_generate(ids, attention_mask=attention_mask, eos_token_id=None, **settings)
@@ -179,8 +182,14 @@ def test_same_seed_same_samples_other_seed_differs():
     model, ids = varied_model(), torch.tensor([[11, 12, 13]])
     settings = dict(max_new_tokens=16, steps=16, temperature=1.0, remasking="random")
     first = model.diffusion_generate(ids, seed=0, **settings)
-    assert torch.equal(first, model.diffusion_generate(ids, generator=torch.Generator().manual_seed(0), **settings))
+    assert torch.equal(first, model.diffusion_generate(ids, seed=0, **settings))
+    stream = torch.Generator().manual_seed(row_seed(0, 0, prompt_key([11, 12, 13])))  # the row's documented stream
+    assert torch.equal(first, model.diffusion_generate(ids, generator=stream, **settings))
     assert not torch.equal(first, model.diffusion_generate(ids, seed=1, **settings))
+    # two prompts in one batch do not share their draws: the sampled continuations differ (a model that ignores the
+    # prompt would otherwise write the same text after both)
+    pair = model.diffusion_generate(torch.tensor([[11, 12, 13], [11, 12, 14]]), seed=0, **settings)
+    assert torch.equal(pair[0], first[0]) and not torch.equal(pair[0, 3:], pair[1, 3:])
 
 
 # ----------------------------------------------------------------------------------------------------------------

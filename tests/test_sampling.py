@@ -23,6 +23,7 @@ from llada.sampling_llada import (
     num_transfer_tokens,
     pad_after_eos,
     parallel_transfer_count,
+    prompt_key,
     row_seed,
     rows_done,
     scale_logits,
@@ -232,8 +233,14 @@ def test_per_row_draws_depend_on_the_row_only():
     copies = torch.tensor([0, 0, 1])
     draws = RandomDraws.per_row(7, copies, "cpu").uniform((3, 4), "cpu")
     assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])  # first copies share a stream
-    assert torch.equal(draws[0], torch.rand(4, generator=torch.Generator().manual_seed(7), dtype=torch.float64))
-    assert row_seed(7, 0) == 7 and row_seed(7, 1) != row_seed(8, 0)
+    assert torch.equal(draws[0], torch.rand(4, generator=torch.Generator().manual_seed(row_seed(7, 0)),
+                                            dtype=torch.float64))
+    assert len({row_seed(7, 0), row_seed(7, 1), row_seed(8, 0), row_seed(7, 0, prompt_key([5]))}) == 4
+    # the prompt picks the stream: different prompts draw differently, padding and batching do not matter
+    prompts, mask = torch.tensor([[0, 5, 6], [5, 6, 1], [9, 5, 6]]), torch.tensor([[0, 1, 1], [1, 1, 0], [1, 1, 1]])
+    by_prompt = RandomDraws.for_call(7, None, prompts, mask, 1, "cpu").uniform((3, 4), "cpu")
+    assert torch.equal(by_prompt[0], by_prompt[1]) and not torch.equal(by_prompt[0], by_prompt[2])
+    assert prompt_key([5, 6]) != prompt_key([6, 5]) and prompt_key([]) != prompt_key([0])
     # a row that does not draw (nothing masked in its block) does not move its stream on
     source, rows = RandomDraws.per_row(7, copies, "cpu"), RunningRows(3)
     first = source.uniform((3, 4), "cpu", rows, active=torch.tensor([True, False, True]))

@@ -72,6 +72,10 @@ def test_training_arguments_from_python(tmp_path):
     assert unevaluated.load_best_model_at_end is False and unevaluated.save_steps == 500
     with pytest.raises(ValueError, match="`sample_remasking` must be one of"):
         LLaDATrainingArguments(output_dir=str(tmp_path), sample_remasking="lowest")
+    with pytest.raises(ValueError, match=r"`sample_top_p` must be in \(0, 1\], got 1.5"):
+        LLaDATrainingArguments(output_dir=str(tmp_path), sample_top_p=1.5)
+    with pytest.raises(ValueError, match="`sample_top_k` must be a positive integer, got 0"):
+        LLaDATrainingArguments(output_dir=str(tmp_path), sample_top_k=0)
 
 
 def test_help_lists_every_option_and_the_aliases(capsys):

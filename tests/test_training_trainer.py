@@ -167,12 +167,13 @@ def test_fit_generation_length():
 def test_sample_settings_become_the_generation_defaults_and_the_samples_use_them(tmp_path, tokenizer):
     model = make_model(tokenizer)  # 64 positions
     args = arguments(tmp_path, num_sample_generations=2, sample_max_new_tokens=60, sample_block_length=8,
-                     sample_prompt_length=4, sample_temperature=0.0, sample_remasking="margin")
+                     sample_prompt_length=4, sample_temperature=0.0, sample_remasking="margin",
+                     sample_top_p=0.9, sample_top_k=20)
     trainer = LLaDATrainer(model=model, args=args, train_dataset=blocks(), eval_dataset=blocks(4, offset=2000),
                            processing_class=tokenizer)
     config = model.generation_config
     assert (config.max_new_tokens, config.steps, config.block_length) == (56, None, 8)  # 4 + 56 <= 64
-    assert (config.temperature, config.remasking) == (0.0, "margin")
+    assert (config.temperature, config.remasking, config.top_p, config.top_k) == (0.0, "margin", 0.9, 20)
     callback = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, SampleGenerationCallback))
     texts = callback.generate(model)
     prompt = blocks(1, offset=2000)[0]["input_ids"][:4]

@@ -119,6 +119,11 @@ class LLaDATrainingArguments(TrainingArguments):
         default=None, metadata={"help": "Semi-autoregressive block length; default: one block."}
     )
     sample_temperature: float = field(default=0.8, metadata={"help": "Sampling temperature (0: greedy)."})
+    sample_top_p: Optional[float] = field(
+        default=None, metadata={"help": "Nucleus sampling of the samples: keep the smallest set of tokens whose "
+                                        "probability reaches this (0 < p <= 1); default: off."})
+    sample_top_k: Optional[int] = field(
+        default=None, metadata={"help": "Sample from the k most likely tokens only; default: off."})
     sample_remasking: str = field(
         default="low_confidence",
         metadata={"help": "Which masked positions each step commits: low_confidence (LLaDA), random (ancestral "
@@ -144,6 +149,10 @@ class LLaDATrainingArguments(TrainingArguments):
         if self.sample_remasking not in REMASKING_STRATEGIES:
             raise ValueError(
                 f"`sample_remasking` must be one of {tuple(REMASKING_STRATEGIES)}, got {self.sample_remasking!r}.")
+        if self.sample_top_p is not None and not 0 < self.sample_top_p <= 1:
+            raise ValueError(f"`sample_top_p` must be in (0, 1], got {self.sample_top_p!r}.")
+        if self.sample_top_k is not None and (not isinstance(self.sample_top_k, int) or self.sample_top_k < 1):
+            raise ValueError(f"`sample_top_k` must be a positive integer, got {self.sample_top_k!r}.")
         if self.eval_t_sampling not in T_SAMPLING_SCHEMES:
             raise ValueError(f"`eval_t_sampling` must be one of {T_SAMPLING_SCHEMES}, got {self.eval_t_sampling!r}.")
         if not isinstance(self.eval_num_t_samples, int) or self.eval_num_t_samples < 1:
@@ -309,12 +318,15 @@ def fit_generation_config(model, args) -> None:
         args.sample_max_new_tokens, args.sample_steps, args.sample_block_length, room)
     config.temperature = args.sample_temperature
     config.remasking = args.sample_remasking
+    config.top_p = args.sample_top_p
+    config.top_k = args.sample_top_k
 
 
 def _causal_lm_samples(args) -> GenerationConfig:
     """The sample settings for a causal LM (the autoregressive baseline), whose own generation config is left as is."""
     return GenerationConfig(max_new_tokens=args.sample_max_new_tokens, do_sample=args.sample_temperature > 0,
-                            temperature=args.sample_temperature or None, top_k=None, top_p=None)
+                            temperature=args.sample_temperature or None, top_k=args.sample_top_k,
+                            top_p=args.sample_top_p)
 
 
 def _clean_ids_and_scored(inputs: dict):
