@@ -88,8 +88,7 @@ def elbo_nll(
         `torch.Tensor` of shape `(batch,)`: the bound on each sequence's negative log-likelihood (summed over its
         scored tokens). Divide by `scored_mask.sum(1)` for nats per token.
     """
-    if mask_token_id is None:
-        mask_token_id = model.config.mask_token_id
+    mask_token_id = resolve_mask_token_id(model, mask_token_id)
     if generator is None:
         generator = torch.Generator().manual_seed(0 if seed is None else seed)
     batch, seq = input_ids.shape
@@ -206,7 +205,7 @@ def masked_token_nll(
     if cfg_scale > 0:
         if prompt_mask is None:
             raise ValueError("`cfg_scale` > 0 needs `prompt_mask` (the positions masked for the unconditional copy).")
-        mask_token_id = model.config.mask_token_id if mask_token_id is None else mask_token_id
+        mask_token_id = resolve_mask_token_id(model, mask_token_id)
         both_ids, both_mask, _ = guidance_inputs(noisy_ids, prompt_mask.bool(), mask_token_id, attention_mask)
         both = model(input_ids=both_ids, attention_mask=both_mask).logits  # (2 * batch, seq, vocab)
         logits = guided_logits(both.float(), cfg_scale)  # (batch, seq, vocab)
@@ -214,6 +213,16 @@ def masked_token_nll(
         logits = model(input_ids=noisy_ids, attention_mask=attention_mask).logits.float()  # (batch, seq, vocab)
     token_nll = F.cross_entropy(logits.transpose(1, 2), target_ids, reduction="none")  # (batch, seq)
     return torch.where(masked_indices.bool(), token_nll, torch.zeros_like(token_nll))
+
+
+def resolve_mask_token_id(model, mask_token_id: Optional[int] = None) -> int:
+    """`mask_token_id` if given, else `model.config.mask_token_id`; a clear error when neither is set."""
+    if mask_token_id is None:
+        mask_token_id = getattr(getattr(model, "config", None), "mask_token_id", None)
+    if mask_token_id is None:
+        raise ValueError("Scoring a masked diffusion model needs its mask token: pass `mask_token_id=` or set "
+                         "`model.config.mask_token_id` (it is None).")
+    return mask_token_id
 
 
 def model_device(model) -> torch.device:
@@ -225,5 +234,5 @@ def model_device(model) -> torch.device:
 
 __all__ = [
     "T_SAMPLING_SCHEMES", "elbo_nll", "generative_perplexity", "masked_token_nll", "perplexity_bound",
-    "sample_times",
+    "resolve_mask_token_id", "sample_times",
 ]

@@ -14,7 +14,7 @@ from typing import Optional
 
 import torch
 
-from .evaluation import model_device, masked_token_nll
+from .evaluation import masked_token_nll, model_device, resolve_mask_token_id
 
 
 K_SAMPLING_SCHEMES = ("stratified", "uniform")
@@ -77,7 +77,7 @@ def answer_nll_samples(
         generator (`torch.Generator`) or seed (`int`): fixes the draws (default seed 0), so scores are reproducible
             and several answers to one prompt can share them (common random numbers).
     """
-    mask_token_id = model.config.mask_token_id if mask_token_id is None else mask_token_id
+    mask_token_id = resolve_mask_token_id(model, mask_token_id)
     prompt_ids, answer_ids = torch.as_tensor(prompt_ids).long().flatten(), torch.as_tensor(answer_ids).long().flatten()
     if answer_ids.numel() == 0:
         raise ValueError("`answer_ids` must contain at least one token.")
@@ -127,7 +127,7 @@ def is_greedy_answer(model, prompt_ids, answer_ids, mask_token_id: Optional[int]
     Whether low-confidence greedy decoding of `len(answer)` masks after the prompt, one token per step (the most
     confident position first), reproduces the answer exactly; lm-eval's `is_greedy` for a masked-diffusion model.
     """
-    mask_token_id = model.config.mask_token_id if mask_token_id is None else mask_token_id
+    mask_token_id = resolve_mask_token_id(model, mask_token_id)
     device = model_device(model)
     prompt_ids = torch.as_tensor(prompt_ids).long().flatten().to(device)
     answer_ids = torch.as_tensor(answer_ids).long().flatten().to(device)

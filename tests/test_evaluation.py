@@ -92,3 +92,15 @@ def test_generative_perplexity_of_a_uniform_model_is_the_vocabulary_size():
     assert math.isclose(generative_perplexity(UniformCausalLM(50), ids, prompt_length=5), 50.0, rel_tol=1e-6)
     with pytest.raises(ValueError, match="no token"):
         generative_perplexity(UniformCausalLM(50), ids[:, :3], prompt_length=10)
+
+
+def test_scoring_without_a_mask_token_is_a_clear_error():
+    from llada.likelihood import monte_carlo_log_likelihood
+
+    model = tiny_model()
+    model.config.mask_token_id = None
+    ids = torch.randint(0, 50, (2, 8))
+    for call in (lambda: elbo_nll(model, ids), lambda: perplexity_bound(model, ids, show_progress=False),
+                 lambda: monte_carlo_log_likelihood(model, ids[0, :4], ids[0, 4:], num_samples=2)):
+        with pytest.raises(ValueError, match="needs its mask token: pass `mask_token_id=`"):
+            call()
