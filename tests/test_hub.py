@@ -377,3 +377,33 @@ def test_llada_train_every_save_pushes_loadable_revisions(hub, tmp_path):
     assert all(entry["model"] == "LLaDAForMaskedDiffusion" for entry in loaded)
     assert len({entry["weight_sum"] for entry in loaded}) >= 2  # the revisions hold different weights
     assert_no_secret(out, tmp_path / "hf_home")
+
+
+def test_merge_lora_pushes_the_adapter_merged_into_its_base(in_process_client, hub, model_dir, tmp_path, capsys):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoTokenizer
+
+    from llada.training.lora import merge_lora_adapter
+
+    model = LLaDAForMaskedDiffusion.from_pretrained(model_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_()  # a trained adapter: merging changes the weights
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(adapter)
+
+    args = ["--model_dir", str(adapter), "--repo_id", "tester/merged-lora", "--skip_check"]
+    assert in_process_client(args) == 2  # an adapter folder is not a model
+    assert "holds a LoRA adapter, not a full model: add --merge_lora" in capsys.readouterr().err
+    assert in_process_client(["--model_dir", str(model_dir), "--repo_id", "tester/x", "--merge_lora"]) == 2
+    assert "holds no LoRA adapter" in capsys.readouterr().err
+
+    assert in_process_client([*args, "--merge_lora"]) == 0
+    pushed = hub.files_at("tester/merged-lora")
+    assert set(pushed) == EXPECTED_FILES
+    merged = Path(merge_lora_adapter(adapter, tmp_path / "merged"))
+    assert pushed["model.safetensors"] == (merged / "model.safetensors").read_bytes()
+    assert pushed["model.safetensors"] != (model_dir / "model.safetensors").read_bytes()

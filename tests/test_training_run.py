@@ -85,3 +85,15 @@ def test_help_lists_every_option_and_the_aliases(capsys):
     help_text = capsys.readouterr().out
     assert "--model_dir OUTPUT_DIR" in help_text and "--lr LEARNING_RATE" in help_text
     assert "--sample_remasking {low_confidence,random,entropy,margin}" in help_text
+
+
+def test_an_autoregressive_run_of_complementary_options_trains_as_many_rows_per_step():
+    _, _, args = parse_training_args(["--model_type", "autoregressive", "--complementary_masking",
+                                      "--per_device_train_batch_size", "16", "--output_dir", "unused"])
+    assert (args.complementary_masking, args.per_device_train_batch_size) == (False, 32)
+    _, _, args = parse_training_args(["--complementary_masking", "--per_device_train_batch_size", "16",
+                                      "--output_dir", "unused"])
+    assert (args.complementary_masking, args.per_device_train_batch_size) == (True, 16)
+    _, _, args = parse_training_args(["--complementary_masking", "false", "--per_device_train_batch_size", "32",
+                                      "--output_dir", "unused"])
+    assert (args.complementary_masking, args.per_device_train_batch_size) == (False, 32)

@@ -5,11 +5,14 @@
 The model and tokenizer are re-saved to a temporary folder, reloaded in a fresh process through trust_remote_code
 (forward pass + a short diffusion_generate; nothing is uploaded if that fails), given a model card, and uploaded:
 config.json (with auto_map), generation_config.json, model.safetensors, the model code files, the tokenizer files
-and README.md. The token comes from --token, HF_TOKEN or `hf auth login`.
+and README.md. The token comes from --token, HF_TOKEN or `hf auth login`. A LoRA adapter folder (what `llada-train
+--lora_r` writes) is pushed as a full model with `--merge_lora`: the adapter merged into its base model.
 """
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 from typing import Optional
 
 from .common import run_main
@@ -32,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="In the same commit, delete the repo's other files (e.g. left by Trainer pushes).")
     parser.add_argument("--skip_check", action="store_true",
                         help="Do not run the fresh-process reload check before uploading.")
+    parser.add_argument("--merge_lora", action="store_true",
+                        help="--model_dir holds a LoRA adapter: merge it into its base model and push the result.")
+    parser.add_argument("--base_model", default=None,
+                        help="With --merge_lora: the base model folder or Hub id (default: the one the adapter names).")
     return parser
 
 
@@ -44,13 +51,28 @@ def _main(argv: Optional[list] = None) -> int:
     args = build_parser().parse_args(argv)
     from ..hub import HubPushError, push_to_hub
 
+    has_adapter = (Path(args.model_dir) / "adapter_config.json").is_file()
+    if args.merge_lora and not has_adapter:
+        raise ValueError(f"--merge_lora: {args.model_dir!r} holds no LoRA adapter (no adapter_config.json).")
+    if has_adapter and not args.merge_lora:
+        raise ValueError(f"--model_dir {args.model_dir!r} holds a LoRA adapter, not a full model: add --merge_lora to "
+                     "push the adapter merged into its base model.")
+    if args.base_model and not args.merge_lora:
+        raise ValueError("--base_model is only used with --merge_lora.")
     print(f"Pushing {args.model_dir} to {args.repo_id} (save, reload check, model card, one commit)...", flush=True)
     try:
-        info = push_to_hub(
-            args.model_dir, args.repo_id, private=True if args.private else None, revision=args.revision,
-            commit_message=args.commit_message, token=args.token, datasets=args.datasets,
-            check=not args.skip_check, prune=args.prune,
-        )
+        with tempfile.TemporaryDirectory() as scratch:
+            model_dir = args.model_dir
+            if args.merge_lora:
+                from ..training.lora import merge_lora_adapter
+
+                print(f"Merging the LoRA adapter of {args.model_dir} into its base model...", flush=True)
+                model_dir = merge_lora_adapter(args.model_dir, scratch, base_model=args.base_model)
+            info = push_to_hub(
+                model_dir, args.repo_id, private=True if args.private else None, revision=args.revision,
+                commit_message=args.commit_message, token=args.token, datasets=args.datasets,
+                check=not args.skip_check, prune=args.prune,
+            )
     except (ValueError, HubPushError) as error:
         print(f"llada-push: error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ValueError) else 1

@@ -61,9 +61,22 @@ def parse_training_args(argv: Optional[list] = None):
     values = vars(parser.parse_args(argv))
     values.pop("config", None)
     try:
-        return parser.parse_dict(values)
+        model_args, data_args, training_args = parser.parse_dict(values)
     except (ValueError, TypeError) as error:
         parser.error(" ".join(str(error).split()))  # one line
+    return model_args, data_args, baseline_rows(model_args, training_args)
+
+
+def baseline_rows(model_args, training_args):
+    """An autoregressive run of options that use complementary masking (each sequence twice per batch, as the main
+    job does) trains on twice the batch size instead, so that both models of one set of options process as many
+    rows per step; complementary masking itself has no meaning for a causal LM."""
+    if model_args.model_type == "autoregressive" and training_args.complementary_masking:
+        training_args.complementary_masking = False
+        training_args.per_device_train_batch_size *= 2
+        logger.info("Autoregressive model: complementary masking off, per_device_train_batch_size doubled to %d "
+                    "(the rows per step of the masked diffusion run).", training_args.per_device_train_batch_size)
+    return training_args
 
 
 def read_config(path, parser) -> dict:
@@ -105,15 +118,16 @@ def _peek_config(argv: list) -> Optional[str]:
 
 
 def build_tokenizer_for(model_args, data_args, raw):
-    """The tokenizer named by `--tokenizer`, or `--init_from`'s own when `--tokenizer` is left at its default."""
+    """The tokenizer named by `--tokenizer`, or `--init_from`'s own unless `--tokenizer` names a tokenizer folder or
+    Hub id (a fine-tuned model keeps the vocabulary its embeddings were trained for)."""
     from .data import iter_texts
     from .tokenizers import build_tokenizer, load_pretrained_tokenizer
 
-    if model_args.init_from is not None and model_args.tokenizer == "bytes":
+    if model_args.init_from is not None and model_args.tokenizer in ("bytes", "bpe"):
         try:
             return load_pretrained_tokenizer(model_args.init_from)
         except ValueError:
-            pass  # a model folder without tokenizer files: fall back to bytes
+            pass  # a model folder without tokenizer files: build the kind asked for
     texts = iter_texts(raw["train"], data_args, limit=200_000) if model_args.tokenizer == "bpe" else None
     return build_tokenizer(model_args.tokenizer, texts, model_args.vocab_size,
                            model_max_length=model_args.max_position_embeddings or data_args.max_seq_length)
@@ -174,5 +188,5 @@ def evaluation_of_saved_model(trainer) -> dict:
     return {k: v for k, v in logged[-1].items() if k != "step"} if logged else trainer.evaluate()
 
 
-__all__ = ["MAIN_JOB_CONFIG", "build_parser", "build_tokenizer_for", "evaluation_of_saved_model",
+__all__ = ["MAIN_JOB_CONFIG", "baseline_rows", "build_parser", "build_tokenizer_for", "evaluation_of_saved_model",
            "parse_training_args", "read_config", "run_training"]
