@@ -1,9 +1,9 @@
 """Training recipes side by side: for each, the perplexity bound, sample quality and wall time.
 
-    python benchmarks/sweep_quality.py --recipes baseline,stratified --output_dir runs/sweep
+    python benchmarks/sweep_quality.py --recipes main,ar,plain_1200,bytes_1200 --output_dir runs/sweep
     python benchmarks/sweep_quality.py --list
 
-Each recipe is a set of `llada-train` options on top of the main job's (`configs/tinyshakespeare.yaml`). The
+Each recipe is a set of `llada-train` options on top of the main job's (`llada/configs/tinyshakespeare.yaml`). The
 recipe is trained in its own process with `--threads` torch threads (one by default: the figures then hold on a
 machine where something else runs), then scored on the held-out split: the ELBO perplexity bound (or the
 perplexity of an autoregressive recipe) on `--eval_blocks` blocks with 16 stratified `t` each, and the samples of
@@ -28,24 +28,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sample_quality  # noqa: E402
 
 
-# name -> llada-train options on top of the main job's (configs/tinyshakespeare.yaml)
+# name -> llada-train options on top of the main job's (llada/configs/tinyshakespeare.yaml: a BPE-4096 LLaDA, 128
+# tokens per block, 900 steps of 16 sequences, each trained twice with complementary masks). PLAIN: one mask per
+# sequence, 32 sequences per step (the same 32 rows); STEPS_1200: the 1,200-step budget of the recipes tried first.
+PLAIN = ["--complementary_masking", "false", "--per_device_train_batch_size", "32"]
+STEPS_1200 = ["--max_steps", "1200", "--eval_steps", "200"]
+BYTES = ["--tokenizer", "bytes"]
+AR = ["--model_type", "autoregressive"]  # complementary options give it 2x the batch: the same rows per step
 RECIPES = {
-    "baseline": [],
-    "ar": ["--model_type", "autoregressive"],
-    "strat": ["--train_t_sampling", "stratified"],
-    "comp": ["--complementary_masking", "--per_device_train_batch_size", "16"],
-    "strat_comp": ["--train_t_sampling", "stratified", "--complementary_masking", "--per_device_train_batch_size",
-                   "16"],
-    "strat_comp_exact": ["--train_t_sampling", "stratified", "--complementary_masking", "--masking", "exact",
-                         "--per_device_train_batch_size", "16"],
-    "bpe2048": ["--tokenizer", "bpe", "--vocab_size", "2048"],
-    "bpe4096": ["--tokenizer", "bpe", "--vocab_size", "4096"],
-    "bpe4096_sce": ["--tokenizer", "bpe", "--vocab_size", "4096", "--train_t_sampling", "stratified",
-                    "--complementary_masking", "--masking", "exact", "--per_device_train_batch_size", "16"],
-    "bpe4096_comp": ["--tokenizer", "bpe", "--vocab_size", "4096", "--complementary_masking",
-                     "--per_device_train_batch_size", "16"],
-    "comp_lr3e-3": ["--complementary_masking", "--per_device_train_batch_size", "16", "--learning_rate", "3e-3"],
-    "ar_bpe4096": ["--model_type", "autoregressive", "--tokenizer", "bpe", "--vocab_size", "4096"],
+    "main": [],
+    "ar": AR,
+    "comp_1200": STEPS_1200,
+    "plain_1200": [*PLAIN, *STEPS_1200],
+    "ar_1200": [*AR, *STEPS_1200],
+    "seq256_1200": [*PLAIN, *STEPS_1200, "--max_seq_length", "256", "--per_device_train_batch_size", "16",
+                    "--per_device_eval_batch_size", "32"],
+    "bpe2048_1200": [*PLAIN, *STEPS_1200, "--vocab_size", "2048"],
+    "strat_comp_exact_1200": [*STEPS_1200, "--train_t_sampling", "stratified", "--masking", "exact"],
+    "bytes_1200": [*BYTES, *PLAIN, *STEPS_1200],
+    "bytes_ar_1200": [*BYTES, *AR, *PLAIN, *STEPS_1200],
+    "bytes_comp_1200": [*BYTES, *STEPS_1200],
+    "bytes_strat_1200": [*BYTES, *PLAIN, *STEPS_1200, "--train_t_sampling", "stratified"],
+    "bytes_strat_comp_1200": [*BYTES, *STEPS_1200, "--train_t_sampling", "stratified"],
+    "bytes_strat_comp_exact_1200": [*BYTES, *STEPS_1200, "--train_t_sampling", "stratified", "--masking", "exact"],
 }
 
 SAMPLERS = {
@@ -56,15 +61,16 @@ SAMPLERS = {
     "lc-T1-p9": {"remasking": "low_confidence", "temperature": 1.0, "top_p": 0.9, "block_length": 8},
     "lc-T1-p8": {"remasking": "low_confidence", "temperature": 1.0, "top_p": 0.8, "block_length": 8},
     "ar-T0.8": {"temperature": 0.8},
+    "saved": {},  # the model's own generation_config.json (what llada-generate uses)
 }
 
 
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipes", default="baseline,ar")
+    parser.add_argument("--recipes", default="main,ar")
     parser.add_argument("--extra", action="append", default=[],
                         help="NAME=OPTIONS: a recipe given on the command line ('--lr 3e-3 --max_steps 900').")
-    parser.add_argument("--samplers", default="random-b8,lowconf-b8,lowconf-T0.5-b8,lowconf-b1")
+    parser.add_argument("--samplers", default="saved,random-b8,lowconf-b8,lowconf-b1")
     parser.add_argument("--sampler", action="append", default=[], help="NAME=JSON: an extra sampler setting.")
     parser.add_argument("--output_dir", default="runs/sweep")
     parser.add_argument("--ar_dir", default=None, help="Autoregressive model for the generative perplexity.")
@@ -138,7 +144,6 @@ def semi_ar_bound(model, ids, block_length, num_samples=4, batch_size=32, seed=0
                 noisy = x.masked_fill(masked | after[None], mask_id)
                 nll = masked_token_nll(model, noisy, x, masked)
                 total += (nll / p).sum().item() / num_samples
-    import math
     return math.exp(total / ids.numel())
 
 
@@ -182,8 +187,8 @@ def main(argv=None):
             for key, value in SAMPLERS[sampler].items():
                 setattr(settings, key, value)
             quality = sample_quality.evaluate_model(out_dir, settings, vocabulary, heldout, ar)
-            row = {"recipe": name, "args": " ".join(RECIPES[name]), "sampler": sampler, "bound": bound, "nats_per_byte": nats_per_byte, "semi_ar": semi,
-                   "train_runtime": runtime, "cpu_seconds": timing.get("cpu"), "word_validity": quality["word_validity"],
+            row = {"recipe": name, "args": " ".join(RECIPES[name]), "sampler": sampler, "bound": bound,
+                   "nats_per_byte": nats_per_byte, "semi_ar": semi, "train_runtime": runtime, "cpu_seconds": timing.get("cpu"), "word_validity": quality["word_validity"],
                    "distinct_2": quality["distinct_2"], "gen_ppl": quality["generative_perplexity"],
                    "sample": quality["samples"][0], "threads": options.threads}
             with open(root / "sweep.jsonl", "a") as handle:
@@ -198,13 +203,13 @@ def main(argv=None):
 def write_table(root):
     rows = [json.loads(line) for line in open(root / "sweep.jsonl")]
     lines = ["| recipe | options | sampler | bound / PPL per token | nats per byte | word validity | distinct-2 | "
-             "gen. PPL | CPU s |", "|---|---|---|---|---|---|---|---|---|"]
+             "gen. PPL | train wall s | CPU s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         gppl = f"{r['gen_ppl']:.2f}" if r.get("gen_ppl") else "-"
         npb = f"{r['nats_per_byte']:.3f}" if r.get("nats_per_byte") else "-"
         cpu = f"{r['cpu_seconds']:.0f}" if r.get("cpu_seconds") else "-"
         lines.append(f"| {r['recipe']} | `{r['args']}` | {r['sampler']} | {r['bound']:.3f} | {npb} | "
-                     f"{r['word_validity']:.3f} | {r['distinct_2']:.3f} | {gppl} | {cpu} |")
+                     f"{r['word_validity']:.3f} | {r['distinct_2']:.3f} | {gppl} | {r['train_runtime']:.0f} | {cpu} |")
     (root / "sweep.md").write_text("\n".join(lines) + "\n")
 
 

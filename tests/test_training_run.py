@@ -15,7 +15,8 @@ from llada.training.trainer import LLaDATrainingArguments
 def test_defaults_are_the_tinyshakespeare_job():
     model_args, data_args, training_args = parse_training_args([])
     assert data_args.train_file is None and data_args.dataset_name is None  # bundled corpus
-    assert model_args.model_type == "llada" and model_args.tokenizer == "bytes"
+    assert (model_args.model_type, model_args.tokenizer, model_args.vocab_size) == ("llada", "bpe", 4096)
+    assert training_args.complementary_masking and training_args.torch_num_threads == 1
     assert training_args.eval_strategy == "steps" and training_args.load_best_model_at_end
     assert training_args.save_steps == training_args.eval_steps
     assert training_args.report_to == ["tensorboard"]
