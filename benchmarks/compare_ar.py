@@ -70,7 +70,7 @@ def step_seconds(train_argv, repeats=6) -> dict:
     from llada.training.data import load_raw_datasets, tokenize_and_pack
     from llada.training.models import build_model
     from llada.training.run import build_tokenizer_for
-    from llada.training.trainer import LLaDATrainer
+    from llada.training.trainer import LLaDATrainer, resolve_num_threads
 
     steps, times = {}, {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -78,8 +78,9 @@ def step_seconds(train_argv, repeats=6) -> dict:
             model_args, data_args, args = training_args_for(kind, scratch, train_argv,
                                                             ["--report_to", "none", "--num_sample_generations", "0",
                                                              "--eval_strategy", "no"])
-            if args.torch_num_threads:
-                torch.set_num_threads(args.torch_num_threads)
+            threads = resolve_num_threads(args.torch_num_threads)
+            if threads:
+                torch.set_num_threads(threads)
             raw = load_raw_datasets(data_args)
             tokenizer = build_tokenizer_for(model_args, data_args, raw)
             train = tokenize_and_pack(raw, tokenizer, data_args)["train"]

@@ -1,6 +1,7 @@
 """`llada.training.run`: the arguments of a training run (dataclasses, the main job's YAML, --config, aliases)."""
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ def test_defaults_are_the_tinyshakespeare_job():
     model_args, data_args, training_args = parse_training_args([])
     assert data_args.train_file is None and data_args.dataset_name is None  # bundled corpus
     assert (model_args.model_type, model_args.tokenizer, model_args.vocab_size) == ("llada", "bpe", 4096)
-    assert training_args.complementary_masking and training_args.torch_num_threads == 1
+    assert training_args.complementary_masking and training_args.torch_num_threads == "auto"
     assert training_args.eval_strategy == "steps" and training_args.load_best_model_at_end
     assert training_args.save_steps == training_args.eval_steps
     assert training_args.report_to == ["tensorboard"]
@@ -77,6 +78,22 @@ def test_training_arguments_from_python(tmp_path):
         LLaDATrainingArguments(output_dir=str(tmp_path), sample_top_p=1.5)
     with pytest.raises(ValueError, match="`sample_top_k` must be a positive integer, got 0"):
         LLaDATrainingArguments(output_dir=str(tmp_path), sample_top_k=0)
+    with pytest.raises(ValueError, match="`torch_num_threads` must be a positive integer or 'auto', got 'many'"):
+        LLaDATrainingArguments(output_dir=str(tmp_path), torch_num_threads="many")
+    assert LLaDATrainingArguments(output_dir=str(tmp_path), torch_num_threads="3").torch_num_threads == 3
+
+
+def test_auto_threads_follow_omp_num_threads_else_the_idle_cores(monkeypatch):
+    from llada.training.trainer import resolve_num_threads
+
+    assert resolve_num_threads(None) is None and resolve_num_threads(2) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert resolve_num_threads("auto") == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for load, expected in ((0.1, 2), (0.9, 1), (5.0, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert resolve_num_threads("auto") == expected
 
 
 def test_help_lists_every_option_and_the_aliases(capsys):

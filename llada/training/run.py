@@ -141,12 +141,15 @@ def run_training(model_args, data_args, training_args):
     from .data import load_raw_datasets, tokenize_and_pack
     from .lora import MERGED_SUBFOLDER, merge_lora_adapter, wrap_with_lora
     from .models import build_model
-    from .trainer import LLaDATrainer
+    from .trainer import LLaDATrainer, resolve_num_threads
 
-    if training_args.torch_num_threads:
+    threads = resolve_num_threads(training_args.torch_num_threads)
+    if threads:
         import torch
 
-        torch.set_num_threads(training_args.torch_num_threads)
+        torch.set_num_threads(threads)
+        logger.warning("Training with %d torch thread(s) (torch_num_threads=%s).", threads,
+                       training_args.torch_num_threads)
     set_seed(training_args.seed)
     # Everything that can fail on bad input runs before the trainer writes anything to output_dir.
     checkpoint = prepare_output_dir(training_args)  # writable, not another run's; the checkpoint to resume

@@ -73,11 +73,12 @@ class LLaDATrainingArguments(TrainingArguments):
         default=0.01,
         metadata={"help": "Probability that a training batch is cut to a random length in [1, L] (LLaDA: 0.01)."},
     )
-    torch_num_threads: Optional[int] = field(
+    torch_num_threads: Optional[str] = field(
         default=None,
-        metadata={"help": "Torch threads of this process (torch.set_num_threads); default: torch's own choice. One "
-                          "thread is nearly as fast for a small model on a 2-core CPU and does not collapse when "
-                          "another job shares the machine."},
+        metadata={"help": "Torch threads of this process (torch.set_num_threads): a number, or 'auto' = "
+                          "OMP_NUM_THREADS when set, else the cores left idle (CPU count minus the 1-minute load "
+                          "average, at least 1), so a busy machine does not make threads fight for its cores; "
+                          "default: torch's own choice."},
     )
     train_t_sampling: str = field(
         default="uniform",
@@ -157,10 +158,8 @@ class LLaDATrainingArguments(TrainingArguments):
             raise ValueError(f"`eval_t_sampling` must be one of {T_SAMPLING_SCHEMES}, got {self.eval_t_sampling!r}.")
         if not isinstance(self.eval_num_t_samples, int) or self.eval_num_t_samples < 1:
             raise ValueError(f"`eval_num_t_samples` must be a positive integer, got {self.eval_num_t_samples!r}.")
-        if self.torch_num_threads is not None and (isinstance(self.torch_num_threads, bool)
-                                                   or not isinstance(self.torch_num_threads, int)
-                                                   or self.torch_num_threads < 1):
-            raise ValueError(f"`torch_num_threads` must be a positive integer, got {self.torch_num_threads!r}.")
+        if self.torch_num_threads is not None:
+            self.torch_num_threads = parse_num_threads(self.torch_num_threads)
         if self.masking not in MASKING_SCHEMES:
             raise ValueError(f"`masking` must be one of {MASKING_SCHEMES}, got {self.masking!r}.")
         if self.train_t_sampling not in TRAIN_T_SAMPLING:
@@ -304,6 +303,29 @@ class LLaDATrainer(Trainer):
         return loss.detach(), None, None
 
 
+def parse_num_threads(value):
+    """`torch_num_threads` as given: a positive integer (also as text) or 'auto'."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`torch_num_threads` must be a positive integer or 'auto', got {value!r}.")
+    return value
+
+
+def resolve_num_threads(value) -> Optional[int]:
+    """The thread count `torch_num_threads` asks for: 'auto' is OMP_NUM_THREADS when set, else the CPU count minus
+    the 1-minute load average (rounded), at least 1; None leaves torch's own choice."""
+    if value != "auto":
+        return value
+    if os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, cores - round(load))
+
+
 def fit_generation_config(model, args) -> None:
     """
     Makes the model's saved generation defaults (what `llada-generate` uses) the `sample_*` settings of the
@@ -354,4 +376,5 @@ def _prompt_of(row: dict, length: int) -> list:
     return ids[:length]
 
 
-__all__ = ["LLaDATrainer", "LLaDATrainingArguments", "fit_generation_config"]
+__all__ = ["LLaDATrainer", "LLaDATrainingArguments", "fit_generation_config", "parse_num_threads",
+           "resolve_num_threads"]
