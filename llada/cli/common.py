@@ -38,6 +38,8 @@ def exit_code_of(error: BaseException) -> Optional[int]:
         return BAD_INPUT
     if isinstance(error, OSError):
         return IO_FAILURE
+    if type(error).__name__ == "SafetensorError" and "I/O error" in str(error):  # a failed write of weights
+        return IO_FAILURE
     return None
 
 

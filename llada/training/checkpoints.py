@@ -275,8 +275,11 @@ def staged_folder(output_dir):
 
 
 def _is_write_failure(error: BaseException) -> bool:
-    """torch.save reports a failed write (disk full) as a RuntimeError from its zip writer."""
+    """torch.save reports a failed write (disk full) as a RuntimeError from its zip writer, safetensors as a
+    SafetensorError 'Error while serializing: I/O error'."""
     text = str(error)
+    if type(error).__name__ == "SafetensorError":
+        return "I/O error" in text
     return isinstance(error, RuntimeError) and ("inline_container" in text or "file write failed" in text
                                                 or "PytorchStreamWriter" in text)
 
