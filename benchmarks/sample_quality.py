@@ -47,9 +47,10 @@ def inner_words(text: str) -> list:
 
 
 def word_validity(samples: list, vocabulary: set) -> float:
-    """Share of the samples' inner words found in `vocabulary`."""
+    """Share of the samples' inner words found in `vocabulary`; 0 when they hold no word at all (nothing valid was
+    written, and a number keeps tables and comparisons working)."""
     words = [w for text in samples for w in inner_words(text)]
-    return sum(w in vocabulary for w in words) / len(words) if words else float("nan")
+    return sum(w in vocabulary for w in words) / len(words) if words else 0.0
 
 
 def distinct_n(samples: list, n: int = 2) -> float:
