@@ -9,8 +9,8 @@ from transformers import AutoModel, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from llada.cli.train import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TINY = ["--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4", "--intermediate_size", "64",
-        "--max_seq_length", "32", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+TINY = ["--tokenizer", "bytes", "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4",
+        "--intermediate_size", "64", "--max_seq_length", "32", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
         "--train_file", str(FIXTURES / "wikitext-2-test-excerpt.txt"),
         "--validation_file", str(FIXTURES / "wikitext-2-valid-excerpt.txt"), "--max_eval_samples", "8",
         "--use_cpu", "--report_to", "none", "--dataloader_num_workers", "0", "--disable_tqdm", "true",
@@ -51,9 +51,8 @@ def test_sft_bpe_and_gradient_checkpointing_run(tmp_path):
                               for i in range(60)))
     out = tmp_path / "sft"
     args = [a for a in TINY if "wikitext" not in a and a not in ("--train_file", "--validation_file")]
-    assert main(["--output_dir", str(out), "--sft", "--train_file", str(data), "--tokenizer", "bpe",
-                 "--vocab_size", "300", "--activation_checkpointing", "--max_steps", "2", "--eval_steps", "2",
-                 *args]) == 0
+    assert main(["--output_dir", str(out), *args, "--sft", "--train_file", str(data), "--tokenizer", "bpe",
+                 "--vocab_size", "300", "--activation_checkpointing", "--max_steps", "2", "--eval_steps", "2"]) == 0
     assert len(AutoTokenizer.from_pretrained(out)) == 300
     assert json.loads((out / "eval_results.json").read_text())["eval_perplexity_bound"] > 1.0
 
