@@ -50,6 +50,7 @@ from transformers.utils import ModelOutput, logging
 from .cache_llada import CACHE_MODES, CanvasKVCache
 from .processors_llada import BlockLogitsProcessor, apply_do_sample, reject_unsupported_generation_flags
 from .sampling_llada import (
+    DRAW_FREE_STRATEGIES,
     REMASKING_STRATEGIES,
     RandomDraws,
     RunningRows,
@@ -62,6 +63,7 @@ from .sampling_llada import (
     guidance_inputs,
     guided_logits,
     infill_canvas,
+    masked_slots,
     num_transfer_tokens,
     pad_after_eos,
 )
@@ -488,12 +490,15 @@ class LLaDAGenerationMixin:
         the tokens hook.
         """
         config, mask_token_id = context.config, context.mask_token_id
+        slots = None  # (rows, k) positions of the block that the step predicts; None: all of them
         if context.has_hooks:  # hooks see (and the logits hook may change) the logits of the whole canvas
             logits = self._denoiser_logits(canvas, context, rows)  # (batch, seq, vocab)
             logits = _call_hook(context.logits_hook, "generation_logits_hook_func", step, canvas, logits)
             block_logits = logits[:, block]
         else:
-            logits = block_logits = self._denoiser_logits(canvas, context, rows, block, block_step)
+            if _predicts_masked_only(config, context, block):  # the head and the sampler skip committed positions
+                slots = masked_slots(rows.take(canvas)[:, block], mask_token_id)  # (rows, k)
+            logits = block_logits = self._denoiser_logits(canvas, context, rows, block, block_step, slots)
         # block_offset < 0 for a block that starts inside the prompt: no EOS at the prompt's mask tokens
         block_logits = constrain_logits(block_logits, mask_token_id, context.eos_token_ids, config.min_new_tokens,
                                         block_offset=block.start - context.prompt_length)  # (rows, n, vocab)
@@ -504,17 +509,21 @@ class LLaDAGenerationMixin:
         masked_count = (block_tokens == mask_token_id).sum(dim=-1)  # (rows,)
         num_transfer = num_transfer_tokens(masked_count, block_steps - block_step, config.remask_ratio)
         new_block, _ = denoise_block(
-            block_logits, block_tokens, num_transfer, mask_token_id, config.temperature or 0.0, config.top_k,
-            config.top_p, config.remasking, context.randomness, config.threshold, config.factor, rows=rows,
+            block_logits, block_tokens if slots is None else block_tokens.gather(1, slots), num_transfer,
+            mask_token_id, config.temperature or 0.0, config.top_k, config.top_p, config.remasking,
+            context.randomness, config.threshold, config.factor, rows=rows,
         )
+        if slots is not None:  # (rows, k) -> (rows, n): the committed slots write back their own tokens
+            new_block = block_tokens.scatter(1, slots, new_block)
         canvas = canvas.clone()
         canvas[:, block] = rows.put(canvas[:, block], new_block)
         return canvas, logits
 
     def _denoiser_logits(self, canvas, context: DenoisingContext, rows: RunningRows, block: slice = slice(None),
-                         block_step: int = 0):
+                         block_step: int = 0, slots: Optional[torch.Tensor] = None):
         """Logits at `block` of the canvas for the running rows, (batch, seq) -> (rows, n, vocab), from one call of
-        the model's `forward` (only the block goes through the output head: `logits_to_keep`).
+        the model's `forward` (only the block goes through the output head: `logits_to_keep`); with `slots`
+        (rows, k), indices into the block, the logits of those positions only, (rows, k, vocab).
 
         Guidance runs the canvas and its prompt-masked copy in one batched call. With a cache the pass covers the
         window the cache plans for `block_step` (the whole canvas at a refresh).
@@ -529,6 +538,8 @@ class LLaDAGenerationMixin:
         start, stop = (0, input_ids.shape[1]) if cache is None else cache.plan_window(block, block_step,
                                                                                       input_ids.shape[1])
         keep = 0 if block.start is None else slice(block.start - start, block.stop - start)  # 0: every position
+        if slots is not None:  # (rows, k) positions of the block: only those go through the head
+            keep = slots + keep.start if cfg_scale == 0 else torch.cat([slots, slots]) + keep.start
         if context.static_shapes and keep != 0:  # an index tensor: the same graph for every block
             keep = torch.arange(keep.start, keep.stop, device=input_ids.device)
         if cache is None:
@@ -693,6 +704,15 @@ class LLaDAGenerationMixin:
 def _plain_generation_config() -> GenerationConfig:
     """The installed transformers' default generation settings (what "not set" looks like there)."""
     return GenerationConfig()
+
+
+def _predicts_masked_only(config, context, block: slice) -> bool:
+    """Whether a step on `block` may run the head and the sampler on the block's masked positions only (see
+    `sampling_llada.masked_slots`): greedy with a confidence that draws nothing, no logits processor (they see the
+    whole block), dynamic shapes, and no EOS rule that depends on the position in this block."""
+    eos_rule = context.eos_token_ids and (config.min_new_tokens or 0) > block.start - context.prompt_length
+    return (not (config.temperature or 0.0) and config.remasking in DRAW_FREE_STRATEGIES and not eos_rule
+            and context.logits_processor is None and not context.static_shapes)
 
 
 def _convert_generation_config(generation_config) -> LLaDAGenerationConfig:

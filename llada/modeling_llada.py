@@ -551,7 +551,8 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
                 A key/value cache for windowed passes over a longer canvas, see [`LLaDAModel.forward`].
             logits_to_keep (`int`, `slice` or `torch.Tensor`, *optional*, defaults to 0):
                 The positions that go through the output head (as in transformers' Llama): an `int` keeps the last
-                that many (0: all), a `slice` or a 1-D tensor of indices keeps those positions. The sampler asks
+                that many (0: all), a `slice` or a 1-D tensor of indices keeps those positions, a 2-D `(batch, k)`
+                tensor keeps `k` positions of each row (its own indices per row). The sampler asks
                 only for the current block: the vocabulary-wide head is a large share of a small model's cost.
                 Not with `labels` (the loss needs every position).
 
@@ -596,7 +597,10 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
             loss = masked_diffusion_loss(labelled_logits, labels, p_mask, attention_mask, answer_lengths)
             logits = None
         else:
-            if not keep_all:
+            if torch.is_tensor(logits_to_keep) and logits_to_keep.dim() == 2:  # per-row positions (batch, k)
+                hidden_states = hidden_states.gather(
+                    1, logits_to_keep[..., None].expand(-1, -1, hidden_states.shape[-1]))  # (batch, k, hidden)
+            elif not keep_all:
                 kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
                 hidden_states = hidden_states[:, kept]
             logits = self.lm_head(hidden_states)  # (batch, kept positions, vocab)

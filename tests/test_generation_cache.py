@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import EOS, MASK, PAD, prompts_batch, varied_model
+from llada import generation_llada
 from llada.cache_llada import CanvasKVCache
 from llada.generation_llada import DenoisingContext, LLaDAGenerationConfig
 from llada.sampling_llada import RunningRows
@@ -73,6 +74,37 @@ def test_factor_zero_is_the_scheduled_algorithm():
     scheduled = generate(model, ids, attention_mask, steps=8)
     tiny_factor = generate(model, ids, attention_mask, steps=8, factor=1e-9)
     assert torch.equal(tiny_factor.sequences, scheduled.sequences) and tiny_factor.nfe == scheduled.nfe
+
+
+@pytest.mark.parametrize("settings", [
+    dict(), dict(use_cache="dual", threshold=0.05), dict(use_cache="prefix", cfg_scale=1.0),
+    dict(remasking="entropy", factor=2.0), dict(remasking="margin", remask_ratio=0.5, steps=8),
+    dict(eos_token_id=EOS, min_new_tokens=6, early_stop=True, threshold=0.05), dict(top_k=3, top_p=0.9),
+])
+def test_predicting_only_the_masked_positions_gives_the_tokens_of_the_whole_block(settings, monkeypatch):
+    model, (ids, attention_mask) = varied_model(4), prompts_batch()
+    masked_only = generate(model, ids, attention_mask, **settings)
+    monkeypatch.setattr(generation_llada, "_predicts_masked_only", lambda *args: False)
+    whole_block = generate(model, ids, attention_mask, **settings)
+    assert torch.equal(masked_only.sequences, whole_block.sequences)
+    assert torch.equal(masked_only.decode_step, whole_block.decode_step) and masked_only.nfe == whole_block.nfe
+
+
+@pytest.mark.parametrize("use_cache", [False, "dual"])
+def test_the_head_runs_on_the_still_masked_positions_of_the_block(use_cache):
+    """Greedy: only the masked positions of the block reach the head (4, 3, 2, 1 per block of 4 at one token
+    per step); sampling draws noise for the whole block, so the whole block does."""
+    model, (ids, attention_mask) = varied_model(4), prompts_batch()
+    seen = []
+    handle = model.lm_head.register_forward_hook(lambda module, args, output: seen.append(tuple(args[0].shape)))
+    try:
+        generate(model, ids, attention_mask, use_cache=use_cache)
+        greedy, seen[:] = list(seen), []
+        generate(model, ids, attention_mask, use_cache=use_cache, temperature=1.0, seed=0)
+    finally:
+        handle.remove()
+    assert greedy == [(3, k, 32) for k in (4, 3, 2, 1)] * 4
+    assert seen == [(3, 4, 32)] * 16
 
 
 @pytest.mark.parametrize("settings", [

@@ -345,3 +345,17 @@ def test_forward_beyond_max_positions_warns_once(caplog):
     finally:
         hf_logging.disable_propagation()
     assert caplog.text.count("longer than `max_position_embeddings` (9)") == 1
+
+
+def test_logits_to_keep_picks_positions_shared_or_per_row():
+    model = tiny_model()
+    ids = torch.randint(2, 99, (2, 7))
+    with torch.no_grad():
+        full = model(ids).logits  # (2, 7, vocab)
+        per_row = torch.tensor([[4, 1], [0, 6]])
+        assert torch.equal(model(ids, logits_to_keep=per_row).logits,
+                           torch.stack([full[0, [4, 1]], full[1, [0, 6]]]))
+        assert torch.equal(model(ids, logits_to_keep=torch.tensor([2, 5])).logits, full[:, [2, 5]])
+        assert torch.equal(model(ids, logits_to_keep=slice(1, 3)).logits, full[:, 1:3])
+        assert torch.equal(model(ids, logits_to_keep=2).logits, full[:, -2:])
+

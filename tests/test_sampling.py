@@ -20,6 +20,7 @@ from llada.sampling_llada import (
     gumbel_max_tokens,
     guided_logits,
     left_pad,
+    masked_slots,
     num_transfer_tokens,
     pad_after_eos,
     parallel_transfer_count,
@@ -255,3 +256,11 @@ def test_one_stream_draws_for_the_whole_batch_and_picks_the_running_rows():
     picked = RandomDraws.shared(torch.Generator().manual_seed(0)).uniform((2, 5), "cpu", rows)
     full = torch.rand((3, 5), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert torch.equal(picked, full[[0, 2]])
+
+
+def test_masked_slots_lists_masked_positions_first_then_fills_with_committed_ones():
+    block = torch.tensor([[MASK, 5, MASK, 6], [7, 8, 9, MASK], [1, 2, 3, 4]])
+    assert masked_slots(block, MASK).tolist() == [[0, 2], [3, 0], [0, 1]]
+    gathered = block.gather(1, masked_slots(block, MASK))
+    assert (gathered == MASK).sum(dim=-1).tolist() == [2, 1, 0]  # every masked position, once
+
