@@ -58,6 +58,7 @@ class CanvasKVCache:
         self.keys, self.values = {}, {}
         self._window = None  # (window,) canvas positions of the pass in progress; None: a refresh
         self._cached = None  # (window,) bool: positions of the window that keep their cached keys/values
+        self._positions = None  # (rows, k) per-row canvas columns of the pass in progress, see `plan_positions`
 
     def plan_window(self, block: slice, block_step: int, seq_len: int):
         """Decides which canvas positions step `block_step` of the block `block` runs, and prepares `update` for
@@ -65,7 +66,7 @@ class CanvasKVCache:
         `refresh_interval`-th step), otherwise the block and what follows it (prefix) or the block (dual)."""
         interval = self.refresh_interval
         refresh = block_step == 0 if interval is None else block_step % interval == 0
-        self._window = self._cached = None
+        self._window = self._cached = self._positions = None
         if refresh:  # every layer's keys/values are recorded anew (from empty: the same graph at every refresh)
             self.keys, self.values = {}, {}
             return 0, seq_len
@@ -78,7 +79,19 @@ class CanvasKVCache:
             self._window = torch.arange(start, stop, device=device)
         return start, stop
 
+    def plan_positions(self, positions: torch.Tensor):
+        """Turns the windowed pass just planned into one over `positions` (rows, k): canvas columns, distinct within
+        a row, their own for every row (`cache_window="masked"`); the guidance copies use the same columns. `update`
+        writes their fresh keys/values and returns the whole canvas's."""
+        self._window, self._cached = None, None
+        self._positions = positions.repeat(self.copies, 1)  # (copies * rows, k)
+
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        if self._positions is not None:  # per-row columns: (rows, kv_heads, k, head_dim)
+            index = self._positions[:, None, :, None].expand(-1, key.shape[1], -1, key.shape[3])
+            self.keys[layer_idx].scatter_(2, index, key)
+            self.values[layer_idx].scatter_(2, index, value)
+            return self.keys[layer_idx], self.values[layer_idx]
         if self._window is None:
             self.keys[layer_idx], self.values[layer_idx] = key, value
             return key, value

@@ -52,6 +52,7 @@ from .processors_llada import BlockLogitsProcessor, apply_do_sample, reject_unsu
 from .sampling_llada import (
     DRAW_FREE_STRATEGIES,
     REMASKING_STRATEGIES,
+    ConfidenceCredit,
     RandomDraws,
     RunningRows,
     as_id_list,
@@ -116,6 +117,13 @@ class LLaDAGenerationConfig(GenerationConfig):
         cache_refresh_interval (`int`, *optional*):
             With a cache, also refresh it (run the whole canvas) at every `k`-th step inside a block. `None`: only
             at block starts; `1`: every step, which gives exactly the tokens of `use_cache=False`.
+        cache_window (`str`, *optional*):
+            With `use_cache="dual"`, which positions of the block a windowed step runs: `None` or `"block"` all of
+            them (Fast-dLLM); `"masked"` the still-masked ones and those committed since their keys/values were
+            computed (at the previous step), the other committed positions of the block keeping their cached
+            keys/values: a smaller forward pass, a staler cache. Needs greedy decoding with a confidence that draws
+            nothing (`"low_confidence"`, `"entropy"`, `"margin"`); with a logits processor, and in a block where
+            `min_new_tokens` forbids EOS, the block runs whole.
         threshold (`float`, *optional*):
             Parallel decoding: a step commits `max(scheduled count, number of masked positions of the block whose
             confidence exceeds threshold)` positions, most confident first. `steps` then becomes an upper bound;
@@ -123,6 +131,11 @@ class LLaDAGenerationConfig(GenerationConfig):
         factor (`float`, *optional*):
             Parallel decoding (Fast-dLLM's factor rule): commits `max(scheduled count, n)` with n the largest count
             such that `(n + 1) * (1 - c_n) < factor`, c_n the n-th largest confidence. Not with `threshold`.
+        credit_decay (`float`, *optional*):
+            Credit decoding (with `threshold` and the `"low_confidence"` or `"margin"` strategy): a position's
+            confidence accumulates over the steps of a block while its candidate token stays the same,
+            `credit = c + credit_decay * previous credit`, and the threshold applies to the credit
+            (`sampling_llada.ConfidenceCredit`). In [0, 1]; 0 is plain threshold decoding.
         early_stop (`bool`, *optional*, defaults to `False`):
             Stop working on a row once it is done: it has an EOS among its committed generated tokens and no masked
             position before the first one. Its remaining masked positions are filled with padding (EOS without a
@@ -143,7 +156,8 @@ class LLaDAGenerationConfig(GenerationConfig):
     # The fields of diffusion sampling and their defaults (the standard fields are the base class's).
     DIFFUSION_DEFAULTS = dict(steps=None, block_length=None, remasking="low_confidence", remask_ratio=None,
                               cfg_scale=0.0, mask_token_id=None, output_history=False, cache_refresh_interval=None,
-                              threshold=None, factor=None, early_stop=False, compile=False)
+                              threshold=None, factor=None, credit_decay=None, early_stop=False, compile=False,
+                              cache_window=None)
 
     def __init__(self, **kwargs):
         for name, default in self.DIFFUSION_DEFAULTS.items():
@@ -196,6 +210,21 @@ class LLaDAGenerationConfig(GenerationConfig):
             _fail(self, "factor", "None or a number > 0", self.factor)
         if self.threshold is not None and self.factor is not None:
             raise ValueError(f"{type(self).__name__}: set `threshold` or `factor`, not both.")
+        if self.cache_window not in (None, "block", "masked"):
+            _fail(self, "cache_window", "None, 'block' or 'masked'", self.cache_window)
+        if self.cache_window == "masked" and (self.use_cache != "dual" or (self.temperature or 0)
+                                              or self.remasking not in DRAW_FREE_STRATEGIES):
+            raise ValueError(
+                f"{type(self).__name__}: `cache_window='masked'` runs the masked positions of a dual-cache block: it "
+                f"needs use_cache='dual', greedy decoding (temperature 0) and remasking in {DRAW_FREE_STRATEGIES}; got "
+                f"use_cache={self.use_cache!r}, temperature={self.temperature!r}, remasking={self.remasking!r}.")
+        if self.credit_decay is not None:
+            if not (_is_number(self.credit_decay) and 0 <= self.credit_decay <= 1):
+                _fail(self, "credit_decay", "None or a number in [0, 1]", self.credit_decay)
+            if self.threshold is None or self.remasking not in ("low_confidence", "margin"):
+                raise ValueError(f"{type(self).__name__}: `credit_decay` accumulates confidences towards `threshold`: "
+                                 f"set `threshold` too and `remasking` 'low_confidence' or 'margin' (got threshold="
+                                 f"{self.threshold!r}, remasking={self.remasking!r}).")
         if not isinstance(self.early_stop, bool):
             _fail(self, "early_stop", "a bool", self.early_stop)
         if not isinstance(self.compile, bool):
@@ -266,6 +295,8 @@ class DenoisingContext:
     logits_processor: Optional[BlockLogitsProcessor] = None  # None when no processor or warper is on
     forward: Optional[Callable] = None  # the model, or its compiled forward with the model bound
     static_shapes: bool = False  # compiled: the same shapes at every step of a kind (see the module docstring)
+    credit: Optional[ConfidenceCredit] = None  # credit decoding's state (`credit_decay`)
+    kv_tokens: Optional[torch.Tensor] = None  # (batch, seq) `cache_window="masked"`: each cached key's token
 
     @property
     def has_hooks(self) -> bool:
@@ -431,6 +462,10 @@ class LLaDAGenerationMixin:
             context.cache = CanvasKVCache(config.use_cache, config.cache_refresh_interval,
                                           copies=2 if config.cfg_scale > 0 else 1,
                                           static_start=generation_start if context.static_shapes else None)
+        if config.credit_decay is not None:
+            context.credit = ConfidenceCredit(config.credit_decay, batch, block_length, self.device)
+        if config.cache_window == "masked":
+            context.kv_tokens = torch.full_like(canvas, -1)
         canvas, decode_step, history, nfe = self._denoise(canvas, block_length, steps_per_block, context)
         sequences = canvas
         if eos_token_ids:  # generated tokens after a row's first EOS become padding
@@ -496,9 +531,13 @@ class LLaDAGenerationMixin:
             logits = _call_hook(context.logits_hook, "generation_logits_hook_func", step, canvas, logits)
             block_logits = logits[:, block]
         else:
+            window = None  # `cache_window="masked"`: (rows, k') block positions a windowed pass runs
             if _predicts_masked_only(config, context, block):  # the head and the sampler skip committed positions
-                slots = masked_slots(rows.take(canvas)[:, block], mask_token_id)  # (rows, k)
-            logits = block_logits = self._denoiser_logits(canvas, context, rows, block, block_step, slots)
+                block_now = rows.take(canvas)[:, block]  # (rows, n)
+                stale = None if context.kv_tokens is None else block_now != rows.take(context.kv_tokens)[:, block]
+                slots = masked_slots(block_now, mask_token_id, stale)  # (rows, k)
+                window = None if stale is None else masked_slots(block_now, mask_token_id, stale, with_stale=True)
+            logits = block_logits = self._denoiser_logits(canvas, context, rows, block, block_step, slots, window)
         # block_offset < 0 for a block that starts inside the prompt: no EOS at the prompt's mask tokens
         block_logits = constrain_logits(block_logits, mask_token_id, context.eos_token_ids, config.min_new_tokens,
                                         block_offset=block.start - context.prompt_length)  # (rows, n, vocab)
@@ -508,10 +547,15 @@ class LLaDAGenerationMixin:
         block_tokens = rows.take(canvas)[:, block]  # (rows, n)
         masked_count = (block_tokens == mask_token_id).sum(dim=-1)  # (rows,)
         num_transfer = num_transfer_tokens(masked_count, block_steps - block_step, config.remask_ratio)
+        credit = None
+        if context.credit is not None:
+            if block_step == 0:
+                context.credit.reset()
+            credit = functools.partial(context.credit.boost, rows=rows, slots=slots)
         new_block, _ = denoise_block(
             block_logits, block_tokens if slots is None else block_tokens.gather(1, slots), num_transfer,
             mask_token_id, config.temperature or 0.0, config.top_k, config.top_p, config.remasking,
-            context.randomness, config.threshold, config.factor, rows=rows,
+            context.randomness, config.threshold, config.factor, rows=rows, credit=credit,
         )
         if slots is not None:  # (rows, k) -> (rows, n): the committed slots write back their own tokens
             new_block = block_tokens.scatter(1, slots, new_block)
@@ -520,10 +564,13 @@ class LLaDAGenerationMixin:
         return canvas, logits
 
     def _denoiser_logits(self, canvas, context: DenoisingContext, rows: RunningRows, block: slice = slice(None),
-                         block_step: int = 0, slots: Optional[torch.Tensor] = None):
+                         block_step: int = 0, slots: Optional[torch.Tensor] = None,
+                         window: Optional[torch.Tensor] = None):
         """Logits at `block` of the canvas for the running rows, (batch, seq) -> (rows, n, vocab), from one call of
         the model's `forward` (only the block goes through the output head: `logits_to_keep`); with `slots`
-        (rows, k), indices into the block, the logits of those positions only, (rows, k, vocab).
+        (rows, k), indices into the block, the logits of those positions only, (rows, k, vocab). A dual-cache
+        windowed step with `window` (rows, k'), block indices whose first k columns are `slots`, runs only those
+        positions (`cache_window="masked"`).
 
         Guidance runs the canvas and its prompt-masked copy in one batched call. With a cache the pass covers the
         window the cache plans for `block_step` (the whole canvas at a refresh).
@@ -540,6 +587,9 @@ class LLaDAGenerationMixin:
         keep = 0 if block.start is None else slice(block.start - start, block.stop - start)  # 0: every position
         if slots is not None:  # (rows, k) positions of the block: only those go through the head
             keep = slots + keep.start if cfg_scale == 0 else torch.cat([slots, slots]) + keep.start
+        if context.kv_tokens is not None:
+            input_ids, position_ids, start, stop, keep = self._masked_window(
+                context, rows, block, window, input_ids, position_ids, (start, stop), keep)
         if context.static_shapes and keep != 0:  # an index tensor: the same graph for every block
             keep = torch.arange(keep.start, keep.stop, device=input_ids.device)
         if cache is None:
@@ -549,6 +599,24 @@ class LLaDAGenerationMixin:
                               position_ids=position_ids[:, start:stop], past_key_values=cache, logits_to_keep=keep,
                               return_dict=True)
         return outputs.logits if cfg_scale == 0 else guided_logits(outputs.logits, cfg_scale)
+
+    def _masked_window(self, context, rows, block, window, input_ids, position_ids, planned, keep):
+        """`cache_window="masked"`: turns a planned dual-cache window (the block) into the per-row positions `window`
+        (their ids and positions gathered, the cache told) and records which token each recomputed key belongs to.
+        Returns `(input_ids, position_ids, start, stop, logits_to_keep)` for the forward pass."""
+        canvas_rows = input_ids[:rows.take(context.kv_tokens).shape[0]]  # the conditional rows (not the guidance copy)
+        if window is None or planned != (block.start, block.stop):  # a refresh, or a block that runs whole
+            start, stop = planned
+            context.kv_tokens[:, start:stop] = rows.put(context.kv_tokens[:, start:stop], canvas_rows[:, start:stop])
+            return input_ids, position_ids, start, stop, keep
+        columns = window + block.start  # (rows, k') canvas columns
+        context.cache.plan_positions(columns)
+        seen = rows.take(context.kv_tokens).scatter(1, columns, canvas_rows.gather(1, columns))
+        context.kv_tokens = rows.put(context.kv_tokens, seen)
+        copies = input_ids.shape[0] // columns.shape[0]
+        keep = torch.arange(keep.shape[1], device=input_ids.device)  # slots = window[:, :k]
+        gathered = columns.repeat(copies, 1)
+        return (input_ids.gather(1, gathered), position_ids.gather(1, gathered), 0, columns.shape[1], keep)
 
     def _compiled_forward(self, compile_config=None) -> Callable:
         """This model's `forward` through `torch.compile`, with the model bound: compiled once per model class and

@@ -344,7 +344,7 @@ def parallel_transfer_count(confidence: torch.Tensor, threshold: Optional[float]
 
 def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, temperature=0.0, top_k=None,
                   top_p=None, remasking="low_confidence", randomness=None, threshold=None, factor=None,
-                  rows=None):
+                  rows=None, credit=None):
     """One denoising step on the current block.
 
     Args:
@@ -355,6 +355,8 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
         randomness ([`RandomDraws`], `torch.Generator` or None): the source of the random draws.
         rows ([`RunningRows`], *optional*): which rows of the batch these are (see [`RandomDraws.uniform`]); only
             rows with a masked position in the block draw.
+        credit (`Callable[[x0, confidence], confidence]`, *optional*): turns the confidences into the scores that
+            rank and count the positions, e.g. [`ConfidenceCredit.boost`] (credit decoding).
 
     Returns: `(new_block_tokens, transfer)`, both `(batch, n)`; `transfer` marks the committed positions.
     """
@@ -364,9 +366,57 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
     x0 = gumbel_max_tokens(logits, temperature, randomness, rows, active)  # (batch, n)
     confidence = token_confidence(logits, x0, remasking, randomness, rows, active)
     confidence = confidence.masked_fill(~masked, float("-inf"))  # (batch, n)
+    if credit is not None:
+        confidence = credit(x0, confidence)
     num_transfer = torch.maximum(num_transfer, parallel_transfer_count(confidence, threshold, factor))
     transfer = select_transfer(confidence, torch.minimum(num_transfer, masked.sum(dim=-1)))
     return torch.where(transfer, x0, block_tokens), transfer
+
+
+class ConfidenceCredit:
+    r"""
+    Credit decoding: a position's confidence accumulated over the steps of a block while its candidate stays the
+    same, so that a token the model keeps proposing commits before its confidence at one step reaches the threshold
+    (dInfer, inclusionAI 2025, credit decoding; here in its simplest form).
+
+    At every step, for each masked position with candidate x0 and confidence c (both greedy and sampled),
+    `credit = c + decay * previous credit` if x0 is the previous step's candidate there, else `credit = c`; the
+    step ranks and counts (threshold) the positions by credit instead of c. `decay = 0` is plain threshold decoding.
+    The credits start from zero at every block; they are kept per batch row and block position.
+
+    Args:
+        decay (`float`): the weight of the previous credit, in [0, 1].
+        batch_size (`int`), block_length (`int`): the shape of the state.
+        device: where the state lives.
+    """
+
+    def __init__(self, decay: float, batch_size: int, block_length: int, device=None):
+        self.decay = decay
+        self.tokens = torch.full((batch_size, block_length), -1, dtype=torch.long, device=device)  # last x0
+        self.credit = torch.zeros((batch_size, block_length), device=device)
+
+    def reset(self):
+        """A new block: no candidate seen yet."""
+        self.tokens.fill_(-1)
+        self.credit.zero_()
+
+    def boost(self, x0, confidence, rows: Optional["RunningRows"] = None, slots: Optional[torch.Tensor] = None):
+        """The credits of this step's candidates, (rows, k), (rows, k) -> (rows, k), recorded for the next step.
+
+        `rows`: which batch rows these are; `slots` (rows, k): which block positions (see [`masked_slots`]), None
+        for all of them. Not-eligible positions (confidence -inf) keep -inf and record no credit.
+        """
+        rows = rows if rows is not None else RunningRows(self.tokens.shape[0])
+        tokens, credit = rows.take(self.tokens), rows.take(self.credit)  # (rows, n)
+        previous_tokens = tokens if slots is None else tokens.gather(1, slots)  # (rows, k)
+        previous_credit = credit if slots is None else credit.gather(1, slots)
+        boosted = confidence + self.decay * torch.where(x0 == previous_tokens, previous_credit, 0.0)
+        eligible = torch.isfinite(boosted)
+        new_tokens, new_credit = torch.where(eligible, x0, -1), torch.where(eligible, boosted, 0.0)
+        if slots is not None:
+            new_tokens, new_credit = tokens.scatter(1, slots, new_tokens), credit.scatter(1, slots, new_credit)
+        self.tokens, self.credit = rows.put(self.tokens, new_tokens), rows.put(self.credit, new_credit)
+        return boosted
 
 
 # The strategies whose confidence of a position depends on its logits alone and draws nothing: with them (and a
@@ -374,18 +424,29 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
 DRAW_FREE_STRATEGIES = ("low_confidence", "entropy", "margin")
 
 
-def masked_slots(block_tokens: torch.Tensor, mask_token_id: int) -> torch.Tensor:
+def masked_slots(block_tokens: torch.Tensor, mask_token_id: int, stale: Optional[torch.Tensor] = None,
+                 with_stale: bool = False) -> torch.Tensor:
     """The positions of a block that a step has to predict, (batch, n) -> (batch, k) indices into the block.
 
     Each row's masked positions in increasing order, then, to fill the row up to k (the largest masked count in the
-    batch), its first committed positions. [`denoise_block`] on the gathered logits and tokens commits what it
-    commits on the whole block, when nothing is drawn at random (greedy, a [`DRAW_FREE_STRATEGIES`] confidence):
-    committed positions are never eligible and the masked ones keep their order, so ties still go to the lower
-    position. The committed slots come back unchanged when scattered into the block.
+    batch), its committed positions: first those marked `stale` (batch, n) bool, if given, then the others, each
+    in position order. [`denoise_block`] on the gathered logits and tokens commits what it commits on the whole
+    block, when nothing is drawn at random (greedy, a [`DRAW_FREE_STRATEGIES`] confidence): committed positions are
+    never eligible and the masked ones keep their order, so ties still go to the lower position. The committed
+    slots come back unchanged when scattered into the block.
+
+    `with_stale=True`: k covers the stale positions too (the largest count of masked or stale positions), so the
+    slots of `with_stale=False` are the first columns of these: the window of a pass that recomputes the stale
+    positions' keys/values along with the masked ones.
     """
     masked = block_tokens == mask_token_id  # (batch, n)
-    k = int(masked.sum(dim=-1).max())
-    order = (~masked).to(torch.uint8).argsort(dim=-1, stable=True)  # (batch, n): masked first, in position order
+    rank = (~masked).to(torch.uint8)  # 0 masked, 1 stale, 2 the other committed positions
+    running = masked
+    if stale is not None:
+        rank = rank + (~masked & ~stale).to(torch.uint8)
+        running = masked | stale if with_stale else masked
+    k = int(running.sum(dim=-1).max())
+    order = rank.argsort(dim=-1, stable=True)  # (batch, n): by rank, each rank in position order
     return order[:, :k]
 
 
@@ -501,10 +562,10 @@ def pad_after_eos(tokens: torch.Tensor, eos_token_ids, pad_token_id: int) -> tor
 
 
 __all__ = [
-    "DRAW_FREE_STRATEGIES", "REMASKING_STRATEGIES", "RandomDraws", "RunningRows", "as_draws", "as_id_list",
-    "as_token_rows", "block_schedule", "constrain_logits", "denoise_block", "fill_finished_rows", "filter_logits",
-    "guidance_inputs", "guided_logits", "gumbel_max_tokens", "infill_canvas", "left_pad", "low_confidence",
-    "masked_slots", "negative_entropy", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count",
-    "prompt_key", "random_confidence", "row_seed", "rows_done", "scale_logits", "select_transfer",
-    "token_confidence",
+    "ConfidenceCredit", "DRAW_FREE_STRATEGIES", "REMASKING_STRATEGIES", "RandomDraws", "RunningRows", "as_draws",
+    "as_id_list", "as_token_rows", "block_schedule", "constrain_logits", "denoise_block", "fill_finished_rows",
+    "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens", "infill_canvas", "left_pad",
+    "low_confidence", "masked_slots", "negative_entropy", "num_transfer_tokens", "pad_after_eos",
+    "parallel_transfer_count", "prompt_key", "random_confidence", "row_seed", "rows_done", "scale_logits",
+    "select_transfer", "token_confidence", "top2_margin",
 ]

@@ -9,7 +9,7 @@ from conftest import EOS, MASK, PAD, prompts_batch, varied_model
 from llada import generation_llada
 from llada.cache_llada import CanvasKVCache
 from llada.generation_llada import DenoisingContext, LLaDAGenerationConfig
-from llada.sampling_llada import RunningRows
+from llada.sampling_llada import ConfidenceCredit, RunningRows
 
 
 def generate(model, ids, attention_mask, **settings):
@@ -90,6 +90,28 @@ def test_predicting_only_the_masked_positions_gives_the_tokens_of_the_whole_bloc
     assert torch.equal(masked_only.decode_step, whole_block.decode_step) and masked_only.nfe == whole_block.nfe
 
 
+@pytest.mark.parametrize("cfg_scale", [0.0, 1.0])
+def test_masked_cache_window_runs_the_masked_and_just_committed_positions(cfg_scale):
+    """Block 4 at one token per step: a refresh, then 3 masked + 1 just committed, 2 + 1, 1 + 1 positions. With
+    block 2 that is the whole block at every windowed step: the tokens of the block window."""
+    model, (ids, attention_mask) = varied_model(6), prompts_batch()
+    widths = []
+    handle = model.model.register_forward_hook(lambda module, args, kwargs, output: widths.append(
+        kwargs["input_ids"].shape), with_kwargs=True)
+    try:
+        out = generate(model, ids, attention_mask, use_cache="dual", cache_window="masked", cfg_scale=cfg_scale)
+    finally:
+        handle.remove()
+    rows = 3 * (2 if cfg_scale else 1)
+    assert widths == [(rows, 21), (rows, 4), (rows, 3), (rows, 2)] * 4 and out.nfe == 16
+    settings = dict(use_cache="dual", block_length=2, cfg_scale=cfg_scale)
+    block_window = generate(model, ids, attention_mask, **settings)
+    masked_window = generate(model, ids, attention_mask, cache_window="masked", **settings)
+    assert torch.equal(masked_window.sequences, block_window.sequences)
+    refreshed = generate(model, ids, attention_mask, use_cache="dual", cache_window="masked", cache_refresh_interval=1)
+    assert torch.equal(refreshed.sequences, generate(model, ids, attention_mask).sequences)
+
+
 @pytest.mark.parametrize("use_cache", [False, "dual"])
 def test_the_head_runs_on_the_still_masked_positions_of_the_block(use_cache):
     """Greedy: only the masked positions of the block reach the head (4, 3, 2, 1 per block of 4 at one token
@@ -110,6 +132,9 @@ def test_the_head_runs_on_the_still_masked_positions_of_the_block(use_cache):
 @pytest.mark.parametrize("settings", [
     dict(use_cache="prefix"), dict(use_cache="dual"), dict(threshold=0.02), dict(factor=2.0),
     dict(use_cache="dual", threshold=0.02, cfg_scale=1.0), dict(use_cache="prefix", cache_refresh_interval=2),
+    dict(use_cache="dual", threshold=0.3, credit_decay=1.0), dict(threshold=0.3, credit_decay=0.5, temperature=1.0,
+                                                                  seed=0),
+    dict(use_cache="dual", cache_window="masked", threshold=0.05),
 ])
 def test_batch_rows_equal_single_row_results(settings):
     model, (ids, attention_mask) = varied_model(4), prompts_batch()
@@ -122,6 +147,32 @@ def test_batch_rows_equal_single_row_results(settings):
 
 # ----------------------------------------------------------------------------------------------------------------
 # Parallel decoding
+
+
+@pytest.mark.parametrize("settings", [dict(), dict(use_cache="dual", cfg_scale=1.0), dict(remasking="margin"),
+                                      dict(temperature=1.0, seed=3, use_cache="prefix")])
+def test_credit_decay_zero_is_threshold_decoding(settings):
+    model, (ids, attention_mask) = varied_model(5), prompts_batch()
+    plain = generate(model, ids, attention_mask, threshold=0.2, **settings)
+    credit = generate(model, ids, attention_mask, threshold=0.2, credit_decay=0.0, **settings)
+    assert torch.equal(credit.sequences, plain.sequences)
+    assert torch.equal(credit.decode_step, plain.decode_step) and credit.nfe == plain.nfe
+
+
+def test_credit_accumulates_while_the_candidate_stays_and_commits_sooner():
+    credit = ConfidenceCredit(decay=1.0, batch_size=1, block_length=3)
+    inf = float("inf")
+    first = credit.boost(torch.tensor([[5, 6, 7]]), torch.tensor([[0.3, 0.4, -inf]]))
+    second = credit.boost(torch.tensor([[5, 8, 7]]), torch.tensor([[0.3, 0.2, -inf]]))
+    torch.testing.assert_close(first, torch.tensor([[0.3, 0.4, -inf]]))
+    torch.testing.assert_close(second, torch.tensor([[0.6, 0.2, -inf]]))  # same candidate: 0.3 + 0.3; new: 0.2
+    slots = torch.tensor([[1, 0]])  # only positions 1 and 0 predicted: the others keep their credit
+    third = credit.boost(torch.tensor([[8, 5]]), torch.tensor([[0.1, 0.1]]), slots=slots)
+    torch.testing.assert_close(third, torch.tensor([[0.3, 0.7]]))
+    model, (ids, attention_mask) = varied_model(5), prompts_batch()
+    plain = generate(model, ids, attention_mask, threshold=0.3, use_cache="dual")
+    credited = generate(model, ids, attention_mask, threshold=0.3, credit_decay=1.0, use_cache="dual")
+    assert credited.nfe < plain.nfe
 
 
 def test_threshold_commits_above_it_at_least_one_and_steps_become_an_upper_bound():
@@ -184,6 +235,12 @@ def test_early_stop_ends_the_loop_when_every_row_is_done():
     (dict(threshold=0.9, factor=1.0), "set `threshold` or `factor`, not both"),
     (dict(early_stop="yes"), "`early_stop` must be a bool"),
     (dict(use_cache="dual", generation_logits_hook_func=lambda s, x, l: l), "cannot be combined with"),
+    (dict(threshold=0.9, credit_decay=1.5), "`credit_decay` must be None or a number in [0, 1]"),
+    (dict(credit_decay=0.5), "`credit_decay` accumulates confidences towards `threshold`: set `threshold` too"),
+    (dict(threshold=0.9, credit_decay=0.5, remasking="entropy"), "`remasking` 'low_confidence' or 'margin'"),
+    (dict(cache_window="suffix"), "`cache_window` must be None, 'block' or 'masked'"),
+    (dict(cache_window="masked", use_cache="prefix"), "`cache_window='masked'` runs the masked positions"),
+    (dict(cache_window="masked", use_cache="dual", temperature=1.0), "greedy decoding (temperature 0)"),
 ])
 def test_bad_settings_fail_early(settings, message):
     with pytest.raises(ValueError) as error:
@@ -213,7 +270,8 @@ def test_generation_benchmark_writes_table_and_plot(tmp_path):
     results = bench["main"](["--random_models", "--lengths", "32", "--batch_sizes", "2", "--output_dir",
                              str(tmp_path), "--threads", "0", "--extra_thresholds"])
     modes = [row["mode"] for row in results]
-    assert modes == ["baseline", "prefix", "dual", "threshold", "dual+threshold", "factor", "AR generate"]
+    assert modes == ["baseline", "prefix", "dual", "threshold", "dual+threshold", "factor", "dual+credit 0.9",
+                     "dual-masked", "dual-masked+threshold", "dual-masked+credit 0.9", "AR generate"]
     assert all(row["gen_ppl"] > 1 and row["tokens_per_s"] > 0 for row in results)
     assert results[0]["identical"] == 1.0 and results[0]["nfe"] == 32
     table = (tmp_path / "generate.md").read_text()

@@ -1,0 +1,180 @@
+"""Where a `diffusion_generate` step goes: backbone, output head, sampler ops, cache bookkeeping, host syncs.
+
+    python benchmarks/profile_generate.py --model runs/llada-tinyshakespeare             # batch 8 x 256
+    python benchmarks/profile_generate.py --model M --batch_size 1 --modes baseline dual
+    python benchmarks/profile_generate.py --random_model --length 64                       # no trained model needed
+
+Each mode generates greedily once (after a warm-up call), with the parts of the sampler wrapped in timers:
+
+    backbone   `LLaDAModel.forward` (embeddings, layers, final norm), without the cache's own work
+    head       the output head (`lm_head`)
+    sampler    the pure step functions `generation_llada` calls (`constrain_logits`, `denoise_block`, the schedule,
+               the running rows, EOS handling)
+    cache      `CanvasKVCache` (window plan, key/value writes, dropping rows)
+    host sync  every tensor -> Python conversion (`bool(t)`, `int(t)`, `.item()`, `.tolist()`): the count per step
+               and their time (on a CPU a conversion is cheap; on an accelerator each one waits for the device)
+    other      the rest of the call: the loop, canvas copies, decode steps, argument checks
+
+Times are exclusive (a part's time does not include the parts it calls), in ms per step (forward call), so the
+columns add up to the time of a step. The timers add a few microseconds per wrapped call. One thread by default.
+Writes the table to `--output` (markdown) as well.
+"""
+
+import argparse
+import functools
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+import llada.generation_llada as generation_module
+from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+from llada.cache_llada import CanvasKVCache
+from llada.modeling_llada import LLaDAModel
+from llada.sampling_llada import RunningRows
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("backbone", "head", "sampler", "cache", "host sync", "other")
+SAMPLER_FUNCTIONS = ("constrain_logits", "denoise_block", "num_transfer_tokens", "fill_finished_rows",
+                     "pad_after_eos", "guided_logits", "guidance_inputs")
+MODES = {
+    "baseline": {},
+    "dual": {"use_cache": "dual"},
+    "dual+threshold": {"use_cache": "dual", "threshold": 0.9},
+    "dual-masked": {"use_cache": "dual", "cache_window": "masked"},
+}
+
+
+class PartTimer:
+    """Exclusive wall time and call counts per part, from nested wrapped calls."""
+
+    def __init__(self):
+        self.seconds, self.calls = defaultdict(float), defaultdict(int)
+        self._children = []  # stack: time spent in wrapped calls below the current one
+
+    def wrap(self, part, fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            self._children.append(0.0)
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - start
+                self.seconds[part] += elapsed - self._children.pop()
+                self.calls[part] += 1
+                if self._children:
+                    self._children[-1] += elapsed
+        return timed
+
+    def reset(self):
+        self.seconds.clear()
+        self.calls.clear()
+
+
+def install(timer: PartTimer, model) -> list:
+    """Wraps the parts in `timer`; returns the undo list of (owner, name, original)."""
+    undo = []
+
+    def patch(owner, name, part):
+        original = getattr(owner, name)
+        undo.append((owner, name, original))
+        setattr(owner, name, timer.wrap(part, original))
+
+    patch(LLaDAModel, "forward", "backbone")
+    patch(model.lm_head, "forward", "head")
+    for name in SAMPLER_FUNCTIONS:
+        if hasattr(generation_module, name):
+            patch(generation_module, name, "sampler")
+    for name in ("take", "put", "drop_finished"):
+        patch(RunningRows, name, "sampler")
+    for name in ("plan_window", "update", "keep_rows"):
+        patch(CanvasKVCache, name, "cache")
+    for name in ("__bool__", "__int__", "__float__", "item", "tolist"):
+        patch(torch.Tensor, name, "host sync")
+    return undo
+
+
+def uninstall(undo):
+    for owner, name, original in reversed(undo):
+        setattr(owner, name, original)
+
+
+def load(args):
+    if args.random_model:
+        config = LLaDAConfig(vocab_size=4096, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
+                             num_attention_heads=4, max_position_embeddings=args.prompt_length + args.length,
+                             mask_token_id=4095, pad_token_id=4094, eos_token_id=None, bos_token_id=None,
+                             initializer_range=0.1)
+        torch.manual_seed(0)
+        return LLaDAForMaskedDiffusion(config).eval(), "random model (hidden 128, 4 layers, vocab 4096)"
+    model = LLaDAForMaskedDiffusion.from_pretrained(args.model).eval()
+    model.config.max_position_embeddings = max(model.config.max_position_embeddings, args.prompt_length + args.length)
+    return model, args.model
+
+
+def profile_mode(model, prompts, args, settings):
+    """(ms per step per part, host syncs per step, nfe, seconds) of one greedy call."""
+    kwargs = dict(max_new_tokens=args.length, steps=args.length, block_length=args.block_length, temperature=0.0,
+                  remasking="low_confidence", eos_token_id=None, return_dict_in_generate=True, **settings)
+    model.diffusion_generate(prompts, **kwargs)  # warm-up, untimed
+    timer = PartTimer()
+    undo = install(timer, model)
+    try:
+        total = timer.wrap("other", model.diffusion_generate)
+        start = time.perf_counter()
+        out = total(prompts, **kwargs)
+        seconds = time.perf_counter() - start
+    finally:
+        uninstall(undo)
+    per_step = {part: 1e3 * timer.seconds[part] / out.nfe for part in PARTS}
+    return per_step, timer.calls["host sync"] / out.nfe, out.nfe, seconds
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="LLaDA model folder")
+    parser.add_argument("--random_model", action="store_true", help="a random model of the trained dimensions")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--length", type=int, default=256)
+    parser.add_argument("--block_length", type=int, default=32)
+    parser.add_argument("--prompt_length", type=int, default=16)
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--label", default="", help="a name for this run in the table's heading")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "profile.md"))
+    args = parser.parse_args(argv)
+    if not (args.model or args.random_model):
+        parser.error("pass --model FOLDER or --random_model")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, source = load(args)
+    generator = torch.Generator().manual_seed(0)
+    vocab = model.config.vocab_size - 8  # clear of the special ids at the top of the vocabulary
+    prompts = torch.randint(0, vocab, (args.batch_size, args.prompt_length), generator=generator)
+    lines = [f"### {args.label or 'profile'}: {source}", "",
+             f"Batch {args.batch_size} x {args.length} new tokens, block {args.block_length}, greedy, "
+             f"{torch.get_num_threads()} thread(s); ms per step (exclusive), host syncs per step.", "",
+             "| mode | NFE | s | ms/step | " + " | ".join(PARTS) + " | syncs/step |",
+             "|---|---|---|---|" + "---|" * len(PARTS) + "---|"]
+    for mode in args.modes:
+        per_step, syncs, nfe, seconds = profile_mode(model, prompts, args, MODES[mode])
+        parts = " | ".join(f"{per_step[part]:.2f}" for part in PARTS)
+        lines.append(f"| {mode} | {nfe} | {seconds:.2f} | {sum(per_step.values()):.2f} | {parts} | {syncs:.1f} |")
+        print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("a") as handle:
+        handle.write(text + "\n")
+    print(f"appended to {output}")
+
+
+if __name__ == "__main__":
+    main()
