@@ -1,7 +1,9 @@
 """Speed and quality of `diffusion_generate`'s fast paths: key/value caches and parallel decoding, batched.
 
 For every batch size and generation length (block 32, `steps` = length: one token per step on schedule) each mode
-generates greedily from the same TinyShakespeare prompts (line starts of the held-out tail):
+generates from the same TinyShakespeare prompts (line starts of the held-out tail), sampling at `--temperature`
+(default 1.0, the main job's setting; `seed=0`, so every mode draws the same noise per step and position) or
+greedily at 0:
 
     baseline          no cache, LLaDA's schedule (the reference for speed-up and identical tokens)
     prefix            `use_cache="prefix"`: the block and everything after it run; the left part is cached
@@ -19,8 +21,8 @@ It prints NFE (forward calls), tokens committed per forward (per row: length / N
 speed-up over the baseline, identical-token rate vs the baseline and the sample quality of `sample_quality.py`:
 generative perplexity under the autoregressive baseline (a LlamaForCausalLM of the same size, data and tokenizer),
 word validity (share of the inner words found in the training text) and distinct-2, plus that model's own
-`generate` (KV cache, greedy) on the same prompts. It writes the table as markdown with the goal checks, and a PNG
-of time vs generation length per mode.
+`generate` (KV cache, same temperature) on the same prompts. It writes the table as markdown with the goal checks,
+and a PNG of time vs generation length per mode.
 
     python benchmarks/bench_generate.py --model M --ar_model A     # the full table: about 10 min on 2 CPU cores
     python benchmarks/bench_generate.py --quick                    # smoke run: lengths 32 and 64, batch 1 and 2
@@ -93,6 +95,9 @@ def parse_args(argv=None):
     parser.add_argument("--max_batch_tokens", type=int, default=4096,
                         help="Skip batch size x length above this (batch 8 x 1024: the uncached modes alone would take "
                              "about an hour on 2 CPU cores); 0 = no limit.")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="Sampling temperature of every mode and of the AR model (0 = greedy; the main job's "
+                             "models sample at 1.0, and greedy decoding of them repeats one token).")
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--factor", type=float, default=1.0)
     parser.add_argument("--extra_thresholds", type=float, nargs="*", default=[0.7, 0.5],
@@ -177,23 +182,31 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - start, result
 
 
-GREEDY = dict(temperature=0.0, top_k=None, top_p=None, remasking="low_confidence", remask_ratio=None, cfg_scale=0.0,
-              min_new_tokens=None, eos_token_id=None)  # whatever the model's saved generation config says
+# whatever the model's saved generation config says; the temperature is the benchmark's (see `diffusion_run`)
+FIXED = dict(top_k=None, top_p=None, remasking="low_confidence", remask_ratio=None, cfg_scale=0.0,
+             min_new_tokens=None, eos_token_id=None)
 
 
-def diffusion_run(model, prompts, length, block_length, settings):
-    """(seconds, generated tokens (batch, length), nfe) for one greedy `diffusion_generate` call."""
+def diffusion_run(model, prompts, length, block_length, settings, temperature=0.0):
+    """(seconds, generated tokens (batch, length), nfe) for one `diffusion_generate` call: greedy, or sampled at
+    `temperature` with `seed=0` (a stream per row: every mode draws the same noise at a given step and position)."""
+    randomness = {"seed": 0} if temperature else {}
     seconds, out = timed(model.diffusion_generate, prompts.to(model.device), max_new_tokens=length, steps=length,
-                         block_length=block_length, return_dict_in_generate=True, **GREEDY, **settings)
+                         block_length=block_length, return_dict_in_generate=True, temperature=temperature,
+                         **randomness, **FIXED, **settings)
     return seconds, out.sequences[:, prompts.shape[1]:].cpu(), out.nfe
 
 
-def ar_run(ar_model, prompts, length):
-    """(seconds, generated tokens) of `LlamaForCausalLM.generate` with its KV cache, greedy, exactly `length`."""
+def ar_run(ar_model, prompts, length, temperature=0.0):
+    """(seconds, generated tokens) of `LlamaForCausalLM.generate` with its KV cache, exactly `length` tokens, greedy
+    or sampled at `temperature` (torch's generator seeded with 0)."""
     prompts = prompts.to(ar_model.device)
-    seconds, out = timed(ar_model.generate, prompts, attention_mask=torch.ones_like(prompts), do_sample=False,
-                         max_new_tokens=length, min_new_tokens=length, pad_token_id=ar_model.config.pad_token_id,
-                         top_k=None, top_p=None, temperature=None)
+    sampling = dict(do_sample=True, temperature=temperature) if temperature else dict(do_sample=False,
+                                                                                      temperature=None)
+    torch.manual_seed(0)
+    seconds, out = timed(ar_model.generate, prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=length,
+                         min_new_tokens=length, pad_token_id=ar_model.config.pad_token_id, top_k=None, top_p=None,
+                         **sampling)
     return seconds, out[:, prompts.shape[1]:].cpu()
 
 
@@ -264,7 +277,7 @@ def measure(llada, ar_model, tokenizer, args):
     quality = SampleQuality(tokenizer)
     results = []
     diffusion_run(llada, benchmark_prompts(tokenizer, 2, args.prompt_length, llada.config.vocab_size), 32,
-                  32, {})  # warm-up
+                  32, {}, args.temperature)  # warm-up
     for batch_size in args.batch_sizes:
         prompts = benchmark_prompts(tokenizer, batch_size, args.prompt_length, llada.config.vocab_size)
         for length in args.lengths:
@@ -272,8 +285,8 @@ def measure(llada, ar_model, tokenizer, args):
                 print(f"(skipping batch {batch_size} x length {length}: above --max_batch_tokens)")
                 continue
             contenders = {mode: functools.partial(diffusion_run, llada, prompts, length, args.block_length,
-                                                  modes[mode]) for mode in args.modes}
-            contenders["AR generate"] = lambda: (*ar_run(ar_model, prompts, length), length)
+                                                  modes[mode], args.temperature) for mode in args.modes}
+            contenders["AR generate"] = lambda: (*ar_run(ar_model, prompts, length, args.temperature), length)
             runs = timed_runs(contenders, args.repeats)
             baseline = runs["baseline"]
             for mode, (seconds, generated, nfe) in runs.items():
@@ -409,7 +422,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     llada, ar_model, tokenizer = load_models(args)
     size = sum(p.numel() for p in llada.parameters()) / 1e6
-    header = (f"LLaDA {size:.2f}M parameters, greedy, block {args.block_length}, steps = length, prompt "
+    sampling = f"temperature {args.temperature} (seed 0, a stream per row)" if args.temperature else "greedy"
+    header = (f"LLaDA {size:.2f}M parameters, {sampling}, block {args.block_length}, steps = length, prompt "
               f"{args.prompt_length} tokens, threshold {args.threshold}, factor {args.factor}, credit decay "
               f"{args.credit_decay}, device {args.device}, {torch.get_num_threads()} thread(s), fastest of "
               f"{args.repeats} alternated run(s)")

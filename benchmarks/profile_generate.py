@@ -4,7 +4,7 @@
     python benchmarks/profile_generate.py --model M --batch_size 1 --modes baseline dual
     python benchmarks/profile_generate.py --random_model --length 64                       # no trained model needed
 
-Each mode generates greedily once (after a warm-up call), with the parts of the sampler wrapped in timers:
+Each mode generates once (after a warm-up call), at `--temperature` (default 1.0, `seed=0`; 0 = greedy), with the parts of the sampler wrapped in timers:
 
     backbone   `LLaDAModel.forward` (embeddings, layers, final norm), without the cache's own work
     head       the output head (`lm_head`)
@@ -116,8 +116,9 @@ def load(args):
 
 def profile_mode(model, prompts, args, settings):
     """(ms per step per part, host syncs per step, nfe, seconds) of one greedy call."""
-    kwargs = dict(max_new_tokens=args.length, steps=args.length, block_length=args.block_length, temperature=0.0,
-                  remasking="low_confidence", eos_token_id=None, return_dict_in_generate=True, **settings)
+    kwargs = dict(max_new_tokens=args.length, steps=args.length, block_length=args.block_length,
+                  temperature=args.temperature, remasking="low_confidence", eos_token_id=None,
+                  return_dict_in_generate=True, **settings, **({"seed": 0} if args.temperature else {}))
     model.diffusion_generate(prompts, **kwargs)  # warm-up, untimed
     timer = PartTimer()
     undo = install(timer, model)
@@ -141,6 +142,7 @@ def parse_args(argv=None):
     parser.add_argument("--block_length", type=int, default=32)
     parser.add_argument("--prompt_length", type=int, default=16)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--label", default="", help="a name for this run in the table's heading")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "profile.md"))
@@ -158,7 +160,8 @@ def main(argv=None):
     vocab = model.config.vocab_size - 8  # clear of the special ids at the top of the vocabulary
     prompts = torch.randint(0, vocab, (args.batch_size, args.prompt_length), generator=generator)
     lines = [f"### {args.label or 'profile'}: {source}", "",
-             f"Batch {args.batch_size} x {args.length} new tokens, block {args.block_length}, greedy, "
+             f"Batch {args.batch_size} x {args.length} new tokens, block {args.block_length}, temperature "
+             f"{args.temperature}, "
              f"{torch.get_num_threads()} thread(s); ms per step (exclusive), host syncs per step.", "",
              "| mode | NFE | s | ms/step | " + " | ".join(PARTS) + " | syncs/step |",
              "|---|---|---|---|" + "---|" * len(PARTS) + "---|"]

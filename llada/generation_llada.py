@@ -50,11 +50,12 @@ from transformers.utils import ModelOutput, logging
 from .cache_llada import CACHE_MODES, CanvasKVCache
 from .processors_llada import BlockLogitsProcessor, apply_do_sample, reject_unsupported_generation_flags
 from .sampling_llada import (
-    DRAW_FREE_STRATEGIES,
+    POSITIONWISE_STRATEGIES,
     REMASKING_STRATEGIES,
     ConfidenceCredit,
     RandomDraws,
     RunningRows,
+    SlotDraws,
     as_id_list,
     as_token_rows,
     block_schedule,
@@ -121,8 +122,7 @@ class LLaDAGenerationConfig(GenerationConfig):
             With `use_cache="dual"`, which positions of the block a windowed step runs: `None` or `"block"` all of
             them (Fast-dLLM); `"masked"` the still-masked ones and those committed since their keys/values were
             computed (at the previous step), the other committed positions of the block keeping their cached
-            keys/values: a smaller forward pass, a staler cache. Needs greedy decoding with a confidence that draws
-            nothing (`"low_confidence"`, `"entropy"`, `"margin"`); with a logits processor, and in a block where
+            keys/values: a smaller forward pass, a staler cache. With a logits processor, and in a block where
             `min_new_tokens` forbids EOS, the block runs whole.
         threshold (`float`, *optional*):
             Parallel decoding: a step commits `max(scheduled count, number of masked positions of the block whose
@@ -212,12 +212,12 @@ class LLaDAGenerationConfig(GenerationConfig):
             raise ValueError(f"{type(self).__name__}: set `threshold` or `factor`, not both.")
         if self.cache_window not in (None, "block", "masked"):
             _fail(self, "cache_window", "None, 'block' or 'masked'", self.cache_window)
-        if self.cache_window == "masked" and (self.use_cache != "dual" or (self.temperature or 0)
-                                              or self.remasking not in DRAW_FREE_STRATEGIES):
+        if self.cache_window == "masked" and (self.use_cache != "dual" or self.remasking not in
+                                              POSITIONWISE_STRATEGIES):
             raise ValueError(
                 f"{type(self).__name__}: `cache_window='masked'` runs the masked positions of a dual-cache block: it "
-                f"needs use_cache='dual', greedy decoding (temperature 0) and remasking in {DRAW_FREE_STRATEGIES}; got "
-                f"use_cache={self.use_cache!r}, temperature={self.temperature!r}, remasking={self.remasking!r}.")
+                f"needs use_cache='dual' and remasking in {POSITIONWISE_STRATEGIES}; got use_cache={self.use_cache!r}, "
+                f"remasking={self.remasking!r}.")
         if self.credit_decay is not None:
             if not (_is_number(self.credit_decay) and 0 <= self.credit_decay <= 1):
                 _fail(self, "credit_decay", "None or a number in [0, 1]", self.credit_decay)
@@ -555,7 +555,8 @@ class LLaDAGenerationMixin:
         new_block, _ = denoise_block(
             block_logits, block_tokens if slots is None else block_tokens.gather(1, slots), num_transfer,
             mask_token_id, config.temperature or 0.0, config.top_k, config.top_p, config.remasking,
-            context.randomness, config.threshold, config.factor, rows=rows, credit=credit,
+            context.randomness if slots is None else SlotDraws(context.randomness, slots, block_tokens.shape[1]),
+            config.threshold, config.factor, rows=rows, credit=credit,
         )
         if slots is not None:  # (rows, k) -> (rows, n): the committed slots write back their own tokens
             new_block = block_tokens.scatter(1, slots, new_block)
@@ -776,11 +777,11 @@ def _plain_generation_config() -> GenerationConfig:
 
 def _predicts_masked_only(config, context, block: slice) -> bool:
     """Whether a step on `block` may run the head and the sampler on the block's masked positions only (see
-    `sampling_llada.masked_slots`): greedy with a confidence that draws nothing, no logits processor (they see the
+    `sampling_llada.masked_slots`): a confidence of each position on its own, no logits processor (they see the
     whole block), dynamic shapes, and no EOS rule that depends on the position in this block."""
     eos_rule = context.eos_token_ids and (config.min_new_tokens or 0) > block.start - context.prompt_length
-    return (not (config.temperature or 0.0) and config.remasking in DRAW_FREE_STRATEGIES and not eos_rule
-            and context.logits_processor is None and not context.static_shapes)
+    return (config.remasking in POSITIONWISE_STRATEGIES and not eos_rule and context.logits_processor is None
+            and not context.static_shapes)
 
 
 def _convert_generation_config(generation_config) -> LLaDAGenerationConfig:

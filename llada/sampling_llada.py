@@ -237,6 +237,21 @@ class RandomDraws:
         return draws
 
 
+class SlotDraws(RandomDraws):
+    """The draws of a step that runs on some positions of the block only ([`masked_slots`]): made for the whole
+    block as always, `(rows, block_length, ...)` from the same streams, then those of the slots `(rows, k)` taken,
+    so the sample is the one of a step on the whole block."""
+
+    def __init__(self, draws: RandomDraws, slots: torch.Tensor, block_length: int):
+        super().__init__(draws.generator, draws.row_generators)
+        self.slots, self.block_length = slots, block_length
+
+    def uniform(self, shape, device, rows: Optional["RunningRows"] = None, active=None) -> torch.Tensor:
+        full = super().uniform((shape[0], self.block_length, *shape[2:]), device, rows, active)
+        index = self.slots.to(device).view(*self.slots.shape, *([1] * (len(shape) - 2))).expand(-1, -1, *shape[2:])
+        return full.gather(1, index)  # (rows, k, ...)
+
+
 def as_draws(randomness) -> RandomDraws:
     """A `RandomDraws` from a `RandomDraws`, a `torch.Generator` or None (torch's global generator)."""
     return randomness if isinstance(randomness, RandomDraws) else RandomDraws.shared(randomness)
@@ -419,9 +434,10 @@ class ConfidenceCredit:
         return boosted
 
 
-# The strategies whose confidence of a position depends on its logits alone and draws nothing: with them (and a
-# greedy x0) a step can run on the masked positions only, see [`masked_slots`].
-DRAW_FREE_STRATEGIES = ("low_confidence", "entropy", "margin")
+# The strategies whose confidence of a position depends on that position alone (its logits, or its own draw): with
+# them a step can run on the masked positions only, see [`masked_slots`]. A strategy registered elsewhere runs on the
+# whole block.
+POSITIONWISE_STRATEGIES = ("low_confidence", "random", "entropy", "margin")
 
 
 def masked_slots(block_tokens: torch.Tensor, mask_token_id: int, stale: Optional[torch.Tensor] = None,
@@ -431,7 +447,7 @@ def masked_slots(block_tokens: torch.Tensor, mask_token_id: int, stale: Optional
     Each row's masked positions in increasing order, then, to fill the row up to k (the largest masked count in the
     batch), its committed positions: first those marked `stale` (batch, n) bool, if given, then the others, each
     in position order. [`denoise_block`] on the gathered logits and tokens commits what it commits on the whole
-    block, when nothing is drawn at random (greedy, a [`DRAW_FREE_STRATEGIES`] confidence): committed positions are
+    block, with a [`POSITIONWISE_STRATEGIES`] confidence and the draws of [`SlotDraws`]: committed positions are
     never eligible and the masked ones keep their order, so ties still go to the lower position. The committed
     slots come back unchanged when scattered into the block.
 
@@ -562,10 +578,10 @@ def pad_after_eos(tokens: torch.Tensor, eos_token_ids, pad_token_id: int) -> tor
 
 
 __all__ = [
-    "ConfidenceCredit", "DRAW_FREE_STRATEGIES", "REMASKING_STRATEGIES", "RandomDraws", "RunningRows", "as_draws",
-    "as_id_list", "as_token_rows", "block_schedule", "constrain_logits", "denoise_block", "fill_finished_rows",
-    "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens", "infill_canvas", "left_pad",
-    "low_confidence", "masked_slots", "negative_entropy", "num_transfer_tokens", "pad_after_eos",
+    "ConfidenceCredit", "POSITIONWISE_STRATEGIES", "REMASKING_STRATEGIES", "RandomDraws", "RunningRows",
+    "SlotDraws", "as_draws", "as_id_list", "as_token_rows", "block_schedule", "constrain_logits", "denoise_block",
+    "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens", "infill_canvas",
+    "left_pad", "low_confidence", "masked_slots", "negative_entropy", "num_transfer_tokens", "pad_after_eos",
     "parallel_transfer_count", "prompt_key", "random_confidence", "row_seed", "rows_done", "scale_logits",
     "select_transfer", "token_confidence", "top2_margin",
 ]

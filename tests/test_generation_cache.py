@@ -80,12 +80,18 @@ def test_factor_zero_is_the_scheduled_algorithm():
     dict(), dict(use_cache="dual", threshold=0.05), dict(use_cache="prefix", cfg_scale=1.0),
     dict(remasking="entropy", factor=2.0), dict(remasking="margin", remask_ratio=0.5, steps=8),
     dict(eos_token_id=EOS, min_new_tokens=6, early_stop=True, threshold=0.05), dict(top_k=3, top_p=0.9),
+    dict(temperature=1.0, seed=0), dict(temperature=0.7, top_p=0.9, use_cache="dual", threshold=0.2, seed=1),
+    dict(remasking="random", seed=2), dict(temperature=1.0, generator="shared"),
+    dict(temperature=1.0, remasking="random", generator="shared", cfg_scale=1.0, use_cache="prefix"),
 ])
 def test_predicting_only_the_masked_positions_gives_the_tokens_of_the_whole_block(settings, monkeypatch):
+    """Greedy or sampled (the draws are made for the whole block and the slots' taken), per-row or shared streams."""
     model, (ids, attention_mask) = varied_model(4), prompts_batch()
-    masked_only = generate(model, ids, attention_mask, **settings)
+    fresh = lambda: {**settings, **({"generator": torch.Generator().manual_seed(0)}  # noqa: E731
+                                    if settings.get("generator") == "shared" else {})}
+    masked_only = generate(model, ids, attention_mask, **fresh())
     monkeypatch.setattr(generation_llada, "_predicts_masked_only", lambda *args: False)
-    whole_block = generate(model, ids, attention_mask, **settings)
+    whole_block = generate(model, ids, attention_mask, **fresh())
     assert torch.equal(masked_only.sequences, whole_block.sequences)
     assert torch.equal(masked_only.decode_step, whole_block.decode_step) and masked_only.nfe == whole_block.nfe
 
@@ -114,8 +120,8 @@ def test_masked_cache_window_runs_the_masked_and_just_committed_positions(cfg_sc
 
 @pytest.mark.parametrize("use_cache", [False, "dual"])
 def test_the_head_runs_on_the_still_masked_positions_of_the_block(use_cache):
-    """Greedy: only the masked positions of the block reach the head (4, 3, 2, 1 per block of 4 at one token
-    per step); sampling draws noise for the whole block, so the whole block does."""
+    """Only the masked positions of the block reach the head: 4, 3, 2, 1 per block of 4 at one token per step,
+    greedy or sampled; a logits processor sees the whole block."""
     model, (ids, attention_mask) = varied_model(4), prompts_batch()
     seen = []
     handle = model.lm_head.register_forward_hook(lambda module, args, output: seen.append(tuple(args[0].shape)))
@@ -123,9 +129,11 @@ def test_the_head_runs_on_the_still_masked_positions_of_the_block(use_cache):
         generate(model, ids, attention_mask, use_cache=use_cache)
         greedy, seen[:] = list(seen), []
         generate(model, ids, attention_mask, use_cache=use_cache, temperature=1.0, seed=0)
+        sampled, seen[:] = list(seen), []
+        generate(model, ids, attention_mask, use_cache=use_cache, repetition_penalty=1.2)
     finally:
         handle.remove()
-    assert greedy == [(3, k, 32) for k in (4, 3, 2, 1)] * 4
+    assert greedy == sampled == [(3, k, 32) for k in (4, 3, 2, 1)] * 4
     assert seen == [(3, 4, 32)] * 16
 
 
@@ -240,7 +248,7 @@ def test_early_stop_ends_the_loop_when_every_row_is_done():
     (dict(threshold=0.9, credit_decay=0.5, remasking="entropy"), "`remasking` 'low_confidence' or 'margin'"),
     (dict(cache_window="suffix"), "`cache_window` must be None, 'block' or 'masked'"),
     (dict(cache_window="masked", use_cache="prefix"), "`cache_window='masked'` runs the masked positions"),
-    (dict(cache_window="masked", use_cache="dual", temperature=1.0), "greedy decoding (temperature 0)"),
+    (dict(cache_window="masked"), "needs use_cache='dual'"),
 ])
 def test_bad_settings_fail_early(settings, message):
     with pytest.raises(ValueError) as error:
