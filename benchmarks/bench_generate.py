@@ -11,6 +11,8 @@ greedily at 0:
     threshold         `threshold=0.9`: every position above 0.9 confidence commits at once (at least one)
     dual+threshold    both
     factor            `factor=1.0`: Fast-dLLM's factor rule
+                      (`threshold` and `factor` run only when named in `--modes`: uncached, they add a full pass per
+                      step for what their dual-cache versions show)
     dual+threshold T  more thresholds (`--extra_thresholds`)
     dual+credit T     credit decoding: confidence accumulated over the steps while the candidate stays
                       (`credit_decay=1.0`), against threshold T (`--credit_thresholds`)
@@ -57,6 +59,7 @@ from llada.sampling_llada import left_pad
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CANDIDATES = ("outputs/tinyshakespeare", "runs/llada-tinyshakespeare")
 AR_CANDIDATES = ("runs/compare/autoregressive", "runs/autoregressive-tinyshakespeare")
+UNCACHED_PARALLEL = ("threshold", "factor")
 ROW_LOOP_DOC = "Batched `diffusion_generate` vs a one-row-at-a-time implementation of the same algorithm."
 
 
@@ -102,11 +105,13 @@ def parse_args(argv=None):
     parser.add_argument("--factor", type=float, default=1.0)
     parser.add_argument("--extra_thresholds", type=float, nargs="*", default=[0.7, 0.5],
                         help="More dual+threshold modes with these thresholds (speed/quality trade-off).")
-    parser.add_argument("--credit_thresholds", type=float, nargs="*", default=[0.9],
+    parser.add_argument("--credit_thresholds", type=float, nargs="*", default=[0.9, 0.7],
                         help="dual+credit modes (credit decoding) with these thresholds.")
     parser.add_argument("--credit_decay", type=float, default=1.0, help="`credit_decay` of the dual+credit modes.")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per mode (alternating); the fastest counts")
-    parser.add_argument("--modes", nargs="+", default=None, help="Subset of the modes (default: all).")
+    parser.add_argument("--modes", nargs="+", default=None,
+                        help=f"Subset of the modes (default: all but {UNCACHED_PARALLEL}, which add an uncached pass per "
+                             "step for what their dual-cache versions show).")
     parser.add_argument("--quick", action="store_true", help="Lengths 32 and 64, batch sizes 1 and 2.")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch's default")
     parser.add_argument("--device", default="cpu")
@@ -116,7 +121,7 @@ def parse_args(argv=None):
     if args.quick:
         args.lengths, args.batch_sizes = [32, 64], [1, 2]
     modes = mode_settings(args)
-    args.modes = args.modes or list(modes)
+    args.modes = args.modes or [mode for mode in modes if mode not in UNCACHED_PARALLEL]
     unknown = sorted(set(args.modes) - set(modes))
     if unknown or "baseline" not in args.modes:
         parser.error(f"--modes must include 'baseline' and be among {list(modes)}; got {args.modes}")

@@ -278,8 +278,9 @@ def test_generation_benchmark_writes_table_and_plot(tmp_path):
     results = bench["main"](["--random_models", "--lengths", "32", "--batch_sizes", "2", "--output_dir",
                              str(tmp_path), "--threads", "0", "--extra_thresholds"])
     modes = [row["mode"] for row in results]
-    assert modes == ["baseline", "prefix", "dual", "threshold", "dual+threshold", "factor", "dual+credit 0.9",
-                     "dual-masked", "dual-masked+threshold", "dual-masked+credit 0.9", "AR generate"]
+    assert modes == ["baseline", "prefix", "dual", "dual+threshold", "dual+credit 0.9", "dual+credit 0.7",
+                     "dual-masked", "dual-masked+threshold", "dual-masked+credit 0.9", "dual-masked+credit 0.7",
+                     "AR generate"]
     assert all(row["gen_ppl"] > 1 and row["tokens_per_s"] > 0 for row in results)
     assert results[0]["identical"] == 1.0 and results[0]["nfe"] == 32
     table = (tmp_path / "generate.md").read_text()
