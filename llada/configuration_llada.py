@@ -99,6 +99,12 @@ class LLaDAConfig(PretrainedConfig):
             Standard deviation of the normal initialisation of linear and embedding weights.
         tie_word_embeddings (`bool`, *optional*, defaults to `False`):
             Whether the output head shares the input embedding matrix.
+        block_size (`int`, *optional*):
+            Block diffusion (BD3-LM, Arriola et al. 2025): the sequence is cut into blocks of this many positions
+            (counted from position 0, `position_ids // block_size`); attention is bidirectional inside a block and
+            causal between blocks, so each block is denoised given the clean blocks before it and finished blocks
+            can be cached exactly. `None` (default): LLaDA's full bidirectional attention. `block_size=1` is an
+            autoregressive model.
         mask_token_id (`int`, *optional*, defaults to 126336):
             Id of the `[MASK]` token the forward process writes and the sampler fills in. `None` builds a model
             that runs its forward but cannot sample until a mask id is given (e.g. in the generation config).
@@ -155,6 +161,7 @@ class LLaDAConfig(PretrainedConfig):
         kv_latent_dim=None,
         initializer_range=0.02,
         tie_word_embeddings=False,
+        block_size=None,
         mask_token_id=126336,
         pad_token_id=126081,
         bos_token_id=126080,
@@ -186,6 +193,7 @@ class LLaDAConfig(PretrainedConfig):
                        "eos_token_id": eos_token_id}
         special_ids = _drop_default_ids_outside(special_ids, vocab_size)
         mask_token_id, pad_token_id, bos_token_id, eos_token_id = special_ids.values()
+        self.block_size = block_size
         self.mask_token_id = mask_token_id
         self.pad_token_id, self.bos_token_id, self.eos_token_id = pad_token_id, bos_token_id, eos_token_id
         _warn_unknown_keys(kwargs)
@@ -233,6 +241,10 @@ class LLaDAConfig(PretrainedConfig):
             raise ValueError(
                 f"LLaDAConfig: `kv_latent_dim` must be a positive integer with attention_type='latent', "
                 f"got {self.kv_latent_dim!r}."
+            )
+        if self.block_size is not None and not _is_positive_int(self.block_size):
+            raise ValueError(
+                f"LLaDAConfig: `block_size` must be None (full attention) or a positive integer, got {self.block_size!r}."
             )
         if not (_is_finite_number(self.rms_norm_eps) and self.rms_norm_eps > 0):
             raise ValueError(

@@ -6,6 +6,7 @@ Hub files. Read top-down: norm -> rotary -> MLP -> attention -> layer -> pre-tra
 forward (masking) process and the loss -> head.
 """
 
+import functools
 from typing import Callable, Optional, Union
 
 import torch
@@ -111,9 +112,13 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary_pos_emb(q, k, cos, sin):
-    """Rotates queries and keys, (batch, heads, seq, head_dim), by the position angles (batch, seq, head_dim)."""
+    """Rotates queries and keys, (batch, heads, seq, head_dim), by the position angles (batch, seq, head_dim).
+
+    The queries may be the first positions only (`q.shape[2] <= k.shape[2]`, see `LLaDAAttention.forward`).
+    """
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    return (q * cos) + (rotate_half(q) * sin), (k * cos) + (rotate_half(k) * sin)
+    q_cos, q_sin = cos[:, :, : q.shape[2]], sin[:, :, : q.shape[2]]
+    return (q * q_cos) + (rotate_half(q) * q_sin), (k * cos) + (rotate_half(k) * sin)
 
 
 class LLaDAMLP(nn.Module):
@@ -196,10 +201,14 @@ class LLaDAAttention(nn.Module):
         attention_mask: Optional[torch.Tensor] = None,
         output_attentions: bool = False,
         past_key_values=None,
+        num_queries: Optional[int] = None,
         **kwargs,
     ):
+        """`num_queries`: only the first that many positions are queries (all of them give keys and values); the
+        last layer of block diffusion's training layout needs no output for the clean copy."""
         batch, seq, _ = hidden_states.shape
-        query = self.q_proj(hidden_states).view(batch, seq, -1, self.head_dim).transpose(1, 2)
+        queries = hidden_states if num_queries is None else hidden_states[:, :num_queries]
+        query = self.q_proj(queries).view(batch, queries.shape[1], -1, self.head_dim).transpose(1, 2)
         key, value = self.project_kv(hidden_states)
         key = key.view(batch, seq, -1, self.head_dim).transpose(1, 2)  # (batch, kv_heads, seq, head_dim)
         value = value.view(batch, seq, -1, self.head_dim).transpose(1, 2)
@@ -225,7 +234,7 @@ class LLaDAAttention(nn.Module):
             is_causal=False,
             **kwargs,
         )
-        attn_output = self.o_proj(attn_output.reshape(batch, seq, -1))
+        attn_output = self.o_proj(attn_output.reshape(batch, queries.shape[1], -1))
         return attn_output, attn_weights
 
 
@@ -239,14 +248,18 @@ class LLaDADecoderLayer(GradientCheckpointingLayer):
         self.input_layernorm = LLaDARMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = LLaDARMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
-    def forward(self, hidden_states, attention_mask=None, position_embeddings=None, output_attentions=False, **kwargs):
+    def forward(self, hidden_states, attention_mask=None, position_embeddings=None, output_attentions=False,
+                num_queries=None, **kwargs):
         attn_output, attn_weights = self.self_attn(
             self.input_layernorm(hidden_states),
             position_embeddings=position_embeddings,
             attention_mask=attention_mask,
             output_attentions=output_attentions,
+            num_queries=num_queries,
             **kwargs,
         )
+        if num_queries is not None:  # the other positions only served as keys and values
+            hidden_states = hidden_states[:, :num_queries]
         hidden_states = hidden_states + attn_output
         hidden_states = hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
         return hidden_states, attn_weights
@@ -292,6 +305,7 @@ class LLaDAModel(LLaDAPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         past_key_values=None,
+        clean_input_ids: Optional[torch.LongTensor] = None,
         **kwargs,
     ) -> Union[tuple, BaseModelOutput]:
         r"""
@@ -306,7 +320,19 @@ class LLaDAModel(LLaDAPreTrainedModel):
                 other positions' keys and values come from the cache. It must provide
                 `update(key, value, layer_idx) -> (key, value)` returning the keys/values of the whole canvas
                 `(batch, kv_heads, canvas_len, head_dim)`, and `attention_mask` (if given) covers the whole canvas
-                `(batch, canvas_len)`; `position_ids` of the window are then required.
+                `(batch, canvas_len)`; `position_ids` of the window are then required. On a block model
+                (`config.block_size`) the cache holds the finished blocks before the window instead (see
+                [`BlockKVCache`]): `update` returns the cached keys/values followed by the window's, and
+                `attention_mask` (if given) covers both, `(batch, cached_len + seq)`.
+            clean_input_ids (`torch.LongTensor` of shape `(batch, seq)`, *optional*):
+                Block models only: the clean tokens of the same rows. The model then runs BD3-LM's training layout,
+                the noised copy followed by the clean one in one pass of length `2 * seq` (positions shared): each
+                noised block attends to itself and to the clean blocks before it, each clean block to the clean
+                blocks up to its own. `last_hidden_state` is that of the noised copy, `(batch, seq, hidden)`;
+                `hidden_states` and `attentions` cover both copies.
+
+        With `config.block_size` set and no `clean_input_ids`, attention is block-causal: a position sees the
+        positions of its own block (`position_ids // block_size`) and of every earlier block.
         """
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
@@ -325,7 +351,15 @@ class LLaDAModel(LLaDAPreTrainedModel):
                 f"({self.config.max_position_embeddings}), the length the model is meant for; expect poorer outputs "
                 f"at the positions beyond it."
             )
-        if past_key_values is not None:
+        if getattr(self.config, "block_size", None) is not None:
+            inputs_embeds, position_ids, mask = self._block_layout(
+                inputs_embeds, attention_mask, position_ids, past_key_values, clean_input_ids)
+        elif clean_input_ids is not None:
+            raise ValueError(
+                "LLaDAModel.forward: `clean_input_ids` is for block diffusion models; this model has "
+                "`config.block_size=None` (full attention)."
+            )
+        elif past_key_values is not None:
             if position_ids is None:
                 raise ValueError("LLaDAModel.forward: `position_ids` of the window are required with `past_key_values`.")
             # queries are the window, keys the whole canvas: a (batch, 1, 1, canvas_len) key-padding mask (pass None
@@ -345,9 +379,12 @@ class LLaDAModel(LLaDAPreTrainedModel):
         hidden_states = inputs_embeds
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
-        for layer in self.layers:
+        for index, layer in enumerate(self.layers):
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
+            if clean_input_ids is not None and index == len(self.layers) - 1:
+                # the last layer's clean-copy outputs would be thrown away: it gives only keys and values
+                mask, kwargs["num_queries"] = mask[:, :, :seq], seq
             hidden_states, attn_weights = layer(
                 hidden_states,
                 attention_mask=mask,
@@ -358,7 +395,7 @@ class LLaDAModel(LLaDAPreTrainedModel):
             )
             if output_attentions:
                 all_attentions += (attn_weights,)
-        hidden_states = self.norm(hidden_states)
+        hidden_states = self.norm(hidden_states)  # with clean_input_ids: the noised copy's only
         if output_hidden_states:
             all_hidden_states += (hidden_states,)
 
@@ -380,6 +417,108 @@ class LLaDAModel(LLaDAPreTrainedModel):
             return None
         # (batch, 1, 1, seq) boolean: True where the key is a real token; broadcast over heads and queries
         return attention_mask.bool()[:, None, None, :]
+
+
+    def _block_layout(self, inputs_embeds, attention_mask, position_ids, past_key_values, clean_input_ids):
+        """Block diffusion: the inputs, positions and boolean attention mask `(batch or 1, 1, q, k)` of one of the
+        three layouts: a windowed pass after cached blocks, BD3-LM's training layout (noised + clean copy), or
+        one block-causal sequence."""
+        batch, seq = inputs_embeds.shape[:2]
+        block_size, device = self.config.block_size, inputs_embeds.device
+        if past_key_values is not None:
+            if clean_input_ids is not None:
+                raise ValueError("LLaDAModel.forward: `clean_input_ids` cannot be combined with `past_key_values`.")
+            cached = past_key_values.get_seq_length()
+            key_padding = _key_padding(attention_mask, batch, cached + seq, "cached length + seq")
+            if position_ids is None:
+                position_ids = _default_position_ids(key_padding, batch, cached + seq, device)[:, cached:]
+            # every cached key is in an earlier, finished block; inside the window the pattern is block-causal
+            blocks = position_ids // block_size  # (batch, seq)
+            mask = torch.cat([blocks.new_ones((batch, seq, cached), dtype=torch.bool),
+                              blocks[:, None, :] <= blocks[:, :, None]], dim=-1)[:, None]  # (batch, 1, seq, all)
+            return inputs_embeds, position_ids, _and_key_padding(mask, key_padding)
+        if attention_mask is not None and attention_mask.dim() == 4:  # a prepared mask: used as given
+            if position_ids is None:
+                position_ids = _default_position_ids(None, batch, seq, device)
+            if clean_input_ids is not None:
+                inputs_embeds = torch.cat([inputs_embeds, self.embed_tokens(clean_input_ids)], dim=1)
+                position_ids = torch.cat([position_ids, position_ids], dim=1)
+            return inputs_embeds, position_ids, attention_mask
+        key_padding = _key_padding(attention_mask, batch, seq, "seq")
+        layout = "causal" if clean_input_ids is None else "diffusion"
+        mask = _canonical_block_mask(layout, seq, block_size, device)  # (1, 1, q, k), built once per shape
+        if position_ids is None and key_padding is None:
+            position_ids = _default_position_ids(None, batch, seq, device)
+        else:  # e.g. left padding: a row's blocks start at its first real token
+            if position_ids is None:
+                position_ids = _default_position_ids(key_padding, batch, seq, device)
+            blocks = position_ids // block_size  # (batch, seq)
+            if not _has_canonical_blocks(blocks, key_padding, block_size):
+                mask = block_causal_mask(blocks, blocks) if layout == "causal" else block_diffusion_mask(blocks)
+        if clean_input_ids is not None:
+            if tuple(clean_input_ids.shape) != (batch, seq):
+                raise ValueError(
+                    f"LLaDAModel.forward: `clean_input_ids` must have the shape of the input {(batch, seq)}, "
+                    f"got {tuple(clean_input_ids.shape)}."
+                )
+            inputs_embeds = torch.cat([inputs_embeds, self.embed_tokens(clean_input_ids)], dim=1)  # (batch, 2 seq, h)
+            position_ids = torch.cat([position_ids, position_ids], dim=1)  # the clean copy shares the positions
+            key_padding = None if key_padding is None else torch.cat([key_padding, key_padding], dim=1)
+        return inputs_embeds, position_ids, _and_key_padding(mask, key_padding)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Block diffusion attention patterns (BD3-LM, Arriola et al. 2025). Boolean masks, True = may attend, of shape
+# (batch or 1, 1, queries, keys): SDPA and the eager path take them as they are.
+
+
+def block_causal_mask(query_blocks: torch.Tensor, key_blocks: torch.Tensor) -> torch.Tensor:
+    """(batch, q), (batch, k) block indices -> (batch, 1, q, k): a query sees the keys of its block and earlier
+    blocks (bidirectional inside a block, causal between blocks)."""
+    return key_blocks[:, None, None, :] <= query_blocks[:, None, :, None]
+
+
+def block_diffusion_mask(blocks: torch.Tensor) -> torch.Tensor:
+    """BD3-LM's vectorised training pattern for the sequence [noised copy; clean copy], (batch, L) block indices
+    -> (batch, 1, 2L, 2L). A noised block attends to itself (noised) and to the earlier blocks of the clean copy; a
+    clean block attends block-causally to the clean copy and never to the noised one. One pass thus gives every
+    block's prediction given the clean blocks before it."""
+    query, key = blocks[:, :, None], blocks[:, None, :]  # (batch, L, 1), (batch, 1, L)
+    same_block, earlier_block = key == query, key < query  # (batch, L, L) each
+    noised_queries = torch.cat([same_block, earlier_block], dim=-1)  # (batch, L, 2L)
+    clean_queries = torch.cat([torch.zeros_like(same_block), same_block | earlier_block], dim=-1)
+    return torch.cat([noised_queries, clean_queries], dim=1)[:, None]
+
+
+@functools.lru_cache(maxsize=16)
+def _canonical_block_mask(layout: str, seq: int, block_size: int, device: torch.device) -> torch.Tensor:
+    """The mask of a row whose positions are 0..seq-1, built once per shape: (1, 1, q, k)."""
+    blocks = (torch.arange(seq, device=device) // block_size)[None]  # (1, seq)
+    return block_causal_mask(blocks, blocks) if layout == "causal" else block_diffusion_mask(blocks)
+
+
+def _has_canonical_blocks(blocks: torch.Tensor, key_padding: Optional[torch.Tensor], block_size: int) -> bool:
+    """Whether every real position of every row is in the block of a row numbered 0..seq-1 (the cached mask)."""
+    canonical = torch.arange(blocks.shape[1], device=blocks.device) // block_size  # (seq,)
+    agree = blocks == canonical
+    return bool((agree if key_padding is None else agree | ~key_padding).all())
+
+
+def _key_padding(attention_mask, batch: int, length: int, what: str) -> Optional[torch.Tensor]:
+    """A 2-D attention mask as (batch, length) bool (True = real token), or None when nothing is padded."""
+    if attention_mask is None:
+        return None
+    if attention_mask.dim() != 2 or tuple(attention_mask.shape) != (batch, length):
+        raise ValueError(
+            f"LLaDAModel.forward: `attention_mask` must have shape (batch, {what}) = {(batch, length)}, "
+            f"got {tuple(attention_mask.shape)}."
+        )
+    return None if bool(attention_mask.all()) else attention_mask.bool()
+
+
+def _and_key_padding(mask: torch.Tensor, key_padding: Optional[torch.Tensor]) -> torch.Tensor:
+    """Removes padded keys from a (batch or 1, 1, q, k) boolean mask."""
+    return mask if key_padding is None else mask & key_padding[:, None, None, :]
 
 
 def _default_position_ids(attention_mask, batch, seq, device):
@@ -534,6 +673,7 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
         answer_lengths: Optional[torch.Tensor] = None,
         past_key_values=None,
         logits_to_keep: Union[int, slice, torch.Tensor] = 0,
+        clean_input_ids: Optional[torch.LongTensor] = None,
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
@@ -555,6 +695,11 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
                 tensor keeps `k` positions of each row (its own indices per row). The sampler asks
                 only for the current block: the vocabulary-wide head is a large share of a small model's cost.
                 Not with `labels` (the loss needs every position).
+            clean_input_ids (`torch.LongTensor` of shape `(batch, seq)`, *optional*):
+                Block models: the clean rows, for BD3-LM's training layout (see [`LLaDAModel.forward`]); the logits
+                are those of the noised input, each block predicted from itself and the clean blocks before it.
+                With `labels` and without `clean_input_ids`, a block model builds them as `input_ids` with the
+                labels filled in, so its loss is always the block-diffusion loss.
 
         In training mode with `labels`, only the labelled positions go through the head (that is all the loss
         needs) and the output's `logits` is `None`; in eval mode the logits of every position are returned with
@@ -577,6 +722,13 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
                 f"{logits_to_keep!r} (leave it at 0)."
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if labels is not None and clean_input_ids is None and getattr(self.config, "block_size", None) is not None:
+            if input_ids is None:
+                raise ValueError(
+                    "LLaDAForMaskedDiffusion.forward: a block model's loss needs `input_ids` (or `clean_input_ids`) "
+                    "to build the clean copy of the rows; got only `inputs_embeds`."
+                )
+            clean_input_ids = torch.where(labels != -100, labels, input_ids)  # (batch, seq)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -586,6 +738,7 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
             output_hidden_states=output_hidden_states,
             return_dict=True,
             past_key_values=past_key_values,
+            clean_input_ids=clean_input_ids,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state  # (batch, seq, hidden)
