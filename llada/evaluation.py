@@ -71,6 +71,11 @@ def elbo_nll(
     `p = (1 - eps) t + eps`, which keeps `1/p` finite (the bias is O(eps)). Only positions in `scored_mask` are ever
     masked or scored: with a prompt left clean this bounds `-log p(answer | prompt)`.
 
+    For a block diffusion model (`config.block_size`) it is BD3-LM's bound
+    `-log p(x) = sum_b -log p(x_b | x_<b) <= sum_b E_t [ (1/t) sum_{i in b masked} -log p_theta(x_i | x_b,t, x_<b) ]`:
+    every block gets its own `t` (stratified over the draws per block) and is predicted from the clean blocks
+    before it, all blocks in one pass (the model's training layout).
+
     Args:
         model: a masked-diffusion model; `model(input_ids=..., attention_mask=...).logits` is `(batch, seq, vocab)`.
         input_ids (`torch.LongTensor` of shape `(batch, seq)`): the clean sequences.
@@ -99,7 +104,11 @@ def elbo_nll(
         scored_mask = attention_mask.bool()
     scored_mask = scored_mask.bool() & attention_mask.bool()  # (batch, seq)
 
-    times = sample_times(batch, num_samples, t_sampling, generator)  # (K, batch), drawn on the CPU: reproducible
+    block_size = block_size_of(model)
+    if block_size is None:
+        times = sample_times(batch, num_samples, t_sampling, generator)  # (K, batch), drawn on the CPU: reproducible
+    else:
+        times = block_times(attention_mask.cpu(), block_size, num_samples, t_sampling, generator)  # (K, batch, seq)
     total = torch.zeros(batch, dtype=torch.float64, device=device)
     for t in times:
         noisy_ids, masked_indices, p_mask = forward_process(input_ids, t, mask_token_id, scored_mask, eps, generator)
@@ -186,6 +195,26 @@ def generative_perplexity(
     return math.exp(total_nll / total_tokens)
 
 
+def block_size_of(model) -> Optional[int]:
+    """`config.block_size` of a (possibly DDP-wrapped) model; None for full-attention and autoregressive models."""
+    config = getattr(model, "config", None) or getattr(getattr(model, "module", None), "config", None)
+    return getattr(config, "block_size", None)
+
+
+def block_times(attention_mask: torch.Tensor, block_size: int, num_samples: int, scheme: str = "stratified",
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """One diffusion time per block and draw, spread over the block's tokens: `(num_samples, batch, seq)`.
+
+    Blocks are counted as the model counts them (`position_ids // block_size`, positions over real tokens), and
+    each block's `num_samples` times follow `scheme` (see `sample_times`), independently across blocks.
+    """
+    batch, seq = attention_mask.shape
+    blocks = (attention_mask.long().cumsum(-1) - 1).clamp(min=0) // block_size  # (batch, seq)
+    num_blocks = -(-seq // block_size)
+    times = sample_times(batch * num_blocks, num_samples, scheme, generator).view(num_samples, batch, num_blocks)
+    return times.gather(2, blocks[None].expand(num_samples, batch, seq))  # (K, batch, seq)
+
+
 def masked_token_nll(
     model,
     noisy_ids: torch.LongTensor,
@@ -200,17 +229,24 @@ def masked_token_nll(
     `-log p_theta(x_i | x_noisy)` at every masked position, 0 elsewhere: `(batch, seq)` in float32.
 
     With `cfg_scale > 0`, classifier-free guidance (LLaDA): the copy with the prompt (`prompt_mask`) masked too goes
-    through the model in the same batch, and the logits are `u + (w + 1)(c - u)`.
+    through the model in the same batch, and the logits are `u + (w + 1)(c - u)`. A block diffusion model predicts
+    each block from the clean blocks before it: the noisy rows with the masked positions filled in by the targets.
     """
+    clean = {}
+    if block_size_of(model) is not None:
+        clean["clean_input_ids"] = torch.where(masked_indices.bool(), target_ids, noisy_ids)  # (batch, seq)
     if cfg_scale > 0:
         if prompt_mask is None:
             raise ValueError("`cfg_scale` > 0 needs `prompt_mask` (the positions masked for the unconditional copy).")
         mask_token_id = resolve_mask_token_id(model, mask_token_id)
         both_ids, both_mask, _ = guidance_inputs(noisy_ids, prompt_mask.bool(), mask_token_id, attention_mask)
-        both = model(input_ids=both_ids, attention_mask=both_mask).logits  # (2 * batch, seq, vocab)
+        if clean:  # the unconditional copy's context has its prompt masked too
+            clean_ids = clean["clean_input_ids"]
+            clean["clean_input_ids"] = torch.cat([clean_ids, clean_ids.masked_fill(prompt_mask.bool(), mask_token_id)])
+        both = model(input_ids=both_ids, attention_mask=both_mask, **clean).logits  # (2 * batch, seq, vocab)
         logits = guided_logits(both.float(), cfg_scale)  # (batch, seq, vocab)
     else:
-        logits = model(input_ids=noisy_ids, attention_mask=attention_mask).logits.float()  # (batch, seq, vocab)
+        logits = model(input_ids=noisy_ids, attention_mask=attention_mask, **clean).logits.float()  # (batch, seq, V)
     token_nll = F.cross_entropy(logits.transpose(1, 2), target_ids, reduction="none")  # (batch, seq)
     return torch.where(masked_indices.bool(), token_nll, torch.zeros_like(token_nll))
 
@@ -233,6 +269,6 @@ def model_device(model) -> torch.device:
 
 
 __all__ = [
-    "T_SAMPLING_SCHEMES", "elbo_nll", "generative_perplexity", "masked_token_nll", "perplexity_bound",
-    "resolve_mask_token_id", "sample_times",
+    "T_SAMPLING_SCHEMES", "block_size_of", "block_times", "elbo_nll", "generative_perplexity", "masked_token_nll",
+    "perplexity_bound", "resolve_mask_token_id", "sample_times",
 ]

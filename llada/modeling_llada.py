@@ -542,7 +542,8 @@ def forward_process(
 
     Args:
         input_ids (`torch.LongTensor` of shape `(batch, seq)`): the clean tokens.
-        t (`torch.Tensor` of shape `(batch,)`): each sequence's diffusion time in [0, 1].
+        t (`torch.Tensor` of shape `(batch,)` or `(batch, seq)`): each sequence's diffusion time in [0, 1], or each
+            token's (block diffusion: the time of its block).
         mask_token_id (`int`): the id written at masked positions.
         maskable (`torch.Tensor` of shape `(batch, seq)`, *optional*): positions that may be masked (default: all).
         eps (`float`, *optional*, defaults to 1e-3): the smallest masking probability, which keeps `1 / p` finite.
@@ -551,10 +552,12 @@ def forward_process(
 
     Returns:
         `(noisy_ids, masked_indices, p_mask)`: `(batch, seq)` ids with the masks applied, `(batch, seq)` bool, and
-        `(batch, 1)` masking probabilities (the weights `1 / p_mask` of [`masked_diffusion_loss`]).
+        `(batch, 1)` (or, with per-token times, `(batch, seq)`) masking probabilities (the weights `1 / p_mask` of
+        [`masked_diffusion_loss`]).
     """
     device = input_ids.device
-    p_mask = ((1.0 - eps) * t + eps).to(device)[:, None]  # (batch, 1)
+    p_mask = ((1.0 - eps) * t + eps).to(device)
+    p_mask = p_mask[:, None] if p_mask.dim() == 1 else p_mask  # (batch, 1) or (batch, seq)
     noise = torch.rand(input_ids.shape, generator=generator).to(device)  # (batch, seq)
     masked_indices = noise < p_mask  # (batch, seq)
     if maskable is not None:
