@@ -49,6 +49,12 @@ class ModelArguments:
     intermediate_size: int = field(default=768, metadata={"help": "Width of the gated feed-forward layer."})
     hidden_act: str = field(default="silu", metadata={"help": "Gate activation: silu (SwiGLU), mish, gelu, relu."})
     attention_type: str = field(default="standard", metadata={"help": "'standard' or 'latent' (LLaDA only)."})
+    block_size: Optional[int] = field(
+        default=None,
+        metadata={"help": "Block diffusion (BD3-LM; LLaDA only): attention bidirectional inside blocks of this many "
+                          "tokens and causal between them, trained on every block at once; exact K/V cache when "
+                          "sampling. Default: full attention."},
+    )
     max_position_embeddings: Optional[int] = field(
         default=None, metadata={"help": "Longest sequence the model is built for; default: --max_seq_length."}
     )
@@ -76,6 +82,11 @@ class ModelArguments:
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"`--model_type` must be one of {MODEL_TYPES}, got {self.model_type!r}.")
+        if self.block_size is not None and self.model_type != "llada":
+            raise ValueError(
+                f"`--block_size` is an option of `--model_type llada` (block diffusion), got --model_type "
+                f"{self.model_type!r}."
+            )
         check_lora_arguments(self)
 
 
@@ -92,7 +103,8 @@ def build_model(args: ModelArguments, tokenizer, max_seq_length: int):
     elif args.model_type == "llada":
         model = LLaDAForMaskedDiffusion(LLaDAConfig(**_shared_config(args, tokenizer, max_seq_length),
                                                     mask_token_id=tokenizer.mask_token_id,
-                                                    attention_type=args.attention_type))
+                                                    attention_type=args.attention_type,
+                                                    block_size=args.block_size))
     else:
         model = LlamaForCausalLM(LlamaConfig(**_shared_config(args, tokenizer, max_seq_length)))
     positions = model.config.max_position_embeddings
@@ -145,6 +157,8 @@ def _load_existing(args: ModelArguments, tokenizer):
         model.resize_token_embeddings(len(tokenizer))
     if args.model_type == "llada":
         model.config.mask_token_id = tokenizer.mask_token_id
+        if args.block_size is not None:  # fine-tune a full-attention model into a block diffusion one
+            model.config.block_size = args.block_size
     return model
 
 

@@ -27,6 +27,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll
 from ..sampling_llada import REMASKING_STRATEGIES
 from ..saved_files import make_tokenizer_config_portable
+from .block_collator import DataCollatorForBlockDiffusion
 from .callbacks import LossCurveCallback, SampleGenerationCallback, fit_generation_length
 from .checkpoints import check_max_steps, removing_partial_checkpoint, staged_folder
 from .collator import MASKING_SCHEMES, TRAIN_T_SAMPLING, DataCollatorForMaskedDiffusion
@@ -212,7 +213,7 @@ class LLaDATrainer(Trainer):
     def _default_collator(self, model, args, tokenizer, train_dataset):
         is_sft = "labels" in (getattr(train_dataset, "column_names", None) or [])
         if self.is_masked_diffusion:
-            return DataCollatorForMaskedDiffusion(
+            options = dict(
                 tokenizer=tokenizer,
                 mask_token_id=model.config.mask_token_id,
                 eps=getattr(args, "mask_eps", 1e-3),
@@ -222,6 +223,10 @@ class LLaDATrainer(Trainer):
                 complementary_masking=getattr(args, "complementary_masking", False),
                 seed=args.seed,  # masks depend on seed and batch only: exact resumes, any number of workers
             )
+            block_size = getattr(model.config, "block_size", None)
+            if block_size is not None:  # block diffusion: one diffusion time per block
+                return DataCollatorForBlockDiffusion(**options, block_size=block_size)
+            return DataCollatorForMaskedDiffusion(**options)
         if is_sft:  # prompt labels are already -100; pad labels with -100 too
             return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
         return DataCollatorForLanguageModeling(tokenizer, mlm=False)
@@ -355,7 +360,7 @@ def fit_generation_config(model, args) -> None:
         return
     room = max(1, model.config.max_position_embeddings - args.sample_prompt_length)
     config.max_new_tokens, config.steps, config.block_length = fit_generation_length(
-        args.sample_max_new_tokens, args.sample_steps, args.sample_block_length, room)
+        args.sample_max_new_tokens, args.sample_steps, sample_block_length(model, args), room)
     config.temperature = args.sample_temperature
     config.remasking = args.sample_remasking
     config.top_p = args.sample_top_p
@@ -367,6 +372,16 @@ def _causal_lm_samples(args) -> GenerationConfig:
     return GenerationConfig(max_new_tokens=args.sample_max_new_tokens, do_sample=args.sample_temperature > 0,
                             temperature=args.sample_temperature or None, top_k=args.sample_top_k,
                             top_p=args.sample_top_p)
+
+
+def sample_block_length(model, args) -> Optional[int]:
+    """`--sample_block_length`, or for a block diffusion model its `block_size` unless the option divides it (a block
+    model decodes block by block; smaller sampling blocks split each block)."""
+    block_length = args.sample_block_length
+    block_size = getattr(getattr(model, "config", None), "block_size", None)
+    if block_size is not None and (not block_length or block_size % block_length):
+        return block_size
+    return block_length
 
 
 def _clean_ids_and_scored(inputs: dict):
