@@ -1,0 +1,239 @@
+"""Block diffusion vs full-attention LLaDA vs autoregressive, at the main job's size, data and CPU-time budget.
+
+Contenders (all `llada-train` with the main job's options: byte tokenizer, hidden 128, 4 layers, 4 heads, FFN 384,
+128-token blocks of TinyShakespeare, batch 32, AdamW 2e-3 cosine): `ar` (LlamaForCausalLM of the same size),
+`full` (LLaDA), `block4`, `block8`, `block16` (`--block_size`). The budget is the CPU time of the full model's
+1,200 steps: a calibration times a few alternating training steps of every contender in this process (one thread)
+and gives each the number of steps that costs the same (a block model's step runs the noised and the clean copy,
+about 2.2x the full model's).
+
+Then, on the same held-out text, for every contender:
+
+- the validation perplexity (AR) or perplexity bound (ELBO; block models: BD3-LM's, one `t` per block), on the same
+  validation blocks with 16 `t` draws per block, and its ratio to the AR perplexity;
+- word validity and distinct-2 of 32 samples of ~96 bytes after 32-byte prompts from the held-out tail
+  (`sample_quality.py`), for a few sampler settings each.
+
+    python benchmarks/block_quality.py --output_dir runs/block_quality               # trains and evaluates all
+    python benchmarks/block_quality.py --output_dir runs/block_quality --skip_training   # re-evaluate saved runs
+    python benchmarks/block_quality.py --contenders block4 --reuse ar=runs/compare/autoregressive
+
+Writes `block_quality.md` and `block_quality.json` into `--results_dir` (default `benchmarks/results`). One thread.
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import bench_block_train_step as step_bench
+import sample_quality as quality
+
+CONTENDERS = {
+    "ar": ["--model_type", "autoregressive"],
+    "full": [],
+    "block4": ["--block_size", "4"],
+    "block8": ["--block_size", "8"],
+    "block16": ["--block_size", "16"],
+}
+AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6)}
+FULL_SAMPLERS = {  # the main job's saved default (random, block 8) and the best setting found for it
+    "random b8 T0.8": dict(remasking="random", block_length=8, temperature=0.8),
+    "low_confidence b8 T0.8": dict(remasking="low_confidence", block_length=8, temperature=0.8),
+}
+BLOCK_SAMPLERS = {  # block length = the model's block size; one token per step unless a threshold is set
+    "low_confidence T0.8": dict(remasking="low_confidence", temperature=0.8),
+    "low_confidence T0.6": dict(remasking="low_confidence", temperature=0.6),
+    "low_confidence T1.0": dict(remasking="low_confidence", temperature=1.0),
+    "low_confidence T0.8 top_p 0.9": dict(remasking="low_confidence", temperature=0.8, top_p=0.9),
+    "random T0.8": dict(remasking="random", temperature=0.8),
+    "random T1.0": dict(remasking="random", temperature=1.0),
+    "random T0.8 top_p 0.9": dict(remasking="random", temperature=0.8, top_p=0.9),
+}
+
+
+def parse(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", default="runs/block_quality", help="Where the trained runs go.")
+    parser.add_argument("--results_dir", default="benchmarks/results")
+    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
+    parser.add_argument("--reuse", nargs="*", default=[], metavar="NAME=DIR",
+                        help="Evaluate a finished run instead of training that contender.")
+    parser.add_argument("--skip_training", action="store_true", help="Evaluate the runs already in --output_dir.")
+    parser.add_argument("--budget_steps", type=int, default=1200, help="Steps of the full model (the budget).")
+    parser.add_argument("--calibration_steps", type=int, default=6)
+    parser.add_argument("--evaluations", type=int, default=6, help="Evaluations (and checkpoints) per run.")
+    parser.add_argument("--num_t_samples", type=int, default=16)
+    parser.add_argument("--max_eval_blocks", type=int, default=256)
+    parser.add_argument("--num_samples", type=int, default=32)
+    parser.add_argument("--prompt_bytes", type=int, default=32)
+    parser.add_argument("--new_bytes", type=int, default=96)
+    parser.add_argument("--threads", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the budget and the training runs
+
+
+def calibrate(names, repeats: int) -> dict:
+    """CPU seconds per training step of each contender at the main job's dimensions (alternating, medians)."""
+    args = step_bench.parse_args([])
+    kinds = {name: ("llama" if name == "ar" else None if name == "full" else int(name[len("block"):]))
+             for name in set(names) | {"full"}}
+    models = {name: step_bench.build(kind, args) for name, kind in kinds.items()}
+    batches = {name: step_bench.make_batch(kind, args) for name, kind in kinds.items()}
+    seconds = {name: [] for name in models}
+    for repeat in range(repeats + 1):
+        for name in models:
+            start = time.process_time()
+            step_bench.train_step(models[name], batches[name])
+            if repeat:  # the first round warms up
+                seconds[name].append(time.process_time() - start)
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def train(name: str, steps: int, options) -> dict:
+    """Trains one contender with the main job's options and `steps` steps; returns its step count and CPU time."""
+    from llada.training.run import parse_training_args, run_training
+
+    eval_steps = max(1, steps // options.evaluations)
+    steps = eval_steps * options.evaluations  # the last step is evaluated, so the best checkpoint can be the last
+    run_dir = os.path.join(options.output_dir, name)
+    argv = [*CONTENDERS[name], "--output_dir", run_dir, "--max_steps", str(steps), "--eval_steps", str(eval_steps),
+            "--report_to", "none"]
+    start = time.process_time()
+    run_training(*parse_training_args(argv))
+    record = {"steps": steps, "run_cpu_seconds": time.process_time() - start, "threads": torch.get_num_threads()}
+    Path(run_dir, "budget.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# evaluation
+
+
+def validation_blocks(count: int):
+    """The first `count` validation blocks of the main job (128 bytes each) as a (count, 128) tensor."""
+    from llada.training.run import parse_training_args
+    from llada.training.data import load_raw_datasets, tokenize_and_pack
+    from llada.training.tokenizers import build_tokenizer
+
+    _, data_args, _ = parse_training_args(["--output_dir", "unused", "--max_eval_samples", str(count)])
+    tokenizer = build_tokenizer("bytes", None, None, model_max_length=data_args.max_seq_length)
+    validation = tokenize_and_pack(load_raw_datasets(data_args), tokenizer, data_args)["validation"]
+    return torch.tensor(validation[:count]["input_ids"])
+
+
+def perplexity(model, is_llada: bool, blocks, options) -> float:
+    from llada.evaluation import generative_perplexity, perplexity_bound
+
+    if is_llada:
+        return perplexity_bound(model, blocks, batch_size=32, num_samples=options.num_t_samples, seed=0,
+                                show_progress=False)["perplexity_bound"]
+    return generative_perplexity(model, blocks, batch_size=32)
+
+
+def sample_figures(model, tokenizer, is_llada, settings, options, vocabulary, heldout) -> dict:
+    pairs = quality.prompts_from(heldout, options.num_samples, options.prompt_bytes, options.new_bytes)
+    max_new_tokens = quality.new_tokens_for(tokenizer, heldout, options.new_bytes)
+    start = time.process_time()
+    _, _, new_ids = quality.generate(model, tokenizer, is_llada, [p for p, _ in pairs], max_new_tokens, settings,
+                                     seed=0)
+    seconds = time.process_time() - start
+    texts = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
+    return {"word_validity": quality.word_validity(texts, vocabulary), "distinct_2": quality.distinct_n(texts, 2),
+            "sampling_cpu_seconds": seconds, "samples": texts}
+
+
+def evaluate(name, run_dir, options, blocks, vocabulary, heldout) -> dict:
+    model, tokenizer, is_llada = quality.load_model(run_dir)
+    block_size = getattr(model.config, "block_size", None)
+    if not is_llada:
+        samplers = AR_SAMPLERS
+    elif block_size is None:
+        samplers = FULL_SAMPLERS
+    else:
+        samplers = {label: dict(settings, block_length=block_size) for label, settings in BLOCK_SAMPLERS.items()}
+    result = {"run_dir": str(run_dir), "perplexity": perplexity(model, is_llada, blocks, options), "samplers": {}}
+    budget = Path(run_dir, "budget.json")
+    if budget.is_file():
+        result.update(json.loads(budget.read_text()))
+    for label, settings in samplers.items():
+        result["samplers"][label] = sample_figures(model, tokenizer, is_llada, settings, options, vocabulary,
+                                                   heldout)
+        figures = result["samplers"][label]
+        print(f"  {name:<8} {label:<32} word validity {figures['word_validity']:.3f}  distinct-2 "
+              f"{figures['distinct_2']:.3f}", flush=True)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# report
+
+
+def write_report(results: dict, calibration: dict, options) -> str:
+    ar_ppl = results["ar"]["perplexity"] if "ar" in results else None
+    lines = [
+        "# Block diffusion vs LLaDA vs autoregressive (main job size, data and CPU budget)", "",
+        f"{options.budget_steps} steps of the full model = the budget; one thread; validation: "
+        f"{options.max_eval_blocks} held-out blocks of 128 bytes, {options.num_t_samples} `t` draws per block; samples: "
+        f"{options.num_samples} x ~{options.new_bytes} bytes after {options.prompt_bytes}-byte held-out prompts.", "",
+        "| model | steps | run CPU s | CPU s / step | perplexity (AR) or bound | / AR | sampler | word validity "
+        "| distinct-2 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        ratio = f"{result['perplexity'] / ar_ppl:.2f}" if ar_ppl else "-"
+        best = max(result["samplers"], key=lambda label: result["samplers"][label]["word_validity"])
+        for label, figures in result["samplers"].items():
+            mark = " **" if label == best else ""
+            lines.append(
+                f"| {name} | {result.get('steps', '-')} | {result.get('run_cpu_seconds', float('nan')):.0f} | "
+                f"{calibration.get(name, float('nan')):.3f} | {result['perplexity']:.3f} | {ratio} | {label}{mark} | "
+                f"{figures['word_validity']:.3f} | {figures['distinct_2']:.3f} |")
+    lines += ["", "** the sampler setting with the best word validity for that model.", ""]
+    for name, result in results.items():
+        best = max(result["samplers"], key=lambda label: result["samplers"][label]["word_validity"])
+        lines += [f"## {name} ({best}): first samples", ""]
+        lines += [f"```\n{text}\n```\n" for text in result["samplers"][best]["samples"][:3]]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    options = parse(argv)
+    torch.set_num_threads(options.threads)
+    reuse = dict(item.split("=", 1) for item in options.reuse)
+    names = [name for name in options.contenders if name not in reuse]
+    calibration = calibrate(options.contenders, options.calibration_steps)
+    print("CPU s per training step:", json.dumps({k: round(v, 3) for k, v in calibration.items()}), flush=True)
+    for name in names:
+        if options.skip_training:
+            continue
+        steps = round(options.budget_steps * calibration["full"] / calibration[name])
+        print(f"training {name}: {steps} steps", flush=True)
+        train(name, steps, options)
+    train_text, heldout = quality.corpus_splits()
+    vocabulary = set(quality.words_of(train_text))
+    blocks = validation_blocks(options.max_eval_blocks)
+    results = {}
+    for name in options.contenders:
+        results[name] = evaluate(name, reuse.get(name, os.path.join(options.output_dir, name)), options, blocks,
+                                 vocabulary, heldout)
+        print(f"{name}: perplexity {results[name]['perplexity']:.3f}", flush=True)
+    os.makedirs(options.results_dir, exist_ok=True)
+    report = write_report(results, calibration, options)
+    Path(options.results_dir, "block_quality.md").write_text(report)
+    Path(options.results_dir, "block_quality.json").write_text(
+        json.dumps({"calibration": calibration, "results": results}, indent=2))
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
