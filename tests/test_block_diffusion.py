@@ -1,0 +1,419 @@
+"""Block diffusion (BD3-LM): the config field, block-causal attention, the two-copy training layout, its collator,
+the ELBO bound, training with the Trainer and a saved model loading in a fresh process."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import MASK, PAD, tiny_model
+
+from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+from llada.evaluation import block_times, elbo_nll, sample_times
+from llada.modeling_llada import _canonical_block_mask, block_causal_mask, block_diffusion_mask
+from llada.training.block_collator import DataCollatorForBlockDiffusion
+
+
+def random_ids(batch=2, seq=12, seed=1):
+    return torch.randint(2, 99, (batch, seq), generator=torch.Generator().manual_seed(seed))
+
+
+def noised(ids, probability=0.4, seed=2):
+    """(noisy ids, labels) with about `probability` of the positions masked."""
+    masked = torch.rand(ids.shape, generator=torch.Generator().manual_seed(seed)) < probability
+    return ids.masked_fill(masked, MASK), ids.masked_fill(~masked, -100)
+
+
+def same_weights(block_size, seed=0, **overrides):
+    """A block model with the weights of the full model `tiny_model(seed)`."""
+    full = tiny_model(seed, **overrides)
+    block = tiny_model(seed + 1, block_size=block_size, **overrides)
+    block.load_state_dict(full.state_dict())
+    return full, block
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# configuration
+
+
+@pytest.mark.parametrize("value", [0, -4, 2.5, True, "8"])
+def test_block_size_must_be_none_or_a_positive_integer(value):
+    with pytest.raises(ValueError, match="`block_size`"):
+        LLaDAConfig(vocab_size=100, mask_token_id=99, pad_token_id=0, bos_token_id=None, eos_token_id=1,
+                    block_size=value)
+
+
+def test_block_size_is_saved_and_loaded(tmp_path):
+    model = tiny_model(block_size=4)
+    assert tiny_model().config.block_size is None
+    model.save_pretrained(tmp_path)
+    assert LLaDAForMaskedDiffusion.from_pretrained(tmp_path).config.block_size == 4
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# attention patterns
+
+
+def test_masks_are_the_block_patterns():
+    blocks = torch.tensor([[0, 0, 1, 1]])
+    assert block_causal_mask(blocks, blocks)[0, 0].int().tolist() == [
+        [1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1]]
+    # [noised copy; clean copy]: a noised block sees itself and the earlier clean blocks, the clean copy is
+    # block-causal and never sees the noised one
+    assert block_diffusion_mask(blocks)[0, 0].int().tolist() == [
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        [0, 0, 1, 1, 1, 1, 0, 0],
+        [0, 0, 1, 1, 1, 1, 0, 0],
+        [0, 0, 0, 0, 1, 1, 0, 0],
+        [0, 0, 0, 0, 1, 1, 0, 0],
+        [0, 0, 0, 0, 1, 1, 1, 1],
+        [0, 0, 0, 0, 1, 1, 1, 1],
+    ]
+
+
+def test_the_mask_of_a_shape_is_built_once():
+    model = tiny_model(block_size=4)
+    _canonical_block_mask.cache_clear()
+    with torch.no_grad():
+        for _ in range(3):
+            model(random_ids())
+    info = _canonical_block_mask.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
+
+
+def test_block_size_of_the_sequence_length_is_the_full_model():
+    full, block = same_weights(block_size=12)
+    ids = random_ids()
+    noisy, labels = noised(ids)
+    p_mask = torch.tensor([0.4, 0.3])
+    with torch.no_grad():
+        torch.testing.assert_close(block(ids).logits, full(ids).logits)
+        torch.testing.assert_close(block(noisy, labels=labels, p_mask=p_mask).loss,
+                                   full(noisy, labels=labels, p_mask=p_mask).loss)
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_block_size_one_is_causal(attn_implementation):
+    model = tiny_model(block_size=1)
+    model.config._attn_implementation = attn_implementation
+    ids = random_ids(batch=1)
+    with torch.no_grad():
+        reference = model(ids).logits
+        for position in range(ids.shape[1]):
+            changed = ids.clone()
+            changed[0, position] = (ids[0, position] + 1) % 97 + 2
+            logits = model(changed).logits
+            torch.testing.assert_close(logits[:, :position], reference[:, :position])  # earlier: never changed
+            assert not torch.allclose(logits[:, position], reference[:, position])
+
+
+def test_blocks_are_bidirectional_inside_and_causal_between():
+    model = tiny_model(block_size=4, initializer_range=0.2)
+    ids = random_ids(batch=1)
+    changed = ids.clone()
+    changed[0, 6] = (ids[0, 6] + 1) % 97 + 2  # in block 1 (positions 4..7)
+    with torch.no_grad():
+        before, after = model(ids).logits, model(changed).logits
+    torch.testing.assert_close(after[:, :4], before[:, :4])
+    assert not torch.allclose(after[:, 4], before[:, 4])  # an earlier position of the same block
+    assert not torch.allclose(after[:, 8], before[:, 8])  # a later block
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_padding_changes_nothing_and_eager_equals_sdpa(side):
+    model = tiny_model(block_size=4)
+    real = random_ids(batch=1, seq=7)
+    pad = torch.full((1, 5), PAD)
+    padded = torch.cat([pad, real], 1) if side == "left" else torch.cat([real, pad], 1)
+    mask = (padded != PAD).long()
+    batch = torch.cat([padded, random_ids(batch=1, seq=12, seed=3)])
+    batch_mask = torch.cat([mask, torch.ones_like(mask)])
+    where = slice(5, None) if side == "left" else slice(0, 7)
+    noisy_real, labels_real = noised(real)
+    noisy = batch.clone()
+    noisy[0, where] = noisy_real[0]
+    clean = batch.clone()
+    for implementation in ("eager", "sdpa"):
+        model.config._attn_implementation = implementation
+        with torch.no_grad():
+            alone = model(real).logits[0]
+            together = model(batch, attention_mask=batch_mask).logits[0, where]
+            torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+            trained_alone = model(noisy_real, clean_input_ids=real).logits[0]
+            trained = model(noisy, attention_mask=batch_mask, clean_input_ids=clean).logits[0, where]
+            torch.testing.assert_close(trained, trained_alone, atol=1e-5, rtol=1e-5)
+
+
+def test_clean_input_ids_are_checked():
+    ids = random_ids()
+    with pytest.raises(ValueError, match="block_size=None"):
+        tiny_model()(ids, clean_input_ids=ids)
+    with pytest.raises(ValueError, match="clean_input_ids"):
+        tiny_model(block_size=4)(ids, clean_input_ids=ids[:, :6])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# training: the vectorised loss, the collator
+
+
+def per_block_reference_loss(model, noisy, labels, p_mask, block_size):
+    """Each block in its own forward pass: the clean blocks before it, then the noised block (block-causal)."""
+    clean = torch.where(labels != -100, labels, noisy)
+    batch, seq = noisy.shape
+    total = 0.0
+    for start in range(0, seq, block_size):
+        stop = min(start + block_size, seq)
+        logits = model(torch.cat([clean[:, :start], noisy[:, start:stop]], dim=1)).logits[:, start:]
+        block_labels = labels[:, start:stop]
+        ce = F.cross_entropy(logits.transpose(1, 2), block_labels.clamp(min=0), reduction="none")
+        total = total + (ce * (block_labels != -100) / p_mask[:, start:stop]).sum()
+    return total / (batch * seq)
+
+
+@pytest.mark.parametrize("block_size", [1, 4, 5])
+def test_vectorised_loss_equals_one_pass_per_block(block_size):
+    model = tiny_model(block_size=block_size, initializer_range=0.2)
+    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0, block_size=block_size)
+    batch = collator([{"input_ids": row} for row in random_ids(batch=3, seq=12)])
+    with torch.no_grad():
+        loss = model(**batch).loss
+        reference = per_block_reference_loss(model, batch["input_ids"], batch["labels"], batch["p_mask"], block_size)
+    torch.testing.assert_close(loss, reference)
+
+
+def test_gradients_of_the_two_copy_layout_match_the_reference():
+    model = tiny_model(block_size=4, initializer_range=0.2)
+    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=1, block_size=4)
+    batch = collator([{"input_ids": row} for row in random_ids(batch=2, seq=12)])
+    model(**batch).loss.backward()
+    vectorised = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    per_block_reference_loss(model, batch["input_ids"], batch["labels"], batch["p_mask"], 4).backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(vectorised[name], p.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_collator_draws_one_time_per_block():
+    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0, block_size=4)
+    rows = [{"input_ids": list(range(2, 14))}, {"input_ids": list(range(2, 9))}]  # the second one right-padded
+    batch = collator(rows)
+    p_mask = batch["p_mask"]  # (2, 12)
+    for start in (0, 4, 8):
+        assert torch.all(p_mask[:, start:start + 4] == p_mask[:, start:start + 1])
+    assert len({round(v, 6) for v in p_mask[0, ::4].tolist()}) == 3  # independent draws per block
+    assert torch.equal(batch["labels"] != -100, batch["input_ids"] == MASK)
+    assert not bool((batch["input_ids"][1, 7:] == MASK).any())  # padding is never masked
+    again = collator(rows)
+    assert all(torch.equal(batch[k], again[k]) for k in batch)
+
+
+def test_collator_keeps_the_sft_prompt_clean():
+    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0, block_size=2,
+                                             eps=0.999)  # masks almost every maskable token
+    batch = collator([{"input_ids": [5, 6, 7, 8, 9, 10], "labels": [-100, -100, -100, 8, 9, 10]}])
+    assert batch["input_ids"][0, :3].tolist() == [5, 6, 7]
+    assert batch["answer_lengths"].tolist() == [3]
+
+
+@pytest.mark.parametrize("value", [None, 0, 2.0])
+def test_collator_needs_a_block_size(value):
+    with pytest.raises(ValueError, match="block_size"):
+        DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, block_size=value)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the ELBO bound
+
+
+def test_block_times_are_one_per_block_and_stratified():
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[1, :3] = 0  # left padding: that row's blocks start at its first real token
+    times = block_times(mask, 4, 8, "stratified", torch.Generator().manual_seed(0))  # (8, 2, 10)
+    assert times.shape == (8, 2, 10)
+    assert torch.all(times[:, 0, :4] == times[:, 0, :1]) and torch.all(times[:, 1, 3:7] == times[:, 1, 3:4])
+    for k in range(8):
+        assert bool(((times[k] >= k / 8) & (times[k] < (k + 1) / 8)).all())
+    assert sample_times(3, 2).shape == (2, 3)
+
+
+def test_elbo_of_a_block_model_matches_a_hand_computation():
+    model = tiny_model(block_size=4, initializer_range=0.2)
+    ids = random_ids(batch=2, seq=10)
+    got = elbo_nll(model, ids, num_samples=3, t_sampling="uniform", eps=1e-3, seed=5)
+
+    generator = torch.Generator().manual_seed(5)
+    times = torch.rand(3, 2 * 3, generator=generator).view(3, 2, 3)  # (draws, batch, blocks)
+    expected = torch.zeros(2)
+    for t in times:
+        p = (1 - 1e-3) * t.repeat_interleave(4, dim=1)[:, :10] + 1e-3  # (batch, seq)
+        masked = torch.rand(2, 10, generator=generator) < p
+        noisy = ids.masked_fill(masked, MASK)
+        labels = ids.masked_fill(~masked, -100)
+        with torch.no_grad():  # the reference's mean over (1, 10) token slots, times 10: each row's sum
+            expected += torch.stack([per_block_reference_loss(model, noisy[b:b + 1], labels[b:b + 1], p[b:b + 1], 4)
+                                     for b in range(2)]) * 10
+    torch.testing.assert_close(got, expected / 3)
+
+
+class ContextFreeBlockModel(torch.nn.Module):
+    """Predicts the same distribution everywhere and declares a block size: the bound is exact in expectation."""
+
+    def __init__(self, log_probs, block_size):
+        super().__init__()
+        self.log_probs = torch.nn.Parameter(log_probs, requires_grad=False)
+        self.config = LLaDAConfig(vocab_size=len(log_probs), hidden_size=8, intermediate_size=8, num_hidden_layers=1,
+                                  num_attention_heads=1, mask_token_id=len(log_probs) - 1, pad_token_id=None,
+                                  bos_token_id=None, eos_token_id=None, block_size=block_size)
+
+    def forward(self, input_ids, attention_mask=None, clean_input_ids=None):
+        assert clean_input_ids is not None  # scored as a block model: each block given the clean ones before
+        return type("Output", (), {"logits": self.log_probs.expand(*input_ids.shape, -1)})()
+
+
+def test_elbo_of_a_context_free_block_model_is_unbiased():
+    log_q = torch.log_softmax(torch.randn(8, generator=torch.Generator().manual_seed(0)), dim=0)
+    ids = torch.randint(0, 7, (4, 64), generator=torch.Generator().manual_seed(1))
+    estimate = elbo_nll(ContextFreeBlockModel(log_q, block_size=8), ids, num_samples=256, seed=0)
+    torch.testing.assert_close(estimate, -log_q[ids].sum(1), rtol=0.05, atol=0.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# training with the Trainer and llada-train
+
+
+def byte_block_model(tokenizer, block_size=4, seed=0):
+    torch.manual_seed(seed)
+    return LLaDAForMaskedDiffusion(LLaDAConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, mask_token_id=tokenizer.mask_token_id,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+        block_size=block_size))
+
+
+def test_trainer_trains_a_block_model(tmp_path):
+    from test_training_trainer import arguments, blocks
+
+    from llada.training.tokenizers import build_byte_tokenizer
+    from llada.training.trainer import LLaDATrainer
+
+    tokenizer = build_byte_tokenizer()
+    model = byte_block_model(tokenizer)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    trainer = LLaDATrainer(model=model, args=arguments(tmp_path, max_steps=25, eval_num_t_samples=2),
+                           train_dataset=blocks(), eval_dataset=blocks(8, offset=2000), processing_class=tokenizer)
+    assert isinstance(trainer.data_collator, DataCollatorForBlockDiffusion) and trainer.data_collator.block_size == 4
+    first_eval = trainer.evaluate()
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+    last_eval = trainer.evaluate()
+    assert last_eval["eval_loss"] < first_eval["eval_loss"]
+    assert last_eval["eval_perplexity_bound"] == pytest.approx(math.exp(last_eval["eval_loss"]))
+    assert [name for name, p in model.named_parameters() if torch.equal(p.detach(), before[name])] == []
+
+
+def test_gradient_accumulation_of_a_block_model(tmp_path):
+    from datasets import Dataset
+    from test_training_trainer import arguments, blocks
+    from transformers import Trainer
+
+    from llada.training.tokenizers import build_byte_tokenizer
+
+    tokenizer = build_byte_tokenizer()
+    collator = DataCollatorForBlockDiffusion(tokenizer=tokenizer, seed=0, block_size=4)
+    masked = collator([{"input_ids": row} for row in blocks(8)["input_ids"]])
+    dataset = Dataset.from_dict({key: value.tolist() for key, value in masked.items()})
+
+    def one_step(batch_size, accumulation):
+        model = byte_block_model(tokenizer)
+        args = arguments(tmp_path / f"ga{accumulation}", max_steps=1, per_device_train_batch_size=batch_size,
+                         gradient_accumulation_steps=accumulation, optim="sgd", learning_rate=1.0,
+                         lr_scheduler_type="constant", max_grad_norm=0.0)
+        Trainer(model=model, args=args, train_dataset=dataset,
+                data_collator=lambda rows: {k: torch.tensor([r[k] for r in rows]) for k in rows[0]}).train()
+        return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+    weights_8, weights_4x2 = one_step(8, 1), one_step(4, 2)
+    for name in weights_8:
+        torch.testing.assert_close(weights_4x2[name], weights_8[name], rtol=1e-4, atol=1e-6)
+
+
+def test_llada_train_block_size(tmp_path):
+    from test_training_cli import TINY
+    from transformers import AutoModel
+
+    from llada.cli.train import main
+
+    out = tmp_path / "block"
+    assert main(["--output_dir", str(out), "--block_size", "4", "--max_steps", "3", "--eval_steps", "3",
+                 "--sample_block_length", "8", *TINY]) == 0
+    model = AutoModel.from_pretrained(out, trust_remote_code=True)
+    assert model.config.block_size == 4
+    assert model.generation_config.block_length == 4  # a block model samples block by block
+    with pytest.raises(ValueError, match="--block_size"):
+        from llada.training.models import ModelArguments
+
+        ModelArguments(model_type="autoregressive", block_size=4)
+
+
+def test_two_process_ddp_with_a_block_model(tmp_path):
+    import json
+    import os
+
+    from test_training_ddp import FIXTURES, RANK_SCRIPT
+
+    script = tmp_path / "train_rank.py"
+    script.write_text(RANK_SCRIPT)
+    out = tmp_path / "out"
+    args = ["--output_dir", str(out), "--block_size", "4", "--max_steps", "3", "--eval_steps", "3",
+            "--save_steps", "3", "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4",
+            "--intermediate_size", "64", "--max_seq_length", "32", "--per_device_train_batch_size", "4",
+            "--train_file", str(FIXTURES / "wikitext-2-test-excerpt.txt"),
+            "--validation_file", str(FIXTURES / "wikitext-2-valid-excerpt.txt"), "--max_eval_samples", "8",
+            "--eval_num_t_samples", "2", "--use_cpu", "--report_to", "none", "--dataloader_num_workers", "0",
+            "--disable_tqdm", "true", "--num_sample_generations", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(script), *args]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=170)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads((out / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert records[0]["checksum"] == records[1]["checksum"] and records[0]["global_step"] == 3
+    assert json.loads((out / "eval_results.json").read_text())["eval_perplexity_bound"] > 1.0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# a saved block model outside this package
+
+
+REMOTE_BLOCK_MODEL = """
+import sys
+sys.modules["llada"] = None  # only the files of the folder exist, as on a user's machine
+import torch
+from transformers import AutoModel
+folder = sys.argv[1]
+model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+ids = torch.load(folder + "/ids.pt")
+with torch.no_grad():
+    torch.save(model(ids).logits, folder + "/remote_logits.pt")
+print(model.config.block_size)
+"""
+
+
+def test_a_saved_block_model_loads_in_a_fresh_process(tmp_path):
+    model = tiny_model(block_size=4)
+    model.save_pretrained(tmp_path)
+    ids = random_ids()
+    torch.save(ids, tmp_path / "ids.pt")
+    result = subprocess.run([sys.executable, "-c", REMOTE_BLOCK_MODEL, str(tmp_path)], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "4"
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "remote_logits.pt"), model(ids).logits)
+    assert math.isfinite(float(torch.load(tmp_path / "remote_logits.pt").sum()))
