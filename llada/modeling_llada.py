@@ -323,7 +323,8 @@ class LLaDAModel(LLaDAPreTrainedModel):
                 `(batch, canvas_len)`; `position_ids` of the window are then required. On a block model
                 (`config.block_size`) the cache holds the finished blocks before the window instead (see
                 [`BlockKVCache`]): `update` returns the cached keys/values followed by the window's, and
-                `attention_mask` (if given) covers both, `(batch, cached_len + seq)`.
+                `attention_mask` (if given) covers both, `(batch, cached_len + seq)`, or a whole canvas of which
+                the first `cached_len + seq` positions are used.
             clean_input_ids (`torch.LongTensor` of shape `(batch, seq)`, *optional*):
                 Block models only: the clean tokens of the same rows. The model then runs BD3-LM's training layout,
                 the noised copy followed by the clean one in one pass of length `2 * seq` (positions shared): each
@@ -429,6 +430,8 @@ class LLaDAModel(LLaDAPreTrainedModel):
             if clean_input_ids is not None:
                 raise ValueError("LLaDAModel.forward: `clean_input_ids` cannot be combined with `past_key_values`.")
             cached = past_key_values.get_seq_length()
+            if attention_mask is not None and attention_mask.dim() == 2:
+                attention_mask = attention_mask[:, : cached + seq]  # a mask over a whole canvas: its first keys
             key_padding = _key_padding(attention_mask, batch, cached + seq, "cached length + seq")
             if position_ids is None:
                 position_ids = _default_position_ids(key_padding, batch, cached + seq, device)[:, cached:]
@@ -436,7 +439,7 @@ class LLaDAModel(LLaDAPreTrainedModel):
             blocks = position_ids // block_size  # (batch, seq)
             mask = torch.cat([blocks.new_ones((batch, seq, cached), dtype=torch.bool),
                               blocks[:, None, :] <= blocks[:, :, None]], dim=-1)[:, None]  # (batch, 1, seq, all)
-            return inputs_embeds, position_ids, _and_key_padding(mask, key_padding)
+            return inputs_embeds, position_ids, _and_key_padding(mask, key_padding, first_query_key=cached)
         if attention_mask is not None and attention_mask.dim() == 4:  # a prepared mask: used as given
             if position_ids is None:
                 position_ids = _default_position_ids(None, batch, seq, device)
@@ -516,9 +519,18 @@ def _key_padding(attention_mask, batch: int, length: int, what: str) -> Optional
     return None if bool(attention_mask.all()) else attention_mask.bool()
 
 
-def _and_key_padding(mask: torch.Tensor, key_padding: Optional[torch.Tensor]) -> torch.Tensor:
-    """Removes padded keys from a (batch or 1, 1, q, k) boolean mask."""
-    return mask if key_padding is None else mask & key_padding[:, None, None, :]
+def _and_key_padding(mask: torch.Tensor, key_padding: Optional[torch.Tensor], first_query_key: int = 0):
+    """Removes padded keys from a (batch or 1, 1, q, k) boolean mask; query i's own key is `first_query_key + i`.
+
+    A query always keeps its own key, so that no row is empty: a padded query (e.g. the prompt of a guidance copy
+    that drops it) gets a finite, unused output instead of NaN, which would reach every row through its values.
+    """
+    if key_padding is None:
+        return mask
+    queries, keys = mask.shape[-2:]
+    query_index = torch.arange(queries, device=mask.device)[:, None] + first_query_key  # (q, 1)
+    own_key = torch.arange(keys, device=mask.device) == query_index  # (q, k)
+    return (mask & key_padding[:, None, None, :]) | own_key  # (batch, 1, q, k)
 
 
 def _default_position_ids(attention_mask, batch, seq, device):
