@@ -16,6 +16,8 @@ whatever the block: its positions left of the block are run too but keep their c
 are those of the shorter window and one graph serves every windowed step. Windows are written through index
 tensors, never Python slices, for the same reason.
 
+A block diffusion model's cache ([`BlockKVCache`]) is exact instead: it holds the finished blocks, which never change.
+
 This is a Hub file: it imports only the standard library and torch.
 """
 
@@ -24,7 +26,7 @@ from typing import Optional
 import torch
 
 
-CACHE_MODES = (False, "prefix", "dual")
+CACHE_MODES = (None, False, "prefix", "dual")  # None: the model's exact cache if it has one (block models)
 
 
 class CanvasKVCache:
@@ -51,7 +53,7 @@ class CanvasKVCache:
 
     def __init__(self, mode: str, refresh_interval: Optional[int] = None, copies: int = 1,
                  static_start: Optional[int] = None):
-        if mode not in CACHE_MODES[1:]:
+        if mode not in CACHE_MODES[2:]:
             raise ValueError(f"CanvasKVCache: `mode` must be 'prefix' or 'dual', got {mode!r}.")
         self.mode, self.refresh_interval, self.copies = mode, refresh_interval, copies
         self.static_start = static_start
@@ -107,13 +109,78 @@ class CanvasKVCache:
     def keep_rows(self, keep: torch.Tensor):
         """Keeps only the batch rows at positions `keep` (indices into the rows the cache holds now), and their
         guidance copies: finished rows leave the forward batch."""
-        if not self.keys:
-            return
-        rows = next(iter(self.keys.values())).shape[0] // self.copies
-        index = torch.cat([keep + copy * rows for copy in range(self.copies)])
-        for layer_idx in self.keys:
-            self.keys[layer_idx] = self.keys[layer_idx].index_select(0, index)
-            self.values[layer_idx] = self.values[layer_idx].index_select(0, index)
+        _keep_rows(self, keep)
 
 
-__all__ = ["CACHE_MODES", "CanvasKVCache"]
+class BlockKVCache:
+    r"""
+    The exact key/value cache of a block diffusion model (`config.block_size`): keys and values of the finished
+    blocks, per layer.
+
+    Attention is block-causal, so a finished block's keys and values depend only on it and the blocks before it:
+    once computed from its final tokens they never change, and no refresh is needed (unlike [`CanvasKVCache`],
+    whose caches of a bidirectional model are approximations). Each step's forward pass runs the window from the
+    first position not yet final to the end of the model block being decoded: at a block's first step the previous
+    block (now final) and the new one, at later steps only the block. The window's queries attend to the stored
+    keys before it and to the window, which is what `LLaDAModel.forward` builds for a block model
+    (`get_seq_length` tells it how many positions precede the window).
+
+    Generated blocks start at the end of the prompt (`generation_start`, a block boundary: the sampler shifts each
+    row's positions so that it is), and the prompt's blocks are all final after the first pass.
+
+    Args:
+        block_size (`int`): the model's `config.block_size`.
+        generation_start (`int`): canvas index of the first generated position (the padded prompt length).
+        copies (`int`, *optional*, defaults to 1): forward rows per batch row, 2 with classifier-free guidance.
+    """
+
+    def __init__(self, block_size: int, generation_start: int, copies: int = 1):
+        self.block_size, self.generation_start, self.copies = block_size, generation_start, copies
+        self.keys, self.values = {}, {}  # layer -> (rows, kv_heads, canvas_len, head_dim), written in place
+        self.final_length = 0  # canvas positions [0, final_length) hold final keys/values
+        self._start, self._canvas_length = 0, None  # the pass in progress: its first position; the canvas length
+
+    def plan_window(self, block: slice, block_step: int, seq_len: int):
+        """The canvas positions `(start, stop)` the next pass runs to decode positions `block` (a sampling block, inside
+        one model block): from the first position not yet final to the end of that model block. After the pass
+        everything before the model block is final."""
+        offset = (block.start - self.generation_start) // self.block_size * self.block_size
+        model_block_start = self.generation_start + offset
+        start, stop = self.final_length, min(model_block_start + self.block_size, seq_len)
+        self._start, self._canvas_length, self.final_length = start, seq_len, model_block_start
+        return start, stop
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        """How many canvas positions precede the window of the pass in progress (all of them cached)."""
+        return self._start
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        """Writes the window's keys/values `(rows, kv_heads, window, head_dim)` after the cached ones and returns
+        both, `(rows, kv_heads, start + window, head_dim)` (views of the stored buffers, no copy)."""
+        start, stop = self._start, self._start + key.shape[2]
+        if layer_idx not in self.keys:  # the first pass: buffers for the whole canvas
+            length = max(stop, self._canvas_length or stop)
+            self.keys[layer_idx] = key.new_empty((*key.shape[:2], length, key.shape[3]))
+            self.values[layer_idx] = value.new_empty((*value.shape[:2], length, value.shape[3]))
+        keys, values = self.keys[layer_idx], self.values[layer_idx]
+        keys[:, :, start:stop] = key
+        values[:, :, start:stop] = value
+        return keys[:, :, :stop], values[:, :, :stop]
+
+    def keep_rows(self, keep: torch.Tensor):
+        """Keeps only the batch rows at positions `keep` and their guidance copies (see [`CanvasKVCache`])."""
+        _keep_rows(self, keep)
+
+
+def _keep_rows(cache, keep: torch.Tensor):
+    """`cache.keys` / `cache.values` (layer -> (copies * rows, ...)) reduced to the rows `keep` of each copy."""
+    if not cache.keys:
+        return
+    rows = next(iter(cache.keys.values())).shape[0] // cache.copies
+    index = torch.cat([keep + copy * rows for copy in range(cache.copies)])
+    for layer_idx in cache.keys:
+        cache.keys[layer_idx] = cache.keys[layer_idx].index_select(0, index)
+        cache.values[layer_idx] = cache.values[layer_idx].index_select(0, index)
+
+
+__all__ = ["CACHE_MODES", "BlockKVCache", "CanvasKVCache"]

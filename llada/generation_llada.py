@@ -47,7 +47,7 @@ import torch
 from transformers import GenerationConfig
 from transformers.utils import ModelOutput, logging
 
-from .cache_llada import CACHE_MODES, CanvasKVCache
+from .cache_llada import CACHE_MODES, BlockKVCache, CanvasKVCache
 from .processors_llada import BlockLogitsProcessor, apply_do_sample, reject_unsupported_generation_flags
 from .sampling_llada import (
     POSITIONWISE_STRATEGIES,
@@ -58,6 +58,7 @@ from .sampling_llada import (
     SlotDraws,
     as_id_list,
     as_token_rows,
+    block_position_ids,
     block_schedule,
     constrain_logits,
     denoise_block,
@@ -96,7 +97,8 @@ class LLaDAGenerationConfig(GenerationConfig):
             with mask tokens in the prompt, the length of the masked span).
         block_length (`int`, *optional*):
             Length of the semi-autoregressive blocks; must divide `max_new_tokens` (the masked span's length with
-            mask tokens in the prompt). Defaults to the whole length.
+            mask tokens in the prompt). Defaults to the whole length, or for a block diffusion model
+            (`config.block_size`) to its block size, which it must divide.
         remasking (`str`, *optional*, defaults to `"low_confidence"`):
             Which masked positions a step commits first, a name of `sampling_llada.REMASKING_STRATEGIES`:
             `"low_confidence"` (highest probability of the predicted token), `"random"`, `"entropy"` (lowest
@@ -111,10 +113,12 @@ class LLaDAGenerationConfig(GenerationConfig):
             The mask token; defaults to the model config's.
         output_history (`bool`, *optional*, defaults to `False`):
             Return the canvas after every step (with `return_dict_in_generate=True`).
-        use_cache (`bool` or `str`, *optional*, defaults to `False`):
+        use_cache (`bool` or `str`, *optional*):
             Key/value caching across steps (Fast-dLLM, Wu et al. 2025; see `cache_llada`): `"prefix"` runs, after a
             block's first step, the block and everything after it; `"dual"` only the block. Stale keys/values make
-            both approximations; `False` runs the whole canvas at every step.
+            both approximations; `False` runs the whole canvas at every step. `None` (default): only an exact
+            cache, i.e. none for a full-attention model and, for a block diffusion model, its cache of the finished
+            blocks (`BlockKVCache`; any value but `False` selects it, and it needs no refresh).
         cache_refresh_interval (`int`, *optional*):
             With a cache, also refresh it (run the whole canvas) at every `k`-th step inside a block. `None`: only
             at block starts; `1`: every step, which gives exactly the tokens of `use_cache=False`.
@@ -162,7 +166,7 @@ class LLaDAGenerationConfig(GenerationConfig):
     def __init__(self, **kwargs):
         for name, default in self.DIFFUSION_DEFAULTS.items():
             setattr(self, name, kwargs.pop(name, default))
-        kwargs.setdefault("use_cache", False)  # a standard field, set by the base class: our meaning, our default
+        kwargs.setdefault("use_cache", None)  # a standard field, set by the base class: our meaning, our default
         kwargs.setdefault("max_new_tokens", 128)
         for name in ("temperature", "top_k", "top_p"):  # unset = off, whatever the transformers version's default
             kwargs.setdefault(name, None)
@@ -202,7 +206,7 @@ class LLaDAGenerationConfig(GenerationConfig):
         if not isinstance(self.output_history, bool):
             _fail(self, "output_history", "a bool", self.output_history)
         if self.use_cache not in CACHE_MODES:
-            _fail(self, "use_cache", "False, 'prefix' or 'dual'", self.use_cache)
+            _fail(self, "use_cache", "None, False, 'prefix' or 'dual'", self.use_cache)
         _check_int(self, "cache_refresh_interval", minimum=1)
         if self.threshold is not None and not (_is_number(self.threshold) and 0 <= self.threshold <= 1):
             _fail(self, "threshold", "None or a number in [0, 1]", self.threshold)
@@ -431,7 +435,11 @@ class LLaDAGenerationMixin:
         span_name = "max_new_tokens" if (generation_start, generation_end) == (prompt_length, canvas.shape[1]) else (
             f"the masked span (canvas columns {generation_start} to {generation_end - 1}, from the first to the last "
             "mask token)")
-        block_length, steps_per_block = block_schedule(generation_end - generation_start, config.block_length,
+        block_size = getattr(self.config, "block_size", None)
+        block_length = config.block_length
+        if block_size is not None:
+            block_length = _block_model_length(config, block_size, generation_start, prompt_length)
+        block_length, steps_per_block = block_schedule(generation_end - generation_start, block_length,
                                                        config.steps, length_name=span_name)
         prompt_positions = attention_mask.bool() & (canvas != mask_token_id)  # (batch, seq), masked for guidance
         prompt_positions[:, prompt_length:] = False
@@ -451,16 +459,26 @@ class LLaDAGenerationMixin:
         compile_config = getattr(config, "compile_config", None)
         context.static_shapes = bool(config.compile or compile_config is not None) and not getattr(
             config, "disable_compile", None)
+        if block_size is not None and context.static_shapes:
+            raise ValueError(
+                "diffusion_generate: `compile` is not supported for a block diffusion model (`config.block_size`): "
+                "its exact cache grows by one block per block, so no single static shape serves the whole call. "
+                "Leave `compile` unset."
+            )
         context.forward = self._compiled_forward(compile_config) if context.static_shapes else self
-        if config.use_cache:
-            if context.has_hooks:
-                raise ValueError(
-                    "diffusion_generate: `use_cache` cannot be combined with `generation_tokens_hook_func` or "
-                    "`generation_logits_hook_func`: the hooks take the logits of the whole canvas at every step."
-                )
+        if config.use_cache and context.has_hooks:
+            raise ValueError(
+                "diffusion_generate: `use_cache` cannot be combined with `generation_tokens_hook_func` or "
+                "`generation_logits_hook_func`: the hooks take the logits of the whole canvas at every step."
+            )
+        copies = 2 if config.cfg_scale > 0 else 1
+        if block_size is not None:  # generated blocks start at the prompt's end; finished blocks are cached exactly
+            context.position_ids = block_position_ids(attention_mask, prompt_length, block_size)
+            if config.use_cache is not False and not context.has_hooks:
+                context.cache = BlockKVCache(block_size, prompt_length, copies=copies)
+        elif config.use_cache:
             context.position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # as the model's default
-            context.cache = CanvasKVCache(config.use_cache, config.cache_refresh_interval,
-                                          copies=2 if config.cfg_scale > 0 else 1,
+            context.cache = CanvasKVCache(config.use_cache, config.cache_refresh_interval, copies=copies,
                                           static_start=generation_start if context.static_shapes else None)
         if config.credit_decay is not None:
             context.credit = ConfidenceCredit(config.credit_decay, batch, block_length, self.device)
@@ -579,9 +597,10 @@ class LLaDAGenerationMixin:
         cfg_scale = context.config.cfg_scale
         input_ids = rows.take(canvas)  # (rows, seq)
         attention_mask, position_ids = rows.take(context.attention_mask), rows.take(context.position_ids)
-        if cfg_scale > 0:
+        if cfg_scale > 0:  # a block model's unconditional copy drops the prompt (see `guidance_inputs`)
             input_ids, attention_mask, position_ids = guidance_inputs(
-                input_ids, rows.take(context.prompt_positions), context.mask_token_id, attention_mask, position_ids)
+                input_ids, rows.take(context.prompt_positions), context.mask_token_id, attention_mask, position_ids,
+                drop_prompt=getattr(self.config, "block_size", None) is not None)
         cache, forward = context.cache, context.forward or self
         start, stop = (0, input_ids.shape[1]) if cache is None else cache.plan_window(block, block_step,
                                                                                       input_ids.shape[1])
@@ -593,8 +612,9 @@ class LLaDAGenerationMixin:
                 context, rows, block, window, input_ids, position_ids, (start, stop), keep)
         if context.static_shapes and keep != 0:  # an index tensor: the same graph for every block
             keep = torch.arange(keep.start, keep.stop, device=input_ids.device)
-        if cache is None:
-            outputs = forward(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, return_dict=True)
+        if cache is None:  # position_ids: None unless set for a block model (its per-row shift)
+            outputs = forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                              logits_to_keep=keep, return_dict=True)
         else:
             outputs = forward(input_ids=input_ids[:, start:stop], attention_mask=attention_mask,
                               position_ids=position_ids[:, start:stop], past_key_values=cache, logits_to_keep=keep,
@@ -782,6 +802,27 @@ def _predicts_masked_only(config, context, block: slice) -> bool:
     eos_rule = context.eos_token_ids and (config.min_new_tokens or 0) > block.start - context.prompt_length
     return (config.remasking in POSITIONWISE_STRATEGIES and not eos_rule and context.logits_processor is None
             and not context.static_shapes)
+
+
+def _block_model_length(config, block_size: int, generation_start: int, prompt_length: int) -> int:
+    """The sampling block length of a block diffusion model: its `block_size` by default; a smaller one must divide
+    it (each model block is then decoded in parts, left to right). Mask tokens in the prompt are refused: a block
+    sees only the blocks before it, never a suffix to fill towards."""
+    if generation_start < prompt_length:
+        raise ValueError(
+            f"diffusion_generate: a block diffusion model (`config.block_size`={block_size}) cannot fill mask tokens "
+            f"inside a prompt (the first is at column {generation_start}, the prompt is {prompt_length} long): its "
+            "attention is causal between blocks, so a masked middle would never see the text after it. Generate "
+            "after the prompt, or use a full-attention model for infilling."
+        )
+    block_length = block_size if config.block_length is None else config.block_length
+    if block_size % block_length:
+        raise ValueError(
+            f"diffusion_generate: `block_length` ({block_length}) must divide the model's `block_size` ({block_size}): "
+            "a block diffusion model decodes one of its blocks, or a part of one, at a time given the finished "
+            "blocks before it. Leave `block_length` unset to use the block size."
+        )
+    return block_length
 
 
 def _convert_generation_config(generation_config) -> LLaDAGenerationConfig:

@@ -127,15 +127,23 @@ def filter_logits(logits: torch.Tensor, top_k: Optional[int] = None, top_p: Opti
 
 
 def guidance_inputs(input_ids: torch.Tensor, prompt_mask: torch.Tensor, mask_token_id: int,
-                    attention_mask: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None):
+                    attention_mask: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None,
+                    drop_prompt: bool = False):
     """The batch of a classifier-free-guided pass: the inputs, then their copy with the prompt masked.
 
     `input_ids` (batch, seq) -> (2 * batch, seq); `attention_mask` and `position_ids` (None passes) are repeated.
+    With `drop_prompt=True` the copy keeps its tokens but its prompt is left out of attention (padding) instead:
+    the unconditional context of a block diffusion model, whose earlier blocks are never masked in training.
     Returns `(input_ids, attention_mask, position_ids)`; [`guided_logits`] combines the logits of that batch.
     """
+    both_positions = None if position_ids is None else torch.cat([position_ids, position_ids])
+    if drop_prompt:
+        attention_mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        both_masks = torch.cat([attention_mask, attention_mask.masked_fill(prompt_mask, 0)])  # (2 * batch, seq)
+        return torch.cat([input_ids, input_ids]), both_masks, both_positions
     unconditional = input_ids.masked_fill(prompt_mask, mask_token_id)  # (batch, seq)
-    repeated = [None if t is None else torch.cat([t, t]) for t in (attention_mask, position_ids)]
-    return (torch.cat([input_ids, unconditional]), *repeated)
+    both_masks = None if attention_mask is None else torch.cat([attention_mask, attention_mask])
+    return torch.cat([input_ids, unconditional]), both_masks, both_positions
 
 
 def guided_logits(logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
@@ -511,6 +519,16 @@ def infill_canvas(prefixes, suffixes, length: int, mask_token_id: int, pad_token
     return input_ids, attention_mask, input_ids.shape[1] - suffix_lengths - length
 
 
+def block_position_ids(attention_mask: torch.Tensor, prompt_length: int, block_size: int) -> torch.Tensor:
+    """Canvas positions for a block diffusion model, (batch, seq) -> (batch, seq): the running count of real tokens,
+    shifted per row by `(-prompt tokens) mod block_size` so that every row's prompt ends on a block boundary and the
+    generated blocks are the same canvas columns for all rows (left padding included). RoPE sees only differences
+    of positions, so the shift changes no attention score; it moves the block boundaries of the prompt."""
+    prompt_tokens = attention_mask[:, :prompt_length].sum(dim=-1)  # (batch,)
+    shift = (-prompt_tokens) % block_size  # (batch,)
+    return (attention_mask.cumsum(dim=-1) - 1).clamp(min=0) + shift[:, None]
+
+
 class RunningRows:
     """The rows of the batch that still go through the model: all of them until some finish, then an index.
 
@@ -579,9 +597,9 @@ def pad_after_eos(tokens: torch.Tensor, eos_token_ids, pad_token_id: int) -> tor
 
 __all__ = [
     "ConfidenceCredit", "POSITIONWISE_STRATEGIES", "REMASKING_STRATEGIES", "RandomDraws", "RunningRows",
-    "SlotDraws", "as_draws", "as_id_list", "as_token_rows", "block_schedule", "constrain_logits", "denoise_block",
-    "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens", "infill_canvas",
-    "left_pad", "low_confidence", "masked_slots", "negative_entropy", "num_transfer_tokens", "pad_after_eos",
-    "parallel_transfer_count", "prompt_key", "random_confidence", "row_seed", "rows_done", "scale_logits",
-    "select_transfer", "token_confidence", "top2_margin",
+    "SlotDraws", "as_draws", "as_id_list", "as_token_rows", "block_position_ids", "block_schedule",
+    "constrain_logits", "denoise_block", "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits",
+    "gumbel_max_tokens", "infill_canvas", "left_pad", "low_confidence", "masked_slots", "negative_entropy",
+    "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count", "prompt_key", "random_confidence",
+    "row_seed", "rows_done", "scale_logits", "select_transfer", "token_confidence", "top2_margin",
 ]
