@@ -122,6 +122,33 @@ def test_transformers_4_loads_and_generates_like_transformers_5(hub_folder):
     assert "`num_beams=2` has no meaning for diffusion sampling" in current["refused"]
 
 
+@pytest.fixture(scope="module")
+def block_hub_folder(tmp_path_factory):
+    """The same for a block diffusion model (`block_size=4`): block-causal attention and its exact cache."""
+    source, staging = tmp_path_factory.mktemp("block_model"), tmp_path_factory.mktemp("block_staging")
+    tokenizer = build_byte_tokenizer(model_max_length=256)
+    torch.manual_seed(0)
+    model = LLaDAForMaskedDiffusion(tiny_config(
+        vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, block_size=4, initializer_range=0.2,
+    ))
+    model.generation_config.update(max_new_tokens=6, steps=3, block_length=2)
+    model.save_pretrained(source)
+    tokenizer.save_pretrained(source)
+    save_for_hub(str(source), str(staging))
+    return staging
+
+
+def test_transformers_4_runs_a_block_model_like_transformers_5(block_hub_folder):
+    current, compat = use_the_repo([sys.executable, COMPAT_PYTHON], block_hub_folder)
+    assert compat["transformers"].startswith("4.57")
+    for implementation in ("eager", "sdpa"):
+        torch.testing.assert_close(torch.tensor(compat[f"logits_{implementation}"]),
+                                   torch.tensor(current[f"logits_{implementation}"]), rtol=1e-5, atol=1e-5)
+    for key in ("greedy", "sampled", "generate", "saved_defaults", "prefix_cache", "dual_cache"):
+        assert compat[key] == current[key], key
+
+
 LOAD_BY_REPO_ID = r"""
 import sys
 sys.modules["llada"] = None
