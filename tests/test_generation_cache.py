@@ -235,8 +235,8 @@ def test_early_stop_ends_the_loop_when_every_row_is_done():
 
 
 @pytest.mark.parametrize("settings,message", [
-    (dict(use_cache=True), "`use_cache` must be False, 'prefix' or 'dual'"),
-    (dict(use_cache="suffix"), "`use_cache` must be False, 'prefix' or 'dual'"),
+    (dict(use_cache=True), "`use_cache` must be None, False, 'prefix' or 'dual'"),
+    (dict(use_cache="suffix"), "`use_cache` must be None, False, 'prefix' or 'dual'"),
     (dict(cache_refresh_interval=0), "`cache_refresh_interval` must be None or an integer >= 1"),
     (dict(threshold=1.5), "`threshold` must be None or a number in [0, 1]"),
     (dict(factor=0), "`factor` must be None or a number > 0"),
@@ -262,7 +262,7 @@ def test_fast_settings_round_trip_through_generation_config(tmp_path):
     reloaded = LLaDAGenerationConfig.from_pretrained(tmp_path)
     assert (reloaded.use_cache, reloaded.threshold, reloaded.cache_refresh_interval, reloaded.early_stop) == (
         "dual", 0.9, 4, True)
-    assert LLaDAGenerationConfig().use_cache is False
+    assert LLaDAGenerationConfig().use_cache is None  # exact caches only: none for a full-attention model
 
 
 # ----------------------------------------------------------------------------------------------------------------
