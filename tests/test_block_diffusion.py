@@ -419,3 +419,37 @@ def test_a_saved_block_model_loads_in_a_fresh_process(tmp_path):
         torch.testing.assert_close(torch.load(tmp_path / "remote_logits.pt"), model(ids).logits)
     tokens = model.diffusion_generate(ids[:, :5], max_new_tokens=8, eos_token_id=None)
     assert torch.equal(torch.load(tmp_path / "remote_tokens.pt"), tokens)
+
+
+def test_exact_masking_draws_k_of_each_block_uniformly():
+    counts = {k: 0 for k in range(1, 5)}
+    for seed in range(200):
+        collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=seed, block_size=4,
+                                                 masking="exact")
+        batch = collator([{"input_ids": list(range(2, 14))}, {"input_ids": list(range(2, 9))}])
+        masked = batch["input_ids"] == MASK
+        for row, start in ((0, 0), (0, 4), (0, 8), (1, 0)):
+            k = int(masked[row, start:start + 4].sum())
+            assert batch["p_mask"][row, start].item() == pytest.approx(k / 4)  # weight n / k
+            counts[k] += 1
+        assert int(masked[1, 4:].sum()) == round(3 * batch["p_mask"][1, 4].item())  # 3 real tokens in block 1
+        assert not bool(masked[1, 7:].any())
+    assert min(counts.values()) > 150  # about 200 each of 800
+
+
+def test_exact_masking_loss_is_the_same_bound():
+    # context-free predictions: both estimators have the same expectation, sum_i -log q(x_i) / L per token
+    model = ContextFreeBlockModel(torch.log_softmax(torch.randn(8, generator=torch.Generator().manual_seed(0)), 0), 4)
+    rows = [{"input_ids": row} for row in torch.randint(0, 7, (64, 16), generator=torch.Generator().manual_seed(1))]
+    exact = -model.log_probs[torch.stack([r["input_ids"] for r in rows])].mean()
+    for masking in ("bernoulli", "exact"):
+        losses = []
+        for seed in range(40):
+            batch = DataCollatorForBlockDiffusion(mask_token_id=7, pad_token_id=0, seed=seed, block_size=4,
+                                                  masking=masking)(rows)
+            logits = model(batch["input_ids"], clean_input_ids=batch["input_ids"]).logits
+            ce = F.cross_entropy(logits.transpose(1, 2), batch["labels"].clamp(min=0), reduction="none")
+            losses.append(((ce * (batch["labels"] != -100)) / batch["p_mask"]).sum() / batch["labels"].numel())
+        assert torch.stack(losses).mean() == pytest.approx(exact.item(), rel=0.03), masking
+    with pytest.raises(ValueError, match="`masking`"):
+        DataCollatorForBlockDiffusion(mask_token_id=7, pad_token_id=0, block_size=4, masking="binomial")

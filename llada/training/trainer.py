@@ -27,7 +27,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll
 from ..sampling_llada import REMASKING_STRATEGIES
 from ..saved_files import make_tokenizer_config_portable
-from .block_collator import DataCollatorForBlockDiffusion
+from .block_collator import BLOCK_MASKING, DataCollatorForBlockDiffusion
 from .callbacks import LossCurveCallback, SampleGenerationCallback, fit_generation_length
 from .checkpoints import check_max_steps, removing_partial_checkpoint, staged_folder
 from .collator import MASKING_SCHEMES, TRAIN_T_SAMPLING, DataCollatorForMaskedDiffusion
@@ -95,6 +95,12 @@ class LLaDATrainingArguments(TrainingArguments):
         metadata={"help": "Train on every sequence twice per batch, with a mask and its complement, so each token "
                           "is scored once per pair (the batch has twice as many rows as sequences)."},
     )
+    block_masking: str = field(
+        default="bernoulli",
+        metadata={"help": "Block diffusion models: 'bernoulli' (each token masked with its block's p) or 'exact' "
+                          "(k ~ U{1..n} tokens of each block, weight n/k: the same bound, lower variance).",
+                  "choices": list(BLOCK_MASKING)},
+    )
     eval_num_t_samples: int = field(
         default=4, metadata={"help": "Monte-Carlo samples of t (and masks) per sequence for the ELBO at evaluation."}
     )
@@ -154,6 +160,8 @@ class LLaDATrainingArguments(TrainingArguments):
             raise ValueError(f"`sample_top_p` must be in (0, 1], got {self.sample_top_p!r}.")
         if self.sample_top_k is not None and (not isinstance(self.sample_top_k, int) or self.sample_top_k < 1):
             raise ValueError(f"`sample_top_k` must be a positive integer, got {self.sample_top_k!r}.")
+        if self.block_masking not in BLOCK_MASKING:
+            raise ValueError(f"`block_masking` must be one of {BLOCK_MASKING}, got {self.block_masking!r}.")
         if self.eval_t_sampling not in T_SAMPLING_SCHEMES:
             raise ValueError(f"`eval_t_sampling` must be one of {T_SAMPLING_SCHEMES}, got {self.eval_t_sampling!r}.")
         if not isinstance(self.eval_num_t_samples, int) or self.eval_num_t_samples < 1:
@@ -225,7 +233,8 @@ class LLaDATrainer(Trainer):
             )
             block_size = getattr(model.config, "block_size", None)
             if block_size is not None:  # block diffusion: one diffusion time per block
-                return DataCollatorForBlockDiffusion(**options, block_size=block_size)
+                return DataCollatorForBlockDiffusion(**options, block_size=block_size,
+                                                     masking=getattr(args, "block_masking", "bernoulli"))
             return DataCollatorForMaskedDiffusion(**options)
         if is_sft:  # prompt labels are already -100; pad labels with -100 too
             return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
