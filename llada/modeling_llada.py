@@ -437,6 +437,8 @@ class LLaDAModel(LLaDAPreTrainedModel):
                 position_ids = _default_position_ids(key_padding, batch, cached + seq, device)[:, cached:]
             # every cached key is in an earlier, finished block; inside the window the pattern is block-causal
             blocks = position_ids // block_size  # (batch, seq)
+            if key_padding is None and bool((blocks == blocks[:, :1]).all()):
+                return inputs_embeds, position_ids, None  # one block, nothing padded: every key, no mask to apply
             mask = torch.cat([blocks.new_ones((batch, seq, cached), dtype=torch.bool),
                               blocks[:, None, :] <= blocks[:, :, None]], dim=-1)[:, None]  # (batch, 1, seq, all)
             return inputs_embeds, position_ids, _and_key_padding(mask, key_padding, first_query_key=cached)
