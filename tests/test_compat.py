@@ -86,21 +86,25 @@ def use_the_repo(pythons: list, folder: Path) -> list:
     return reports
 
 
-@pytest.fixture(scope="module")
-def hub_folder(tmp_path_factory):
+def saved_for_hub(tmp_path_factory, **config):
     """What `llada-push` uploads (minus the card), for a tiny model with a byte-level tokenizer."""
     source, staging = tmp_path_factory.mktemp("model"), tmp_path_factory.mktemp("staging")
     tokenizer = build_byte_tokenizer(model_max_length=256)
     torch.manual_seed(0)
     model = LLaDAForMaskedDiffusion(tiny_config(
         vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id, **config,
     ))
     model.generation_config.update(max_new_tokens=6, steps=3, block_length=2)  # saved defaults must be used
     model.save_pretrained(source)
     tokenizer.save_pretrained(source)
     save_for_hub(str(source), str(staging))
     return staging
+
+
+@pytest.fixture(scope="module")
+def hub_folder(tmp_path_factory):
+    return saved_for_hub(tmp_path_factory)
 
 
 def test_transformers_4_loads_and_generates_like_transformers_5(hub_folder):
@@ -124,19 +128,8 @@ def test_transformers_4_loads_and_generates_like_transformers_5(hub_folder):
 
 @pytest.fixture(scope="module")
 def block_hub_folder(tmp_path_factory):
-    """The same for a block diffusion model (`block_size=4`): block-causal attention and its exact cache."""
-    source, staging = tmp_path_factory.mktemp("block_model"), tmp_path_factory.mktemp("block_staging")
-    tokenizer = build_byte_tokenizer(model_max_length=256)
-    torch.manual_seed(0)
-    model = LLaDAForMaskedDiffusion(tiny_config(
-        vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, block_size=4, initializer_range=0.2,
-    ))
-    model.generation_config.update(max_new_tokens=6, steps=3, block_length=2)
-    model.save_pretrained(source)
-    tokenizer.save_pretrained(source)
-    save_for_hub(str(source), str(staging))
-    return staging
+    """The same for a block diffusion model: block-causal attention and its exact cache."""
+    return saved_for_hub(tmp_path_factory, block_size=4, initializer_range=0.2)
 
 
 def test_transformers_4_runs_a_block_model_like_transformers_5(block_hub_folder):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -26,11 +28,17 @@ with open(os.path.join(trainer.args.output_dir, f"rank{rank}.json"), "w") as han
 """
 
 
-def test_two_process_cpu_ddp(tmp_path):
+# a block diffusion model also evaluates (its ELBO goes through the wrapped model)
+BLOCK_MODEL = ["--block_size", "4", "--eval_strategy", "steps", "--eval_steps", "4", "--max_eval_samples", "8",
+               "--eval_num_t_samples", "2"]
+
+
+@pytest.mark.parametrize("model_args", [["--eval_strategy", "no"], BLOCK_MODEL], ids=["full", "block"])
+def test_two_process_cpu_ddp(tmp_path, model_args):
     script = tmp_path / "train_rank.py"
     script.write_text(RANK_SCRIPT)
     out = tmp_path / "out"
-    args = ["--output_dir", str(out), "--max_steps", "4", "--save_steps", "4", "--eval_strategy", "no",
+    args = ["--output_dir", str(out), "--max_steps", "4", "--save_steps", "4", *model_args,
             "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4",
             "--intermediate_size", "64", "--max_seq_length", "32", "--per_device_train_batch_size", "4",
             "--train_file", str(FIXTURES / "wikitext-2-test-excerpt.txt"),
@@ -50,3 +58,5 @@ def test_two_process_cpu_ddp(tmp_path):
     assert checkpoints == ["checkpoint-4"]
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["train_batch_size"] == 4 and state["global_step"] == 4
+    if model_args is BLOCK_MODEL:
+        assert json.loads((out / "eval_results.json").read_text())["eval_perplexity_bound"] > 1.0

@@ -12,6 +12,7 @@ from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArgume
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 from llada.saved_files import HUB_CODE_FILES
 from llada.training.callbacks import SampleGenerationCallback, fit_generation_length
+from llada.training.block_collator import DataCollatorForBlockDiffusion
 from llada.training.collator import DataCollatorForMaskedDiffusion
 from llada.training.tokenizers import build_byte_tokenizer
 from llada.training.trainer import LLaDATrainer, LLaDATrainingArguments
@@ -29,12 +30,12 @@ def blocks(count=48, length=32, offset=0):
                                             for i in range(count)]})
 
 
-def make_model(tokenizer, seed=0):
+def make_model(tokenizer, seed=0, block_size=None):
     torch.manual_seed(seed)
     config = LLaDAConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                          mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=None, eos_token_id=tokenizer.eos_token_id)
+                         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, block_size=block_size)
     return LLaDAForMaskedDiffusion(config)
 
 
@@ -61,14 +62,18 @@ def test_training_lowers_the_loss_and_changes_every_parameter(tmp_path, tokenize
     assert unchanged == []
 
 
-def test_gradient_accumulation_2x4_equals_batch_8(tmp_path, tokenizer):
+@pytest.mark.parametrize("block_size", [None, 4], ids=["full", "block"])
+def test_gradient_accumulation_2x4_equals_batch_8(tmp_path, tokenizer, block_size):
     # Pre-masked examples, so both runs see exactly the same masks and p.
-    collator = DataCollatorForMaskedDiffusion(tokenizer=tokenizer, seed=0)
+    if block_size is None:
+        collator = DataCollatorForMaskedDiffusion(tokenizer=tokenizer, seed=0)
+    else:  # block diffusion: one time per block, the clean copy rebuilt from the labels in the same pass
+        collator = DataCollatorForBlockDiffusion(tokenizer=tokenizer, seed=0, block_size=block_size)
     masked = collator([{"input_ids": row} for row in blocks(8)["input_ids"]])
     dataset = Dataset.from_dict({key: value.tolist() for key, value in masked.items()})
 
     def one_step(batch_size, accumulation):
-        model = make_model(tokenizer)
+        model = make_model(tokenizer, block_size=block_size)
         args = arguments(tmp_path / f"ga{accumulation}", max_steps=1, per_device_train_batch_size=batch_size,
                          gradient_accumulation_steps=accumulation, optim="sgd", learning_rate=1.0,
                          lr_scheduler_type="constant", max_grad_norm=0.0)
@@ -80,7 +85,7 @@ def test_gradient_accumulation_2x4_equals_batch_8(tmp_path, tokenizer):
 
     loss_8, weights_8 = one_step(8, 1)
     loss_4x2, weights_4x2 = one_step(4, 2)
-    full = make_model(tokenizer)(**{k: v for k, v in masked.items()}).loss.item()
+    full = make_model(tokenizer, block_size=block_size)(**{k: v for k, v in masked.items()}).loss.item()
     assert loss_8 == pytest.approx(full, rel=1e-4)
     assert loss_4x2 == pytest.approx(loss_8, rel=1e-4)  # no x GA inflation
     for name in weights_8:
