@@ -184,6 +184,23 @@ def test_vectorised_loss_equals_one_pass_per_block(block_size):
     torch.testing.assert_close(loss, reference)
 
 
+def test_sft_loss_equals_one_pass_per_block():
+    model = tiny_model(block_size=4, initializer_range=0.2)
+    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=2, block_size=4)
+    rows = [{"input_ids": list(range(2, 12)), "labels": [-100] * 5 + list(range(7, 12))},
+            {"input_ids": list(range(20, 30)), "labels": [-100] * 2 + list(range(22, 30))}]
+    batch = collator(rows)  # prompts of 5 and 2 tokens, never masked
+    assert not bool((batch["input_ids"][0, :5] == MASK).any()) and batch["answer_lengths"].tolist() == [5, 8]
+    with torch.no_grad():
+        loss = model(**batch).loss
+        per_row = []
+        for row in range(2):  # the reference's per-row sums, each divided by the answer length, then the mean
+            one = {k: v[row:row + 1] for k, v in batch.items() if k in ("input_ids", "labels", "p_mask")}
+            total = per_block_reference_loss(model, one["input_ids"], one["labels"], one["p_mask"], 4) * 10
+            per_row.append(total / batch["answer_lengths"][row])
+    torch.testing.assert_close(loss, torch.stack(per_row).mean())
+
+
 def test_gradients_of_the_two_copy_layout_match_the_reference():
     model = tiny_model(block_size=4, initializer_range=0.2)
     collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=1, block_size=4)
