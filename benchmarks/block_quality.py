@@ -34,13 +34,14 @@ import torch
 import bench_block_train_step as step_bench
 import sample_quality as quality
 
-CONTENDERS = {
+CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-bernoulli": p per token instead
     "ar": ["--model_type", "autoregressive"],
     "full": [],
-    "block4": ["--block_size", "4"],
-    "block8": ["--block_size", "8"],
-    "block16": ["--block_size", "16"],
+    **{f"block{size}": ["--block_size", str(size), "--block_masking", "exact"] for size in (1, 2, 4, 8, 16)},
+    **{f"block{size}-bernoulli": ["--block_size", str(size), "--block_masking", "bernoulli"] for size in (4, 8, 16)},
+    "block4-batch16": ["--block_size", "4", "--block_masking", "exact", "--per_device_train_batch_size", "16"],
 }
+DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
 AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6)}
 FULL_SAMPLERS = {  # the main job's saved default (random, block 8) and the best setting found for it
     "random b8 T0.8": dict(remasking="random", block_length=8, temperature=0.8),
@@ -61,7 +62,7 @@ def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="runs/block_quality", help="Where the trained runs go.")
     parser.add_argument("--results_dir", default="benchmarks/results")
-    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
+    parser.add_argument("--contenders", nargs="+", default=DEFAULT_CONTENDERS, choices=list(CONTENDERS))
     parser.add_argument("--reuse", nargs="*", default=[], metavar="NAME=DIR",
                         help="Evaluate a finished run instead of training that contender.")
     parser.add_argument("--skip_training", action="store_true", help="Evaluate the runs already in --output_dir.")
@@ -81,13 +82,29 @@ def parse(argv=None):
 # the budget and the training runs
 
 
+def train_option(name: str, flag: str, default=None):
+    """The value the contender's `llada-train` options give `flag` (e.g. "--block_size"), or `default`."""
+    argv = CONTENDERS[name]
+    return argv[argv.index(flag) + 1] if flag in argv else default
+
+
+def kind_of(name: str):
+    """The contender's kind for the step calibration: "llama", None (full attention) or its block size."""
+    if name == "ar":
+        return "llama"
+    block_size = train_option(name, "--block_size")
+    return None if block_size is None else int(block_size)
+
+
 def calibrate(names, repeats: int) -> dict:
     """CPU seconds per training step of each contender at the main job's dimensions (alternating, medians)."""
     args = step_bench.parse_args([])
-    kinds = {name: ("llama" if name == "ar" else None if name == "full" else int(name[len("block"):]))
-             for name in set(names) | {"full"}}
+    kinds = {name: kind_of(name) for name in set(names) | {"full"}}
     models = {name: step_bench.build(kind, args) for name, kind in kinds.items()}
-    batches = {name: step_bench.make_batch(kind, args) for name, kind in kinds.items()}
+    batches = {}
+    for name, kind in kinds.items():  # the contender's own batch size, if its options change it
+        batch_size = int(train_option(name, "--per_device_train_batch_size", args.batch_size))
+        batches[name] = step_bench.make_batch(kind, argparse.Namespace(**{**vars(args), "batch_size": batch_size}))
     seconds = {name: [] for name in models}
     for repeat in range(repeats + 1):
         for name in models:
@@ -154,6 +171,8 @@ def sample_figures(model, tokenizer, is_llada, settings, options, vocabulary, he
 def evaluate(name, run_dir, options, blocks, vocabulary, heldout) -> dict:
     model, tokenizer, is_llada = quality.load_model(run_dir)
     block_size = getattr(model.config, "block_size", None)
+    if is_llada:
+        model.generation_config.use_cache = None  # exact caches only (a block model's), whatever the run saved
     if not is_llada:
         samplers = AR_SAMPLERS
     elif block_size is None:
@@ -177,31 +196,44 @@ def evaluate(name, run_dir, options, blocks, vocabulary, heldout) -> dict:
 # report
 
 
-def write_report(results: dict, calibration: dict, options) -> str:
+def best_sampler(result: dict) -> str:
+    """The setting with the best word validity among those whose distinct-2 is at least 0.9 (no repetition loops)."""
+    varied = [label for label, figures in result["samplers"].items() if figures["distinct_2"] >= 0.9]
+    return max(varied or result["samplers"], key=lambda label: result["samplers"][label]["word_validity"])
+
+
+def write_report(results: dict, calibration: dict, reference: dict, options) -> str:
     ar_ppl = results["ar"]["perplexity"] if "ar" in results else None
     lines = [
         "# Block diffusion vs LLaDA vs autoregressive (main job size, data and CPU budget)", "",
-        f"{options.budget_steps} steps of the full model = the budget; one thread; validation: "
-        f"{options.max_eval_blocks} held-out blocks of 128 bytes, {options.num_t_samples} `t` draws per block; samples: "
-        f"{options.num_samples} x ~{options.new_bytes} bytes after {options.prompt_bytes}-byte held-out prompts.", "",
-        "| model | steps | run CPU s | CPU s / step | perplexity (AR) or bound | / AR | sampler | word validity "
-        "| distinct-2 |",
+        f"Budget: the CPU time of {options.budget_steps} steps of the full model, one thread (steps = budget / the "
+        f"contender's CPU s per step, measured alternating in one process). Validation: {options.max_eval_blocks} "
+        f"held-out blocks of 128 bytes, {options.num_t_samples} `t` draws per block. Samples: {options.num_samples} x "
+        f"~{options.new_bytes} bytes after {options.prompt_bytes}-byte held-out prompts, one token per step. Block "
+        "models mask exactly k ~ U{1..n} tokens per block (`--block_masking exact`) unless marked bernoulli.", "",
+        "| model | steps | CPU s / step | budget CPU s | perplexity (AR) or bound | / AR | best sampler (distinct-2 "
+        ">= 0.9) | word validity | distinct-2 |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
         ratio = f"{result['perplexity'] / ar_ppl:.2f}" if ar_ppl else "-"
-        best = max(result["samplers"], key=lambda label: result["samplers"][label]["word_validity"])
-        for label, figures in result["samplers"].items():
-            mark = " **" if label == best else ""
-            lines.append(
-                f"| {name} | {result.get('steps', '-')} | {result.get('run_cpu_seconds', float('nan')):.0f} | "
-                f"{calibration.get(name, float('nan')):.3f} | {result['perplexity']:.3f} | {ratio} | {label}{mark} | "
-                f"{figures['word_validity']:.3f} | {figures['distinct_2']:.3f} |")
-    lines += ["", "** the sampler setting with the best word validity for that model.", ""]
+        label, step_seconds = best_sampler(result), calibration.get(name, float("nan"))
+        figures = result["samplers"][label]
+        lines.append(f"| {name} | {result.get('steps', '-')} | {step_seconds:.3f} | "
+                     f"{result.get('steps', float('nan')) * step_seconds:.0f} | {result['perplexity']:.3f} | {ratio} | "
+                     f"{label} | {figures['word_validity']:.3f} | {figures['distinct_2']:.3f} |")
+    lines.append(f"| held-out text | | | | | | | {reference['word_validity']:.3f} | {reference['distinct_2']:.3f} |")
+    lines += ["", "Every sampler setting:", "", "| model | sampler | word validity | distinct-2 | sampling CPU s |",
+              "|---|---|---|---|---|"]
     for name, result in results.items():
-        best = max(result["samplers"], key=lambda label: result["samplers"][label]["word_validity"])
-        lines += [f"## {name} ({best}): first samples", ""]
-        lines += [f"```\n{text}\n```\n" for text in result["samplers"][best]["samples"][:3]]
+        for label, figures in result["samplers"].items():
+            lines.append(f"| {name} | {label} | {figures['word_validity']:.3f} | {figures['distinct_2']:.3f} | "
+                         f"{figures['sampling_cpu_seconds']:.1f} |")
+    lines.append("")
+    for name, result in results.items():
+        label = best_sampler(result)
+        lines += [f"## {name} ({label}): first samples", ""]
+        lines += [f"```\n{text}\n```\n" for text in result["samplers"][label]["samples"][:3]]
     return "\n".join(lines)
 
 
@@ -227,10 +259,11 @@ def main(argv=None) -> int:
                                  vocabulary, heldout)
         print(f"{name}: perplexity {results[name]['perplexity']:.3f}", flush=True)
     os.makedirs(options.results_dir, exist_ok=True)
-    report = write_report(results, calibration, options)
+    reference = quality.reference_figures(heldout, vocabulary, options)
+    report = write_report(results, calibration, reference, options)
     Path(options.results_dir, "block_quality.md").write_text(report)
     Path(options.results_dir, "block_quality.json").write_text(
-        json.dumps({"calibration": calibration, "results": results}, indent=2))
+        json.dumps({"calibration": calibration, "results": results, "reference": reference}, indent=2))
     print(report)
     return 0
 

@@ -214,7 +214,8 @@ def test_gradients_of_the_two_copy_layout_match_the_reference():
 
 
 def test_collator_draws_one_time_per_block():
-    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0, block_size=4)
+    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0, block_size=4,
+                                             masking="bernoulli")
     rows = [{"input_ids": list(range(2, 14))}, {"input_ids": list(range(2, 9))}]  # the second one right-padded
     batch = collator(rows)
     p_mask = batch["p_mask"]  # (2, 12)

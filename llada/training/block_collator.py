@@ -21,23 +21,23 @@ BLOCK_MASKING = ("bernoulli", "exact")
 @dataclass
 class DataCollatorForBlockDiffusion(DataCollatorForMaskedDiffusion):
     r"""
-    [`DataCollatorForMaskedDiffusion`] with one diffusion time per block: the tokens of block `b` (positions
-    `b * block_size ... (b + 1) * block_size - 1` of each row, counted over real tokens as the model counts them)
-    are masked with probability `p_b = (1 - eps) t_b + eps`, `t_b ~ U(0, 1)` drawn independently per block, and
-    `p_mask` holds each token's `p_b`. Everything else (padding, SFT prompts that are never masked, the random
-    length cut, the seeded and worker-independent draws, `mask=False`) is the parent's.
+    [`DataCollatorForMaskedDiffusion`] with one diffusion time per block. Blocks are positions
+    `b * block_size ... (b + 1) * block_size - 1` of each row, counted over real tokens as the model counts them; each
+    draws its own `t_b ~ U(0, 1)`, independently. With the default `masking="exact"`, block `b` then masks exactly
+    `k_b = ceil(t_b n_b)` of its `n_b` maskable tokens (`k_b` uniform on `1..n_b`), chosen uniformly at random, and
+    `p_mask = k_b / n_b`; with `masking="bernoulli"` each of its tokens is masked with probability
+    `p_b = (1 - eps) t_b + eps` and `p_mask = p_b`. Everything else (padding, SFT prompts that are never masked, the
+    random length cut, the seeded and worker-independent draws, `mask=False`) is the parent's.
 
-    The loss `sum_masked CE / p_mask / (B L)` is then an unbiased estimate of BD3-LM's bound per token,
-    `sum_b E_t[ (1/t) sum_{i in b masked} -log p(x_i | x_b,t, x_<b) ] / L`.
-
-    With `masking="exact"`, block `b` instead masks exactly `k_b = ceil(t_b n_b)` of its `n_b` maskable tokens
-    (`k_b` uniform on `1..n_b`), chosen uniformly at random, with `p_mask = k_b / n_b`: the same bound in LLaDA's
-    lower-variance form `E_k[(n / k) sum_masked -log p]`, whose weights stay at most `n_b` (the Bernoulli form's
+    Either way the loss `sum_masked CE / p_mask / (B L)` is an unbiased estimate of BD3-LM's bound per token,
+    `sum_b E_t[ (1/t) sum_{i in b masked} -log p(x_i | x_b,t, x_<b) ] / L`; the exact form is LLaDA's
+    lower-variance one, `E_k[(n / k) sum_masked -log p]`, whose weights stay at most `n_b` (the Bernoulli form's
     `1 / p` reaches `1 / eps`).
 
     Args:
         block_size (`int`): the model's `config.block_size`.
-        masking (`str`, *optional*, defaults to `"bernoulli"`): `"bernoulli"` or `"exact"` (see above).
+        masking (`str`, *optional*, defaults to `"exact"`): `"exact"` or `"bernoulli"` (see above); at the main
+            job's size and budget the exact form trains the better model (`benchmarks/block_quality.py`).
         (the others): see [`DataCollatorForMaskedDiffusion`].
 
     Random draws, in this order: the parent's random-length draws, then the block times `(batch * num_blocks,)`,
@@ -52,7 +52,7 @@ class DataCollatorForBlockDiffusion(DataCollatorForMaskedDiffusion):
     """
 
     block_size: Optional[int] = None
-    masking: str = "bernoulli"
+    masking: str = "exact"
 
     def __post_init__(self):
         super().__post_init__()

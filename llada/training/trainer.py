@@ -96,9 +96,10 @@ class LLaDATrainingArguments(TrainingArguments):
                           "is scored once per pair (the batch has twice as many rows as sequences)."},
     )
     block_masking: str = field(
-        default="bernoulli",
-        metadata={"help": "Block diffusion models: 'bernoulli' (each token masked with its block's p) or 'exact' "
-                          "(k ~ U{1..n} tokens of each block, weight n/k: the same bound, lower variance).",
+        default="exact",
+        metadata={"help": "Block diffusion models: 'exact' (k ~ U{1..n} tokens of each block, weight n/k) or "
+                          "'bernoulli' (each token masked with its block's p): the same bound, 'exact' has the "
+                          "lower variance.",
                   "choices": list(BLOCK_MASKING)},
     )
     eval_num_t_samples: int = field(
@@ -234,7 +235,7 @@ class LLaDATrainer(Trainer):
             block_size = getattr(model.config, "block_size", None)
             if block_size is not None:  # block diffusion: one diffusion time per block
                 return DataCollatorForBlockDiffusion(**options, block_size=block_size,
-                                                     masking=getattr(args, "block_masking", "bernoulli"))
+                                                     masking=getattr(args, "block_masking", "exact"))
             return DataCollatorForMaskedDiffusion(**options)
         if is_sft:  # prompt labels are already -100; pad labels with -100 too
             return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
