@@ -4,6 +4,7 @@ the ELBO bound, training with the Trainer and a saved model loading in a fresh p
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -213,6 +214,29 @@ def test_gradients_of_the_two_copy_layout_match_the_reference():
         torch.testing.assert_close(vectorised[name], p.grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("sft", [False, True])
+def test_training_step_runs_the_head_only_at_labelled_positions(sft):
+    # train mode: the head runs at the masked positions of the noised copy only; the same loss and gradients as eval
+    # mode, where every position goes through it
+    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=3, block_size=4)
+    rows = [{"input_ids": row} for row in random_ids(batch=3, seq=11).tolist()]
+    if sft:
+        rows = [dict(row, labels=[-100] * 3 + row["input_ids"][3:]) for row in rows]
+    batch = collator(rows)
+
+    def loss_and_grads(training):
+        model = tiny_model(block_size=4, initializer_range=0.2).train(training)
+        out = model(**batch)
+        out.loss.backward()
+        return out, {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    (trained, train_grads), (full, full_grads) = loss_and_grads(True), loss_and_grads(False)
+    assert trained.logits is None and full.logits.shape == (3, 11, 100)
+    torch.testing.assert_close(trained.loss, full.loss)
+    for name in full_grads:
+        torch.testing.assert_close(train_grads[name], full_grads[name], msg=name)
+
+
 def test_collator_draws_one_time_per_block():
     collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0, block_size=4,
                                              masking="bernoulli")
@@ -226,6 +250,29 @@ def test_collator_draws_one_time_per_block():
     assert not bool((batch["input_ids"][1, 7:] == MASK).any())  # padding is never masked
     again = collator(rows)
     assert all(torch.equal(batch[k], again[k]) for k in batch)
+
+
+@pytest.mark.parametrize("masking", ["exact", "bernoulli"])
+def test_collator_options_apply_per_block(masking):
+    # complementary masking: the second copy masks exactly each block's other maskable tokens; stratified times:
+    # one time in each stratum of [0, 1) across the blocks of the batch (6 blocks: 2 rows x 3)
+    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=4, block_size=4, eps=1e-3,
+                                             masking=masking, complementary_masking=True, t_sampling="stratified")
+    rows = [{"input_ids": list(range(2, 14))}, {"input_ids": list(range(2, 11))}]  # the second one right-padded
+    batch = collator(rows)
+    masked = batch["labels"] != -100  # (4, 12): the rows, then their complements
+    real = batch["attention_mask"][:2].bool()
+    assert torch.equal(masked[:2] ^ masked[2:], real) and not bool((masked[:2] & masked[2:]).any())
+    p_first, p_second = batch["p_mask"][:2, ::4], batch["p_mask"][2:, ::4]  # (2, 3): one value per block
+    if masking == "exact":
+        n = torch.tensor([[4, 4, 4], [4, 4, 1]])  # maskable tokens per block
+        counts = masked.view(4, 3, 4).sum(-1)
+        torch.testing.assert_close(p_first, counts[:2] / n)
+        torch.testing.assert_close(p_second, (counts[2:] / n).clamp(min=1 / n))
+    else:
+        torch.testing.assert_close(p_first + p_second, torch.full((2, 3), 1 + 1e-3))  # p(t) + p(1 - t)
+        t = ((p_first - 1e-3) / (1 - 1e-3)).flatten()
+        assert sorted((t * 6).floor().long().tolist()) == list(range(6))
 
 
 def test_collator_keeps_the_sft_prompt_clean():
@@ -322,6 +369,20 @@ def test_trainer_trains_a_block_model(tmp_path):
     assert last_eval["eval_loss"] < first_eval["eval_loss"]
     assert last_eval["eval_perplexity_bound"] == pytest.approx(math.exp(last_eval["eval_loss"]))
     assert [name for name, p in model.named_parameters() if torch.equal(p.detach(), before[name])] == []
+
+
+def test_the_block_config_is_the_main_job_with_blocks():
+    from llada.training.run import parse_training_args
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "tinyshakespeare-block4.yaml"
+    main_job = parse_training_args([])
+    model_args, data_args, training_args = parse_training_args(["--config", str(config)])
+    assert model_args.block_size == 4 and training_args.masking is None  # the block collator's default: exact
+    assert training_args.max_steps % training_args.eval_steps == 0 and training_args.save_steps == training_args.eval_steps
+    for name in ("hidden_size", "num_hidden_layers", "intermediate_size", "tokenizer"):
+        assert getattr(model_args, name) == getattr(main_job[0], name)
+    assert data_args.max_seq_length == main_job[1].max_seq_length
+    assert training_args.per_device_train_batch_size == main_job[2].per_device_train_batch_size
 
 
 def test_llada_train_block_size(tmp_path):

@@ -10,24 +10,24 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
-from ..evaluation import block_times
-from ..modeling_llada import forward_process
-from .collator import DataCollatorForMaskedDiffusion, batch_seed
-
-BLOCK_MASKING = ("bernoulli", "exact")
+from .collator import DataCollatorForMaskedDiffusion
 
 
 @dataclass
 class DataCollatorForBlockDiffusion(DataCollatorForMaskedDiffusion):
     r"""
-    [`DataCollatorForMaskedDiffusion`] with one diffusion time per block. Blocks are positions
-    `b * block_size ... (b + 1) * block_size - 1` of each row, counted over real tokens as the model counts them; each
-    draws its own `t_b ~ U(0, 1)`, independently. With the default `masking="exact"`, block `b` then masks exactly
-    `k_b = ceil(t_b n_b)` of its `n_b` maskable tokens (`k_b` uniform on `1..n_b`), chosen uniformly at random, and
-    `p_mask = k_b / n_b`; with `masking="bernoulli"` each of its tokens is masked with probability
-    `p_b = (1 - eps) t_b + eps` and `p_mask = p_b`. Everything else (padding, SFT prompts that are never masked, the
-    random length cut, the seeded and worker-independent draws, `mask=False`) is the parent's.
+    [`DataCollatorForMaskedDiffusion`] with one diffusion time per block: the parent's forward process runs with
+    every block of every row as one row of its own. Blocks are columns `b * block_size ... (b + 1) * block_size - 1`
+    of the right-padded batch, which is how the model counts them (positions over real tokens, `position_ids //
+    block_size`). Each block draws its own `t_b` (`t_sampling="stratified"`: stratified across all the blocks of the
+    batch). With the default `masking="exact"`, block `b` then masks exactly `k_b = ceil(t_b n_b)` of its `n_b`
+    maskable tokens (`k_b` uniform on `1..n_b`), chosen uniformly at random, and `p_mask = k_b / n_b`; with
+    `masking="bernoulli"` each of its tokens is masked with probability `p_b = (1 - eps) t_b + eps` and
+    `p_mask = p_b`. A block with nothing to mask (an SFT prompt, padding) masks nothing. `complementary_masking`
+    adds the copy with each block's other maskable tokens masked. Everything else (padding, SFT prompts that are
+    never masked, the random length cut, the seeded and worker-independent draws, `mask=False`) is the parent's.
 
     Either way the loss `sum_masked CE / p_mask / (B L)` is an unbiased estimate of BD3-LM's bound per token,
     `sum_b E_t[ (1/t) sum_{i in b masked} -log p(x_i | x_b,t, x_<b) ] / L`; the exact form is LLaDA's
@@ -41,7 +41,7 @@ class DataCollatorForBlockDiffusion(DataCollatorForMaskedDiffusion):
         (the others): see [`DataCollatorForMaskedDiffusion`].
 
     Random draws, in this order: the parent's random-length draws, then the block times `(batch * num_blocks,)`,
-    then the token noise `(batch, seq)` (in both modes).
+    then the token noise `(batch * num_blocks, block_size)`.
 
     Example:
 
@@ -56,55 +56,21 @@ class DataCollatorForBlockDiffusion(DataCollatorForMaskedDiffusion):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.masking not in BLOCK_MASKING:
-            raise ValueError(
-                f"DataCollatorForBlockDiffusion: `masking` must be one of {BLOCK_MASKING}, got {self.masking!r}."
-            )
         if not (isinstance(self.block_size, int) and not isinstance(self.block_size, bool) and self.block_size > 0):
             raise ValueError(
                 f"DataCollatorForBlockDiffusion: `block_size` must be a positive integer (the model's "
                 f"config.block_size), got {self.block_size!r}."
             )
 
-    def __call__(self, examples: list) -> dict:
-        if not self.mask:
-            return super().__call__(examples)
-        sft = self.sft if self.sft is not None else "labels" in examples[0]
-        input_ids, attention_mask, maskable = self._pad(examples, sft)  # each (batch, seq)
-        generator = None if self.seed is None else torch.Generator().manual_seed(batch_seed(self.seed, input_ids))
-        input_ids, attention_mask, maskable = self._maybe_truncate(input_ids, attention_mask, maskable, generator)
-
-        t = block_times(attention_mask, self.block_size, 1, "uniform", generator)[0]  # (batch, seq) its block's t
-        if self.masking == "exact":
-            masked_indices, p_mask = self._exact_counts(t, attention_mask, maskable, generator)
-        else:
-            _, masked_indices, p_mask = forward_process(input_ids, t, self.mask_token_id, maskable, self.eps, generator)
-        batch = {
-            "input_ids": input_ids.masked_fill(masked_indices, self.mask_token_id),
-            "attention_mask": attention_mask,
-            "labels": input_ids.masked_fill(~masked_indices, -100),
-            "p_mask": p_mask.expand(input_ids.shape).contiguous(),
-        }
-        if sft:
-            batch["answer_lengths"] = maskable.sum(dim=1)  # (batch,)
-        return batch
-
-
-    def _exact_counts(self, t, attention_mask, maskable, generator):
-        """`masking="exact"`: in each block, `k = ceil(t n)` of its `n` maskable tokens (k uniform on 1..n), chosen
-        uniformly at random; `p_mask = k / n`. Returns `(masked_indices, p_mask)`, both `(batch, seq)`."""
-        blocks = (attention_mask.long().cumsum(-1) - 1).clamp(min=0) // self.block_size  # (batch, seq)
-        per_block = torch.zeros(blocks.shape[0], int(blocks.max()) + 1, dtype=torch.long)  # (batch, num_blocks)
-        block_tokens = per_block.scatter_add(1, blocks, torch.ones_like(blocks))  # tokens of each block
-        block_start = (block_tokens.cumsum(1) - block_tokens).gather(1, blocks)  # (batch, seq): tokens before it
-        maskable_tokens = per_block.scatter_add(1, blocks, maskable.long()).gather(1, blocks)  # n of its block
-        noise = torch.rand(blocks.shape, generator=generator)  # (batch, seq)
-        # sort by block, then maskable tokens by their noise: the rank inside the block picks k of them at random
-        order_key = blocks * 4.0 + noise.masked_fill(~maskable, 3.0)
-        rank_in_block = order_key.argsort(dim=1).argsort(dim=1) - block_start  # (batch, seq)
-        count = torch.ceil(t * maskable_tokens).clamp(min=1)  # (batch, seq): k of the token's block
-        masked_indices = maskable & (rank_in_block < count)
-        return masked_indices, count / maskable_tokens.clamp(min=1)
+    def _forward_process(self, input_ids, maskable, generator):
+        """The parent's forward process with each block as a row: `(batch, seq)` in, the same four results out, each
+        `(batch, seq)` (or None)."""
+        batch, seq = input_ids.shape
+        size = self.block_size
+        width = -(-seq // size) * size  # whole blocks: the last one is padded with unmaskable positions
+        block_rows = [F.pad(x, (0, width - seq), value=0).reshape(-1, size) for x in (input_ids, maskable)]
+        results = super()._forward_process(*block_rows, generator)  # (batch * num_blocks, size or 1) each
+        return tuple(None if x is None else x.expand(-1, size).reshape(batch, width)[:, :seq] for x in results)
 
 
 __all__ = ["DataCollatorForBlockDiffusion"]

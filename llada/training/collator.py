@@ -145,28 +145,15 @@ class DataCollatorForMaskedDiffusion:
         input_ids, attention_mask, maskable = self._maybe_truncate(input_ids, attention_mask, maskable, generator)
         batch_size, seq_len = input_ids.shape
 
-        # (batch,) diffusion time of each sequence; stratified: one draw in each of `batch` equal strata of [0, 1)
-        t = sample_times(1, batch_size, self.t_sampling, generator)[:, 0]
-        if self.masking == "exact":
-            masked_indices, p_mask = exact_count_masks(maskable, t, generator)  # (batch, seq), (batch, 1)
-            noisy_ids = input_ids.masked_fill(masked_indices, self.mask_token_id)
-        else:
-            noisy_ids, masked_indices, p_mask = forward_process(
-                input_ids, t, self.mask_token_id, maskable, self.eps, generator)  # (batch, seq), (batch, seq), (batch, 1)
-        if self.complementary_masking:
+        masked_indices, p_mask, complement, complement_p = self._forward_process(input_ids, maskable, generator)
+        if complement is not None:
             # Each sequence a second time with exactly the other maskable tokens masked: that copy is the forward
             # process at time 1 - t, and every token is scored once per pair.
-            complement = maskable & ~masked_indices  # (batch, seq)
-            if self.masking == "exact":  # n - k of n tokens masked: weight n / (n - k) (no weight when none is)
-                n = maskable.sum(dim=1, keepdim=True).clamp(min=1)
-                complement_p = (complement.sum(dim=1, keepdim=True) / n).clamp(min=1.0 / n)
-            else:
-                complement_p = (1.0 - self.eps) * (1.0 - t[:, None]) + self.eps
             input_ids, attention_mask, maskable = (torch.cat([x, x]) for x in (input_ids, attention_mask, maskable))
             masked_indices = torch.cat([masked_indices, complement])
-            noisy_ids = input_ids.masked_fill(masked_indices, self.mask_token_id)
             p_mask = torch.cat([p_mask, complement_p.to(p_mask.dtype)])
             batch_size *= 2
+        noisy_ids = input_ids.masked_fill(masked_indices, self.mask_token_id)
 
         labels = torch.where(masked_indices, input_ids, torch.full_like(input_ids, -100))
         batch = {
@@ -180,6 +167,28 @@ class DataCollatorForMaskedDiffusion:
         return batch
 
     # ----------------------------------------------------------------------------------------------------------
+
+    def _forward_process(self, input_ids, maskable, generator):
+        """The masks of rows `(rows, n)`: one diffusion time per row (`t_sampling`, across the rows), then the
+        masking scheme. Returns `(masked_indices, p_mask, complement, complement_p)`: the `(rows, n)` masks and
+        `(rows, 1)` masking probabilities, and with `complementary_masking` those of the complementary copies
+        (else `None, None`)."""
+        # (rows,) diffusion time of each row; stratified: one draw in each of `rows` equal strata of [0, 1)
+        t = sample_times(1, input_ids.shape[0], self.t_sampling, generator)[:, 0]
+        if self.masking == "exact":
+            masked_indices, p_mask = exact_count_masks(maskable, t, generator)  # (rows, n), (rows, 1)
+        else:
+            _, masked_indices, p_mask = forward_process(
+                input_ids, t, self.mask_token_id, maskable, self.eps, generator)  # (rows, n), (rows, 1)
+        if not self.complementary_masking:
+            return masked_indices, p_mask, None, None
+        complement = maskable & ~masked_indices  # (rows, n)
+        if self.masking == "exact":  # n - k of n tokens masked: weight n / (n - k) (no weight when none is)
+            n = maskable.sum(dim=1, keepdim=True).clamp(min=1)
+            complement_p = (complement.sum(dim=1, keepdim=True) / n).clamp(min=1.0 / n)
+        else:
+            complement_p = (1.0 - self.eps) * (1.0 - t[:, None]) + self.eps
+        return masked_indices, p_mask, complement, complement_p
 
     def _pad(self, examples: list, sft: bool):
         """Right-pads to the longest example; returns ids, attention mask and which positions may be masked."""
@@ -224,13 +233,14 @@ class DataCollatorForMaskedDiffusion:
 def exact_count_masks(maskable: torch.Tensor, t: torch.Tensor, generator=None):
     """Masks exactly `k = ceil(t n)` (at least 1) of each row's `n` maskable positions, uniformly at random.
 
-    Returns the `(batch, seq)` bool masks and the `(batch, 1)` masking ratios `k / n` (the loss weights `1 / p`).
+    Returns the `(batch, seq)` bool masks and the `(batch, 1)` masking ratios `k / n` (the loss weights `1 / p`);
+    a row without maskable positions masks nothing and gets the ratio 1 (a valid probability for the loss).
     """
     scores = torch.rand(maskable.shape, generator=generator).masked_fill(~maskable.bool(), 2.0)  # (batch, seq)
     ranks = scores.argsort(dim=1).argsort(dim=1)  # (batch, seq) rank of each position's score within its row
     n = maskable.sum(dim=1, keepdim=True)  # (batch, 1)
     k = torch.ceil(t[:, None] * n).clamp(min=1).minimum(n)  # (batch, 1)
-    return (ranks < k) & maskable.bool(), (k / n.clamp(min=1)).float()
+    return (ranks < k) & maskable.bool(), (k.clamp(min=1) / n.clamp(min=1)).float()
 
 
 def batch_seed(seed: int, input_ids: torch.Tensor) -> int:

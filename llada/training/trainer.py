@@ -27,7 +27,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll
 from ..sampling_llada import REMASKING_STRATEGIES
 from ..saved_files import make_tokenizer_config_portable
-from .block_collator import BLOCK_MASKING, DataCollatorForBlockDiffusion
+from .block_collator import DataCollatorForBlockDiffusion
 from .callbacks import LossCurveCallback, SampleGenerationCallback, fit_generation_length
 from .checkpoints import check_max_steps, removing_partial_checkpoint, staged_folder
 from .collator import MASKING_SCHEMES, TRAIN_T_SAMPLING, DataCollatorForMaskedDiffusion
@@ -85,22 +85,16 @@ class LLaDATrainingArguments(TrainingArguments):
         metadata={"help": "How each batch's diffusion times are drawn: uniform (LLaDA) or stratified (one t per "
                           "equal stratum of [0, 1): lower-variance loss).", "choices": list(TRAIN_T_SAMPLING)},
     )
-    masking: str = field(
-        default="bernoulli",
+    masking: Optional[str] = field(
+        default=None,
         metadata={"help": "bernoulli: each token masked with probability p (LLaDA); exact: exactly ceil(t n) of a "
-                          "row's n tokens, weight n/k (same ELBO, lower variance).", "choices": list(MASKING_SCHEMES)},
+                          "row's n tokens, weight n/k (same ELBO, lower variance); block models: of each block. "
+                          "Default: bernoulli, or exact for a block model.", "choices": list(MASKING_SCHEMES)},
     )
     complementary_masking: bool = field(
         default=False,
         metadata={"help": "Train on every sequence twice per batch, with a mask and its complement, so each token "
                           "is scored once per pair (the batch has twice as many rows as sequences)."},
-    )
-    block_masking: str = field(
-        default="exact",
-        metadata={"help": "Block diffusion models: 'exact' (k ~ U{1..n} tokens of each block, weight n/k) or "
-                          "'bernoulli' (each token masked with its block's p): the same bound, 'exact' has the "
-                          "lower variance.",
-                  "choices": list(BLOCK_MASKING)},
     )
     eval_num_t_samples: int = field(
         default=4, metadata={"help": "Monte-Carlo samples of t (and masks) per sequence for the ELBO at evaluation."}
@@ -161,15 +155,13 @@ class LLaDATrainingArguments(TrainingArguments):
             raise ValueError(f"`sample_top_p` must be in (0, 1], got {self.sample_top_p!r}.")
         if self.sample_top_k is not None and (not isinstance(self.sample_top_k, int) or self.sample_top_k < 1):
             raise ValueError(f"`sample_top_k` must be a positive integer, got {self.sample_top_k!r}.")
-        if self.block_masking not in BLOCK_MASKING:
-            raise ValueError(f"`block_masking` must be one of {BLOCK_MASKING}, got {self.block_masking!r}.")
         if self.eval_t_sampling not in T_SAMPLING_SCHEMES:
             raise ValueError(f"`eval_t_sampling` must be one of {T_SAMPLING_SCHEMES}, got {self.eval_t_sampling!r}.")
         if not isinstance(self.eval_num_t_samples, int) or self.eval_num_t_samples < 1:
             raise ValueError(f"`eval_num_t_samples` must be a positive integer, got {self.eval_num_t_samples!r}.")
         if self.torch_num_threads is not None:
             self.torch_num_threads = parse_num_threads(self.torch_num_threads)
-        if self.masking not in MASKING_SCHEMES:
+        if self.masking is not None and self.masking not in MASKING_SCHEMES:
             raise ValueError(f"`masking` must be one of {MASKING_SCHEMES}, got {self.masking!r}.")
         if self.train_t_sampling not in TRAIN_T_SAMPLING:
             raise ValueError(f"`train_t_sampling` must be one of {TRAIN_T_SAMPLING}, got {self.train_t_sampling!r}.")
@@ -228,14 +220,14 @@ class LLaDATrainer(Trainer):
                 eps=getattr(args, "mask_eps", 1e-3),
                 random_length_probability=getattr(args, "random_length_probability", 0.0),
                 t_sampling=getattr(args, "train_t_sampling", "uniform"),
-                masking=getattr(args, "masking", "bernoulli"),
                 complementary_masking=getattr(args, "complementary_masking", False),
                 seed=args.seed,  # masks depend on seed and batch only: exact resumes, any number of workers
             )
+            if getattr(args, "masking", None) is not None:  # else the collator's default (exact for blocks)
+                options["masking"] = args.masking
             block_size = getattr(model.config, "block_size", None)
             if block_size is not None:  # block diffusion: one diffusion time per block
-                return DataCollatorForBlockDiffusion(**options, block_size=block_size,
-                                                     masking=getattr(args, "block_masking", "exact"))
+                return DataCollatorForBlockDiffusion(**options, block_size=block_size)
             return DataCollatorForMaskedDiffusion(**options)
         if is_sft:  # prompt labels are already -100; pad labels with -100 too
             return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
