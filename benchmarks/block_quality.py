@@ -16,6 +16,7 @@ Then, on the same held-out text, for every contender:
 
     python benchmarks/block_quality.py --output_dir runs/block_quality               # trains and evaluates all
     python benchmarks/block_quality.py --output_dir runs/block_quality --skip_training   # re-evaluate saved runs
+    python benchmarks/block_quality.py --skip_training --calibration_from benchmarks/results/block_quality.json
     python benchmarks/block_quality.py --contenders block4 --reuse ar=runs/compare/autoregressive
 
 Writes `block_quality.md` and `block_quality.json` into `--results_dir` (default `benchmarks/results`). One thread.
@@ -37,9 +38,9 @@ import sample_quality as quality
 CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-bernoulli": p per token instead
     "ar": ["--model_type", "autoregressive"],
     "full": [],
-    **{f"block{size}": ["--block_size", str(size), "--block_masking", "exact"] for size in (1, 2, 4, 8, 16)},
-    **{f"block{size}-bernoulli": ["--block_size", str(size), "--block_masking", "bernoulli"] for size in (4, 8, 16)},
-    "block4-batch16": ["--block_size", "4", "--block_masking", "exact", "--per_device_train_batch_size", "16"],
+    **{f"block{size}": ["--block_size", str(size), "--masking", "exact"] for size in (1, 2, 4, 8, 16)},
+    **{f"block{size}-bernoulli": ["--block_size", str(size), "--masking", "bernoulli"] for size in (4, 8, 16)},
+    "block4-batch16": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "16"],
 }
 DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
 AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6)}
@@ -68,6 +69,9 @@ def parse(argv=None):
     parser.add_argument("--skip_training", action="store_true", help="Evaluate the runs already in --output_dir.")
     parser.add_argument("--budget_steps", type=int, default=1200, help="Steps of the full model (the budget).")
     parser.add_argument("--calibration_steps", type=int, default=6)
+    parser.add_argument("--calibration_from", default=None, metavar="JSON",
+                        help="With --skip_training: the calibration of an earlier block_quality.json (the one that "
+                             "set the saved runs' steps) instead of measuring it again.")
     parser.add_argument("--evaluations", type=int, default=6, help="Evaluations (and checkpoints) per run.")
     parser.add_argument("--num_t_samples", type=int, default=16)
     parser.add_argument("--max_eval_blocks", type=int, default=256)
@@ -207,10 +211,12 @@ def write_report(results: dict, calibration: dict, reference: dict, options) -> 
     lines = [
         "# Block diffusion vs LLaDA vs autoregressive (main job size, data and CPU budget)", "",
         f"Budget: the CPU time of {options.budget_steps} steps of the full model, one thread (steps = budget / the "
-        f"contender's CPU s per step, measured alternating in one process). Validation: {options.max_eval_blocks} "
+        f"contender's CPU s per step, measured alternating in one process"
+        f"{'; here read from ' + options.calibration_from if options.calibration_from else ''}). Validation: {options.max_eval_blocks} "
         f"held-out blocks of 128 bytes, {options.num_t_samples} `t` draws per block. Samples: {options.num_samples} x "
         f"~{options.new_bytes} bytes after {options.prompt_bytes}-byte held-out prompts, one token per step. Block "
-        "models mask exactly k ~ U{1..n} tokens per block (`--block_masking exact`) unless marked bernoulli.", "",
+        "models mask exactly k ~ U{1..n} tokens per block (`--masking exact`, the default for block models) unless "
+        "marked bernoulli.", "",
         "| model | steps | CPU s / step | budget CPU s | perplexity (AR) or bound | / AR | best sampler (distinct-2 "
         ">= 0.9) | word validity | distinct-2 |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -242,7 +248,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(options.threads)
     reuse = dict(item.split("=", 1) for item in options.reuse)
     names = [name for name in options.contenders if name not in reuse]
-    calibration = calibrate(options.contenders, options.calibration_steps)
+    if options.calibration_from:
+        calibration = json.loads(Path(options.calibration_from).read_text())["calibration"]
+    else:
+        calibration = calibrate(options.contenders, options.calibration_steps)
     print("CPU s per training step:", json.dumps({k: round(v, 3) for k, v in calibration.items()}), flush=True)
     for name in names:
         if options.skip_training:
