@@ -76,6 +76,8 @@ SETTINGS = [
     dict(steps=6),
     dict(eos_token_id=EOS, early_stop=True, min_new_tokens=2),
     dict(num_return_sequences=2, temperature=0.9, seed=5),
+    dict(repetition_penalty=1.5, bad_words_ids=[[20]], min_p=0.05, temperature=0.9, seed=6),  # logits processors
+    dict(do_sample=True, seed=7),
 ]
 
 
@@ -158,6 +160,17 @@ def test_block_length_defaults_to_the_block_size_and_must_divide_it():
         generate(model, torch.arange(11, 15)[None], max_new_tokens=16, block_length=8)
     with pytest.raises(ValueError, match="multiple of `block_length`"):
         generate(model, torch.arange(11, 15)[None], max_new_tokens=10)
+
+
+def test_infilling_and_compile_are_refused_for_a_block_model():
+    model = block_model(6, block_size=4)
+    prompt = torch.tensor([[11, 12, MASK, MASK, 13, 14]])
+    with pytest.raises(ValueError, match="cannot fill mask tokens inside a prompt"):
+        generate(model, prompt)
+    with pytest.raises(ValueError, match="cannot fill mask tokens inside a prompt"):
+        model.infill([[11, 12]], [[13, 14]], 4, eos_token_id=None)
+    with pytest.raises(ValueError, match="`compile` is not supported for a block diffusion model"):
+        generate(model, torch.arange(11, 15)[None], compile=True)
 
 
 def test_use_cache_defaults_to_exact_caches_only():
