@@ -78,6 +78,13 @@ def parse(argv=None):
     parser.add_argument("--num_samples", type=int, default=32)
     parser.add_argument("--prompt_bytes", type=int, default=32)
     parser.add_argument("--new_bytes", type=int, default=96)
+    parser.add_argument("--perplexity_from", default=None, metavar="JSON",
+                        help="With --skip_training: the perplexities of an earlier block_quality.json (the bound is "
+                             "seeded, so scoring the same weights again gives the same figures); only the samples "
+                             "are drawn again.")
+    parser.add_argument("--recompute_perplexity", nargs="*", default=[], metavar="NAME",
+                        help="With --perplexity_from: contenders whose perplexity is computed anyway, as a check "
+                             "against the reused figure (both are printed and kept in the JSON).")
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args(argv)
 
@@ -172,7 +179,7 @@ def sample_figures(model, tokenizer, is_llada, settings, options, vocabulary, he
             "sampling_cpu_seconds": seconds, "samples": texts}
 
 
-def evaluate(name, run_dir, options, blocks, vocabulary, heldout) -> dict:
+def evaluate(name, run_dir, options, blocks, vocabulary, heldout, reused_perplexity=None) -> dict:
     model, tokenizer, is_llada = quality.load_model(run_dir)
     block_size = getattr(model.config, "block_size", None)
     if is_llada:
@@ -183,7 +190,15 @@ def evaluate(name, run_dir, options, blocks, vocabulary, heldout) -> dict:
         samplers = FULL_SAMPLERS
     else:
         samplers = {label: dict(settings, block_length=block_size) for label, settings in BLOCK_SAMPLERS.items()}
-    result = {"run_dir": str(run_dir), "perplexity": perplexity(model, is_llada, blocks, options), "samplers": {}}
+    if reused_perplexity is None:
+        result = {"run_dir": str(run_dir), "perplexity": perplexity(model, is_llada, blocks, options)}
+    else:
+        result = {"run_dir": str(run_dir), "perplexity": reused_perplexity, "perplexity_reused": True}
+        if name in options.recompute_perplexity:
+            result["perplexity_recomputed"] = perplexity(model, is_llada, blocks, options)
+            print(f"  {name}: perplexity reused {reused_perplexity:.6f}, recomputed "
+                  f"{result['perplexity_recomputed']:.6f}", flush=True)
+    result["samplers"] = {}
     budget = Path(run_dir, "budget.json")
     if budget.is_file():
         result.update(json.loads(budget.read_text()))
@@ -206,13 +221,24 @@ def best_sampler(result: dict) -> str:
     return max(varied or result["samplers"], key=lambda label: result["samplers"][label]["word_validity"])
 
 
+def perplexity_note(results: dict, options) -> str:
+    """A sentence on reused perplexities, if any, with the recomputed checks."""
+    if not options.perplexity_from:
+        return ""
+    checks = ", ".join(f"{name} {result['perplexity']:.4f} -> {result['perplexity_recomputed']:.4f}"
+                       for name, result in results.items() if "perplexity_recomputed" in result)
+    return (f"Perplexities read from {options.perplexity_from} (same weights, seeded bound)"
+            f"{'; recomputed as a check: ' + checks if checks else ''}; the samples are drawn again. ")
+
+
 def write_report(results: dict, calibration: dict, reference: dict, options) -> str:
     ar_ppl = results["ar"]["perplexity"] if "ar" in results else None
     lines = [
         "# Block diffusion vs LLaDA vs autoregressive (main job size, data and CPU budget)", "",
         f"Budget: the CPU time of {options.budget_steps} steps of the full model, one thread (steps = budget / the "
         f"contender's CPU s per step, measured alternating in one process"
-        f"{'; here read from ' + options.calibration_from if options.calibration_from else ''}). Validation: {options.max_eval_blocks} "
+        f"{'; here read from ' + options.calibration_from if options.calibration_from else ''}). "
+        f"{perplexity_note(results, options)}Validation: {options.max_eval_blocks} "
         f"held-out blocks of 128 bytes, {options.num_t_samples} `t` draws per block. Samples: {options.num_samples} x "
         f"~{options.new_bytes} bytes after {options.prompt_bytes}-byte held-out prompts, one token per step. Block "
         "models mask exactly k ~ U{1..n} tokens per block (`--masking exact`, the default for block models) unless "
@@ -262,10 +288,14 @@ def main(argv=None) -> int:
     train_text, heldout = quality.corpus_splits()
     vocabulary = set(quality.words_of(train_text))
     blocks = validation_blocks(options.max_eval_blocks)
+    reused = {}
+    if options.perplexity_from:
+        earlier = json.loads(Path(options.perplexity_from).read_text())["results"]
+        reused = {name: result["perplexity"] for name, result in earlier.items()}
     results = {}
     for name in options.contenders:
         results[name] = evaluate(name, reuse.get(name, os.path.join(options.output_dir, name)), options, blocks,
-                                 vocabulary, heldout)
+                                 vocabulary, heldout, reused.get(name))
         print(f"{name}: perplexity {results[name]['perplexity']:.3f}", flush=True)
     os.makedirs(options.results_dir, exist_ok=True)
     reference = quality.reference_figures(heldout, vocabulary, options)
