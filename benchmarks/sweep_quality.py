@@ -1,6 +1,6 @@
 """Training recipes side by side: for each, the perplexity bound, sample quality and wall time.
 
-    python benchmarks/sweep_quality.py --recipes main,ar,plain_1200,bytes_1200 --output_dir runs/sweep
+    python benchmarks/sweep_quality.py --recipes main,ar,plain,bytes --output_dir runs/sweep
     python benchmarks/sweep_quality.py --list
 
 Each recipe is a set of `llada-train` options on top of the main job's (`llada/configs/tinyshakespeare.yaml`). The
@@ -29,28 +29,25 @@ import sample_quality  # noqa: E402
 
 
 # name -> llada-train options on top of the main job's (llada/configs/tinyshakespeare.yaml: a BPE-4096 LLaDA, 128
-# tokens per block, 900 steps of 16 sequences, each trained twice with complementary masks). PLAIN: one mask per
-# sequence, 32 sequences per step (the same 32 rows); STEPS_1200: the 1,200-step budget of the recipes tried first.
+# tokens per block, 1,200 steps of 16 sequences, each trained twice with complementary masks). PLAIN: one mask per
+# sequence and 32 sequences per step instead (the same 32 rows per step).
 PLAIN = ["--complementary_masking", "false", "--per_device_train_batch_size", "32"]
-STEPS_1200 = ["--max_steps", "1200", "--eval_steps", "200"]
 BYTES = ["--tokenizer", "bytes"]
 AR = ["--model_type", "autoregressive"]  # complementary options give it 2x the batch: the same rows per step
 RECIPES = {
     "main": [],
     "ar": AR,
-    "comp_1200": STEPS_1200,
-    "plain_1200": [*PLAIN, *STEPS_1200],
-    "ar_1200": [*AR, *STEPS_1200],
-    "seq256_1200": [*PLAIN, *STEPS_1200, "--max_seq_length", "256", "--per_device_train_batch_size", "16",
-                    "--per_device_eval_batch_size", "32"],
-    "bpe2048_1200": [*PLAIN, *STEPS_1200, "--vocab_size", "2048"],
-    "strat_comp_exact_1200": [*STEPS_1200, "--train_t_sampling", "stratified", "--masking", "exact"],
-    "bytes_1200": [*BYTES, *PLAIN, *STEPS_1200],
-    "bytes_ar_1200": [*BYTES, *AR, *PLAIN, *STEPS_1200],
-    "bytes_comp_1200": [*BYTES, *STEPS_1200],
-    "bytes_strat_1200": [*BYTES, *PLAIN, *STEPS_1200, "--train_t_sampling", "stratified"],
-    "bytes_strat_comp_1200": [*BYTES, *STEPS_1200, "--train_t_sampling", "stratified"],
-    "bytes_strat_comp_exact_1200": [*BYTES, *STEPS_1200, "--train_t_sampling", "stratified", "--masking", "exact"],
+    "plain": PLAIN,
+    "seq256": ["--complementary_masking", "false", "--max_seq_length", "256", "--per_device_train_batch_size", "16",
+               "--per_device_eval_batch_size", "32"],
+    "bpe2048": ["--vocab_size", "2048"],
+    "strat_exact": ["--train_t_sampling", "stratified", "--masking", "exact"],
+    "bytes": [*BYTES, *PLAIN],
+    "bytes_ar": [*BYTES, *AR],
+    "bytes_comp": BYTES,
+    "bytes_strat": [*BYTES, *PLAIN, "--train_t_sampling", "stratified"],
+    "bytes_strat_comp": [*BYTES, "--train_t_sampling", "stratified"],
+    "bytes_strat_comp_exact": [*BYTES, "--train_t_sampling", "stratified", "--masking", "exact"],
 }
 
 SAMPLERS = {
@@ -58,6 +55,7 @@ SAMPLERS = {
     "lowconf-b8": {"remasking": "low_confidence", "temperature": 0.8, "block_length": 8},
     "lowconf-T0.5-b8": {"remasking": "low_confidence", "temperature": 0.5, "block_length": 8},
     "lowconf-b1": {"remasking": "low_confidence", "temperature": 0.8, "block_length": 1},
+    "lc-T1": {"remasking": "low_confidence", "temperature": 1.0, "block_length": 8},
     "lc-T1-p9": {"remasking": "low_confidence", "temperature": 1.0, "top_p": 0.9, "block_length": 8},
     "lc-T1-p8": {"remasking": "low_confidence", "temperature": 1.0, "top_p": 0.8, "block_length": 8},
     "ar-T0.8": {"temperature": 0.8},
