@@ -371,7 +371,7 @@ def test_trainer_trains_a_block_model(tmp_path):
     assert [name for name, p in model.named_parameters() if torch.equal(p.detach(), before[name])] == []
 
 
-def test_the_block_config_is_the_main_job_with_blocks():
+def test_the_block_config_is_the_main_job_size_with_bytes_and_blocks():
     from llada.training.run import parse_training_args
 
     config = Path(__file__).resolve().parents[1] / "configs" / "tinyshakespeare-block4.yaml"
@@ -379,10 +379,11 @@ def test_the_block_config_is_the_main_job_with_blocks():
     model_args, data_args, training_args = parse_training_args(["--config", str(config)])
     assert model_args.block_size == 4 and training_args.masking is None  # the block collator's default: exact
     assert training_args.max_steps % training_args.eval_steps == 0 and training_args.save_steps == training_args.eval_steps
-    for name in ("hidden_size", "num_hidden_layers", "intermediate_size", "tokenizer"):
+    for name in ("hidden_size", "num_hidden_layers", "intermediate_size"):
         assert getattr(model_args, name) == getattr(main_job[0], name)
+    assert model_args.tokenizer == "bytes" and not training_args.complementary_masking  # the byte recipe's setting
     assert data_args.max_seq_length == main_job[1].max_seq_length
-    assert training_args.per_device_train_batch_size == main_job[2].per_device_train_batch_size
+    assert training_args.per_device_train_batch_size == 32
 
 
 def test_llada_train_block_size(tmp_path):
