@@ -171,6 +171,7 @@ def sample_figures(llada_dir, ar_dir, train_argv, options) -> dict:
 
 def main(argv=None):
     options, train_argv = parse(argv)
+    train_argv = ["--torch_num_threads", "1", *train_argv]  # one thread unless given: figures that hold when shared
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     llada_dir = Path(options.llada_dir or out / "llada")
