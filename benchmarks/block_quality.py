@@ -35,6 +35,9 @@ import torch
 import bench_block_train_step as step_bench
 import sample_quality as quality
 
+# the setting every contender trains in (the main job's options otherwise): bytes, one mask per sequence, 32 rows
+BYTE_SETTING = ["--tokenizer", "bytes", "--complementary_masking", "false", "--per_device_train_batch_size", "32",
+                "--torch_num_threads", "1"]
 CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-bernoulli": p per token instead
     "ar": ["--model_type", "autoregressive"],
     "full": [],
@@ -133,8 +136,8 @@ def train(name: str, steps: int, options) -> dict:
     eval_steps = max(1, steps // options.evaluations)
     steps = eval_steps * options.evaluations  # the last step is evaluated, so the best checkpoint can be the last
     run_dir = os.path.join(options.output_dir, name)
-    argv = [*CONTENDERS[name], "--output_dir", run_dir, "--max_steps", str(steps), "--eval_steps", str(eval_steps),
-            "--report_to", "none"]
+    argv = [*BYTE_SETTING, *CONTENDERS[name], "--output_dir", run_dir, "--max_steps", str(steps),
+            "--eval_steps", str(eval_steps), "--report_to", "none"]
     start = time.process_time()
     run_training(*parse_training_args(argv))
     record = {"steps": steps, "run_cpu_seconds": time.process_time() - start, "threads": torch.get_num_threads()}
