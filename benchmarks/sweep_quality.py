@@ -97,13 +97,10 @@ def train(name, options, out_dir):
 
 @torch.no_grad()
 def bound_of(model_dir, is_llada, eval_blocks, semi_ar=None):
-    from transformers import AutoTokenizer
-
     from llada.evaluation import generative_perplexity, perplexity_bound
     from llada.training.data import DataArguments, load_raw_datasets, tokenize_and_pack
 
-    model, tokenizer, _ = sample_quality.load_model(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model, tokenizer, _ = sample_quality.load_model(model_dir)  # packed blocks: the padding side plays no part
     seq = model.config.max_position_embeddings
     blocks = tokenize_and_pack(load_raw_datasets(DataArguments(max_seq_length=seq)), tokenizer,
                                DataArguments(max_seq_length=seq))["validation"]
