@@ -3,7 +3,8 @@
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from .configuration_llada import LLaDAConfig
-from .generation_llada import LLaDAGenerateOutput, LLaDAGenerationConfig
+from .generation_config_llada import LLaDAGenerationConfig
+from .generation_llada import LLaDAGenerateOutput
 from .modeling_llada import (
     LLaDAForMaskedDiffusion,
     LLaDAModel,

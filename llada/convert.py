@@ -519,7 +519,7 @@ def _convert_tokenizer(src: Path, folder: Path, config: LLaDAConfig):
 
 def _write_generation_config(src: Path, folder: Path, config: LLaDAConfig, tokenizer):
     """generation_config.json: stop on EOS and on end-of-turn (`<|eot_id|>`, what the instruct models emit)."""
-    from .generation_llada import LLaDAGenerationConfig
+    from .generation_config_llada import LLaDAGenerationConfig
 
     stop_ids = []
     for value in (config.eos_token_id, _source_generation_eos(src), _end_of_turn_id(config, tokenizer)):

@@ -19,7 +19,8 @@ from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
 from transformers.utils import logging
 
 from .configuration_llada import LLaDAConfig
-from .generation_llada import LLaDAGenerationConfig, LLaDAGenerationMixin
+from .generation_config_llada import LLaDAGenerationConfig
+from .generation_llada import LLaDAGenerationMixin
 
 # transformers 4.x copies, from a local folder, only the Hub files that the model's module imports itself (5.x also
 # follows the imports of those): every sibling is imported here so that a saved folder loads on both.

@@ -6,7 +6,7 @@ import torch
 from conftest import EOS, MASK, PAD, prompts_batch, tiny_model
 
 from llada.cache_llada import BlockKVCache
-from llada.generation_llada import LLaDAGenerationConfig
+from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.sampling_llada import block_position_ids, guidance_inputs
 
 

@@ -1,4 +1,4 @@
-"""Tests for the diffusion sampler's loop, settings and errors (llada/generation_llada.py).
+"""Tests for the diffusion sampler's loop, settings and errors (llada/generation_llada.py, llada/generation_config_llada.py).
 
 The heart of the file is `reference_generate`: LLaDA's algorithm written again from the maths, deliberately simple
 (one row at a time, plain Python lists for the selection, no helper shared with the package). `diffusion_generate`
@@ -18,7 +18,8 @@ import torch
 from transformers import AutoModel, GenerationConfig
 
 from conftest import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, varied_model
-from llada.generation_llada import LLaDAGenerateOutput, LLaDAGenerationConfig
+from llada.generation_config_llada import LLaDAGenerationConfig
+from llada.generation_llada import LLaDAGenerateOutput
 from llada.sampling_llada import prompt_key, row_seed
 
 

@@ -8,7 +8,8 @@ import torch
 from conftest import EOS, MASK, PAD, prompts_batch, varied_model
 from llada import generation_llada
 from llada.cache_llada import CanvasKVCache
-from llada.generation_llada import DenoisingContext, LLaDAGenerationConfig
+from llada.generation_config_llada import LLaDAGenerationConfig
+from llada.generation_llada import DenoisingContext
 from llada.sampling_llada import ConfidenceCredit, RunningRows
 
 

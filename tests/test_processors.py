@@ -19,7 +19,7 @@ from transformers import (
 )
 
 from conftest import EOS, MASK, PAD, prompts_batch, varied_model
-from llada.generation_llada import LLaDAGenerationConfig
+from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.processors_llada import INAPPLICABLE_FLAGS
 
 SETTINGS = dict(max_new_tokens=8, steps=8, eos_token_id=None)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, varied_model
-from llada.generation_llada import LLaDAGenerationConfig
+from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.sampling_llada import (
     REMASKING_STRATEGIES,
     RandomDraws,
