@@ -1,7 +1,9 @@
 """Block diffusion vs full-attention LLaDA vs autoregressive, at the main job's size, data and CPU-time budget.
 
-Contenders (all `llada-train` with the main job's options: byte tokenizer, hidden 128, 4 layers, 4 heads, FFN 384,
-128-token blocks of TinyShakespeare, batch 32, AdamW 2e-3 cosine): `ar` (LlamaForCausalLM of the same size),
+Contenders (all `llada-train` with the main job's options: hidden 128, 4 layers, 4 heads, FFN 384, 128-token blocks
+of TinyShakespeare, AdamW 2e-3 cosine; `--setting bytes` (default): byte tokenizer, one mask per sequence, batch 32;
+`--setting main`: the main job's YAML as it is, a 4096-token BPE with complementary masking, batch 16 x 2 rows):
+`ar` (LlamaForCausalLM of the same size),
 `full` (LLaDA), `block4`, `block8`, `block16` (`--block_size`). The budget is the CPU time of the full model's
 1,200 steps: a calibration times a few alternating training steps of every contender in this process (one thread)
 and gives each the number of steps that costs the same (a block model's step runs the noised and the clean copy,
@@ -18,13 +20,14 @@ Then, on the same held-out text, for every contender:
     python benchmarks/block_quality.py --output_dir runs/block_quality --skip_training   # re-evaluate saved runs
     python benchmarks/block_quality.py --skip_training --calibration_from benchmarks/results/block_quality.json
     python benchmarks/block_quality.py --contenders block4 --reuse ar=runs/compare/autoregressive
+    python benchmarks/block_quality.py --setting main --contenders ar full block2 block4 \
+        --output_dir runs/block_quality_bpe --results_dir benchmarks/results/block_quality_bpe
 
 Writes `block_quality.md` and `block_quality.json` into `--results_dir` (default `benchmarks/results`). One thread.
 """
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -35,9 +38,18 @@ import torch
 import bench_block_train_step as step_bench
 import sample_quality as quality
 
-# the setting every contender trains in (the main job's options otherwise): bytes, one mask per sequence, 32 rows
-BYTE_SETTING = ["--tokenizer", "bytes", "--complementary_masking", "false", "--per_device_train_batch_size", "32",
-                "--torch_num_threads", "1"]
+# the setting every contender trains in (the main job's options otherwise), and the training-step calibration's
+SETTINGS = {
+    "bytes": dict(argv=["--tokenizer", "bytes", "--complementary_masking", "false", "--per_device_train_batch_size",
+                        "32", "--torch_num_threads", "1"], vocab_size=259, batch_size=32, complementary=False),
+    "main": dict(argv=["--torch_num_threads", "1"], vocab_size=4096, batch_size=16, complementary=True),
+}
+SETTING_NOTES = {
+    "bytes": "bytes (`--setting bytes`): byte tokenizer (259 ids), one mask per sequence, 32 rows per step.",
+    "main": "the main job's (`--setting main`): 4096-token BPE learned from the corpus, complementary masking "
+            "(16 sequences, 32 rows per step; a block model masks each block and its complement), as "
+            "llada/configs/tinyshakespeare.yaml has it.",
+}
 CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-bernoulli": p per token instead
     "ar": ["--model_type", "autoregressive"],
     "full": [],
@@ -46,16 +58,19 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
     "block4-batch16": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "16"],
 }
 DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
-AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6)}
+AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6),
+               "T1.0 top_p 0.8": dict(temperature=1.0, top_p=0.8)}
 FULL_SAMPLERS = {  # the main job's saved default (random, block 8) and the best setting found for it
     "random b8 T0.8": dict(remasking="random", block_length=8, temperature=0.8),
     "low_confidence b8 T0.8": dict(remasking="low_confidence", block_length=8, temperature=0.8),
+    "low_confidence b8 T1.0 top_p 0.8": dict(remasking="low_confidence", block_length=8, temperature=1.0, top_p=0.8),
 }
 BLOCK_SAMPLERS = {  # block length = the model's block size; one token per step unless a threshold is set
     "low_confidence T0.8": dict(remasking="low_confidence", temperature=0.8),
     "low_confidence T0.6": dict(remasking="low_confidence", temperature=0.6),
     "low_confidence T1.0": dict(remasking="low_confidence", temperature=1.0),
     "low_confidence T0.8 top_p 0.9": dict(remasking="low_confidence", temperature=0.8, top_p=0.9),
+    "low_confidence T1.0 top_p 0.8": dict(remasking="low_confidence", temperature=1.0, top_p=0.8),
     "random T0.8": dict(remasking="random", temperature=0.8),
     "random T1.0": dict(remasking="random", temperature=1.0),
     "random T0.8 top_p 0.9": dict(remasking="random", temperature=0.8, top_p=0.9),
@@ -66,6 +81,9 @@ def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="runs/block_quality", help="Where the trained runs go.")
     parser.add_argument("--results_dir", default="benchmarks/results")
+    parser.add_argument("--setting", default="bytes", choices=list(SETTINGS),
+                        help="bytes: byte tokenizer, one mask per sequence, 32 rows (the figures of the README's "
+                             "block diffusion table); main: the main job's BPE recipe as its YAML has it.")
     parser.add_argument("--contenders", nargs="+", default=DEFAULT_CONTENDERS, choices=list(CONTENDERS))
     parser.add_argument("--reuse", nargs="*", default=[], metavar="NAME=DIR",
                         help="Evaluate a finished run instead of training that contender.")
@@ -110,9 +128,12 @@ def kind_of(name: str):
     return None if block_size is None else int(block_size)
 
 
-def calibrate(names, repeats: int) -> dict:
+def calibrate(names, repeats: int, setting: str) -> dict:
     """CPU seconds per training step of each contender at the main job's dimensions (alternating, medians)."""
-    args = step_bench.parse_args([])
+    figures = SETTINGS[setting]
+    args = step_bench.parse_args(["--vocab_size", str(figures["vocab_size"]), "--batch_size",
+                                  str(figures["batch_size"])] + (["--complementary_masking"] if
+                                                                 figures["complementary"] else []))
     kinds = {name: kind_of(name) for name in set(names) | {"full"}}
     models = {name: step_bench.build(kind, args) for name, kind in kinds.items()}
     batches = {}
@@ -136,7 +157,7 @@ def train(name: str, steps: int, options) -> dict:
     eval_steps = max(1, steps // options.evaluations)
     steps = eval_steps * options.evaluations  # the last step is evaluated, so the best checkpoint can be the last
     run_dir = os.path.join(options.output_dir, name)
-    argv = [*BYTE_SETTING, *CONTENDERS[name], "--output_dir", run_dir, "--max_steps", str(steps),
+    argv = [*SETTINGS[options.setting]["argv"], *CONTENDERS[name], "--output_dir", run_dir, "--max_steps", str(steps),
             "--eval_steps", str(eval_steps), "--report_to", "none"]
     start = time.process_time()
     run_training(*parse_training_args(argv))
@@ -149,16 +170,34 @@ def train(name: str, steps: int, options) -> dict:
 # evaluation
 
 
-def validation_blocks(count: int):
-    """The first `count` validation blocks of the main job (128 bytes each) as a (count, 128) tensor."""
+def validation_blocks(count: int, tokenizer=None):
+    """The first `count` validation blocks of the main job (128 tokens each: bytes, or `tokenizer`'s) as a
+    (count, 128) tensor."""
     from llada.training.run import parse_training_args
     from llada.training.data import load_raw_datasets, tokenize_and_pack
     from llada.training.tokenizers import build_tokenizer
 
     _, data_args, _ = parse_training_args(["--output_dir", "unused", "--max_eval_samples", str(count)])
-    tokenizer = build_tokenizer("bytes", None, None, model_max_length=data_args.max_seq_length)
+    if tokenizer is None:
+        tokenizer = build_tokenizer("bytes", None, None, model_max_length=data_args.max_seq_length)
     validation = tokenize_and_pack(load_raw_datasets(data_args), tokenizer, data_args)["validation"]
     return torch.tensor(validation[:count]["input_ids"])
+
+
+def shared_tokenizer(run_dirs: dict, setting: str):
+    """None for the byte setting; else the tokenizer every contender trained with (the same BPE, learned from the
+    same corpus with the same settings), checked, so that every perplexity is per token of one vocabulary."""
+    if setting == "bytes":
+        return None
+    from transformers import AutoTokenizer
+
+    tokenizers = {name: AutoTokenizer.from_pretrained(run_dir) for name, run_dir in run_dirs.items()}
+    first, tokenizer = next(iter(tokenizers.items()))
+    for name, other in tokenizers.items():
+        if other.get_vocab() != tokenizer.get_vocab():
+            raise SystemExit(f"block_quality: {name}'s tokenizer differs from {first}'s; perplexities per token "
+                             "would not compare. Train every contender in the same setting.")
+    return tokenizer
 
 
 def perplexity(model, is_llada: bool, blocks, options) -> float:
@@ -172,7 +211,8 @@ def perplexity(model, is_llada: bool, blocks, options) -> float:
 
 def sample_figures(model, tokenizer, is_llada, settings, options, vocabulary, heldout) -> dict:
     pairs = quality.prompts_from(heldout, options.num_samples, options.prompt_bytes, options.new_bytes)
-    max_new_tokens = quality.new_tokens_for(tokenizer, heldout, options.new_bytes)
+    # a whole number of the largest block (16) for every contender: a block model generates whole blocks
+    max_new_tokens = quality.new_tokens_for(tokenizer, heldout, options.new_bytes, multiple=16)
     start = time.process_time()
     _, _, new_ids = quality.generate(model, tokenizer, is_llada, [p for p, _ in pairs], max_new_tokens, settings,
                                      seed=0)
@@ -238,12 +278,14 @@ def write_report(results: dict, calibration: dict, reference: dict, options) -> 
     ar_ppl = results["ar"]["perplexity"] if "ar" in results else None
     lines = [
         "# Block diffusion vs LLaDA vs autoregressive (main job size, data and CPU budget)", "",
+        f"Setting: {SETTING_NOTES[options.setting]}", "",
         f"Budget: the CPU time of {options.budget_steps} steps of the full model, one thread (steps = budget / the "
         f"contender's CPU s per step, measured alternating in one process"
         f"{'; here read from ' + options.calibration_from if options.calibration_from else ''}). "
         f"{perplexity_note(results, options)}Validation: {options.max_eval_blocks} "
-        f"held-out blocks of 128 bytes, {options.num_t_samples} `t` draws per block. Samples: {options.num_samples} x "
-        f"~{options.new_bytes} bytes after {options.prompt_bytes}-byte held-out prompts, one token per step. Block "
+        f"held-out blocks of 128 {'bytes' if options.setting == 'bytes' else 'tokens'}, {options.num_t_samples} `t` draws per block. Samples: {options.num_samples} x "
+        f"~{options.new_bytes} characters (rounded up to whole 16-token blocks) after {options.prompt_bytes}-character "
+        "held-out prompts, one token per step. Block "
         "models mask exactly k ~ U{1..n} tokens per block (`--masking exact`, the default for block models) unless "
         "marked bernoulli.", "",
         "| model | steps | CPU s / step | budget CPU s | perplexity (AR) or bound | / AR | best sampler (distinct-2 "
@@ -280,7 +322,7 @@ def main(argv=None) -> int:
     if options.calibration_from:
         calibration = json.loads(Path(options.calibration_from).read_text())["calibration"]
     else:
-        calibration = calibrate(options.contenders, options.calibration_steps)
+        calibration = calibrate(options.contenders, options.calibration_steps, options.setting)
     print("CPU s per training step:", json.dumps({k: round(v, 3) for k, v in calibration.items()}), flush=True)
     for name in names:
         if options.skip_training:
@@ -290,15 +332,15 @@ def main(argv=None) -> int:
         train(name, steps, options)
     train_text, heldout = quality.corpus_splits()
     vocabulary = set(quality.words_of(train_text))
-    blocks = validation_blocks(options.max_eval_blocks)
+    run_dirs = {name: reuse.get(name, os.path.join(options.output_dir, name)) for name in options.contenders}
+    blocks = validation_blocks(options.max_eval_blocks, shared_tokenizer(run_dirs, options.setting))
     reused = {}
     if options.perplexity_from:
         earlier = json.loads(Path(options.perplexity_from).read_text())["results"]
         reused = {name: result["perplexity"] for name, result in earlier.items()}
     results = {}
     for name in options.contenders:
-        results[name] = evaluate(name, reuse.get(name, os.path.join(options.output_dir, name)), options, blocks,
-                                 vocabulary, heldout, reused.get(name))
+        results[name] = evaluate(name, run_dirs[name], options, blocks, vocabulary, heldout, reused.get(name))
         print(f"{name}: perplexity {results[name]['perplexity']:.3f}", flush=True)
     os.makedirs(options.results_dir, exist_ok=True)
     reference = quality.reference_figures(heldout, vocabulary, options)
