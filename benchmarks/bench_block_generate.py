@@ -1,7 +1,7 @@
 """Sampling speed of a block diffusion model (exact cache + parallel decoding) vs `LlamaForCausalLM.generate`.
 
 Both models come from `block_quality.py` (same size, data, tokenizer and CPU budget). Each contender continues the
-same 8 held-out 32-byte prompts with the same temperature; contenders alternate over `--repeats` rounds and the best
+same 8 held-out prompts (32 characters, cut to one token length) with the same temperature and top-p; contenders alternate over `--repeats` rounds and the best
 round counts. For every length it prints tokens/s, forward calls (NFE) and the quality of the samples: word validity,
 distinct-2 and their generative perplexity under the autoregressive model, so that speed is read at matched quality.
 
@@ -13,6 +13,8 @@ distinct-2 and their generative perplexity under the autoregressive model, so th
 
     python benchmarks/bench_block_generate.py            # lengths 96 and 256, batch 8, one thread, a few minutes
     python benchmarks/bench_block_generate.py --model runs/block_quality/block8 --lengths 96
+    python benchmarks/bench_block_generate.py --model runs/block_quality_bpe/block4 --ar_model runs/block_quality_bpe/ar \
+        --temperature 1.0 --top_p 0.8 --output benchmarks/results/block_quality_bpe/block_generate.md
 
 The models have 128 positions: 32 + 256 runs beyond them (RoPE extrapolates) for both contenders alike.
 """
@@ -38,6 +40,8 @@ def parse_args(argv=None):
     parser.add_argument("--lengths", type=int, nargs="+", default=[96, 256])
     parser.add_argument("--prompt_bytes", type=int, default=32)
     parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top_p", type=float, default=None,
+                        help="Nucleus sampling for both models (default: none, whatever the block model saved).")
     parser.add_argument("--remasking", default="low_confidence")
     parser.add_argument("--thresholds", type=float, nargs="*", default=[0.9, 0.7, 0.5])
     parser.add_argument("--repeats", type=int, default=3, help="Timed rounds (alternating contenders); best counts.")
@@ -47,7 +51,7 @@ def parse_args(argv=None):
 
 
 def contenders(args) -> dict:
-    block = dict(temperature=args.temperature, remasking=args.remasking, eos_token_id=None)
+    block = dict(temperature=args.temperature, top_p=args.top_p, remasking=args.remasking, eos_token_id=None)
     modes = {"uncached": dict(block, use_cache=False), "cached": dict(block, use_cache=None)}
     for threshold in args.thresholds:
         modes[f"cached + tau {threshold}"] = dict(block, use_cache=None, threshold=threshold)
@@ -64,11 +68,11 @@ def run_block(model, prompts, length, settings):
     return time.perf_counter() - start, out.sequences[:, prompts.shape[1]:], out.nfe
 
 
-def run_ar(model, prompts, length, temperature):
+def run_ar(model, prompts, length, temperature, top_p=None):
     torch.manual_seed(0)
     start = time.perf_counter()
     out = model.generate(prompts, attention_mask=torch.ones_like(prompts), do_sample=temperature > 0,
-                         temperature=temperature or None, top_k=None, top_p=None, max_new_tokens=length,
+                         temperature=temperature or None, top_k=None, top_p=top_p, max_new_tokens=length,
                          min_new_tokens=length, pad_token_id=model.config.pad_token_id)
     return time.perf_counter() - start, out[:, prompts.shape[1]:], length
 
@@ -84,10 +88,13 @@ def main(argv=None) -> int:
     train_text, heldout = quality.corpus_splits()
     vocabulary = set(quality.words_of(train_text))
     pairs = quality.prompts_from(heldout, args.batch_size, args.prompt_bytes, 0)
-    prompts = tokenizer([p for p, _ in pairs], return_tensors="pt", add_special_tokens=False)["input_ids"]
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p, _ in pairs]
+    width = min(len(row) for row in ids)  # every prompt cut to the shortest's tokens: one shape, no padding
+    prompts = torch.tensor([row[:width] for row in ids])
     modes = contenders(args)
     header = (f"block model {args.model} (block size {model.config.block_size}), AR {args.ar_model}; batch "
-              f"{args.batch_size}, {args.prompt_bytes}-byte held-out prompts, temperature {args.temperature}, "
+              f"{args.batch_size}, held-out prompts of {args.prompt_bytes} characters ({prompts.shape[1]} tokens), "
+              f"temperature {args.temperature}{f', top-p {args.top_p}' if args.top_p else ''}, "
               f"{args.remasking}, one token per step on schedule unless said, best of {args.repeats} alternating rounds, "
               f"{torch.get_num_threads()} thread(s)")
     lines = [header, "", "| length | contender | NFE | seconds | tokens/s | vs AR | word validity | distinct-2 | "
@@ -101,7 +108,7 @@ def main(argv=None) -> int:
             for _ in range(args.repeats):
                 for name in runs:
                     if name == "AR generate":
-                        result = run_ar(ar_model, prompts, length, args.temperature)
+                        result = run_ar(ar_model, prompts, length, args.temperature, args.top_p)
                     else:
                         result = run_block(model, prompts, length, modes[name])
                     if runs[name] is None or result[0] < runs[name][0]:

@@ -227,6 +227,9 @@ def evaluate(name, run_dir, options, blocks, vocabulary, heldout, reused_perplex
     block_size = getattr(model.config, "block_size", None)
     if is_llada:
         model.generation_config.use_cache = None  # exact caches only (a block model's), whatever the run saved
+        # a sampler's own settings only: a top-k / top-p the run saved (the main job's sample_top_p) would apply to
+        # every setting that does not name one
+        model.generation_config.top_k = model.generation_config.top_p = None
     if not is_llada:
         samplers = AR_SAMPLERS
     elif block_size is None:
