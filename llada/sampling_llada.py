@@ -126,6 +126,40 @@ def filter_logits(logits: torch.Tensor, top_k: Optional[int] = None, top_p: Opti
     return logits
 
 
+def nucleus_columns(logits: torch.Tensor, top_k: Optional[int] = None, top_p: Optional[float] = None,
+                    temperature: float = 0.0, first: int = 64):
+    """The part of the vocabulary that [`filter_logits`] leaves, as a few columns per row: `(values, index)`, both
+    (..., c), the c highest logits of each row (token ids `index`, highest first) with those outside the top-k /
+    nucleus at -inf, or None when nothing is filtered or every row would need the whole vocabulary.
+
+    c starts at `first` (above `top_k`) and grows fourfold until every row's allowed tokens are among its c highest:
+    a top-c selection instead of [`filter_logits`]'s sort of the whole vocabulary, for the same allowed tokens (up
+    to rounding exactly at the nucleus boundary). Every allowed token is a column, so a sample or a confidence of
+    the filtered distribution taken on the columns is the one taken on the whole vocabulary.
+    """
+    vocab_size = logits.shape[-1]
+    if not top_k and (top_p is None or top_p >= 1.0):
+        return None
+    columns = max(first, (top_k or 0) + 1)
+    while columns < vocab_size:
+        values, index = logits.topk(columns, dim=-1)  # (..., c), highest first
+        remove = torch.zeros_like(values, dtype=torch.bool)
+        kept = logits
+        if top_k:
+            kth_largest = values[..., top_k - 1:top_k]  # (..., 1): as filter_logits, ties with it stay
+            remove = values < kth_largest
+            kept = logits.masked_fill(logits < kth_largest, float("-inf"))
+        if top_p is not None and top_p < 1.0:
+            scale = (lambda x: scale_logits(x, temperature)) if temperature > 0 else (lambda x: x)  # noqa: E731
+            normaliser = scale(kept).logsumexp(dim=-1, keepdim=True)  # (..., 1)
+            probs = (scale(values.masked_fill(remove, float("-inf"))) - normaliser).exp()  # (..., c)
+            remove = remove | (probs.cumsum(dim=-1) - probs >= top_p)  # the mass of better tokens reached top_p
+        if bool(remove[..., -1].all()):  # every row's allowed tokens end before the last column
+            return values.masked_fill(remove, float("-inf")), index
+        columns *= 4
+    return None
+
+
 def guidance_inputs(input_ids: torch.Tensor, prompt_mask: torch.Tensor, mask_token_id: int,
                     attention_mask: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None,
                     drop_prompt: bool = False):
@@ -274,18 +308,26 @@ def scale_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def gumbel_max_tokens(logits: torch.Tensor, temperature: float, randomness=None, rows=None,
-                      active=None) -> torch.Tensor:
+                      active=None, columns: Optional[torch.Tensor] = None, vocab_size: Optional[int] = None
+                      ) -> torch.Tensor:
     """Candidate tokens x0, (batch, n, vocab) -> (batch, n).
 
     Temperature 0 is the argmax. Otherwise the Gumbel-max trick in float64, `argmax(l / T + G)` with
     `G = -log(-log U)`, which samples from `softmax(l / T)`. It is LLaDA's `argmax exp(l) / (-log U)^T` taken in
     log space: the same tokens, but no overflow of `exp(l)` or of the power at large logits or temperatures, so
     a very high temperature draws uniformly from the allowed tokens and `inf` is exactly uniform.
+
+    `columns` (batch, n, c), with `vocab_size`: `logits` (batch, n, c) are those of these token ids only (every
+    other token forbidden, see [`nucleus_columns`]); the draws are still made for the whole vocabulary, so the
+    sample is the one of the whole vocabulary's logits, and the result is a column index (batch, n) into them.
     """
     if temperature == 0:
         return logits.max(dim=-1).indices  # the first maximum, as argmax, in less time on a CPU
     logits = logits.to(torch.float64)
-    uniform = as_draws(randomness).uniform(logits.shape, logits.device, rows, active)  # (batch, n, vocab)
+    shape = logits.shape if columns is None else (*logits.shape[:-1], vocab_size)
+    uniform = as_draws(randomness).uniform(shape, logits.device, rows, active)  # (batch, n, vocab)
+    if columns is not None:
+        uniform = uniform.gather(-1, columns)  # (batch, n, c)
     gumbel = -torch.log(-torch.log(uniform))
     return (scale_logits(logits, temperature) + gumbel).argmax(dim=-1)
 
@@ -384,10 +426,20 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
     Returns: `(new_block_tokens, transfer)`, both `(batch, n)`; `transfer` marks the committed positions.
     """
     masked = block_tokens == mask_token_id  # (batch, n)
-    logits = filter_logits(block_logits, top_k, top_p, temperature)
     active = masked.any(dim=-1)  # (batch,): rows with something left to decode draw, the others do not
-    x0 = gumbel_max_tokens(logits, temperature, randomness, rows, active)  # (batch, n)
-    confidence = token_confidence(logits, x0, remasking, randomness, rows, active)
+    # sampling from a top-k / nucleus: only its few columns, not the whole vocabulary (a confidence of the filtered
+    # distribution, which is the one x0 is drawn from at temperature 1, does not see the others)
+    columns = (nucleus_columns(block_logits, top_k, top_p, temperature)
+               if temperature > 0 and remasking in POSITIONWISE_STRATEGIES else None)
+    if columns is None:
+        logits = filter_logits(block_logits, top_k, top_p, temperature)
+        x0 = gumbel_max_tokens(logits, temperature, randomness, rows, active)  # (batch, n)
+        confidence = token_confidence(logits, x0, remasking, randomness, rows, active)
+    else:
+        logits, vocab_ids = columns  # (batch, n, c) each
+        column = gumbel_max_tokens(logits, temperature, randomness, rows, active, vocab_ids, block_logits.shape[-1])
+        x0 = vocab_ids.gather(-1, column.unsqueeze(-1)).squeeze(-1)  # (batch, n)
+        confidence = token_confidence(logits, column, remasking, randomness, rows, active)
     confidence = confidence.masked_fill(~masked, float("-inf"))  # (batch, n)
     if credit is not None:
         confidence = credit(x0, confidence)
@@ -600,6 +652,7 @@ __all__ = [
     "SlotDraws", "as_draws", "as_id_list", "as_token_rows", "block_position_ids", "block_schedule",
     "constrain_logits", "denoise_block", "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits",
     "gumbel_max_tokens", "infill_canvas", "left_pad", "low_confidence", "masked_slots", "negative_entropy",
-    "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count", "prompt_key", "random_confidence",
-    "row_seed", "rows_done", "scale_logits", "select_transfer", "token_confidence", "top2_margin",
+    "nucleus_columns", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count", "prompt_key",
+    "random_confidence", "row_seed", "rows_done", "scale_logits", "select_transfer", "token_confidence",
+    "top2_margin",
 ]

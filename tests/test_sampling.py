@@ -20,7 +20,9 @@ from llada.sampling_llada import (
     gumbel_max_tokens,
     guided_logits,
     left_pad,
+    denoise_block,
     masked_slots,
+    nucleus_columns,
     num_transfer_tokens,
     pad_after_eos,
     parallel_transfer_count,
@@ -73,6 +75,46 @@ def test_filter_logits_top_k_and_top_p():
     assert torch.isinf(filter_logits(logits, top_p=0.5)).tolist() == [[False, True, True, True]]
     assert torch.equal(filter_logits(logits, top_p=1.0), logits)
     assert filter_logits(logits, top_k=1)[0, 1] == inf
+
+
+@pytest.mark.parametrize("top_k,top_p,temperature", [(None, 0.8, 1.0), (None, 0.95, 0.7), (20, None, 1.0),
+                                                      (100, 0.9, 1.3), (None, 0.3, 0.0)])
+def test_nucleus_columns_hold_exactly_the_tokens_filter_logits_allows(top_k, top_p, temperature):
+    """Peaked and flat rows (a flat one needs more columns, found by growing c): the same allowed tokens, with their
+    logits, as the whole-vocabulary filter."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 5, 1000, generator=generator) * torch.tensor([8.0, 4.0, 3.0])[:, None, None]
+    logits[..., 7] = float("-inf")  # a forbidden token (the mask)
+    values, index = nucleus_columns(logits, top_k, top_p, temperature, first=16)
+    filtered = filter_logits(logits, top_k, top_p, temperature)
+    allowed = torch.isfinite(filtered)
+    assert torch.equal(torch.zeros_like(allowed).scatter(-1, index, torch.isfinite(values)), allowed)
+    assert torch.equal(values[torch.isfinite(values)], filtered.gather(-1, index)[torch.isfinite(values)])
+    assert nucleus_columns(logits) is None and nucleus_columns(logits, top_p=1.0) is None
+    assert nucleus_columns(logits * 0.01, top_p=0.8, temperature=1.0) is None  # flat: the whole vocabulary
+
+
+@pytest.mark.parametrize("remasking", ["low_confidence", "random", "entropy", "margin"])
+def test_sampling_on_the_nucleus_columns_gives_the_tokens_of_the_whole_vocabulary(remasking, monkeypatch):
+    """The draws are made for the whole vocabulary, so the candidates are those of the filtered whole-vocabulary
+    logits; the confidences agree up to rounding."""
+    import llada.sampling_llada as sampling
+
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(4, 6, 500, generator=generator) * 4
+    tokens = torch.full((4, 6), MASK)
+    tokens[:, :2] = 5  # committed positions
+    settings = dict(temperature=1.0, top_p=0.8, top_k=50, remasking=remasking, threshold=0.3)
+    draws = lambda: RandomDraws.per_row(0, torch.arange(4), "cpu")  # noqa: E731
+    widths = []  # the vocabulary width each sample is drawn over
+    real_gumbel = sampling.gumbel_max_tokens
+    monkeypatch.setattr(sampling, "gumbel_max_tokens", lambda logits, *a: widths.append(logits.shape[-1])
+                        or real_gumbel(logits, *a))
+    on_columns, _ = denoise_block(logits, tokens, torch.ones(4, dtype=torch.long), MASK, randomness=draws(),
+                                  **settings)
+    monkeypatch.setattr(sampling, "nucleus_columns", lambda *args: None)
+    whole, _ = denoise_block(logits, tokens, torch.ones(4, dtype=torch.long), MASK, randomness=draws(), **settings)
+    assert widths == [64, 500] and torch.equal(on_columns, whole)
 
 
 def test_constrain_logits_forbids_the_mask_and_early_eos():
