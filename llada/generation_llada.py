@@ -128,6 +128,12 @@ class LLaDAGenerationConfig(GenerationConfig):
             computed (at the previous step), the other committed positions of the block keeping their cached
             keys/values: a smaller forward pass, a staler cache. With a logits processor, and in a block where
             `min_new_tokens` forbids EOS, the block runs whole.
+        cache_refresh_window (`str`, *optional*):
+            With `use_cache="dual"` and no `cache_refresh_interval`, what the refresh at a block's start runs:
+            `None` or `"canvas"` the whole canvas (Fast-dLLM); `"vicinity"` (after the first block) the block just
+            finished and the new one, so that the finished block's keys/values come from its final tokens while the
+            prompt's, the earlier blocks' and the masked suffix's stay as last computed (`cache_llada`): a pass
+            of two blocks instead of the canvas, a staler cache.
         threshold (`float`, *optional*):
             Parallel decoding: a step commits `max(scheduled count, number of masked positions of the block whose
             confidence exceeds threshold)` positions, most confident first. `steps` then becomes an upper bound;
@@ -161,7 +167,7 @@ class LLaDAGenerationConfig(GenerationConfig):
     DIFFUSION_DEFAULTS = dict(steps=None, block_length=None, remasking="low_confidence", remask_ratio=None,
                               cfg_scale=0.0, mask_token_id=None, output_history=False, cache_refresh_interval=None,
                               threshold=None, factor=None, credit_decay=None, early_stop=False, compile=False,
-                              cache_window=None)
+                              cache_window=None, cache_refresh_window=None)
 
     def __init__(self, **kwargs):
         for name, default in self.DIFFUSION_DEFAULTS.items():
@@ -222,6 +228,14 @@ class LLaDAGenerationConfig(GenerationConfig):
                 f"{type(self).__name__}: `cache_window='masked'` runs the masked positions of a dual-cache block: it "
                 f"needs use_cache='dual' and remasking in {POSITIONWISE_STRATEGIES}; got use_cache={self.use_cache!r}, "
                 f"remasking={self.remasking!r}.")
+        if self.cache_refresh_window not in (None, "canvas", "vicinity"):
+            _fail(self, "cache_refresh_window", "None, 'canvas' or 'vicinity'", self.cache_refresh_window)
+        if self.cache_refresh_window == "vicinity" and (self.use_cache != "dual" or
+                                                        self.cache_refresh_interval is not None):
+            raise ValueError(
+                f"{type(self).__name__}: `cache_refresh_window='vicinity'` narrows a dual cache's block-start "
+                f"refresh: it needs use_cache='dual' and cache_refresh_interval None; got use_cache="
+                f"{self.use_cache!r}, cache_refresh_interval={self.cache_refresh_interval!r}.")
         if self.credit_decay is not None:
             if not (_is_number(self.credit_decay) and 0 <= self.credit_decay <= 1):
                 _fail(self, "credit_decay", "None or a number in [0, 1]", self.credit_decay)
@@ -383,7 +397,8 @@ class LLaDAGenerationMixin:
                 `temperature`, `top_k`, `top_p`, `remasking`, `remask_ratio`, `cfg_scale`, `mask_token_id`,
                 `eos_token_id`, `pad_token_id`, `min_new_tokens`, `num_return_sequences` (copies of each prompt),
                 `output_history`, `return_dict_in_generate`, the fast paths `use_cache` (`"prefix"`/`"dual"`),
-                `cache_refresh_interval`, `threshold`, `factor`, `early_stop`, `compile`, the logits processor
+                `cache_refresh_interval`, `cache_window`, `cache_refresh_window`, `threshold`, `factor`,
+                `credit_decay`, `early_stop`, `compile`, the logits processor
                 flags (`repetition_penalty`, `bad_words_ids`, `suppress_tokens`, `min_p`, ...) and `do_sample`
                 (`True`: sample, at temperature 1 unless one is set; `False`: greedy).
             logits_processor (`LogitsProcessorList`, *optional*):
@@ -479,7 +494,8 @@ class LLaDAGenerationMixin:
         elif config.use_cache:
             context.position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # as the model's default
             context.cache = CanvasKVCache(config.use_cache, config.cache_refresh_interval, copies=copies,
-                                          static_start=generation_start if context.static_shapes else None)
+                                          static_start=generation_start if context.static_shapes else None,
+                                          refresh_window=config.cache_refresh_window)
         if config.credit_decay is not None:
             context.credit = ConfidenceCredit(config.credit_decay, batch, block_length, self.device)
         if config.cache_window == "masked":
