@@ -18,6 +18,12 @@ greedily at 0:
                       (`credit_decay=1.0`), against threshold T (`--credit_thresholds`)
     dual-masked...    `cache_window="masked"`: a windowed step runs only the block's masked positions and those
                       committed at the previous step (alone, with the threshold, with credit decoding)
+    steps/2, steps/4  no cache, `steps` = length / 2 or / 4: a fixed 2 or 4 tokens per forward, how much parallel
+                      decoding the model tolerates on schedule
+    b8 ...            block `--fast_block_length` (8, the main job's sample block) with the dual cache and the masked
+                      window; `vicinity`: `cache_refresh_window="vicinity"` (a block starts with a pass over the
+                      block just finished and the new one instead of the canvas), alone, with steps/2 and steps/4,
+                      with the threshold and with credit decoding
 
 It prints NFE (forward calls), tokens committed per forward (per row: length / NFE), ms per forward, tokens/s,
 speed-up over the baseline, identical-token rate vs the baseline and the sample quality of `sample_quality.py`:
@@ -83,6 +89,18 @@ def mode_settings(args) -> dict:
     for threshold in args.credit_thresholds:
         modes[f"dual-masked+credit {threshold}"] = {**masked_window, "threshold": threshold,
                                                     "credit_decay": args.credit_decay}
+    for divisor in (2, 4):  # mode keys `tokens_per_step` / `block_length`: see `diffusion_run`
+        modes[f"steps/{divisor}"] = {"tokens_per_step": divisor}
+    small = {**masked_window, "block_length": args.fast_block_length}
+    vicinity = {**small, "cache_refresh_window": "vicinity"}
+    modes["b8 dual-masked"] = small
+    modes["b8 vicinity"] = vicinity
+    for divisor in (2, 4):
+        modes[f"b8 vicinity steps/{divisor}"] = {**vicinity, "tokens_per_step": divisor}
+    modes["b8 vicinity+threshold"] = {**vicinity, "threshold": args.threshold}
+    for threshold in args.credit_thresholds:
+        modes[f"b8 vicinity+credit {threshold}"] = {**vicinity, "threshold": threshold,
+                                                    "credit_decay": args.credit_decay}
     return modes
 
 
@@ -101,6 +119,10 @@ def parse_args(argv=None):
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="Sampling temperature of every mode and of the AR model (0 = greedy; the main job's "
                              "models sample at 1.0, and greedy decoding of them repeats one token).")
+    parser.add_argument("--top_p", type=float, default=0.8,
+                        help="Nucleus of every mode and of the AR model (the main job's sample_top_p; 1 = none). The "
+                             "confidence of a candidate is its probability in the distribution it is drawn from.")
+    parser.add_argument("--fast_block_length", type=int, default=8, help="Block length of the `b8` modes.")
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--factor", type=float, default=1.0)
     parser.add_argument("--extra_thresholds", type=float, nargs="*", default=[0.7, 0.5],
@@ -125,9 +147,10 @@ def parse_args(argv=None):
     unknown = sorted(set(args.modes) - set(modes))
     if unknown or "baseline" not in args.modes:
         parser.error(f"--modes must include 'baseline' and be among {list(modes)}; got {args.modes}")
-    bad = [length for length in args.lengths if length % args.block_length]
+    bad = [length for length in args.lengths if length % args.block_length or length % args.fast_block_length]
     if bad:
-        parser.error(f"--lengths must be multiples of --block_length ({args.block_length}); got {bad}")
+        parser.error(f"--lengths must be multiples of --block_length ({args.block_length}) and --fast_block_length "
+                     f"({args.fast_block_length}); got {bad}")
     return args
 
 
@@ -187,31 +210,35 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - start, result
 
 
-# whatever the model's saved generation config says; the temperature is the benchmark's (see `diffusion_run`)
-FIXED = dict(top_k=None, top_p=None, remasking="low_confidence", remask_ratio=None, cfg_scale=0.0,
-             min_new_tokens=None, eos_token_id=None)
+# whatever the model's saved generation config says; temperature and top_p are the benchmark's (`diffusion_run`)
+FIXED = dict(top_k=None, remasking="low_confidence", remask_ratio=None, cfg_scale=0.0, min_new_tokens=None,
+             eos_token_id=None)
 
 
-def diffusion_run(model, prompts, length, block_length, settings, temperature=0.0):
+def diffusion_run(model, prompts, length, block_length, settings, temperature=0.0, top_p=None):
     """(seconds, generated tokens (batch, length), nfe) for one `diffusion_generate` call: greedy, or sampled at
-    `temperature` with `seed=0` (a stream per row: every mode draws the same noise at a given step and position)."""
+    `temperature` with `seed=0` (a stream per row: every mode draws the same noise at a given step and position).
+    `steps` = length / the mode's `tokens_per_step` (1 by default); its `block_length` replaces the given one."""
+    settings = dict(settings)
+    steps = length // settings.pop("tokens_per_step", 1)
+    block_length = settings.pop("block_length", block_length)
     randomness = {"seed": 0} if temperature else {}
-    seconds, out = timed(model.diffusion_generate, prompts.to(model.device), max_new_tokens=length, steps=length,
+    seconds, out = timed(model.diffusion_generate, prompts.to(model.device), max_new_tokens=length, steps=steps,
                          block_length=block_length, return_dict_in_generate=True, temperature=temperature,
-                         **randomness, **FIXED, **settings)
+                         top_p=top_p if top_p is not None and top_p < 1 else None, **randomness, **FIXED, **settings)
     return seconds, out.sequences[:, prompts.shape[1]:].cpu(), out.nfe
 
 
-def ar_run(ar_model, prompts, length, temperature=0.0):
+def ar_run(ar_model, prompts, length, temperature=0.0, top_p=None):
     """(seconds, generated tokens) of `LlamaForCausalLM.generate` with its KV cache, exactly `length` tokens, greedy
-    or sampled at `temperature` (torch's generator seeded with 0)."""
+    or sampled at `temperature` within the nucleus `top_p` (torch's generator seeded with 0)."""
     prompts = prompts.to(ar_model.device)
     sampling = dict(do_sample=True, temperature=temperature) if temperature else dict(do_sample=False,
                                                                                       temperature=None)
     torch.manual_seed(0)
     seconds, out = timed(ar_model.generate, prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=length,
-                         min_new_tokens=length, pad_token_id=ar_model.config.pad_token_id, top_k=None, top_p=None,
-                         **sampling)
+                         min_new_tokens=length, pad_token_id=ar_model.config.pad_token_id, top_k=None,
+                         top_p=top_p if temperature and top_p is not None and top_p < 1 else None, **sampling)
     return seconds, out[:, prompts.shape[1]:].cpu()
 
 
@@ -282,7 +309,7 @@ def measure(llada, ar_model, tokenizer, args):
     quality = SampleQuality(tokenizer)
     results = []
     diffusion_run(llada, benchmark_prompts(tokenizer, 2, args.prompt_length, llada.config.vocab_size), 32,
-                  32, {}, args.temperature)  # warm-up
+                  32, {}, args.temperature, args.top_p)  # warm-up
     for batch_size in args.batch_sizes:
         prompts = benchmark_prompts(tokenizer, batch_size, args.prompt_length, llada.config.vocab_size)
         for length in args.lengths:
@@ -290,8 +317,9 @@ def measure(llada, ar_model, tokenizer, args):
                 print(f"(skipping batch {batch_size} x length {length}: above --max_batch_tokens)")
                 continue
             contenders = {mode: functools.partial(diffusion_run, llada, prompts, length, args.block_length,
-                                                  modes[mode], args.temperature) for mode in args.modes}
-            contenders["AR generate"] = lambda: (*ar_run(ar_model, prompts, length, args.temperature), length)
+                                                  modes[mode], args.temperature, args.top_p) for mode in args.modes}
+            contenders["AR generate"] = lambda: (*ar_run(ar_model, prompts, length, args.temperature, args.top_p),
+                                                 length)
             runs = timed_runs(contenders, args.repeats)
             baseline = runs["baseline"]
             for mode, (seconds, generated, nfe) in runs.items():
@@ -428,7 +456,10 @@ def main(argv=None):
     llada, ar_model, tokenizer = load_models(args)
     size = sum(p.numel() for p in llada.parameters()) / 1e6
     sampling = f"temperature {args.temperature} (seed 0, a stream per row)" if args.temperature else "greedy"
-    header = (f"LLaDA {size:.2f}M parameters, {sampling}, block {args.block_length}, steps = length, prompt "
+    if args.temperature and args.top_p is not None and args.top_p < 1:
+        sampling += f", top_p {args.top_p}"
+    header = (f"LLaDA {size:.2f}M parameters, {sampling}, block {args.block_length} (b8 modes: "
+              f"{args.fast_block_length}), steps = length unless the mode says, prompt "
               f"{args.prompt_length} tokens, threshold {args.threshold}, factor {args.factor}, credit decay "
               f"{args.credit_decay}, device {args.device}, {torch.get_num_threads()} thread(s), fastest of "
               f"{args.repeats} alternated run(s)")

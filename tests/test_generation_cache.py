@@ -344,7 +344,10 @@ def test_generation_benchmark_writes_table_and_plot(tmp_path):
     modes = [row["mode"] for row in results]
     assert modes == ["baseline", "prefix", "dual", "dual+threshold", "dual+credit 0.9", "dual+credit 0.7",
                      "dual-masked", "dual-masked+threshold", "dual-masked+credit 0.9", "dual-masked+credit 0.7",
-                     "AR generate"]
+                     "steps/2", "steps/4", "b8 dual-masked", "b8 vicinity", "b8 vicinity steps/2",
+                     "b8 vicinity steps/4", "b8 vicinity+threshold", "b8 vicinity+credit 0.9",
+                     "b8 vicinity+credit 0.7", "AR generate"]
+    assert [row["nfe"] for row in results if row["mode"].endswith("steps/4")] == [8, 8]
     assert all(row["gen_ppl"] > 1 and row["tokens_per_s"] > 0 for row in results)
     assert results[0]["identical"] == 1.0 and results[0]["nfe"] == 32
     table = (tmp_path / "generate.md").read_text()
