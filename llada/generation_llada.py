@@ -52,6 +52,7 @@ from .processors_llada import BlockLogitsProcessor, apply_do_sample, reject_unsu
 from .sampling_llada import (
     POSITIONWISE_STRATEGIES,
     REMASKING_STRATEGIES,
+    TOKEN_SAMPLERS,
     ConfidenceCredit,
     RandomDraws,
     RunningRows,
@@ -103,6 +104,11 @@ class LLaDAGenerationConfig(GenerationConfig):
             Which masked positions a step commits first, a name of `sampling_llada.REMASKING_STRATEGIES`:
             `"low_confidence"` (highest probability of the predicted token), `"random"`, `"entropy"` (lowest
             entropy) or `"margin"` (largest top-1 minus top-2 probability).
+        token_sampling (`str`, *optional*, defaults to `"gumbel"`):
+            How a sampled candidate token is drawn (`temperature > 0`), a key of `sampling_llada.TOKEN_SAMPLERS`:
+            `"gumbel"` LLaDA's Gumbel-max, a float64 uniform per position and vocabulary token; `"inverse_cdf"`
+            one uniform per position (the token whose interval of the cumulative distribution holds it): the same
+            distribution, another realisation, without the vocabulary-sized draws of every step.
         remask_ratio (`float`, *optional*):
             Geometric schedule: every step predicts all masked positions and re-masks this fraction of them,
             in [0, 1). `None` uses LLaDA's linear schedule.
@@ -167,7 +173,7 @@ class LLaDAGenerationConfig(GenerationConfig):
     DIFFUSION_DEFAULTS = dict(steps=None, block_length=None, remasking="low_confidence", remask_ratio=None,
                               cfg_scale=0.0, mask_token_id=None, output_history=False, cache_refresh_interval=None,
                               threshold=None, factor=None, credit_decay=None, early_stop=False, compile=False,
-                              cache_window=None, cache_refresh_window=None)
+                              cache_window=None, cache_refresh_window=None, token_sampling="gumbel")
 
     def __init__(self, **kwargs):
         for name, default in self.DIFFUSION_DEFAULTS.items():
@@ -205,6 +211,8 @@ class LLaDAGenerationConfig(GenerationConfig):
             _fail(self, "top_p", "None or a number in (0, 1]", self.top_p)
         if self.remasking not in REMASKING_STRATEGIES:
             _fail(self, "remasking", f"one of {tuple(REMASKING_STRATEGIES)}", self.remasking)
+        if self.token_sampling not in TOKEN_SAMPLERS:
+            _fail(self, "token_sampling", f"one of {tuple(TOKEN_SAMPLERS)}", self.token_sampling)
         if self.remask_ratio is not None and not (_is_number(self.remask_ratio) and 0 <= self.remask_ratio < 1):
             _fail(self, "remask_ratio", "None or a number in [0, 1)", self.remask_ratio)
         if not _is_number(self.cfg_scale) or self.cfg_scale < 0:
@@ -394,8 +402,9 @@ class LLaDAGenerationMixin:
             generation_config ([`LLaDAGenerationConfig`] or `dict`, *optional*):
                 Base settings; defaults to `model.generation_config`. Keyword arguments override its fields:
                 `max_new_tokens` (alias `gen_length`; or `max_length` = prompt + new), `steps`, `block_length`,
-                `temperature`, `top_k`, `top_p`, `remasking`, `remask_ratio`, `cfg_scale`, `mask_token_id`,
-                `eos_token_id`, `pad_token_id`, `min_new_tokens`, `num_return_sequences` (copies of each prompt),
+                `temperature`, `top_k`, `top_p`, `token_sampling`, `remasking`, `remask_ratio`, `cfg_scale`,
+                `mask_token_id`, `eos_token_id`, `pad_token_id`, `min_new_tokens`, `num_return_sequences` (copies of
+                each prompt),
                 `output_history`, `return_dict_in_generate`, the fast paths `use_cache` (`"prefix"`/`"dual"`),
                 `cache_refresh_interval`, `cache_window`, `cache_refresh_window`, `threshold`, `factor`,
                 `credit_decay`, `early_stop`, `compile`, the logits processor
@@ -590,7 +599,7 @@ class LLaDAGenerationMixin:
             block_logits, block_tokens if slots is None else block_tokens.gather(1, slots), num_transfer,
             mask_token_id, config.temperature or 0.0, config.top_k, config.top_p, config.remasking,
             context.randomness if slots is None else SlotDraws(context.randomness, slots, block_tokens.shape[1]),
-            config.threshold, config.factor, rows=rows, credit=credit,
+            config.threshold, config.factor, rows=rows, credit=credit, token_sampling=config.token_sampling,
         )
         if slots is not None:  # (rows, k) -> (rows, n): the committed slots write back their own tokens
             new_block = block_tokens.scatter(1, slots, new_block)

@@ -85,6 +85,8 @@ def test_factor_zero_is_the_scheduled_algorithm():
     dict(temperature=1.0, seed=0), dict(temperature=0.7, top_p=0.9, use_cache="dual", threshold=0.2, seed=1),
     dict(remasking="random", seed=2), dict(temperature=1.0, generator="shared"),
     dict(temperature=1.0, remasking="random", generator="shared", cfg_scale=1.0, use_cache="prefix"),
+    dict(temperature=1.0, top_p=0.8, token_sampling="inverse_cdf", seed=0, use_cache="dual", threshold=0.2),
+    dict(temperature=0.8, token_sampling="inverse_cdf", generator="shared"),
 ])
 def test_predicting_only_the_masked_positions_gives_the_tokens_of_the_whole_block(settings, monkeypatch):
     """Greedy or sampled (the draws are made for the whole block and the slots' taken), per-row or shared streams."""
@@ -203,6 +205,7 @@ def test_the_head_runs_on_the_still_masked_positions_of_the_block(use_cache):
     dict(use_cache="dual", cache_window="masked", threshold=0.05),
     dict(use_cache="dual", cache_refresh_window="vicinity", threshold=0.05, cfg_scale=1.0),
     dict(use_cache="dual", cache_window="masked", cache_refresh_window="vicinity", temperature=1.0, seed=0),
+    dict(temperature=1.0, top_p=0.8, token_sampling="inverse_cdf", seed=0, use_cache="dual", cache_window="masked"),
 ])
 def test_batch_rows_equal_single_row_results(settings):
     model, (ids, attention_mask) = varied_model(4), prompts_batch()
@@ -310,6 +313,7 @@ def test_early_stop_ends_the_loop_when_every_row_is_done():
     (dict(cache_window="masked", use_cache="prefix"), "`cache_window='masked'` runs the masked positions"),
     (dict(cache_window="masked"), "needs use_cache='dual'"),
     (dict(cache_refresh_window="block"), "`cache_refresh_window` must be None, 'canvas' or 'vicinity'"),
+    (dict(token_sampling="multinomial"), "`token_sampling` must be one of ('gumbel', 'inverse_cdf')"),
     (dict(cache_refresh_window="vicinity", use_cache="prefix"), "`cache_refresh_window='vicinity'` narrows"),
     (dict(cache_refresh_window="vicinity", use_cache="dual", cache_refresh_interval=2),
      "needs use_cache='dual' and cache_refresh_interval None"),
@@ -342,12 +346,12 @@ def test_generation_benchmark_writes_table_and_plot(tmp_path):
     results = bench["main"](["--random_models", "--lengths", "32", "--batch_sizes", "2", "--output_dir",
                              str(tmp_path), "--threads", "0", "--extra_thresholds"])
     modes = [row["mode"] for row in results]
-    assert modes == ["baseline", "prefix", "dual", "dual+threshold", "dual+credit 0.9", "dual+credit 0.7",
-                     "dual-masked", "dual-masked+threshold", "dual-masked+credit 0.9", "dual-masked+credit 0.7",
-                     "steps/2", "steps/4", "b8 dual-masked", "b8 vicinity", "b8 vicinity steps/2",
-                     "b8 vicinity steps/4", "b8 vicinity+threshold", "b8 vicinity+credit 0.9",
-                     "b8 vicinity+credit 0.7", "AR generate"]
-    assert [row["nfe"] for row in results if row["mode"].endswith("steps/4")] == [8, 8]
+    assert modes == ["baseline", "prefix", "dual", "dual+threshold", "dual+credit 0.9", "dual-masked", "steps/2",
+                     "steps/4", "vicinity", "vicinity icdf", "vicinity icdf steps/2", "b8 dual-masked", "b8 vicinity",
+                     "b8 vicinity icdf", "b8 vicinity icdf steps/2", "b8 vicinity icdf steps/4",
+                     "b8 vicinity icdf+credit 0.9", "b16 vicinity icdf", "b16 vicinity icdf steps/2",
+                     "b16 vicinity icdf steps/4", "AR generate"]
+    assert [row["nfe"] for row in results if row["mode"].endswith("steps/4")] == [8, 8, 8]
     assert all(row["gen_ppl"] > 1 and row["tokens_per_s"] > 0 for row in results)
     assert results[0]["identical"] == 1.0 and results[0]["nfe"] == 32
     table = (tmp_path / "generate.md").read_text()
