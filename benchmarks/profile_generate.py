@@ -47,6 +47,10 @@ MODES = {
     "b8 dual-masked": {"use_cache": "dual", "cache_window": "masked", "block_length": 8},
     "b8 vicinity": {"use_cache": "dual", "cache_window": "masked", "block_length": 8,
                     "cache_refresh_window": "vicinity"},
+    "vicinity icdf": {"use_cache": "dual", "cache_window": "masked", "cache_refresh_window": "vicinity",
+                      "token_sampling": "inverse_cdf"},
+    "b8 vicinity icdf": {"use_cache": "dual", "cache_window": "masked", "block_length": 8,
+                         "cache_refresh_window": "vicinity", "token_sampling": "inverse_cdf"},
 }
 
 
@@ -119,7 +123,7 @@ def load(args):
 
 
 def profile_mode(model, prompts, args, settings):
-    """(ms per step per part, host syncs per step, nfe, seconds) of one greedy call."""
+    """(ms per step per part, host syncs per step, nfe, seconds) of one call."""
     kwargs = dict(max_new_tokens=args.length, steps=args.length, block_length=args.block_length,
                   temperature=args.temperature, remasking="low_confidence", eos_token_id=None,
                   top_p=args.top_p if args.temperature and args.top_p < 1 else None,
