@@ -18,6 +18,14 @@ greedily at 0:
                       (`credit_decay=1.0`), against threshold T (`--credit_thresholds`)
     dual-masked...    `cache_window="masked"`: a windowed step runs only the block's masked positions and those
                       committed at the previous step (alone, with the threshold, with credit decoding)
+    steps/2, steps/4  no cache, `steps` = length / 2 or / 4: a fixed 2 or 4 tokens per forward, how much parallel
+                      decoding the model tolerates on schedule
+    vicinity ...      dual-masked with `cache_refresh_window="vicinity"` (a block starts with a pass over the block
+                      just finished and the new one instead of the canvas); `icdf`: `token_sampling="inverse_cdf"`
+                      (one uniform draw per position instead of one per position and vocabulary token)
+    bL ...            block L of `--fast_block_lengths` (8, the main job's sample block, and 16) instead of 32:
+                      fewer positions per pass and per sampler step; the first L with each lever on its own, with
+                      steps/2 and /4 and with credit decoding
 
 It prints NFE (forward calls), tokens committed per forward (per row: length / NFE), ms per forward, tokens/s,
 speed-up over the baseline, identical-token rate vs the baseline and the sample quality of `sample_quality.py`:
@@ -79,10 +87,25 @@ def mode_settings(args) -> dict:
                                              "credit_decay": args.credit_decay}
     masked_window = {"use_cache": "dual", "cache_window": "masked"}
     modes["dual-masked"] = masked_window
-    modes["dual-masked+threshold"] = {**masked_window, "threshold": args.threshold}
-    for threshold in args.credit_thresholds:
-        modes[f"dual-masked+credit {threshold}"] = {**masked_window, "threshold": threshold,
-                                                    "credit_decay": args.credit_decay}
+    for divisor in (2, 4):  # mode keys `tokens_per_step` / `block_length`: see `diffusion_run`
+        modes[f"steps/{divisor}"] = {"tokens_per_step": divisor}
+    vicinity = {**masked_window, "cache_refresh_window": "vicinity"}
+    icdf = {**vicinity, "token_sampling": "inverse_cdf"}
+    modes["vicinity"] = vicinity
+    modes["vicinity icdf"] = icdf
+    modes["vicinity icdf steps/2"] = {**icdf, "tokens_per_step": 2}
+    for length in args.fast_block_lengths:
+        small = {"block_length": length}
+        if length == args.fast_block_lengths[0]:  # the first: each lever on its own
+            modes[f"b{length} dual-masked"] = {**masked_window, **small}
+            modes[f"b{length} vicinity"] = {**vicinity, **small}
+        modes[f"b{length} vicinity icdf"] = {**icdf, **small}
+        for divisor in (2, 4):
+            modes[f"b{length} vicinity icdf steps/{divisor}"] = {**icdf, **small, "tokens_per_step": divisor}
+        if length == args.fast_block_lengths[0]:
+            for threshold in args.credit_thresholds:
+                modes[f"b{length} vicinity icdf+credit {threshold}"] = {**icdf, **small, "threshold": threshold,
+                                                                        "credit_decay": args.credit_decay}
     return modes
 
 
@@ -101,11 +124,16 @@ def parse_args(argv=None):
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="Sampling temperature of every mode and of the AR model (0 = greedy; the main job's "
                              "models sample at 1.0, and greedy decoding of them repeats one token).")
+    parser.add_argument("--top_p", type=float, default=0.8,
+                        help="Nucleus of every mode and of the AR model (the main job's sample_top_p; 1 = none). The "
+                             "confidence of a candidate is its probability in the distribution it is drawn from.")
+    parser.add_argument("--fast_block_lengths", type=int, nargs="+", default=[8, 16],
+                        help="Block lengths of the `bL` modes (the first gets every lever, the others the sampler's).")
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--factor", type=float, default=1.0)
-    parser.add_argument("--extra_thresholds", type=float, nargs="*", default=[0.7, 0.5],
+    parser.add_argument("--extra_thresholds", type=float, nargs="*", default=[],
                         help="More dual+threshold modes with these thresholds (speed/quality trade-off).")
-    parser.add_argument("--credit_thresholds", type=float, nargs="*", default=[0.9, 0.7],
+    parser.add_argument("--credit_thresholds", type=float, nargs="*", default=[0.9],
                         help="dual+credit modes (credit decoding) with these thresholds.")
     parser.add_argument("--credit_decay", type=float, default=1.0, help="`credit_decay` of the dual+credit modes.")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per mode (alternating); the fastest counts")
@@ -125,9 +153,11 @@ def parse_args(argv=None):
     unknown = sorted(set(args.modes) - set(modes))
     if unknown or "baseline" not in args.modes:
         parser.error(f"--modes must include 'baseline' and be among {list(modes)}; got {args.modes}")
-    bad = [length for length in args.lengths if length % args.block_length]
+    bad = [length for length in args.lengths if any(length % block for block in [args.block_length,
+                                                                                   *args.fast_block_lengths])]
     if bad:
-        parser.error(f"--lengths must be multiples of --block_length ({args.block_length}); got {bad}")
+        parser.error(f"--lengths must be multiples of --block_length ({args.block_length}) and of every "
+                     f"--fast_block_lengths ({args.fast_block_lengths}); got {bad}")
     return args
 
 
@@ -187,31 +217,35 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - start, result
 
 
-# whatever the model's saved generation config says; the temperature is the benchmark's (see `diffusion_run`)
-FIXED = dict(top_k=None, top_p=None, remasking="low_confidence", remask_ratio=None, cfg_scale=0.0,
-             min_new_tokens=None, eos_token_id=None)
+# whatever the model's saved generation config says; temperature and top_p are the benchmark's (`diffusion_run`)
+FIXED = dict(top_k=None, remasking="low_confidence", remask_ratio=None, cfg_scale=0.0, min_new_tokens=None,
+             eos_token_id=None)
 
 
-def diffusion_run(model, prompts, length, block_length, settings, temperature=0.0):
+def diffusion_run(model, prompts, length, block_length, settings, temperature=0.0, top_p=None):
     """(seconds, generated tokens (batch, length), nfe) for one `diffusion_generate` call: greedy, or sampled at
-    `temperature` with `seed=0` (a stream per row: every mode draws the same noise at a given step and position)."""
+    `temperature` with `seed=0` (a stream per row: every mode draws the same noise at a given step and position).
+    `steps` = length / the mode's `tokens_per_step` (1 by default); its `block_length` replaces the given one."""
+    settings = dict(settings)
+    steps = length // settings.pop("tokens_per_step", 1)
+    block_length = settings.pop("block_length", block_length)
     randomness = {"seed": 0} if temperature else {}
-    seconds, out = timed(model.diffusion_generate, prompts.to(model.device), max_new_tokens=length, steps=length,
+    seconds, out = timed(model.diffusion_generate, prompts.to(model.device), max_new_tokens=length, steps=steps,
                          block_length=block_length, return_dict_in_generate=True, temperature=temperature,
-                         **randomness, **FIXED, **settings)
+                         top_p=top_p if top_p is not None and top_p < 1 else None, **randomness, **FIXED, **settings)
     return seconds, out.sequences[:, prompts.shape[1]:].cpu(), out.nfe
 
 
-def ar_run(ar_model, prompts, length, temperature=0.0):
+def ar_run(ar_model, prompts, length, temperature=0.0, top_p=None):
     """(seconds, generated tokens) of `LlamaForCausalLM.generate` with its KV cache, exactly `length` tokens, greedy
-    or sampled at `temperature` (torch's generator seeded with 0)."""
+    or sampled at `temperature` within the nucleus `top_p` (torch's generator seeded with 0)."""
     prompts = prompts.to(ar_model.device)
     sampling = dict(do_sample=True, temperature=temperature) if temperature else dict(do_sample=False,
                                                                                       temperature=None)
     torch.manual_seed(0)
     seconds, out = timed(ar_model.generate, prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=length,
-                         min_new_tokens=length, pad_token_id=ar_model.config.pad_token_id, top_k=None, top_p=None,
-                         **sampling)
+                         min_new_tokens=length, pad_token_id=ar_model.config.pad_token_id, top_k=None,
+                         top_p=top_p if temperature and top_p is not None and top_p < 1 else None, **sampling)
     return seconds, out[:, prompts.shape[1]:].cpu()
 
 
@@ -282,7 +316,7 @@ def measure(llada, ar_model, tokenizer, args):
     quality = SampleQuality(tokenizer)
     results = []
     diffusion_run(llada, benchmark_prompts(tokenizer, 2, args.prompt_length, llada.config.vocab_size), 32,
-                  32, {}, args.temperature)  # warm-up
+                  32, {}, args.temperature, args.top_p)  # warm-up
     for batch_size in args.batch_sizes:
         prompts = benchmark_prompts(tokenizer, batch_size, args.prompt_length, llada.config.vocab_size)
         for length in args.lengths:
@@ -290,8 +324,9 @@ def measure(llada, ar_model, tokenizer, args):
                 print(f"(skipping batch {batch_size} x length {length}: above --max_batch_tokens)")
                 continue
             contenders = {mode: functools.partial(diffusion_run, llada, prompts, length, args.block_length,
-                                                  modes[mode], args.temperature) for mode in args.modes}
-            contenders["AR generate"] = lambda: (*ar_run(ar_model, prompts, length, args.temperature), length)
+                                                  modes[mode], args.temperature, args.top_p) for mode in args.modes}
+            contenders["AR generate"] = lambda: (*ar_run(ar_model, prompts, length, args.temperature, args.top_p),
+                                                 length)
             runs = timed_runs(contenders, args.repeats)
             baseline = runs["baseline"]
             for mode, (seconds, generated, nfe) in runs.items():
@@ -362,15 +397,15 @@ def targets(results) -> list:
     return lines
 
 
-SUMMARY_MODES = ("baseline", "dual", "dual+threshold", "dual-masked", "dual-masked+threshold", "AR generate")
+SUMMARY_MODES = ("baseline", "dual", "dual+threshold", "steps/2", "vicinity icdf", "vicinity icdf steps/2",
+                 "b16 vicinity icdf", "b8 vicinity icdf", "AR generate")
 
 
 def summary_table(results, length: int) -> list:
     """The README's table: for each batch size at `length`, tokens/s (speed-up), tokens per forward, ms per
-    forward and word validity of the main modes (those run among `SUMMARY_MODES`, plus the best credit mode)."""
+    forward, word validity and generative perplexity of the main modes (those run among `SUMMARY_MODES`)."""
     present = dict.fromkeys(r["mode"] for r in results if r["length"] == length)
-    credit = [m for m in present if "credit" in m]
-    modes = [m for m in SUMMARY_MODES if m in present][:-1] + credit + [m for m in SUMMARY_MODES[-1:] if m in present]
+    modes = [m for m in SUMMARY_MODES if m in present]
     lines = [f"| batch × {length} | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
     for batch in sorted({r["batch"] for r in results if r["length"] == length}):
         row = {r["mode"]: r for r in results if (r["batch"], r["length"]) == (batch, length)}
@@ -428,7 +463,10 @@ def main(argv=None):
     llada, ar_model, tokenizer = load_models(args)
     size = sum(p.numel() for p in llada.parameters()) / 1e6
     sampling = f"temperature {args.temperature} (seed 0, a stream per row)" if args.temperature else "greedy"
-    header = (f"LLaDA {size:.2f}M parameters, {sampling}, block {args.block_length}, steps = length, prompt "
+    if args.temperature and args.top_p is not None and args.top_p < 1:
+        sampling += f", top_p {args.top_p}"
+    header = (f"LLaDA {size:.2f}M parameters, {sampling}, block {args.block_length} unless the mode says (bL: "
+              f"block L), steps = length unless the mode says, prompt "
               f"{args.prompt_length} tokens, threshold {args.threshold}, factor {args.factor}, credit decay "
               f"{args.credit_decay}, device {args.device}, {torch.get_num_threads()} thread(s), fastest of "
               f"{args.repeats} alternated run(s)")

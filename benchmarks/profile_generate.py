@@ -4,7 +4,8 @@
     python benchmarks/profile_generate.py --model M --batch_size 1 --modes baseline dual
     python benchmarks/profile_generate.py --random_model --length 64                       # no trained model needed
 
-Each mode generates once (after a warm-up call), at `--temperature` (default 1.0, `seed=0`; 0 = greedy), with the parts of the sampler wrapped in timers:
+Each mode generates once (after a warm-up call), at `--temperature` (default 1.0, `seed=0`; 0 = greedy) and
+`--top_p` (default 0.8, the main job's), with the parts of the sampler wrapped in timers:
 
     backbone   `LLaDAModel.forward` (embeddings, layers, final norm), without the cache's own work
     head       the output head (`lm_head`)
@@ -43,6 +44,13 @@ MODES = {
     "dual": {"use_cache": "dual"},
     "dual+threshold": {"use_cache": "dual", "threshold": 0.9},
     "dual-masked": {"use_cache": "dual", "cache_window": "masked"},
+    "b8 dual-masked": {"use_cache": "dual", "cache_window": "masked", "block_length": 8},
+    "b8 vicinity": {"use_cache": "dual", "cache_window": "masked", "block_length": 8,
+                    "cache_refresh_window": "vicinity"},
+    "vicinity icdf": {"use_cache": "dual", "cache_window": "masked", "cache_refresh_window": "vicinity",
+                      "token_sampling": "inverse_cdf"},
+    "b8 vicinity icdf": {"use_cache": "dual", "cache_window": "masked", "block_length": 8,
+                         "cache_refresh_window": "vicinity", "token_sampling": "inverse_cdf"},
 }
 
 
@@ -115,10 +123,12 @@ def load(args):
 
 
 def profile_mode(model, prompts, args, settings):
-    """(ms per step per part, host syncs per step, nfe, seconds) of one greedy call."""
+    """(ms per step per part, host syncs per step, nfe, seconds) of one call."""
     kwargs = dict(max_new_tokens=args.length, steps=args.length, block_length=args.block_length,
                   temperature=args.temperature, remasking="low_confidence", eos_token_id=None,
-                  return_dict_in_generate=True, **settings, **({"seed": 0} if args.temperature else {}))
+                  top_p=args.top_p if args.temperature and args.top_p < 1 else None,
+                  return_dict_in_generate=True, **({"seed": 0} if args.temperature else {}))
+    kwargs.update(settings)  # a mode's block length replaces --block_length
     model.diffusion_generate(prompts, **kwargs)  # warm-up, untimed
     timer = PartTimer()
     undo = install(timer, model)
@@ -143,6 +153,7 @@ def parse_args(argv=None):
     parser.add_argument("--prompt_length", type=int, default=16)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    parser.add_argument("--top_p", type=float, default=0.8, help="nucleus when sampling (the main job's); 1 = none")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--label", default="", help="a name for this run in the table's heading")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "profile.md"))
@@ -160,8 +171,8 @@ def main(argv=None):
     vocab = model.config.vocab_size - 8  # clear of the special ids at the top of the vocabulary
     prompts = torch.randint(0, vocab, (args.batch_size, args.prompt_length), generator=generator)
     lines = [f"### {args.label or 'profile'}: {source}", "",
-             f"Batch {args.batch_size} x {args.length} new tokens, block {args.block_length}, temperature "
-             f"{args.temperature}, "
+             f"Batch {args.batch_size} x {args.length} new tokens, block {args.block_length} (b8 modes: 8), "
+             f"temperature {args.temperature}" + (f", top_p {args.top_p}" if args.temperature else "") + ", "
              f"{torch.get_num_threads()} thread(s); ms per step (exclusive), host syncs per step.", "",
              "| mode | NFE | s | ms/step | " + " | ".join(PARTS) + " | syncs/step |",
              "|---|---|---|---|" + "---|" * len(PARTS) + "---|"]

@@ -4,7 +4,10 @@
 steps of the block run the block and everything after it, reading the keys/values of the left part from the cache.
 `"dual"`: later steps run only the block, reading the left part and the still-masked right part from the cache.
 `cache_refresh_interval=k` also refreshes (runs the whole canvas) at every k-th step of a block; `k=1` gives exactly
-the tokens of `use_cache=False`. A refresh is the step's own forward call, so `nfe` still counts steps and
+the tokens of `use_cache=False`. `refresh_window="vicinity"` (dual only, without an interval) makes the refresh at a
+block's start after the first a windowed pass over the block just finished and the new one: the finished block's
+keys/values are recomputed from its final tokens, those of the prompt, the earlier blocks and the masked suffix
+are kept as last computed (a smaller pass, a staler cache; dInfer's vicinity refresh in its simplest form). A refresh is the step's own forward call, so `nfe` still counts steps and
 `decode_step` means the same. The guidance copy has its own cache rows (2 x batch).
 
 The cache decides which positions each step's forward pass runs ([`CanvasKVCache.plan_window`]), records or
@@ -49,14 +52,21 @@ class CanvasKVCache:
             running rows, then their prompt-masked copies in the same order).
         static_start (`int`, *optional*): static shapes: every prefix window starts at this column (see the module
             docstring). `None`: a prefix window starts at its block.
+        refresh_window (`str`, *optional*): `None` or `"canvas"`: a refresh runs the whole canvas; `"vicinity"`
+            (dual, no `refresh_interval`): a block's first step, once the cache holds keys, runs the previous block
+            and the block (see the module docstring).
     """
 
     def __init__(self, mode: str, refresh_interval: Optional[int] = None, copies: int = 1,
-                 static_start: Optional[int] = None):
+                 static_start: Optional[int] = None, refresh_window: Optional[str] = None):
         if mode not in CACHE_MODES[2:]:
             raise ValueError(f"CanvasKVCache: `mode` must be 'prefix' or 'dual', got {mode!r}.")
+        if refresh_window not in (None, "canvas", "vicinity") or (
+                refresh_window == "vicinity" and (mode != "dual" or refresh_interval is not None)):
+            raise ValueError(f"CanvasKVCache: `refresh_window` must be None, 'canvas' or 'vicinity' (the last with "
+                             f"mode 'dual' and no refresh_interval), got {refresh_window!r}.")
         self.mode, self.refresh_interval, self.copies = mode, refresh_interval, copies
-        self.static_start = static_start
+        self.static_start, self.refresh_window = static_start, refresh_window
         self.keys, self.values = {}, {}
         self._window = None  # (window,) canvas positions of the pass in progress; None: a refresh
         self._cached = None  # (window,) bool: positions of the window that keep their cached keys/values
@@ -65,14 +75,18 @@ class CanvasKVCache:
     def plan_window(self, block: slice, block_step: int, seq_len: int):
         """Decides which canvas positions step `block_step` of the block `block` runs, and prepares `update` for
         that pass. Returns `(start, stop)`: `(0, seq_len)` for a refresh (the block's first step and every
-        `refresh_interval`-th step), otherwise the block and what follows it (prefix) or the block (dual)."""
+        `refresh_interval`-th step), otherwise the block and what follows it (prefix) or the block (dual); a
+        vicinity refresh runs the previous block and the block."""
         interval = self.refresh_interval
         refresh = block_step == 0 if interval is None else block_step % interval == 0
         self._window = self._cached = self._positions = None
-        if refresh:  # every layer's keys/values are recorded anew (from empty: the same graph at every refresh)
+        vicinity = refresh and self.refresh_window == "vicinity" and bool(self.keys)
+        if refresh and not vicinity:  # every layer's keys/values recorded anew (from empty: the same graph each time)
             self.keys, self.values = {}, {}
             return 0, seq_len
         start, stop = block.start, seq_len if self.mode == "prefix" else block.stop
+        if vicinity:  # the block just finished gets the keys/values of its final tokens
+            start = max(block.start - (block.stop - block.start), 0)
         device = next(iter(self.keys.values())).device if self.keys else None
         if self.mode == "prefix" and self.static_start is not None:
             start = self.static_start

@@ -20,7 +20,7 @@ from transformers.utils import logging
 
 from .cache_llada import CACHE_MODES
 from .processors_llada import apply_do_sample, reject_unsupported_generation_flags
-from .sampling_llada import POSITIONWISE_STRATEGIES, REMASKING_STRATEGIES, as_id_list, block_schedule
+from .sampling_llada import POSITIONWISE_STRATEGIES, REMASKING_STRATEGIES, TOKEN_SAMPLERS, as_id_list, block_schedule
 
 
 logger = logging.get_logger(__name__)
@@ -52,6 +52,11 @@ class LLaDAGenerationConfig(GenerationConfig):
             Which masked positions a step commits first, a name of `sampling_llada.REMASKING_STRATEGIES`:
             `"low_confidence"` (highest probability of the predicted token), `"random"`, `"entropy"` (lowest
             entropy) or `"margin"` (largest top-1 minus top-2 probability).
+        token_sampling (`str`, *optional*, defaults to `"gumbel"`):
+            How a sampled candidate token is drawn (`temperature > 0`), a key of `sampling_llada.TOKEN_SAMPLERS`:
+            `"gumbel"` LLaDA's Gumbel-max, a float64 uniform per position and vocabulary token; `"inverse_cdf"`
+            one uniform per position (the token whose interval of the cumulative distribution holds it): the same
+            distribution, another realisation, without the vocabulary-sized draws of every step.
         remask_ratio (`float`, *optional*):
             Geometric schedule: every step predicts all masked positions and re-masks this fraction of them,
             in [0, 1). `None` uses LLaDA's linear schedule.
@@ -77,6 +82,12 @@ class LLaDAGenerationConfig(GenerationConfig):
             computed (at the previous step), the other committed positions of the block keeping their cached
             keys/values: a smaller forward pass, a staler cache. With a logits processor, and in a block where
             `min_new_tokens` forbids EOS, the block runs whole.
+        cache_refresh_window (`str`, *optional*):
+            With `use_cache="dual"` and no `cache_refresh_interval`, what the refresh at a block's start runs:
+            `None` or `"canvas"` the whole canvas (Fast-dLLM); `"vicinity"` (after the first block) the block just
+            finished and the new one, so that the finished block's keys/values come from its final tokens while the
+            prompt's, the earlier blocks' and the masked suffix's stay as last computed (`cache_llada`): a pass
+            of two blocks instead of the canvas, a staler cache.
         threshold (`float`, *optional*):
             Parallel decoding: a step commits `max(scheduled count, number of masked positions of the block whose
             confidence exceeds threshold)` positions, most confident first. `steps` then becomes an upper bound;
@@ -110,7 +121,7 @@ class LLaDAGenerationConfig(GenerationConfig):
     DIFFUSION_DEFAULTS = dict(steps=None, block_length=None, remasking="low_confidence", remask_ratio=None,
                               cfg_scale=0.0, mask_token_id=None, output_history=False, cache_refresh_interval=None,
                               threshold=None, factor=None, credit_decay=None, early_stop=False, compile=False,
-                              cache_window=None)
+                              cache_window=None, cache_refresh_window=None, token_sampling="gumbel")
 
     def __init__(self, **kwargs):
         for name, default in self.DIFFUSION_DEFAULTS.items():
@@ -148,6 +159,8 @@ class LLaDAGenerationConfig(GenerationConfig):
             _fail(self, "top_p", "None or a number in (0, 1]", self.top_p)
         if self.remasking not in REMASKING_STRATEGIES:
             _fail(self, "remasking", f"one of {tuple(REMASKING_STRATEGIES)}", self.remasking)
+        if self.token_sampling not in TOKEN_SAMPLERS:
+            _fail(self, "token_sampling", f"one of {tuple(TOKEN_SAMPLERS)}", self.token_sampling)
         if self.remask_ratio is not None and not (_is_number(self.remask_ratio) and 0 <= self.remask_ratio < 1):
             _fail(self, "remask_ratio", "None or a number in [0, 1)", self.remask_ratio)
         if not _is_number(self.cfg_scale) or self.cfg_scale < 0:
@@ -171,6 +184,14 @@ class LLaDAGenerationConfig(GenerationConfig):
                 f"{type(self).__name__}: `cache_window='masked'` runs the masked positions of a dual-cache block: it "
                 f"needs use_cache='dual' and remasking in {POSITIONWISE_STRATEGIES}; got use_cache={self.use_cache!r}, "
                 f"remasking={self.remasking!r}.")
+        if self.cache_refresh_window not in (None, "canvas", "vicinity"):
+            _fail(self, "cache_refresh_window", "None, 'canvas' or 'vicinity'", self.cache_refresh_window)
+        if self.cache_refresh_window == "vicinity" and (self.use_cache != "dual" or
+                                                        self.cache_refresh_interval is not None):
+            raise ValueError(
+                f"{type(self).__name__}: `cache_refresh_window='vicinity'` narrows a dual cache's block-start "
+                f"refresh: it needs use_cache='dual' and cache_refresh_interval None; got use_cache="
+                f"{self.use_cache!r}, cache_refresh_interval={self.cache_refresh_interval!r}.")
         if self.credit_decay is not None:
             if not (_is_number(self.credit_decay) and 0 <= self.credit_decay <= 1):
                 _fail(self, "credit_decay", "None or a number in [0, 1]", self.credit_decay)

@@ -212,10 +212,12 @@ class LLaDAGenerationMixin:
             generation_config ([`LLaDAGenerationConfig`] or `dict`, *optional*):
                 Base settings; defaults to `model.generation_config`. Keyword arguments override its fields:
                 `max_new_tokens` (alias `gen_length`; or `max_length` = prompt + new), `steps`, `block_length`,
-                `temperature`, `top_k`, `top_p`, `remasking`, `remask_ratio`, `cfg_scale`, `mask_token_id`,
-                `eos_token_id`, `pad_token_id`, `min_new_tokens`, `num_return_sequences` (copies of each prompt),
+                `temperature`, `top_k`, `top_p`, `token_sampling`, `remasking`, `remask_ratio`, `cfg_scale`,
+                `mask_token_id`, `eos_token_id`, `pad_token_id`, `min_new_tokens`, `num_return_sequences` (copies of
+                each prompt),
                 `output_history`, `return_dict_in_generate`, the fast paths `use_cache` (`"prefix"`/`"dual"`),
-                `cache_refresh_interval`, `threshold`, `factor`, `early_stop`, `compile`, the logits processor
+                `cache_refresh_interval`, `cache_window`, `cache_refresh_window`, `threshold`, `factor`,
+                `credit_decay`, `early_stop`, `compile`, the logits processor
                 flags (`repetition_penalty`, `bad_words_ids`, `suppress_tokens`, `min_p`, ...) and `do_sample`
                 (`True`: sample, at temperature 1 unless one is set; `False`: greedy).
             logits_processor (`LogitsProcessorList`, *optional*):
@@ -311,7 +313,8 @@ class LLaDAGenerationMixin:
         elif config.use_cache:
             context.position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # as the model's default
             context.cache = CanvasKVCache(config.use_cache, config.cache_refresh_interval, copies=copies,
-                                          static_start=generation_start if context.static_shapes else None)
+                                          static_start=generation_start if context.static_shapes else None,
+                                          refresh_window=config.cache_refresh_window)
         if config.credit_decay is not None:
             context.credit = ConfidenceCredit(config.credit_decay, batch, block_length, self.device)
         if config.cache_window == "masked":
@@ -406,7 +409,7 @@ class LLaDAGenerationMixin:
             block_logits, block_tokens if slots is None else block_tokens.gather(1, slots), num_transfer,
             mask_token_id, config.temperature or 0.0, config.top_k, config.top_p, config.remasking,
             context.randomness if slots is None else SlotDraws(context.randomness, slots, block_tokens.shape[1]),
-            config.threshold, config.factor, rows=rows, credit=credit,
+            config.threshold, config.factor, rows=rows, credit=credit, token_sampling=config.token_sampling,
         )
         if slots is not None:  # (rows, k) -> (rows, n): the committed slots write back their own tokens
             new_block = block_tokens.scatter(1, slots, new_block)

@@ -17,7 +17,7 @@ Conventions (documented once, relied upon by the tests):
   `remask_ratio=r` every step predicts all `m` masked positions and re-masks the `floor(r * m)` least confident
   (or random) ones, i.e. commits `m - floor(r * m)`; the block's last step commits everything.
 - Random draws, in this order at each step: (1) if `temperature > 0`, uniform float64 noise of shape
-  (block_length, vocab) per row for the Gumbel-max; (2) if `remasking == "random"`, uniform float64 confidences of
+  (block_length, vocab) per row for the Gumbel-max (shape (block_length,) with `token_sampling="inverse_cdf"`); (2) if `remasking == "random"`, uniform float64 confidences of
   shape (block_length,) per row. With `seed`, each row draws from its own stream ([`RandomDraws.per_row`]: seeded
   from `seed` and the row's index among the copies of its prompt), and only at steps where it has a masked
   position in the current block: a row's sample does not depend on its companions in the batch, with or without
@@ -117,13 +117,46 @@ def filter_logits(logits: torch.Tensor, top_k: Optional[int] = None, top_p: Opti
         logits = logits.masked_fill(logits < kth_largest, float("-inf"))
     if top_p is not None and top_p < 1.0:
         scaled = scale_logits(logits, temperature) if temperature > 0 else logits
-        sorted_logits, sorted_index = scaled.sort(dim=-1, descending=True)
-        sorted_probs = sorted_logits.softmax(dim=-1)
-        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # probability of strictly better tokens
-        remove_sorted = mass_before >= top_p
-        remove = torch.zeros_like(remove_sorted).scatter(-1, sorted_index, remove_sorted)
-        logits = logits.masked_fill(remove, float("-inf"))
+        logits = logits.masked_fill(~nucleus_allowed(scaled, top_p), float("-inf"))
     return logits
+
+
+def nucleus_allowed(scores: torch.Tensor, top_p: float, width: float = 1 / 16, buckets: int = 320) -> torch.Tensor:
+    """The nucleus of `softmax(scores)`, (..., vocab) -> (..., vocab) bool: the most probable tokens, each kept
+    while the probability of the tokens ranked before it is below `top_p` (so the most probable one always).
+
+    Without sorting the vocabulary (the largest cost of a sampled step on a CPU): the tokens are put in buckets of
+    `width` nats of log-probability below the row's most probable one; the bucket in which the cumulative mass
+    reaches `top_p` is the only one whose tokens need ranking, and only they are (a top-k of that bucket's size).
+    The same tokens as a sort of the whole row, up to rounding exactly at the boundary.
+    """
+    scores = scores.float()
+    gap = scores.amax(dim=-1, keepdim=True) - scores  # (..., vocab) log-probability below the best; inf: forbidden
+    bucket = (gap * (1 / width)).clamp(max=buckets - 1).long()  # 0: the most probable tokens
+    probs = scores.softmax(dim=-1)
+    mass = probs.new_zeros((*probs.shape[:-1], buckets)).scatter_add_(-1, bucket, probs)  # (..., buckets)
+    reached = mass.cumsum(dim=-1)  # the mass of buckets 0..b
+    boundary = (reached < top_p).sum(dim=-1, keepdim=True).clamp(max=buckets - 1)  # (..., 1)
+    allowed = bucket < boundary
+    in_boundary = bucket == boundary
+    values, index = probs.masked_fill(~in_boundary, -1.0).topk(int(in_boundary.sum(dim=-1).max()), dim=-1)
+    ranked_before = (reached - mass).gather(-1, boundary) + values.cumsum(dim=-1) - values  # mass before each
+    keep = (values >= 0) & (ranked_before < top_p)  # (..., m); -1: filler for rows with fewer tokens there
+    return allowed | torch.zeros_like(allowed).scatter(-1, index, keep)
+
+
+def allowed_columns(logits: torch.Tensor, most: float = 1 / 8):
+    """The allowed (finite) tokens of filtered logits ([`filter_logits`]) as a few columns per row: `(values, index)`,
+    both (..., c), each row's c highest logits and their token ids, c the largest allowed count of a row (rows with
+    fewer get -inf columns); None when c is above `most` of the vocabulary (the whole vocabulary is then as cheap).
+
+    Every allowed token is a column, so a sample or a confidence of the filtered distribution taken on the columns
+    is the one taken on the whole vocabulary, at a fraction of the cost when the top-k / nucleus is small.
+    """
+    count = int(torch.isfinite(logits).sum(dim=-1).max())
+    if count > most * logits.shape[-1]:
+        return None
+    return logits.topk(count, dim=-1)
 
 
 def guidance_inputs(input_ids: torch.Tensor, prompt_mask: torch.Tensor, mask_token_id: int,
@@ -274,20 +307,53 @@ def scale_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def gumbel_max_tokens(logits: torch.Tensor, temperature: float, randomness=None, rows=None,
-                      active=None) -> torch.Tensor:
+                      active=None, columns: Optional[torch.Tensor] = None, vocab_size: Optional[int] = None
+                      ) -> torch.Tensor:
     """Candidate tokens x0, (batch, n, vocab) -> (batch, n).
 
     Temperature 0 is the argmax. Otherwise the Gumbel-max trick in float64, `argmax(l / T + G)` with
     `G = -log(-log U)`, which samples from `softmax(l / T)`. It is LLaDA's `argmax exp(l) / (-log U)^T` taken in
     log space: the same tokens, but no overflow of `exp(l)` or of the power at large logits or temperatures, so
     a very high temperature draws uniformly from the allowed tokens and `inf` is exactly uniform.
+
+    `columns` (batch, n, c), with `vocab_size`: `logits` (batch, n, c) are those of these token ids only (every
+    other token forbidden, see [`allowed_columns`]); the draws are still made for the whole vocabulary, so the
+    sample is the one of the whole vocabulary's logits, and the result is a column index (batch, n) into them.
     """
     if temperature == 0:
         return logits.max(dim=-1).indices  # the first maximum, as argmax, in less time on a CPU
     logits = logits.to(torch.float64)
-    uniform = as_draws(randomness).uniform(logits.shape, logits.device, rows, active)  # (batch, n, vocab)
+    shape = logits.shape if columns is None else (*logits.shape[:-1], vocab_size)
+    uniform = as_draws(randomness).uniform(shape, logits.device, rows, active)  # (batch, n, vocab)
+    if columns is not None:
+        uniform = uniform.gather(-1, columns)  # (batch, n, c)
     gumbel = -torch.log(-torch.log(uniform))
     return (scale_logits(logits, temperature) + gumbel).argmax(dim=-1)
+
+
+def inverse_cdf_tokens(logits: torch.Tensor, temperature: float, randomness=None, rows=None,
+                       active=None) -> torch.Tensor:
+    """Candidate tokens x0 sampled from `softmax(l / T)` with ONE float64 uniform per position, (batch, n, vocab) ->
+    (batch, n): the token whose interval of the cumulative distribution, in vocabulary order, holds `U`.
+
+    The same distribution as [`gumbel_max_tokens`] (whose draws are a uniform per position and token: most of a
+    sampled step's cost on a CPU for a 4096-token vocabulary), another realisation of it. Temperature 0 is the
+    argmax. Forbidden tokens (-inf) have empty intervals and are never drawn.
+    """
+    if temperature == 0:
+        return logits.max(dim=-1).indices
+    probs = scale_logits(logits.to(torch.float64), temperature).softmax(dim=-1)  # (batch, n, vocab)
+    cdf = probs.cumsum(dim=-1)
+    uniform = as_draws(randomness).uniform(logits.shape[:-1], logits.device, rows, active)  # (batch, n)
+    target = (uniform * cdf[..., -1]).unsqueeze(-1)  # (batch, n, 1)
+    x0 = torch.searchsorted(cdf, target, right=True).squeeze(-1)  # first token whose cumulative mass exceeds it
+    last_allowed = (probs > 0).long().cumsum(dim=-1).argmax(dim=-1)  # rounding can leave target >= cdf[-1]
+    return torch.minimum(x0, last_allowed)
+
+
+# name -> candidate tokens (logits (batch, n, vocab), temperature, randomness, rows, active) -> (batch, n); the
+# allowed values of `token_sampling` are the keys
+TOKEN_SAMPLERS: Dict[str, Callable] = {"gumbel": gumbel_max_tokens, "inverse_cdf": inverse_cdf_tokens}
 
 
 def low_confidence(logits, x0, randomness=None, rows=None, active=None) -> torch.Tensor:
@@ -367,7 +433,7 @@ def parallel_transfer_count(confidence: torch.Tensor, threshold: Optional[float]
 
 def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, temperature=0.0, top_k=None,
                   top_p=None, remasking="low_confidence", randomness=None, threshold=None, factor=None,
-                  rows=None, credit=None):
+                  rows=None, credit=None, token_sampling="gumbel"):
     """One denoising step on the current block.
 
     Args:
@@ -380,14 +446,33 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
             rows with a masked position in the block draw.
         credit (`Callable[[x0, confidence], confidence]`, *optional*): turns the confidences into the scores that
             rank and count the positions, e.g. [`ConfidenceCredit.boost`] (credit decoding).
+        token_sampling (`str`): how a sampled x0 is drawn, a key of [`TOKEN_SAMPLERS`]: `"gumbel"` (Gumbel-max, a
+            uniform per position and token) or `"inverse_cdf"` (a uniform per position).
 
     Returns: `(new_block_tokens, transfer)`, both `(batch, n)`; `transfer` marks the committed positions.
     """
     masked = block_tokens == mask_token_id  # (batch, n)
-    logits = filter_logits(block_logits, top_k, top_p, temperature)
     active = masked.any(dim=-1)  # (batch,): rows with something left to decode draw, the others do not
-    x0 = gumbel_max_tokens(logits, temperature, randomness, rows, active)  # (batch, n)
-    confidence = token_confidence(logits, x0, remasking, randomness, rows, active)
+    logits = filter_logits(block_logits, top_k, top_p, temperature)
+    # sampling from a small top-k / nucleus: only its columns, not the whole vocabulary (a confidence of the
+    # filtered distribution, the one x0 is drawn from at temperature 1, does not see the others)
+    filtered = bool(top_k) or (top_p is not None and top_p < 1.0)
+    columns = (allowed_columns(logits) if filtered and temperature > 0 and remasking in POSITIONWISE_STRATEGIES
+               else None)
+    if columns is None:
+        x0 = TOKEN_SAMPLERS[token_sampling](logits, temperature, randomness, rows, active)  # (batch, n)
+        confidence = token_confidence(logits, x0, remasking, randomness, rows, active)
+    else:
+        logits, vocab_ids = columns  # (batch, n, c) each
+        if token_sampling == "gumbel":
+            column = gumbel_max_tokens(logits, temperature, randomness, rows, active, vocab_ids,
+                                       block_logits.shape[-1])
+        else:  # the columns in vocabulary order: the cumulative distribution of the whole vocabulary's path
+            order = vocab_ids.argsort(dim=-1)  # (batch, n, c)
+            logits, vocab_ids = logits.gather(-1, order), vocab_ids.gather(-1, order)
+            column = inverse_cdf_tokens(logits, temperature, randomness, rows, active)
+        x0 = vocab_ids.gather(-1, column.unsqueeze(-1)).squeeze(-1)  # (batch, n)
+        confidence = token_confidence(logits, column, remasking, randomness, rows, active)
     confidence = confidence.masked_fill(~masked, float("-inf"))  # (batch, n)
     if credit is not None:
         confidence = credit(x0, confidence)
@@ -597,9 +682,10 @@ def pad_after_eos(tokens: torch.Tensor, eos_token_ids, pad_token_id: int) -> tor
 
 __all__ = [
     "ConfidenceCredit", "POSITIONWISE_STRATEGIES", "REMASKING_STRATEGIES", "RandomDraws", "RunningRows",
-    "SlotDraws", "as_draws", "as_id_list", "as_token_rows", "block_position_ids", "block_schedule",
+    "SlotDraws", "TOKEN_SAMPLERS", "allowed_columns", "as_draws", "as_id_list", "as_token_rows", "block_position_ids", "block_schedule",
     "constrain_logits", "denoise_block", "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits",
-    "gumbel_max_tokens", "infill_canvas", "left_pad", "low_confidence", "masked_slots", "negative_entropy",
-    "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count", "prompt_key", "random_confidence",
-    "row_seed", "rows_done", "scale_logits", "select_transfer", "token_confidence", "top2_margin",
+    "gumbel_max_tokens", "infill_canvas", "inverse_cdf_tokens", "left_pad", "low_confidence", "masked_slots", "negative_entropy",
+    "nucleus_allowed", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count", "prompt_key",
+    "random_confidence", "row_seed", "rows_done", "scale_logits", "select_transfer", "token_confidence",
+    "top2_margin",
 ]

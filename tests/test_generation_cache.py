@@ -61,7 +61,9 @@ def test_windowed_pass_on_a_fresh_cache_equals_the_full_pass(use_cache, cfg_scal
 
 
 @pytest.mark.parametrize("settings", [dict(), dict(use_cache="dual"), dict(use_cache="prefix", cfg_scale=1.0),
-                                      dict(remasking="margin", steps=8)])
+                                      dict(remasking="margin", steps=8),
+                                      dict(use_cache="dual", cache_window="masked", cache_refresh_window="vicinity",
+                                           temperature=1.0, seed=0)])
 def test_threshold_one_is_the_scheduled_algorithm(settings):
     model, (ids, attention_mask) = varied_model(3), prompts_batch()
     scheduled = generate(model, ids, attention_mask, **settings)
@@ -84,6 +86,8 @@ def test_factor_zero_is_the_scheduled_algorithm():
     dict(temperature=1.0, seed=0), dict(temperature=0.7, top_p=0.9, use_cache="dual", threshold=0.2, seed=1),
     dict(remasking="random", seed=2), dict(temperature=1.0, generator="shared"),
     dict(temperature=1.0, remasking="random", generator="shared", cfg_scale=1.0, use_cache="prefix"),
+    dict(temperature=1.0, top_p=0.8, token_sampling="inverse_cdf", seed=0, use_cache="dual", threshold=0.2),
+    dict(temperature=0.8, token_sampling="inverse_cdf", generator="shared"),
 ])
 def test_predicting_only_the_masked_positions_gives_the_tokens_of_the_whole_block(settings, monkeypatch):
     """Greedy or sampled (the draws are made for the whole block and the slots' taken), per-row or shared streams."""
@@ -119,6 +123,62 @@ def test_masked_cache_window_runs_the_masked_and_just_committed_positions(cfg_sc
     assert torch.equal(refreshed.sequences, generate(model, ids, attention_mask).sequences)
 
 
+@pytest.mark.parametrize("cfg_scale", [0.0, 1.0])
+def test_vicinity_refresh_runs_the_previous_block_and_the_block(cfg_scale):
+    """Block 4, one token per step: the first block starts with the whole canvas (21 positions), every later block
+    with the block just finished and the new one (8); with `cache_window="masked"` the windowed steps shrink too."""
+    model, (ids, attention_mask) = varied_model(6), prompts_batch()
+    widths = []
+    handle = model.model.register_forward_hook(lambda module, args, kwargs, output: widths.append(
+        kwargs["input_ids"].shape[1]), with_kwargs=True)
+    try:
+        generate(model, ids, attention_mask, use_cache="dual", cache_refresh_window="vicinity", cfg_scale=cfg_scale)
+        block_window, widths[:] = list(widths), []
+        generate(model, ids, attention_mask, use_cache="dual", cache_window="masked", cache_refresh_window="vicinity",
+                 cfg_scale=cfg_scale)
+    finally:
+        handle.remove()
+    assert block_window == [21, 4, 4, 4] + [8, 4, 4, 4] * 3
+    assert widths == [21, 4, 3, 2] + [8, 4, 3, 2] * 3
+
+
+def test_vicinity_pass_on_a_fresh_cache_equals_the_full_pass():
+    """A whole-canvas refresh for one block, then the next block's vicinity refresh over the same canvas: the window
+    sees the keys of a full pass, so its logits are those of the uncached pass."""
+    model, (ids, attention_mask) = varied_model(2), prompts_batch()
+    canvas = torch.cat([ids, torch.randint(2, 99, (3, 12))], dim=1)  # (3, 17)
+    full_mask = torch.cat([attention_mask, torch.ones(3, 12, dtype=torch.long)], dim=1)
+    prompt_positions = full_mask.bool()
+    prompt_positions[:, 5:] = False
+    context = DenoisingContext(
+        config=LLaDAGenerationConfig(use_cache="dual"), mask_token_id=MASK, prompt_length=5,
+        attention_mask=full_mask, prompt_positions=prompt_positions,
+        position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0),
+        cache=CanvasKVCache("dual", refresh_window="vicinity"),
+    )
+    rows, widths = RunningRows(3), []
+    handle = model.model.register_forward_hook(lambda module, args, kwargs, output: widths.append(
+        kwargs["input_ids"].shape[1]), with_kwargs=True)
+    with torch.no_grad():
+        model._denoiser_logits(canvas, context, rows, slice(5, 9), block_step=0)  # the first block: whole canvas
+        vicinity = model._denoiser_logits(canvas, context, rows, slice(9, 13), block_step=0)
+        uncached = model._denoiser_logits(canvas, DenoisingContext(**{**vars(context), "cache": None}), rows,
+                                          slice(9, 13))
+    handle.remove()
+    assert widths[:2] == [17, 8]
+    torch.testing.assert_close(vicinity, uncached, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cache_window", [None, "masked"])
+def test_vicinity_refresh_with_one_block_is_the_dual_cache(cache_window):
+    """With a single block there is no block start after the first: the tokens of the plain dual cache."""
+    model, (ids, attention_mask) = varied_model(5), prompts_batch()
+    settings = dict(use_cache="dual", cache_window=cache_window, block_length=16, temperature=1.0, seed=0)
+    vicinity = generate(model, ids, attention_mask, cache_refresh_window="vicinity", **settings)
+    dual = generate(model, ids, attention_mask, **settings)
+    assert torch.equal(vicinity.sequences, dual.sequences) and vicinity.nfe == dual.nfe
+
+
 @pytest.mark.parametrize("use_cache", [False, "dual"])
 def test_the_head_runs_on_the_still_masked_positions_of_the_block(use_cache):
     """Only the masked positions of the block reach the head: 4, 3, 2, 1 per block of 4 at one token per step,
@@ -144,6 +204,9 @@ def test_the_head_runs_on_the_still_masked_positions_of_the_block(use_cache):
     dict(use_cache="dual", threshold=0.3, credit_decay=1.0), dict(threshold=0.3, credit_decay=0.5, temperature=1.0,
                                                                   seed=0),
     dict(use_cache="dual", cache_window="masked", threshold=0.05),
+    dict(use_cache="dual", cache_refresh_window="vicinity", threshold=0.05, cfg_scale=1.0),
+    dict(use_cache="dual", cache_window="masked", cache_refresh_window="vicinity", temperature=1.0, seed=0),
+    dict(temperature=1.0, top_p=0.8, token_sampling="inverse_cdf", seed=0, use_cache="dual", cache_window="masked"),
 ])
 def test_batch_rows_equal_single_row_results(settings):
     model, (ids, attention_mask) = varied_model(4), prompts_batch()
@@ -250,6 +313,11 @@ def test_early_stop_ends_the_loop_when_every_row_is_done():
     (dict(cache_window="suffix"), "`cache_window` must be None, 'block' or 'masked'"),
     (dict(cache_window="masked", use_cache="prefix"), "`cache_window='masked'` runs the masked positions"),
     (dict(cache_window="masked"), "needs use_cache='dual'"),
+    (dict(cache_refresh_window="block"), "`cache_refresh_window` must be None, 'canvas' or 'vicinity'"),
+    (dict(token_sampling="multinomial"), "`token_sampling` must be one of ('gumbel', 'inverse_cdf')"),
+    (dict(cache_refresh_window="vicinity", use_cache="prefix"), "`cache_refresh_window='vicinity'` narrows"),
+    (dict(cache_refresh_window="vicinity", use_cache="dual", cache_refresh_interval=2),
+     "needs use_cache='dual' and cache_refresh_interval None"),
 ])
 def test_bad_settings_fail_early(settings, message):
     with pytest.raises(ValueError) as error:
@@ -279,9 +347,12 @@ def test_generation_benchmark_writes_table_and_plot(tmp_path):
     results = bench["main"](["--random_models", "--lengths", "32", "--batch_sizes", "2", "--output_dir",
                              str(tmp_path), "--threads", "0", "--extra_thresholds"])
     modes = [row["mode"] for row in results]
-    assert modes == ["baseline", "prefix", "dual", "dual+threshold", "dual+credit 0.9", "dual+credit 0.7",
-                     "dual-masked", "dual-masked+threshold", "dual-masked+credit 0.9", "dual-masked+credit 0.7",
-                     "AR generate"]
+    assert modes == ["baseline", "prefix", "dual", "dual+threshold", "dual+credit 0.9", "dual-masked", "steps/2",
+                     "steps/4", "vicinity", "vicinity icdf", "vicinity icdf steps/2", "b8 dual-masked", "b8 vicinity",
+                     "b8 vicinity icdf", "b8 vicinity icdf steps/2", "b8 vicinity icdf steps/4",
+                     "b8 vicinity icdf+credit 0.9", "b16 vicinity icdf", "b16 vicinity icdf steps/2",
+                     "b16 vicinity icdf steps/4", "AR generate"]
+    assert [row["nfe"] for row in results if row["mode"].endswith("steps/4")] == [8, 8, 8]
     assert all(row["gen_ppl"] > 1 and row["tokens_per_s"] > 0 for row in results)
     assert results[0]["identical"] == 1.0 and results[0]["nfe"] == 32
     table = (tmp_path / "generate.md").read_text()

@@ -12,6 +12,7 @@ from llada.sampling_llada import (
     REMASKING_STRATEGIES,
     RandomDraws,
     RunningRows,
+    allowed_columns,
     as_id_list,
     block_schedule,
     constrain_logits,
@@ -19,8 +20,11 @@ from llada.sampling_llada import (
     guidance_inputs,
     gumbel_max_tokens,
     guided_logits,
+    inverse_cdf_tokens,
     left_pad,
+    denoise_block,
     masked_slots,
+    nucleus_allowed,
     num_transfer_tokens,
     pad_after_eos,
     parallel_transfer_count,
@@ -73,6 +77,84 @@ def test_filter_logits_top_k_and_top_p():
     assert torch.isinf(filter_logits(logits, top_p=0.5)).tolist() == [[False, True, True, True]]
     assert torch.equal(filter_logits(logits, top_p=1.0), logits)
     assert filter_logits(logits, top_k=1)[0, 1] == inf
+
+
+def sorted_nucleus(scores, top_p):
+    """The nucleus by a sort of the whole row (the plain definition)."""
+    sorted_scores, order = scores.sort(dim=-1, descending=True)
+    probs = sorted_scores.softmax(dim=-1)
+    removed = probs.cumsum(dim=-1) - probs >= top_p
+    return ~torch.zeros_like(removed).scatter(-1, order, removed)
+
+
+@pytest.mark.parametrize("top_p", [0.3, 0.8, 0.95])
+def test_nucleus_allowed_equals_a_sort_of_the_whole_row(top_p):
+    """Peaked to flat rows (nuclei of 1 to most of the vocabulary), a forbidden token, ties at the top."""
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(6, 4, 1000, generator=generator) * torch.tensor([30.0, 8, 3, 1.5, 0.5, 0.05])[:, None, None]
+    scores[..., 7] = float("-inf")
+    scores[0, 0, :3] = 50.0  # three equally likely tokens
+    allowed = nucleus_allowed(scores, top_p)
+    assert torch.equal(allowed, sorted_nucleus(scores, top_p))
+    assert allowed.any(dim=-1).all() and not allowed[..., 7].any()
+
+
+@pytest.mark.parametrize("top_k,top_p,temperature", [(None, 0.8, 1.0), (20, None, 1.0), (100, 0.9, 1.3)])
+def test_allowed_columns_hold_the_allowed_tokens(top_k, top_p, temperature):
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 5, 1000, generator=generator) * torch.tensor([8.0, 4.0, 3.0])[:, None, None]
+    filtered = filter_logits(logits, top_k, top_p, temperature)
+    values, index = allowed_columns(filtered)
+    allowed = torch.isfinite(filtered)
+    assert torch.equal(torch.zeros_like(allowed).scatter(-1, index, torch.isfinite(values)), allowed)
+    assert torch.equal(values, filtered.gather(-1, index))
+    assert allowed_columns(filter_logits(logits * 0.01, top_p=0.8)) is None  # flat: the whole vocabulary
+
+
+@pytest.mark.parametrize("token_sampling", ["gumbel", "inverse_cdf"])
+@pytest.mark.parametrize("remasking", ["low_confidence", "random", "entropy", "margin"])
+def test_sampling_on_the_nucleus_columns_gives_the_tokens_of_the_whole_vocabulary(remasking, token_sampling,
+                                                                                   monkeypatch):
+    """The draws are made for the whole vocabulary, so the candidates are those of the filtered whole-vocabulary
+    logits; the confidences agree up to rounding."""
+    import llada.sampling_llada as sampling
+
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(4, 6, 500, generator=generator) * 4
+    tokens = torch.full((4, 6), MASK)
+    tokens[:, :2] = 5  # committed positions
+    settings = dict(temperature=1.0, top_p=0.8, top_k=50, remasking=remasking, threshold=0.3,
+                    token_sampling=token_sampling)
+    draws = lambda: RandomDraws.per_row(0, torch.arange(4), "cpu")  # noqa: E731
+    widths = []  # the vocabulary width each sample is drawn over
+    real_sampler = sampling.TOKEN_SAMPLERS[token_sampling]
+    sampler = lambda logits, *a: widths.append(logits.shape[-1]) or real_sampler(logits, *a)  # noqa: E731
+    monkeypatch.setitem(sampling.TOKEN_SAMPLERS, token_sampling, sampler)
+    monkeypatch.setattr(sampling, "gumbel_max_tokens" if token_sampling == "gumbel" else "inverse_cdf_tokens",
+                        sampler)
+    on_columns, _ = denoise_block(logits, tokens, torch.ones(4, dtype=torch.long), MASK, randomness=draws(),
+                                  **settings)
+    monkeypatch.setattr(sampling, "allowed_columns", lambda *args: None)
+    whole, _ = denoise_block(logits, tokens, torch.ones(4, dtype=torch.long), MASK, randomness=draws(), **settings)
+    assert widths[0] < 100 and widths[1] == 500 and torch.equal(on_columns, whole)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_inverse_cdf_tokens_sample_the_tempered_distribution_with_one_draw_per_position(temperature):
+    probs = torch.tensor([0.1, 0.2, 0.0, 0.7])
+    logits = probs.log().expand(2, 20000, 4).clone()
+    calls = []
+
+    class CountingDraws(RandomDraws):
+        def uniform(self, shape, device, rows=None, active=None):
+            calls.append(tuple(shape))
+            return super().uniform(shape, device, rows, active)
+
+    x0 = inverse_cdf_tokens(logits, temperature, CountingDraws(torch.Generator().manual_seed(0)))
+    expected = probs ** (1 / temperature) / (probs ** (1 / temperature)).sum()
+    torch.testing.assert_close(torch.bincount(x0.flatten(), minlength=4) / x0.numel(), expected, atol=0.01, rtol=0)
+    assert calls == [(2, 20000)] and not (x0 == 2).any()  # one uniform per position; a forbidden token never
+    assert torch.equal(inverse_cdf_tokens(logits[:, :3], 0.0), torch.full((2, 3), 3))  # greedy: the argmax
 
 
 def test_constrain_logits_forbids_the_mask_and_early_eos():
