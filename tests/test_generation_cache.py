@@ -34,21 +34,25 @@ def test_cache_refreshed_every_step_gives_the_uncached_tokens(use_cache, cfg_sca
     assert torch.equal(cached.decode_step, plain.decode_step) and cached.nfe == plain.nfe == 16
 
 
-@pytest.mark.parametrize("use_cache", ["prefix", "dual"])
-@pytest.mark.parametrize("cfg_scale", [0.0, 1.5])
-def test_windowed_pass_on_a_fresh_cache_equals_the_full_pass(use_cache, cfg_scale):
-    """A refresh then a windowed pass over the same canvas: the window sees exactly the keys of a full pass."""
+def canvas_context(config, cache):
+    """A varied model, a (3, 17) canvas of 5 prompt columns (left-padded) and random tokens, and its context."""
     model, (ids, attention_mask) = varied_model(2), prompts_batch()
     canvas = torch.cat([ids, torch.randint(2, 99, (3, 12))], dim=1)  # (3, 17)
     full_mask = torch.cat([attention_mask, torch.ones(3, 12, dtype=torch.long)], dim=1)
     prompt_positions = full_mask.bool()
     prompt_positions[:, 5:] = False
-    context = DenoisingContext(
-        config=LLaDAGenerationConfig(use_cache=use_cache, cfg_scale=cfg_scale), mask_token_id=MASK,
-        prompt_length=5, attention_mask=full_mask, prompt_positions=prompt_positions,
-        position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0),
-        cache=CanvasKVCache(use_cache, copies=2 if cfg_scale else 1),
-    )
+    context = DenoisingContext(config=config, mask_token_id=MASK, prompt_length=5, attention_mask=full_mask,
+                               prompt_positions=prompt_positions,
+                               position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), cache=cache)
+    return model, canvas, context
+
+
+@pytest.mark.parametrize("use_cache", ["prefix", "dual"])
+@pytest.mark.parametrize("cfg_scale", [0.0, 1.5])
+def test_windowed_pass_on_a_fresh_cache_equals_the_full_pass(use_cache, cfg_scale):
+    """A refresh then a windowed pass over the same canvas: the window sees exactly the keys of a full pass."""
+    model, canvas, context = canvas_context(LLaDAGenerationConfig(use_cache=use_cache, cfg_scale=cfg_scale),
+                                            CanvasKVCache(use_cache, copies=2 if cfg_scale else 1))
     block, rows = slice(9, 13), RunningRows(3)
     with torch.no_grad():
         uncached = model._denoiser_logits(canvas, DenoisingContext(**{**vars(context), "cache": None}), rows, block)
@@ -145,17 +149,8 @@ def test_vicinity_refresh_runs_the_previous_block_and_the_block(cfg_scale):
 def test_vicinity_pass_on_a_fresh_cache_equals_the_full_pass():
     """A whole-canvas refresh for one block, then the next block's vicinity refresh over the same canvas: the window
     sees the keys of a full pass, so its logits are those of the uncached pass."""
-    model, (ids, attention_mask) = varied_model(2), prompts_batch()
-    canvas = torch.cat([ids, torch.randint(2, 99, (3, 12))], dim=1)  # (3, 17)
-    full_mask = torch.cat([attention_mask, torch.ones(3, 12, dtype=torch.long)], dim=1)
-    prompt_positions = full_mask.bool()
-    prompt_positions[:, 5:] = False
-    context = DenoisingContext(
-        config=LLaDAGenerationConfig(use_cache="dual"), mask_token_id=MASK, prompt_length=5,
-        attention_mask=full_mask, prompt_positions=prompt_positions,
-        position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0),
-        cache=CanvasKVCache("dual", refresh_window="vicinity"),
-    )
+    model, canvas, context = canvas_context(LLaDAGenerationConfig(use_cache="dual"),
+                                            CanvasKVCache("dual", refresh_window="vicinity"))
     rows, widths = RunningRows(3), []
     handle = model.model.register_forward_hook(lambda module, args, kwargs, output: widths.append(
         kwargs["input_ids"].shape[1]), with_kwargs=True)
