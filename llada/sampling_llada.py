@@ -130,6 +130,12 @@ def nucleus_allowed(scores: torch.Tensor, top_p: float, width: float = 1 / 16, b
     reaches `top_p` is the only one whose tokens need ranking, and only they are (a top-k of that bucket's size).
     The same tokens as a sort of the whole row, up to rounding exactly at the boundary.
     """
+    return _nucleus(scores, top_p, width, buckets)[0]
+
+
+def _nucleus(scores: torch.Tensor, top_p: float, width: float = 1 / 16, buckets: int = 320):
+    """[`nucleus_allowed`] and the probabilities `softmax(scores)` it computed on the way: `(allowed, probs)`, both
+    (..., vocab)."""
     scores = scores.float()
     gap = scores.amax(dim=-1, keepdim=True) - scores  # (..., vocab) log-probability below the best; inf: forbidden
     bucket = (gap * (1 / width)).clamp(max=buckets - 1).long()  # 0: the most probable tokens
@@ -142,7 +148,7 @@ def nucleus_allowed(scores: torch.Tensor, top_p: float, width: float = 1 / 16, b
     values, index = probs.masked_fill(~in_boundary, -1.0).topk(int(in_boundary.sum(dim=-1).max()), dim=-1)
     ranked_before = (reached - mass).gather(-1, boundary) + values.cumsum(dim=-1) - values  # mass before each
     keep = (values >= 0) & (ranked_before < top_p)  # (..., m); -1: filler for rows with fewer tokens there
-    return allowed | torch.zeros_like(allowed).scatter(-1, index, keep)
+    return allowed | torch.zeros_like(allowed).scatter(-1, index, keep), probs
 
 
 def allowed_columns(logits: torch.Tensor, most: float = 1 / 8):
@@ -343,12 +349,39 @@ def inverse_cdf_tokens(logits: torch.Tensor, temperature: float, randomness=None
     if temperature == 0:
         return logits.max(dim=-1).indices
     probs = scale_logits(logits.to(torch.float64), temperature).softmax(dim=-1)  # (batch, n, vocab)
-    cdf = probs.cumsum(dim=-1)
-    uniform = as_draws(randomness).uniform(logits.shape[:-1], logits.device, rows, active)  # (batch, n)
-    target = (uniform * cdf[..., -1]).unsqueeze(-1)  # (batch, n, 1)
-    x0 = torch.searchsorted(cdf, target, right=True).squeeze(-1)  # first token whose cumulative mass exceeds it
-    last_allowed = (probs > 0).long().cumsum(dim=-1).argmax(dim=-1)  # rounding can leave target >= cdf[-1]
-    return torch.minimum(x0, last_allowed)
+    return _inverse_cdf_draw(probs, randomness, rows, active)[0]
+
+
+def _inverse_cdf_draw(weights: torch.Tensor, randomness=None, rows=None, active=None):
+    """One token per position drawn in proportion to `weights` (batch, n, vocab), not necessarily normalised (zero:
+    never drawn), by one uniform each: `(x0, total)`, (batch, n) and the (batch, n, 1) float64 sum of the weights."""
+    cdf = weights.to(torch.float64).cumsum(dim=-1)
+    total = cdf[..., -1:]  # (batch, n, 1)
+    uniform = as_draws(randomness).uniform(weights.shape[:-1], weights.device, rows, active)  # (batch, n)
+    # below the total mass even when the product rounds up to it: the first token whose cumulative mass exceeds
+    # the target then always exists and has a non-empty interval
+    target = torch.minimum(uniform.unsqueeze(-1) * total, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, target, right=True).squeeze(-1), total
+
+
+def inverse_cdf_nucleus(logits: torch.Tensor, top_p: Optional[float], temperature: float, randomness=None,
+                        rows=None, active=None):
+    """[`inverse_cdf_tokens`] on the nucleus of `softmax(logits / T)` ([`filter_logits`] with `top_p`) in fewer
+    passes over the vocabulary: the tokens are drawn from the probabilities computed for finding the nucleus, the
+    nucleus's share of them (the renormalised distribution), with no filtered logits and no second softmax.
+    Temperature > 0.
+
+    Returns `(x0, allowed, probability)`: the candidates (batch, n), the nucleus (batch, n, vocab) bool (None
+    without a top-p) and each candidate's probability under the filtered, tempered distribution (batch, n).
+    """
+    scaled = scale_logits(logits.float(), temperature)  # (batch, n, vocab)
+    if top_p is not None and top_p < 1.0:
+        allowed, probs = _nucleus(scaled, top_p)
+        probs = probs.masked_fill(~allowed, 0.0)
+    else:
+        allowed, probs = None, scaled.softmax(dim=-1)
+    x0, total = _inverse_cdf_draw(probs, randomness, rows, active)
+    return x0, allowed, (probs.gather(-1, x0.unsqueeze(-1)) / total).squeeze(-1).float()
 
 
 # name -> candidate tokens (logits (batch, n, vocab), temperature, randomness, rows, active) -> (batch, n); the
@@ -453,26 +486,41 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
     """
     masked = block_tokens == mask_token_id  # (batch, n)
     active = masked.any(dim=-1)  # (batch,): rows with something left to decode draw, the others do not
+    if token_sampling == "inverse_cdf" and temperature > 0 and not math.isinf(temperature) and not top_k:
+        x0, confidence = _inverse_cdf_step(block_logits, top_p, temperature, remasking, randomness, rows, active)
+        return _commit(block_tokens, masked, x0, confidence, num_transfer, threshold, factor, credit)
     logits = filter_logits(block_logits, top_k, top_p, temperature)
     # sampling from a small top-k / nucleus: only its columns, not the whole vocabulary (a confidence of the
     # filtered distribution, the one x0 is drawn from at temperature 1, does not see the others)
     filtered = bool(top_k) or (top_p is not None and top_p < 1.0)
+    # (inverse-CDF sampling draws one uniform per position, so it gains nothing from the columns: it runs on the
+    # whole vocabulary, which costs less than finding them)
     columns = (allowed_columns(logits) if filtered and temperature > 0 and remasking in POSITIONWISE_STRATEGIES
-               else None)
+               and token_sampling == "gumbel" else None)
     if columns is None:
         x0 = TOKEN_SAMPLERS[token_sampling](logits, temperature, randomness, rows, active)  # (batch, n)
         confidence = token_confidence(logits, x0, remasking, randomness, rows, active)
     else:
         logits, vocab_ids = columns  # (batch, n, c) each
-        if token_sampling == "gumbel":
-            column = gumbel_max_tokens(logits, temperature, randomness, rows, active, vocab_ids,
-                                       block_logits.shape[-1])
-        else:  # the columns in vocabulary order: the cumulative distribution of the whole vocabulary's path
-            order = vocab_ids.argsort(dim=-1)  # (batch, n, c)
-            logits, vocab_ids = logits.gather(-1, order), vocab_ids.gather(-1, order)
-            column = inverse_cdf_tokens(logits, temperature, randomness, rows, active)
+        column = gumbel_max_tokens(logits, temperature, randomness, rows, active, vocab_ids, block_logits.shape[-1])
         x0 = vocab_ids.gather(-1, column.unsqueeze(-1)).squeeze(-1)  # (batch, n)
         confidence = token_confidence(logits, column, remasking, randomness, rows, active)
+    return _commit(block_tokens, masked, x0, confidence, num_transfer, threshold, factor, credit)
+
+
+def _inverse_cdf_step(block_logits, top_p, temperature, remasking, randomness, rows, active):
+    """The candidates and confidences of an inverse-CDF step ([`inverse_cdf_nucleus`]); at temperature 1 the
+    low-confidence score is the probability the candidate was drawn with, otherwise the strategy runs on the
+    filtered logits as in every other step."""
+    x0, allowed, probability = inverse_cdf_nucleus(block_logits, top_p, temperature, randomness, rows, active)
+    if remasking == "low_confidence" and temperature == 1.0:
+        return x0, probability
+    logits = block_logits if allowed is None else block_logits.masked_fill(~allowed, float("-inf"))
+    return x0, token_confidence(logits, x0, remasking, randomness, rows, active)
+
+
+def _commit(block_tokens, masked, x0, confidence, num_transfer, threshold, factor, credit):
+    """The end of [`denoise_block`]: which masked positions take their candidate; `(new_block_tokens, transfer)`."""
     confidence = confidence.masked_fill(~masked, float("-inf"))  # (batch, n)
     if credit is not None:
         confidence = credit(x0, confidence)
@@ -684,7 +732,7 @@ __all__ = [
     "ConfidenceCredit", "POSITIONWISE_STRATEGIES", "REMASKING_STRATEGIES", "RandomDraws", "RunningRows",
     "SlotDraws", "TOKEN_SAMPLERS", "allowed_columns", "as_draws", "as_id_list", "as_token_rows", "block_position_ids", "block_schedule",
     "constrain_logits", "denoise_block", "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits",
-    "gumbel_max_tokens", "infill_canvas", "inverse_cdf_tokens", "left_pad", "low_confidence", "masked_slots", "negative_entropy",
+    "gumbel_max_tokens", "infill_canvas", "inverse_cdf_nucleus", "inverse_cdf_tokens", "left_pad", "low_confidence", "masked_slots", "negative_entropy",
     "nucleus_allowed", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count", "prompt_key",
     "random_confidence", "row_seed", "rows_done", "scale_logits", "select_transfer", "token_confidence",
     "top2_margin",

@@ -111,32 +111,57 @@ def test_allowed_columns_hold_the_allowed_tokens(top_k, top_p, temperature):
     assert allowed_columns(filter_logits(logits * 0.01, top_p=0.8)) is None  # flat: the whole vocabulary
 
 
-@pytest.mark.parametrize("token_sampling", ["gumbel", "inverse_cdf"])
 @pytest.mark.parametrize("remasking", ["low_confidence", "random", "entropy", "margin"])
-def test_sampling_on_the_nucleus_columns_gives_the_tokens_of_the_whole_vocabulary(remasking, token_sampling,
-                                                                                   monkeypatch):
-    """The draws are made for the whole vocabulary, so the candidates are those of the filtered whole-vocabulary
-    logits; the confidences agree up to rounding."""
+def test_sampling_on_the_nucleus_columns_gives_the_tokens_of_the_whole_vocabulary(remasking, monkeypatch):
+    """The Gumbel draws are made for the whole vocabulary, so the candidates are those of the filtered
+    whole-vocabulary logits; the confidences agree up to rounding."""
     import llada.sampling_llada as sampling
 
     generator = torch.Generator().manual_seed(1)
     logits = torch.randn(4, 6, 500, generator=generator) * 4
     tokens = torch.full((4, 6), MASK)
     tokens[:, :2] = 5  # committed positions
-    settings = dict(temperature=1.0, top_p=0.8, top_k=50, remasking=remasking, threshold=0.3,
-                    token_sampling=token_sampling)
+    settings = dict(temperature=1.0, top_p=0.8, top_k=50, remasking=remasking, threshold=0.3)
     draws = lambda: RandomDraws.per_row(0, torch.arange(4), "cpu")  # noqa: E731
     widths = []  # the vocabulary width each sample is drawn over
-    real_sampler = sampling.TOKEN_SAMPLERS[token_sampling]
+    real_sampler = sampling.gumbel_max_tokens
     sampler = lambda logits, *a: widths.append(logits.shape[-1]) or real_sampler(logits, *a)  # noqa: E731
-    monkeypatch.setitem(sampling.TOKEN_SAMPLERS, token_sampling, sampler)
-    monkeypatch.setattr(sampling, "gumbel_max_tokens" if token_sampling == "gumbel" else "inverse_cdf_tokens",
-                        sampler)
+    monkeypatch.setitem(sampling.TOKEN_SAMPLERS, "gumbel", sampler)
+    monkeypatch.setattr(sampling, "gumbel_max_tokens", sampler)
     on_columns, _ = denoise_block(logits, tokens, torch.ones(4, dtype=torch.long), MASK, randomness=draws(),
                                   **settings)
     monkeypatch.setattr(sampling, "allowed_columns", lambda *args: None)
     whole, _ = denoise_block(logits, tokens, torch.ones(4, dtype=torch.long), MASK, randomness=draws(), **settings)
     assert widths[0] < 100 and widths[1] == 500 and torch.equal(on_columns, whole)
+
+
+@pytest.mark.parametrize("top_p", [0.8, None])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("remasking", ["low_confidence", "random", "entropy", "margin"])
+def test_inverse_cdf_step_equals_sampling_the_filtered_logits(remasking, temperature, top_p):
+    """The one-pass inverse-CDF step (candidates drawn from the probabilities that found the nucleus) gives the
+    tokens and commits of the reference: filter the logits, then `inverse_cdf_tokens` and the strategy on them."""
+    import llada.sampling_llada as sampling
+
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(4, 6, 500, generator=generator) * 4
+    tokens = torch.full((4, 6), MASK)
+    tokens[:, :2] = 5  # committed positions
+    draws = lambda: RandomDraws.per_row(0, torch.arange(4), "cpu")  # noqa: E731
+    new, transfer = denoise_block(logits, tokens, torch.ones(4, dtype=torch.long), MASK, temperature, None, top_p,
+                                  remasking, draws(), threshold=0.3, token_sampling="inverse_cdf")
+    filtered = filter_logits(logits, None, top_p, temperature)
+    randomness = draws()
+    active = (tokens == MASK).any(dim=-1)
+    x0 = inverse_cdf_tokens(filtered, temperature, randomness, None, active)
+    confidence = sampling.token_confidence(filtered, x0, remasking, randomness, None, active)
+    expected = sampling._commit(tokens, tokens == MASK, x0, confidence, torch.ones(4, dtype=torch.long), 0.3, None,
+                                None)
+    assert torch.equal(new, expected[0]) and torch.equal(transfer, expected[1])
+    _, allowed, probability = sampling.inverse_cdf_nucleus(logits, top_p, temperature, draws(), None, active)
+    reference = scale_logits(filtered, temperature).softmax(dim=-1).gather(-1, x0[..., None])[..., 0]
+    torch.testing.assert_close(probability, reference)  # the probability each candidate was drawn with
+    assert allowed is None if top_p is None else torch.equal(allowed, torch.isfinite(filtered))
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.5])
