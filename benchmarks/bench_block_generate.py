@@ -8,6 +8,7 @@ distinct-2 and their generative perplexity under the autoregressive model, so th
     uncached        the block model, every step runs the whole canvas (block-causal): the reference tokens
     cached          the block model's default: only the current block runs, finished blocks come from the cache
     cached + tau    also commit every position whose confidence exceeds tau (parallel decoding)
+    inverse-CDF     the cached sampler drawing its tokens with token_sampling="inverse_cdf" (one uniform per position)
     2 tokens / step half as many steps as tokens: two positions of the block per step
     AR generate     the autoregressive model with its own KV cache
 
@@ -56,6 +57,7 @@ def contenders(args) -> dict:
     for threshold in args.thresholds:
         modes[f"cached + tau {threshold}"] = dict(block, use_cache=None, threshold=threshold)
     modes["cached, 2 tokens / step"] = dict(block, use_cache=None, steps_per_token=0.5)
+    modes["cached, inverse-CDF draws"] = dict(block, use_cache=None, token_sampling="inverse_cdf")
     return modes
 
 
