@@ -137,15 +137,16 @@ def _nucleus(scores: torch.Tensor, top_p: float, width: float = 1 / 16, buckets:
     """[`nucleus_allowed`] and the probabilities `softmax(scores)` it computed on the way: `(allowed, probs)`, both
     (..., vocab)."""
     scores = scores.float()
-    gap = scores.amax(dim=-1, keepdim=True) - scores  # (..., vocab) log-probability below the best; inf: forbidden
-    bucket = (gap * (1 / width)).clamp(max=buckets - 1).long()  # 0: the most probable tokens
+    # (..., vocab) log-probability below the best, in buckets (inf: forbidden, the last bucket); 0: the most probable
+    bucket = (scores.amax(dim=-1, keepdim=True) - scores).mul_(1 / width).clamp_(max=buckets - 1).long()
     probs = scores.softmax(dim=-1)
     mass = probs.new_zeros((*probs.shape[:-1], buckets)).scatter_add_(-1, bucket, probs)  # (..., buckets)
     reached = mass.cumsum(dim=-1)  # the mass of buckets 0..b
     boundary = (reached < top_p).sum(dim=-1, keepdim=True).clamp(max=buckets - 1)  # (..., 1)
     allowed = bucket < boundary
     in_boundary = bucket == boundary
-    values, index = probs.masked_fill(~in_boundary, -1.0).topk(int(in_boundary.sum(dim=-1).max()), dim=-1)
+    ranked = int(in_boundary.sum(dim=-1, dtype=torch.int32).max())
+    values, index = torch.where(in_boundary, probs, -1.0).topk(ranked, dim=-1)
     ranked_before = (reached - mass).gather(-1, boundary) + values.cumsum(dim=-1) - values  # mass before each
     keep = (values >= 0) & (ranked_before < top_p)  # (..., m); -1: filler for rows with fewer tokens there
     return allowed | torch.zeros_like(allowed).scatter(-1, index, keep), probs
@@ -352,16 +353,40 @@ def inverse_cdf_tokens(logits: torch.Tensor, temperature: float, randomness=None
     return _inverse_cdf_draw(probs, randomness, rows, active)[0]
 
 
-def _inverse_cdf_draw(weights: torch.Tensor, randomness=None, rows=None, active=None):
+def _inverse_cdf_draw(weights: torch.Tensor, randomness=None, rows=None, active=None, chunk: int = 64):
     """One token per position drawn in proportion to `weights` (batch, n, vocab), not necessarily normalised (zero:
-    never drawn), by one uniform each: `(x0, total)`, (batch, n) and the (batch, n, 1) float64 sum of the weights."""
-    cdf = weights.to(torch.float64).cumsum(dim=-1)
-    total = cdf[..., -1:]  # (batch, n, 1)
+    never drawn), by one uniform each: `(x0, total)`, (batch, n) and the (batch, n, 1) float64 sum of the weights.
+
+    The token is the first whose cumulative weight, in vocabulary order and in float64, exceeds `U * total`. It is
+    found in two levels instead of one cumulative sum over the vocabulary in float64: the cumulative weight of
+    chunks of `chunk` tokens picks the chunk, then the one chunk's cumulative weights pick the token.
+    """
     uniform = as_draws(randomness).uniform(weights.shape[:-1], weights.device, rows, active)  # (batch, n)
-    # below the total mass even when the product rounds up to it: the first token whose cumulative mass exceeds
-    # the target then always exists and has a non-empty interval
-    target = torch.minimum(uniform.unsqueeze(-1) * total, torch.nextafter(total, torch.zeros_like(total)))
-    return torch.searchsorted(cdf, target, right=True).squeeze(-1), total
+    vocab = weights.shape[-1]
+    if vocab % chunk or vocab < 4 * chunk:  # a vocabulary that does not cut into chunks: one level
+        cdf = weights.to(torch.float64).cumsum(dim=-1)
+        total = cdf[..., -1:]  # (batch, n, 1)
+        return torch.searchsorted(cdf, _below(uniform, total), right=True).squeeze(-1), total
+    chunks = weights.unflatten(-1, (vocab // chunk, chunk))  # (batch, n, chunks, chunk)
+    chunk_mass = chunks.sum(dim=-1, dtype=torch.float64)  # (batch, n, chunks)
+    chunk_cdf = chunk_mass.cumsum(dim=-1)
+    total = chunk_cdf[..., -1:]  # (batch, n, 1)
+    target = _below(uniform, total)
+    picked = torch.searchsorted(chunk_cdf, target, right=True)  # (batch, n, 1): a chunk of positive weight
+    before = (chunk_cdf.gather(-1, picked) - chunk_mass.gather(-1, picked)).clamp(max=target)  # mass before it
+    inside = chunks.gather(-2, picked.unsqueeze(-1).expand(*picked.shape, chunk)).squeeze(-2)  # (batch, n, chunk)
+    inside = inside.to(torch.float64).cumsum(dim=-1)
+    column = torch.searchsorted(inside, target - before, right=True)  # (batch, n, 1)
+    # rounding (the chunk's sum in another order) can leave the remainder at the chunk's end: its last token of
+    # positive weight, the first to reach the chunk's cumulative maximum
+    last = (inside < inside[..., -1:]).sum(dim=-1, keepdim=True)
+    return (picked * chunk + torch.minimum(column, last)).squeeze(-1), total
+
+
+def _below(uniform: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """`U * total` (batch, n, 1), kept below the total when the product rounds up to it: the first token whose
+    cumulative weight exceeds it then always exists and has a positive weight."""
+    return torch.minimum(uniform.unsqueeze(-1) * total, torch.nextafter(total, torch.zeros_like(total)))
 
 
 def inverse_cdf_nucleus(logits: torch.Tensor, top_p: Optional[float], temperature: float, randomness=None,
@@ -377,7 +402,7 @@ def inverse_cdf_nucleus(logits: torch.Tensor, top_p: Optional[float], temperatur
     scaled = scale_logits(logits.float(), temperature)  # (batch, n, vocab)
     if top_p is not None and top_p < 1.0:
         allowed, probs = _nucleus(scaled, top_p)
-        probs = probs.masked_fill(~allowed, 0.0)
+        probs = torch.where(allowed, probs, 0.0)
     else:
         allowed, probs = None, scaled.softmax(dim=-1)
     x0, total = _inverse_cdf_draw(probs, randomness, rows, active)

@@ -164,6 +164,23 @@ def test_inverse_cdf_step_equals_sampling_the_filtered_logits(remasking, tempera
     assert allowed is None if top_p is None else torch.equal(allowed, torch.isfinite(filtered))
 
 
+def test_inverse_cdf_draw_in_chunks_equals_one_cumulative_sum():
+    """The two-level search (chunks, then a chunk's tokens) picks the token of one float64 cumulative sum over the
+    vocabulary, also where most weights are zero (a nucleus) or a whole chunk is."""
+    import llada.sampling_llada as sampling
+
+    generator = torch.Generator().manual_seed(3)
+    weights = torch.randn(6, 300, 1024, generator=generator).mul(3).softmax(dim=-1)
+    weights = torch.where(torch.rand(weights.shape, generator=generator) < 0.9, 0.0, weights)
+    weights[:, :, :512] = 0.0  # whole chunks without weight
+    weights[:, :, 1000] += 1e-3  # every position has some weight
+    draws = lambda: RandomDraws.per_row(0, torch.arange(6), "cpu")  # noqa: E731
+    chunked, total = sampling._inverse_cdf_draw(weights, draws(), chunk=64)
+    whole, whole_total = sampling._inverse_cdf_draw(weights, draws(), chunk=1024)  # too few chunks: one level
+    assert torch.equal(chunked, whole) and (weights.gather(-1, chunked[..., None]) > 0).all()
+    torch.testing.assert_close(total, whole_total)
+
+
 @pytest.mark.parametrize("temperature", [1.0, 0.5])
 def test_inverse_cdf_tokens_sample_the_tempered_distribution_with_one_draw_per_position(temperature):
     probs = torch.tensor([0.1, 0.2, 0.0, 0.7])
