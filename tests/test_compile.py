@@ -18,13 +18,18 @@ class GraphCounter:
         return graph_module.forward
 
 
-CASES = {  # settings -> graphs: a full pass; or a cache refresh and a windowed pass
+CASES = {  # settings -> graphs: a full pass; or a cache refresh and a windowed pass (and a vicinity refresh)
     "no cache": (dict(), 1),
     "no cache, guidance": (dict(cfg_scale=1.0), 1),
     "prefix": (dict(use_cache="prefix"), 2),
     "dual, guidance": (dict(use_cache="dual", cfg_scale=1.0), 2),
     "dual, threshold, early stop": (dict(use_cache="dual", threshold=0.2, early_stop=True), 2),
     "prefix, refresh every 2": (dict(use_cache="prefix", cache_refresh_interval=2, temperature=1.0, seed=0), 2),
+    # the vicinity refresh adds a third kind: the previous block and the block, at every block start after the first
+    "dual, vicinity refresh": (dict(use_cache="dual", cache_refresh_window="vicinity"), 3),
+    "dual, vicinity refresh, inverse-CDF nucleus": (dict(use_cache="dual", cache_refresh_window="vicinity",
+                                                         temperature=1.0, top_p=0.8, seed=0,
+                                                         token_sampling="inverse_cdf"), 3),
 }
 
 
