@@ -4,7 +4,9 @@ Contenders (all `llada-train` with the main job's options: hidden 128, 4 layers,
 of TinyShakespeare, AdamW 2e-3 cosine; `--setting bytes` (default): byte tokenizer, one mask per sequence, batch 32;
 `--setting main`: the main job's YAML as it is, a 4096-token BPE with complementary masking, batch 16 x 2 rows):
 `ar` (LlamaForCausalLM of the same size),
-`full` (LLaDA), `block4`, `block8`, `block16` (`--block_size`). The budget is the CPU time of the full model's
+`full` (LLaDA), `block4`, `block8`, `block16` (`--block_size`), and recipes for a block model's bound at the same
+budget (`block2-lr4e-3`, `block2-batch8`, `block2-batch4`, `block4-batch8`, `block2-independent`; `ar-batch8` is
+the AR model with the smaller batch, for a fair comparison). The budget is the CPU time of the full model's
 1,200 steps: a calibration times a few alternating training steps of every contender in this process (one thread)
 and gives each the number of steps that costs the same (a block model's step runs the noised and the clean copy,
 about 2.2x the full model's).
@@ -56,6 +58,15 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
     **{f"block{size}": ["--block_size", str(size), "--masking", "exact"] for size in (1, 2, 4, 8, 16)},
     **{f"block{size}-bernoulli": ["--block_size", str(size), "--masking", "bernoulli"] for size in (4, 8, 16)},
     "block4-batch16": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "16"],
+    # recipes for the block model's bound in the main setting (same CPU budget): a higher learning rate, half the
+    # batch (about twice the steps), and independent sequences instead of complementary copies (the same rows)
+    "block2-lr4e-3": ["--block_size", "2", "--masking", "exact", "--learning_rate", "0.004"],
+    "block2-batch8": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "8"],
+    "block2-independent": ["--block_size", "2", "--masking", "exact", "--complementary_masking", "false",
+                           "--per_device_train_batch_size", "32"],
+    "block2-batch4": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "4"],
+    "block4-batch8": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "8"],
+    "ar-batch8": ["--model_type", "autoregressive", "--per_device_train_batch_size", "8"],
 }
 DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
 AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6),
@@ -122,7 +133,7 @@ def train_option(name: str, flag: str, default=None):
 
 def kind_of(name: str):
     """The contender's kind for the step calibration: "llama", None (full attention) or its block size."""
-    if name == "ar":
+    if train_option(name, "--model_type") == "autoregressive":
         return "llama"
     block_size = train_option(name, "--block_size")
     return None if block_size is None else int(block_size)
@@ -137,9 +148,11 @@ def calibrate(names, repeats: int, setting: str) -> dict:
     kinds = {name: kind_of(name) for name in set(names) | {"full"}}
     models = {name: step_bench.build(kind, args) for name, kind in kinds.items()}
     batches = {}
-    for name, kind in kinds.items():  # the contender's own batch size, if its options change it
+    for name, kind in kinds.items():  # the contender's own batch size and masking, if its options change them
         batch_size = int(train_option(name, "--per_device_train_batch_size", args.batch_size))
-        batches[name] = step_bench.make_batch(kind, argparse.Namespace(**{**vars(args), "batch_size": batch_size}))
+        complementary = train_option(name, "--complementary_masking", str(args.complementary_masking)).lower()
+        own = {"batch_size": batch_size, "complementary_masking": complementary == "true"}
+        batches[name] = step_bench.make_batch(kind, argparse.Namespace(**{**vars(args), **own}))
     seconds = {name: [] for name in models}
     for repeat in range(repeats + 1):
         for name in models:

@@ -1,0 +1,24 @@
+"""benchmarks/block_quality.py: every contender's options say what it is, so the step calibration times the right
+model (an AR recipe is timed as Llama, a block recipe as a block model of its size)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+block_quality = pytest.importorskip("block_quality")
+
+
+@pytest.mark.parametrize("name", list(block_quality.CONTENDERS))
+def test_each_contender_is_calibrated_as_its_own_kind(name):
+    argv = block_quality.CONTENDERS[name]
+    kind = block_quality.kind_of(name)
+    if "autoregressive" in argv:
+        assert kind == "llama"
+    elif "--block_size" in argv:
+        assert kind == int(argv[argv.index("--block_size") + 1])
+    else:
+        assert kind is None  # full attention
+    assert block_quality.train_option("ar-batch8", "--per_device_train_batch_size") == "8"
+    assert block_quality.train_option(name, "--no_such_flag", "default") == "default"
