@@ -15,6 +15,9 @@ Then, on the same held-out text, for every contender:
 
 - the validation perplexity (AR) or perplexity bound (ELBO; block models: BD3-LM's, one `t` per block), on the same
   validation blocks with 16 `t` draws per block, and its ratio to the AR perplexity;
+- for a diffusion model, also the in-order perplexity: the exact likelihood (no bound) of the model decoded left to
+  right inside each block at temperature 1, on the tokens the AR perplexity scores (`--no-in_order_full` skips the
+  full model's, which takes one forward per position);
 - word validity and distinct-2 of 32 samples of ~96 bytes after 32-byte prompts from the held-out tail
   (`sample_quality.py`), for a few sampler settings each.
 
@@ -85,6 +88,9 @@ BLOCK_SAMPLERS = {  # block length = the model's block size; one token per step 
     "random T0.8": dict(remasking="random", temperature=0.8),
     "random T1.0": dict(remasking="random", temperature=1.0),
     "random T0.8 top_p 0.9": dict(remasking="random", temperature=0.8, top_p=0.9),
+    # in order, at temperature 1: the generative model whose exact likelihood is the in-order perplexity
+    "left_to_right T1.0": dict(remasking="left_to_right", temperature=1.0),
+    "left_to_right T1.0 top_p 0.8": dict(remasking="left_to_right", temperature=1.0, top_p=0.8),
 }
 
 
@@ -101,19 +107,22 @@ def parse(argv=None):
     parser.add_argument("--skip_training", action="store_true", help="Evaluate the runs already in --output_dir.")
     parser.add_argument("--budget_steps", type=int, default=1200, help="Steps of the full model (the budget).")
     parser.add_argument("--calibration_steps", type=int, default=6)
-    parser.add_argument("--calibration_from", default=None, metavar="JSON",
-                        help="With --skip_training: the calibration of an earlier block_quality.json (the one that "
-                             "set the saved runs' steps) instead of measuring it again.")
+    parser.add_argument("--calibration_from", nargs="+", default=None, metavar="JSON",
+                        help="With --skip_training: the calibration of earlier block_quality.json files (the ones "
+                             "that set the saved runs' steps; the first naming a contender wins) instead of "
+                             "measuring it again.")
     parser.add_argument("--evaluations", type=int, default=6, help="Evaluations (and checkpoints) per run.")
     parser.add_argument("--num_t_samples", type=int, default=16)
     parser.add_argument("--max_eval_blocks", type=int, default=256)
     parser.add_argument("--num_samples", type=int, default=32)
     parser.add_argument("--prompt_bytes", type=int, default=32)
     parser.add_argument("--new_bytes", type=int, default=96)
-    parser.add_argument("--perplexity_from", default=None, metavar="JSON",
-                        help="With --skip_training: the perplexities of an earlier block_quality.json (the bound is "
-                             "seeded, so scoring the same weights again gives the same figures); only the samples "
-                             "are drawn again.")
+    parser.add_argument("--perplexity_from", nargs="+", default=None, metavar="JSON",
+                        help="With --skip_training: the perplexities of earlier block_quality.json files (the bound "
+                             "is seeded, so scoring the same weights again gives the same figures; the first naming "
+                             "a contender wins); only the samples and the in-order perplexities are computed.")
+    parser.add_argument("--in_order_full", action=argparse.BooleanOptionalAction, default=True,
+                        help="Also the full model's in-order perplexity (one forward per position: 128 per batch).")
     parser.add_argument("--recompute_perplexity", nargs="*", default=[], metavar="NAME",
                         help="With --perplexity_from: contenders whose perplexity is computed anyway, as a check "
                              "against the reused figure (both are printed and kept in the JSON).")
@@ -213,6 +222,13 @@ def shared_tokenizer(run_dirs: dict, setting: str):
     return tokenizer
 
 
+def in_order(model, blocks) -> float:
+    """The exact perplexity of a diffusion model decoded in order, on the tokens the AR perplexity scores."""
+    from llada.evaluation import in_order_perplexity
+
+    return in_order_perplexity(model, blocks, batch_size=32, show_progress=False)["perplexity"]
+
+
 def perplexity(model, is_llada: bool, blocks, options) -> float:
     from llada.evaluation import generative_perplexity, perplexity_bound
 
@@ -257,6 +273,9 @@ def evaluate(name, run_dir, options, blocks, vocabulary, heldout, reused_perplex
             result["perplexity_recomputed"] = perplexity(model, is_llada, blocks, options)
             print(f"  {name}: perplexity reused {reused_perplexity:.6f}, recomputed "
                   f"{result['perplexity_recomputed']:.6f}", flush=True)
+    if is_llada and (block_size is not None or options.in_order_full):
+        result["in_order_perplexity"] = in_order(model, blocks)
+        print(f"  {name}: in-order perplexity {result['in_order_perplexity']:.3f}", flush=True)
     result["samplers"] = {}
     budget = Path(run_dir, "budget.json")
     if budget.is_file():
@@ -286,7 +305,7 @@ def perplexity_note(results: dict, options) -> str:
         return ""
     checks = ", ".join(f"{name} {result['perplexity']:.4f} -> {result['perplexity_recomputed']:.4f}"
                        for name, result in results.items() if "perplexity_recomputed" in result)
-    return (f"Perplexities read from {options.perplexity_from} (same weights, seeded bound)"
+    return (f"Perplexities read from {', '.join(options.perplexity_from)} (same weights, seeded bound)"
             f"{'; recomputed as a check: ' + checks if checks else ''}; the samples are drawn again. ")
 
 
@@ -297,25 +316,32 @@ def write_report(results: dict, calibration: dict, reference: dict, options) -> 
         f"Setting: {SETTING_NOTES[options.setting]}", "",
         f"Budget: the CPU time of {options.budget_steps} steps of the full model, one thread (steps = budget / the "
         f"contender's CPU s per step, measured alternating in one process"
-        f"{'; here read from ' + options.calibration_from if options.calibration_from else ''}). "
+        f"{'; here read from ' + ', '.join(options.calibration_from) if options.calibration_from else ''}). "
         f"{perplexity_note(results, options)}Validation: {options.max_eval_blocks} "
         f"held-out blocks of 128 {'bytes' if options.setting == 'bytes' else 'tokens'}, {options.num_t_samples} `t` draws per block. Samples: {options.num_samples} x "
         f"~{options.new_bytes} characters (rounded up to whole 16-token blocks) after {options.prompt_bytes}-character "
         "held-out prompts, one token per step. Block "
         "models mask exactly k ~ U{1..n} tokens per block (`--masking exact`, the default for block models) unless "
         "marked bernoulli.", "",
-        "| model | steps | CPU s / step | budget CPU s | perplexity (AR) or bound | / AR | best sampler (distinct-2 "
-        ">= 0.9) | word validity | distinct-2 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "In-order perplexity: the exact likelihood (no bound) of the diffusion model decoded in order, each block "
+        "left to right at temperature 1 (the `left_to_right T1.0` sampler), on the tokens the AR perplexity scores "
+        "(every token of a validation sequence but its first); `llada.evaluation.in_order_perplexity`.", "",
+        "| model | steps | CPU s / step | budget CPU s | perplexity (AR) or bound | / AR | in-order perplexity | / AR "
+        "| best sampler (distinct-2 >= 0.9) | word validity | distinct-2 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
         ratio = f"{result['perplexity'] / ar_ppl:.2f}" if ar_ppl else "-"
         label, step_seconds = best_sampler(result), calibration.get(name, float("nan"))
         figures = result["samplers"][label]
+        in_order_ppl = result.get("in_order_perplexity")
+        in_order_cells = (f"{in_order_ppl:.3f} | {in_order_ppl / ar_ppl:.2f}" if in_order_ppl and ar_ppl
+                          else f"{in_order_ppl:.3f} | -" if in_order_ppl else "- | -")
         lines.append(f"| {name} | {result.get('steps', '-')} | {step_seconds:.3f} | "
                      f"{result.get('steps', float('nan')) * step_seconds:.0f} | {result['perplexity']:.3f} | {ratio} | "
-                     f"{label} | {figures['word_validity']:.3f} | {figures['distinct_2']:.3f} |")
-    lines.append(f"| held-out text | | | | | | | {reference['word_validity']:.3f} | {reference['distinct_2']:.3f} |")
+                     f"{in_order_cells} | {label} | {figures['word_validity']:.3f} | {figures['distinct_2']:.3f} |")
+    lines.append(f"| held-out text | | | | | | | | | {reference['word_validity']:.3f} | "
+                 f"{reference['distinct_2']:.3f} |")
     lines += ["", "Every sampler setting:", "", "| model | sampler | word validity | distinct-2 | sampling CPU s |",
               "|---|---|---|---|---|"]
     for name, result in results.items():
@@ -336,7 +362,9 @@ def main(argv=None) -> int:
     reuse = dict(item.split("=", 1) for item in options.reuse)
     names = [name for name in options.contenders if name not in reuse]
     if options.calibration_from:
-        calibration = json.loads(Path(options.calibration_from).read_text())["calibration"]
+        calibration = {}
+        for path in reversed(options.calibration_from):  # the first file naming a contender wins
+            calibration.update(json.loads(Path(path).read_text())["calibration"])
     else:
         calibration = calibrate(options.contenders, options.calibration_steps, options.setting)
     print("CPU s per training step:", json.dumps({k: round(v, 3) for k, v in calibration.items()}), flush=True)
@@ -351,9 +379,9 @@ def main(argv=None) -> int:
     run_dirs = {name: reuse.get(name, os.path.join(options.output_dir, name)) for name in options.contenders}
     blocks = validation_blocks(options.max_eval_blocks, shared_tokenizer(run_dirs, options.setting))
     reused = {}
-    if options.perplexity_from:
-        earlier = json.loads(Path(options.perplexity_from).read_text())["results"]
-        reused = {name: result["perplexity"] for name, result in earlier.items()}
+    for path in reversed(options.perplexity_from or []):  # the first file naming a contender wins
+        earlier = json.loads(Path(path).read_text())["results"]
+        reused.update({name: result["perplexity"] for name, result in earlier.items()})
     results = {}
     for name in options.contenders:
         results[name] = evaluate(name, run_dirs[name], options, blocks, vocabulary, heldout, reused.get(name))

@@ -5,6 +5,9 @@
   model's perplexity on the same tokens. This is the one implementation; the Trainer's evaluation uses it.
 - `masked_token_nll`: `-log p(x_i | x_noisy)` at masked positions (optionally guided), the scorer shared with the
   Monte Carlo likelihoods of `llada.likelihood`.
+- `in_order_nll` / `in_order_perplexity`: the exact `-log p(x)` of the model decoded in order (each block left to
+  right, one token per step, at temperature 1): a likelihood, not a bound, scored on the same tokens as an
+  autoregressive model's perplexity; `block_size` forwards for a block diffusion model.
 - `generative_perplexity`: how likely an autoregressive model finds some (generated) sequences.
 
 Each function is self-contained: it needs only a model that maps `input_ids` (and `attention_mask`) to `.logits`.
@@ -156,6 +159,91 @@ def perplexity_bound(
         total_tokens += int(ids.numel() if mask is None else mask.sum().item())
     nll_per_token = total_nll / max(total_tokens, 1)
     return {"nll_bound": nll_per_token, "perplexity_bound": math.exp(nll_per_token), "num_tokens": total_tokens}
+
+
+@torch.no_grad()
+def in_order_nll(
+    model,
+    input_ids: torch.LongTensor,
+    attention_mask: Optional[torch.Tensor] = None,
+    scored_mask: Optional[torch.Tensor] = None,
+    mask_token_id: Optional[int] = None,
+) -> torch.Tensor:
+    r"""
+    The exact `-log p(x)` of each sequence under the model decoded in order, in nats: `(batch,)`.
+
+    Decoding each block left to right, one token per step, at temperature 1 (`remasking="left_to_right"`,
+    `steps = max_new_tokens`) is a generative model of its own, and its likelihood factorises exactly:
+    `-log p(x) = sum_i -log p_theta(x_i | x_<i clean, x_>=i masked within the block)`. Unlike the ELBO it is no
+    bound, and it scores the tokens an autoregressive perplexity scores (pass `scored_mask` without the first
+    token, which nothing predicts). The masked diffusion ELBO is the average of such factorisations over every
+    order inside the blocks; this one is the order a block model is decoded in.
+
+    Step `j` masks every scored position whose index inside its block is `>= j` and scores those at `j`, for all
+    blocks at once, so a block diffusion model (`config.block_size`) takes `block_size` forwards; a full-attention
+    model is one block as long as the sequence (one forward per position: slow for long sequences).
+
+    Args:
+        model: a masked-diffusion model (`model(input_ids=..., attention_mask=...).logits`).
+        input_ids (`torch.LongTensor` of shape `(batch, seq)`): the clean sequences.
+        attention_mask (`torch.Tensor` of shape `(batch, seq)`, *optional*): 1 for real tokens, 0 for padding.
+        scored_mask (`torch.Tensor` of shape `(batch, seq)`, *optional*): positions to score (default: the real
+            tokens); the others are clean context.
+        mask_token_id (`int`, *optional*): defaults to `model.config.mask_token_id`.
+    """
+    mask_token_id = resolve_mask_token_id(model, mask_token_id)
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    scored = attention_mask.bool() if scored_mask is None else scored_mask.bool() & attention_mask.bool()
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (batch, seq), over real tokens
+    block_size = block_size_of(model) or input_ids.shape[1]
+    slot = positions % block_size  # (batch, seq): the index inside the block
+    total = torch.zeros(input_ids.shape[0], dtype=torch.float64, device=input_ids.device)
+    for step in range(block_size):
+        now = scored & (slot == step)  # (batch, seq)
+        if not now.any():
+            continue
+        masked = scored & (slot >= step)  # (batch, seq): this position and the later ones of its block
+        noisy_ids = input_ids.masked_fill(masked, mask_token_id)
+        token_nll = masked_token_nll(model, noisy_ids, input_ids, masked, attention_mask)  # (batch, seq)
+        total += torch.where(now, token_nll, 0.0).sum(dim=1).double()
+    return total.float()
+
+
+@torch.no_grad()
+def in_order_perplexity(
+    model,
+    input_ids: torch.LongTensor,
+    attention_mask: Optional[torch.Tensor] = None,
+    batch_size: int = 16,
+    skip_first: bool = True,
+    show_progress: bool = True,
+) -> dict:
+    r"""
+    Perplexity of a masked-diffusion model decoded in order (see `in_order_nll`): `exp(sum NLL / scored tokens)`.
+
+    With `skip_first` (default) the first real token of each sequence is context, not scored, so the figure counts
+    exactly the tokens of `generative_perplexity` (an autoregressive model's perplexity) on the same sequences.
+
+    Returns:
+        `dict` with `nll` (nats per token), `perplexity`, `num_tokens`.
+    """
+    device = model_device(model)
+    total_nll, total_tokens = 0.0, 0
+    for start in tqdm(range(0, input_ids.shape[0], batch_size), desc="In-order perplexity",
+                      disable=not show_progress):
+        ids = input_ids[start : start + batch_size].to(device)  # (batch, seq)
+        mask = (torch.ones_like(ids) if attention_mask is None
+                else attention_mask[start : start + batch_size].to(device))
+        scored = mask.bool()
+        if skip_first:
+            scored = scored & (mask.long().cumsum(-1) > 1)  # every real token but the first
+        total_nll += in_order_nll(model, ids, mask, scored).double().sum().item()
+        total_tokens += int(scored.sum().item())
+    if total_tokens == 0:
+        raise ValueError("in_order_perplexity: no token to score (every sequence is one token or less).")
+    nll_per_token = total_nll / total_tokens
+    return {"nll": nll_per_token, "perplexity": math.exp(nll_per_token), "num_tokens": total_tokens}
 
 
 @torch.no_grad()

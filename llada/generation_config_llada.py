@@ -51,7 +51,8 @@ class LLaDAGenerationConfig(GenerationConfig):
         remasking (`str`, *optional*, defaults to `"low_confidence"`):
             Which masked positions a step commits first, a name of `sampling_llada.REMASKING_STRATEGIES`:
             `"low_confidence"` (highest probability of the predicted token), `"random"`, `"entropy"` (lowest
-            entropy) or `"margin"` (largest top-1 minus top-2 probability).
+            entropy), `"margin"` (largest top-1 minus top-2 probability) or `"left_to_right"` (the leftmost
+            masked position: in order, the factorisation `llada.evaluation.in_order_nll` scores).
         token_sampling (`str`, *optional*, defaults to `"gumbel"`):
             How a sampled candidate token is drawn (`temperature > 0`), a key of `sampling_llada.TOKEN_SAMPLERS`:
             `"gumbel"` LLaDA's Gumbel-max, a float64 uniform per position and vocabulary token; `"inverse_cdf"`

@@ -435,6 +435,13 @@ def top2_margin(logits, x0, randomness=None, rows=None, active=None) -> torch.Te
     return top2[..., 0] - top2[..., 1]
 
 
+def left_to_right(logits, x0, randomness=None, rows=None, active=None) -> torch.Tensor:
+    """Minus the position: the leftmost masked position commits first (in order, as an autoregressive model writes;
+    one token per step with `steps = max_new_tokens`, the order `evaluation.in_order_nll` scores). A threshold or
+    factor never fires on it (its confidences are not probabilities)."""
+    return -torch.arange(x0.shape[-1], device=x0.device, dtype=torch.float32).expand(x0.shape)
+
+
 # name -> confidence(logits (batch, n, vocab), x0 (batch, n), randomness, rows, active) -> (batch, n); higher commits
 # first (`randomness`, `rows`, `active`: see `RandomDraws.uniform`).
 # The allowed values of `remasking` are the keys; a strategy registered here is accepted everywhere.
@@ -443,6 +450,7 @@ REMASKING_STRATEGIES: Dict[str, Callable] = {
     "random": random_confidence,
     "entropy": negative_entropy,
     "margin": top2_margin,
+    "left_to_right": left_to_right,
 }
 
 
@@ -603,7 +611,7 @@ class ConfidenceCredit:
 # The strategies whose confidence of a position depends on that position alone (its logits, or its own draw): with
 # them a step can run on the masked positions only, see [`masked_slots`]. A strategy registered elsewhere runs on the
 # whole block.
-POSITIONWISE_STRATEGIES = ("low_confidence", "random", "entropy", "margin")
+POSITIONWISE_STRATEGIES = ("low_confidence", "random", "entropy", "margin", "left_to_right")
 
 
 def masked_slots(block_tokens: torch.Tensor, mask_token_id: int, stale: Optional[torch.Tensor] = None,
@@ -754,11 +762,11 @@ def pad_after_eos(tokens: torch.Tensor, eos_token_ids, pad_token_id: int) -> tor
 
 
 __all__ = [
-    "ConfidenceCredit", "POSITIONWISE_STRATEGIES", "REMASKING_STRATEGIES", "RandomDraws", "RunningRows",
-    "SlotDraws", "TOKEN_SAMPLERS", "allowed_columns", "as_draws", "as_id_list", "as_token_rows", "block_position_ids", "block_schedule",
-    "constrain_logits", "denoise_block", "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits",
-    "gumbel_max_tokens", "infill_canvas", "inverse_cdf_nucleus", "inverse_cdf_tokens", "left_pad", "low_confidence", "masked_slots", "negative_entropy",
-    "nucleus_allowed", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count", "prompt_key",
-    "random_confidence", "row_seed", "rows_done", "scale_logits", "select_transfer", "token_confidence",
-    "top2_margin",
+    "POSITIONWISE_STRATEGIES", "REMASKING_STRATEGIES", "TOKEN_SAMPLERS", "allowed_columns", "as_draws", "as_id_list",
+    "as_token_rows", "block_position_ids", "block_schedule", "ConfidenceCredit", "constrain_logits", "denoise_block",
+    "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens", "infill_canvas",
+    "inverse_cdf_nucleus", "inverse_cdf_tokens", "left_pad", "left_to_right", "low_confidence", "masked_slots",
+    "negative_entropy", "nucleus_allowed", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count",
+    "prompt_key", "random_confidence", "RandomDraws", "row_seed", "rows_done", "RunningRows", "scale_logits",
+    "select_transfer", "SlotDraws", "token_confidence", "top2_margin",
 ]

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from conftest import MASK, PAD, tiny_model
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
-from llada.evaluation import block_times, elbo_nll, sample_times
+from llada.evaluation import block_times, elbo_nll, in_order_nll, in_order_perplexity, sample_times
 from llada.modeling_llada import _canonical_block_mask, block_causal_mask, block_diffusion_mask
 from llada.training.block_collator import DataCollatorForBlockDiffusion
 
@@ -343,6 +343,50 @@ def test_elbo_of_a_context_free_block_model_is_unbiased():
     ids = torch.randint(0, 7, (4, 64), generator=torch.Generator().manual_seed(1))
     estimate = elbo_nll(ContextFreeBlockModel(log_q, block_size=8), ids, num_samples=256, seed=0)
     torch.testing.assert_close(estimate, -log_q[ids].sum(1), rtol=0.05, atol=0.0)
+
+
+@torch.no_grad()
+def in_order_reference(model, ids, block_size, scored):
+    """`-log p(x)` of each row, one position at a time: position i is predicted with the clean tokens before it
+    and the scored positions of its block from i on masked (a full model: every scored position from i on)."""
+    batch, seq = ids.shape
+    total = torch.zeros(batch)
+    for b in range(batch):
+        for i in range(seq):
+            if not scored[b, i]:
+                continue
+            later = torch.arange(seq) >= i
+            same_block = torch.arange(seq) // block_size == i // block_size
+            noisy = ids[b].masked_fill(later & same_block & scored[b], MASK)[None]
+            clean = {"clean_input_ids": ids[b:b + 1]} if model.config.block_size else {}
+            logits = model(input_ids=noisy, **clean).logits[0, i]
+            total[b] += -torch.log_softmax(logits.float(), dim=-1)[ids[b, i]]
+    return total
+
+
+@pytest.mark.parametrize("block_size", [4, 3, None])
+def test_in_order_nll_is_the_chain_rule_one_position_at_a_time(block_size):
+    model = tiny_model(block_size=block_size, initializer_range=0.2)
+    ids = random_ids(batch=2, seq=10)
+    scored = torch.ones_like(ids, dtype=torch.bool)
+    scored[:, 0] = False  # the first token is context, as an autoregressive perplexity has it
+    scored[1, 5] = False  # a clean position inside a block stays clean context
+    expected = in_order_reference(model, ids, block_size or 10, scored)
+    torch.testing.assert_close(in_order_nll(model, ids, scored_mask=scored), expected)
+
+
+def test_in_order_perplexity_scores_the_tokens_an_autoregressive_perplexity_scores():
+    model = tiny_model(block_size=4, initializer_range=0.2)
+    ids = random_ids(batch=3, seq=8)
+    result = in_order_perplexity(model, ids, batch_size=2, show_progress=False)
+    assert result["num_tokens"] == 3 * 7
+    scored = torch.ones_like(ids, dtype=torch.bool)
+    scored[:, 0] = False
+    expected = in_order_reference(model, ids, 4, scored).sum() / 21
+    assert math.isclose(result["nll"], float(expected), rel_tol=1e-5)
+    assert math.isclose(result["perplexity"], math.exp(result["nll"]))
+    with pytest.raises(ValueError, match="no token to score"):
+        in_order_perplexity(model, ids[:, :1], show_progress=False)
 
 
 # ----------------------------------------------------------------------------------------------------------------

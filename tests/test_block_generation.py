@@ -61,11 +61,29 @@ def test_cached_block_sampling_matches_the_reference(prompt_length, steps):
     assert out.nfe == steps
 
 
+@torch.no_grad()
+def test_left_to_right_decodes_each_block_in_order():
+    """Greedy left-to-right decoding, one token per step, from the definition: position i is the argmax of the
+    model given the prompt, the tokens before i, and the rest of its block masked (nothing after the block)."""
+    model, prompt = block_model(3), torch.arange(11, 19)  # 8 prompt tokens: blocks start on the prompt's end
+    out = generate(model, prompt[None], remasking="left_to_right")
+    canvas = prompt.tolist()
+    for block in range(3):
+        for i in range(4):
+            ids = torch.tensor([canvas + [MASK] * (4 - i)])
+            logits = model(ids).logits[0, len(canvas)].clone()
+            logits[MASK] = float("-inf")
+            canvas.append(int(logits.argmax()))
+    assert torch.equal(out.sequences[0], torch.tensor(canvas))
+    assert torch.equal(out.decode_step[0, 8:], torch.arange(12))  # one position per step, left to right
+
+
 SETTINGS = [
     dict(),
     dict(temperature=0.8, seed=1),
     dict(remasking="random", temperature=1.0, seed=2),
     dict(remasking="entropy"),
+    dict(remasking="left_to_right", temperature=0.9, seed=8),
     dict(remasking="margin", top_k=20, top_p=0.9, temperature=0.7, seed=3),
     dict(threshold=0.3),
     dict(factor=1.5),

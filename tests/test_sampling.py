@@ -229,13 +229,14 @@ def test_guidance_batch_and_combination():
 
 
 def test_remasking_names_come_from_the_registry():
-    assert tuple(REMASKING_STRATEGIES) == ("low_confidence", "random", "entropy", "margin")
+    assert tuple(REMASKING_STRATEGIES) == ("low_confidence", "random", "entropy", "margin", "left_to_right")
     logits = torch.log(torch.tensor([[[0.6, 0.3, 0.1], [0.4, 0.4, 0.2]]]))
     x0 = logits.argmax(-1)
     torch.testing.assert_close(token_confidence(logits, x0, "low_confidence"), torch.tensor([[0.6, 0.4]]))
     torch.testing.assert_close(token_confidence(logits, x0, "margin"), torch.tensor([[0.3, 0.0]]))
     entropy = -(torch.tensor([0.6, 0.3, 0.1]) * torch.tensor([0.6, 0.3, 0.1]).log()).sum()
     torch.testing.assert_close(token_confidence(logits, x0, "entropy")[0, 0], -entropy)
+    torch.testing.assert_close(token_confidence(logits, x0, "left_to_right"), torch.tensor([[0.0, -1.0]]))
     draws = token_confidence(logits, x0, "random", torch.Generator().manual_seed(0))
     assert draws.dtype == torch.float64 and draws.shape == (1, 2)
     with pytest.raises(ValueError, match="`remasking` must be one of \\('low_confidence', 'random'"):
