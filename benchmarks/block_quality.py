@@ -356,15 +356,23 @@ def write_report(results: dict, calibration: dict, reference: dict, options) -> 
     return "\n".join(lines)
 
 
+def read_earlier(paths, key: str) -> dict:
+    """`key` ("calibration" or "results") of earlier block_quality.json files, merged by contender: the first file
+    that names a contender gives its entry."""
+    merged = {}
+    for path in paths:
+        for name, value in json.loads(Path(path).read_text())[key].items():
+            merged.setdefault(name, value)
+    return merged
+
+
 def main(argv=None) -> int:
     options = parse(argv)
     torch.set_num_threads(options.threads)
     reuse = dict(item.split("=", 1) for item in options.reuse)
     names = [name for name in options.contenders if name not in reuse]
     if options.calibration_from:
-        calibration = {}
-        for path in reversed(options.calibration_from):  # the first file naming a contender wins
-            calibration.update(json.loads(Path(path).read_text())["calibration"])
+        calibration = read_earlier(options.calibration_from, "calibration")
     else:
         calibration = calibrate(options.contenders, options.calibration_steps, options.setting)
     print("CPU s per training step:", json.dumps({k: round(v, 3) for k, v in calibration.items()}), flush=True)
@@ -379,9 +387,9 @@ def main(argv=None) -> int:
     run_dirs = {name: reuse.get(name, os.path.join(options.output_dir, name)) for name in options.contenders}
     blocks = validation_blocks(options.max_eval_blocks, shared_tokenizer(run_dirs, options.setting))
     reused = {}
-    for path in reversed(options.perplexity_from or []):  # the first file naming a contender wins
-        earlier = json.loads(Path(path).read_text())["results"]
-        reused.update({name: result["perplexity"] for name, result in earlier.items()})
+    if options.perplexity_from:
+        reused = {name: result["perplexity"]
+                  for name, result in read_earlier(options.perplexity_from, "results").items()}
     results = {}
     for name in options.contenders:
         results[name] = evaluate(name, run_dirs[name], options, blocks, vocabulary, heldout, reused.get(name))

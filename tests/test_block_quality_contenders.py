@@ -1,6 +1,7 @@
 """benchmarks/block_quality.py: every contender's options say what it is, so the step calibration times the right
 model (an AR recipe is timed as Llama, a block recipe as a block model of its size)."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -22,3 +23,14 @@ def test_each_contender_is_calibrated_as_its_own_kind(name):
         assert kind is None  # full attention
     assert block_quality.train_option("ar-batch8", "--per_device_train_batch_size") == "8"
     assert block_quality.train_option(name, "--no_such_flag", "default") == "default"
+
+
+def test_earlier_runs_merge_by_contender_and_the_first_file_wins(tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"calibration": {"ar": 0.2, "block2": 0.6}, "results": {"ar": {"perplexity": 110}}}))
+    second.write_text(json.dumps({"calibration": {"ar": 0.3, "block4-batch8": 0.35},
+                                  "results": {"ar": {"perplexity": 99}, "block4-batch8": {"perplexity": 210}}}))
+    assert block_quality.read_earlier([first, second], "calibration") == {"ar": 0.2, "block2": 0.6,
+                                                                          "block4-batch8": 0.35}
+    results = block_quality.read_earlier([first, second], "results")
+    assert results["ar"]["perplexity"] == 110 and results["block4-batch8"]["perplexity"] == 210

@@ -104,7 +104,7 @@ def test_help_lists_every_option_and_the_aliases(capsys):
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
     assert "--model_dir OUTPUT_DIR" in help_text and "--lr LEARNING_RATE" in help_text
-    assert "--sample_remasking {low_confidence,random,entropy,margin}" in help_text
+    assert "--sample_remasking {low_confidence,random,entropy,margin,left_to_right}" in help_text
 
 
 def test_an_autoregressive_run_of_complementary_options_trains_as_many_rows_per_step():
