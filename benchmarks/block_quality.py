@@ -335,8 +335,8 @@ def write_report(results: dict, calibration: dict, reference: dict, options) -> 
         label, step_seconds = best_sampler(result), calibration.get(name, float("nan"))
         figures = result["samplers"][label]
         in_order_ppl = result.get("in_order_perplexity")
-        in_order_cells = (f"{in_order_ppl:.3f} | {in_order_ppl / ar_ppl:.2f}" if in_order_ppl and ar_ppl
-                          else f"{in_order_ppl:.3f} | -" if in_order_ppl else "- | -")
+        in_order_cells = (f"{in_order_ppl:.3f} | " if in_order_ppl else "- | ") + (
+            f"{in_order_ppl / ar_ppl:.2f}" if in_order_ppl and ar_ppl else "-")
         lines.append(f"| {name} | {result.get('steps', '-')} | {step_seconds:.3f} | "
                      f"{result.get('steps', float('nan')) * step_seconds:.0f} | {result['perplexity']:.3f} | {ratio} | "
                      f"{in_order_cells} | {label} | {figures['word_validity']:.3f} | {figures['distinct_2']:.3f} |")

@@ -147,16 +147,14 @@ def perplexity_bound(
         `dict` with `nll_bound` (nats per token), `perplexity_bound`, `num_tokens`.
     """
     generator = torch.Generator().manual_seed(seed)
-    device = model_device(model)
-    total_nll, total_tokens = 0.0, 0
-    for start in tqdm(range(0, input_ids.shape[0], batch_size), desc="ELBO perplexity bound",
-                      disable=not show_progress):
-        ids = input_ids[start : start + batch_size].to(device)  # (batch, seq)
-        mask = None if attention_mask is None else attention_mask[start : start + batch_size].to(device)
+
+    def score(ids, mask):
         nll = elbo_nll(model, ids, mask, num_samples=num_samples, t_sampling=t_sampling, eps=eps,
                        generator=generator)
-        total_nll += nll.double().sum().item()
-        total_tokens += int(ids.numel() if mask is None else mask.sum().item())
+        return nll, int(ids.numel() if mask is None else mask.sum().item())
+
+    total_nll, total_tokens = _score_in_batches(model, input_ids, attention_mask, batch_size, score,
+                                                "ELBO perplexity bound", show_progress)
     nll_per_token = total_nll / max(total_tokens, 1)
     return {"nll_bound": nll_per_token, "perplexity_bound": math.exp(nll_per_token), "num_tokens": total_tokens}
 
@@ -228,18 +226,15 @@ def in_order_perplexity(
     Returns:
         `dict` with `nll` (nats per token), `perplexity`, `num_tokens`.
     """
-    device = model_device(model)
-    total_nll, total_tokens = 0.0, 0
-    for start in tqdm(range(0, input_ids.shape[0], batch_size), desc="In-order perplexity",
-                      disable=not show_progress):
-        ids = input_ids[start : start + batch_size].to(device)  # (batch, seq)
-        mask = (torch.ones_like(ids) if attention_mask is None
-                else attention_mask[start : start + batch_size].to(device))
+    def score(ids, mask):
+        mask = torch.ones_like(ids) if mask is None else mask
         scored = mask.bool()
         if skip_first:
             scored = scored & (mask.long().cumsum(-1) > 1)  # every real token but the first
-        total_nll += in_order_nll(model, ids, mask, scored).double().sum().item()
-        total_tokens += int(scored.sum().item())
+        return in_order_nll(model, ids, mask, scored), int(scored.sum().item())
+
+    total_nll, total_tokens = _score_in_batches(model, input_ids, attention_mask, batch_size, score,
+                                                "In-order perplexity", show_progress)
     if total_tokens == 0:
         raise ValueError("in_order_perplexity: no token to score (every sequence is one token or less).")
     nll_per_token = total_nll / total_tokens
@@ -281,6 +276,20 @@ def generative_perplexity(
     if total_tokens == 0:
         raise ValueError("generative_perplexity: no token to score (sequences too short for the prompt length).")
     return math.exp(total_nll / total_tokens)
+
+
+def _score_in_batches(model, input_ids, attention_mask, batch_size, score, desc, show_progress):
+    """Runs `score(ids, mask) -> (nll (batch,), scored tokens)` over the sequences in batches on the model's device
+    (`mask` None when `attention_mask` is); returns the summed NLL (float64) and the scored token count."""
+    device = model_device(model)
+    total_nll, total_tokens = 0.0, 0
+    for start in tqdm(range(0, input_ids.shape[0], batch_size), desc=desc, disable=not show_progress):
+        ids = input_ids[start : start + batch_size].to(device)  # (batch, seq)
+        mask = None if attention_mask is None else attention_mask[start : start + batch_size].to(device)
+        nll, tokens = score(ids, mask)
+        total_nll += nll.double().sum().item()
+        total_tokens += tokens
+    return total_nll, total_tokens
 
 
 def block_size_of(model) -> Optional[int]:
