@@ -326,12 +326,16 @@ class LLaDAModel(LLaDAPreTrainedModel):
                 [`BlockKVCache`]): `update` returns the cached keys/values followed by the window's, and
                 `attention_mask` (if given) covers both, `(batch, cached_len + seq)`, or a whole canvas of which
                 the first `cached_len + seq` positions are used.
-            clean_input_ids (`torch.LongTensor` of shape `(batch, seq)`, *optional*):
+            clean_input_ids (`torch.LongTensor` of shape `(batch, seq)` or `(batch / copies, seq)`, *optional*):
                 Block models only: the clean tokens of the same rows. The model then runs BD3-LM's training layout,
                 the noised copy followed by the clean one in one pass of length `2 * seq` (positions shared): each
                 noised block attends to itself and to the clean blocks before it, each clean block to the clean
                 blocks up to its own. `last_hidden_state` is that of the noised copy, `(batch, seq, hidden)`;
-                `hidden_states` and `attentions` cover both copies.
+                `hidden_states` and `attentions` cover both copies. With fewer clean rows than input rows, the
+                input holds `copies` noisings of each clean row (row `c * len(clean_input_ids) + i` is copy `c` of
+                clean row `i`, with its padding and positions): they share one clean copy, a pass of length
+                `(copies + 1) * seq` per clean row that costs less than `copies` separate ones (complementary
+                masking: 3 sequence lengths instead of 4). `hidden_states` and `attentions` then have that layout.
 
         With `config.block_size` set and no `clean_input_ids`, attention is block-causal: a position sees the
         positions of its own block (`position_ids // block_size`) and of every earlier block.
@@ -386,7 +390,8 @@ class LLaDAModel(LLaDAPreTrainedModel):
                 all_hidden_states += (hidden_states,)
             if clean_input_ids is not None and index == len(self.layers) - 1:
                 # the last layer's clean-copy outputs would be thrown away: it gives only keys and values
-                mask, kwargs["num_queries"] = mask[:, :, :seq], seq
+                noised = hidden_states.shape[1] - seq  # the noised copies' positions come first
+                mask, kwargs["num_queries"] = mask[:, :, :noised], noised
             hidden_states, attn_weights = layer(
                 hidden_states,
                 attention_mask=mask,
@@ -397,7 +402,9 @@ class LLaDAModel(LLaDAPreTrainedModel):
             )
             if output_attentions:
                 all_attentions += (attn_weights,)
-        hidden_states = self.norm(hidden_states)  # with clean_input_ids: the noised copy's only
+        hidden_states = self.norm(hidden_states)  # with clean_input_ids: the noised copies' only
+        if clean_input_ids is not None:
+            hidden_states = _stacked(hidden_states, batch // clean_input_ids.shape[0])  # (batch, seq, hidden)
         if output_hidden_states:
             all_hidden_states += (hidden_states,)
 
@@ -443,16 +450,17 @@ class LLaDAModel(LLaDAPreTrainedModel):
             mask = torch.cat([blocks.new_ones((batch, seq, cached), dtype=torch.bool),
                               blocks[:, None, :] <= blocks[:, :, None]], dim=-1)[:, None]  # (batch, 1, seq, all)
             return inputs_embeds, position_ids, _and_key_padding(mask, key_padding, first_query_key=cached)
+        copies = 1 if clean_input_ids is None else _noised_copies(clean_input_ids, batch, seq)
         if attention_mask is not None and attention_mask.dim() == 4:  # a prepared mask: used as given
             if position_ids is None:
                 position_ids = _default_position_ids(None, batch, seq, device)
             if clean_input_ids is not None:
-                inputs_embeds = torch.cat([inputs_embeds, self.embed_tokens(clean_input_ids)], dim=1)
-                position_ids = torch.cat([position_ids, position_ids], dim=1)
+                inputs_embeds, position_ids, _ = self._training_layout(
+                    copies, inputs_embeds, position_ids, None, clean_input_ids)
             return inputs_embeds, position_ids, attention_mask
         key_padding = _key_padding(attention_mask, batch, seq, "seq")
         layout = "causal" if clean_input_ids is None else "diffusion"
-        mask = _canonical_block_mask(layout, seq, block_size, device)  # (1, 1, q, k), built once per shape
+        mask = _canonical_block_mask(layout, seq, block_size, device, copies)  # (1, 1, q, k), once per shape
         if position_ids is None and key_padding is None:
             position_ids = _default_position_ids(None, batch, seq, device)
         else:  # e.g. left padding: a row's blocks start at its first real token
@@ -460,17 +468,47 @@ class LLaDAModel(LLaDAPreTrainedModel):
                 position_ids = _default_position_ids(key_padding, batch, seq, device)
             blocks = position_ids // block_size  # (batch, seq)
             if not _has_canonical_blocks(blocks, key_padding, block_size):
-                mask = block_causal_mask(blocks, blocks) if layout == "causal" else block_diffusion_mask(blocks)
+                rows = blocks[: batch // copies]  # the noised copies are copies of these rows: same positions
+                mask = block_causal_mask(blocks, blocks) if layout == "causal" else block_diffusion_mask(rows, copies)
         if clean_input_ids is not None:
-            if tuple(clean_input_ids.shape) != (batch, seq):
-                raise ValueError(
-                    f"LLaDAModel.forward: `clean_input_ids` must have the shape of the input {(batch, seq)}, "
-                    f"got {tuple(clean_input_ids.shape)}."
-                )
-            inputs_embeds = torch.cat([inputs_embeds, self.embed_tokens(clean_input_ids)], dim=1)  # (batch, 2 seq, h)
-            position_ids = torch.cat([position_ids, position_ids], dim=1)  # the clean copy shares the positions
-            key_padding = None if key_padding is None else torch.cat([key_padding, key_padding], dim=1)
+            inputs_embeds, position_ids, key_padding = self._training_layout(
+                copies, inputs_embeds, position_ids, key_padding, clean_input_ids)
         return inputs_embeds, position_ids, _and_key_padding(mask, key_padding)
+
+    def _training_layout(self, copies, inputs_embeds, position_ids, key_padding, clean_input_ids):
+        """BD3-LM's layout: each clean row after its `copies` noised copies, `(rows, (copies + 1) * seq, ...)`; the
+        copies share the clean row's positions."""
+        rows = clean_input_ids.shape[0]
+        inputs_embeds = torch.cat([_side_by_side(inputs_embeds, copies), self.embed_tokens(clean_input_ids)], dim=1)
+        position_ids = torch.cat([_side_by_side(position_ids, copies), position_ids[:rows]], dim=1)
+        if key_padding is not None:
+            key_padding = torch.cat([_side_by_side(key_padding, copies), key_padding[:rows]], dim=1)
+        return inputs_embeds, position_ids, key_padding
+
+
+def _noised_copies(clean_input_ids: torch.Tensor, batch: int, seq: int) -> int:
+    """How many noised copies of each clean row the input holds (its rows: copy c of clean row i is row
+    `c * len(clean_input_ids) + i`); a clear error unless `clean_input_ids` is `(batch / copies, seq)`."""
+    rows = clean_input_ids.shape[0] if clean_input_ids.dim() == 2 else 0
+    if clean_input_ids.dim() != 2 or clean_input_ids.shape[1] != seq or rows == 0 or batch % rows:
+        raise ValueError(
+            f"LLaDAModel.forward: `clean_input_ids` must have the shape of the input {(batch, seq)}, or "
+            f"(batch / copies, {seq}) when the input holds several noised copies of each clean row; "
+            f"got {tuple(clean_input_ids.shape)}."
+        )
+    return batch // rows
+
+
+def _side_by_side(x: torch.Tensor, copies: int) -> torch.Tensor:
+    """`(copies * rows, seq, ...)` -> `(rows, copies * seq, ...)`: the copies of each row one after another."""
+    rows, seq = x.shape[0] // copies, x.shape[1]
+    return x.reshape(copies, rows, seq, *x.shape[2:]).transpose(0, 1).reshape(rows, copies * seq, *x.shape[2:])
+
+
+def _stacked(x: torch.Tensor, copies: int) -> torch.Tensor:
+    """The inverse of `_side_by_side`: `(rows, copies * seq, ...)` -> `(copies * rows, seq, ...)`."""
+    rows, seq = x.shape[0], x.shape[1] // copies
+    return x.reshape(rows, copies, seq, *x.shape[2:]).transpose(0, 1).reshape(copies * rows, seq, *x.shape[2:])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -484,23 +522,30 @@ def block_causal_mask(query_blocks: torch.Tensor, key_blocks: torch.Tensor) -> t
     return key_blocks[:, None, None, :] <= query_blocks[:, None, :, None]
 
 
-def block_diffusion_mask(blocks: torch.Tensor) -> torch.Tensor:
+def block_diffusion_mask(blocks: torch.Tensor, copies: int = 1) -> torch.Tensor:
     """BD3-LM's vectorised training pattern for the sequence [noised copy; clean copy], (batch, L) block indices
     -> (batch, 1, 2L, 2L). A noised block attends to itself (noised) and to the earlier blocks of the clean copy; a
     clean block attends block-causally to the clean copy and never to the noised one. One pass thus gives every
-    block's prediction given the clean blocks before it."""
+    block's prediction given the clean blocks before it.
+
+    `copies` > 1: the sequence [noised copy 1; ...; noised copy `copies`; clean copy] of several noisings sharing
+    one clean copy, `(batch, 1, (copies + 1) L, (copies + 1) L)`: each noised copy attends to its own blocks only.
+    """
     query, key = blocks[:, :, None], blocks[:, None, :]  # (batch, L, 1), (batch, 1, L)
     same_block, earlier_block = key == query, key < query  # (batch, L, L) each
-    noised_queries = torch.cat([same_block, earlier_block], dim=-1)  # (batch, L, 2L)
-    clean_queries = torch.cat([torch.zeros_like(same_block), same_block | earlier_block], dim=-1)
-    return torch.cat([noised_queries, clean_queries], dim=1)[:, None]
+    nothing = torch.zeros_like(same_block)
+    noised_queries = [torch.cat([same_block if own == copy else nothing for own in range(copies)] + [earlier_block],
+                                dim=-1) for copy in range(copies)]  # (batch, L, (copies + 1) L) each
+    clean_queries = torch.cat([nothing] * copies + [same_block | earlier_block], dim=-1)
+    return torch.cat(noised_queries + [clean_queries], dim=1)[:, None]
 
 
 @functools.lru_cache(maxsize=16)
-def _canonical_block_mask(layout: str, seq: int, block_size: int, device: torch.device) -> torch.Tensor:
+def _canonical_block_mask(layout: str, seq: int, block_size: int, device: torch.device,
+                          copies: int = 1) -> torch.Tensor:
     """The mask of a row whose positions are 0..seq-1, built once per shape: (1, 1, q, k)."""
     blocks = (torch.arange(seq, device=device) // block_size)[None]  # (1, seq)
-    return block_causal_mask(blocks, blocks) if layout == "causal" else block_diffusion_mask(blocks)
+    return block_causal_mask(blocks, blocks) if layout == "causal" else block_diffusion_mask(blocks, copies)
 
 
 def _has_canonical_blocks(blocks: torch.Tensor, key_padding: Optional[torch.Tensor], block_size: int) -> bool:
@@ -713,9 +758,10 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
                 tensor keeps `k` positions of each row (its own indices per row). The sampler asks
                 only for the current block: the vocabulary-wide head is a large share of a small model's cost.
                 Not with `labels` (the loss needs every position).
-            clean_input_ids (`torch.LongTensor` of shape `(batch, seq)`, *optional*):
-                Block models: the clean rows, for BD3-LM's training layout (see [`LLaDAModel.forward`]); the logits
-                are those of the noised input, each block predicted from itself and the clean blocks before it.
+            clean_input_ids (`torch.LongTensor` of shape `(batch, seq)` or `(batch / copies, seq)`, *optional*):
+                Block models: the clean rows, for BD3-LM's training layout (see [`LLaDAModel.forward`], also for
+                several noised copies sharing a clean row); the logits are those of the noised input, each block
+                predicted from itself and the clean blocks before it.
                 With `labels` and without `clean_input_ids`, a block model builds them as `input_ids` with the
                 labels filled in, so its loss is always the block-diffusion loss.
 

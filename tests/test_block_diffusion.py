@@ -75,6 +75,17 @@ def test_masks_are_the_block_patterns():
     ]
 
 
+def test_two_noised_copies_share_the_clean_copy_in_the_mask():
+    blocks = torch.tensor([[0, 0, 1, 1]])
+    two = block_diffusion_mask(blocks, copies=2)[0, 0].int()  # [noised 1; noised 2; clean], (12, 12)
+    one = block_diffusion_mask(blocks)[0, 0].int()
+    noised, clean = one[:4, :4], one[:4, 4:]  # a noised copy's own keys, its clean keys
+    zeros = torch.zeros_like(noised)
+    torch.testing.assert_close(two[:4], torch.cat([noised, zeros, clean], 1))
+    torch.testing.assert_close(two[4:8], torch.cat([zeros, noised, clean], 1))
+    torch.testing.assert_close(two[8:], torch.cat([zeros, zeros, one[4:, 4:]], 1))
+
+
 def test_the_mask_of_a_shape_is_built_once():
     model = tiny_model(block_size=4)
     _canonical_block_mask.cache_clear()
@@ -154,6 +165,26 @@ def test_clean_input_ids_are_checked():
         tiny_model()(ids, clean_input_ids=ids)
     with pytest.raises(ValueError, match="clean_input_ids"):
         tiny_model(block_size=4)(ids, clean_input_ids=ids[:, :6])
+    with pytest.raises(ValueError, match=r"batch / copies.*got \(2, 12\)"):  # 3 rows are no copies of 2
+        tiny_model(block_size=4)(random_ids(batch=3), clean_input_ids=ids)
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_noised_copies_sharing_a_clean_copy_equal_one_clean_copy_each(implementation):
+    # rows [copy 1 of a, copy 1 of b (left-padded), copy 2 of a, copy 2 of b]: one clean row each for a and b
+    model = tiny_model(block_size=4)
+    model.config._attn_implementation = implementation
+    clean = random_ids(batch=2, seq=10)
+    clean[1, :3] = PAD
+    padding = (clean != PAD).long()
+    first, _ = noised(clean, seed=5)
+    second, _ = noised(clean, seed=6)
+    rows, masks = torch.cat([first, second]), torch.cat([padding, padding])
+    with torch.no_grad():
+        shared = model(rows, attention_mask=masks, clean_input_ids=clean).logits
+        one_each = model(rows, attention_mask=masks, clean_input_ids=torch.cat([clean, clean])).logits
+    real = masks.bool()
+    torch.testing.assert_close(shared[real], one_each[real], atol=1e-5, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -273,6 +304,19 @@ def test_collator_options_apply_per_block(masking):
         torch.testing.assert_close(p_first + p_second, torch.full((2, 3), 1 + 1e-3))  # p(t) + p(1 - t)
         t = ((p_first - 1e-3) / (1 - 1e-3)).flatten()
         assert sorted((t * 6).floor().long().tolist()) == list(range(6))
+
+
+def test_complementary_copies_share_one_clean_copy_for_the_same_loss():
+    model = tiny_model(block_size=4).train()
+    rows = [{"input_ids": list(range(2, 14))}, {"input_ids": list(range(2, 11))}]  # the second one right-padded
+    options = dict(mask_token_id=MASK, pad_token_id=PAD, seed=4, block_size=4, complementary_masking=True)
+    shared = DataCollatorForBlockDiffusion(**options)(rows)
+    separate = DataCollatorForBlockDiffusion(**options, shared_clean_copy=False)(rows)
+    assert "clean_input_ids" not in separate
+    assert torch.equal(shared["clean_input_ids"], torch.tensor([list(range(2, 14)), list(range(2, 11)) + [PAD] * 3]))
+    assert all(torch.equal(shared[key], separate[key]) for key in separate)
+    torch.testing.assert_close(model(**shared).loss, model(**separate).loss)
+    assert "clean_input_ids" not in DataCollatorForBlockDiffusion(**{**options, "complementary_masking": False})(rows)
 
 
 def test_collator_keeps_the_sft_prompt_clean():

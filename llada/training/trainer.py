@@ -96,6 +96,11 @@ class LLaDATrainingArguments(TrainingArguments):
         metadata={"help": "Train on every sequence twice per batch, with a mask and its complement, so each token "
                           "is scored once per pair (the batch has twice as many rows as sequences)."},
     )
+    shared_clean_copy: bool = field(
+        default=True,
+        metadata={"help": "Block models with complementary masking: both noised copies of a sequence attend to one "
+                          "clean copy (3 sequence lengths per sequence and step instead of 4; the same loss)."},
+    )
     eval_num_t_samples: int = field(
         default=4, metadata={"help": "Monte-Carlo samples of t (and masks) per sequence for the ELBO at evaluation."}
     )
@@ -227,7 +232,8 @@ class LLaDATrainer(Trainer):
                 options["masking"] = args.masking
             block_size = getattr(model.config, "block_size", None)
             if block_size is not None:  # block diffusion: one diffusion time per block
-                return DataCollatorForBlockDiffusion(**options, block_size=block_size)
+                return DataCollatorForBlockDiffusion(**options, block_size=block_size,
+                                                     shared_clean_copy=getattr(args, "shared_clean_copy", True))
             return DataCollatorForMaskedDiffusion(**options)
         if is_sft:  # prompt labels are already -100; pad labels with -100 too
             return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
