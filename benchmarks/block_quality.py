@@ -55,31 +55,23 @@ SETTING_NOTES = {
             "(16 sequences, 32 rows per step; a block model masks each block and its complement), as "
             "llada/configs/tinyshakespeare.yaml has it.",
 }
-# Runs trained before the two noised copies of a sequence shared one clean copy (the same loss, a step about 20%
-# cheaper) keep their separate copies, so that training one again gives the same steps and figures.
-SEPARATE = ["--shared_clean_copy", "false"]
 CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-bernoulli": p per token instead
     "ar": ["--model_type", "autoregressive"],
     "full": [],
-    **{f"block{size}": ["--block_size", str(size), "--masking", "exact", *SEPARATE] for size in (1, 2, 4, 8, 16)},
-    **{f"block{size}-bernoulli": ["--block_size", str(size), "--masking", "bernoulli", *SEPARATE]
-       for size in (4, 8, 16)},
-    "block4-batch16": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "16", *SEPARATE],
+    **{f"block{size}": ["--block_size", str(size), "--masking", "exact"] for size in (1, 2, 4, 8, 16)},
+    **{f"block{size}-bernoulli": ["--block_size", str(size), "--masking", "bernoulli"] for size in (4, 8, 16)},
+    "block4-batch16": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "16"],
     # recipes for the block model's bound in the main setting (same CPU budget): a higher learning rate, half the
     # batch (about twice the steps), and independent sequences instead of complementary copies (the same rows)
-    "block2-lr4e-3": ["--block_size", "2", "--masking", "exact", "--learning_rate", "0.004", *SEPARATE],
-    "block2-batch8": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "8", *SEPARATE],
+    "block2-lr4e-3": ["--block_size", "2", "--masking", "exact", "--learning_rate", "0.004"],
+    "block2-batch8": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "8"],
     "block2-independent": ["--block_size", "2", "--masking", "exact", "--complementary_masking", "false",
                            "--per_device_train_batch_size", "32"],
-    "block2-batch4": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "4", *SEPARATE],
-    "block4-batch8": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "8", *SEPARATE],
+    "block2-batch4": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "4"],
+    "block4-batch8": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "8"],
     "ar-batch8": ["--model_type", "autoregressive", "--per_device_train_batch_size", "8"],
     "block2-batch8-lr3e-3": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "8",
-                             "--learning_rate", "0.003", *SEPARATE],
-    # with the shared clean copy (the default now): more steps in the same budget
-    "block2-shared-batch8": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "8"],
-    "block2-shared-batch4": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "4"],
-    "block4-shared-batch8": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "8"],
+                             "--learning_rate", "0.003"],
 }
 DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
 AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6),

@@ -15,6 +15,7 @@ from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 from llada.evaluation import block_times, elbo_nll, in_order_nll, in_order_perplexity, sample_times
 from llada.modeling_llada import _canonical_block_mask, block_causal_mask, block_diffusion_mask
 from llada.training.block_collator import DataCollatorForBlockDiffusion
+from llada.training.collator import DataCollatorForMaskedDiffusion
 
 
 def random_ids(batch=2, seq=12, seed=1):
@@ -293,7 +294,14 @@ def test_collator_options_apply_per_block(masking):
     batch = collator(rows)
     masked = batch["labels"] != -100  # (4, 12): the rows, then their complements
     real = batch["attention_mask"][:2].bool()
-    assert torch.equal(masked[:2] ^ masked[2:], real) and not bool((masked[:2] & masked[2:]).any())
+    if masking == "exact":  # a block the first copy masks whole is masked whole again (see the next test)
+        maskable = real.view(2, 3, 4)
+        whole = (masked[:2].view(2, 3, 4) == maskable).all(-1, keepdim=True)  # (2, 3, 1)
+        assert bool(whole.any()) and bool((~whole).any())
+        expected = torch.where(whole, maskable, maskable & ~masked[:2].view(2, 3, 4)).view(2, 12)
+        assert torch.equal(masked[2:], expected)
+    else:
+        assert torch.equal(masked[:2] ^ masked[2:], real) and not bool((masked[:2] & masked[2:]).any())
     p_first, p_second = batch["p_mask"][:2, ::4], batch["p_mask"][2:, ::4]  # (2, 3): one value per block
     if masking == "exact":
         n = torch.tensor([[4, 4, 4], [4, 4, 1]])  # maskable tokens per block
@@ -317,6 +325,27 @@ def test_complementary_copies_share_one_clean_copy_for_the_same_loss():
     assert all(torch.equal(shared[key], separate[key]) for key in separate)
     torch.testing.assert_close(model(**shared).loss, model(**separate).loss)
     assert "clean_input_ids" not in DataCollatorForBlockDiffusion(**{**options, "complementary_masking": False})(rows)
+
+
+@pytest.mark.parametrize("block_size", [2, 4, None])
+def test_complementary_exact_masking_is_an_unbiased_bound(block_size):
+    # A token's loss that depends on how many of its block's (row's) tokens are masked, as a real model's does: 1 /
+    # (number masked). The ELBO per token is then E_k[(n / k) * k * (1 / k)] / n = E_k[1 / k] for k ~ U{1..n}. A
+    # complement alone counts n - k ~ U{0..n-1} and would miss the fully masked term.
+    n = block_size or 8
+    rows = [{"input_ids": list(range(2, 10))}] * 4
+    make = DataCollatorForBlockDiffusion if block_size else DataCollatorForMaskedDiffusion
+    extra = {"block_size": block_size} if block_size else {}
+    losses = []
+    for seed in range(150):
+        batch = make(mask_token_id=MASK, pad_token_id=PAD, seed=seed, masking="exact", complementary_masking=True,
+                     **extra)(rows)
+        masked = batch["input_ids"] == MASK  # (8, 8)
+        count = masked.view(8, -1, n).sum(-1, keepdim=True).expand(-1, -1, n).reshape(8, 8)
+        scored = batch["labels"] != -100
+        losses.append(((scored / count.clamp(min=1)) / batch["p_mask"]).sum() / scored.numel())
+    elbo = sum(1 / k for k in range(1, n + 1)) / n
+    assert torch.stack(losses).mean().item() == pytest.approx(elbo, rel=0.03)
 
 
 def test_collator_keeps_the_sft_prompt_clean():
