@@ -294,19 +294,14 @@ def test_collator_options_apply_per_block(masking):
     batch = collator(rows)
     masked = batch["labels"] != -100  # (4, 12): the rows, then their complements
     real = batch["attention_mask"][:2].bool()
-    if masking == "exact":  # a block the first copy masks whole is masked whole again (see the next test)
-        maskable = real.view(2, 3, 4)
-        whole = (masked[:2].view(2, 3, 4) == maskable).all(-1, keepdim=True)  # (2, 3, 1)
-        assert bool(whole.any()) and bool((~whole).any())
-        expected = torch.where(whole, maskable, maskable & ~masked[:2].view(2, 3, 4)).view(2, 12)
-        assert torch.equal(masked[2:], expected)
-    else:
-        assert torch.equal(masked[:2] ^ masked[2:], real) and not bool((masked[:2] & masked[2:]).any())
+    assert torch.equal(masked[:2] ^ masked[2:], real) and not bool((masked[:2] & masked[2:]).any())
     p_first, p_second = batch["p_mask"][:2, ::4], batch["p_mask"][2:, ::4]  # (2, 3): one value per block
     if masking == "exact":
         n = torch.tensor([[4, 4, 4], [4, 4, 1]])  # maskable tokens per block
         counts = masked.view(4, 3, 4).sum(-1)
-        torch.testing.assert_close(p_first, counts[:2] / n)
+        whole = counts[:2] == n  # a block masked whole counts twice (see the next test)
+        assert bool(whole.any()) and bool((~whole).any())
+        torch.testing.assert_close(p_first, torch.where(whole, counts[:2] / n / 2, counts[:2] / n))
         torch.testing.assert_close(p_second, (counts[2:] / n).clamp(min=1 / n))
     else:
         torch.testing.assert_close(p_first + p_second, torch.full((2, 3), 1 + 1e-3))  # p(t) + p(1 - t)
@@ -331,7 +326,8 @@ def test_complementary_copies_share_one_clean_copy_for_the_same_loss():
 def test_complementary_exact_masking_is_an_unbiased_bound(block_size):
     # A token's loss that depends on how many of its block's (row's) tokens are masked, as a real model's does: 1 /
     # (number masked). The ELBO per token is then E_k[(n / k) * k * (1 / k)] / n = E_k[1 / k] for k ~ U{1..n}. A
-    # complement alone counts n - k ~ U{0..n-1} and would miss the fully masked term.
+    # complement counts n - k ~ U{0..n-1}: without the double weight of a row masked whole, the pair would give
+    # the fully masked term half its weight.
     n = block_size or 8
     rows = [{"input_ids": list(range(2, 10))}] * 4
     make = DataCollatorForBlockDiffusion if block_size else DataCollatorForMaskedDiffusion

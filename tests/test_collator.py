@@ -195,21 +195,12 @@ def test_exact_masking_masks_ceil_t_n_tokens_and_weighs_n_over_k():
         n = torch.tensor([20, 10, 6])
         k = counts[:3]
         assert ((k >= 1) & (k <= n)).all()
-        assert torch.allclose(batch["p_mask"][:3, 0], k / n)
-        whole = k == n  # a row masked whole is masked whole again: the complement's count is uniform on 1..n
-        assert torch.equal(counts[3:], torch.where(whole, n, n - k))  # else the complement masks the rest
-        assert torch.allclose(batch["p_mask"][3:, 0], counts[3:] / n)
+        whole = k == n  # a row masked whole counts twice (its complement is empty): p_mask halved
+        assert torch.allclose(batch["p_mask"][:3, 0], torch.where(whole, k / n / 2, k / n))
+        assert torch.equal(counts[3:], n - k)  # the complement masks the rest
         scored = batch["labels"] != -100
-        assert not (scored[:3] & scored[3:])[~whole].any()  # else a token is never masked in both copies
+        assert not (scored[:3] & scored[3:]).any()  # a token is never masked in both copies
         assert (batch["labels"][1, 10:] == -100).all()  # padding stays clean
-
-
-def test_exact_complement_count_is_uniform_over_one_to_n():
-    collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0, masking="exact",
-                                              complementary_masking=True)
-    counts = (collator(rows(*[4] * 4000))["labels"] != -100).sum(1)[4000:]  # the complements
-    frequencies = torch.bincount(counts, minlength=5)[1:].float() / 4000
-    assert torch.allclose(frequencies, torch.full((4,), 1 / 4), atol=0.025)
 
 
 def test_exact_masking_count_is_uniform_over_one_to_n():

@@ -26,7 +26,7 @@ class DataCollatorForBlockDiffusion(DataCollatorForMaskedDiffusion):
     maskable tokens (`k_b` uniform on `1..n_b`), chosen uniformly at random, and `p_mask = k_b / n_b`; with
     `masking="bernoulli"` each of its tokens is masked with probability `p_b = (1 - eps) t_b + eps` and
     `p_mask = p_b`. A block with nothing to mask (an SFT prompt, padding) masks nothing. `complementary_masking`
-    adds the copy with each block's other maskable tokens masked (a block masked whole: whole again, so that the
+    adds the copy with each block's other maskable tokens masked (a block masked whole counts twice, so that the
     pair's loss stays the bound); the two copies of a sequence then share one clean copy in the model's pass
     (`shared_clean_copy`: the batch carries `clean_input_ids`, one row per sequence, so a step runs 3 sequence
     lengths per sequence instead of 4, for the same loss). Everything else (padding, SFT prompts that are never

@@ -72,9 +72,9 @@ class DataCollatorForMaskedDiffusion:
         complementary_masking (`bool`, *optional*, defaults to `False`):
             Return every sequence twice: once masked by the forward process at `t` and once with exactly its other
             maskable tokens masked (the forward process at `1 - t`), so each token is scored once per pair. With
-            `masking="exact"`, a row masked whole is masked whole again (its complement would be empty, and the
-            fully masked count would get half the weight the ELBO gives it). The batch then has twice as many rows
-            as examples.
+            `masking="exact"`, a row masked whole (empty complement) has its `p_mask` halved: it counts twice, the
+            weight the ELBO gives the fully masked count in a pair. The batch then has twice as many rows as
+            examples.
 
     Returns (from `__call__`): a dict of tensors `input_ids` (batch, seq) with masks applied, `attention_mask`
     (batch, seq), `labels` (batch, seq) holding the clean token at masked positions and -100 elsewhere, `p_mask`
@@ -149,8 +149,8 @@ class DataCollatorForMaskedDiffusion:
 
         masked_indices, p_mask, complement, complement_p = self._forward_process(input_ids, maskable, generator)
         if complement is not None:
-            # Each sequence a second time with exactly the other maskable tokens masked (exact masking: all of them
-            # again where the first copy masked all): that copy is the forward process at time 1 - t.
+            # Each sequence a second time with exactly the other maskable tokens masked: that copy is the forward
+            # process at time 1 - t, and every token is scored once per pair.
             input_ids, attention_mask, maskable = (torch.cat([x, x]) for x in (input_ids, attention_mask, maskable))
             masked_indices = torch.cat([masked_indices, complement])
             p_mask = torch.cat([p_mask, complement_p.to(p_mask.dtype)])
@@ -185,16 +185,15 @@ class DataCollatorForMaskedDiffusion:
         if not self.complementary_masking:
             return masked_indices, p_mask, None, None
         complement = maskable & ~masked_indices  # (rows, n)
-        if self.masking == "exact":
-            # n - k of n tokens masked, weight n / (n - k). With k ~ U{1..n}, n - k alone would be U{0..n-1}: the
-            # fully masked row (count n) would never come, and a pair would weigh it half what the ELBO does (at
-            # block size 2 the expected loss would be a quarter below the bound). So a fully masked row's
-            # complement is fully masked too: the complement's count is U{1..n} like k's, and the pair's loss is
-            # twice an unbiased ELBO estimate.
-            nothing_left = ~complement.any(dim=1, keepdim=True)  # (rows, 1)
-            complement = torch.where(nothing_left, maskable.bool(), complement)
+        if self.masking == "exact":  # n - k of n tokens masked: weight n / (n - k) (no weight when none is)
             n = maskable.sum(dim=1, keepdim=True).clamp(min=1)
             complement_p = (complement.sum(dim=1, keepdim=True) / n).clamp(min=1.0 / n)
+            # With k ~ U{1..n} the complement's count n - k is U{0..n-1}: it is never n, so a pair would give the
+            # fully masked row half the ELBO's weight (at block size 2 the expected loss would be a quarter below
+            # the bound). A row masked whole therefore counts twice (weight 2, p_mask halved): what masking its
+            # complement whole too would give, since the two would have the same logits, without the second pass.
+            whole = maskable.any(dim=1, keepdim=True) & ~complement.any(dim=1, keepdim=True)  # (rows, 1)
+            p_mask = torch.where(whole, p_mask / 2, p_mask)
         else:
             complement_p = (1.0 - self.eps) * (1.0 - t[:, None]) + self.eps
         return masked_indices, p_mask, complement, complement_p

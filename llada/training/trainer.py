@@ -94,8 +94,8 @@ class LLaDATrainingArguments(TrainingArguments):
     complementary_masking: bool = field(
         default=False,
         metadata={"help": "Train on every sequence twice per batch, with a mask and its complement, so each token "
-                          "is scored once per pair (exact masking: a row or block masked whole is masked whole "
-                          "again); the batch has twice as many rows as sequences."},
+                          "is scored once per pair (exact masking: a row or block masked whole counts twice, as "
+                          "the ELBO weighs it); the batch has twice as many rows as sequences."},
     )
     shared_clean_copy: bool = field(
         default=True,
