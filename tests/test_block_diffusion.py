@@ -309,6 +309,25 @@ def test_collator_options_apply_per_block(masking):
         assert sorted((t * 6).floor().long().tolist()) == list(range(6))
 
 
+@pytest.mark.parametrize("copies", [1, 2])
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_the_layout_attended_in_two_parts_equals_one_pass(copies, implementation):
+    # output_attentions needs the one (c + 1) seq pass, with the layout's full mask: the reference
+    model = tiny_model(block_size=4)
+    model.config._attn_implementation = implementation
+    clean = random_ids(batch=2, seq=10)
+    clean[1, :3] = PAD
+    padding = (clean != PAD).long()
+    rows = torch.cat([noised(clean, seed=5 + copy)[0] for copy in range(copies)])
+    masks = torch.cat([padding] * copies)
+    with torch.no_grad():
+        two_parts = model(rows, attention_mask=masks, clean_input_ids=clean)
+        one_pass = model(rows, attention_mask=masks, clean_input_ids=clean, output_attentions=True)
+    assert one_pass.attentions[0].shape[-1] == (copies + 1) * 10
+    real = masks.bool()
+    torch.testing.assert_close(two_parts.logits[real], one_pass.logits[real], atol=1e-5, rtol=1e-5)
+
+
 def test_complementary_copies_share_one_clean_copy_for_the_same_loss():
     model = tiny_model(block_size=4).train()
     rows = [{"input_ids": list(range(2, 14))}, {"input_ids": list(range(2, 11))}]  # the second one right-padded
