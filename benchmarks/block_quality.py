@@ -72,6 +72,11 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
     "ar-batch8": ["--model_type", "autoregressive", "--per_device_train_batch_size", "8"],
     "block2-batch8-lr3e-3": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "8",
                              "--learning_rate", "0.003"],
+    # a share of the blocks trained on the in-order likelihood instead of the bound
+    **{f"block2-batch8-in-order{share}": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size",
+                                          "8", "--in_order_probability", share] for share in ("0.5", "1")},
+    **{f"block4-batch8-in-order{share}": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size",
+                                          "8", "--in_order_probability", share] for share in ("0.5", "1")},
 }
 DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
 AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6),

@@ -363,6 +363,49 @@ def test_complementary_exact_masking_is_an_unbiased_bound(block_size):
     assert torch.stack(losses).mean().item() == pytest.approx(elbo, rel=0.03)
 
 
+def test_in_order_blocks_mask_a_suffix_and_score_its_first_token():
+    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=3, block_size=4,
+                                             complementary_masking=True, in_order_probability=1.0)
+    rows = [{"input_ids": list(range(2, 14))}, {"input_ids": list(range(2, 11))}]  # blocks of 4, 4, 4 and 4, 4, 1
+    batch = collator(rows)
+    masked = (batch["input_ids"] == MASK).view(4, 3, 4)
+    scored = (batch["labels"] != -100).view(4, 3, 4)
+    real = batch["attention_mask"].bool().view(4, 3, 4)
+    n = real.sum(-1)  # (4, 3)
+    first = masked.float().argmax(-1)  # (4, 3) the first masked position of each block
+    position = torch.arange(4)
+    assert torch.equal(masked, real & (position >= first[..., None]))  # a suffix, from j on
+    assert torch.equal(scored, masked & (position == first[..., None]))  # only j is scored
+    assert torch.equal(first[2:], (first[:2] + n[:2] // 2) % n[:2])  # the complement starts half a block later
+    torch.testing.assert_close(batch["p_mask"].view(4, 3, 4)[..., 0], 1 / n.float())  # weight n
+    assert torch.equal(batch["clean_input_ids"], torch.tensor([list(range(2, 14)), list(range(2, 11)) + [PAD] * 3]))
+    with pytest.raises(ValueError, match="in_order_probability"):
+        DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, block_size=4, in_order_probability=1.5)
+
+
+@pytest.mark.parametrize("complementary", [True, False])
+@pytest.mark.parametrize("probability", [0.0, 0.5, 1.0])
+def test_in_order_share_mixes_the_bound_and_the_in_order_nll(probability, complementary):
+    # a token's loss that depends on its place in the block and on how many of the block's tokens are masked:
+    # g(i, k) = 1 + i k. Per block: the ELBO is (1 / n) sum_k sum_i g(i, k), the in-order NLL sum_j g(j, n - j)
+    n = 4
+    rows = [{"input_ids": list(range(2, 10))}] * 4
+    losses = []
+    for seed in range(150):
+        batch = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=seed, block_size=n,
+                                              complementary_masking=complementary,
+                                              in_order_probability=probability)(rows)
+        masked = (batch["input_ids"] == MASK).view(-1, 2, n)
+        count = masked.sum(-1, keepdim=True).float()
+        loss = 1 + torch.arange(n) * count
+        scored = (batch["labels"] != -100).view(-1, 2, n)
+        losses.append((loss * scored / batch["p_mask"].view(-1, 2, n)).sum() / scored.numel())
+    elbo = sum(1 + i * k for k in range(1, n + 1) for i in range(n)) / n / n
+    in_order = sum(1 + j * (n - j) for j in range(n)) / n
+    expected = (1 - probability) * elbo + probability * in_order
+    assert torch.stack(losses).mean().item() == pytest.approx(expected, rel=0.03)
+
+
 def test_collator_keeps_the_sft_prompt_clean():
     collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0, block_size=2,
                                              eps=0.999)  # masks almost every maskable token

@@ -147,7 +147,9 @@ class DataCollatorForMaskedDiffusion:
         input_ids, attention_mask, maskable = self._maybe_truncate(input_ids, attention_mask, maskable, generator)
         batch_size, seq_len = input_ids.shape
 
-        masked_indices, p_mask, complement, complement_p = self._forward_process(input_ids, maskable, generator)
+        masked_indices, p_mask, complement, complement_p, unscored = self._forward_process(
+            input_ids, maskable, generator)
+        clean_ids = input_ids
         if complement is not None:
             # Each sequence a second time with exactly the other maskable tokens masked: that copy is the forward
             # process at time 1 - t, and every token is scored once per pair.
@@ -157,7 +159,8 @@ class DataCollatorForMaskedDiffusion:
             batch_size *= 2
         noisy_ids = input_ids.masked_fill(masked_indices, self.mask_token_id)
 
-        labels = torch.where(masked_indices, input_ids, torch.full_like(input_ids, -100))
+        scored = masked_indices if unscored is None else masked_indices & ~unscored
+        labels = torch.where(scored, input_ids, torch.full_like(input_ids, -100))
         batch = {
             "input_ids": noisy_ids,
             "attention_mask": attention_mask,
@@ -166,15 +169,21 @@ class DataCollatorForMaskedDiffusion:
         }
         if sft:
             batch["answer_lengths"] = maskable.sum(dim=1)  # (batch,) tokens the answer (with EOS padding) spans
+        batch.update(self._extra_fields(clean_ids, complement is not None))
         return batch
+
+    def _extra_fields(self, clean_ids: torch.Tensor, complementary: bool) -> dict:
+        """More model inputs from the clean `(batch, seq)` ids (one row per sequence); none here."""
+        return {}
 
     # ----------------------------------------------------------------------------------------------------------
 
     def _forward_process(self, input_ids, maskable, generator):
         """The masks of rows `(rows, n)`: one diffusion time per row (`t_sampling`, across the rows), then the
-        masking scheme. Returns `(masked_indices, p_mask, complement, complement_p)`: the `(rows, n)` masks and
-        `(rows, 1)` masking probabilities, and with `complementary_masking` those of the complementary copies
-        (else `None, None`)."""
+        masking scheme. Returns `(masked_indices, p_mask, complement, complement_p, unscored)`: the `(rows, n)` masks
+        and `(rows, 1)` masking probabilities, with `complementary_masking` those of the complementary copies (else
+        `None, None`), and `unscored`: None (every masked position is scored) or the `(rows or 2 rows, n)` masked
+        positions that get no label (in the order of the batch: the rows, then their complements)."""
         # (rows,) diffusion time of each row; stratified: one draw in each of `rows` equal strata of [0, 1)
         t = sample_times(1, input_ids.shape[0], self.t_sampling, generator)[:, 0]
         if self.masking == "exact":
@@ -183,7 +192,7 @@ class DataCollatorForMaskedDiffusion:
             _, masked_indices, p_mask = forward_process(
                 input_ids, t, self.mask_token_id, maskable, self.eps, generator)  # (rows, n), (rows, 1)
         if not self.complementary_masking:
-            return masked_indices, p_mask, None, None
+            return masked_indices, p_mask, None, None, None
         complement = maskable & ~masked_indices  # (rows, n)
         if self.masking == "exact":  # n - k of n tokens masked: weight n / (n - k) (no weight when none is)
             n = maskable.sum(dim=1, keepdim=True).clamp(min=1)
@@ -196,7 +205,7 @@ class DataCollatorForMaskedDiffusion:
             p_mask = torch.where(whole, p_mask / 2, p_mask)
         else:
             complement_p = (1.0 - self.eps) * (1.0 - t[:, None]) + self.eps
-        return masked_indices, p_mask, complement, complement_p
+        return masked_indices, p_mask, complement, complement_p, None
 
     def _pad(self, examples: list, sft: bool):
         """Right-pads to the longest example; returns ids, attention mask and which positions may be masked."""

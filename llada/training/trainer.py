@@ -102,6 +102,12 @@ class LLaDATrainingArguments(TrainingArguments):
         metadata={"help": "Block models with complementary masking: both noised copies of a sequence attend to one "
                           "clean copy (3 sequence lengths per sequence and step instead of 4; the same loss)."},
     )
+    in_order_probability: float = field(
+        default=0.0,
+        metadata={"help": "Block models: the share of blocks trained on the in-order likelihood (a suffix from a "
+                          "uniform j masked, only j scored) instead of the bound; the loss is that mix of the two. "
+                          "0: the bound only (BD3-LM)."},
+    )
     eval_num_t_samples: int = field(
         default=4, metadata={"help": "Monte-Carlo samples of t (and masks) per sequence for the ELBO at evaluation."}
     )
@@ -232,9 +238,16 @@ class LLaDATrainer(Trainer):
             if getattr(args, "masking", None) is not None:  # else the collator's default (exact for blocks)
                 options["masking"] = args.masking
             block_size = getattr(model.config, "block_size", None)
+            in_order = getattr(args, "in_order_probability", 0.0)
             if block_size is not None:  # block diffusion: one diffusion time per block
                 return DataCollatorForBlockDiffusion(**options, block_size=block_size,
-                                                     shared_clean_copy=getattr(args, "shared_clean_copy", True))
+                                                     shared_clean_copy=getattr(args, "shared_clean_copy", True),
+                                                     in_order_probability=in_order)
+            if in_order:
+                raise ValueError(
+                    f"`in_order_probability` is for block models (`--block_size`); this model has full attention "
+                    f"(block_size=None), got in_order_probability={in_order!r}."
+                )
             return DataCollatorForMaskedDiffusion(**options)
         if is_sft:  # prompt labels are already -100; pad labels with -100 too
             return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
