@@ -5,8 +5,10 @@ of TinyShakespeare, AdamW 2e-3 cosine; `--setting bytes` (default): byte tokeniz
 `--setting main`: the main job's YAML as it is, a 4096-token BPE with complementary masking, batch 16 x 2 rows):
 `ar` (LlamaForCausalLM of the same size),
 `full` (LLaDA), `block4`, `block8`, `block16` (`--block_size`), and recipes for a block model's bound at the same
-budget (`block2-lr4e-3`, `block2-batch8`, `block2-batch4`, `block4-batch8`, `block2-independent`; `ar-batch8` is
-the AR model with the smaller batch, for a fair comparison). The budget is the CPU time of the full model's
+budget (`block2-lr4e-3`, `block2-batch8`, `block2-batch4`, `block4-batch8`, `block2-independent`,
+`block2-batch8-lr3e-3`; `ar-batch8` is the AR model with the smaller batch, for a fair comparison), and block models
+that train a share of their blocks on the in-order likelihood instead of the bound (`block2-batch8-in-order0.5`,
+`...-in-order1`, the same for block 4; `--in_order_probability`). The budget is the CPU time of the full model's
 1,200 steps: a calibration times a few alternating training steps of every contender in this process (one thread)
 and gives each the number of steps that costs the same (a block model's step runs the noised and the clean copy,
 about 2.2x the full model's).
@@ -77,6 +79,9 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
                                           "8", "--in_order_probability", share] for share in ("0.5", "1")},
     **{f"block4-batch8-in-order{share}": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size",
                                           "8", "--in_order_probability", share] for share in ("0.5", "1")},
+    **{f"block2-batch4-in-order{share}": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size",
+                                          "4", "--in_order_probability", share] for share in ("0.5", "1")},
+    "block2-batch2": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2"],
 }
 DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
 AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6),
@@ -115,9 +120,13 @@ def parse(argv=None):
     parser.add_argument("--budget_steps", type=int, default=1200, help="Steps of the full model (the budget).")
     parser.add_argument("--calibration_steps", type=int, default=6)
     parser.add_argument("--calibration_from", nargs="+", default=None, metavar="JSON",
-                        help="With --skip_training: the calibration of earlier block_quality.json files (the ones "
-                             "that set the saved runs' steps; the first naming a contender wins) instead of "
-                             "measuring it again.")
+                        help="The calibration of earlier block_quality.json (or --calibration_only) files instead of "
+                             "measuring it again: with --skip_training the ones that set the saved runs' steps, or "
+                             "one measured on a quiet machine for runs trained side by side (the first file naming "
+                             "a contender wins).")
+    parser.add_argument("--calibration_only", action="store_true",
+                        help="Only measure the CPU s per step of --contenders (and full) and write calibration.json "
+                             "into --results_dir.")
     parser.add_argument("--evaluations", type=int, default=6, help="Evaluations (and checkpoints) per run.")
     parser.add_argument("--num_t_samples", type=int, default=16)
     parser.add_argument("--max_eval_blocks", type=int, default=256)
@@ -385,6 +394,11 @@ def main(argv=None) -> int:
     else:
         calibration = calibrate(options.contenders, options.calibration_steps, options.setting)
     print("CPU s per training step:", json.dumps({k: round(v, 3) for k, v in calibration.items()}), flush=True)
+    if options.calibration_only:
+        os.makedirs(options.results_dir, exist_ok=True)
+        record = {"calibration": calibration, "calibration_steps": options.calibration_steps}
+        Path(options.results_dir, "calibration.json").write_text(json.dumps(record, indent=2))
+        return 0
     for name in names:
         if options.skip_training:
             continue

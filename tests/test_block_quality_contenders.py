@@ -34,3 +34,19 @@ def test_earlier_runs_merge_by_contender_and_the_first_file_wins(tmp_path):
                                                                           "block4-batch8": 0.35}
     results = block_quality.read_earlier([first, second], "results")
     assert results["ar"]["perplexity"] == 110 and results["block4-batch8"]["perplexity"] == 210
+
+
+def test_calibration_only_writes_the_step_costs_that_a_later_run_reads(tmp_path, monkeypatch):
+    measured = {}
+
+    def fake_calibrate(names, repeats, setting):
+        measured.update(names=list(names), repeats=repeats, setting=setting)
+        return {"full": 0.4, "block2-batch4": 0.15}
+
+    monkeypatch.setattr(block_quality, "calibrate", fake_calibrate)
+    assert block_quality.main(["--setting", "main", "--contenders", "full", "block2-batch4", "--calibration_only",
+                               "--calibration_steps", "20", "--results_dir", str(tmp_path)]) == 0
+    assert measured == {"names": ["full", "block2-batch4"], "repeats": 20, "setting": "main"}
+    written = tmp_path / "calibration.json"
+    assert block_quality.read_earlier([written], "calibration") == {"full": 0.4, "block2-batch4": 0.15}
+    assert list(tmp_path.iterdir()) == [written]  # nothing trained, nothing else written
