@@ -72,6 +72,7 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
     "block2-batch4": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "4"],
     "block4-batch8": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "8"],
     "ar-batch8": ["--model_type", "autoregressive", "--per_device_train_batch_size", "8"],
+    "ar-batch4": ["--model_type", "autoregressive", "--per_device_train_batch_size", "4"],
     "block2-batch8-lr3e-3": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "8",
                              "--learning_rate", "0.003"],
     # a share of the blocks trained on the in-order likelihood instead of the bound
@@ -82,6 +83,8 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
     **{f"block2-batch4-in-order{share}": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size",
                                           "4", "--in_order_probability", share] for share in ("0.5", "1")},
     "block2-batch2": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2"],
+    "block2-batch2-in-order0.5": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
+                                  "--in_order_probability", "0.5"],
 }
 DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
 AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6),
@@ -165,7 +168,8 @@ def kind_of(name: str):
 
 
 def calibrate(names, repeats: int, setting: str) -> dict:
-    """CPU seconds per training step of each contender at the main job's dimensions (alternating, medians)."""
+    """CPU seconds per training step (forward, backward and AdamW step) of each contender at the main job's
+    dimensions (alternating, medians). Calibrations before the in-order recipes timed forward and backward only."""
     figures = SETTINGS[setting]
     args = step_bench.parse_args(["--vocab_size", str(figures["vocab_size"]), "--batch_size",
                                   str(figures["batch_size"])] + (["--complementary_masking"] if
@@ -181,10 +185,13 @@ def calibrate(names, repeats: int, setting: str) -> dict:
                "shared_clean_copy": shared == "true"}
         batches[name] = step_bench.make_batch(kind, argparse.Namespace(**{**vars(args), **own}))
     seconds = {name: [] for name in models}
+    # the optimizer's step too: with small batches it is a visible share of a step (AdamW, as llada-train runs it)
+    optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
     for repeat in range(repeats + 1):
         for name in models:
             start = time.process_time()
             step_bench.train_step(models[name], batches[name])
+            optimizers[name].step()
             if repeat:  # the first round warms up
                 seconds[name].append(time.process_time() - start)
     return {name: statistics.median(values) for name, values in seconds.items()}
