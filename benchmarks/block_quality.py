@@ -73,6 +73,7 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
     "block4-batch8": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "8"],
     "ar-batch8": ["--model_type", "autoregressive", "--per_device_train_batch_size", "8"],
     "ar-batch4": ["--model_type", "autoregressive", "--per_device_train_batch_size", "4"],
+    "ar-batch2": ["--model_type", "autoregressive", "--per_device_train_batch_size", "2"],
     "block2-batch8-lr3e-3": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "8",
                              "--learning_rate", "0.003"],
     # a share of the blocks trained on the in-order likelihood instead of the bound
