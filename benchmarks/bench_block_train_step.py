@@ -69,8 +69,8 @@ def build(block_size, args):
     return model.train()
 
 
-def make_batch(block_size, args, shared_clean_copy=None):
-    """A batch as the contender's collator makes it (seeded); `shared_clean_copy` defaults to `args`' or True."""
+def make_batch(block_size, args, shared_clean_copy=True):
+    """A batch as the contender's collator makes it (seeded)."""
     generator = torch.Generator().manual_seed(1)
     mask, pad, _ = special_ids(args.vocab_size)
     rows = torch.randint(0, args.vocab_size - 3, (args.batch_size, args.seq_len), generator=generator)
@@ -83,8 +83,7 @@ def make_batch(block_size, args, shared_clean_copy=None):
     else:
         collator = DataCollatorForBlockDiffusion(mask_token_id=mask, pad_token_id=pad, seed=0, block_size=block_size,
                                                  complementary_masking=args.complementary_masking,
-                                                 shared_clean_copy=getattr(args, "shared_clean_copy", True)
-                                                 if shared_clean_copy is None else shared_clean_copy)
+                                                 shared_clean_copy=shared_clean_copy)
     return collator(examples)
 
 

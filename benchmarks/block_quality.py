@@ -181,10 +181,9 @@ def calibrate(names, repeats: int, setting: str) -> dict:
     for name, kind in kinds.items():  # the contender's own batch size and masking, if its options change them
         batch_size = int(train_option(name, "--per_device_train_batch_size", args.batch_size))
         complementary = train_option(name, "--complementary_masking", str(args.complementary_masking)).lower()
-        shared = train_option(name, "--shared_clean_copy", "true").lower()
-        own = {"batch_size": batch_size, "complementary_masking": complementary == "true",
-               "shared_clean_copy": shared == "true"}
-        batches[name] = step_bench.make_batch(kind, argparse.Namespace(**{**vars(args), **own}))
+        shared = train_option(name, "--shared_clean_copy", "true").lower() == "true"
+        own = {"batch_size": batch_size, "complementary_masking": complementary == "true"}
+        batches[name] = step_bench.make_batch(kind, argparse.Namespace(**{**vars(args), **own}), shared)
     seconds = {name: [] for name in models}
     # the optimizer's step too: with small batches it is a visible share of a step (AdamW, as llada-train runs it)
     optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}

@@ -244,9 +244,9 @@ class TrainingLayoutMask:
     def __init__(self, mask: torch.Tensor, copies: int, seq: int):
         # mask: the layout's boolean (1 or rows, 1, (c + 1) seq, (c + 1) seq); the copies share their rows' padding
         clean = slice(copies * seq, (copies + 1) * seq)
-        parts = [torch.cat([mask[:, :, c * seq:(c + 1) * seq, c * seq:(c + 1) * seq], mask[:, :, c * seq:(c + 1) * seq,
-                                                                                         clean]], dim=-1)
-                 for c in range(copies)]  # (1 or rows, 1, seq, 2 seq) each
+        own = [slice(c * seq, (c + 1) * seq) for c in range(copies)]
+        parts = [torch.cat([mask[:, :, span, span], mask[:, :, span, clean]], dim=-1)
+                 for span in own]  # (1 or rows, 1, seq, 2 seq) each
         # a mask built once per shape is the same for every copy; one per row follows the copies' order of rows
         self.noised = parts[0] if mask.shape[0] == 1 else torch.cat(parts)  # (1 or c rows, 1, seq, 2 seq)
         self.clean = mask[:, :, clean, clean]  # (1 or rows, 1, seq, seq)
@@ -255,7 +255,7 @@ class TrainingLayoutMask:
     def attend(self, attention_interface, module, query, key, value, options):
         """`query` `(rows, heads, q, d)` with q = c seq (no clean queries: the last layer) or (c + 1) seq, `key`
         and `value` `(rows, kv_heads, (c + 1) seq, d)` -> the one pass's `(rows, q, heads, d)` output, None."""
-        copies, seq, rows = self.copies, self.seq, key.shape[0]
+        copies, seq = self.copies, self.seq
         clean = slice(copies * seq, (copies + 1) * seq)
 
         def copies_of(x, with_clean):  # (rows, h, ., d) -> (c rows, h, seq or 2 seq, d), copy-major like the input
@@ -264,8 +264,7 @@ class TrainingLayoutMask:
 
         noised, _ = attention_interface(module, copies_of(query, False), copies_of(key, True), copies_of(value, True),
                                         self.noised, **options)  # (c rows, seq, heads, d)
-        output = noised.reshape(copies, rows, seq, *noised.shape[2:]).transpose(0, 1).reshape(
-            rows, copies * seq, *noised.shape[2:])
+        output = _side_by_side(noised, copies)  # (rows, c seq, heads, d)
         if query.shape[2] > copies * seq:  # the clean copy's queries
             clean_output, _ = attention_interface(module, query[:, :, clean], key[:, :, clean], value[:, :, clean],
                                                   self.clean, **options)  # (rows, seq, heads, d)

@@ -43,7 +43,7 @@ class DataCollatorForBlockDiffusion(DataCollatorForMaskedDiffusion):
             job's size and budget the exact form trains the better model (`benchmarks/block_quality.py`).
         shared_clean_copy (`bool`, *optional*, defaults to `True`): with `complementary_masking`, one clean copy
             per sequence for both noised copies (`clean_input_ids` in the batch). `False`: the model rebuilds a
-            clean copy per row from `labels` (the same loss, about a third more work per step).
+            clean copy per row from `labels` (the same loss, a step about a fifth dearer).
         in_order_probability (`float`, *optional*, defaults to 0): the share of blocks trained on the in-order
             likelihood instead of the bound: such a block masks its maskable tokens from a uniform `j` on and scores
             only `j`, weight `n` (see `_in_order_blocks`), so the loss is `(1 - share) * bound + share * in-order
