@@ -146,12 +146,21 @@ def parse(argv=None):
     parser.add_argument("--recompute_perplexity", nargs="*", default=[], metavar="NAME",
                         help="With --perplexity_from: contenders whose perplexity is computed anyway, as a check "
                              "against the reused figure (both are printed and kept in the JSON).")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="The training seed (the YAML's when not given). Runs and results are then named "
+                             "<contender>-seed<N>, so a second seed of a recipe sits beside the first.")
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args(argv)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # the budget and the training runs
+
+
+def run_name(name: str, options) -> str:
+    """The folder and result name of a contender's run: its name, with `-seed<N>` for a seed given on the command
+    line."""
+    return name if options.seed is None else f"{name}-seed{options.seed}"
 
 
 def train_option(name: str, flag: str, default=None):
@@ -203,9 +212,11 @@ def train(name: str, steps: int, options) -> dict:
 
     eval_steps = max(1, steps // options.evaluations)
     steps = eval_steps * options.evaluations  # the last step is evaluated, so the best checkpoint can be the last
-    run_dir = os.path.join(options.output_dir, name)
+    run_dir = os.path.join(options.output_dir, run_name(name, options))
     argv = [*SETTINGS[options.setting]["argv"], *CONTENDERS[name], "--output_dir", run_dir, "--max_steps", str(steps),
             "--eval_steps", str(eval_steps), "--report_to", "none"]
+    if options.seed is not None:
+        argv += ["--seed", str(options.seed)]
     start = time.process_time()
     run_training(*parse_training_args(argv))
     record = {"steps": steps, "run_cpu_seconds": time.process_time() - start, "threads": torch.get_num_threads()}
@@ -335,7 +346,7 @@ def perplexity_note(results: dict, options) -> str:
 
 
 def write_report(results: dict, calibration: dict, reference: dict, options) -> str:
-    ar_ppl = results["ar"]["perplexity"] if "ar" in results else None
+    ar_ppl = next((result["perplexity"] for result in results.values() if result.get("contender", "") == "ar"), None)
     lines = [
         "# Block diffusion vs LLaDA vs autoregressive (main job size, data and CPU budget)", "",
         f"Setting: {SETTING_NOTES[options.setting]}", "",
@@ -357,7 +368,7 @@ def write_report(results: dict, calibration: dict, reference: dict, options) -> 
     ]
     for name, result in results.items():
         ratio = f"{result['perplexity'] / ar_ppl:.2f}" if ar_ppl else "-"
-        label, step_seconds = best_sampler(result), calibration.get(name, float("nan"))
+        label, step_seconds = best_sampler(result), calibration.get(result.get("contender", name), float("nan"))
         figures = result["samplers"][label]
         in_order_ppl = result.get("in_order_perplexity")
         in_order_cells = (f"{in_order_ppl:.3f} | " if in_order_ppl else "- | ") + (
@@ -414,7 +425,8 @@ def main(argv=None) -> int:
         train(name, steps, options)
     train_text, heldout = quality.corpus_splits()
     vocabulary = set(quality.words_of(train_text))
-    run_dirs = {name: reuse.get(name, os.path.join(options.output_dir, name)) for name in options.contenders}
+    run_dirs = {name: reuse.get(name, os.path.join(options.output_dir, run_name(name, options)))
+                for name in options.contenders}
     blocks = validation_blocks(options.max_eval_blocks, shared_tokenizer(run_dirs, options.setting))
     reused = {}
     if options.perplexity_from:
@@ -422,8 +434,10 @@ def main(argv=None) -> int:
                   for name, result in read_earlier(options.perplexity_from, "results").items()}
     results = {}
     for name in options.contenders:
-        results[name] = evaluate(name, run_dirs[name], options, blocks, vocabulary, heldout, reused.get(name))
-        print(f"{name}: perplexity {results[name]['perplexity']:.3f}", flush=True)
+        key = run_name(name, options)
+        results[key] = {"contender": name, **evaluate(key, run_dirs[name], options, blocks, vocabulary, heldout,
+                                                      reused.get(key))}
+        print(f"{key}: perplexity {results[key]['perplexity']:.3f}", flush=True)
     os.makedirs(options.results_dir, exist_ok=True)
     reference = quality.reference_figures(heldout, vocabulary, options)
     report = write_report(results, calibration, reference, options)

@@ -50,3 +50,30 @@ def test_calibration_only_writes_the_step_costs_that_a_later_run_reads(tmp_path,
     written = tmp_path / "calibration.json"
     assert block_quality.read_earlier([written], "calibration") == {"full": 0.4, "block2-batch4": 0.15}
     assert list(tmp_path.iterdir()) == [written]  # nothing trained, nothing else written
+
+
+@pytest.mark.parametrize("seed", [None, 1])
+def test_a_seed_given_trains_with_it_into_its_own_folder(tmp_path, monkeypatch, seed):
+    import llada.training.run as run
+
+    seen = {}
+
+    def fake_parse(argv):
+        seen["argv"] = argv
+        return ()
+
+    monkeypatch.setattr(run, "parse_training_args", fake_parse)
+    monkeypatch.setattr(run, "run_training", lambda *parsed: None)
+    argv = ["--setting", "main", "--output_dir", str(tmp_path), "--evaluations", "2"]
+    options = block_quality.parse(argv + ([] if seed is None else ["--seed", str(seed)]))
+    run_dir = tmp_path / ("ar-batch4" if seed is None else "ar-batch4-seed1")
+    run_dir.mkdir()
+    record = block_quality.train("ar-batch4", 10, options)
+    assert record["steps"] == 10
+    trained = seen["argv"]
+    assert trained[trained.index("--output_dir") + 1] == str(run_dir)
+    assert ("--seed" in trained) == (seed is not None)
+    if seed is not None:
+        assert trained[trained.index("--seed") + 1] == "1"
+    assert (run_dir / "budget.json").is_file()
+    assert block_quality.run_name("ar-batch4", options) == run_dir.name
