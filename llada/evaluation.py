@@ -13,6 +13,7 @@
 Each function is self-contained: it needs only a model that maps `input_ids` (and `attention_mask`) to `.logits`.
 """
 
+import inspect
 import math
 from typing import Optional
 
@@ -203,8 +204,8 @@ def in_order_nll(
             continue
         masked = scored & (slot >= step)  # (batch, seq): this position and the later ones of its block
         noisy_ids = input_ids.masked_fill(masked, mask_token_id)
-        token_nll = masked_token_nll(model, noisy_ids, input_ids, masked, attention_mask)  # (batch, seq)
-        total += torch.where(now, token_nll, 0.0).sum(dim=1).double()
+        token_nll = masked_token_nll(model, noisy_ids, input_ids, masked, attention_mask, scored_mask=now)
+        total += token_nll.sum(dim=1).double()  # (batch,): the positions at `step` only
     return total.float()
 
 
@@ -321,14 +322,18 @@ def masked_token_nll(
     cfg_scale: float = 0.0,
     prompt_mask: Optional[torch.Tensor] = None,
     mask_token_id: Optional[int] = None,
+    scored_mask: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     r"""
-    `-log p_theta(x_i | x_noisy)` at every masked position, 0 elsewhere: `(batch, seq)` in float32.
+    `-log p_theta(x_i | x_noisy)` at every masked position (or at those of `scored_mask`, a subset of them), 0
+    elsewhere: `(batch, seq)` in float32. Without guidance, only those positions go through the output head when
+    the model's `forward` takes `logits_to_keep`.
 
     With `cfg_scale > 0`, classifier-free guidance (LLaDA): the copy with the prompt (`prompt_mask`) masked too goes
     through the model in the same batch, and the logits are `u + (w + 1)(c - u)`. A block diffusion model predicts
     each block from the clean blocks before it: the noisy rows with the masked positions filled in by the targets.
     """
+    scored = masked_indices.bool() if scored_mask is None else scored_mask.bool() & masked_indices.bool()
     clean = {}
     if block_size_of(model) is not None:
         clean["clean_input_ids"] = torch.where(masked_indices.bool(), target_ids, noisy_ids)  # (batch, seq)
@@ -342,10 +347,35 @@ def masked_token_nll(
             clean["clean_input_ids"] = torch.cat([clean_ids, clean_ids.masked_fill(prompt_mask.bool(), mask_token_id)])
         both = model(input_ids=both_ids, attention_mask=both_mask, **clean).logits  # (2 * batch, seq, vocab)
         logits = guided_logits(both.float(), cfg_scale)  # (batch, seq, vocab)
+    elif _keeps_logits(model):  # only the scored positions go through the vocabulary-wide output head
+        return _kept_token_nll(model, noisy_ids, target_ids, scored, attention_mask, clean)
     else:
         logits = model(input_ids=noisy_ids, attention_mask=attention_mask, **clean).logits.float()  # (batch, seq, V)
     token_nll = F.cross_entropy(logits.transpose(1, 2), target_ids, reduction="none")  # (batch, seq)
-    return torch.where(masked_indices.bool(), token_nll, torch.zeros_like(token_nll))
+    return torch.where(scored, token_nll, torch.zeros_like(token_nll))
+
+
+def _keeps_logits(model) -> bool:
+    """Whether `model.forward` takes `logits_to_keep` (this package's models do; a model that does not is scored
+    from the logits of every position)."""
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _kept_token_nll(model, noisy_ids, target_ids, scored, attention_mask, clean) -> torch.Tensor:
+    """[`masked_token_nll`] with the output head run at the `scored` positions only: each row's scored positions
+    first, padded to the batch's largest count (`logits_to_keep` of shape (batch, k)), then scattered back."""
+    count = int(scored.sum(dim=-1).max())
+    if count == 0:  # nothing to score: no forward pass
+        return torch.zeros(noisy_ids.shape, device=noisy_ids.device)
+    kept = scored.to(torch.uint8).argsort(dim=-1, descending=True, stable=True)[:, :count]  # (batch, k)
+    logits = model(input_ids=noisy_ids, attention_mask=attention_mask, logits_to_keep=kept,
+                   **clean).logits.float()  # (batch, k, vocab)
+    kept_nll = F.cross_entropy(logits.transpose(1, 2), target_ids.gather(1, kept), reduction="none")  # (batch, k)
+    token_nll = torch.zeros(noisy_ids.shape, dtype=kept_nll.dtype, device=kept_nll.device)
+    return token_nll.scatter(1, kept, torch.where(scored.gather(1, kept), kept_nll, 0.0))
 
 
 def resolve_mask_token_id(model, mask_token_id: Optional[int] = None) -> int:

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llada.evaluation import elbo_nll, generative_perplexity, perplexity_bound, sample_times
+from llada.evaluation import elbo_nll, generative_perplexity, masked_token_nll, perplexity_bound, sample_times
 
 from conftest import tiny_model
 
@@ -53,6 +53,31 @@ def test_elbo_matches_a_hand_computation():
         ce = F.cross_entropy(logits.transpose(1, 2), ids, reduction="none")
         expected += (ce * masked / p[:, None]).sum(1)
     torch.testing.assert_close(got, expected / 3)
+
+
+@pytest.mark.parametrize("block_size", [None, 4])
+def test_scoring_runs_the_head_at_the_scored_positions_only(block_size):
+    """With `logits_to_keep` the head sees only the scored positions: the NLLs of the full logits, with padding."""
+    model = tiny_model(block_size=block_size)
+    calls = []
+    model.lm_head.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[1]))
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(2, 98, (3, 12), generator=g)
+    attention_mask = torch.ones_like(ids)
+    attention_mask[0, :3] = 0  # left padding
+    masked = (torch.rand(3, 12, generator=g) < 0.5) & attention_mask.bool()
+    noisy = torch.where(masked, torch.tensor(99), ids)
+    clean = {} if block_size is None else {"clean_input_ids": ids}
+    logits = model(input_ids=noisy, attention_mask=attention_mask, **clean).logits
+    expected = torch.where(masked, F.cross_entropy(logits.transpose(1, 2), ids, reduction="none"), 0.0)
+    got = masked_token_nll(model, noisy, ids, masked, attention_mask)
+    torch.testing.assert_close(got, expected)
+    assert calls[-1] == int(masked.sum(-1).max()) < 12
+    scored = masked & (torch.arange(12) % 2 == 0)  # a subset: the others stay masked but unscored
+    torch.testing.assert_close(masked_token_nll(model, noisy, ids, masked, attention_mask, scored_mask=scored),
+                               torch.where(scored, expected, 0.0))
+    assert torch.equal(masked_token_nll(model, noisy, ids, masked, attention_mask, scored_mask=masked & False),
+                       torch.zeros(3, 12))
 
 
 def test_elbo_is_reproducible_and_respects_the_scored_positions():
