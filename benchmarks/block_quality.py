@@ -86,6 +86,11 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
     "block2-batch2": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2"],
     "block2-batch2-in-order0.5": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
                                   "--in_order_probability", "0.5"],
+    # the bound at batch 2: a lower learning rate, a smaller in-order share
+    "block2-batch2-lr1e-3": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
+                             "--learning_rate", "0.001"],
+    "block2-batch2-in-order0.25": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
+                                   "--in_order_probability", "0.25"],
 }
 DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
 AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6),

@@ -561,6 +561,27 @@ def test_the_block_config_is_the_main_job_size_with_bytes_and_blocks():
     assert training_args.per_device_train_batch_size == 32
 
 
+def test_the_block2_config_is_the_best_recipe_at_the_main_job_budget():
+    import json
+
+    from llada.training.run import parse_training_args
+
+    root = Path(__file__).resolve().parents[1]
+    main_job = parse_training_args([])
+    model_args, data_args, training_args = parse_training_args(
+        ["--config", str(root / "configs" / "tinyshakespeare-block2.yaml")])
+    assert (model_args.block_size, training_args.per_device_train_batch_size) == (2, 2)
+    assert training_args.in_order_probability == 0.5 and training_args.complementary_masking
+    for name in ("hidden_size", "num_hidden_layers", "intermediate_size", "tokenizer", "vocab_size"):
+        assert getattr(model_args, name) == getattr(main_job[0], name)
+    assert data_args.max_seq_length == main_job[1].max_seq_length
+    # the CPU time of the main job's 1,200 steps, in six evaluations, as block_quality.py trained it
+    calibration = json.loads((root / "benchmarks" / "results" / "block_quality_bpe" / "recipes_c" /
+                              "calibration.json").read_text())["calibration"]
+    steps = round(1200 * calibration["full"] / calibration["block2-batch2-in-order0.5"])
+    assert training_args.eval_steps == steps // 6 and training_args.max_steps == 6 * training_args.eval_steps
+
+
 def test_llada_train_block_size(tmp_path):
     from test_training_cli import TINY
     from transformers import AutoModel
