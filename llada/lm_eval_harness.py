@@ -196,10 +196,9 @@ class LLaDAEvalHarness(TemplateLM):
         batches = [indices[i : i + self.batch_size] for indices in groups.values()
                    for i in range(0, len(indices), self.batch_size)]
         results = [None] * len(arguments)
-        generator = torch.Generator().manual_seed(self.seed)  # CPU draws: the same samples on any device
         for batch in tqdm(batches, desc="llada generate_until", disable=disable_tqdm):
             contexts = [arguments[i][0] for i in batch]
-            texts = self._generate_batch(contexts, arguments[batch[0]][1], generator)
+            texts = self._generate_batch(contexts, arguments[batch[0]][1])
             for index, text in zip(batch, texts):
                 self.cache_hook.add_partial("generate_until", arguments[index], text)
                 results[index] = text
@@ -242,7 +241,7 @@ class LLaDAEvalHarness(TemplateLM):
             fitted["steps"] = num_blocks
         return fitted
 
-    def _generate_batch(self, contexts: List[str], gen_kwargs: dict, generator) -> List[str]:
+    def _generate_batch(self, contexts: List[str], gen_kwargs: dict) -> List[str]:
         settings, until, requested = self._generation_settings(gen_kwargs)
         room = self.max_length - settings["max_new_tokens"]
         if room < 1:
@@ -254,7 +253,9 @@ class LLaDAEvalHarness(TemplateLM):
         width = input_ids.shape[1]
         with torch.no_grad():
             sequences = self.model.diffusion_generate(
-                input_ids=input_ids, attention_mask=attention_mask, generator=generator, **settings
+                # `seed`: every row draws from its own stream (seeded by the seed and its prompt), so a request's
+                # sample does not depend on the batch size or on the other requests of its batch
+                input_ids=input_ids, attention_mask=attention_mask, seed=self.seed, **settings
             )
         generated = sequences[:, width : width + requested].tolist()  # (batch, requested tokens)
         stop_ids = set(as_id_list(self.model.generation_config.eos_token_id) + as_id_list(self.eot_token_id))

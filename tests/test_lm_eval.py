@@ -99,7 +99,7 @@ def test_generate_until_cuts_at_stop_sequences_and_eos(harness, monkeypatch):
     eos = harness.tokenizer.eos_token_id
     calls = []
 
-    def fake_generate(input_ids, attention_mask, generator, **settings):
+    def fake_generate(input_ids, attention_mask, seed, **settings):
         calls.append((input_ids, attention_mask, settings))
         new = [vocab[w] for w in words.split()] + [eos, vocab["red"], vocab["red"]]
         new = torch.tensor(new[: settings["max_new_tokens"]]).expand(input_ids.shape[0], -1)
@@ -123,6 +123,16 @@ def test_generate_until_with_the_real_sampler(harness, monkeypatch):
     outputs = harness.generate_until(requests(("one two three", {"until": ["."], "max_gen_toks": 4}),
                                               ("the cat sat on the", {"until": ["."], "max_gen_toks": 4})))
     assert len(outputs) == 2 and all(isinstance(o, str) and "." not in o for o in outputs)
+
+
+def test_sampled_generations_do_not_depend_on_the_batch(harness, monkeypatch):
+    sampled = {"until": ["."], "max_gen_toks": 4, "do_sample": True, "temperature": 1.0}
+    prompts = requests(("one two three", sampled), ("the cat sat on the", sampled), ("one", sampled))
+    outputs = {}
+    for batch_size in (1, 3):
+        monkeypatch.setattr(harness, "batch_size", batch_size)
+        outputs[batch_size] = harness.generate_until(prompts)
+    assert outputs[1] == outputs[3]
 
 
 def test_cut_at_stop_takes_the_earliest():
