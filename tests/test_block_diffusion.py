@@ -582,6 +582,26 @@ def test_the_block2_config_is_the_best_recipe_at_the_main_job_budget():
     assert training_args.eval_steps == steps // 6 and training_args.max_steps == 6 * training_args.eval_steps
 
 
+def test_trainer_reports_the_in_order_perplexity_of_a_block_model(tmp_path):
+    from test_training_trainer import arguments, blocks, make_model
+
+    from llada.training.tokenizers import build_byte_tokenizer
+    from llada.training.trainer import LLaDATrainer
+
+    tokenizer = build_byte_tokenizer()
+    model = make_model(tokenizer, block_size=4).eval()
+    eval_set = blocks(8, offset=2000)
+    trainer = LLaDATrainer(model=model, args=arguments(tmp_path, eval_num_t_samples=2, eval_in_order=True,
+                                                       per_device_eval_batch_size=3),
+                           eval_dataset=eval_set, processing_class=tokenizer)
+    metrics = trainer.evaluate()
+    expected = in_order_perplexity(model, torch.tensor(eval_set["input_ids"]), show_progress=False)["perplexity"]
+    assert metrics["eval_in_order_perplexity"] == pytest.approx(expected, rel=1e-5)
+    assert "eval_in_order_perplexity" not in LLaDATrainer(  # off by default
+        model=model, args=arguments(tmp_path, eval_num_t_samples=2), eval_dataset=eval_set,
+        processing_class=tokenizer).evaluate()
+
+
 def test_llada_train_block_size(tmp_path):
     from test_training_cli import TINY
     from transformers import AutoModel

@@ -24,7 +24,7 @@ from transformers import (
 from transformers.integrations import TensorBoardCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll
+from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll, in_order_nll
 from ..sampling_llada import REMASKING_STRATEGIES
 from ..saved_files import make_tokenizer_config_portable
 from .block_collator import DataCollatorForBlockDiffusion
@@ -116,6 +116,12 @@ class LLaDATrainingArguments(TrainingArguments):
         metadata={"help": "How the evaluation t samples are drawn.", "choices": list(T_SAMPLING_SCHEMES)},
     )
     eval_seed: int = field(default=1234, metadata={"help": "Seed of the evaluation masks and of the samples."})
+    eval_in_order: bool = field(
+        default=False,
+        metadata={"help": "Block models: also report `eval_in_order_perplexity`, the exact likelihood of the model "
+                          "decoded in order (`llada.evaluation.in_order_nll`; `block_size` more forwards per batch), "
+                          "on the tokens an autoregressive perplexity scores (every scored token but the first)."},
+    )
     num_sample_generations: int = field(
         default=2, metadata={"help": "Samples generated and logged at each evaluation (0: none)."}
     )
@@ -191,7 +197,8 @@ class LLaDATrainer(Trainer):
     - batches are collated clean (no masking) and `prediction_step` returns the ELBO (`llada.evaluation.elbo_nll`)
       per token, so `eval_loss` is an upper bound on the NLL in nats per token, estimated with
       `eval_num_t_samples` stratified `t` per sequence and masks drawn from a generator seeded with `eval_seed`;
-    - the metrics gain `eval_perplexity_bound = exp(eval_loss)` (LLaDA) or `eval_perplexity` (baseline).
+    - the metrics gain `eval_perplexity_bound = exp(eval_loss)` (LLaDA) or `eval_perplexity` (baseline), and with
+      `eval_in_order` a block model's `eval_in_order_perplexity` (its exact likelihood decoded in order).
 
     `metric_for_best_model="eval_loss"` with `load_best_model_at_end=True` thus keeps the checkpoint with the best
     bound. For a LLaDA model the `sample_*` arguments become `model.generation_config` ([`fit_generation_config`]):
@@ -219,6 +226,7 @@ class LLaDATrainer(Trainer):
                 (cb for cb in self.callback_handler.callbacks if isinstance(cb, TensorBoardCallback)), None
             )
         self._elbo_generator = None
+        self._in_order_totals = None  # (NLL sum, tokens) of `eval_in_order` during an evaluation
 
     # ----------------------------------------------------------------------------------------------------------
     # set-up helpers
@@ -286,13 +294,25 @@ class LLaDATrainer(Trainer):
         # Every evaluation restarts the same random stream, so the bound moves only when the model does.
         seed = getattr(self.args, "eval_seed", 1234) + 7919 * self.args.process_index
         self._elbo_generator = torch.Generator().manual_seed(seed)
+        self._in_order_totals = torch.zeros(2, dtype=torch.float64) if self._scores_in_order() else None
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
                                          metric_key_prefix)
         loss = output.metrics.get(f"{metric_key_prefix}_loss")
         if loss is not None:
             name = "perplexity_bound" if self.is_masked_diffusion else "perplexity"
             output.metrics[f"{metric_key_prefix}_{name}"] = math.exp(min(loss, 700.0))
+        if self._in_order_totals is not None:  # (NLL sum, token count) over every process's batches
+            nll, count = self.accelerator.reduce(self._in_order_totals.to(self.args.device), "sum").tolist()
+            if count:
+                output.metrics[f"{metric_key_prefix}_in_order_perplexity"] = math.exp(min(nll / count, 700.0))
+            self._in_order_totals = None
         return output
+
+    def _scores_in_order(self) -> bool:
+        """`eval_in_order` on a block model (a full-attention model would take one forward per position)."""
+        model = self.accelerator.unwrap_model(self.model)
+        return (self.is_masked_diffusion and getattr(self.args, "eval_in_order", False)
+                and getattr(model.config, "block_size", None) is not None)
 
     def _save(self, output_dir=None, state_dict=None):
         """The Trainer's save, plus a tokenizer config that transformers 4.x also reads (checkpoints included).
@@ -325,6 +345,14 @@ class LLaDATrainer(Trainer):
                 mask_token_id=self.accelerator.unwrap_model(model).config.mask_token_id,
                 generator=self._elbo_generator or torch.Generator().manual_seed(self.args.eval_seed),
             )  # (batch,) nats per sequence
+            if self._in_order_totals is not None:
+                # the tokens an autoregressive perplexity scores: no row's first real token (nothing predicts it)
+                real = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
+                in_order = scored_mask & (real.cumsum(dim=-1) > 1)  # (batch, seq)
+                in_order_nll_sum = in_order_nll(model, input_ids, attention_mask, in_order,
+                                                self.accelerator.unwrap_model(model).config.mask_token_id).sum()
+                self._in_order_totals += torch.tensor([float(in_order_nll_sum), float(in_order.sum())],
+                                                      dtype=torch.float64)
         loss = nll.sum() / scored_mask.sum().clamp(min=1)  # nats per scored token in this batch
         return loss.detach(), None, None
 
