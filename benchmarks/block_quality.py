@@ -91,6 +91,9 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
                              "--learning_rate", "0.001"],
     "block2-batch2-in-order0.25": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
                                    "--in_order_probability", "0.25"],
+    # a curriculum: in order first (as an autoregressive model learns), the bound at the end
+    "block2-batch2-in-order1to0": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
+                                   "--in_order_probability", "1", "--in_order_probability_end", "0"],
 }
 DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
 AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6),

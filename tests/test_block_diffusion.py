@@ -582,6 +582,36 @@ def test_the_block2_config_is_the_best_recipe_at_the_main_job_budget():
     assert training_args.eval_steps == steps // 6 and training_args.max_steps == 6 * training_args.eval_steps
 
 
+def test_in_order_share_follows_its_schedule(tmp_path):
+    from transformers import TrainerCallback
+
+    from test_training_trainer import arguments, blocks, make_model
+
+    from llada.training.tokenizers import build_byte_tokenizer
+    from llada.training.trainer import LLaDATrainer
+
+    tokenizer = build_byte_tokenizer()
+    shares = []
+
+    class Record(TrainerCallback):  # the share each step ran with
+        def on_step_end(self, args, state, control, **kwargs):
+            shares.append(trainer.data_collator.in_order_probability)
+
+    trainer = LLaDATrainer(model=make_model(tokenizer, block_size=4), train_dataset=blocks(),
+                           args=arguments(tmp_path, max_steps=5, in_order_probability=1.0,
+                                          in_order_probability_end=0.0),
+                           processing_class=tokenizer, callbacks=[Record()])
+    trainer.train()
+    assert shares == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
+    with pytest.raises(ValueError, match="in_order_probability_end"):
+        arguments(tmp_path, in_order_probability_end=1.5)
+    with pytest.raises(ValueError, match="dataloader_num_workers"):
+        arguments(tmp_path, in_order_probability_end=0.0, dataloader_num_workers=2)
+    with pytest.raises(ValueError, match="block models"):  # a full-attention model has no in-order blocks
+        LLaDATrainer(model=make_model(tokenizer), args=arguments(tmp_path, in_order_probability_end=0.0),
+                     train_dataset=blocks(), processing_class=tokenizer)
+
+
 def test_trainer_reports_the_in_order_perplexity_of_a_block_model(tmp_path):
     from test_training_trainer import arguments, blocks, make_model
 

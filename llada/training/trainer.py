@@ -19,6 +19,7 @@ from transformers import (
     DataCollatorForSeq2Seq,
     GenerationConfig,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
 )
 from transformers.integrations import TensorBoardCallback
@@ -108,6 +109,12 @@ class LLaDATrainingArguments(TrainingArguments):
                           "uniform j masked, only j scored) instead of the bound; the loss is that mix of the two. "
                           "0: the bound only (BD3-LM)."},
     )
+    in_order_probability_end: Optional[float] = field(
+        default=None,
+        metadata={"help": "Block models: the in-order share at the last step; the share moves linearly from "
+                          "--in_order_probability to it over the training (e.g. 1 -> 0: in order first, as an "
+                          "autoregressive model learns, then the bound). None: a constant share."},
+    )
     eval_num_t_samples: int = field(
         default=4, metadata={"help": "Monte-Carlo samples of t (and masks) per sequence for the ELBO at evaluation."}
     )
@@ -181,6 +188,14 @@ class LLaDATrainingArguments(TrainingArguments):
             self.torch_num_threads = parse_num_threads(self.torch_num_threads)
         if self.masking is not None and self.masking not in MASKING_SCHEMES:
             raise ValueError(f"`masking` must be one of {MASKING_SCHEMES}, got {self.masking!r}.")
+        for name in ("in_order_probability", "in_order_probability_end"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not 0.0 <= value <= 1.0):
+                raise ValueError(f"`{name}` must be a number in [0, 1], got {value!r}.")
+        if self.in_order_probability_end is not None and self.dataloader_num_workers > 0:
+            raise ValueError(
+                "`in_order_probability_end` changes the collator's share at every step, which worker processes do not "
+                f"see: use `dataloader_num_workers=0` (got {self.dataloader_num_workers}).")
         if self.train_t_sampling not in TRAIN_T_SAMPLING:
             raise ValueError(f"`train_t_sampling` must be one of {TRAIN_T_SAMPLING}, got {self.train_t_sampling!r}.")
 
@@ -219,6 +234,12 @@ class LLaDATrainer(Trainer):
         if getattr(args, "plot_loss_curve", False):
             callbacks.append(LossCurveCallback())
         callbacks.append(HubCodeFilesCallback())  # every Hub push gets the code files (no-op without push_to_hub)
+        if getattr(args, "in_order_probability_end", None) is not None:
+            if not isinstance(data_collator, DataCollatorForBlockDiffusion):
+                raise ValueError("`in_order_probability_end` needs a block model's DataCollatorForBlockDiffusion; got "
+                                 f"{type(data_collator).__name__}.")
+            callbacks.append(InOrderScheduleCallback(data_collator, args.in_order_probability,
+                                                     args.in_order_probability_end))
         super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks, **kwargs)
         if sample_callback is not None:  # the samples go to the same TensorBoard run as the losses
@@ -251,10 +272,12 @@ class LLaDATrainer(Trainer):
                 return DataCollatorForBlockDiffusion(**options, block_size=block_size,
                                                      shared_clean_copy=getattr(args, "shared_clean_copy", True),
                                                      in_order_probability=in_order)
-            if in_order:
+            in_order_end = getattr(args, "in_order_probability_end", None)
+            if in_order or in_order_end is not None:
                 raise ValueError(
                     f"`in_order_probability` is for block models (`--block_size`); this model has full attention "
-                    f"(block_size=None), got in_order_probability={in_order!r}."
+                    f"(block_size=None), got in_order_probability={in_order!r}, in_order_probability_end="
+                    f"{in_order_end!r}."
                 )
             return DataCollatorForMaskedDiffusion(**options)
         if is_sft:  # prompt labels are already -100; pad labels with -100 too
@@ -355,6 +378,23 @@ class LLaDATrainer(Trainer):
                                                       dtype=torch.float64)
         loss = nll.sum() / scored_mask.sum().clamp(min=1)  # nats per scored token in this batch
         return loss.detach(), None, None
+
+
+class InOrderScheduleCallback(TrainerCallback):
+    """Moves a block collator's `in_order_probability` linearly from `start` (the first step) to `end` (the last),
+    set before each step's batch is drawn (`on_step_begin`; a batch drawn ahead sees the previous step's share)."""
+
+    def __init__(self, collator: DataCollatorForBlockDiffusion, start: float, end: float):
+        self.collator, self.start, self.end = collator, start, end
+
+    def share(self, step: int, max_steps: int) -> float:
+        return self.start + (self.end - self.start) * min(step / max(max_steps - 1, 1), 1.0)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.collator.in_order_probability = self.share(state.global_step, state.max_steps)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.collator.in_order_probability = self.share(state.global_step, state.max_steps)
 
 
 def parse_num_threads(value):
