@@ -87,8 +87,8 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
     "block2-batch2-in-order0.5": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
                                   "--in_order_probability", "0.5"],
     # the bound at batch 2: a lower learning rate, a smaller in-order share
-    "block2-batch2-lr1e-3": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
-                             "--learning_rate", "0.001"],
+    **{f"block2-batch2-lr{lr}": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
+                                 "--learning_rate", value] for lr, value in (("1e-3", "0.001"), ("5e-4", "0.0005"))},
     "block2-batch2-in-order0.25": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
                                    "--in_order_probability", "0.25"],
     # a curriculum: in order first (as an autoregressive model learns), the bound at the end
