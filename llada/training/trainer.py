@@ -127,7 +127,7 @@ class LLaDATrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "Block models: also report `eval_in_order_perplexity`, the exact likelihood of the model "
                           "decoded in order (`llada.evaluation.in_order_nll`; `block_size` more forwards per batch), "
-                          "on the tokens an autoregressive perplexity scores (every scored token but the first)."},
+                          "on the tokens an autoregressive perplexity scores (the scored ones but a row's first)."},
     )
     num_sample_generations: int = field(
         default=2, metadata={"help": "Samples generated and logged at each evaluation (0: none)."}
@@ -372,8 +372,9 @@ class LLaDATrainer(Trainer):
                 # the tokens an autoregressive perplexity scores: no row's first real token (nothing predicts it)
                 real = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
                 in_order = scored_mask & (real.cumsum(dim=-1) > 1)  # (batch, seq)
-                in_order_nll_sum = in_order_nll(model, input_ids, attention_mask, in_order,
-                                                self.accelerator.unwrap_model(model).config.mask_token_id).sum()
+                unwrapped = self.accelerator.unwrap_model(model)
+                in_order_nll_sum = in_order_nll(unwrapped, input_ids, attention_mask, in_order,
+                                                unwrapped.config.mask_token_id).sum()
                 self._in_order_totals += torch.tensor([float(in_order_nll_sum), float(in_order.sum())],
                                                       dtype=torch.float64)
         loss = nll.sum() / scored_mask.sum().clamp(min=1)  # nats per scored token in this batch
