@@ -91,6 +91,11 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
                                  "--learning_rate", value] for lr, value in (("1e-3", "0.001"), ("5e-4", "0.0005"))},
     "block2-batch2-in-order0.25": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
                                    "--in_order_probability", "0.25"],
+    # the lower learning rate with half the blocks in order, and for the AR model (tuned like the block models)
+    "block2-batch2-lr1e-3-in-order0.5": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size",
+                                         "2", "--learning_rate", "0.001", "--in_order_probability", "0.5"],
+    "ar-batch4-lr1e-3": ["--model_type", "autoregressive", "--per_device_train_batch_size", "4", "--learning_rate",
+                         "0.001"],
     # a curriculum: in order first (as an autoregressive model learns), the bound at the end
     "block2-batch2-in-order1to0": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
                                    "--in_order_probability", "1", "--in_order_probability_end", "0"],
