@@ -572,6 +572,7 @@ def test_the_block2_config_is_the_best_recipe_at_the_main_job_budget():
         ["--config", str(root / "configs" / "tinyshakespeare-block2.yaml")])
     assert (model_args.block_size, training_args.per_device_train_batch_size) == (2, 2)
     assert training_args.in_order_probability == 0.5 and training_args.complementary_masking
+    assert training_args.learning_rate == 1e-3
     for name in ("hidden_size", "num_hidden_layers", "intermediate_size", "tokenizer", "vocab_size"):
         assert getattr(model_args, name) == getattr(main_job[0], name)
     assert data_args.max_seq_length == main_job[1].max_seq_length
