@@ -96,6 +96,11 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
                                          "2", "--learning_rate", "0.001", "--in_order_probability", "0.5"],
     "ar-batch4-lr1e-3": ["--model_type", "autoregressive", "--per_device_train_batch_size", "4", "--learning_rate",
                          "0.001"],
+    "block2-batch1-lr5e-4": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "1",
+                             "--learning_rate", "0.0005"],
+    "block2-batch2-lr1e-3-in-order1to0": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size",
+                                          "2", "--learning_rate", "0.001", "--in_order_probability", "1",
+                                          "--in_order_probability_end", "0"],
     # a curriculum: in order first (as an autoregressive model learns), the bound at the end
     "block2-batch2-in-order1to0": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
                                    "--in_order_probability", "1", "--in_order_probability_end", "0"],
