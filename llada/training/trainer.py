@@ -391,11 +391,10 @@ class InOrderScheduleCallback(TrainerCallback):
     def share(self, step: int, max_steps: int) -> float:
         return self.start + (self.end - self.start) * min(step / max(max_steps - 1, 1), 1.0)
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.collator.in_order_probability = self.share(state.global_step, state.max_steps)
-
     def on_step_begin(self, args, state, control, **kwargs):
         self.collator.in_order_probability = self.share(state.global_step, state.max_steps)
+
+    on_train_begin = on_step_begin  # the first batch is drawn before the first step begins (and after a resume)
 
 
 def parse_num_threads(value):
