@@ -109,6 +109,21 @@ def mode_settings(args) -> dict:
     return modes
 
 
+def block_mode_settings(args) -> dict:
+    """The modes of a block diffusion model (`config.block_size`): its blocks are decoded left to right, each given
+    only the finished ones, so their keys/values are cached exactly; `block_length` is the model's block size."""
+    icdf = {"token_sampling": "inverse_cdf"}
+    modes = {
+        "baseline": {"use_cache": False},  # every step runs the whole canvas (block-causal): the reference tokens
+        "block cache": {},  # the default: only the current block runs, the finished blocks come from the cache
+        "block cache icdf": icdf,
+    }
+    for threshold in (args.threshold, *args.extra_thresholds):
+        modes[f"block cache icdf+threshold {threshold}"] = {**icdf, "threshold": threshold}
+    modes["block cache icdf steps/2"] = {**icdf, "tokens_per_step": 2}
+    return modes
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help=f"LLaDA model folder; default: the first of {MODEL_CANDIDATES} found.")
@@ -148,11 +163,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.lengths, args.batch_sizes = [32, 64], [1, 2]
-    modes = mode_settings(args)
-    args.modes = args.modes or [mode for mode in modes if mode not in UNCACHED_PARALLEL]
-    unknown = sorted(set(args.modes) - set(modes))
-    if unknown or "baseline" not in args.modes:
-        parser.error(f"--modes must include 'baseline' and be among {list(modes)}; got {args.modes}")
+    modes = {**mode_settings(args), **block_mode_settings(args)}
+    if args.modes is not None and (set(args.modes) - set(modes) or "baseline" not in args.modes):
+        parser.error(f"--modes must include 'baseline' and be among {list(mode_settings(args))} (a full-attention "
+                     f"model) or {list(block_mode_settings(args))} (a block diffusion model); got {args.modes}")
     bad = [length for length in args.lengths if any(length % block for block in [args.block_length,
                                                                                    *args.fast_block_lengths])]
     if bad:
@@ -309,22 +323,35 @@ def timed_runs(contenders: dict, repeats: int) -> dict:
     return best
 
 
+def model_modes(llada, args):
+    """({mode: settings} to run, block length): `--modes` (default: all but `UNCACHED_PARALLEL`) among the modes of
+    the model's kind; a block diffusion model decodes its own blocks (`block_length` None)."""
+    block_size = getattr(llada.config, "block_size", None)
+    modes = mode_settings(args) if block_size is None else block_mode_settings(args)
+    chosen = args.modes or [mode for mode in modes if mode not in UNCACHED_PARALLEL]
+    unknown = [mode for mode in chosen if mode not in modes]
+    if unknown:
+        kind = "full-attention" if block_size is None else f"block diffusion (block_size {block_size})"
+        sys.exit(f"--modes {unknown} are not modes of this {kind} model; its modes: {list(modes)}")
+    return {mode: modes[mode] for mode in chosen}, (args.block_length if block_size is None else None)
+
+
 def measure(llada, ar_model, tokenizer, args):
     """One row of results per (batch size, length, mode), the autoregressive reference included."""
-    modes = mode_settings(args)
+    modes, block_length = model_modes(llada, args)
     ar_context = ar_model.config.max_position_embeddings
     quality = SampleQuality(tokenizer)
     results = []
     diffusion_run(llada, benchmark_prompts(tokenizer, 2, args.prompt_length, llada.config.vocab_size), 32,
-                  32, {}, args.temperature, args.top_p)  # warm-up
+                  block_length, {}, args.temperature, args.top_p)  # warm-up
     for batch_size in args.batch_sizes:
         prompts = benchmark_prompts(tokenizer, batch_size, args.prompt_length, llada.config.vocab_size)
         for length in args.lengths:
             if args.max_batch_tokens and batch_size * length > args.max_batch_tokens:
                 print(f"(skipping batch {batch_size} x length {length}: above --max_batch_tokens)")
                 continue
-            contenders = {mode: functools.partial(diffusion_run, llada, prompts, length, args.block_length,
-                                                  modes[mode], args.temperature, args.top_p) for mode in args.modes}
+            contenders = {mode: functools.partial(diffusion_run, llada, prompts, length, block_length, settings,
+                                                  args.temperature, args.top_p) for mode, settings in modes.items()}
             contenders["AR generate"] = lambda: (*ar_run(ar_model, prompts, length, args.temperature, args.top_p),
                                                  length)
             runs = timed_runs(contenders, args.repeats)
@@ -398,7 +425,8 @@ def targets(results) -> list:
 
 
 SUMMARY_MODES = ("baseline", "dual", "dual+threshold", "steps/2", "vicinity icdf", "vicinity icdf steps/2",
-                 "b16 vicinity icdf", "b8 vicinity icdf", "AR generate")
+                 "b16 vicinity icdf", "b8 vicinity icdf", "block cache", "block cache icdf",
+                 "block cache icdf+threshold 0.9", "block cache icdf steps/2", "AR generate")
 
 
 def summary_table(results, length: int) -> list:
@@ -465,8 +493,10 @@ def main(argv=None):
     sampling = f"temperature {args.temperature} (seed 0, a stream per row)" if args.temperature else "greedy"
     if args.temperature and args.top_p is not None and args.top_p < 1:
         sampling += f", top_p {args.top_p}"
-    header = (f"LLaDA {size:.2f}M parameters, {sampling}, block {args.block_length} unless the mode says (bL: "
-              f"block L), steps = length unless the mode says, prompt "
+    block_size = getattr(llada.config, "block_size", None)
+    blocks = (f"block {args.block_length} unless the mode says (bL: block L)" if block_size is None else
+              f"a block diffusion model: its blocks of {block_size}")
+    header = (f"LLaDA {size:.2f}M parameters, {sampling}, {blocks}, steps = length unless the mode says, prompt "
               f"{args.prompt_length} tokens, threshold {args.threshold}, factor {args.factor}, credit decay "
               f"{args.credit_decay}, device {args.device}, {torch.get_num_threads()} thread(s), fastest of "
               f"{args.repeats} alternated run(s)")

@@ -3,6 +3,7 @@
     python benchmarks/profile_generate.py --model runs/llada-tinyshakespeare             # batch 8 x 256
     python benchmarks/profile_generate.py --model M --batch_size 1 --modes baseline dual
     python benchmarks/profile_generate.py --random_model --length 64                       # no trained model needed
+    python benchmarks/profile_generate.py --model B --modes "block baseline" "block cache icdf"   # a block model
 
 Each mode generates once (after a warm-up call), at `--temperature` (default 1.0, `seed=0`; 0 = greedy) and
 `--top_p` (default 0.8, the main job's), with the parts of the sampler wrapped in timers:
@@ -11,7 +12,7 @@ Each mode generates once (after a warm-up call), at `--temperature` (default 1.0
     head       the output head (`lm_head`)
     sampler    the pure step functions `generation_llada` calls (`constrain_logits`, `denoise_block`, the schedule,
                the running rows, EOS handling)
-    cache      `CanvasKVCache` (window plan, key/value writes, dropping rows)
+    cache      `CanvasKVCache` or a block model's `BlockKVCache` (window plan, key/value writes, dropping rows)
     host sync  every tensor -> Python conversion (`bool(t)`, `int(t)`, `.item()`, `.tolist()`): the count per step
                and their time (on a CPU a conversion is cheap; on an accelerator each one waits for the device)
     other      the rest of the call: the loop, canvas copies, decode steps, argument checks
@@ -31,7 +32,7 @@ import torch
 
 import llada.generation_llada as generation_module
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
-from llada.cache_llada import CanvasKVCache
+from llada.cache_llada import BlockKVCache, CanvasKVCache
 from llada.modeling_llada import LLaDAModel
 from llada.sampling_llada import RunningRows
 
@@ -51,6 +52,11 @@ MODES = {
                       "token_sampling": "inverse_cdf"},
     "b8 vicinity icdf": {"use_cache": "dual", "cache_window": "masked", "block_length": 8,
                          "cache_refresh_window": "vicinity", "token_sampling": "inverse_cdf"},
+    # a block diffusion model (`config.block_size`) decodes its own blocks: no cache (the whole canvas every step),
+    # its exact block cache, and that with inverse-CDF draws
+    "block baseline": {"use_cache": False, "block_length": None},
+    "block cache": {"block_length": None},
+    "block cache icdf": {"block_length": None, "token_sampling": "inverse_cdf"},
 }
 
 
@@ -97,8 +103,9 @@ def install(timer: PartTimer, model) -> list:
             patch(generation_module, name, "sampler")
     for name in ("take", "put", "drop_finished"):
         patch(RunningRows, name, "sampler")
-    for name in ("plan_window", "update", "keep_rows"):
-        patch(CanvasKVCache, name, "cache")
+    for cache_class in (CanvasKVCache, BlockKVCache):
+        for name in ("plan_window", "update", "keep_rows"):
+            patch(cache_class, name, "cache")
     for name in ("__bool__", "__int__", "__float__", "item", "tolist"):
         patch(torch.Tensor, name, "host sync")
     return undo
@@ -151,7 +158,8 @@ def parse_args(argv=None):
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--block_length", type=int, default=32)
     parser.add_argument("--prompt_length", type=int, default=16)
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--modes", nargs="+", choices=list(MODES),
+                        help="default: the `block ...` modes for a block diffusion model, the others otherwise")
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     parser.add_argument("--top_p", type=float, default=0.8, help="nucleus when sampling (the main job's); 1 = none")
     parser.add_argument("--threads", type=int, default=1)
@@ -167,16 +175,24 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     model, source = load(args)
+    block_model = getattr(model.config, "block_size", None) is not None
+    modes = args.modes or [mode for mode in MODES if mode.startswith("block ") == block_model]
+    wrong = [mode for mode in modes if mode.startswith("block ") != block_model]
+    if wrong:
+        raise SystemExit(f"--modes {wrong} are for {'full-attention' if block_model else 'block diffusion'} models; "
+                         f"{source} is a {'block diffusion' if block_model else 'full-attention'} model")
     generator = torch.Generator().manual_seed(0)
     vocab = model.config.vocab_size - 8  # clear of the special ids at the top of the vocabulary
     prompts = torch.randint(0, vocab, (args.batch_size, args.prompt_length), generator=generator)
     lines = [f"### {args.label or 'profile'}: {source}", "",
-             f"Batch {args.batch_size} x {args.length} new tokens, block {args.block_length} (b8 modes: 8), "
+             f"Batch {args.batch_size} x {args.length} new tokens, "
+             + (f"blocks of {model.config.block_size} (the model's), " if block_model else
+                f"block {args.block_length} (b8 modes: 8), ") +
              f"temperature {args.temperature}" + (f", top_p {args.top_p}" if args.temperature else "") + ", "
              f"{torch.get_num_threads()} thread(s); ms per step (exclusive), host syncs per step.", "",
              "| mode | NFE | s | ms/step | " + " | ".join(PARTS) + " | syncs/step |",
              "|---|---|---|---|" + "---|" * len(PARTS) + "---|"]
-    for mode in args.modes:
+    for mode in modes:
         per_step, syncs, nfe, seconds = profile_mode(model, prompts, args, MODES[mode])
         parts = " | ".join(f"{per_step[part]:.2f}" for part in PARTS)
         lines.append(f"| {mode} | {nfe} | {seconds:.2f} | {sum(per_step.values()):.2f} | {parts} | {syncs:.1f} |")
