@@ -45,11 +45,17 @@ import torch
 import bench_block_train_step as step_bench
 import sample_quality as quality
 
+from llada.training.run import FULL_ATTENTION_CONFIG
+
+# the options every contender starts from: the full-attention model's (the main job's before it became a block
+# model), so that the contenders and their recorded figures keep their meaning
+FULL = ["--config", str(FULL_ATTENTION_CONFIG)]
 # the setting every contender trains in (the main job's options otherwise), and the training-step calibration's
 SETTINGS = {
-    "bytes": dict(argv=["--tokenizer", "bytes", "--complementary_masking", "false", "--per_device_train_batch_size",
-                        "32", "--torch_num_threads", "1"], vocab_size=259, batch_size=32, complementary=False),
-    "main": dict(argv=["--torch_num_threads", "1"], vocab_size=4096, batch_size=16, complementary=True),
+    "bytes": dict(argv=[*FULL, "--tokenizer", "bytes", "--complementary_masking", "false",
+                        "--per_device_train_batch_size", "32", "--torch_num_threads", "1"], vocab_size=259,
+                  batch_size=32, complementary=False),
+    "main": dict(argv=[*FULL, "--torch_num_threads", "1"], vocab_size=4096, batch_size=16, complementary=True),
 }
 SETTING_NOTES = {
     "bytes": "bytes (`--setting bytes`): byte tokenizer (259 ids), one mask per sequence, 32 rows per step.",
@@ -253,7 +259,7 @@ def validation_blocks(count: int, tokenizer=None):
     from llada.training.data import load_raw_datasets, tokenize_and_pack
     from llada.training.tokenizers import build_tokenizer
 
-    _, data_args, _ = parse_training_args(["--output_dir", "unused", "--max_eval_samples", str(count)])
+    _, data_args, _ = parse_training_args([*FULL, "--output_dir", "unused", "--max_eval_samples", str(count)])
     if tokenizer is None:
         tokenizer = build_tokenizer("bytes", None, None, model_max_length=data_args.max_seq_length)
     validation = tokenize_and_pack(load_raw_datasets(data_args), tokenizer, data_args)["validation"]

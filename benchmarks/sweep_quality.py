@@ -3,8 +3,8 @@
     python benchmarks/sweep_quality.py --recipes main,ar,plain,bytes --output_dir runs/sweep
     python benchmarks/sweep_quality.py --list
 
-Each recipe is a set of `llada-train` options on top of the main job's (`llada/configs/tinyshakespeare.yaml`). The
-recipe is trained in its own process with `--threads` torch threads (one by default: the figures then hold on a
+Each recipe is a set of `llada-train` options on top of the full-attention model's
+(`llada/configs/tinyshakespeare-full.yaml`: the main job's options before it became a block model). The recipe is trained in its own process with `--threads` torch threads (one by default: the figures then hold on a
 machine where something else runs), then scored on the held-out split: the ELBO perplexity bound (or the
 perplexity of an autoregressive recipe) on `--eval_blocks` blocks with 16 stratified `t` each, and the samples of
 `benchmarks/sample_quality.py` under each sampler setting of `--samplers`. A finished recipe (its folder holds
@@ -24,13 +24,15 @@ from pathlib import Path
 
 import torch
 
+from llada.training.run import FULL_ATTENTION_CONFIG
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sample_quality  # noqa: E402
 
 
-# name -> llada-train options on top of the main job's (llada/configs/tinyshakespeare.yaml: a BPE-4096 LLaDA, 128
-# tokens per block, 1,200 steps of 16 sequences, each trained twice with complementary masks). PLAIN: one mask per
-# sequence and 32 sequences per step instead (the same 32 rows per step).
+# name -> llada-train options on top of the full-attention model's (llada/configs/tinyshakespeare-full.yaml: a
+# BPE-4096 LLaDA, 128 tokens per block, 1,200 steps of 16 sequences, each trained twice with complementary masks;
+# "main": those options alone). PLAIN: one mask per sequence and 32 sequences per step instead (the same 32 rows).
 PLAIN = ["--complementary_masking", "false", "--per_device_train_batch_size", "32"]
 BYTES = ["--tokenizer", "bytes"]
 AR = ["--model_type", "autoregressive"]  # complementary options give it 2x the batch: the same rows per step
@@ -84,8 +86,8 @@ def train(name, options, out_dir):
     if (out_dir / "train_results.json").is_file():
         return None
     env = dict(os.environ, OMP_NUM_THREADS=str(options.threads), TOKENIZERS_PARALLELISM="false")
-    argv = [sys.executable, "-m", "llada.cli.train", "--output_dir", str(out_dir), "--num_sample_generations",
-            "0", *RECIPES[name]]
+    argv = [sys.executable, "-m", "llada.cli.train", "--config", str(FULL_ATTENTION_CONFIG), "--output_dir",
+            str(out_dir), "--num_sample_generations", "0", *RECIPES[name]]
     start, cpu = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(out_dir.with_suffix(".log"), "w") as log:
         subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)

@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 # The main job: a small byte-level LLaDA on the bundled TinyShakespeare. Package data, so that an installed wheel's
 # bare `llada-train` runs the same job as a checkout's.
 MAIN_JOB_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tinyshakespeare.yaml"
+# The full-attention model of the same size and data, as a --config over the main job's options (package data too).
+FULL_ATTENTION_CONFIG = MAIN_JOB_CONFIG.with_name("tinyshakespeare-full.yaml")
 
 
 def build_parser():
@@ -54,12 +56,13 @@ def parse_training_args(argv: Optional[list] = None):
     defaults = read_config(MAIN_JOB_CONFIG, parser) if MAIN_JOB_CONFIG.is_file() else {}
     if not defaults:
         logger.warning("The main job's config %s is not there: the dataclass defaults apply.", MAIN_JOB_CONFIG)
-    config_path = _peek_config(argv)
-    if config_path is not None:
-        defaults.update(read_config(config_path, parser))
+    bundled, config_path = dict(defaults), _peek_config(argv)
+    chosen = read_config(_bundled_or_given(config_path), parser) if config_path is not None else {}
+    defaults.update(chosen)
     parser.set_defaults(**defaults)
     values = vars(parser.parse_args(argv))
     values.pop("config", None)
+    values = _fit_block_options(values, bundled, given=set(chosen) | _flags_given(argv, BLOCK_OPTIONS))
     try:
         model_args, data_args, training_args = parser.parse_dict(values)
     except (ValueError, TypeError) as error:
@@ -105,6 +108,69 @@ def read_config(path, parser) -> dict:
     if unknown:
         parser.error(f"--config {str(path)!r}: unknown option(s) {unknown}.")
     return {names[key]: value for key, value in values.items()}
+
+
+# Options of block diffusion training. The main job's values of them (its YAML) describe its fresh block model: they
+# are left out of an autoregressive run and, but for those given, of a fine-tuning run (`--init_from`).
+BLOCK_OPTIONS = ("block_size", "in_order_probability", "in_order_probability_end", "eval_in_order")
+
+
+def _fit_block_options(values: dict, bundled: dict, given: set) -> dict:
+    """The parsed option values with the main job's block options (`bundled`, those not `given` by --config or a
+    flag) reset to their dataclass defaults where the model trained is not the main job's fresh block model:
+
+    - `--model_type autoregressive`: all of them (a causal LM has no blocks);
+    - `--init_from`: `block_size` (the loaded model's own config decides; a given `--block_size` converts it), and the
+      others too unless the model will be a block model (its config has `block_size`, or one is given).
+    """
+    inherited = [name for name in BLOCK_OPTIONS if name in bundled and name not in given]
+    if not inherited or (values["model_type"] == "llada" and values.get("init_from") is None):
+        return values
+    reset = inherited
+    if values["model_type"] == "llada" and (values.get("block_size") is not None and "block_size" in given
+                                            or _block_size_of(values["init_from"]) is not None):
+        reset = [name for name in inherited if name == "block_size"]
+    from .models import ModelArguments
+    from .trainer import LLaDATrainingArguments
+
+    field_defaults = {field.name: field.default for cls in (ModelArguments, LLaDATrainingArguments)
+                      for field in dataclasses.fields(cls)}
+    for name in reset:
+        values[name] = field_defaults[name]
+    if reset:
+        logger.info("Left out the main job's block diffusion options %s: %s.", ", ".join(reset),
+                    "an autoregressive model has no blocks" if values["model_type"] != "llada" else
+                    f"--init_from {values['init_from']} brings its own attention")
+    return values
+
+
+def _block_size_of(init_from) -> Optional[int]:
+    """`block_size` of the config at `init_from` (a folder or Hub id); None when it has none or cannot be read (the
+    model's loading then reports why)."""
+    from transformers import AutoConfig
+
+    try:
+        return getattr(AutoConfig.from_pretrained(init_from, trust_remote_code=True), "block_size", None)
+    except Exception:  # noqa: BLE001 - any failure here is reported by the real load, with its own message
+        return None
+
+
+def _flags_given(argv: list, names) -> set:
+    """Those of the option names `names` that the command line `argv` sets (by any of their flags)."""
+    unset = object()
+    probe = build_parser()
+    probe.set_defaults(**dict.fromkeys(names, unset))
+    known, _ = probe.parse_known_args(argv)
+    return {name for name in names if getattr(known, name, unset) is not unset}
+
+
+def _bundled_or_given(path: str):
+    """`--config`'s file: the path given, or, when there is none such and it is a bare name, the packaged
+    `llada/configs/NAME.yaml` (`--config tinyshakespeare-full` works from an installed wheel)."""
+    bundled = MAIN_JOB_CONFIG.parent / (path if path.endswith(".yaml") else f"{path}.yaml")
+    if not Path(path).exists() and Path(path).name == path and bundled.is_file():
+        return bundled
+    return path
 
 
 def _peek_config(argv: list) -> Optional[str]:
@@ -191,5 +257,5 @@ def evaluation_of_saved_model(trainer) -> dict:
     return {k: v for k, v in logged[-1].items() if k != "step"} if logged else trainer.evaluate()
 
 
-__all__ = ["MAIN_JOB_CONFIG", "baseline_rows", "build_parser", "build_tokenizer_for", "evaluation_of_saved_model",
+__all__ = ["FULL_ATTENTION_CONFIG", "MAIN_JOB_CONFIG", "baseline_rows", "build_parser", "build_tokenizer_for", "evaluation_of_saved_model",
            "parse_training_args", "read_config", "run_training"]
