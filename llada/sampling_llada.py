@@ -430,8 +430,12 @@ def negative_entropy(logits, x0, randomness=None, rows=None, active=None) -> tor
 
 
 def top2_margin(logits, x0, randomness=None, rows=None, active=None) -> torch.Tensor:
-    """Top-1 minus top-2 probability (Dream's "margin")."""
-    top2 = logits.float().softmax(dim=-1).topk(2, dim=-1).values  # (batch, n, 2)
+    """Top-1 minus top-2 probability (Dream's "margin"); a single candidate column (a nucleus of one token) has
+    nothing second to it, so its margin is its probability."""
+    probs = logits.float().softmax(dim=-1)
+    if probs.shape[-1] < 2:
+        return probs[..., 0]
+    top2 = probs.topk(2, dim=-1).values  # (batch, n, 2)
     return top2[..., 0] - top2[..., 1]
 
 

@@ -237,6 +237,8 @@ def test_remasking_names_come_from_the_registry():
     entropy = -(torch.tensor([0.6, 0.3, 0.1]) * torch.tensor([0.6, 0.3, 0.1]).log()).sum()
     torch.testing.assert_close(token_confidence(logits, x0, "entropy")[0, 0], -entropy)
     torch.testing.assert_close(token_confidence(logits, x0, "left_to_right"), torch.tensor([[0.0, -1.0]]))
+    one_column = logits[..., :1]  # a nucleus of one token: nothing second to it, the margin is its probability
+    torch.testing.assert_close(token_confidence(one_column, torch.zeros_like(x0), "margin"), torch.ones(1, 2))
     draws = token_confidence(logits, x0, "random", torch.Generator().manual_seed(0))
     assert draws.dtype == torch.float64 and draws.shape == (1, 2)
     with pytest.raises(ValueError, match="`remasking` must be one of \\('low_confidence', 'random'"):
@@ -389,3 +391,10 @@ def test_masked_slots_lists_masked_positions_first_then_fills_with_committed_one
     gathered = block.gather(1, masked_slots(block, MASK))
     assert (gathered == MASK).sum(dim=-1).tolist() == [2, 1, 0]  # every masked position, once
 
+
+
+def test_margin_remasking_samples_from_a_nucleus_of_one_token():
+    # a tiny top_p leaves one token per position: the sampler then works on that one column
+    out = varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, steps=4, block_length=2,
+                                            temperature=1.0, top_p=1e-6, remasking="margin", seed=0)
+    assert out.shape == (1, 6) and not (out == MASK).any()
