@@ -6,8 +6,9 @@ and canvas shape). Its first call compiles; that time is reported apart. Then ea
 tokens/s of each, their ratio and whether the tokens are identical. The first call compiles with an empty inductor
 cache (a fresh `TORCHINDUCTOR_CACHE_DIR` unless one is set).
 
-    python benchmarks/bench_compile.py                       # runs/llada-tinyshakespeare (make train), or a random
-                                                             # model of the same size when it is not there
+    python benchmarks/bench_compile.py                       # runs/llada-full-tinyshakespeare (the full-attention
+                                                             # model, `llada-train --config tinyshakespeare-full`), or
+                                                             # a random model of that size when it is not there
     python benchmarks/bench_compile.py --quick               # batch 1 only, 2 repeats
 
 One intra-op thread by default (`--threads 0` keeps torch's default); the machine's other load shows in the absolute
@@ -40,8 +41,9 @@ CORPUS = ROOT / "llada" / "data" / "tinyshakespeare.txt"
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(ROOT / "runs" / "llada-tinyshakespeare"),
-                        help="A saved LLaDA folder; a random model of the main job's size when it does not exist.")
+    parser.add_argument("--model", default=str(ROOT / "runs" / "llada-full-tinyshakespeare"),
+                        help="A saved full-attention LLaDA folder (`compile=True` is refused for block diffusion "
+                             "models); a random model of the main job's size when it does not exist.")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--max_new_tokens", type=int, default=96)
     parser.add_argument("--block_length", type=int, default=32)
@@ -60,7 +62,11 @@ def load_model(path: str):
     if Path(path).is_dir():
         shown = Path(path).resolve()
         shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
-        return LLaDAForMaskedDiffusion.from_pretrained(path).eval(), str(shown)
+        model = LLaDAForMaskedDiffusion.from_pretrained(path).eval()
+        if getattr(model.config, "block_size", None) is not None:
+            raise SystemExit(f"--model {path}: a block diffusion model (block_size {model.config.block_size}); "
+                             "`compile=True` needs a full-attention model (llada-train --config tinyshakespeare-full)")
+        return model, str(shown)
     torch.manual_seed(0)  # the main job's dimensions (llada/configs/tinyshakespeare.yaml), random weights
     config = LLaDAConfig(vocab_size=259, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,

@@ -27,6 +27,13 @@ greedily at 0:
                       fewer positions per pass and per sampler step; the first L with each lever on its own, with
                       steps/2 and /4 and with credit decoding
 
+A block diffusion model (`config.block_size`, the main job's) has its own modes, each decoding the model's blocks:
+
+    baseline          no cache: every step runs the whole canvas (block-causal attention)
+    block cache       the exact cache of the finished blocks (the same tokens as the baseline)
+    block cache icdf  with `token_sampling="inverse_cdf"`; `+threshold T` also commits every position above T
+    ... steps/2       half as many steps as tokens: both positions of a block of 2 in one forward
+
 It prints NFE (forward calls), tokens committed per forward (per row: length / NFE), ms per forward, tokens/s,
 speed-up over the baseline, identical-token rate vs the baseline and the sample quality of `sample_quality.py`:
 generative perplexity under the autoregressive baseline (a LlamaForCausalLM of the same size, data and tokenizer),
@@ -34,6 +41,8 @@ word validity (share of the inner words found in the training text) and distinct
 `generate` (KV cache, same temperature) on the same prompts. It writes the table as markdown with the goal checks,
 and a PNG of time vs generation length per mode.
 
+    python benchmarks/bench_generate.py --repeats 2 --extra_thresholds 0.7 0.5   # the main job's model (make
+                                   # train) and its AR baseline (runs/autoregressive-tinyshakespeare): about 7 min
     python benchmarks/bench_generate.py --model M --ar_model A     # the full table: about 10 min on 2 CPU cores
     python benchmarks/bench_generate.py --quick                    # smoke run: lengths 32 and 64, batch 1 and 2
     python benchmarks/bench_generate.py --random_models --quick    # without trained models (meaningless quality)
@@ -66,7 +75,7 @@ from llada.sampling_llada import left_pad
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CANDIDATES = ("outputs/tinyshakespeare", "runs/llada-tinyshakespeare")
-AR_CANDIDATES = ("runs/compare/autoregressive", "runs/autoregressive-tinyshakespeare")
+AR_CANDIDATES = ("runs/autoregressive-tinyshakespeare", "runs/compare/autoregressive")  # the main job's first
 UNCACHED_PARALLEL = ("threshold", "factor")
 ROW_LOOP_DOC = "Batched `diffusion_generate` vs a one-row-at-a-time implementation of the same algorithm."
 

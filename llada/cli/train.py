@@ -45,6 +45,8 @@ def _print_summary(trainer, seconds: float) -> None:
     if bound is not None:
         kind = "perplexity bound" if "eval_perplexity_bound" in metrics else "perplexity"
         print(f"Validation {kind}: {bound:.3f} (loss {metrics.get('eval_loss', float('nan')):.4f} nats/token)")
+    if "eval_in_order_perplexity" in metrics:  # a block model's exact likelihood, decoded in order (--eval_in_order)
+        print(f"In-order perplexity:        {metrics['eval_in_order_perplexity']:.3f} (exact, decoding in order)")
     if hasattr(trainer.model, "get_nb_trainable_parameters"):  # a LoRA run: the output folder holds the adapter
         trainable, total = trainer.model.get_nb_trainable_parameters()
         print(f"LoRA adapter:      {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.2f} %)")
