@@ -1,8 +1,10 @@
 """Block diffusion vs full-attention LLaDA vs autoregressive, at the main job's size, data and CPU-time budget.
 
-Contenders (all `llada-train` with the main job's options: hidden 128, 4 layers, 4 heads, FFN 384, 128-token blocks
-of TinyShakespeare, AdamW 2e-3 cosine; `--setting bytes` (default): byte tokenizer, one mask per sequence, batch 32;
-`--setting main`: the main job's YAML as it is, a 4096-token BPE with complementary masking, batch 16 x 2 rows):
+Contenders (all `llada-train` with the full-attention model's options, `llada/configs/tinyshakespeare-full.yaml`,
+which were the main job's before it became the block model these results led to: hidden 128, 4 layers, 4 heads,
+FFN 384, 128-token blocks of TinyShakespeare, AdamW 2e-3 cosine; `--setting bytes` (default): byte tokenizer, one
+mask per sequence, batch 32; `--setting main`: that YAML as it is, a 4096-token BPE with complementary masking,
+batch 16 x 2 rows):
 `ar` (LlamaForCausalLM of the same size),
 `full` (LLaDA), `block4`, `block8`, `block16` (`--block_size`), and recipes for a block model's bound at the same
 budget (`block2-lr4e-3`, `block2-batch8`, `block2-batch4`, `block4-batch8`, `block2-independent`,

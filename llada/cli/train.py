@@ -1,7 +1,8 @@
 """`llada-train`: train a LLaDA model (or its autoregressive baseline) with the Hugging Face Trainer.
 
-With no arguments it runs the main job (`llada/configs/tinyshakespeare.yaml`): a small byte-level model on the bundled
-TinyShakespeare in six to ten minutes on a 2-core CPU. Every `TrainingArguments` flag works (`HfArgumentParser`),
+With no arguments it runs the main job (`llada/configs/tinyshakespeare.yaml`): a small block diffusion model on the
+bundled TinyShakespeare in six to ten minutes on a 2-core CPU (`--config tinyshakespeare-full`: the full-attention
+model of the same size). Every `TrainingArguments` flag works (`HfArgumentParser`),
 options can come from `--config FILE.yaml` (command-line flags win), and `--epochs`, `--batch_size`, `--lr` and
 `--model_dir` are aliases. The run itself is `llada.training.run`.
 

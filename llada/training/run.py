@@ -22,8 +22,8 @@ from typing import Optional
 
 logger = logging.getLogger(__name__)
 
-# The main job: a small byte-level LLaDA on the bundled TinyShakespeare. Package data, so that an installed wheel's
-# bare `llada-train` runs the same job as a checkout's.
+# The main job: a small block diffusion LLaDA on the bundled TinyShakespeare. Package data, so that an installed
+# wheel's bare `llada-train` runs the same job as a checkout's.
 MAIN_JOB_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tinyshakespeare.yaml"
 # The full-attention model of the same size and data, as a --config over the main job's options (package data too).
 FULL_ATTENTION_CONFIG = MAIN_JOB_CONFIG.with_name("tinyshakespeare-full.yaml")
