@@ -103,6 +103,23 @@ def test_cli_stream_shows_canvas_filling(saved_model, capsys):
     assert frames[0].count(MASK_PLACEHOLDER) == 6 and MASK_PLACEHOLDER not in frames[-1]
 
 
+def test_cli_fast_path_flags_reach_the_sampler(saved_model, capsys):
+    common = ["--model", str(saved_model), "--prompt", "to be", "--max_new_tokens", "8", "--steps", "8",
+              "--block_length", "4", "--temperature", "0"]
+    assert main(common) == 0
+    plain = capsys.readouterr().out
+    assert main([*common, "--use_cache", "none", "--token_sampling", "inverse_cdf"]) == 0  # greedy: no draws
+    assert capsys.readouterr().out == plain
+    assert main([*common, "--use_cache", "dual"]) == 0  # the dual cache (its suffix keys are stale: other tokens)
+    assert "8 forward passes" in capsys.readouterr().err
+    assert main([*common, "--threshold", "0.01"]) == 0  # every position above 0.01 commits: fewer forwards
+    assert "2 forward passes" in capsys.readouterr().err
+    assert main([*common, "--threshold", "1.5"]) == 2
+    assert "threshold" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # not a choice: argparse's usage error
+        main([*common, "--token_sampling", "uniform"])
+
+
 def test_cli_reports_bad_flags_as_usage_errors(saved_model, capsys):
     assert main(["--model", str(saved_model), "--prompt", "to be", "--max_new_tokens", "10",
                  "--block_length", "4"]) == 2

@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import torch
 
-from ..sampling_llada import REMASKING_STRATEGIES, infill_canvas, left_pad
+from ..sampling_llada import REMASKING_STRATEGIES, TOKEN_SAMPLERS, infill_canvas, left_pad
 from .common import CLIError, one_line, run_main
 
 
@@ -62,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
                           help="Penalise tokens already on the canvas (transformers' RepetitionPenaltyLogitsProcessor).")
     sampling.add_argument("--seed", type=int, help="Seed of the random draws, for reproducible samples.")
 
+    fast = parser.add_argument_group("fast paths (benchmarks/bench_generate.py measures them)")
+    fast.add_argument("--token_sampling", choices=list(TOKEN_SAMPLERS),
+                      help="How a sampled token is drawn: gumbel (default) or inverse_cdf (one uniform per position: "
+                           "the same distribution, fewer draws per step).")
+    fast.add_argument("--use_cache", choices=["prefix", "dual", "none"],
+                      help="Key/value cache of a full-attention model (a block diffusion model caches its finished "
+                           "blocks exactly by default; 'none' turns that off).")
+    fast.add_argument("--threshold", type=float,
+                      help="Parallel decoding: also commit every position whose confidence exceeds this, in (0, 1].")
+
     runtime = parser.add_argument_group("runtime and output")
     runtime.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                          help="Torch device, e.g. cpu, cuda, cuda:1, mps (default: cuda if available).")
@@ -75,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 SAMPLING_FLAGS = ("max_new_tokens", "steps", "block_length", "remasking", "remask_ratio", "temperature", "top_k",
-                  "top_p", "cfg_scale", "min_new_tokens", "repetition_penalty")
+                  "top_p", "cfg_scale", "min_new_tokens", "repetition_penalty", "token_sampling", "use_cache",
+                  "threshold")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -98,6 +109,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
 
     model, tokenizer = load_model_and_tokenizer(args, device)
     settings = {name: getattr(args, name) for name in SAMPLING_FLAGS if getattr(args, name) is not None}
+    if settings.get("use_cache") == "none":
+        settings["use_cache"] = False
     if args.suffix:
         return infill_main(args, model, tokenizer, prompts or [""], settings)
     input_ids, attention_mask = encode_prompts(tokenizer, prompts, args.chat, model)
