@@ -316,6 +316,20 @@ def test_model_card_reports_training_figures_and_eval_results(model_dir, tmp_pat
     assert "| training steps | 1500 |" in card and "| mean training loss | 1.8 |" in card
     assert "| eval perplexity bound (exp ELBO) | 4.953 |" in card and "samples_per_second" not in card
     assert "model-index:" in card and "value: 4.953" in card and "- tiny_shakespeare" in card
+    assert "bidirectional Transformer" in card and "block size" not in card
+
+
+def test_model_card_of_a_block_model_says_so(model_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "eval_results.json").write_text(json.dumps({"eval_loss": 4.9, "eval_in_order_perplexity": 119.4}))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    config = json.loads((model_dir / "config.json").read_text())
+    (staging / "config.json").write_text(json.dumps({**config, "block_size": 2}))
+    card = Path(write_model_card(str(run_dir), str(staging), "me/llada-block")).read_text()
+    assert "block diffusion" in card and "blocks of 2 tokens" in card and "block size 2" in card
+    assert "| eval in-order perplexity (exact, decoding in order) | 119.4 |" in card
 
 
 def test_reload_check_refuses_a_folder_that_does_not_load(model_dir, tmp_path):
