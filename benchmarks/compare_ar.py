@@ -136,7 +136,7 @@ def finished_run(run_dir) -> dict:
 def validation_figures(llada_dir, ar_dir, train_argv, options) -> dict:
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-    from llada.evaluation import generative_perplexity, perplexity_bound
+    from llada.evaluation import generative_perplexity, in_order_perplexity, perplexity_bound
     from llada.training.data import load_raw_datasets, tokenize_and_pack
 
     _, data_args, _ = training_args_for("llada", llada_dir, train_argv)
@@ -148,8 +148,12 @@ def validation_figures(llada_dir, ar_dir, train_argv, options) -> dict:
     ar = AutoModelForCausalLM.from_pretrained(ar_dir).eval()
     bound = perplexity_bound(llada, blocks, batch_size=32, num_samples=options.num_t_samples, seed=0)
     ar_ppl = generative_perplexity(ar, blocks, batch_size=32)
-    return {"eval_blocks": count, "tokens_per_block": blocks.shape[1], "llada_perplexity_bound":
-            bound["perplexity_bound"], "ar_perplexity": ar_ppl, "ratio_bound_over_ar": bound["perplexity_bound"] / ar_ppl}
+    figures = {"eval_blocks": count, "tokens_per_block": blocks.shape[1], "llada_perplexity_bound":
+               bound["perplexity_bound"], "ar_perplexity": ar_ppl, "ratio_bound_over_ar": bound["perplexity_bound"] / ar_ppl}
+    if getattr(llada.config, "block_size", None) is not None:  # a block model's exact likelihood, decoded in order,
+        in_order = in_order_perplexity(llada, blocks, batch_size=32)["perplexity"]  # on the tokens the AR one scores
+        figures.update(llada_in_order_perplexity=in_order, ratio_in_order_over_ar=in_order / ar_ppl)
+    return figures
 
 
 def sample_figures(llada_dir, ar_dir, train_argv, options) -> dict:
@@ -220,6 +224,8 @@ def write_report(result, out: Path, runs: dict):
         "|---|---|---|---|---|---|",
         row("llada", "LLaDA (ELBO bound, upper)", f"{result['llada_perplexity_bound']:.3f}",
             f"{steps['llada']} steps, {secs['llada']:.0f} s"),
+        *([f"| LLaDA, in order (exact likelihood of a block model) | {result['llada_in_order_perplexity']:.3f} |"
+           " | | | |"] if "llada_in_order_perplexity" in result else []),
         row("autoregressive", "autoregressive (Llama, same size)", f"{result['ar_perplexity']:.3f}",
             f"{steps['autoregressive']} steps, {secs['autoregressive']:.0f} s"),
         row("validation text", "held-out text itself", "", ""),
@@ -228,7 +234,9 @@ def write_report(result, out: Path, runs: dict):
               f"{result['step_seconds']['autoregressive'] / result['step_seconds']['llada']:.3f})"
               if result.get("step_seconds") else f"{result['equal']}: as trained")
     summary = (f"{budget}; {result['eval_blocks']} validation blocks of {result['tokens_per_block']} tokens; "
-               f"bound / AR perplexity = {result['ratio_bound_over_ar']:.3f}.")
+               f"bound / AR perplexity = {result['ratio_bound_over_ar']:.3f}"
+               + (f"; in order / AR = {result['ratio_in_order_over_ar']:.3f}" if "ratio_in_order_over_ar" in result
+                  else "") + ".")
     settings = json.dumps({k: v for k, v in samples["llada"]["settings"].items() if v is not None})
     lines = ["# LLaDA vs autoregressive baseline", "", summary, "", *table, "",
              f"LLaDA sampler: {settings}; autoregressive: temperature {samples['autoregressive']['settings']['temperature']}.", ""]
