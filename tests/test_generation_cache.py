@@ -355,6 +355,47 @@ def test_generation_benchmark_writes_table_and_plot(tmp_path):
     assert (tmp_path / "generate.png").stat().st_size > 1000
 
 
+def test_generation_benchmark_runs_a_block_model_with_its_own_modes():
+    import runpy
+    from pathlib import Path
+
+    from conftest import tiny_model
+
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generate.py"))
+    args = bench["parse_args"](["--random_models", "--lengths", "32", "--batch_sizes", "2", "--extra_thresholds"])
+    model = tiny_model(initializer_range=0.2, block_size=2)
+    modes, block_length = bench["model_modes"](model, args)
+    assert block_length is None and list(modes) == ["baseline", "block cache", "block cache icdf",
+                                                    "block cache icdf+threshold 0.9", "block cache icdf steps/2"]
+    prompts = torch.tensor([[11, 12, 13, 14], [21, 22, 23, 24]])
+    runs = {mode: bench["diffusion_run"](model, prompts, 16, block_length, settings, temperature=1.0, top_p=0.8)
+            for mode, settings in modes.items()}
+    assert torch.equal(runs["block cache"][1], runs["baseline"][1])  # the exact cache: the plain sampler's tokens
+    assert [runs[mode][2] for mode in ("baseline", "block cache", "block cache icdf steps/2")] == [16, 16, 8]
+    args.modes = ["baseline", "vicinity"]  # a full-attention mode: refused for a block model, with its modes named
+    with pytest.raises(SystemExit, match="not modes of this block diffusion"):
+        bench["model_modes"](model, args)
+
+
+def test_profile_of_a_block_model_times_its_modes(tmp_path):
+    import runpy
+    from pathlib import Path
+
+    from conftest import tiny_model
+
+    tiny_model(initializer_range=0.2, block_size=2).save_pretrained(tmp_path / "block")
+    profile = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "profile_generate.py"))
+    output = tmp_path / "profile.md"
+    profile["main"](["--model", str(tmp_path / "block"), "--batch_size", "2", "--length", "8", "--prompt_length", "4",
+                     "--threads", str(torch.get_num_threads()), "--output", str(output)])
+    table = output.read_text()
+    assert "blocks of 2 (the model's)" in table
+    assert [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| block")] == [
+        "| block baseline", "| block cache", "| block cache icdf"]
+    with pytest.raises(SystemExit, match="for full-attention models"):
+        profile["main"](["--model", str(tmp_path / "block"), "--modes", "dual", "--output", str(output)])
+
+
 def test_row_streams_benchmark_reports_the_cost_and_the_invariance(tmp_path):
     import runpy
     from pathlib import Path
