@@ -4,7 +4,9 @@
 `HfArgumentParser`. The defaults are those of the dataclasses, overlaid by the main job's YAML file
 (`llada/configs/tinyshakespeare.yaml`, package data, [`MAIN_JOB_CONFIG`]), then by a `--config FILE.yaml` if given, then by the flags:
 so a bare `llada-train` and `LLaDATrainingArguments()` from Python differ by that file and nothing else. YAML keys
-are option names or their aliases (`epochs`, `batch_size`, `lr`, `model_dir`).
+are option names or their aliases (`epochs`, `batch_size`, `lr`, `model_dir`). The main job trains a block diffusion
+model: an autoregressive run and a fine-tuning run (`--init_from`) leave out its block options unless they are given
+(`BLOCK_OPTIONS`), and `--config tinyshakespeare-full` (a packaged config, by name) turns them off.
 
 [`run_training`] then loads the data, builds tokenizer and model, trains, saves and evaluates.
 
@@ -257,5 +259,5 @@ def evaluation_of_saved_model(trainer) -> dict:
     return {k: v for k, v in logged[-1].items() if k != "step"} if logged else trainer.evaluate()
 
 
-__all__ = ["FULL_ATTENTION_CONFIG", "MAIN_JOB_CONFIG", "baseline_rows", "build_parser", "build_tokenizer_for", "evaluation_of_saved_model",
-           "parse_training_args", "read_config", "run_training"]
+__all__ = ["FULL_ATTENTION_CONFIG", "MAIN_JOB_CONFIG", "baseline_rows", "build_parser", "build_tokenizer_for",
+           "evaluation_of_saved_model", "parse_training_args", "read_config", "run_training"]
