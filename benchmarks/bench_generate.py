@@ -75,7 +75,7 @@ from llada.sampling_llada import left_pad
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CANDIDATES = ("outputs/tinyshakespeare", "runs/llada-tinyshakespeare")
-AR_CANDIDATES = ("runs/autoregressive-tinyshakespeare", "runs/compare/autoregressive")  # the main job's first
+AR_CANDIDATES = ("runs/autoregressive-tinyshakespeare", "runs/compare/autoregressive")  # the main job's own first
 UNCACHED_PARALLEL = ("threshold", "factor")
 ROW_LOOP_DOC = "Batched `diffusion_generate` vs a one-row-at-a-time implementation of the same algorithm."
 
