@@ -305,7 +305,7 @@ def sample_figures(model, tokenizer, is_llada, settings, options, vocabulary, he
     # a whole number of the largest block (16) for every contender: a block model generates whole blocks
     max_new_tokens = quality.new_tokens_for(tokenizer, heldout, options.new_bytes, multiple=16)
     start = time.process_time()
-    _, _, new_ids = quality.generate(model, tokenizer, is_llada, [p for p, _ in pairs], max_new_tokens, settings,
+    _, _, new_ids, _ = quality.generate(model, tokenizer, is_llada, [p for p, _ in pairs], max_new_tokens, settings,
                                      seed=0)
     seconds = time.process_time() - start
     texts = tokenizer.batch_decode(new_ids, skip_special_tokens=True)

@@ -109,7 +109,8 @@ def sampler_settings(model, options) -> dict:
     """The LLaDA sampler settings: the model's saved generation defaults, overridden by the command line."""
     config = model.generation_config
     settings = {name: getattr(config, name, None) for name in
-                ("steps", "block_length", "temperature", "remasking", "top_k", "top_p", "threshold")}
+                ("steps", "block_length", "temperature", "remasking", "top_k", "top_p", "threshold", "factor",
+                 "entropy_bound")}
     for name in settings:
         value = getattr(options, name, None)
         if value is not None:
@@ -119,7 +120,8 @@ def sampler_settings(model, options) -> dict:
 
 @torch.no_grad()
 def generate(model, tokenizer, is_llada, prompts, max_new_tokens, settings, seed):
-    """Token ids (batch, prompt + new) with their attention mask, for left-padded `prompts`."""
+    """`(prompt_ids, prompt_mask, new_ids, tokens_per_forward)` for left-padded `prompts` (an autoregressive model
+    writes one token per forward)."""
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     room = model.config.max_position_embeddings - batch["input_ids"].shape[1]  # what the model's positions allow
     if is_llada:
@@ -134,8 +136,9 @@ def generate(model, tokenizer, is_llada, prompts, max_new_tokens, settings, seed
             kwargs["steps"] = max(kwargs["steps"], max_new_tokens // kwargs.get("block_length", max_new_tokens))
         else:
             kwargs["steps"] = max_new_tokens
-        sequences = model.diffusion_generate(**batch, max_new_tokens=max_new_tokens, seed=seed, **kwargs)
-        new = sequences[:, batch["input_ids"].shape[1]:]
+        out = model.diffusion_generate(**batch, max_new_tokens=max_new_tokens, seed=seed,
+                                       return_dict_in_generate=True, **kwargs)
+        new, tokens_per_forward = out.sequences[:, batch["input_ids"].shape[1]:], out.tokens_per_forward
     else:
         max_new_tokens = min(max_new_tokens, room)
         torch.manual_seed(seed)
@@ -144,8 +147,8 @@ def generate(model, tokenizer, is_llada, prompts, max_new_tokens, settings, seed
                                    top_k=settings.get("top_k") or None, top_p=settings.get("top_p"),
                                    max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
                                    pad_token_id=tokenizer.pad_token_id)
-        new = sequences[:, batch["input_ids"].shape[1]:]
-    return batch["input_ids"], batch["attention_mask"], new
+        new, tokens_per_forward = sequences[:, batch["input_ids"].shape[1]:], 1.0
+    return batch["input_ids"], batch["attention_mask"], new, tokens_per_forward
 
 
 def generative_ppl(ar_model, prompt_ids, prompt_mask, new_ids) -> float:
@@ -168,10 +171,11 @@ def evaluate_model(model_dir, options, vocabulary=None, heldout=None, ar=None) -
     pairs = prompts_from(heldout, options.num_samples, options.prompt_bytes, options.new_bytes)
     max_new_tokens = new_tokens_for(tokenizer, heldout, options.new_bytes)
     start = time.perf_counter()
-    texts, gen_ppls = [], []
+    texts, gen_ppls, tpfs = [], [], []
     for seed in range(options.seeds):
-        prompt_ids, prompt_mask, new_ids = generate(model, tokenizer, is_llada, [p for p, _ in pairs],
-                                                    max_new_tokens, settings, seed)
+        prompt_ids, prompt_mask, new_ids, tpf = generate(model, tokenizer, is_llada, [p for p, _ in pairs],
+                                                         max_new_tokens, settings, seed)
+        tpfs.append(tpf)
         texts += tokenizer.batch_decode(new_ids, skip_special_tokens=True)
         if ar is not None:
             gen_ppls.append(generative_ppl(ar[0], prompt_ids, prompt_mask, new_ids))
@@ -186,6 +190,7 @@ def evaluate_model(model_dir, options, vocabulary=None, heldout=None, ar=None) -
         "distinct_2": distinct_n(texts, 2),
         "generative_perplexity": sum(gen_ppls) / len(gen_ppls) if gen_ppls else None,
         "sampling_seconds": seconds,
+        "tokens_per_forward": sum(tpfs) / len(tpfs),
         "samples": texts,
         "prompts": [p for p, _ in pairs],
     }
@@ -224,6 +229,8 @@ def parse(argv=None):
     parser.add_argument("--top_k", type=int, default=None)
     parser.add_argument("--top_p", type=float, default=None)
     parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument("--factor", type=float, default=None)
+    parser.add_argument("--entropy_bound", type=float, default=None)
     parser.add_argument("--train_file", nargs="+", default=None,
                         help="The corpus the model was trained on (default: the bundled TinyShakespeare).")
     parser.add_argument("--validation_file", nargs="+", default=None)
@@ -249,11 +256,12 @@ def main(argv=None) -> int:
     reference = reference_figures(heldout, vocabulary, options, ar)
     print(f"{len(results[0]['samples'])} samples of ~{options.new_bytes} bytes after {options.prompt_bytes}-byte "
           f"prompts from the held-out text; {options.threads} thread(s)")
-    print(f"{'model':<44} {'word validity':>13} {'distinct-2':>10} {'gen. PPL':>9} {'sampling s':>10}")
+    print(f"{'model':<44} {'word validity':>13} {'distinct-2':>10} {'gen. PPL':>9} {'sampling s':>10} "
+          f"{'tokens/fwd':>10}")
     for r in results:
         ppl = f"{r['generative_perplexity']:.2f}" if r["generative_perplexity"] else "-"
         print(f"{r['model'][-44:]:<44} {r['word_validity']:>13.3f} {r['distinct_2']:>10.3f} {ppl:>9} "
-              f"{r['sampling_seconds']:>10.1f}")
+              f"{r['sampling_seconds']:>10.1f} {r['tokens_per_forward']:>10.2f}")
     ppl = f"{reference['generative_perplexity']:.2f}" if reference["generative_perplexity"] else "-"
     print(f"{'held-out text':<44} {reference['word_validity']:>13.3f} {reference['distinct_2']:>10.3f} {ppl:>9}")
     for r in results:

@@ -96,6 +96,11 @@ class LLaDAGenerationConfig(GenerationConfig):
         factor (`float`, *optional*):
             Parallel decoding (Fast-dLLM's factor rule): commits `max(scheduled count, n)` with n the largest count
             such that `(n + 1) * (1 - c_n) < factor`, c_n the n-th largest confidence. Not with `threshold`.
+        entropy_bound (`float`, *optional*):
+            Parallel decoding (entropy-bounded, the EB sampler of Ben-Hamu et al. 2025): commits
+            `max(scheduled count, n)` with n the largest count such that the n most confident positions have
+            `sum(H) - max(H) <= entropy_bound`, H the entropy (nats) of the model's distribution at a position.
+            0 commits together only positions whose predictions are certain. Not with `threshold` or `factor`.
         credit_decay (`float`, *optional*):
             Credit decoding (with `threshold` and the `"low_confidence"` or `"margin"` strategy): a position's
             confidence accumulates over the steps of a block while its candidate token stays the same,
@@ -121,8 +126,8 @@ class LLaDAGenerationConfig(GenerationConfig):
     # The fields of diffusion sampling and their defaults (the standard fields are the base class's).
     DIFFUSION_DEFAULTS = dict(steps=None, block_length=None, remasking="low_confidence", remask_ratio=None,
                               cfg_scale=0.0, mask_token_id=None, output_history=False, cache_refresh_interval=None,
-                              threshold=None, factor=None, credit_decay=None, early_stop=False, compile=False,
-                              cache_window=None, cache_refresh_window=None, token_sampling="gumbel")
+                              threshold=None, factor=None, entropy_bound=None, credit_decay=None, early_stop=False,
+                              compile=False, cache_window=None, cache_refresh_window=None, token_sampling="gumbel")
 
     def __init__(self, **kwargs):
         for name, default in self.DIFFUSION_DEFAULTS.items():
@@ -175,8 +180,12 @@ class LLaDAGenerationConfig(GenerationConfig):
             _fail(self, "threshold", "None or a number in [0, 1]", self.threshold)
         if self.factor is not None and not (_is_number(self.factor) and self.factor > 0):
             _fail(self, "factor", "None or a number > 0", self.factor)
-        if self.threshold is not None and self.factor is not None:
-            raise ValueError(f"{type(self).__name__}: set `threshold` or `factor`, not both.")
+        if self.entropy_bound is not None and not (_is_number(self.entropy_bound) and self.entropy_bound >= 0):
+            _fail(self, "entropy_bound", "None or a number >= 0", self.entropy_bound)
+        rules = [name for name in ("threshold", "factor", "entropy_bound") if getattr(self, name) is not None]
+        if len(rules) > 1:
+            raise ValueError(f"{type(self).__name__}: set one parallel-decoding rule of `threshold`, `factor` and "
+                             f"`entropy_bound`, not {' and '.join(rules)}.")
         if self.cache_window not in (None, "block", "masked"):
             _fail(self, "cache_window", "None, 'block' or 'masked'", self.cache_window)
         if self.cache_window == "masked" and (self.use_cache != "dual" or self.remasking not in

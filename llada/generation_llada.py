@@ -98,12 +98,17 @@ class LLaDAGenerateOutput(ModelOutput):
             Number of model forward calls (one per step; a guided step is one batched call).
         decode_step (`torch.LongTensor` of shape `(batch, prompt_len + max_new_tokens)`):
             Step at which each position was committed (0-based over all blocks); -1 for prompt and padding.
+        tokens_per_forward (`float`):
+            Canvas positions committed per forward call, averaged over the rows: `(decode_step >= 0).sum() /
+            (batch * nfe)` (EOS padding committed by the sampler counts; padding filled by `early_stop` does not).
+            One token per step gives 1.0; parallel decoding (`threshold`, `factor`, `entropy_bound`) raises it.
     """
 
     sequences: Optional[torch.LongTensor] = None
     history: Optional[tuple] = None
     nfe: Optional[int] = None
     decode_step: Optional[torch.LongTensor] = None
+    tokens_per_forward: Optional[float] = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -217,7 +222,7 @@ class LLaDAGenerationMixin:
                 each prompt),
                 `output_history`, `return_dict_in_generate`, the fast paths `use_cache` (`"prefix"`/`"dual"`),
                 `cache_refresh_interval`, `cache_window`, `cache_refresh_window`, `threshold`, `factor`,
-                `credit_decay`, `early_stop`, `compile`, the logits processor
+                `entropy_bound`, `credit_decay`, `early_stop`, `compile`, the logits processor
                 flags (`repetition_penalty`, `bad_words_ids`, `suppress_tokens`, `min_p`, ...) and `do_sample`
                 (`True`: sample, at temperature 1 unless one is set; `False`: greedy).
             logits_processor (`LogitsProcessorList`, *optional*):
@@ -329,7 +334,9 @@ class LLaDAGenerationMixin:
                 logger.warning_once("`output_history=True` needs `return_dict_in_generate=True`; ignored.")
             return sequences
         history = tuple(history) if history is not None else None
-        return LLaDAGenerateOutput(sequences=sequences, history=history, nfe=nfe, decode_step=decode_step)
+        tokens_per_forward = float((decode_step >= 0).sum()) / max(1, nfe * batch)
+        return LLaDAGenerateOutput(sequences=sequences, history=history, nfe=nfe, decode_step=decode_step,
+                                   tokens_per_forward=tokens_per_forward)
 
     def _denoise(self, canvas, block_length, steps_per_block, context: DenoisingContext):
         """The sampling loop: blocks left to right, `steps_per_block[i]` steps at most for block i."""
@@ -410,6 +417,7 @@ class LLaDAGenerationMixin:
             mask_token_id, config.temperature or 0.0, config.top_k, config.top_p, config.remasking,
             context.randomness if slots is None else SlotDraws(context.randomness, slots, block_tokens.shape[1]),
             config.threshold, config.factor, rows=rows, credit=credit, token_sampling=config.token_sampling,
+            entropy_bound=config.entropy_bound,
         )
         if slots is not None:  # (rows, k) -> (rows, n): the committed slots write back their own tokens
             new_block = block_tokens.scatter(1, slots, new_block)

@@ -424,9 +424,14 @@ def random_confidence(logits, x0, randomness=None, rows=None, active=None) -> to
     return as_draws(randomness).uniform(x0.shape, x0.device, rows, active)
 
 
+def predictive_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of softmax(logits) over the last axis, (..., vocab) -> (...)."""
+    return torch.special.entr(logits.float().softmax(dim=-1)).sum(dim=-1)
+
+
 def negative_entropy(logits, x0, randomness=None, rows=None, active=None) -> torch.Tensor:
     """Minus the entropy of p (Dream's "entropy")."""
-    return -torch.special.entr(logits.float().softmax(dim=-1)).sum(dim=-1)
+    return -predictive_entropy(logits)
 
 
 def top2_margin(logits, x0, randomness=None, rows=None, active=None) -> torch.Tensor:
@@ -485,12 +490,17 @@ def select_transfer(confidence: torch.Tensor, num_transfer: torch.Tensor) -> tor
 
 
 def parallel_transfer_count(confidence: torch.Tensor, threshold: Optional[float] = None,
-                            factor: Optional[float] = None) -> torch.Tensor:
-    """Fast-dLLM's parallel decoding counts, (batch, n) -> (batch,); not-eligible positions carry -inf.
+                            factor: Optional[float] = None, entropy: Optional[torch.Tensor] = None,
+                            entropy_bound: Optional[float] = None) -> torch.Tensor:
+    """Parallel decoding counts, (batch, n) -> (batch,); not-eligible positions carry -inf confidence.
 
-    `threshold`: the number of confidences above it. `factor`: the largest n with `(n + 1) * (1 - c_n) < factor`,
-    c_n the n-th largest confidence; c_n falls and n + 1 grows with n, so the condition holds for a leading run of
-    n and the count is the length of that run. Neither: zeros (the schedule alone decides).
+    `threshold` (Fast-dLLM): the number of confidences above it. `factor` (Fast-dLLM): the largest n with
+    `(n + 1) * (1 - c_n) < factor`, c_n the n-th largest confidence; c_n falls and n + 1 grows with n, so the
+    condition holds for a leading run of n and the count is the length of that run. `entropy_bound` (the EB sampler,
+    Ben-Hamu et al. 2025): with `entropy` (batch, n) the entropies of the positions' predicted distributions, the
+    largest n such that the n most confident positions have `sum(H) - max(H) <= entropy_bound` (a bound on the
+    dependence the parallel commit ignores); that sum minus max only grows with n, so again a leading run.
+    None of them: zeros (the schedule alone decides).
     """
     if threshold is not None:
         return (confidence > threshold).sum(dim=-1)
@@ -498,12 +508,17 @@ def parallel_transfer_count(confidence: torch.Tensor, threshold: Optional[float]
         sorted_confidence = confidence.sort(dim=-1, descending=True).values  # (batch, n)
         n = torch.arange(1, confidence.shape[-1] + 1, device=confidence.device, dtype=sorted_confidence.dtype)
         return ((n + 1) * (1 - sorted_confidence) < factor).sum(dim=-1)
+    if entropy_bound is not None:
+        order = confidence.argsort(dim=-1, descending=True, stable=True)  # (batch, n), as select_transfer ranks
+        ranked = entropy.float().masked_fill(torch.isinf(confidence), float("inf")).gather(-1, order)
+        excess = ranked.cumsum(dim=-1) - ranked.cummax(dim=-1).values  # (batch, n), non-decreasing
+        return (excess <= entropy_bound).sum(dim=-1)
     return torch.zeros(confidence.shape[0], dtype=torch.long, device=confidence.device)
 
 
 def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, temperature=0.0, top_k=None,
                   top_p=None, remasking="low_confidence", randomness=None, threshold=None, factor=None,
-                  rows=None, credit=None, token_sampling="gumbel"):
+                  rows=None, credit=None, token_sampling="gumbel", entropy_bound=None):
     """One denoising step on the current block.
 
     Args:
@@ -518,14 +533,17 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
             rank and count the positions, e.g. [`ConfidenceCredit.boost`] (credit decoding).
         token_sampling (`str`): how a sampled x0 is drawn, a key of [`TOKEN_SAMPLERS`]: `"gumbel"` (Gumbel-max, a
             uniform per position and token) or `"inverse_cdf"` (a uniform per position).
+        entropy_bound (`float`, *optional*): entropy-bounded parallel decoding (see [`parallel_transfer_count`]);
+            the entropies are those of the model's distributions at the block's positions (`block_logits`).
 
     Returns: `(new_block_tokens, transfer)`, both `(batch, n)`; `transfer` marks the committed positions.
     """
     masked = block_tokens == mask_token_id  # (batch, n)
+    rule = (threshold, factor, predictive_entropy(block_logits) if entropy_bound is not None else None, entropy_bound)
     active = masked.any(dim=-1)  # (batch,): rows with something left to decode draw, the others do not
     if token_sampling == "inverse_cdf" and temperature > 0 and not math.isinf(temperature) and not top_k:
         x0, confidence = _inverse_cdf_step(block_logits, top_p, temperature, remasking, randomness, rows, active)
-        return _commit(block_tokens, masked, x0, confidence, num_transfer, threshold, factor, credit)
+        return _commit(block_tokens, masked, x0, confidence, num_transfer, rule, credit)
     logits = filter_logits(block_logits, top_k, top_p, temperature)
     # sampling from a small top-k / nucleus: only its columns, not the whole vocabulary (a confidence of the
     # filtered distribution, the one x0 is drawn from at temperature 1, does not see the others)
@@ -542,7 +560,7 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
         column = gumbel_max_tokens(logits, temperature, randomness, rows, active, vocab_ids, block_logits.shape[-1])
         x0 = vocab_ids.gather(-1, column.unsqueeze(-1)).squeeze(-1)  # (batch, n)
         confidence = token_confidence(logits, column, remasking, randomness, rows, active)
-    return _commit(block_tokens, masked, x0, confidence, num_transfer, threshold, factor, credit)
+    return _commit(block_tokens, masked, x0, confidence, num_transfer, rule, credit)
 
 
 def _inverse_cdf_step(block_logits, top_p, temperature, remasking, randomness, rows, active):
@@ -556,12 +574,13 @@ def _inverse_cdf_step(block_logits, top_p, temperature, remasking, randomness, r
     return x0, token_confidence(logits, x0, remasking, randomness, rows, active)
 
 
-def _commit(block_tokens, masked, x0, confidence, num_transfer, threshold, factor, credit):
-    """The end of [`denoise_block`]: which masked positions take their candidate; `(new_block_tokens, transfer)`."""
+def _commit(block_tokens, masked, x0, confidence, num_transfer, rule, credit):
+    """The end of [`denoise_block`]: which masked positions take their candidate; `(new_block_tokens, transfer)`.
+    `rule`: the arguments of [`parallel_transfer_count`] after the confidences."""
     confidence = confidence.masked_fill(~masked, float("-inf"))  # (batch, n)
     if credit is not None:
         confidence = credit(x0, confidence)
-    num_transfer = torch.maximum(num_transfer, parallel_transfer_count(confidence, threshold, factor))
+    num_transfer = torch.maximum(num_transfer, parallel_transfer_count(confidence, *rule))
     transfer = select_transfer(confidence, torch.minimum(num_transfer, masked.sum(dim=-1)))
     return torch.where(transfer, x0, block_tokens), transfer
 
@@ -771,6 +790,6 @@ __all__ = [
     "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens", "infill_canvas",
     "inverse_cdf_nucleus", "inverse_cdf_tokens", "left_pad", "left_to_right", "low_confidence", "masked_slots",
     "negative_entropy", "nucleus_allowed", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count",
-    "prompt_key", "random_confidence", "RandomDraws", "row_seed", "rows_done", "RunningRows", "scale_logits",
-    "select_transfer", "SlotDraws", "token_confidence", "top2_margin",
+    "predictive_entropy", "prompt_key", "random_confidence", "RandomDraws", "row_seed", "rows_done", "RunningRows",
+    "scale_logits", "select_transfer", "SlotDraws", "token_confidence", "top2_margin",
 ]

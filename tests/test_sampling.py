@@ -155,8 +155,8 @@ def test_inverse_cdf_step_equals_sampling_the_filtered_logits(remasking, tempera
     active = (tokens == MASK).any(dim=-1)
     x0 = inverse_cdf_tokens(filtered, temperature, randomness, None, active)
     confidence = sampling.token_confidence(filtered, x0, remasking, randomness, None, active)
-    expected = sampling._commit(tokens, tokens == MASK, x0, confidence, torch.ones(4, dtype=torch.long), 0.3, None,
-                                None)
+    expected = sampling._commit(tokens, tokens == MASK, x0, confidence, torch.ones(4, dtype=torch.long),
+                                (0.3, None, None, None), None)
     assert torch.equal(new, expected[0]) and torch.equal(transfer, expected[1])
     _, allowed, probability = sampling.inverse_cdf_nucleus(logits, top_p, temperature, draws(), None, active)
     reference = scale_logits(filtered, temperature).softmax(dim=-1).gather(-1, x0[..., None])[..., 0]

@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "blocks exactly by default; 'none' turns that off).")
     fast.add_argument("--threshold", type=float,
                       help="Parallel decoding: also commit every position whose confidence exceeds this, in (0, 1].")
+    fast.add_argument("--factor", type=float,
+                      help="Parallel decoding (factor rule): commit the n most confident positions while "
+                           "(n + 1) * (1 - c_n) < factor.")
+    fast.add_argument("--entropy_bound", type=float,
+                      help="Parallel decoding (entropy-bounded): commit the most confident positions while their "
+                           "summed entropy minus the largest stays under this many nats.")
 
     runtime = parser.add_argument_group("runtime and output")
     runtime.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
@@ -86,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 SAMPLING_FLAGS = ("max_new_tokens", "steps", "block_length", "remasking", "remask_ratio", "temperature", "top_k",
                   "top_p", "cfg_scale", "min_new_tokens", "repetition_penalty", "token_sampling", "use_cache",
-                  "threshold")
+                  "threshold", "factor", "entropy_bound")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -125,7 +131,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     prompt_length = 0 if input_ids is None else input_ids.shape[1]
     print_completions(tokenizer, out.sequences, prompt_length, args.show_prompt)
     print(f"[{out.sequences.shape[0]} sample(s), {out.sequences.shape[1] - prompt_length} tokens each, "
-          f"{out.nfe} forward passes]", file=sys.stderr)
+          f"{out.nfe} forward passes, {out.tokens_per_forward:.2f} tokens per forward]", file=sys.stderr)
     if args.visualize:
         from ..visualize import save_decode_view
 
@@ -155,8 +161,8 @@ def infill_main(args, model, tokenizer, prompts: List[str], settings: dict) -> i
     for index, (row, start) in enumerate(zip(out.sequences.tolist(), middle_start.tolist())):
         shown = row if args.show_prompt else row[start:start + length]
         print(f"=== sample {index} ===\n{tokenizer.decode(shown, skip_special_tokens=True)}")
-    print(f"[{out.sequences.shape[0]} sample(s), {length} tokens filled in each, {out.nfe} forward passes]",
-          file=sys.stderr)
+    print(f"[{out.sequences.shape[0]} sample(s), {length} tokens filled in each, {out.nfe} forward passes, "
+          f"{out.tokens_per_forward:.2f} tokens per forward]", file=sys.stderr)
     return 0
 
 
