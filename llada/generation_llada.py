@@ -255,7 +255,8 @@ class LLaDAGenerationMixin:
         options = pop_call_options(kwargs)
         logits_processor = options.pop("logits_processor")
         config = prepare_generation_config(self, generation_config, kwargs)
-        prompt_ids, prompt_mask = prepare_prompt(input_ids, attention_mask, config.num_return_sequences, self.device)
+        prompt_ids, prompt_mask = prepare_prompt(input_ids, attention_mask, config.num_return_sequences, self.device,
+                                                  self.config.vocab_size)
         batch, prompt_length = prompt_ids.shape
         mask_token_id = resolve_mask_token_id(config, self.config)
         max_new_tokens = resolve_length(config, self.config, prompt_ids, prompt_mask, mask_token_id)
