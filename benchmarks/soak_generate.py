@@ -176,12 +176,14 @@ def soak(calls: int, compile_mode: bool = False, seed: int = 0, report_every: in
     ours, dynamo = CountingHandler(LIMIT_MESSAGE), CountingHandler("recompile_limit")
     handlers = {generation_llada.__name__: ours, "torch._dynamo": dynamo}
     limit = {} if recompile_limit is None else dict(recompile_limit=recompile_limit)
-    compile_config = CompileConfig(backend=backend, fullgraph=True, dynamic=False) if compile_mode else None
+    # compile=True alone is the default (inductor, fullgraph, static shapes); another backend through compile_config
+    compiled = {} if not compile_mode else dict(compile=True) if backend == "inductor" else dict(
+        compile=True, compile_config=CompileConfig(backend=backend, fullgraph=True, dynamic=False))
     for name, handler in handlers.items():
         logging.getLogger(name).addHandler(handler)
     try:
         with torch._dynamo.config.patch(**limit):
-            records, counts = run_calls(calls, rng, models, compile_config, report_every, warmup, log)
+            records, counts = run_calls(calls, rng, models, compiled, report_every, warmup, log)
             limit_in_force = torch._dynamo.config.recompile_limit
     finally:
         for name, handler in handlers.items():
@@ -190,14 +192,13 @@ def soak(calls: int, compile_mode: bool = False, seed: int = 0, report_every: in
                 unique_graphs=_unique_graphs() if compile_mode else None, recompile_limit=limit_in_force)
 
 
-def run_calls(calls: int, rng: random.Random, models: dict, compile_config, report_every: int, warmup: int, log):
+def run_calls(calls: int, rng: random.Random, models: dict, compiled: dict, report_every: int, warmup: int, log):
     """The calls themselves, with a record after the warm-up and every `report_every` calls."""
     records, counts, start = [], {}, time.perf_counter()
     for call in range(1, calls + 1):
-        kind, name, settings = call_settings(rng, compile_config is not None)
+        kind, name, settings = call_settings(rng, bool(compiled))
         ids, mask = prompts(rng, rng.choice([1, 2, 3, 4, 8]))
-        if compile_config is not None:
-            settings.update(compile=True, compile_config=compile_config)
+        settings.update(compiled)
         out = models[kind].diffusion_generate(ids, attention_mask=mask, **settings)
         sequences = out.sequences if hasattr(out, "sequences") else out
         assert sequences.shape == (ids.shape[0], ids.shape[1] + settings["max_new_tokens"])
