@@ -324,7 +324,8 @@ def prepare_prompt(input_ids, attention_mask, num_return_sequences, device, voca
             raise ValueError("diffusion_generate: `attention_mask` was given without `input_ids`.")
         empty = torch.zeros((copies, 0), dtype=torch.long, device=device)  # unconditional generation
         return empty, empty.clone()
-    if not torch.is_tensor(input_ids) or input_ids.is_floating_point() or input_ids.dim() not in (1, 2):
+    if (not torch.is_tensor(input_ids) or input_ids.is_floating_point() or input_ids.dtype == torch.bool
+            or input_ids.dim() not in (1, 2)):
         shape = f"{tuple(input_ids.shape)} of dtype {input_ids.dtype}" if torch.is_tensor(input_ids) else ""
         raise ValueError(
             "diffusion_generate: `input_ids` must be an integer tensor of shape (batch, prompt_len), got "

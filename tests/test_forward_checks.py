@@ -165,6 +165,9 @@ def test_generate_refuses_a_prompt_id_outside_the_vocabulary(model):
     with pytest.raises(ValueError, match=r"diffusion_generate: `input_ids` must be ids in \[0, 99\] \(the "
                                          r"vocabulary\), got 150 at \(0, 1\)"):
         model.diffusion_generate(torch.tensor([[5, 150, 7]]), max_new_tokens=4)
+    with pytest.raises(ValueError, match=r"`input_ids` must be an integer tensor .* got Tensor\(1, 2\) of dtype "
+                                         r"torch.bool"):
+        model.diffusion_generate(torch.tensor([[True, False]]), max_new_tokens=4)
     with pytest.raises(ValueError, match=r"got -3 at \(1, 0\)"):  # padding goes through the embedding too
         model.diffusion_generate(torch.tensor([[5, 6], [-3, 7]]), attention_mask=torch.tensor([[1, 1], [0, 1]]),
                                  max_new_tokens=4)
