@@ -12,6 +12,7 @@ files.
 import copy
 import functools
 import math
+from typing import Optional
 
 import torch
 
@@ -19,6 +20,7 @@ from transformers import GenerationConfig
 from transformers.utils import logging
 
 from .cache_llada import CACHE_MODES
+from .checks_llada import first_outside, position_limit
 from .processors_llada import apply_do_sample, reject_unsupported_generation_flags
 from .sampling_llada import POSITIONWISE_STRATEGIES, REMASKING_STRATEGIES, TOKEN_SAMPLERS, as_id_list, block_schedule
 
@@ -322,15 +324,17 @@ def pop_call_options(kwargs) -> dict:
     return dict(streamer=streamer, generator=generator, seed=seed, logits_processor=logits_processor, **hooks)
 
 
-def prepare_prompt(input_ids, attention_mask, num_return_sequences, device):
-    """Prompts and their attention mask as (batch, prompt_len) long tensors on the model's device."""
+def prepare_prompt(input_ids, attention_mask, num_return_sequences, device, vocab_size: Optional[int] = None):
+    """Prompts and their attention mask as (batch, prompt_len) long tensors on the model's device; the ids (padding
+    included: it goes through the embedding too) must be in the vocabulary of `vocab_size` ids."""
     copies = num_return_sequences or 1
     if input_ids is None:
         if attention_mask is not None:
             raise ValueError("diffusion_generate: `attention_mask` was given without `input_ids`.")
         empty = torch.zeros((copies, 0), dtype=torch.long, device=device)  # unconditional generation
         return empty, empty.clone()
-    if not torch.is_tensor(input_ids) or input_ids.is_floating_point() or input_ids.dim() not in (1, 2):
+    if (not torch.is_tensor(input_ids) or input_ids.is_floating_point() or input_ids.dtype == torch.bool
+            or input_ids.dim() not in (1, 2)):
         shape = f"{tuple(input_ids.shape)} of dtype {input_ids.dtype}" if torch.is_tensor(input_ids) else ""
         raise ValueError(
             "diffusion_generate: `input_ids` must be an integer tensor of shape (batch, prompt_len), got "
@@ -345,6 +349,11 @@ def prepare_prompt(input_ids, attention_mask, num_return_sequences, device):
             f"diffusion_generate: `attention_mask` must have the shape of `input_ids` {tuple(input_ids.shape)}, "
             f"got {tuple(attention_mask.shape)}."
         )
+    if vocab_size is not None:  # once per call, so on any device
+        outside = first_outside(input_ids, 0, vocab_size - 1)
+        if outside is not None:
+            raise ValueError(f"diffusion_generate: `input_ids` must be ids in [0, {vocab_size - 1}] (the vocabulary), "
+                             f"got {outside}.")
     input_ids = input_ids.to(device).long().repeat_interleave(copies, dim=0)
     attention_mask = attention_mask.to(device).long().repeat_interleave(copies, dim=0)
     return input_ids, attention_mask
@@ -396,11 +405,11 @@ def resolve_length(config, model_config, prompt_ids, prompt_mask, mask_token_id)
             f"({mask_token_id}). Put mask tokens where text should be filled in, or set `max_new_tokens` > 0."
         )
     longest_prompt = int(prompt_mask.sum(dim=-1).max()) if prompt_length else 0
-    limit = getattr(model_config, "max_position_embeddings", None)
-    if limit is not None and longest_prompt + max_new_tokens > limit:  # as the forward pass: a warning
-        logger.warning_once(
-            f"diffusion_generate: prompt + `max_new_tokens` goes beyond the model's `max_position_embeddings` "
-            f"({limit}), the length it is meant for; expect poorer text at the positions beyond it."
+    limit = position_limit(model_config)
+    if limit is not None and longest_prompt + max_new_tokens > limit:  # as the forward pass refuses
+        raise ValueError(
+            f"diffusion_generate: the prompt ({longest_prompt} tokens) + `max_new_tokens` ({max_new_tokens}) must be "
+            f"at most the model's `max_position_embeddings` ({limit}), got {longest_prompt + max_new_tokens}."
         )
     return max_new_tokens
 

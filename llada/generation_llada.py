@@ -81,7 +81,7 @@ from .sampling_llada import (
 
 logger = logging.get_logger(__name__)
 
-_COMPILED_FORWARDS = {}  # (model class, compile settings) -> the compiled `forward`, see `_compiled_forward`
+_COMPILED_FORWARDS = {}  # (model class, compile settings) -> its `CompiledForward`, see `_compiled_forward`
 
 
 @dataclass
@@ -260,7 +260,8 @@ class LLaDAGenerationMixin:
         options = pop_call_options(kwargs)
         logits_processor = options.pop("logits_processor")
         config = prepare_generation_config(self, generation_config, kwargs)
-        prompt_ids, prompt_mask = prepare_prompt(input_ids, attention_mask, config.num_return_sequences, self.device)
+        prompt_ids, prompt_mask = prepare_prompt(input_ids, attention_mask, config.num_return_sequences, self.device,
+                                                  self.config.vocab_size)
         batch, prompt_length = prompt_ids.shape
         mask_token_id = resolve_mask_token_id(config, self.config)
         max_new_tokens = resolve_length(config, self.config, prompt_ids, prompt_mask, mask_token_id)
@@ -484,11 +485,11 @@ class LLaDAGenerationMixin:
 
     def _compiled_forward(self, compile_config=None) -> Callable:
         """This model's `forward` through `torch.compile`, with the model bound: compiled once per model class and
-        settings (and then once per shape), kept for later calls."""
+        settings (and then once per shape), kept for later calls (see [`CompiledForward`])."""
         options = compile_options(compile_config)
         key = (type(self), repr(sorted(options.items())))
         if key not in _COMPILED_FORWARDS:
-            _COMPILED_FORWARDS[key] = torch.compile(type(self).forward, **options)
+            _COMPILED_FORWARDS[key] = CompiledForward(type(self).forward, options)
         return functools.partial(_COMPILED_FORWARDS[key], self)
 
 
@@ -514,6 +515,39 @@ class LLaDAGenerationMixin:
         except OSError:
             logger.info("No generation_config.json found; using the generation config made from the model config.")
 
+
+
+class CompiledForward:
+    """A model class's `forward` through `torch.compile`, shared by every call with the same settings.
+
+    Static shapes compile one graph per prompt length, batch size and kind of pass. Past dynamo's recompile limit
+    (`torch._dynamo.config.recompile_limit`) a full graph (`fullgraph=True`, the default) would fail the call; instead
+    new shapes then run eagerly, the graphs already compiled still serve theirs, and one warning says so.
+    """
+
+    def __init__(self, forward: Callable, options: dict):
+        self.forward = forward
+        self.compiled = torch.compile(forward, **options)
+        self.limit_hit = False  # past the recompile limit: new shapes run eagerly
+
+    def __call__(self, model, **kwargs):
+        if not self.limit_hit:
+            try:
+                return self.compiled(model, **kwargs)
+            except Exception as error:  # raised before anything runs: the call is simply made again, eagerly
+                if type(error).__name__ != "FailOnRecompileLimitHit":
+                    raise
+            self.limit_hit = True
+            logger.warning_once(
+                "diffusion_generate: `compile=True` reached torch._dynamo's recompile limit (one graph per prompt "
+                "length, batch size and kind of pass); new shapes now run eagerly, compiled ones stay compiled. Pad "
+                "prompts to a few lengths, or raise `torch._dynamo.config.recompile_limit`."
+            )
+        set_stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
+        if set_stance is None:  # torch < 2.6: no way to keep the compiled shapes without recompiling
+            return self.forward(model, **kwargs)
+        with set_stance("eager_on_recompile"):  # a cached graph when one fits, else eager; never a new compile
+            return self.compiled(model, **kwargs)
 
 
 def _predicts_masked_only(config, context, block: slice) -> bool:

@@ -11,7 +11,8 @@
    (`trainer_state.json`, `all_results.json`, `eval_results.json`) and a usage snippet;
 4. uploads exactly those files in one commit: nothing of the training state (optimizer, `training_args.bin`, ...).
 
-The token is handed to `huggingface_hub` only; it is never written to any file.
+A folder whose lock a live training run holds (`llada.training.output_lock`) is refused: its files may change under
+the upload. The token is handed to `huggingface_hub` only; it is never written to any file.
 """
 
 import json
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from .saved_files import HUB_CODE_FILES, TOKENIZER_FILES, make_tokenizer_config_portable
+from .training.output_lock import check_not_being_written
 
 
 MODEL_FILES = ("config.json", "generation_config.json")
@@ -70,10 +72,12 @@ def push_to_hub(
         `huggingface_hub.CommitInfo` of the commit (its `oid` is the new revision).
 
     Raises:
-        ValueError: `model_dir` does not hold a LLaDA model with a tokenizer, or `repo_id` is malformed.
+        ValueError: `model_dir` does not hold a LLaDA model with a tokenizer, a training run still holds its lock
+            (`llada.training.output_lock`), or `repo_id` is malformed.
         HubPushError: no token, the Hub unreachable or answering with an error, or the reload check failed.
     """
     check_model_dir(model_dir)
+    check_not_being_written(model_dir)  # a training run still writing there: its files may change under the upload
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ValueError(f"`repo_id` must look like 'namespace/name', got {repo_id!r}.")
     api, user = _logged_in_api(_resolve_token(token))  # fail fast: before the slow preparation

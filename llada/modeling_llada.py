@@ -18,6 +18,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
 from transformers.utils import logging
 
+from .checks_llada import check_labels, check_model_inputs, is_compiling
 from .configuration_llada import LLaDAConfig
 from .generation_config_llada import LLaDAGenerationConfig
 from .generation_llada import LLaDAGenerationMixin
@@ -346,7 +347,9 @@ class LLaDAModel(LLaDAPreTrainedModel):
         Args:
             input_ids (`torch.LongTensor` of shape `(batch, seq)`): token ids, `mask_token_id` where masked.
             attention_mask (`torch.Tensor` of shape `(batch, seq)`, *optional*): 1 for real tokens, 0 for padding.
-                Padding is excluded as a key for every query; padded positions still get (meaningless) outputs.
+                Padding is excluded as a key for every query; padded positions still get (meaningless) outputs. A
+                prepared 4-D mask `(batch, 1, queries, keys)`, boolean (True = may attend) or additive float, is
+                used as given.
             position_ids (`torch.LongTensor` of shape `(batch, seq)`, *optional*): defaults to the running count
                 of real tokens, so a left-padded row sees the same positions as the same row unpadded.
             past_key_values (*optional*):
@@ -372,24 +375,23 @@ class LLaDAModel(LLaDAPreTrainedModel):
 
         With `config.block_size` set and no `clean_input_ids`, attention is block-causal: a position sees the
         positions of its own block (`position_ids // block_size`) and of every earlier block.
+
+        A bad input is one `ValueError` naming the argument (see `checks_llada`). Dtypes, ranks and shapes are always
+        checked; values (ids in the vocabulary, a 2-D mask of 0/1, at most `max_position_embeddings` real tokens
+        in a row) on CPU tensors only, as reading them elsewhere waits for the device: set the environment variable
+        `LLADA_CHECK_INPUT_VALUES=1` to check them on every device. Nothing is checked from values while compiling.
         """
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if (input_ids is None) == (inputs_embeds is None):
-            given = "both" if input_ids is not None else "neither"
-            raise ValueError(f"LLaDAModel.forward: pass exactly one of `input_ids` or `inputs_embeds`; got {given}.")
+        # one clear error per bad argument; values (ids, 0/1 masks) on CPU tensors only (see `checks_llada`)
+        check_model_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids,
+                           windowed=past_key_values is not None)
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (batch, seq, hidden)
         batch, seq = inputs_embeds.shape[:2]
-        if past_key_values is None and seq > self.config.max_position_embeddings:
-            logger.warning_once(
-                f"LLaDAModel.forward: an input is longer than `max_position_embeddings` "
-                f"({self.config.max_position_embeddings}), the length the model is meant for; expect poorer outputs "
-                f"at the positions beyond it."
-            )
         if getattr(self.config, "block_size", None) is not None:
             inputs_embeds, position_ids, mask = self._block_layout(
                 inputs_embeds, attention_mask, position_ids, past_key_values, clean_input_ids)
@@ -408,11 +410,6 @@ class LLaDAModel(LLaDAPreTrainedModel):
             # when nothing is padded; no test on the values here, which would break a compiled graph)
             mask = None if attention_mask is None else attention_mask.bool()[:, None, None]
         else:
-            if attention_mask is not None and attention_mask.dim() == 2 and tuple(attention_mask.shape) != (batch, seq):
-                raise ValueError(
-                    f"LLaDAModel.forward: `attention_mask` must have shape {(batch, seq)} like the input, "
-                    f"got {tuple(attention_mask.shape)}."
-                )
             if position_ids is None:
                 position_ids = _default_position_ids(attention_mask, batch, seq, inputs_embeds.device)
             mask = self._bidirectional_mask(inputs_embeds, attention_mask, output_attentions)
@@ -706,7 +703,7 @@ def masked_diffusion_loss(
 def _check_probabilities(p_mask: torch.Tensor) -> None:
     """`p_mask` weights the loss by 1 / p: a value outside (0, 1] (or NaN) would give an infinite, negative or NaN
     loss without any error, so it is refused. Skipped while compiling (the check needs the values on the host)."""
-    if _is_compiling():
+    if is_compiling():
         return
     bad = ~((p_mask > 0) & (p_mask <= 1))  # NaN compares False: counted as bad
     if bool(bad.any()):
@@ -714,11 +711,6 @@ def _check_probabilities(p_mask: torch.Tensor) -> None:
         raise ValueError(
             f"`p_mask` must hold masking probabilities in (0, 1] (the loss divides by them), got {value!r}."
         )
-
-
-def _is_compiling() -> bool:
-    compiler = getattr(torch, "compiler", None)
-    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
 
 
 def _per_token(values: torch.Tensor, batch: int, seq: int, name: str) -> torch.Tensor:
@@ -783,7 +775,8 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
         r"""
         Args:
             labels (`torch.LongTensor` of shape `(batch, seq)`, *optional*):
-                The clean token at masked positions and -100 elsewhere.
+                The clean token at masked positions and -100 elsewhere (checked on CPU tensors as the input ids are,
+                see [`LLaDAModel.forward`]).
             p_mask (`torch.Tensor` of shape `(batch,)` or `(batch, seq)`, *optional*):
                 Masking probability of each sequence (or token); weights the loss by `1 / p_mask`.
             answer_lengths (`torch.Tensor` of shape `(batch,)`, *optional*):
@@ -824,6 +817,8 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
                 f"{logits_to_keep!r} (leave it at 0)."
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if labels is not None:
+            check_labels(self.config, labels, input_ids, inputs_embeds)
         if labels is not None and clean_input_ids is None and getattr(self.config, "block_size", None) is not None:
             if input_ids is None:
                 raise ValueError(

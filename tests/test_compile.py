@@ -66,3 +66,25 @@ def test_inductor_gives_the_eager_tokens():
 def test_compile_flag_is_checked():
     with pytest.raises(ValueError, match="`compile` must be a bool"):
         varied_model().diffusion_generate(torch.tensor([[11]]), max_new_tokens=2, compile="yes")
+
+
+def test_past_the_recompile_limit_new_shapes_run_eagerly_and_it_is_reported_once(caplog):
+    from transformers.utils import logging as hf_logging
+
+    model, counter = varied_model(), GraphCounter()
+    config = CompileConfig(backend=counter, fullgraph=True, dynamic=False)
+    prompts = [torch.full((1, length), 11) for length in (1, 2, 3, 4, 1)]  # a shape each, then the first again
+    eager = [model.diffusion_generate(ids, max_new_tokens=4) for ids in prompts]
+    torch._dynamo.reset()
+    hf_logging.warning_once.cache_clear()  # "once" is once per process: this test must see the first time
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"), torch._dynamo.config.patch(recompile_limit=2):
+            compiled = [model.diffusion_generate(ids, max_new_tokens=4, compile=True, compile_config=config)
+                        for ids in prompts]
+    finally:
+        hf_logging.disable_propagation()
+        torch._dynamo.reset()
+    assert all(torch.equal(a, b) for a, b in zip(compiled, eager))  # the fullgraph limit no longer fails the call
+    assert counter.graphs == 2  # two shapes compiled; the third and fourth ran eagerly, the first again compiled
+    assert caplog.text.count("reached torch._dynamo's recompile limit") == 1

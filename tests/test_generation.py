@@ -504,17 +504,12 @@ def test_logits_processor_flags_apply_without_a_warning(caplog):
     assert "diffusion_generate" not in caplog.text
 
 
-def test_generation_beyond_max_positions_warns_as_the_forward_does(caplog):
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.enable_propagation()
-    try:
-        with caplog.at_level("WARNING"):
-            out = varied_model().diffusion_generate(torch.full((1, 250), 11), max_new_tokens=8)
-    finally:
-        hf_logging.disable_propagation()
-    assert out.shape == (1, 258) and not (out == MASK).any()
-    assert "beyond the model's `max_position_embeddings` (256)" in caplog.text
+def test_generation_beyond_max_positions_is_refused_as_the_forward_does():
+    with pytest.raises(ValueError, match=r"the prompt \(250 tokens\) \+ `max_new_tokens` \(8\) must be at most the "
+                                         r"model's `max_position_embeddings` \(256\), got 258"):
+        varied_model().diffusion_generate(torch.full((1, 250), 11), max_new_tokens=8)
+    out = varied_model().diffusion_generate(torch.full((1, 248), 11), max_new_tokens=8)
+    assert out.shape == (1, 256) and not (out == MASK).any()
 
 
 def chi_square_uniform(counts: torch.Tensor) -> float:

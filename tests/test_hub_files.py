@@ -21,11 +21,13 @@ HUB_FILES = sorted(PACKAGE.glob("*_llada.py"))
 ALLOWED_ROOTS = {
     "torch", "transformers", "math", "dataclasses", "typing", "warnings", "functools", "collections",
     "contextlib", "enum", "itertools", "copy", "inspect", "abc", "__future__", "numbers", "types", "sys", "difflib",
+    "os",
 }
 
 
 def test_hub_file_set():
-    assert [f.name for f in HUB_FILES] == ["cache_llada.py", "configuration_llada.py", "generation_config_llada.py",
+    assert [f.name for f in HUB_FILES] == ["cache_llada.py", "checks_llada.py", "configuration_llada.py",
+                                           "generation_config_llada.py",
                                            "generation_llada.py", "modeling_llada.py", "processors_llada.py",
                                            "sampling_llada.py"]
     assert tuple(f.name for f in HUB_FILES) == HUB_CODE_FILES  # the one list that saving, pushing and converting use

@@ -331,20 +331,15 @@ def test_tensor_parallel_plan_shards_the_head_with_the_embedding():
     assert plan["model.layers.*.self_attn.q_proj"] == "colwise" and plan["model.layers.*.mlp.down_proj"] == "rowwise"
 
 
-def test_forward_beyond_max_positions_warns_once(caplog):
-    from transformers.utils import logging as hf_logging
-
-    model = tiny_model(max_position_embeddings=9)  # a length no other test warns about (warnings are once per text)
-    hf_logging.enable_propagation()
-    try:
-        with caplog.at_level("WARNING"):
-            model(torch.ones(1, 9, dtype=torch.long))
-            assert "max_position_embeddings" not in caplog.text
-            model(torch.ones(1, 10, dtype=torch.long))
-            model(torch.ones(1, 12, dtype=torch.long))
-    finally:
-        hf_logging.disable_propagation()
-    assert caplog.text.count("longer than `max_position_embeddings` (9)") == 1
+def test_forward_beyond_max_positions_is_refused():
+    model = tiny_model(max_position_embeddings=9)
+    assert model(torch.ones(1, 9, dtype=torch.long)).logits.shape == (1, 9, 100)
+    with pytest.raises(ValueError, match=r"`input_ids` must be at most `max_position_embeddings` = 9 tokens long.*"
+                                         r"got 10 tokens in a row"):
+        model(torch.ones(1, 10, dtype=torch.long))
+    padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 9, dtype=torch.long)], dim=1)
+    mask = (padded != 0).long()  # 12 columns, 9 real tokens: padding takes no position
+    assert model(padded, attention_mask=mask).logits.shape == (1, 12, 100)
 
 
 def test_logits_to_keep_picks_positions_shared_or_per_row():

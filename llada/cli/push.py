@@ -6,7 +6,8 @@ The model and tokenizer are re-saved to a temporary folder, reloaded in a fresh 
 (forward pass + a short diffusion_generate; nothing is uploaded if that fails), given a model card, and uploaded:
 config.json (with auto_map), generation_config.json, model.safetensors, the model code files, the tokenizer files
 and README.md. The token comes from --token, HF_TOKEN or `hf auth login`. A LoRA adapter folder (what `llada-train
---lora_r` writes) is pushed as a full model with `--merge_lora`: the adapter merged into its base model.
+--lora_r` writes) is pushed as a full model with `--merge_lora`: the adapter merged into its base model. A folder
+that a training run is still writing (it holds the folder's lock) is refused.
 """
 
 import argparse
@@ -50,6 +51,9 @@ def main(argv: Optional[list] = None) -> int:
 def _main(argv: Optional[list] = None) -> int:
     args = build_parser().parse_args(argv)
     from ..hub import HubPushError, push_to_hub
+    from ..training.output_lock import check_not_being_written
+
+    check_not_being_written(args.model_dir)  # before a LoRA merge reads it too
 
     has_adapter = (Path(args.model_dir) / "adapter_config.json").is_file()
     if args.merge_lora and not has_adapter:

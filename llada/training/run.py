@@ -202,7 +202,18 @@ def build_tokenizer_for(model_args, data_args, raw):
 
 
 def run_training(model_args, data_args, training_args):
-    """Loads data, builds tokenizer and model, trains, saves to `output_dir` and evaluates; returns the trainer."""
+    """Loads data, builds tokenizer and model, trains, saves to `output_dir` and evaluates; returns the trainer.
+
+    The run holds `output_dir`'s lock throughout (`output_lock`): a second run pointed at the same folder is refused.
+    """
+    from .output_lock import output_dir_lock
+
+    with output_dir_lock(training_args):
+        return _train(model_args, data_args, training_args)
+
+
+def _train(model_args, data_args, training_args):
+    """The run of `run_training`, once the output folder's lock is held."""
     from transformers import set_seed
 
     from .checkpoints import check_checkpoint_matches_model, prepare_output_dir, remove_earlier_run
