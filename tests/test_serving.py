@@ -333,10 +333,12 @@ def test_seeded_request_is_batch_invariant(server, client, loaded):
     prompts = ["To be, or not to be", "a", "Now is the winter", "xyz", "To be, or not to be", "ROMEO: Hi"]
     seeds = [11, 1, 2, 3, 12, 4]
     with ThreadPoolExecutor(len(prompts)) as pool:
-        texts = list(pool.map(lambda ps: client.completions.create(prompt=ps[0], seed=ps[1], **settings)
-                              .choices[0].text, zip(prompts, seeds)))
+        responses = list(pool.map(lambda ps: client.completions.with_raw_response.create(
+            prompt=ps[0], seed=ps[1], **settings), zip(prompts, seeds)))
     batches = httpx.get(server.url + "/health").json()["batches"] - batches_before
-    assert batches < len(prompts)  # some requests shared a batch (a 0.2 s window)
+    assert batches < len(prompts)  # requests shared batches (a 0.2 s window)
+    assert int(responses[0].headers["x-batch-rows"]) > 1  # the first one had neighbours
+    texts = [response.parse().choices[0].text for response in responses]
     assert texts[0] == alone
     assert texts[4] != alone  # the same prompt with another seed: its own sample
 

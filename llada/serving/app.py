@@ -177,7 +177,8 @@ async def _generate(request: Request, served: ServedModel, engine: BatchingEngin
             completion_tokens += count
     prompt_tokens = sum(len(ids) for ids in prompts)
     _log_generation(request, jobs, prompt_tokens, completion_tokens)
-    return response_body(chat, rid, served.name, created, choices, usage(prompt_tokens, completion_tokens))
+    body = response_body(chat, rid, served.name, created, choices, usage(prompt_tokens, completion_tokens))
+    return JSONResponse(body, headers={"X-Batch-Rows": str(max(job.batch_rows for job in jobs))})
 
 
 class ClientWatch:
