@@ -261,7 +261,8 @@ def _sse(body: dict) -> str:
 def _log_generation(request: Request, jobs: List[Job], prompt_tokens: int, completion_tokens: int) -> None:
     request.state.log = (f"prompt_tokens={prompt_tokens} completion_tokens={completion_tokens} "
                          f"rows={sum(job.n for job in jobs)} batch_rows={max(job.batch_rows for job in jobs)} "
-                         f"queued={max(job.queued for job in jobs):.3f}s")
+                         f"queued={max(job.queued for job in jobs):.3f}s "
+                         f"decoding={max(job.decoding for job in jobs):.3f}s")
 
 
 class JobStreamResponse(StreamingResponse):

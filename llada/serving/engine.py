@@ -1,8 +1,11 @@
 """The batching engine of `llada-serve`: one worker thread decodes the queued requests in left-padded batches.
 
 A request becomes one [`Job`] per prompt (its `n` samples are rows of the same batch). Jobs wait in one queue. The
-worker takes the oldest job and, within `batch_window` seconds of its arrival, every queued job whose settings are
-compatible with it, up to `max_batch_size` rows, and runs them through one `diffusion_generate` call:
+worker takes the oldest job and every queued job whose settings are compatible with it, up to `max_batch_size`
+rows, and runs them through one `diffusion_generate` call. It waits for companions while they keep coming, each
+within `batch_window` seconds of the previous one (a few windows at most), counted from the oldest job's arrival or,
+when the worker has just finished a batch, from then: the clients it answered then send their next requests into
+the next batch, and the batches do not split into groups that take turns.
 
 - Compatible means the same settings of the call (`max_new_tokens`, `steps`, `block_length`, `temperature`,
   `top_p`, `remasking`, `threshold`, `use_cache`, ...: one canvas length and one sampler for the batch) and the
@@ -35,6 +38,8 @@ from .protocol import APIError
 
 logger = logging.getLogger("llada.serving")
 
+WINDOW_EXTENSIONS = 5  # a batch waits for companions `batch_window` after the last arrival, this many windows at most
+
 
 @dataclass(eq=False)
 class Job:
@@ -60,6 +65,7 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event)
     batch_rows: int = 0  # rows of the batch the job ran in
     queued: float = 0.0  # seconds between arrival and the start of its batch
+    decoding: float = 0.0  # seconds its batch's `diffusion_generate` call took
 
     def __post_init__(self):
         self.key = (self.n, tuple(sorted(self.settings.items())))
@@ -116,7 +122,7 @@ class BatchingEngine:
         mask_token_id (`int`), pad_token_id (`int`): the canvas's mask id, and the id of the left padding (and of
             the filled positions of cancelled rows).
         max_batch_size (`int`): rows of one `diffusion_generate` call at most.
-        batch_window (`float`): seconds a job waits for companions after its arrival when the worker is idle.
+        batch_window (`float`): seconds the worker waits for a next compatible job before it starts a batch.
         max_queue (`int`): jobs waiting at most; a request beyond is refused with 429.
     """
 
@@ -130,6 +136,7 @@ class BatchingEngine:
         self._thread: Optional[threading.Thread] = None
         self.running_rows = 0
         self.batches = 0
+        self._free_since = 0.0  # when the last batch ended
 
     @property
     def queued(self) -> int:
@@ -183,7 +190,14 @@ class BatchingEngine:
                     continue
                 first = self._pending[0]
                 group = [job for job in self._pending if job.key == first.key]
-                wait = first.arrival + self.batch_window - time.perf_counter()
+                # the window opens at the job's arrival, or when the worker became free if that is later (the
+                # clients of the batch just finished send their next requests then: they join this batch instead
+                # of the batches splitting into groups that take turns), and stays open while compatible jobs
+                # keep arriving, each within `batch_window` of the last, for `WINDOW_EXTENSIONS` windows at most
+                opened = max(first.arrival, self._free_since)
+                newest = max(job.arrival for job in group)
+                closes = min(opened + WINDOW_EXTENSIONS * self.batch_window, max(opened, newest) + self.batch_window)
+                wait = closes - time.perf_counter()
                 if sum(job.n for job in group) >= self.max_batch_size or wait <= 0:
                     break
                 self._condition.wait(wait)
@@ -221,9 +235,11 @@ class BatchingEngine:
         else:
             generated = out.sequences[:, prompt_length:].tolist()
             for job, first in zip(jobs, streamer.first_rows):
+                job.decoding = time.perf_counter() - started
                 job.post("done", generated[first:first + job.n])
         finally:
             self.running_rows = 0
+            self._free_since = time.perf_counter()
 
 
 __all__ = ["BatchStreamer", "BatchingEngine", "Job"]
