@@ -116,7 +116,7 @@ def client(server):
 def reference_text(loaded, prompt: str, seed: int, **settings) -> str:
     """What `diffusion_generate` gives for the prompt alone, decoded as the server decodes it."""
     model, tokenizer = loaded
-    ids = torch.tensor([tokenizer(prompt)["input_ids"]])
+    ids = torch.tensor([tokenizer(prompt)["input_ids"]], dtype=torch.long)
     out = model.diffusion_generate(ids, seed=seed, **settings)[0, ids.shape[1]:].tolist()
     out = out[:out.index(EOS)] if EOS in out else out
     return tokenizer.decode(out, skip_special_tokens=True)
@@ -330,8 +330,8 @@ def test_seeded_request_is_batch_invariant(server, client, loaded):
     alone = client.completions.create(prompt="To be, or not to be", seed=11, **settings).choices[0].text
     assert alone == reference_text(loaded, "To be, or not to be", seed=11, temperature=1.0, remasking="random")
     batches_before = httpx.get(server.url + "/health").json()["batches"]
-    prompts = ["To be, or not to be", "a", "Now is the winter", "xyz", "To be, or not to be", "ROMEO: Hi"]
-    seeds = [11, 1, 2, 3, 12, 4]
+    prompts = ["To be, or not to be", "a", "Now is the winter", "xyz", "To be, or not to be", "ROMEO: Hi", "", ""]
+    seeds = [11, 1, 2, 3, 12, 4, 5, 6]
     with ThreadPoolExecutor(len(prompts)) as pool:
         responses = list(pool.map(lambda ps: client.completions.with_raw_response.create(
             prompt=ps[0], seed=ps[1], **settings), zip(prompts, seeds)))
@@ -341,6 +341,9 @@ def test_seeded_request_is_batch_invariant(server, client, loaded):
     texts = [response.parse().choices[0].text for response in responses]
     assert texts[0] == alone
     assert texts[4] != alone  # the same prompt with another seed: its own sample
+    for index in (1, 3, 6):  # left-padded rows, and an empty prompt (unconditional), sample as alone too
+        assert texts[index] == reference_text(loaded, prompts[index], seed=seeds[index], temperature=1.0,
+                                              remasking="random")
 
 
 def test_incompatible_settings_run_in_separate_batches(server, client):

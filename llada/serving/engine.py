@@ -9,7 +9,7 @@ the next batch, and the batches do not split into groups that take turns.
 
 - Compatible means the same settings of the call (`max_new_tokens`, `steps`, `block_length`, `temperature`,
   `top_p`, `remasking`, `threshold`, `use_cache`, ...: one canvas length and one sampler for the batch) and the
-  same `n`. The seed is per row: every job has one (drawn at random when the request sets none), and
+  same `n` (and empty prompts batch only with empty prompts). The seed is per row: every job has one (drawn at random when the request sets none), and
   `diffusion_generate(seed=[...])` gives each prompt its own random streams, so a seeded request's text does not
   depend on the other rows of its batch.
 - The prompts are left-padded; `diffusion_generate` masks the padding and counts positions from each row's first
@@ -68,7 +68,9 @@ class Job:
     decoding: float = 0.0  # seconds its batch's `diffusion_generate` call took
 
     def __post_init__(self):
-        self.key = (self.n, tuple(sorted(self.settings.items())))
+        # an empty prompt (unconditional generation) would be a row of padding only in a batch with prompts, which
+        # does not sample as it does alone: such jobs batch among themselves
+        self.key = (self.n, not self.prompt_ids, tuple(sorted(self.settings.items())))
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop, self.events = loop, asyncio.Queue()
