@@ -412,13 +412,3 @@ def test_killed_client_and_graceful_shutdown(tmp_path):
     assert "client disconnected: cancelled" in log
     assert '"POST /v1/completions" 200' in log and "completion_tokens=" in log
     assert "stopped" in log
-
-
-def test_cli_refuses_bad_options(tmp_path, capsys):
-    from llada.cli.serve import main
-
-    assert main([str(tmp_path / "missing"), "--max_batch_size", "0"]) == 2
-    assert "--max_batch_size must be >= 1" in capsys.readouterr().err
-    (tmp_path / "empty").mkdir()
-    assert main([str(tmp_path / "empty")]) == 2
-    assert "has no config.json" in capsys.readouterr().err

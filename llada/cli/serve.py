@@ -14,6 +14,7 @@ then exits.
 import argparse
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -82,6 +83,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     except ImportError as error:
         raise CLIError(f"llada-serve needs the `serve` extra (FastAPI and uvicorn): pip install \"llada-hf[serve]\" "
                        f"({error.name} is missing).") from None
+    check_address(args.host, args.port)  # before the model is loaded: a busy port fails at once
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     device = check_device(args.device)
@@ -107,6 +109,22 @@ def _main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def check_address(host: str, port: int) -> None:
+    """`--host` / `--port` must be an address this machine can listen on, and free."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise CLIError(f"--host {host!r} is not an address of this machine ({error.strerror}).") from None
+    family, kind, _, _, address = infos[0]
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise CLIError(f"--host {host} --port {port}: cannot listen there ({error.strerror}); is another "
+                           "server running on that port?") from None
 
 
 if __name__ == "__main__":
