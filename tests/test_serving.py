@@ -5,6 +5,7 @@ The model is a tiny random one with the byte tokenizer, saved and reloaded, whos
 tokens in blocks of 4, ASCII bytes only) is the server's default.
 """
 
+import asyncio
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -28,8 +30,8 @@ openai = pytest.importorskip("openai", reason="the `openai` client (dev extra) i
 httpx = pytest.importorskip("httpx", reason="httpx (dev extra) is not installed")
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion  # noqa: E402
-from llada.serving import create_app  # noqa: E402
-from llada.serving.engine import BatchStreamer, Job  # noqa: E402
+from llada.serving import APIError, create_app  # noqa: E402
+from llada.serving.engine import BatchingEngine, BatchStreamer, Job  # noqa: E402
 from llada.serving.protocol import IncrementalText  # noqa: E402
 from llada.training.tokenizers import build_byte_tokenizer  # noqa: E402
 
@@ -151,6 +153,33 @@ def test_cancelled_row_leaves_the_forward_batch():
     out = model.diffusion_generate(ids, mask, max_new_tokens=8, steps=8, streamer=streamer)
     assert rows_per_call == [1] * 8  # the cancelled row never ran
     assert out[1, 2:].tolist() == [PAD] * 8 and (out[0, 2:] != 99).all()
+
+
+def test_worker_survives_a_failing_batch_and_shutdown_answers_the_queue():
+    class FlakyModel:
+        device = torch.device("cpu")
+
+        def diffusion_generate(self, input_ids, attention_mask, **kwargs):
+            if bool((input_ids == 13).any()):
+                raise RuntimeError("boom")
+            return SimpleNamespace(sequences=torch.cat([input_ids, torch.full((len(input_ids), 2), 5)], dim=1))
+
+    async def scenario():
+        engine = BatchingEngine(FlakyModel(), mask_token_id=99, pad_token_id=0, batch_window=0.0)
+        engine.start()
+        failing, fine, late = Job([13], 1, 0, {}), Job([14], 1, 0, {}), Job([15], 1, 0, {})
+        for job in (failing, fine, late):
+            job.attach(asyncio.get_running_loop())
+        engine.submit([failing])
+        event = await asyncio.wait_for(failing.events.get(), 30)
+        assert event[0] == "error" and event[1].status == 500
+        engine.submit([fine])
+        assert await asyncio.wait_for(fine.events.get(), 30) == ("done", [[5, 5]])
+        engine.stop(30)
+        with pytest.raises(APIError, match="shutting down"):
+            engine.submit([late])
+
+    asyncio.run(scenario())
 
 
 def test_incremental_text_holds_back_a_possible_stop_and_never_retracts():

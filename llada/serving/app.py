@@ -82,6 +82,7 @@ def create_app(model, tokenizer, name: str, max_batch_size: int = 32, batch_wind
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, error: APIError):
+        request.state.log = f"{error.code or error.type}: {error.message}"
         return JSONResponse(error.to_dict(), status_code=error.status)
 
     @app.exception_handler(StarletteHTTPException)
@@ -300,6 +301,9 @@ class RequestLog:
 
         try:
             await self.app(scope, receive, send_logged)
+        except Exception:  # answered 500 by the server's outermost handler
+            status.setdefault("code", 500)
+            raise
         finally:
             client = "%s:%s" % tuple(scope["client"]) if scope.get("client") else "-"
             extra = scope.get("state", {}).get("log", "")
