@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help="Saved model folder or Hub id.")
     parser.add_argument("--tokenizer", help="Tokenizer folder or Hub id; defaults to the model.")
-    parser.add_argument("--served_model_name", help="The model id clients send as `model` (default: MODEL as given).")
+    parser.add_argument("--served_model_name",
+                        help="The model id clients send as `model` (default: MODEL as given, less a trailing /).")
     parser.add_argument("--chat_template", metavar="FILE",
                         help="A Jinja chat template for /v1/chat/completions, for a tokenizer that has none.")
     parser.add_argument("--trust_remote_code", action="store_true",
@@ -83,24 +84,22 @@ def _main(argv: Optional[List[str]] = None) -> int:
     except ImportError as error:
         raise CLIError(f"llada-serve needs the `serve` extra (FastAPI and uvicorn): pip install \"llada-hf[serve]\" "
                        f"({error.name} is missing).") from None
-    check_address(args.host, args.port)  # before the model is loaded: a busy port fails at once
+    check_address(args.host, args.port)  # the cheap checks first: a busy port fails before the model loads
+    chat_template = read_chat_template(args.chat_template)
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     device = check_device(args.device)
-    args.model = str(args.model)
     model, tokenizer = load_model_and_tokenizer(args, device)
-    if args.chat_template:
-        try:
-            tokenizer.chat_template = Path(args.chat_template).read_text(encoding="utf-8")
-        except OSError as error:
-            raise CLIError(f"--chat_template: cannot read {args.chat_template!r} ({error.strerror}).") from None
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     logging.getLogger("llada.serving").setLevel(args.log_level.upper())
-    app = create_app(model, tokenizer, args.served_model_name or args.model, max_batch_size=args.max_batch_size,
+    name = args.served_model_name or args.model.rstrip("/") or args.model
+    app = create_app(model, tokenizer, name, max_batch_size=args.max_batch_size,
                      batch_window=args.batch_window_ms / 1000, max_queue=args.max_queue,
                      shutdown_timeout=args.shutdown_timeout)
-    print(f"llada-serve: http://{args.host}:{args.port}/v1 (demo page: http://{args.host}:{args.port}/demo)",
-          file=sys.stderr)
+    print(f"llada-serve: model {name!r} at http://{args.host}:{args.port}/v1 (demo page: "
+          f"http://{args.host}:{args.port}/demo)", file=sys.stderr)
     # uvicorn shuts down gracefully on SIGINT / SIGTERM, then raises the signal again: SIGTERM then ends here too
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -109,6 +108,16 @@ def _main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def read_chat_template(path: Optional[str]) -> Optional[str]:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        why = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise CLIError(f"--chat_template: cannot read {path!r} ({why}).") from None
 
 
 def check_address(host: str, port: int) -> None:
