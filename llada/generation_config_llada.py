@@ -319,8 +319,12 @@ def pop_call_options(kwargs) -> dict:
     if seed is not None:
         if generator is not None:
             raise ValueError("diffusion_generate: pass `generator` or `seed`, not both.")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise TypeError(f"diffusion_generate: `seed` must be an int, got {seed!r}.")
+        if isinstance(seed, tuple):
+            seed = list(seed)
+        if not all(isinstance(one, int) and not isinstance(one, bool) for one in
+                   (seed if isinstance(seed, list) and seed else [seed])):
+            raise TypeError(f"diffusion_generate: `seed` must be an int or a list of ints (one per prompt), "
+                            f"got {seed!r}.")
     return dict(streamer=streamer, generator=generator, seed=seed, logits_processor=logits_processor, **hooks)
 
 

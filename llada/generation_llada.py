@@ -231,7 +231,8 @@ class LLaDAGenerationMixin:
             seed (`int`, *optional*) or generator (`torch.Generator`, *optional*):
                 Source of the random draws. `seed`: one stream per row, from `seed`, the row's prompt and its index
                 among the copies of that prompt, so a prompt samples the same alone or in any batch and different
-                prompts do not share their random draws; a `generator` (default:
+                prompts do not share their random draws; a list of ints gives each prompt its own seed (a row
+                then samples as its prompt alone with that seed); a `generator` (default:
                 torch's global one) is one stream for the whole batch, as in LLaDA's code.
             streamer (*optional*):
                 An object with `put(canvas)` and `end()`: receives the starting canvas `(batch, seq)`, the canvas

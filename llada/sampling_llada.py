@@ -239,10 +239,12 @@ class RandomDraws:
         self.generator, self.row_generators = generator, row_generators
 
     @classmethod
-    def per_row(cls, seed: int, copy_index: torch.Tensor, device, prompt_keys=None) -> "RandomDraws":
+    def per_row(cls, seed, copy_index: torch.Tensor, device, prompt_keys=None) -> "RandomDraws":
+        """`seed`: an int for every row, or a list with one seed per row."""
         keys = [0] * len(copy_index) if prompt_keys is None else prompt_keys
-        return cls(row_generators=[torch.Generator(device=device).manual_seed(row_seed(seed, int(copy), key))
-                                   for copy, key in zip(copy_index, keys)])
+        seeds = [seed] * len(copy_index) if isinstance(seed, int) else seed
+        return cls(row_generators=[torch.Generator(device=device).manual_seed(row_seed(one, int(copy), key))
+                                   for one, copy, key in zip(seeds, copy_index, keys)])
 
     @classmethod
     def shared(cls, generator: Optional[torch.Generator] = None) -> "RandomDraws":
@@ -251,11 +253,17 @@ class RandomDraws:
     @classmethod
     def for_call(cls, seed: Optional[int], generator, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
                  copies: int, device) -> "RandomDraws":
-        """Per-row streams with a `seed`, else one shared stream. `prompt_ids` / `prompt_mask` (batch, prompt
-        length): the rows' prompts, each prompt's `copies` in consecutive rows."""
+        """Per-row streams with a `seed` (an int, or a list of one int per prompt), else one shared stream.
+        `prompt_ids` / `prompt_mask` (batch, prompt length): the rows' prompts, each prompt's `copies` in consecutive
+        rows."""
         if seed is None:
             return cls.shared(generator)
         keys = [prompt_key(ids[mask].tolist()) for ids, mask in zip(prompt_ids.cpu(), prompt_mask.bool().cpu())]
+        if not isinstance(seed, int):  # one seed per prompt: a prompt samples as it would alone with its seed
+            if len(seed) * copies != len(keys):
+                raise ValueError(f"diffusion_generate: `seed` as a list needs one seed per prompt "
+                                 f"({len(keys) // copies}), got {len(seed)}.")
+            seed = [one for one in seed for _ in range(copies)]
         return cls.per_row(seed, torch.arange(copies).repeat(len(keys) // copies), device, keys)
 
     def uniform(self, shape, device, rows: Optional["RunningRows"] = None, active=None) -> torch.Tensor:

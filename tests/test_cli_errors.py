@@ -10,6 +10,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,7 +60,7 @@ def run_script(module: str, *args, extra_env=None, preexec_fn=None, timeout=300)
 
 def test_every_console_script_is_tested_here():
     assert {name for name, _ in SCRIPTS} == {"llada-generate", "llada-convert", "llada-lm-eval", "llada-push",
-                                             "llada-train"}
+                                             "llada-train", "llada-serve"}
 
 
 @pytest.mark.parametrize("name, target", SCRIPTS)
@@ -169,6 +170,35 @@ def test_convert_bad_inputs(tmp_path, folders, original, case, needles, capsys):
 def test_convert_error_through_the_console_script(tmp_path, folders):
     result = run_script("llada.cli.convert", "--src", folders / "good", "--dst", tmp_path / "dst")
     assert_one_line_error(result.returncode, result.stderr, 2, "not an official", prog="llada-convert")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# llada-serve: every bad input ends before the server starts
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["{root}/not-a-model"], ["not-a-model", "no config.json"]),
+    (["{root}/truncated-weights"], ["truncated-weights", "corrupt or truncated"]),
+    (["{root}/no-tokenizer"], ["no-tokenizer", "no usable tokenizer"]),
+    (["{root}/good", "--device", "cuda:7"], ["--device cuda:7"]),
+    (["{root}/good", "--max_batch_size", "0"], ["--max_batch_size must be >= 1"]),
+    (["{root}/good", "--batch_window_ms", "-5"], ["--batch_window_ms must be >= 0"]),
+    (["{root}/good", "--host", "no.such.host.invalid"], ["--host 'no.such.host.invalid'"]),
+    (["{root}/good", "--port", "{busy}"], ["--port {busy}", "cannot listen there"]),
+    (["{root}/good", "--chat_template", "{root}/no-such-template.jinja"], ["--chat_template", "no-such-template"]),
+])
+def test_serve_bad_inputs(folders, args, needles, capsys):
+    from llada.cli import serve
+
+    pytest.importorskip("uvicorn", reason="the `serve` extra is not installed")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = [arg.format(root=folders, busy=port) for arg in args]
+        code = serve.main(argv + ["--port", "0"] * ("--port" not in args))
+    needles = [needle.format(busy=port) for needle in needles]
+    assert_one_line_error(code, capsys.readouterr().err, 2, *needles, prog="llada-serve")
 
 
 # ----------------------------------------------------------------------------------------------------------------
