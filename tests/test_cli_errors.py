@@ -60,7 +60,7 @@ def run_script(module: str, *args, extra_env=None, preexec_fn=None, timeout=300)
 
 def test_every_console_script_is_tested_here():
     assert {name for name, _ in SCRIPTS} == {"llada-generate", "llada-convert", "llada-lm-eval", "llada-push",
-                                             "llada-train", "llada-serve"}
+                                             "llada-train", "llada-serve", "llada-tasks"}
 
 
 @pytest.mark.parametrize("name, target", SCRIPTS)
@@ -170,6 +170,39 @@ def test_convert_bad_inputs(tmp_path, folders, original, case, needles, capsys):
 def test_convert_error_through_the_console_script(tmp_path, folders):
     result = run_script("llada.cli.convert", "--src", folders / "good", "--dst", tmp_path / "dst")
     assert_one_line_error(result.returncode, result.stderr, 2, "not an official", prog="llada-convert")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# llada-tasks
+
+
+def test_llada_tasks_bad_inputs(tmp_path, capsys):
+    from llada.cli import tasks
+
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    (tmp_path / "empty.jsonl").write_text("{}\n")
+    cases = [
+        (["generate", "chess", str(tmp_path)], "invalid choice"),
+        (["generate", "stargraph", str(tmp_path), "--option", "degree"], "NAME=INT"),
+        (["generate", "stargraph", str(tmp_path), "--option", "colour=3"], "colour"),
+        (["generate", "stargraph", str(tmp_path), "--option", "degree=1"], "degree"),
+        (["evaluate", "stargraph", "--model", str(tmp_path), "--data", str(tmp_path / "missing.jsonl")], "missing"),
+        (["evaluate", "stargraph", "--model", str(tmp_path), "--data", str(tmp_path / "bad.jsonl")], "--data"),
+        (["evaluate", "stargraph", "--model", str(tmp_path), "--data", str(tmp_path / "empty.jsonl")], "prompt"),
+        (["evaluate", "stargraph", "--model", str(tmp_path / "nope"), "--data", str(tmp_path / "empty.jsonl")],
+         "--data"),
+    ]
+    for argv, needle in cases:
+        code = exit_code(tasks.main, argv)
+        line = assert_one_line_error(code, capsys.readouterr().err, 2, needle)
+        assert line.startswith("llada-tasks")  # argparse's errors name the subcommand too
+    (tmp_path / "ok.jsonl").write_text('{"prompt": "ab /ab=", "response": "ab"}\n')
+    code = exit_code(tasks.main, ["evaluate", "stargraph", "--model", str(tmp_path / "nope"), "--data",
+                                  str(tmp_path / "ok.jsonl")])
+    assert_one_line_error(code, capsys.readouterr().err, 2, "--model", prog="llada-tasks")
+    code = exit_code(tasks.main, ["evaluate", "stargraph", "--model", str(tmp_path), "--data",
+                                  str(tmp_path / "ok.jsonl")])
+    assert_one_line_error(code, capsys.readouterr().err, 2, "config.json", prog="llada-tasks")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -86,9 +86,18 @@ def _generate(args) -> int:
 def _evaluate(args) -> int:
     from ..tasks import read_rows
     from ..tasks.evaluate import evaluate_model, is_diffusion, load_model
+    from .generate import check_model_folder, loading
 
-    rows = read_rows(args.data)[: args.limit]
-    model, tokenizer = load_model(args.model)
+    try:
+        rows = read_rows(args.data)[: args.limit]
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CLIError(f"--data {args.data!r}: not a jsonl file of puzzles ({error}).") from None
+    if not rows or not all(isinstance(row, dict) and "prompt" in row for row in rows):
+        raise CLIError(f"--data {args.data!r}: expected jsonl rows with a 'prompt' (and 'response'), got "
+                       f"{len(rows)} row(s) without one.")
+    check_model_folder(args.model)
+    with loading("--model", args.model):
+        model, tokenizer = load_model(args.model)
     sampling = {name: getattr(args, name) for name in ("remasking", "steps", "threshold", "factor", "entropy_bound")
                 if getattr(args, name) is not None}
     if sampling and not is_diffusion(model):
