@@ -110,7 +110,7 @@ def test_demo_page_denoises_a_prompt(browser, demo_server):
     snapshots = browser.execute_script("return window.snapshots")
     masked = [snapshot["masked"] for snapshot in snapshots]
     assert max(masked) > 24 and masked[-1] == 0  # blanks first, every one filled in the end
-    assert len(set(masked)) >= 5  # the page redrew as the canvas denoised (chunks read together draw once)
+    assert len(set(masked)) >= 3  # the page redrew as the canvas denoised (chunks read together draw once)
     colours = browser.execute_script(
         "return Array.from(document.querySelectorAll('#canvas .tok')).map((s) => s.style.background)")
     assert len(colours) == 48 and len(set(colours)) > 10  # coloured by the step that committed each token
