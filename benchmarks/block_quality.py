@@ -1,7 +1,7 @@
 """Block diffusion vs full-attention LLaDA vs autoregressive, at the main job's size, data and CPU-time budget.
 
-Contenders (all `llada-train` with the full-attention model's options, `llada/configs/tinyshakespeare-full.yaml`,
-which were the main job's before it became the block model these results led to: hidden 128, 4 layers, 4 heads,
+Contenders (all `llada-train` with the full-attention model's options, `llada/configs/tinyshakespeare-full.yaml`:
+hidden 128, 4 layers, 4 heads,
 FFN 384, 128-token blocks of TinyShakespeare, AdamW 2e-3 cosine; `--setting bytes` (default): byte tokenizer, one
 mask per sequence, batch 32; `--setting main`: that YAML as it is, a 4096-token BPE with complementary masking,
 batch 16 x 2 rows):
@@ -49,8 +49,8 @@ import sample_quality as quality
 
 from llada.training.run import FULL_ATTENTION_CONFIG
 
-# the options every contender starts from: the full-attention model's (the main job's before it became a block
-# model), so that the contenders and their recorded figures keep their meaning
+# the options every contender starts from: the full-attention model's, so that the contenders and their recorded
+# figures keep their meaning
 FULL = ["--config", str(FULL_ATTENTION_CONFIG)]
 # the setting every contender trains in (the main job's options otherwise), and the training-step calibration's
 SETTINGS = {

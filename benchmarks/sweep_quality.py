@@ -4,7 +4,7 @@
     python benchmarks/sweep_quality.py --list
 
 Each recipe is a set of `llada-train` options on top of the full-attention model's
-(`llada/configs/tinyshakespeare-full.yaml`: the main job's options before it became a block model). The recipe is trained in its own process with `--threads` torch threads (one by default: the figures then hold on a
+(`llada/configs/tinyshakespeare-full.yaml`). The recipe is trained in its own process with `--threads` torch threads (one by default: the figures then hold on a
 machine where something else runs), then scored on the held-out split: the ELBO perplexity bound (or the
 perplexity of an autoregressive recipe) on `--eval_blocks` blocks with 16 stratified `t` each, and the samples of
 `benchmarks/sample_quality.py` under each sampler setting of `--samplers`. A finished recipe (its folder holds
