@@ -39,6 +39,17 @@ def varied_model(seed: int = 0) -> LLaDAForMaskedDiffusion:
     return tiny_model(seed, initializer_range=0.2)
 
 
+class GraphCounter:
+    """A torch.compile backend that runs the captured graph as is and counts the graphs it was given."""
+
+    def __init__(self):
+        self.graphs = 0
+
+    def __call__(self, graph_module, example_inputs):
+        self.graphs += 1
+        return graph_module.forward
+
+
 def llada_num_transfer_tokens(M, S):
     """LLaDA's get_num_transfer_tokens for one row: M // S per step, +1 for the first M % S steps."""
     return [M // S + (1 if i < M % S else 0) for i in range(S)]

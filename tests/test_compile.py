@@ -4,18 +4,7 @@ import pytest
 import torch
 from transformers import CompileConfig
 
-from conftest import prompts_batch, varied_model
-
-
-class GraphCounter:
-    """A torch.compile backend that runs the captured graph as is and counts the graphs it was given."""
-
-    def __init__(self):
-        self.graphs = 0
-
-    def __call__(self, graph_module, example_inputs):
-        self.graphs += 1
-        return graph_module.forward
+from conftest import GraphCounter, prompts_batch, varied_model
 
 
 CASES = {  # settings -> graphs: a full pass; or a cache refresh and a windowed pass (and a vicinity refresh)

@@ -4,7 +4,7 @@ the given value; legitimate unusual inputs (4-D masks, boolean masks, windows, p
 import pytest
 import torch
 
-from conftest import tiny_model
+from conftest import GraphCounter, tiny_model
 from llada.checks_llada import VALUE_CHECKS_VARIABLE, check_labels, checks_values
 
 IDS = torch.tensor([[11, 12, 13, 14, 15, 16], [21, 22, 23, 24, 25, 26]])  # (2, 6)
@@ -125,17 +125,6 @@ def test_value_checks_run_on_cpu_or_with_the_flag(monkeypatch):
     assert checks_values(on_device)
     monkeypatch.setenv(VALUE_CHECKS_VARIABLE, "0")
     assert not checks_values(on_device)
-
-
-class GraphCounter:
-    """A torch.compile backend that runs the captured graph as is and counts the graphs."""
-
-    def __init__(self):
-        self.graphs = 0
-
-    def __call__(self, graph_module, example_inputs):
-        self.graphs += 1
-        return graph_module.forward
 
 
 def test_the_checks_compile_in_one_full_graph(model):
