@@ -68,7 +68,7 @@ def generate_answers(model, tokenizer, prompts: list, max_new_tokens: int, batch
             out = model.diffusion_generate(input_ids, attention_mask=attention_mask, return_dict_in_generate=True,
                                            **options)
             sequences = out.sequences
-            committed += int((out.decode_step >= 0).sum())
+            committed += out.tokens_per_forward * out.nfe * len(ids)
             forward_rows += out.nfe * len(ids)
         else:
             sequences = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
