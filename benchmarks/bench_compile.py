@@ -6,8 +6,8 @@ and canvas shape). Its first call compiles; that time is reported apart. Then ea
 tokens/s of each, their ratio and whether the tokens are identical. The first call compiles with an empty inductor
 cache (a fresh `TORCHINDUCTOR_CACHE_DIR` unless one is set).
 
-    python benchmarks/bench_compile.py                       # runs/llada-full-tinyshakespeare (the full-attention
-                                                             # model, `llada-train --config tinyshakespeare-full`), or
+    python benchmarks/bench_compile.py                       # runs/llada-tinyshakespeare (the main job's
+                                                             # full-attention model, `llada-train`), or
                                                              # a random model of that size when it is not there
     python benchmarks/bench_compile.py --quick               # batch 1 only, 2 repeats
 
@@ -41,7 +41,7 @@ CORPUS = ROOT / "llada" / "data" / "tinyshakespeare.txt"
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(ROOT / "runs" / "llada-full-tinyshakespeare"),
+    parser.add_argument("--model", default=str(ROOT / "runs" / "llada-tinyshakespeare"),
                         help="A saved full-attention LLaDA folder (`compile=True` is refused for block diffusion "
                              "models); a random model of the main job's size when it does not exist.")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
@@ -65,7 +65,7 @@ def load_model(path: str):
         model = LLaDAForMaskedDiffusion.from_pretrained(path).eval()
         if getattr(model.config, "block_size", None) is not None:
             raise SystemExit(f"--model {path}: a block diffusion model (block_size {model.config.block_size}); "
-                             "`compile=True` needs a full-attention model (llada-train --config tinyshakespeare-full)")
+                             "`compile=True` needs a full-attention model (the main job's, llada-train)")
         return model, str(shown)
     torch.manual_seed(0)  # the main job's dimensions (llada/configs/tinyshakespeare.yaml), random weights
     config = LLaDAConfig(vocab_size=259, hidden_size=128, intermediate_size=384, num_hidden_layers=4,

@@ -1,6 +1,6 @@
 """Block diffusion vs full-attention LLaDA vs autoregressive, at the main job's size, data and CPU-time budget.
 
-Contenders (all `llada-train` with the full-attention model's options, `llada/configs/tinyshakespeare-full.yaml`:
+Contenders (all `llada-train` with the full-attention model's options, `llada/configs/tinyshakespeare.yaml`:
 hidden 128, 4 layers, 4 heads,
 FFN 384, 128-token blocks of TinyShakespeare, AdamW 2e-3 cosine; `--setting bytes` (default): byte tokenizer, one
 mask per sequence, batch 32; `--setting main`: that YAML as it is, a 4096-token BPE with complementary masking,
@@ -47,11 +47,11 @@ import torch
 import bench_block_train_step as step_bench
 import sample_quality as quality
 
-from llada.training.run import FULL_ATTENTION_CONFIG
+from llada.training.run import MAIN_JOB_CONFIG
 
 # the options every contender starts from: the full-attention model's, so that the contenders and their recorded
 # figures keep their meaning
-FULL = ["--config", str(FULL_ATTENTION_CONFIG)]
+FULL = ["--config", str(MAIN_JOB_CONFIG)]
 # the setting every contender trains in (the main job's options otherwise), and the training-step calibration's
 SETTINGS = {
     "bytes": dict(argv=[*FULL, "--tokenizer", "bytes", "--complementary_masking", "false",

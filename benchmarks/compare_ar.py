@@ -15,7 +15,6 @@ LLaDA run gets `max_steps` scaled by the ratio of the two step times (evaluation
 both runs take the same time on an idle machine. `--equal steps` trains both for the same number of steps instead.
 
     python benchmarks/compare_ar.py --output_dir runs/compare                    # the main job's options, both models
-    python benchmarks/compare_ar.py --output_dir runs/compare --config tinyshakespeare-full   # the full-attention LLaDA
     python benchmarks/compare_ar.py --output_dir runs/compare --tokenizer bpe --vocab_size 4096
     python benchmarks/compare_ar.py --output_dir runs/compare --llada_dir runs/llada-tinyshakespeare \\
         --ar_dir runs/compare/autoregressive                                     # score two finished runs

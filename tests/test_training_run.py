@@ -9,7 +9,7 @@ import yaml
 
 from llada.training.data import DataArguments
 from llada.training.models import ModelArguments
-from llada.training.run import (FULL_ATTENTION_CONFIG, MAIN_JOB_CONFIG, build_parser, parse_training_args,
+from llada.training.run import (BLOCK_CONFIG, MAIN_JOB_CONFIG, build_parser, parse_training_args,
                                read_config)
 from llada.training.trainer import LLaDATrainingArguments
 
@@ -120,21 +120,22 @@ def test_an_autoregressive_run_of_complementary_options_trains_as_many_rows_per_
     assert (args.complementary_masking, args.per_device_train_batch_size) == (False, 32)
 
 
-def test_the_main_job_is_a_block_model_and_the_full_attention_config_undoes_it():
-    model_args, _, training_args = parse_training_args([])
-    assert model_args.block_size == 2 and training_args.in_order_probability > 0 and training_args.eval_in_order
-    for name in ("tinyshakespeare-full", str(FULL_ATTENTION_CONFIG)):  # a packaged config by its name, or its path
-        model_args, data_args, training_args = parse_training_args(["--config", name])
-        assert model_args.block_size is None and training_args.in_order_probability == 0.0
-        assert not training_args.eval_in_order and data_args.max_seq_length == 128
-        assert training_args.output_dir == "runs/llada-full-tinyshakespeare"
+def test_the_main_job_is_the_full_model_and_the_block_config_adds_blocks():
+    model_args, data_args, training_args = parse_training_args([])
+    assert model_args.block_size is None and training_args.in_order_probability == 0.0
+    assert training_args.output_dir == "runs/llada-tinyshakespeare"
+    for name in ("tinyshakespeare-block2", str(BLOCK_CONFIG)):  # a packaged config by its name, or its path
+        block_args, _, block_training = parse_training_args(["--config", name])
+        assert block_args.block_size == 2 and block_training.in_order_probability > 0 and block_training.eval_in_order
+        assert block_training.output_dir == "runs/llada-block2-tinyshakespeare"
+        for option in ("hidden_size", "num_hidden_layers", "tokenizer", "vocab_size"):  # the same model and data
+            assert getattr(block_args, option) == getattr(model_args, option)
 
 
-def test_the_autoregressive_baseline_leaves_out_the_main_jobs_block_options():
+def test_the_autoregressive_baseline_is_the_main_job_without_diffusion():
     model_args, _, training_args = parse_training_args(["--model_type", "autoregressive"])
     assert model_args.block_size is None and training_args.in_order_probability == 0.0
-    assert not training_args.eval_in_order
-    with pytest.raises(SystemExit):  # given, they are still refused
+    with pytest.raises(SystemExit):  # block options are refused for it
         parse_training_args(["--model_type", "autoregressive", "--block_size", "2"])
 
 
@@ -145,9 +146,7 @@ def test_fine_tuning_takes_the_attention_of_the_model_it_starts_from(tmp_path, s
     folder = tmp_path / "saved"
     LLaDAConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
                 block_size=saved_block_size).save_pretrained(folder)
-    model_args, _, training_args = parse_training_args(["--init_from", str(folder)])
+    model_args, _, _ = parse_training_args(["--init_from", str(folder)])
     assert model_args.block_size is None  # the loaded config's own block size stays (no conversion)
-    assert (training_args.in_order_probability > 0) == (saved_block_size is not None)
-    assert training_args.eval_in_order == (saved_block_size is not None)
-    model_args, _, training_args = parse_training_args(["--init_from", str(folder), "--block_size", "2"])
-    assert model_args.block_size == 2 and training_args.in_order_probability > 0  # converting: the block recipe
+    model_args, _, _ = parse_training_args(["--init_from", str(folder), "--block_size", "2"])
+    assert model_args.block_size == 2  # converting

@@ -12,6 +12,7 @@ Examples:
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -136,7 +137,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         from ..visualize import save_decode_view
 
         path = save_decode_view(args.visualize, tokenizer, out.sequences.cpu(), out.decode_step.cpu(), prompt_length)
-        print(f"Wrote {path}", file=sys.stderr)
+        print(f"Decode-order picture: {os.path.abspath(path)}", file=sys.stderr)
     return 0
 
 

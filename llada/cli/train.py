@@ -1,8 +1,8 @@
 """`llada-train`: train a LLaDA model (or its autoregressive baseline) with the Hugging Face Trainer.
 
-With no arguments it runs the main job (`llada/configs/tinyshakespeare.yaml`): a small block diffusion model on the
-bundled TinyShakespeare in six to ten minutes on a 2-core CPU (`--config tinyshakespeare-full`: the full-attention
-model of the same size). Every `TrainingArguments` flag works (`HfArgumentParser`),
+With no arguments it runs the main job (`llada/configs/tinyshakespeare.yaml`): a small bidirectional LLaDA on the
+bundled TinyShakespeare in about eight CPU-minutes (`--config tinyshakespeare-block2`: the block diffusion option of
+the same size; `--model_type autoregressive`: the Llama baseline). Every `TrainingArguments` flag works (`HfArgumentParser`),
 options can come from `--config FILE.yaml` (command-line flags win), and `--epochs`, `--batch_size`, `--lr` and
 `--model_dir` are aliases. The run itself is `llada.training.run`.
 
@@ -10,10 +10,14 @@ options can come from `--config FILE.yaml` (command-line flags win), and `--epoc
     accelerate launch --config_file configs/accelerate/multi_gpu.yaml -m llada.cli.train --config configs/x.yaml
 """
 
+import json
 import logging
+import math
 import os
+import shlex
 import sys
 import time
+from pathlib import Path
 from typing import Optional
 
 from llada.cli.common import run_main
@@ -29,11 +33,14 @@ def main(argv: Optional[list] = None) -> int:
 
 def _main(argv: Optional[list] = None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    argv = list(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args = parse_training_args(argv)
     start = time.time()
     trainer = run_training(model_args, data_args, training_args)
     if trainer.is_world_process_zero():
         _print_summary(trainer, time.time() - start)
+        if model_args.model_type == "llada" and model_args.init_from is None:
+            _print_baseline(training_args.output_dir, argv, metrics=evaluation_of_saved_model(trainer))
     return 0
 
 
@@ -57,6 +64,44 @@ def _print_summary(trainer, seconds: float) -> None:
     print(f"Loss curve:        {os.path.join(os.path.abspath(out), 'loss_curve.png')}")
     print(f"TensorBoard:       tensorboard --logdir {os.path.join(os.path.abspath(out), 'runs')}")
     print(f"Sample:            llada-generate --model {out} --prompt 'ROMEO:'")
+
+
+def autoregressive_baseline_dir(output_dir: str) -> str:
+    """Where the autoregressive baseline of a LLaDA run goes: `runs/llada-x` -> `runs/autoregressive-x`."""
+    path = Path(output_dir)
+    name = path.name[len("llada-"):] if path.name.startswith("llada-") else path.name
+    return str(path.with_name(f"autoregressive-{name}"))
+
+
+def _print_baseline(output_dir: str, argv: list, metrics: dict) -> None:
+    """The command that trains the autoregressive baseline of this run (same options, same data and tokenizer), and,
+    once that run exists, its best validation perplexity beside this model's bound."""
+    ar_dir = autoregressive_baseline_dir(output_dir)
+    kept = [arg for arg in _without_option(argv, "--output_dir", "--model_dir") if arg != "--overwrite_output_dir"]
+    command = shlex.join(["llada-train", *kept, "--model_type", "autoregressive", "--output_dir", ar_dir])
+    state_file = Path(ar_dir) / "trainer_state.json"
+    history = json.loads(state_file.read_text()).get("log_history", []) if state_file.is_file() else []
+    losses = [entry["eval_loss"] for entry in history if "eval_loss" in entry]
+    bound = metrics.get("eval_perplexity_bound")
+    if not losses or bound is None:
+        print(f"AR baseline:       {command}")
+        return
+    ar_perplexity = math.exp(min(losses))
+    print(f"AR baseline:       perplexity {ar_perplexity:.3f} ({ar_dir}, its best checkpoint); this model's bound is "
+          f"{bound / ar_perplexity:.2f}x it")
+
+
+def _without_option(argv: list, *names: str) -> list:
+    """`argv` without the options `names` and their values (`--name value` or `--name=value`)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif not arg.startswith(tuple(f"{name}=" for name in names)):
+            kept.append(arg)
+    return kept
 
 
 if __name__ == "__main__":

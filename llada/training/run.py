@@ -4,9 +4,8 @@
 `HfArgumentParser`. The defaults are those of the dataclasses, overlaid by the main job's YAML file
 (`llada/configs/tinyshakespeare.yaml`, package data, [`MAIN_JOB_CONFIG`]), then by a `--config FILE.yaml` if given, then by the flags:
 so a bare `llada-train` and `LLaDATrainingArguments()` from Python differ by that file and nothing else. YAML keys
-are option names or their aliases (`epochs`, `batch_size`, `lr`, `model_dir`). The main job trains a block diffusion
-model: an autoregressive run and a fine-tuning run (`--init_from`) leave out its block options unless they are given
-(`BLOCK_OPTIONS`), and `--config tinyshakespeare-full` (a packaged config, by name) turns them off.
+are option names or their aliases (`epochs`, `batch_size`, `lr`, `model_dir`). The main job trains the
+bidirectional LLaDA; `--config tinyshakespeare-block2` (a packaged config, by name) its block diffusion option.
 
 [`run_training`] then loads the data, builds tokenizer and model, trains, saves and evaluates.
 
@@ -24,11 +23,11 @@ from typing import Optional
 
 logger = logging.getLogger(__name__)
 
-# The main job: a small block diffusion LLaDA on the bundled TinyShakespeare. Package data, so that an installed
+# The main job: a small bidirectional LLaDA on the bundled TinyShakespeare. Package data, so that an installed
 # wheel's bare `llada-train` runs the same job as a checkout's.
 MAIN_JOB_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tinyshakespeare.yaml"
-# The full-attention model of the same size and data, as a --config over the main job's options (package data too).
-FULL_ATTENTION_CONFIG = MAIN_JOB_CONFIG.with_name("tinyshakespeare-full.yaml")
+# The block diffusion option of the same size and data, as a --config over the main job's options (package data too).
+BLOCK_CONFIG = MAIN_JOB_CONFIG.with_name("tinyshakespeare-block2.yaml")
 
 
 def build_parser():
@@ -58,13 +57,12 @@ def parse_training_args(argv: Optional[list] = None):
     defaults = read_config(MAIN_JOB_CONFIG, parser) if MAIN_JOB_CONFIG.is_file() else {}
     if not defaults:
         logger.warning("The main job's config %s is not there: the dataclass defaults apply.", MAIN_JOB_CONFIG)
-    bundled, config_path = dict(defaults), _peek_config(argv)
-    chosen = read_config(_bundled_or_given(config_path), parser) if config_path is not None else {}
-    defaults.update(chosen)
+    config_path = _peek_config(argv)
+    if config_path is not None:
+        defaults.update(read_config(_bundled_or_given(config_path), parser))
     parser.set_defaults(**defaults)
     values = vars(parser.parse_args(argv))
     values.pop("config", None)
-    values = _fit_block_options(values, bundled, given=set(chosen) | _flags_given(argv, BLOCK_OPTIONS))
     try:
         model_args, data_args, training_args = parser.parse_dict(values)
     except (ValueError, TypeError) as error:
@@ -112,63 +110,9 @@ def read_config(path, parser) -> dict:
     return {names[key]: value for key, value in values.items()}
 
 
-# Options of block diffusion training. The main job's values of them (its YAML) describe its fresh block model: they
-# are left out of an autoregressive run and, but for those given, of a fine-tuning run (`--init_from`).
-BLOCK_OPTIONS = ("block_size", "in_order_probability", "in_order_probability_end", "eval_in_order")
-
-
-def _fit_block_options(values: dict, bundled: dict, given: set) -> dict:
-    """The parsed option values with the main job's block options (`bundled`, those not `given` by --config or a
-    flag) reset to their dataclass defaults where the model trained is not the main job's fresh block model:
-
-    - `--model_type autoregressive`: all of them (a causal LM has no blocks);
-    - `--init_from`: `block_size` (the loaded model's own config decides; a given `--block_size` converts it), and the
-      others too unless the model will be a block model (its config has `block_size`, or one is given).
-    """
-    inherited = [name for name in BLOCK_OPTIONS if name in bundled and name not in given]
-    if not inherited or (values["model_type"] == "llada" and values.get("init_from") is None):
-        return values
-    reset = inherited
-    if values["model_type"] == "llada" and (values.get("block_size") is not None and "block_size" in given
-                                            or _block_size_of(values["init_from"]) is not None):
-        reset = [name for name in inherited if name == "block_size"]
-    from .models import ModelArguments
-    from .trainer import LLaDATrainingArguments
-
-    field_defaults = {field.name: field.default for cls in (ModelArguments, LLaDATrainingArguments)
-                      for field in dataclasses.fields(cls)}
-    for name in reset:
-        values[name] = field_defaults[name]
-    if reset:
-        logger.info("Left out the main job's block diffusion options %s: %s.", ", ".join(reset),
-                    "an autoregressive model has no blocks" if values["model_type"] != "llada" else
-                    f"--init_from {values['init_from']} brings its own attention")
-    return values
-
-
-def _block_size_of(init_from) -> Optional[int]:
-    """`block_size` of the config at `init_from` (a folder or Hub id); None when it has none or cannot be read (the
-    model's loading then reports why)."""
-    from transformers import AutoConfig
-
-    try:
-        return getattr(AutoConfig.from_pretrained(init_from, trust_remote_code=True), "block_size", None)
-    except Exception:  # noqa: BLE001 - any failure here is reported by the real load, with its own message
-        return None
-
-
-def _flags_given(argv: list, names) -> set:
-    """Those of the option names `names` that the command line `argv` sets (by any of their flags)."""
-    unset = object()
-    probe = build_parser()
-    probe.set_defaults(**dict.fromkeys(names, unset))
-    known, _ = probe.parse_known_args(argv)
-    return {name for name in names if getattr(known, name, unset) is not unset}
-
-
 def _bundled_or_given(path: str):
     """`--config`'s file: the path given, or, when there is none such and it is a bare name, the packaged
-    `llada/configs/NAME.yaml` (`--config tinyshakespeare-full` works from an installed wheel)."""
+    `llada/configs/NAME.yaml` (`--config tinyshakespeare-block2` works from an installed wheel)."""
     bundled = MAIN_JOB_CONFIG.parent / (path if path.endswith(".yaml") else f"{path}.yaml")
     if not Path(path).exists() and Path(path).name == path and bundled.is_file():
         return bundled
@@ -270,5 +214,5 @@ def evaluation_of_saved_model(trainer) -> dict:
     return {k: v for k, v in logged[-1].items() if k != "step"} if logged else trainer.evaluate()
 
 
-__all__ = ["FULL_ATTENTION_CONFIG", "MAIN_JOB_CONFIG", "baseline_rows", "build_parser", "build_tokenizer_for",
+__all__ = ["BLOCK_CONFIG", "MAIN_JOB_CONFIG", "baseline_rows", "build_parser", "build_tokenizer_for",
            "evaluation_of_saved_model", "parse_training_args", "read_config", "run_training"]
