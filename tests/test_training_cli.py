@@ -17,9 +17,11 @@ TINY = ["--tokenizer", "bytes", "--hidden_size", "32", "--num_hidden_layers", "2
         "--eval_num_t_samples", "2", "--sample_max_new_tokens", "8", "--sample_prompt_length", "4"]
 
 
-def test_tiny_run_leaves_a_loadable_model_tokenizer_and_plot(tmp_path):
-    out = tmp_path / "out"
+def test_tiny_run_leaves_a_loadable_model_tokenizer_and_plot(tmp_path, capsys):
+    out = tmp_path / "llada-tiny"
     assert main(["--output_dir", str(out), "--max_steps", "4", "--eval_steps", "2", *TINY]) == 0
+    printed = capsys.readouterr().out  # the baseline's command: the same options as an autoregressive run beside it
+    assert f"--model_type autoregressive --output_dir {tmp_path / 'autoregressive-tiny'}" in printed
     model = AutoModel.from_pretrained(out, trust_remote_code=True)
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert model.config.mask_token_id == tokenizer.mask_token_id == 258
@@ -35,6 +37,15 @@ def test_autoregressive_baseline_run(tmp_path):
     model = LlamaForCausalLM.from_pretrained(out)
     assert (model.config.hidden_size, model.config.num_hidden_layers, model.config.vocab_size) == (32, 2, 259)
     assert json.loads((out / "eval_results.json").read_text())["eval_perplexity"] > 1.0
+
+
+def test_the_summary_puts_the_baselines_perplexity_beside_the_bound(tmp_path, capsys):
+    common = ["--max_steps", "2", "--eval_steps", "2", *TINY]
+    assert main(["--output_dir", str(tmp_path / "autoregressive-tiny"), "--model_type", "autoregressive", *common]) == 0
+    capsys.readouterr()
+    assert main(["--output_dir", str(tmp_path / "llada-tiny"), *common]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("AR baseline:"))
+    assert "perplexity" in line and line.endswith("x it")
 
 
 def test_init_from_fine_tunes_an_existing_model(tmp_path):
