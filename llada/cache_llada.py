@@ -21,6 +21,11 @@ tensors, never Python slices, for the same reason.
 
 A block diffusion model's cache ([`BlockKVCache`]) is exact instead: it holds the finished blocks, which never change.
 
+Dream's logit shift (`config.logit_shift`, [`shift_hidden_states`]) predicts position i from the final hidden state
+of position i - 1, which a windowed pass may not run. Both caches therefore also keep the final hidden state of every
+position they have seen, recorded and served like the keys: the state before a window is exact with
+[`BlockKVCache`] (a finished block's last position) and as fresh as the cached keys with [`CanvasKVCache`].
+
 This is a Hub file: it imports only the standard library and torch.
 """
 
@@ -71,6 +76,7 @@ class CanvasKVCache:
         self._window = None  # (window,) canvas positions of the pass in progress; None: a refresh
         self._cached = None  # (window,) bool: positions of the window that keep their cached keys/values
         self._positions = None  # (rows, k) per-row canvas columns of the pass in progress, see `plan_positions`
+        self.hidden = None  # (rows, seq, hidden) final hidden states, kept for the logit shift
 
     def plan_window(self, block: slice, block_step: int, seq_len: int):
         """Decides which canvas positions step `block_step` of the block `block` runs, and prepares `update` for
@@ -120,6 +126,23 @@ class CanvasKVCache:
         values.index_copy_(2, self._window, value)
         return keys, values
 
+    def shift_hidden_states(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The logit shift in the pass in progress: records the pass's final hidden states `(rows, window, hidden)`
+        as `update` records keys (a refresh all of them, a static window not those left of the block) and returns
+        each position's predecessor's, read from the record (column 0: its own)."""
+        if self._positions is not None:  # per-row columns (rows, k)
+            index = self._positions[..., None].expand(-1, -1, hidden_states.shape[-1])  # (rows, k, hidden)
+            self.hidden.scatter_(1, index, hidden_states)
+            return self.hidden.gather(1, (index - 1).clamp(min=0))
+        if self._window is None:
+            self.hidden = hidden_states
+            return _shifted(hidden_states)
+        if self._cached is not None:
+            kept = self._cached[:, None]  # (window, 1)
+            hidden_states = torch.where(kept, self.hidden.index_select(1, self._window), hidden_states)
+        self.hidden.index_copy_(1, self._window, hidden_states)
+        return self.hidden.index_select(1, (self._window - 1).clamp(min=0))
+
     def keep_rows(self, keep: torch.Tensor):
         """Keeps only the batch rows at positions `keep` (indices into the rows the cache holds now), and their
         guidance copies: finished rows leave the forward batch."""
@@ -153,6 +176,7 @@ class BlockKVCache:
         self.keys, self.values = {}, {}  # layer -> (rows, kv_heads, canvas_len, head_dim), written in place
         self.final_length = 0  # canvas positions [0, final_length) hold final keys/values
         self._start, self._canvas_length = 0, None  # the pass in progress: its first position; the canvas length
+        self.hidden = None  # (rows, canvas_len, hidden) final hidden states, kept for the logit shift
 
     def plan_window(self, block: slice, block_step: int, seq_len: int):
         """The canvas positions `(start, stop)` the next pass runs to decode positions `block` (a sampling block, inside
@@ -181,6 +205,18 @@ class BlockKVCache:
         values[:, :, start:stop] = value
         return keys[:, :, :stop], values[:, :, :stop]
 
+    def shift_hidden_states(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The logit shift in the pass in progress: records the window's final hidden states `(rows, window,
+        hidden)` and returns each position's predecessor's; the one before the window is the last position of a
+        finished block, recorded when that block was last run (with its final tokens)."""
+        start, stop = self._start, self._start + hidden_states.shape[1]
+        if self.hidden is None:
+            length = max(stop, self._canvas_length or stop)
+            self.hidden = hidden_states.new_empty((hidden_states.shape[0], length, hidden_states.shape[2]))
+        self.hidden[:, start:stop] = hidden_states
+        previous = self.hidden[:, start - 1:start] if start > 0 else hidden_states[:, :1]  # (rows, 1, hidden)
+        return torch.cat([previous, hidden_states[:, :-1]], dim=1)
+
     def keep_rows(self, keep: torch.Tensor):
         """Keeps only the batch rows at positions `keep` and their guidance copies (see [`CanvasKVCache`])."""
         _keep_rows(self, keep)
@@ -195,6 +231,56 @@ def _keep_rows(cache, keep: torch.Tensor):
     for layer_idx in cache.keys:
         cache.keys[layer_idx] = cache.keys[layer_idx].index_select(0, index)
         cache.values[layer_idx] = cache.values[layer_idx].index_select(0, index)
+    if cache.hidden is not None:
+        cache.hidden = cache.hidden.index_select(0, index)
 
 
-__all__ = ["CACHE_MODES", "BlockKVCache", "CanvasKVCache"]
+def _shifted(hidden_states: torch.Tensor) -> torch.Tensor:
+    """(batch, seq, hidden) -> the same, position i holding position i - 1's state and position 0 its own (Dream's
+    `cat([logits[:, :1], logits[:, :-1]], dim=1)`)."""
+    return torch.cat([hidden_states[:, :1], hidden_states[:, :-1]], dim=1)
+
+
+def shift_hidden_states(hidden_states: torch.Tensor, past_key_values=None, position_ids=None,
+                        block_size: Optional[int] = None, copies: int = 0) -> torch.Tensor:
+    r"""
+    Dream's logit shift (`config.logit_shift`, Ye et al. 2025): the final hidden states the head reads, position i
+    taking position i - 1's (position 0 its own), so that a converted autoregressive model's head keeps predicting
+    the next token.
+
+    Args:
+        hidden_states (`torch.Tensor` of shape `(batch, seq, hidden)`, or `(rows, (copies + 1) * seq, hidden)` in
+            block diffusion's training layout): the final (normalised) hidden states.
+        past_key_values (*optional*): the cache of a windowed pass; it provides the state before the window
+            (`shift_hidden_states(hidden_states)`, see [`CanvasKVCache`] and [`BlockKVCache`]).
+        position_ids (`torch.LongTensor`, *optional*), block_size (`int`, *optional*), copies (`int`, *optional*):
+            the training layout, `copies` noised copies of each row then its clean copy, with their positions
+            `(rows, (copies + 1) * seq)`. The first position of a block then reads the clean copy's state before
+            it, as when sampling, where the blocks before the one being decoded are finished.
+
+    Returns:
+        `torch.Tensor` of shape `(batch, seq, hidden)`, or `(rows, copies * seq, hidden)` (the noised copies).
+    """
+    if past_key_values is not None:
+        if not callable(getattr(past_key_values, "shift_hidden_states", None)):
+            raise ValueError(
+                f"`config.logit_shift` needs the final hidden state before a windowed pass, which the cache "
+                f"{type(past_key_values).__name__} does not provide (no `shift_hidden_states` method); use this "
+                f"project's CanvasKVCache or BlockKVCache, or a model with logit_shift=False."
+            )
+        return past_key_values.shift_hidden_states(hidden_states)
+    if copies == 0:
+        return _shifted(hidden_states)
+    rows, length, width = hidden_states.shape
+    seq = length // (copies + 1)
+    noised = hidden_states[:, :copies * seq].reshape(rows, copies, seq, width)
+    previous = torch.cat([noised[:, :, :1], noised[:, :, :-1]], dim=2)  # (rows, copies, seq, hidden)
+    clean_previous = _shifted(hidden_states[:, copies * seq:])[:, None]  # (rows, 1, seq, hidden)
+    blocks = position_ids[:, copies * seq:] // block_size  # (rows, seq), shared by the copies
+    block_starts = torch.cat([torch.zeros_like(blocks[:, :1], dtype=torch.bool), blocks[:, 1:] != blocks[:, :-1]],
+                             dim=1)  # (rows, seq); column 0 reads its own noised state, never the clean one
+    shifted = torch.where(block_starts[:, None, :, None], clean_previous, previous)
+    return shifted.reshape(rows, copies * seq, width)
+
+
+__all__ = ["CACHE_MODES", "BlockKVCache", "CanvasKVCache", "shift_hidden_states"]

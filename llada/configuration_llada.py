@@ -85,6 +85,12 @@ class LLaDAConfig(PretrainedConfig):
             Epsilon of the RMS normalisations.
         attention_bias (`bool`, *optional*, defaults to `False`):
             Whether the attention projections have biases.
+        attention_output_bias (`bool`, *optional*):
+            Whether the attention's output projection (`o_proj`) has a bias. Defaults to `attention_bias`; `False`
+            with `attention_bias=True` gives Qwen2's biases on the query, key and value projections only.
+        qk_norm (`bool`, *optional*, defaults to `False`):
+            Whether each head's queries and keys go through an RMS normalisation (`q_norm`, `k_norm`, one weight
+            of `head_dim` each) before the rotary embedding, as in Qwen3.
         attention_dropout (`float`, *optional*, defaults to 0.0):
             Dropout on the attention probabilities during training.
         mlp_bias (`bool`, *optional*, defaults to `False`):
@@ -105,6 +111,12 @@ class LLaDAConfig(PretrainedConfig):
             causal between blocks, so each block is denoised given the clean blocks before it and finished blocks
             can be cached exactly. `None` (default): LLaDA's full bidirectional attention. `block_size=1` is an
             autoregressive model.
+        logit_shift (`bool`, *optional*, defaults to `False`):
+            Dream's logit shift (Ye et al. 2025): the token at position i is predicted from the final hidden state
+            of position i - 1 (position 0 from its own), so that the head of a converted autoregressive model keeps
+            its meaning. In block diffusion's training layout the first position of a block reads the clean copy's
+            state before it, as sampling does. [`LLaDAModel`]'s `last_hidden_state` is then already shifted: its
+            position i holds the state the head reads for position i.
         mask_token_id (`int`, *optional*, defaults to 126336):
             Id of the `[MASK]` token the forward process writes and the sampler fills in. `None` builds a model
             that runs its forward but cannot sample until a mask id is given (e.g. in the generation config).
@@ -162,6 +174,9 @@ class LLaDAConfig(PretrainedConfig):
         initializer_range=0.02,
         tie_word_embeddings=False,
         block_size=None,
+        attention_output_bias=None,
+        qk_norm=False,
+        logit_shift=False,
         mask_token_id=126336,
         pad_token_id=126081,
         bos_token_id=126080,
@@ -182,6 +197,9 @@ class LLaDAConfig(PretrainedConfig):
         self.rope_parameters = _standardize_rope(rope_parameters, kwargs)
         self.rms_norm_eps = rms_norm_eps
         self.attention_bias = attention_bias
+        self.attention_output_bias = attention_bias if attention_output_bias is None else attention_output_bias
+        self.qk_norm = qk_norm
+        self.logit_shift = logit_shift
         self.attention_dropout = attention_dropout
         self.mlp_bias = mlp_bias
         self.attention_type = attention_type
@@ -246,6 +264,9 @@ class LLaDAConfig(PretrainedConfig):
             raise ValueError(
                 f"LLaDAConfig: `block_size` must be None (full attention) or a positive integer, got {self.block_size!r}."
             )
+        for name in ("attention_bias", "attention_output_bias", "mlp_bias", "qk_norm", "logit_shift"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"LLaDAConfig: `{name}` must be True or False, got {getattr(self, name)!r}.")
         if not (_is_finite_number(self.rms_norm_eps) and self.rms_norm_eps > 0):
             raise ValueError(
                 f"LLaDAConfig: `rms_norm_eps` must be a positive finite number, got {self.rms_norm_eps!r}."

@@ -25,7 +25,7 @@ from .generation_llada import LLaDAGenerationMixin
 
 # transformers 4.x copies, from a local folder, only the Hub files that the model's module imports itself (5.x also
 # follows the imports of those): every sibling is imported here so that a saved folder loads on both.
-from .cache_llada import CanvasKVCache  # noqa: F401
+from .cache_llada import CanvasKVCache, shift_hidden_states  # noqa: F401
 from .processors_llada import BlockLogitsProcessor  # noqa: F401
 from .sampling_llada import REMASKING_STRATEGIES  # noqa: F401
 
@@ -187,7 +187,10 @@ class LLaDAAttention(nn.Module):
         else:
             self.k_proj = nn.Linear(config.hidden_size, kv_dim, bias=bias)
             self.v_proj = nn.Linear(config.hidden_size, kv_dim, bias=bias)
-        self.o_proj = nn.Linear(q_dim, config.hidden_size, bias=bias)
+        self.o_proj = nn.Linear(q_dim, config.hidden_size, bias=getattr(config, "attention_output_bias", bias))
+        if getattr(config, "qk_norm", False):  # Qwen3: each head's queries and keys RMS-normalised before RoPE
+            self.q_norm = LLaDARMSNorm(self.head_dim, eps=config.rms_norm_eps)
+            self.k_norm = LLaDARMSNorm(self.head_dim, eps=config.rms_norm_eps)
 
     def project_kv(self, hidden_states: torch.Tensor):
         """Keys and values before RoPE, each (batch, seq, kv_heads * head_dim)."""
@@ -214,6 +217,8 @@ class LLaDAAttention(nn.Module):
         key, value = self.project_kv(hidden_states)
         key = key.view(batch, seq, -1, self.head_dim).transpose(1, 2)  # (batch, kv_heads, seq, head_dim)
         value = value.view(batch, seq, -1, self.head_dim).transpose(1, 2)
+        if getattr(self.config, "qk_norm", False):
+            query, key = self.q_norm(query), self.k_norm(key)
         cos, sin = position_embeddings
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
         if past_key_values is not None:
@@ -418,10 +423,11 @@ class LLaDAModel(LLaDAPreTrainedModel):
         hidden_states = inputs_embeds
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
+        logit_shift = getattr(self.config, "logit_shift", False)  # then a block starts from the clean copy's state
         for index, layer in enumerate(self.layers):
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
-            if clean_input_ids is not None and index == len(self.layers) - 1:
+            if clean_input_ids is not None and index == len(self.layers) - 1 and not logit_shift:
                 # the last layer's clean-copy outputs would be thrown away: it gives only keys and values
                 noised = hidden_states.shape[1] - seq  # the noised copies' positions come first
                 kwargs["num_queries"] = noised
@@ -437,7 +443,11 @@ class LLaDAModel(LLaDAPreTrainedModel):
             )
             if output_attentions:
                 all_attentions += (attn_weights,)
-        hidden_states = self.norm(hidden_states)  # with clean_input_ids: the noised copies' only
+        hidden_states = self.norm(hidden_states)  # with clean_input_ids: the noised copies' only (and clean to shift)
+        if logit_shift:  # Dream: the head reads position i from position i - 1 (see `shift_hidden_states`)
+            copies = 0 if clean_input_ids is None else hidden_states.shape[1] // seq - 1
+            hidden_states = shift_hidden_states(hidden_states, past_key_values, position_ids,
+                                                getattr(self.config, "block_size", None), copies)
         if clean_input_ids is not None:
             hidden_states = _stacked(hidden_states, batch // clean_input_ids.shape[0])  # (batch, seq, hidden)
         if output_hidden_states:

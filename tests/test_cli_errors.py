@@ -21,6 +21,7 @@ import pytest
 from conftest import tiny_model
 from safetensors.torch import load_file
 from test_convert import random_original_weights, tiny_original_config, write_original_checkpoint
+from test_convert_causal import causal_lm, plain_tokenizer
 from test_generation_cli import word_tokenizer
 from test_training_cli import TINY
 
@@ -161,6 +162,45 @@ def test_convert_bad_inputs(tmp_path, folders, original, case, needles, capsys):
         "dst-exists": ["--src", original, "--dst", folders / "good"],
         "unexpected-weight": ["--src", original, "--dst", dst],
         "bad-shard-size": ["--src", folders / "good", "--dst", dst, "--to", "original", "--max_shard_size", "5XB"],
+    }[case]
+    code = convert.main([str(arg) for arg in argv])
+    assert_one_line_error(code, capsys.readouterr().err, 2, *needles, prog="llada-convert")
+    assert not dst.exists()
+
+
+@pytest.fixture(scope="module")
+def causal_sources(tmp_path_factory):
+    """A GPT-2 (an architecture LLaDA cannot take) and a Mistral whose sliding window is shorter than its positions."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    root = tmp_path_factory.mktemp("causal-sources")
+    GPT2LMHeadModel(GPT2Config(vocab_size=96, n_embd=32, n_layer=1, n_head=4, n_positions=64)).save_pretrained(
+        root / "gpt2")
+    causal_lm("mistral", sliding_window=16).save_pretrained(root / "mistral")
+    plain_tokenizer().save_pretrained(root / "mistral")
+    return root
+
+
+@pytest.mark.parametrize("case, needles", [
+    ("architecture", ["Cannot convert a 'gpt2' model (GPT2LMHeadModel)", "Qwen3ForCausalLM"]),
+    ("short-window", ["`sliding_window` = 16 with 64 positions", "--max_position_embeddings"]),
+    ("causal-options-alone", ["--block_size, --logit_shift apply to --from_causal_lm only"]),
+    ("two-sources", ["Give one source", "not both"]),
+    ("no-destination", ["output folder is required"]),
+    ("to-original", ["--from_causal_lm converts into this project's format only"]),
+    ("bad-block-size", ["--block_size must be a positive integer, got 0"]),
+])
+def test_convert_from_causal_lm_bad_inputs(tmp_path, folders, causal_sources, case, needles, capsys):
+    dst = tmp_path / "dst"
+    mistral = causal_sources / "mistral"
+    argv = {
+        "architecture": ["--from_causal_lm", causal_sources / "gpt2", dst],
+        "short-window": ["--from_causal_lm", mistral, dst, "--logit_shift"],
+        "causal-options-alone": ["--src", folders / "good", "--dst", dst, "--block_size", "2", "--logit_shift"],
+        "two-sources": ["--from_causal_lm", mistral, "--src", folders / "good", "--dst", dst],
+        "no-destination": ["--from_causal_lm", mistral],
+        "to-original": ["--from_causal_lm", mistral, dst, "--to", "original"],
+        "bad-block-size": ["--from_causal_lm", mistral, dst, "--block_size", "0"],
     }[case]
     code = convert.main([str(arg) for arg in argv])
     assert_one_line_error(code, capsys.readouterr().err, 2, *needles, prog="llada-convert")

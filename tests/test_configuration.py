@@ -18,7 +18,8 @@ def test_defaults_describe_llada_8b():
 
 
 def test_save_load_round_trip(tmp_path):
-    config = tiny_config(attention_type="latent", kv_latent_dim=12, hidden_act="mish", tie_word_embeddings=True)
+    config = tiny_config(attention_type="latent", kv_latent_dim=12, hidden_act="mish", tie_word_embeddings=True,
+                         attention_bias=True, attention_output_bias=False, qk_norm=True, logit_shift=True)
     config.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["auto_map"] == {
@@ -28,7 +29,8 @@ def test_save_load_round_trip(tmp_path):
     }
     assert (tmp_path / "configuration_llada.py").is_file()
     loaded = LLaDAConfig.from_pretrained(tmp_path)
-    for key in [*TINY, "attention_type", "kv_latent_dim", "hidden_act", "tie_word_embeddings", "rope_parameters"]:
+    for key in [*TINY, "attention_type", "kv_latent_dim", "hidden_act", "tie_word_embeddings", "rope_parameters",
+                "attention_output_bias", "qk_norm", "logit_shift"]:
         assert getattr(loaded, key) == getattr(config, key), key
 
 
@@ -37,6 +39,12 @@ def test_derived_fields():
     assert config.num_key_value_heads == config.num_attention_heads
     assert config.head_dim == 8
     assert config.kv_latent_dim == 8  # hidden_size // 4 by default
+
+
+def test_the_output_projection_bias_follows_attention_bias_unless_given():
+    assert tiny_config(attention_bias=True).attention_output_bias is True
+    assert tiny_config(attention_bias=True, attention_output_bias=False).attention_output_bias is False  # Qwen2
+    assert tiny_config().attention_output_bias is tiny_config().qk_norm is tiny_config().logit_shift is False
 
 
 def test_legacy_rope_fields_fold_into_rope_parameters():
@@ -71,6 +79,9 @@ def test_legacy_rope_fields_fold_into_rope_parameters():
         (dict(rope_parameters={"rope_type": "bogus", "rope_theta": 1e4}), "rope_type", "'bogus'"),
         (dict(rope_parameters={"rope_type": "default", "rope_theta": -1}), "rope_theta", "-1"),
         (dict(rope_parameters="default"), "rope_parameters", "'default'"),
+        (dict(logit_shift="yes"), "logit_shift", "'yes'"),
+        (dict(qk_norm=1), "qk_norm", "1"),
+        (dict(attention_output_bias=None, attention_bias=0), "attention_bias", "0"),
     ],
 )
 def test_invalid_values_name_the_field(overrides, field, value_text):

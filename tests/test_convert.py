@@ -185,7 +185,8 @@ def test_features_without_official_equivalent_fail_in_reverse():
     from conftest import tiny_config
 
     for overrides, field in [({"attention_type": "latent"}, "attention_type"), ({"mlp_bias": True}, "mlp_bias"),
-                             ({"hidden_act": "mish"}, "hidden_act")]:
+                             ({"hidden_act": "mish"}, "hidden_act"), ({"qk_norm": True}, "qk_norm"),
+                             ({"logit_shift": True}, "logit_shift")]:
         with pytest.raises(ValueError, match=field):
             llada_config_to_original(tiny_config(**overrides))
 

@@ -56,6 +56,31 @@ def test_init_from_fine_tunes_an_existing_model(tmp_path):
     assert AutoModel.from_pretrained(second, trust_remote_code=True).config.hidden_size == 32
 
 
+def test_init_from_the_autoregressive_baseline_converts_it(tmp_path):
+    """The main use of the conversion: the project's own causal LM baseline as the start of a block diffusion model
+    with the logit shift, trained, evaluated (the likelihoods and samples read the shifted logits) and saved."""
+    baseline, converted = tmp_path / "autoregressive", tmp_path / "from-ar"
+    assert main(["--output_dir", str(baseline), "--model_type", "autoregressive", "--max_steps", "2",
+                 "--eval_strategy", "no", *TINY]) == 0
+    assert main(["--output_dir", str(converted), "--init_from", str(baseline), "--logit_shift", "--block_size", "4",
+                 "--max_steps", "2", "--eval_steps", "2", *TINY]) == 0
+    model = AutoModel.from_pretrained(converted, trust_remote_code=True)
+    assert (model.config.logit_shift, model.config.block_size, model.config.mask_token_id) == (True, 4, 258)
+    results = json.loads((converted / "eval_results.json").read_text())
+    assert results["eval_perplexity_bound"] > 1.0
+
+
+def test_init_from_a_causal_lm_with_full_attention(tmp_path):
+    llama = tmp_path / "llama"
+    LlamaForCausalLM(LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=4)).save_pretrained(llama)
+    out = tmp_path / "out"
+    assert main(["--output_dir", str(out), "--init_from", str(llama), "--max_steps", "2", "--eval_strategy", "no",
+                 *TINY]) == 0
+    config = AutoModel.from_pretrained(out, trust_remote_code=True).config
+    assert (config.block_size, config.logit_shift, config.vocab_size, config.mask_token_id) == (None, False, 300, 258)
+
+
 def test_sft_bpe_and_gradient_checkpointing_run(tmp_path):
     data = tmp_path / "sft.jsonl"
     data.write_text("\n".join(json.dumps({"prompt": f"Q{i}: what is {i} plus {i}?\n", "response": f"{2 * i}."})
@@ -100,12 +125,19 @@ def run_error(tmp_path, capsys, *extra):
     return capsys.readouterr().err
 
 
-def test_init_from_a_non_llada_model(tmp_path, capsys):
-    llama = tmp_path / "llama"
-    LlamaForCausalLM(LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                 num_attention_heads=4)).save_pretrained(llama)
-    err = run_error(tmp_path, capsys, "--init_from", str(llama))
-    assert "not a LLaDA model" in err and "'llama'" in err
+def test_init_from_a_model_that_does_not_convert(tmp_path, capsys):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from llada.training.tokenizers import build_byte_tokenizer
+
+    gpt2 = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(vocab_size=300, n_embd=32, n_layer=1, n_head=4, n_positions=64)).save_pretrained(gpt2)
+    build_byte_tokenizer().save_pretrained(gpt2)
+    err = run_error(tmp_path, capsys, "--init_from", str(gpt2))
+    assert "Cannot convert a 'gpt2' model" in err and "--model_type autoregressive" in err
+    with pytest.raises(SystemExit):  # a usage error, as for --block_size
+        main(["--output_dir", str(tmp_path / "ar"), "--model_type", "autoregressive", "--logit_shift", *TINY])
+    assert "`--logit_shift` is an option of `--model_type llada`" in capsys.readouterr().err
 
 
 def test_max_seq_length_beyond_the_model_positions(tmp_path, capsys):

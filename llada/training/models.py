@@ -1,7 +1,9 @@
 """Model set-up for training: the architecture options, a fresh LLaDA or autoregressive baseline, or `--init_from`.
 
 The autoregressive baseline is `transformers.LlamaForCausalLM` with exactly the same dimensions, tokenizer and data,
-so that its perplexity and our perplexity bound compare like with like.
+so that its perplexity and our perplexity bound compare like with like. `--init_from` a causal LM (that baseline, or
+a Llama, Mistral, Qwen2 or Qwen3 model) with `--model_type llada` converts it into a LLaDA model first
+(`llada.convert_causal`).
 """
 
 import logging
@@ -11,6 +13,7 @@ from typing import Optional
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from ..configuration_llada import LLaDAConfig
+from ..convert_causal import SUPPORTED_CAUSAL_LMS, causal_lm_to_llada, check_causal_config, is_causal_lm_config
 from ..modeling_llada import LLaDAForMaskedDiffusion
 from .lora import MERGED_SUBFOLDER, check_lora_arguments
 
@@ -38,7 +41,13 @@ class ModelArguments:
     init_from: Optional[str] = field(
         default=None,
         metadata={"help": "Fine-tune an existing model folder or Hub id instead of training from scratch (its "
-                          "tokenizer is used unless --tokenizer names another)."},
+                          "tokenizer is used unless --tokenizer names another). With --model_type llada a causal LM "
+                          "(Llama, Mistral, Qwen2, Qwen3, such as the autoregressive baseline) is converted first."},
+    )
+    logit_shift: bool = field(
+        default=False,
+        metadata={"help": "LLaDA only: predict the token at position i from position i - 1 (Dream's logit shift), "
+                          "which keeps the meaning of a converted causal LM's head (--init_from a causal LM)."},
     )
     hidden_size: int = field(default=256, metadata={"help": "Width of the residual stream."})
     num_hidden_layers: int = field(default=4, metadata={"help": "Number of Transformer layers."})
@@ -87,6 +96,10 @@ class ModelArguments:
                 f"`--block_size` is an option of `--model_type llada` (block diffusion), got --model_type "
                 f"{self.model_type!r}."
             )
+        if self.logit_shift and self.model_type != "llada":
+            raise ValueError(
+                f"`--logit_shift` is an option of `--model_type llada`, got --model_type {self.model_type!r}."
+            )
         check_lora_arguments(self)
 
 
@@ -104,7 +117,7 @@ def build_model(args: ModelArguments, tokenizer, max_seq_length: int):
         model = LLaDAForMaskedDiffusion(LLaDAConfig(**_shared_config(args, tokenizer, max_seq_length),
                                                     mask_token_id=tokenizer.mask_token_id,
                                                     attention_type=args.attention_type,
-                                                    block_size=args.block_size))
+                                                    block_size=args.block_size, logit_shift=args.logit_shift))
     else:
         model = LlamaForCausalLM(LlamaConfig(**_shared_config(args, tokenizer, max_seq_length)))
     positions = model.config.max_position_embeddings
@@ -143,11 +156,13 @@ def _load_existing(args: ModelArguments, tokenizer):
         config = AutoConfig.from_pretrained(args.init_from, trust_remote_code=True)
     except (OSError, ValueError) as error:
         raise ValueError(f"`--init_from`: cannot load a model config from {args.init_from!r} ({error}).") from error
+    if args.model_type == "llada" and getattr(config, "model_type", None) != "llada":
+        return _convert_causal_lm(args, config, tokenizer)
     if args.model_type == "llada":
-        if getattr(config, "model_type", None) != "llada":
+        if args.logit_shift and not getattr(config, "logit_shift", False):
             raise ValueError(
-                f"`--init_from` {args.init_from!r} is a {getattr(config, 'model_type', 'unknown')!r} model, not a "
-                f"LLaDA model (model_type 'llada'); use --model_type autoregressive to fine-tune a causal LM."
+                f"`--logit_shift` applies when `--init_from` is a causal LM being converted; {args.init_from!r} is "
+                f"a LLaDA model without the shift (its config decides)."
             )
         model = LLaDAForMaskedDiffusion.from_pretrained(args.init_from, attn_implementation=args.attn_implementation)
     else:
@@ -160,6 +175,27 @@ def _load_existing(args: ModelArguments, tokenizer):
         if args.block_size is not None:  # fine-tune a full-attention model into a block diffusion one
             model.config.block_size = args.block_size
     return model
+
+
+def _convert_causal_lm(args: ModelArguments, config, tokenizer):
+    """`--init_from` a causal LM with `--model_type llada`: the LLaDA model holding its weights, fitted to the
+    tokenizer (see `llada.convert_causal`); an unsupported one is refused before its weights are read."""
+    model_type = getattr(config, "model_type", "unknown")
+    if not is_causal_lm_config(config):
+        raise ValueError(
+            f"`--init_from` {args.init_from!r} is a {model_type!r} model, neither a LLaDA model (model_type 'llada') "
+            f"nor a causal LM to convert ({', '.join(SUPPORTED_CAUSAL_LMS)})."
+        )
+    try:
+        check_causal_config(config, args.max_position_embeddings)
+    except ValueError as error:
+        raise ValueError(f"`--init_from` {args.init_from!r}: {error} Use --model_type autoregressive to fine-tune it "
+                         f"as a causal LM.") from error
+    causal_lm = AutoModelForCausalLM.from_pretrained(args.init_from, attn_implementation=args.attn_implementation)
+    logger.info("Converting the %s causal LM %s into a LLaDA model (block_size=%s, logit_shift=%s).", model_type,
+                args.init_from, args.block_size, args.logit_shift)
+    return causal_lm_to_llada(causal_lm, tokenizer, block_size=args.block_size, logit_shift=args.logit_shift,
+                              max_position_embeddings=args.max_position_embeddings).train()
 
 
 def is_masked_diffusion_model(model) -> bool:

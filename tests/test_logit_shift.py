@@ -1,0 +1,179 @@
+"""Dream's logit shift (`config.logit_shift`): the token at position i is predicted from the final state of position
+i - 1, on every path that computes logits: the plain forward, block diffusion's training layout and loss, the caches
+of sampling (windowed passes need the state before the window), compiled sampling, and the likelihoods."""
+
+import pytest
+import torch
+from conftest import MASK, GraphCounter, prompts_batch, tiny_config, tiny_model
+from transformers import CompileConfig
+
+from llada import LLaDAForMaskedDiffusion
+from llada.cache_llada import BlockKVCache, CanvasKVCache
+from llada.generation_config_llada import LLaDAGenerationConfig
+from llada.generation_llada import DenoisingContext
+from llada.sampling_llada import RunningRows
+
+
+def shifted_pair(seed: int = 0, **overrides):
+    """The same random weights without and with the logit shift (eval mode)."""
+    plain = tiny_model(seed, initializer_range=0.2, **overrides)
+    shifted = LLaDAForMaskedDiffusion(tiny_config(initializer_range=0.2, logit_shift=True, **overrides)).eval()
+    shifted.load_state_dict(plain.state_dict())
+    return plain, shifted
+
+
+def generate(model, ids, attention_mask=None, **settings):
+    settings = {"max_new_tokens": 12, "steps": 12, "block_length": 4, "eos_token_id": None,
+                "return_dict_in_generate": True, **settings}
+    return model.diffusion_generate(ids, attention_mask=attention_mask, **settings)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the forward pass
+
+
+@pytest.mark.parametrize("block_size", [None, 3])
+@torch.no_grad()
+def test_position_i_gets_the_logits_of_position_i_minus_one(block_size):
+    plain, shifted = shifted_pair(block_size=block_size)
+    ids = torch.randint(2, 99, (2, 10))
+    ids[:, 4:7] = MASK
+    expected = plain(ids).logits  # (2, 10, vocab)
+    logits = shifted(ids).logits
+    assert torch.equal(logits[:, 1:], expected[:, :-1])
+    assert torch.equal(logits[:, 0], expected[:, 0])  # position 0 reads its own state (Dream's convention)
+    assert torch.equal(shifted(ids, logits_to_keep=slice(4, 8)).logits, logits[:, 4:8])
+    per_row = torch.tensor([[2, 5], [7, 9]])
+    assert torch.equal(shifted(ids, logits_to_keep=per_row).logits, logits.gather(
+        1, per_row[..., None].expand(-1, -1, logits.shape[-1])))
+
+
+@pytest.mark.parametrize("block_size, copies", [(1, 1), (3, 1), (3, 2)])
+@torch.no_grad()
+def test_a_block_starts_from_the_clean_state_before_it_in_the_training_layout(block_size, copies):
+    """BD3-LM's layout predicts a noised block from the clean blocks before it; with the shift its first position
+    reads the clean copy's last state of the previous block, as sampling does (finished blocks are clean). So the
+    first position of every block gets the logits of the clean sequence's plain pass; with `block_size=1` every
+    position does: the autoregressive factorisation."""
+    _, model = shifted_pair(block_size=block_size)
+    clean = torch.randint(2, 99, (2, 12))
+    noisy = torch.cat([clean.masked_fill(torch.rand(2, 12) < 0.5, MASK) for _ in range(copies)])  # copy-major rows
+    layout = model(noisy, clean_input_ids=clean).logits  # (copies * 2, 12, vocab)
+    reference = model(clean).logits.repeat(copies, 1, 1)  # block-causal pass over the clean rows
+    block_starts = torch.arange(1, 12)[torch.arange(1, 12) % block_size == 0]
+    torch.testing.assert_close(layout[:, block_starts], reference[:, block_starts], atol=1e-5, rtol=1e-5)
+    # inside a block the state before a position is the noised one: the masks matter there
+    single = model(noisy[:2], clean_input_ids=clean).logits
+    torch.testing.assert_close(layout[:2], single, atol=1e-5, rtol=1e-5)
+
+
+def test_the_training_loss_reads_the_shifted_states():
+    _, model = shifted_pair(block_size=2)
+    clean = torch.randint(2, 99, (2, 12))
+    masked = torch.rand(2, 12) < 0.5
+    labels = clean.masked_fill(~masked, -100)
+    noisy = clean.masked_fill(masked, MASK)
+    with torch.no_grad():
+        logits = model(noisy, clean_input_ids=clean).logits
+    expected = torch.nn.functional.cross_entropy(logits[masked], clean[masked])
+    model.train()
+    loss = model(noisy, labels=labels).loss  # training mode: only the labelled positions go through the head
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# sampling with caches
+
+
+@pytest.mark.parametrize("use_cache", ["prefix", "dual"])
+@pytest.mark.parametrize("cfg_scale", [0.0, 1.5])
+def test_a_cache_refreshed_every_step_gives_the_uncached_tokens(use_cache, cfg_scale):
+    _, model = shifted_pair(1)
+    ids, attention_mask = prompts_batch()
+    plain = generate(model, ids, attention_mask, cfg_scale=cfg_scale)
+    cached = generate(model, ids, attention_mask, cfg_scale=cfg_scale, use_cache=use_cache, cache_refresh_interval=1)
+    assert torch.equal(cached.sequences, plain.sequences) and torch.equal(cached.decode_step, plain.decode_step)
+
+
+@pytest.mark.parametrize("use_cache, masked_window", [("prefix", False), ("dual", False), ("dual", True)])
+@torch.no_grad()
+def test_a_windowed_pass_on_a_fresh_cache_gets_the_logits_of_the_full_pass(use_cache, masked_window):
+    """A refresh then a windowed pass over the same canvas: the state before the window comes from the cache."""
+    _, model = shifted_pair(2)
+    ids, attention_mask = prompts_batch()
+    canvas = torch.cat([ids, torch.randint(2, 99, (3, 12))], dim=1)  # (3, 17)
+    canvas[:, 10:12] = MASK
+    full_mask = torch.cat([attention_mask, torch.ones(3, 12, dtype=torch.long)], dim=1)
+    cache = CanvasKVCache(use_cache)
+    context = DenoisingContext(config=LLaDAGenerationConfig(use_cache=use_cache), mask_token_id=MASK,
+                               prompt_length=5, attention_mask=full_mask, prompt_positions=full_mask.bool(),
+                               position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), cache=cache)
+    block, rows = slice(9, 13), RunningRows(3)
+    uncached = model._denoiser_logits(canvas, DenoisingContext(**{**vars(context), "cache": None}), rows, block)
+    assert torch.equal(model._denoiser_logits(canvas, context, rows, block, block_step=0), uncached)
+    if masked_window:  # per-row positions: the masked ones of the block and one committed one
+        context.kv_tokens = torch.full_like(canvas, -1)
+        context.kv_tokens[:, :9], context.kv_tokens[:, 13:] = canvas[:, :9], canvas[:, 13:]
+        slots = torch.tensor([[1, 2], [1, 2], [1, 2]])
+        window = torch.tensor([[1, 2, 0], [1, 2, 3], [1, 2, 0]])
+        windowed = model._denoiser_logits(canvas, context, rows, block, 1, slots, window)
+        expected = uncached[:, 1:3]
+    else:
+        windowed, expected = model._denoiser_logits(canvas, context, rows, block, block_step=1), uncached
+    torch.testing.assert_close(windowed, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("settings", [dict(use_cache="prefix"), dict(use_cache="dual", threshold=0.5),
+                                      dict(use_cache="dual", cache_window="masked", cfg_scale=1.0),
+                                      dict(use_cache="dual", cache_refresh_window="vicinity", early_stop=True,
+                                           eos_token_id=1)])
+def test_approximate_caches_sample_with_the_shift(settings):
+    _, model = shifted_pair(3)
+    ids, attention_mask = prompts_batch()
+    out = generate(model, ids, attention_mask, **settings)
+    assert out.sequences.shape == (3, 17) and not (out.sequences[:, 5:] == MASK).any()
+
+
+@pytest.mark.parametrize("settings", [dict(), dict(cfg_scale=1.0), dict(threshold=0.3), dict(block_length=2)])
+def test_the_exact_block_cache_gives_the_uncached_tokens(settings):
+    _, model = shifted_pair(4, block_size=4)
+    ids, attention_mask = prompts_batch()
+    settings = {"block_length": None, **settings}
+    cached = generate(model, ids, attention_mask, **settings)
+    uncached = generate(model, ids, attention_mask, use_cache=False, **settings)
+    assert torch.equal(cached.sequences, uncached.sequences)
+    assert torch.equal(cached.decode_step, uncached.decode_step)
+
+
+@pytest.mark.parametrize("settings", [dict(use_cache="prefix"), dict(use_cache="dual", cfg_scale=1.0), dict()])
+def test_compiled_sampling_gives_the_eager_tokens(settings):
+    _, model = shifted_pair(5)
+    ids, attention_mask = prompts_batch()
+    eager = generate(model, ids, attention_mask, **settings)
+    torch._dynamo.reset()
+    compiled = generate(model, ids, attention_mask, compile=True, **settings,
+                        compile_config=CompileConfig(backend=GraphCounter(), fullgraph=True, dynamic=False))
+    assert torch.equal(compiled.sequences, eager.sequences)
+
+
+def test_a_cache_without_the_state_before_its_window_is_refused():
+    class KeysOnly:
+        def update(self, key, value, layer_idx, *args, **kwargs):
+            return key, value
+
+    _, model = shifted_pair()
+    with pytest.raises(ValueError, match="logit_shift"):
+        model(torch.randint(2, 99, (1, 4)), position_ids=torch.arange(4)[None], past_key_values=KeysOnly())
+
+
+def test_the_block_cache_keeps_the_state_of_the_finished_blocks_rows():
+    cache = BlockKVCache(block_size=2, generation_start=2, copies=1)
+    cache.plan_window(slice(2, 4), 0, 6)
+    states = torch.arange(3 * 4, dtype=torch.float).reshape(3, 4, 1)  # rows 0..2, window [0, 4)
+    assert torch.equal(cache.shift_hidden_states(states)[:, 1:], states[:, :-1])
+    cache.plan_window(slice(2, 4), 1, 6)  # a later step: the window is the block [2, 4)
+    window = -torch.ones(3, 2, 1)
+    assert torch.equal(cache.shift_hidden_states(window)[:, 0], states[:, 1])  # the last state before the window
+    cache.keys, cache.values = {0: torch.zeros(3, 1, 6, 1)}, {0: torch.zeros(3, 1, 6, 1)}  # as after a pass
+    cache.keep_rows(torch.tensor([2]))
+    assert torch.equal(cache.hidden[:, 1], states[2:, 1])
