@@ -158,17 +158,18 @@ def validation_figures(llada_dir, ar_dir, train_argv, options) -> dict:
 def sample_figures(llada_dir, ar_dir, train_argv, options) -> dict:
     _, data_args, _ = training_args_for("llada", llada_dir, train_argv)
     train_text, heldout = sample_quality.corpus_splits(data_args)
-    vocabulary = set(sample_quality.words_of(train_text))
+    training = sample_quality.TrainingText(train_text)
     ar_model, ar_tokenizer, _ = sample_quality.load_model(ar_dir)
     settings = argparse.Namespace(num_samples=options.num_samples, seeds=1, prompt_bytes=options.prompt_bytes,
                                   new_bytes=options.new_bytes,
                                   steps=None, top_k=None, top_p=None, threshold=None, remasking=options.remasking,
                                   block_length=options.block_length, temperature=options.temperature)
-    figures = {"llada": sample_quality.evaluate_model(llada_dir, settings, vocabulary, heldout, (ar_model, ar_tokenizer))}
+    figures = {"llada": sample_quality.evaluate_model(llada_dir, settings, training, heldout,
+                                                      (ar_model, ar_tokenizer))}
     settings.temperature = 0.8 if options.temperature is None else options.temperature
-    figures["autoregressive"] = sample_quality.evaluate_model(ar_dir, settings, vocabulary, heldout,
+    figures["autoregressive"] = sample_quality.evaluate_model(ar_dir, settings, training, heldout,
                                                               (ar_model, ar_tokenizer))
-    figures["validation text"] = sample_quality.reference_figures(heldout, vocabulary, settings,
+    figures["validation text"] = sample_quality.reference_figures(heldout, training, settings,
                                                                   (ar_model, ar_tokenizer))
     return figures
 

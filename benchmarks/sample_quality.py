@@ -1,4 +1,4 @@
-"""Sample quality of a trained model as a reader judges it: word validity, distinct-2, generative perplexity.
+"""Sample quality of a trained model as a reader judges it: words, repetition, word order, generative perplexity.
 
     python benchmarks/sample_quality.py runs/llada-tinyshakespeare --ar_dir runs/compare/autoregressive
     python benchmarks/sample_quality.py runs/llada-tinyshakespeare --remasking low_confidence --temperature 0.5
@@ -13,10 +13,16 @@ model's saved generation defaults (`generation_config.json`, what `llada-generat
   sample, which the prompt or the length may cut) that occur in the training text;
 - *distinct-2*: distinct word bigrams / all word bigrams over all samples (a repetition guard: validity alone
   rewards "the the the");
+- *bigram hits*: the share of the samples' word bigrams (of the same inner words) that occur in the training text,
+  and the *trigram perplexity*: the perplexity of the samples' inner words under an interpolated Kneser-Ney
+  word-trigram model of the training text (words it never saw share one `<unk>` class). Both judge word order,
+  which word validity does not: a list of speaker names ("KING: DUKE: ...") is all valid words (the bundled
+  corpus's held-out text: 0.54 of its bigrams found, trigram perplexity about 750);
 - *generative perplexity*: the perplexity an autoregressive model with the same tokenizer (`--ar_dir`) assigns to
   the generated tokens given the prompt.
 
-The same figures for the held-out text itself are printed as a reference. One thread unless `--threads`.
+The same figures for the held-out text that follows the same prompts are printed as a reference, and the ratios
+sample / text of the bigram hits and the trigram perplexity beside each model's. One thread unless `--threads`.
 """
 
 import argparse
@@ -25,6 +31,7 @@ import math
 import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -57,6 +64,114 @@ def distinct_n(samples: list, n: int = 2) -> float:
     """Distinct word n-grams / all word n-grams, pooled over the samples (n-grams do not cross samples)."""
     grams = [tuple(ws[i:i + n]) for ws in map(inner_words, samples) for i in range(len(ws) - n + 1)]
     return len(set(grams)) / len(grams) if grams else float("nan")
+
+
+def bigram_hit_rate(samples: list, bigrams: set) -> float:
+    """Share of the samples' inner word bigrams found in `bigrams` (the training text's); 0 when they hold none.
+    Bigrams do not cross samples."""
+    grams = [pair for ws in map(inner_words, samples) for pair in zip(ws, ws[1:])]
+    return sum(pair in bigrams for pair in grams) / len(grams) if grams else 0.0
+
+
+UNK = "<unk>"
+
+
+class KneserNeyTrigram:
+    r"""
+    An interpolated Kneser-Ney word-trigram model (Chen & Goodman, "An empirical study of smoothing techniques for
+    language modeling", 1998) with one absolute discount D for every order:
+
+        P3(w | u v) = max(c(u v w) - D, 0) / c(u v .)  +  D N1+(u v .) / c(u v .)  P2(w | v)
+        P2(w | v)   = max(N1+(. v w) - D, 0) / N1+(. v .)  +  D N1+(v .) / N1+(. v .)  P1(w)
+        P1(w)       = max(N1+(. w) - D, 0) / N1+(. .)  +  D |{w : N1+(. w) > 0}| / N1+(. .)  / |V|
+
+    with c the trigram counts of the training words, N1+(. v w) the number of distinct words seen before `v w` (the
+    continuation counts the lower orders use instead of counts), N1+(v .) the number of distinct words seen after
+    `v` in them, and a context never seen leaving all its mass to the order below. The vocabulary V is the training
+    words and `<unk>`, to which every other word is mapped: the uniform term of P1 gives it, like every word, a
+    share, so each distribution sums to 1 over V and the perplexity of any text is finite.
+
+    Args:
+        words (`list[str]`):
+            The training text as one sequence of words (at least three).
+        discount (`float`, *optional*, defaults to 0.75):
+            The absolute discount D, in (0, 1).
+    """
+
+    def __init__(self, words: list, discount: float = 0.75):
+        if not 0 < discount < 1:
+            raise ValueError(f"`discount` must be in (0, 1), got {discount}.")
+        if len(words) < 3:
+            raise ValueError(f"A trigram model needs at least three training words, got {len(words)}.")
+        self.discount = discount
+        self.vocabulary = set(words) | {UNK}
+        self.trigrams = Counter(zip(words, words[1:], words[2:]))  # c(u v w)
+        self.context_count, self.context_types = Counter(), Counter()  # c(u v .), N1+(u v .)
+        for (u, v, _), count in self.trigrams.items():
+            self.context_count[u, v] += count
+            self.context_types[u, v] += 1
+        self.bigram_continuations = Counter((v, w) for _, v, w in self.trigrams)  # N1+(. v w)
+        self.middle_total, self.middle_types = Counter(), Counter()  # N1+(. v .), N1+(v .)
+        for (v, _), count in self.bigram_continuations.items():
+            self.middle_total[v] += count
+            self.middle_types[v] += 1
+        bigram_types = set(zip(words, words[1:]))
+        self.unigram_continuations = Counter(w for _, w in bigram_types)  # N1+(. w)
+        self.unigram_total = len(bigram_types)  # N1+(. .)
+
+    def _word(self, word: str) -> str:
+        return word if word in self.vocabulary else UNK
+
+    def probability(self, word: str, context: tuple = ()) -> float:
+        """P(`word` | the last two words of `context`) (fewer when `context` is shorter); unknown words are `<unk>`."""
+        d, w = self.discount, self._word(word)
+        context = tuple(self._word(c) for c in context[-2:])
+        p = (max(self.unigram_continuations[w] - d, 0) + d * len(self.unigram_continuations) / len(self.vocabulary)) \
+            / self.unigram_total
+        if context:
+            v = context[-1]
+            total = self.middle_total[v]
+            if total:
+                p = (max(self.bigram_continuations[v, w] - d, 0) + d * self.middle_types[v] * p) / total
+        if len(context) == 2:
+            total = self.context_count[context]
+            if total:
+                p = (max(self.trigrams[(*context, w)] - d, 0) + d * self.context_types[context] * p) / total
+        return p
+
+    def perplexity(self, sequences: list) -> float:
+        """exp of the mean negative log-probability of the words of `sequences` (lists of words), each word given up
+        to two words before it in its own sequence; NaN when there is no word."""
+        log_probs = [math.log(self.probability(w, tuple(words[max(i - 2, 0):i])))
+                     for words in sequences for i, w in enumerate(words)]
+        return math.exp(-sum(log_probs) / len(log_probs)) if log_probs else float("nan")
+
+
+def trigram_perplexity(samples: list, model: KneserNeyTrigram) -> float:
+    """Perplexity of the samples' inner words under `model` (a word-trigram model of the training text)."""
+    return model.perplexity([inner_words(text) for text in samples])
+
+
+class TrainingText:
+    """
+    What the word figures compare a text with: the training text's vocabulary, its word bigrams and a Kneser-Ney
+    word-trigram model fitted on it.
+
+    Args:
+        text (`str`): the training text.
+    """
+
+    def __init__(self, text: str):
+        words = words_of(text)
+        self.vocabulary = set(words)
+        self.bigrams = set(zip(words, words[1:]))
+        self.trigram = KneserNeyTrigram(words)
+
+    def figures(self, samples: list) -> dict:
+        """Word validity, distinct-2, bigram hit rate and trigram perplexity of `samples` (texts)."""
+        return {"word_validity": word_validity(samples, self.vocabulary), "distinct_2": distinct_n(samples, 2),
+                "bigram_hit_rate": bigram_hit_rate(samples, self.bigrams),
+                "trigram_perplexity": trigram_perplexity(samples, self.trigram)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -159,11 +274,12 @@ def generative_ppl(ar_model, prompt_ids, prompt_mask, new_ids) -> float:
     return generative_perplexity(ar_model, sequences, attention_mask=mask, prompt_length=prompt_ids.shape[1])
 
 
-def evaluate_model(model_dir, options, vocabulary=None, heldout=None, ar=None) -> dict:
-    """Samples from `model_dir` and their figures (a dict); loads the corpus and `--ar_dir` when not given."""
-    if vocabulary is None or heldout is None:
+def evaluate_model(model_dir, options, training=None, heldout=None, ar=None) -> dict:
+    """Samples from `model_dir` and their figures (a dict). `training` is the `TrainingText` they are judged against
+    and `heldout` the text the prompts come from; both default to the bundled corpus's."""
+    if training is None or heldout is None:
         train_text, heldout = corpus_splits()
-        vocabulary = set(words_of(train_text))
+        training = TrainingText(train_text)
     model, tokenizer, is_llada = load_model(model_dir)
     settings = sampler_settings(model, options) if is_llada else {"temperature": options.temperature
                                                                   if options.temperature is not None else 0.8,
@@ -186,8 +302,7 @@ def evaluate_model(model_dir, options, vocabulary=None, heldout=None, ar=None) -
         "settings": settings,
         "num_samples": len(texts),
         "new_tokens": max_new_tokens,
-        "word_validity": word_validity(texts, vocabulary),
-        "distinct_2": distinct_n(texts, 2),
+        **training.figures(texts),
         "generative_perplexity": sum(gen_ppls) / len(gen_ppls) if gen_ppls else None,
         "sampling_seconds": seconds,
         "tokens_per_forward": sum(tpfs) / len(tpfs),
@@ -197,8 +312,8 @@ def evaluate_model(model_dir, options, vocabulary=None, heldout=None, ar=None) -
     return result
 
 
-def reference_figures(heldout, vocabulary, options, ar=None) -> dict:
-    """The same figures for the held-out continuations themselves."""
+def reference_figures(heldout, training, options, ar=None) -> dict:
+    """The same figures for the held-out text that follows the prompts (judged against `training` too)."""
     pairs = prompts_from(heldout, options.num_samples, options.prompt_bytes, options.new_bytes)
     texts = [c for _, c in pairs]
     gen_ppl = None
@@ -209,8 +324,7 @@ def reference_figures(heldout, vocabulary, options, ar=None) -> dict:
         width = min(len(c) for c in cont)
         new_ids = torch.tensor([c[:width] for c in cont])
         gen_ppl = generative_ppl(model, prompt["input_ids"], prompt["attention_mask"], new_ids)
-    return {"word_validity": word_validity(texts, vocabulary), "distinct_2": distinct_n(texts, 2),
-            "generative_perplexity": gen_ppl}
+    return {**training.figures(texts), "generative_perplexity": gen_ppl}
 
 
 def parse(argv=None):
@@ -240,6 +354,33 @@ def parse(argv=None):
     return parser.parse_args(argv)
 
 
+def ratio(value, reference):
+    """`value / reference`, or None when either is missing (no sample word, no reference)."""
+    if value is None or not reference or math.isnan(value) or math.isnan(reference):
+        return None
+    return value / reference
+
+
+def table(results: list, reference: dict) -> list:
+    """The lines of the printed table: a row per model (with its ratios to the held-out text), then the text's."""
+
+    def cell(value, width, digits):
+        return f"{value:>{width}.{digits}f}" if value is not None and not math.isnan(value) else f"{'-':>{width}}"
+
+    lines = [f"{'model':<36} {'word valid.':>11} {'distinct-2':>10} {'bigram hits':>11} {'/ text':>6} "
+             f"{'3-gram PPL':>10} {'/ text':>6} {'gen. PPL':>8} {'sampling s':>10} {'tokens/fwd':>10}"]
+    rows = [(r, False) for r in results] + [(dict(reference, model="held-out text"), True)]
+    for r, is_text in rows:
+        hits, ppl = r["bigram_hit_rate"], r["trigram_perplexity"]
+        lines.append(
+            f"{r['model'][-36:]:<36} {r['word_validity']:>11.3f} {r['distinct_2']:>10.3f} {hits:>11.3f} "
+            f"{cell(None if is_text else ratio(hits, reference['bigram_hit_rate']), 6, 2)} {cell(ppl, 10, 1)} "
+            f"{cell(None if is_text else ratio(ppl, reference['trigram_perplexity']), 6, 2)} "
+            f"{cell(r['generative_perplexity'], 8, 2)} {cell(r.get('sampling_seconds'), 10, 1)} "
+            f"{cell(r.get('tokens_per_forward'), 10, 2)}")
+    return lines
+
+
 def main(argv=None) -> int:
     options = parse(argv)
     torch.set_num_threads(options.threads)
@@ -247,23 +388,18 @@ def main(argv=None) -> int:
 
     train_text, heldout = corpus_splits(DataArguments(train_file=options.train_file,
                                                       validation_file=options.validation_file))
-    vocabulary = set(words_of(train_text))
+    training = TrainingText(train_text)
     ar = None
     if options.ar_dir:
         ar_model, ar_tokenizer, _ = load_model(options.ar_dir)
         ar = (ar_model, ar_tokenizer)
-    results = [evaluate_model(d, options, vocabulary, heldout, ar) for d in options.model_dir]
-    reference = reference_figures(heldout, vocabulary, options, ar)
+    results = [evaluate_model(d, options, training, heldout, ar) for d in options.model_dir]
+    reference = reference_figures(heldout, training, options, ar)
+    for r in results:
+        r["ratio_to_text"] = {key: ratio(r[key], reference[key]) for key in ("bigram_hit_rate", "trigram_perplexity")}
     print(f"{len(results[0]['samples'])} samples of ~{options.new_bytes} bytes after {options.prompt_bytes}-byte "
           f"prompts from the held-out text; {options.threads} thread(s)")
-    print(f"{'model':<44} {'word validity':>13} {'distinct-2':>10} {'gen. PPL':>9} {'sampling s':>10} "
-          f"{'tokens/fwd':>10}")
-    for r in results:
-        ppl = f"{r['generative_perplexity']:.2f}" if r["generative_perplexity"] else "-"
-        print(f"{r['model'][-44:]:<44} {r['word_validity']:>13.3f} {r['distinct_2']:>10.3f} {ppl:>9} "
-              f"{r['sampling_seconds']:>10.1f} {r['tokens_per_forward']:>10.2f}")
-    ppl = f"{reference['generative_perplexity']:.2f}" if reference["generative_perplexity"] else "-"
-    print(f"{'held-out text':<44} {reference['word_validity']:>13.3f} {reference['distinct_2']:>10.3f} {ppl:>9}")
+    print("\n".join(table(results, reference)))
     for r in results:
         print(f"\n{r['model']} ({r['kind']}; {json.dumps({k: v for k, v in r['settings'].items() if v is not None})})")
         for prompt, text in list(zip(r["prompts"], r["samples"]))[: options.show]:

@@ -160,7 +160,7 @@ def main(argv=None):
     root = Path(options.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     train_text, heldout = sample_quality.corpus_splits()
-    vocabulary = set(sample_quality.words_of(train_text))
+    training = sample_quality.TrainingText(train_text)
     ar = None
     if options.ar_dir:
         ar_model, ar_tokenizer, _ = sample_quality.load_model(options.ar_dir)
@@ -183,7 +183,7 @@ def main(argv=None):
                                           block_length=None, temperature=None)
             for key, value in SAMPLERS[sampler].items():
                 setattr(settings, key, value)
-            quality = sample_quality.evaluate_model(out_dir, settings, vocabulary, heldout, ar)
+            quality = sample_quality.evaluate_model(out_dir, settings, training, heldout, ar)
             row = {"recipe": name, "args": " ".join(RECIPES[name]), "sampler": sampler, "bound": bound,
                    "nats_per_byte": nats_per_byte, "semi_ar": semi, "train_runtime": runtime, "cpu_seconds": timing.get("cpu"), "word_validity": quality["word_validity"],
                    "distinct_2": quality["distinct_2"], "gen_ppl": quality["generative_perplexity"],
