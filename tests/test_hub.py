@@ -332,6 +332,51 @@ def test_model_card_of_a_block_model_says_so(model_dir, tmp_path):
     assert "| eval in-order perplexity (exact, decoding in order) | 119.4 |" in card
 
 
+CARD_MODELS = {
+    "full": (dict(), dict(remasking="low_confidence", temperature=1.0, top_p=0.8, block_length=8, steps=32)),
+    "block": (dict(block_size=2), dict(remasking="random", temperature=0.8, top_p=0.9)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CARD_MODELS))
+def test_model_card_describes_the_model_it_publishes(kind, tmp_path):
+    from llada.generation_config_llada import LLaDAGenerationConfig
+
+    config_overrides, sampling = CARD_MODELS[kind]
+    tokenizer = build_byte_tokenizer(model_max_length=256)
+    torch.manual_seed(0)
+    model = LLaDAForMaskedDiffusion(tiny_config(
+        vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, **config_overrides))
+    model.generation_config = LLaDAGenerationConfig(**sampling, max_new_tokens=64)
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    staging = tmp_path / "staging"
+    save_for_hub(str(tmp_path / "model"), str(staging))
+    card = Path(write_model_card(str(tmp_path / "model"), str(staging), "me/llada-card")).read_text()
+
+    kind_row = ("| kind | masked diffusion with full attention (LLaDA) |" if kind == "full" else
+                "| kind | block diffusion, blocks of 2 tokens |")
+    assert kind_row in card
+    assert f"| parameters | {model.num_parameters() / 1e3:.3g}K ({model.num_parameters():,}) |" in card
+    assert "| tokenizer | bytes: one token per UTF-8 byte and 3 special tokens, 259 in all; mask token " \
+           "`<|mdm_mask|>` |" in card
+    if kind == "full":
+        assert "| `remasking` | low_confidence (the most probable predictions first) |" in card
+        assert "| `temperature` | 1.0 |" in card and "| `top_p` | 0.8 |" in card
+        assert "| `block_length` | 8 |" in card and "| `steps` | 32 |" in card
+    else:
+        assert "| `remasking` | random (positions in random order) |" in card
+        assert "| `temperature` | 0.8 |" in card and "| `top_p` | 0.9 |" in card
+        assert "| `block_length` | 2 (the block size) |" in card
+        assert "| `steps` | one token per step (`max_new_tokens`) |" in card
+    assert 'AutoModel.from_pretrained("me/llada-card", trust_remote_code=True)' in card
+    assert "diffusion_generate(**inputs, max_new_tokens=64" in card
+    # the card's snippet runs as written, with the local folder in place of the repo id
+    snippet = card.split("```python\n")[1].split("```")[0].replace('"me/llada-card"', repr(str(staging)))
+    exec(compile(snippet, "README.md", "exec"), {})
+
+
 def test_reload_check_refuses_a_folder_that_does_not_load(model_dir, tmp_path):
     staging = tmp_path / "staging"
     files = save_for_hub(str(model_dir), str(staging))
