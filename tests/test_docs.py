@@ -60,12 +60,11 @@ TINY_RUN = ["--max_steps", "2", "--eval_steps", "2", "--per_device_train_batch_s
 # included): the models the pages load, at the paths they use, and files standing for the reader's own.
 SETUP = [
     "llada-train --output_dir runs/llada-tinyshakespeare",
-    "llada-train --output_dir runs/llada-full-tinyshakespeare --config tinyshakespeare-full",
     "llada-train --output_dir runs/autoregressive-tinyshakespeare --model_type autoregressive",
     "llada-tasks generate countdown3 data/countdown3",
     "llada-train --output_dir runs/countdown3 --config countdown3 --train_file data/countdown3/train.jsonl",
     "python examples/shakespeare_dialogue.py pairs.jsonl",  # the reader's SFT pairs
-    "llada-convert --src runs/llada-full-tinyshakespeare --dst LLaDA-8B-Instruct --to original",  # official format
+    "llada-convert --src runs/llada-tinyshakespeare --dst LLaDA-8B-Instruct --to original",  # the official format
 ]
 # Folders in the text that stand for the reader's own: name -> the folder it links to.
 PLACEHOLDERS = {"DIR": "runs/llada-tinyshakespeare", "AR_DIR": "runs/autoregressive-tinyshakespeare"}
