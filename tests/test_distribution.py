@@ -66,7 +66,8 @@ def test_the_wheel_in_a_fresh_venv_trains_and_generates_outside_the_checkout(dis
            "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": ""}
     where = run([str(python), "-c", "import llada; print(llada.__file__)"], cwd=work, env=env).stdout.strip()
     assert where.startswith(str(fresh_site)), where
-    run([str(venv / "bin" / "llada-train"), "--max_steps", "3", "--disable_tqdm", "true"], cwd=work, env=env)
+    run([str(venv / "bin" / "llada-train"), "--max_steps", "3", "--autoregressive_init_steps", "3",
+         "--disable_tqdm", "true"], cwd=work, env=env)
     model_dir = work / "runs" / "llada-tinyshakespeare"  # the main job's output folder, relative to here
     config = (model_dir / "config.json").read_text()
     assert '"hidden_size": 128' in config  # the main job's size, read from the packaged YAML

@@ -176,6 +176,8 @@ def overrides(argv: list) -> list:
     extra = list(OVERRIDES.get(key, []))
     if argv[0] == "llada-train" and "--init_from" not in argv:
         extra += TINY_MODEL
+        if "autoregressive" not in argv:  # the main job's first, autoregressive stage: 2 steps too
+            extra += ["--autoregressive_init_steps", "2"]
     return extra
 
 

@@ -394,6 +394,7 @@ def test_reload_check_refuses_a_folder_that_does_not_load(model_dir, tmp_path):
 
 FIXTURES = ROOT / "tests" / "fixtures"
 TINY_TRAINING = [
+    "--autoregressive_init_steps", "0",
     "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4", "--intermediate_size", "64",
     "--max_seq_length", "32", "--per_device_train_batch_size", "4", "--train_file",
     str(FIXTURES / "wikitext-2-test-excerpt.txt"), "--validation_file", str(FIXTURES / "wikitext-2-valid-excerpt.txt"),

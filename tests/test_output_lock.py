@@ -102,6 +102,7 @@ def test_the_lock_goes_when_the_run_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer.LLaDATrainer, "train", failing_train)
     out = tmp_path / "out"
     args = parse_training_args(["--output_dir", str(out), "--max_steps", "1", "--tokenizer", "bytes",
+                                "--autoregressive_init_steps", "0",
                                 "--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2",
                                 "--intermediate_size", "32", "--max_seq_length", "16", "--max_train_samples", "8",
                                 "--max_eval_samples", "4", "--use_cpu", "--report_to", "none"])

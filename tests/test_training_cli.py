@@ -9,7 +9,7 @@ from transformers import AutoModel, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from llada.cli.train import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TINY = ["--tokenizer", "bytes", "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4",
+TINY = ["--autoregressive_init_steps", "0", "--tokenizer", "bytes", "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4",
         "--intermediate_size", "64", "--max_seq_length", "32", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
         "--train_file", str(FIXTURES / "wikitext-2-test-excerpt.txt"),
         "--validation_file", str(FIXTURES / "wikitext-2-valid-excerpt.txt"), "--max_eval_samples", "8",
@@ -46,6 +46,21 @@ def test_the_summary_puts_the_baselines_perplexity_beside_the_bound(tmp_path, ca
     assert main(["--output_dir", str(tmp_path / "llada-tiny"), *common]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("AR baseline:"))
     assert "perplexity" in line and line.endswith("x it")
+
+
+def test_a_llada_run_can_start_from_its_own_autoregressive_stage(tmp_path, capsys):
+    out = tmp_path / "llada-tiny"
+    assert main(["--output_dir", str(out), "--max_steps", "2", "--eval_steps", "2", *TINY,
+                 "--autoregressive_init_steps", "3", "--autoregressive_init_learning_rate", "0.01"]) == 0
+    ar = LlamaForCausalLM.from_pretrained(tmp_path / "llada-tiny-ar-init")  # stage 1, beside the run's folder
+    model = AutoModel.from_pretrained(out, trust_remote_code=True)  # stage 2: LLaDA, converted with the shift
+    assert model.config.logit_shift and model.config.block_size is None
+    assert model.model.embed_tokens.weight.shape == ar.model.embed_tokens.weight.shape
+    assert json.loads((tmp_path / "llada-tiny-ar-init" / "trainer_state.json").read_text())["global_step"] == 3
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
+    with pytest.raises(SystemExit):  # only for a fresh LLaDA model
+        main(["--output_dir", str(out), "--model_type", "autoregressive", *TINY, "--autoregressive_init_steps", "3"])
+    assert "--autoregressive_init_steps" in capsys.readouterr().err
 
 
 def test_init_from_fine_tunes_an_existing_model(tmp_path):

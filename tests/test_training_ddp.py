@@ -39,6 +39,7 @@ def test_two_process_cpu_ddp(tmp_path, model_args):
     script.write_text(RANK_SCRIPT)
     out = tmp_path / "out"
     args = ["--output_dir", str(out), "--max_steps", "4", "--save_steps", "4", *model_args,
+            "--autoregressive_init_steps", "0",
             "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4",
             "--intermediate_size", "64", "--max_seq_length", "32", "--per_device_train_batch_size", "4",
             "--train_file", str(FIXTURES / "wikitext-2-test-excerpt.txt"),

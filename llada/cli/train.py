@@ -40,7 +40,7 @@ def _main(argv: Optional[list] = None) -> int:
     if trainer.is_world_process_zero():
         _print_summary(trainer, time.time() - start)
         if model_args.model_type == "llada" and model_args.init_from is None:
-            _print_baseline(training_args.output_dir, argv, metrics=evaluation_of_saved_model(trainer))
+            _print_baseline(model_args, training_args, argv, metrics=evaluation_of_saved_model(trainer))
     return 0
 
 
@@ -73,12 +73,19 @@ def autoregressive_baseline_dir(output_dir: str) -> str:
     return str(path.with_name(f"autoregressive-{name}"))
 
 
-def _print_baseline(output_dir: str, argv: list, metrics: dict) -> None:
+def _print_baseline(model_args, training_args, argv: list, metrics: dict) -> None:
     """The command that trains the autoregressive baseline of this run (same options, same data and tokenizer), and,
-    once that run exists, its best validation perplexity beside this model's bound."""
-    ar_dir = autoregressive_baseline_dir(output_dir)
-    kept = [arg for arg in _without_option(argv, "--output_dir", "--model_dir") if arg != "--overwrite_output_dir"]
-    command = shlex.join(["llada-train", *kept, "--model_type", "autoregressive", "--output_dir", ar_dir])
+    once that run exists, its best validation perplexity beside this model's bound. After an autoregressive first
+    stage (`--autoregressive_init_steps`) the baseline is that stage trained on for the LLaDA stage's steps too."""
+    ar_dir = autoregressive_baseline_dir(training_args.output_dir)
+    dropped = ["--output_dir", "--model_dir"]
+    extra = []
+    if model_args.autoregressive_init_steps:
+        dropped += ["--max_steps", "--learning_rate", "--lr"]
+        extra = ["--max_steps", str(model_args.autoregressive_init_steps + training_args.max_steps), "--learning_rate",
+                 str(model_args.autoregressive_init_learning_rate or training_args.learning_rate)]
+    kept = [arg for arg in _without_option(argv, *dropped) if arg != "--overwrite_output_dir"]
+    command = shlex.join(["llada-train", *kept, "--model_type", "autoregressive", *extra, "--output_dir", ar_dir])
     state_file = Path(ar_dir) / "trainer_state.json"
     history = json.loads(state_file.read_text()).get("log_history", []) if state_file.is_file() else []
     losses = [entry["eval_loss"] for entry in history if "eval_loss" in entry]

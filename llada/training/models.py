@@ -49,6 +49,16 @@ class ModelArguments:
         metadata={"help": "LLaDA only: predict the token at position i from position i - 1 (Dream's logit shift), "
                           "which keeps the meaning of a converted causal LM's head (--init_from a causal LM)."},
     )
+    autoregressive_init_steps: Optional[int] = field(
+        default=None,
+        metadata={"help": "LLaDA only: first train the autoregressive baseline of the same options for this many "
+                          "steps (in OUTPUT_DIR-ar-init), then convert it with Dream's logit shift and train the LLaDA "
+                          "model from it for --max_steps (the model starts from an AR model, as Dream did). 0: from random weights."},
+    )
+    autoregressive_init_learning_rate: Optional[float] = field(
+        default=None, metadata={"help": "Learning rate of the --autoregressive_init_steps stage (default: "
+                                        "--learning_rate)."},
+    )
     hidden_size: int = field(default=256, metadata={"help": "Width of the residual stream."})
     num_hidden_layers: int = field(default=4, metadata={"help": "Number of Transformer layers."})
     num_attention_heads: int = field(default=4, metadata={"help": "Number of attention (query) heads."})
@@ -100,6 +110,16 @@ class ModelArguments:
             raise ValueError(
                 f"`--logit_shift` is an option of `--model_type llada`, got --model_type {self.model_type!r}."
             )
+        if self.autoregressive_init_steps == 0:
+            self.autoregressive_init_steps = None  # 0: from random weights, as null in a YAML file
+        if self.autoregressive_init_steps is not None:
+            if self.model_type != "llada" or self.init_from is not None:
+                raise ValueError(
+                    "`--autoregressive_init_steps` trains a LLaDA model from a fresh autoregressive one; it cannot be "
+                    f"combined with --model_type {self.model_type!r} or --init_from {self.init_from!r}.")
+            if isinstance(self.autoregressive_init_steps, bool) or self.autoregressive_init_steps < 1:
+                raise ValueError("`--autoregressive_init_steps` must be a positive number of steps, got "
+                                 f"{self.autoregressive_init_steps!r}.")
         check_lora_arguments(self)
 
 

@@ -15,6 +15,7 @@ bidirectional LLaDA; `--config tinyshakespeare-block2` (a packaged config, by na
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -57,12 +58,16 @@ def parse_training_args(argv: Optional[list] = None):
     defaults = read_config(MAIN_JOB_CONFIG, parser) if MAIN_JOB_CONFIG.is_file() else {}
     if not defaults:
         logger.warning("The main job's config %s is not there: the dataclass defaults apply.", MAIN_JOB_CONFIG)
-    config_path = _peek_config(argv)
+    main_job, config_path = dict(defaults), _peek_config(argv)
     if config_path is not None:
         defaults.update(read_config(_bundled_or_given(config_path), parser))
     parser.set_defaults(**defaults)
     values = vars(parser.parse_args(argv))
     values.pop("config", None)
+    if values["model_type"] != "llada" or values.get("init_from") is not None:
+        for name in AUTOREGRESSIVE_INIT_OPTIONS:  # the main job's fresh-LLaDA stage, unless asked for
+            if name in main_job and values.get(name) == main_job[name] and f"--{name}" not in " ".join(argv):
+                values[name] = None
     try:
         model_args, data_args, training_args = parser.parse_dict(values)
     except (ValueError, TypeError) as error:
@@ -80,6 +85,11 @@ def baseline_rows(model_args, training_args):
         logger.info("Autoregressive model: complementary masking off, per_device_train_batch_size doubled to %d "
                     "(the rows per step of the masked diffusion run).", training_args.per_device_train_batch_size)
     return training_args
+
+
+# The main job starts LLaDA from an autoregressive model it trains first; an autoregressive run and a fine-tuning run
+# (`--init_from`) leave these options of its YAML out unless they are given on the command line.
+AUTOREGRESSIVE_INIT_OPTIONS = ("autoregressive_init_steps", "autoregressive_init_learning_rate")
 
 
 def read_config(path, parser) -> dict:
@@ -153,7 +163,48 @@ def run_training(model_args, data_args, training_args):
     from .output_lock import output_dir_lock
 
     with output_dir_lock(training_args):
+        if model_args.autoregressive_init_steps:  # this run's folder is held first: a refused run trains nothing
+            model_args = train_autoregressive_init(model_args, data_args, training_args)
         return _train(model_args, data_args, training_args)
+
+
+def autoregressive_init_dir(output_dir: str) -> str:
+    """Where `--autoregressive_init_steps` trains the AR model a LLaDA run starts from: beside the run's folder, so
+    that the folder a user pushes holds the LLaDA model only."""
+    return f"{str(output_dir).rstrip('/')}-ar-init"
+
+
+def train_autoregressive_init(model_args, data_args, training_args):
+    """`--autoregressive_init_steps N`: trains the autoregressive baseline of the same options for N steps (or reuses
+    the one an earlier run finished there) and returns the model arguments that start the LLaDA run from it,
+    converted with Dream's logit shift (`--init_from` that folder, `--logit_shift`)."""
+
+    from .checkpoints import prepare_output_dir
+
+    if not training_args.resume_from_checkpoint:
+        prepare_output_dir(training_args)  # the LLaDA run's folder is refused now, not after stage 1
+    steps = model_args.autoregressive_init_steps
+    ar_dir = autoregressive_init_dir(training_args.output_dir)
+    state = Path(ar_dir) / "trainer_state.json"
+    finished = state.is_file() and json.loads(state.read_text()).get("global_step") == steps
+    if finished and (Path(ar_dir) / "config.json").is_file():
+        logger.warning("Starting from the autoregressive model already trained for %d steps in %s.", steps, ar_dir)
+    else:
+        logger.warning("Stage 1 of 2: the autoregressive model of the same options, %d steps, in %s.", steps, ar_dir)
+        ar_model_args = dataclasses.replace(model_args, model_type="autoregressive", autoregressive_init_steps=None,
+                                            autoregressive_init_learning_rate=None, logit_shift=False,
+                                            block_size=None, lora_r=None)
+        learning_rate = model_args.autoregressive_init_learning_rate or training_args.learning_rate
+        ar_training_args = dataclasses.replace(
+            training_args, output_dir=ar_dir, max_steps=steps, learning_rate=learning_rate, eval_steps=steps,
+            save_steps=steps, num_sample_generations=0, resume_from_checkpoint=None, overwrite_output_dir=True,
+            push_to_hub=False, load_best_model_at_end=False, in_order_probability=0.0,
+            in_order_probability_end=None, eval_in_order=False)
+        run_training(ar_model_args, data_args, baseline_rows(ar_model_args, ar_training_args))
+        logger.warning("Stage 2 of 2: LLaDA from the autoregressive model (logit shift), %d steps.",
+                       training_args.max_steps)
+    return dataclasses.replace(model_args, init_from=ar_dir, logit_shift=True, autoregressive_init_steps=None,
+                               autoregressive_init_learning_rate=None)
 
 
 def _train(model_args, data_args, training_args):
@@ -214,5 +265,6 @@ def evaluation_of_saved_model(trainer) -> dict:
     return {k: v for k, v in logged[-1].items() if k != "step"} if logged else trainer.evaluate()
 
 
-__all__ = ["BLOCK_CONFIG", "MAIN_JOB_CONFIG", "baseline_rows", "build_parser", "build_tokenizer_for",
-           "evaluation_of_saved_model", "parse_training_args", "read_config", "run_training"]
+__all__ = ["BLOCK_CONFIG", "MAIN_JOB_CONFIG", "autoregressive_init_dir", "baseline_rows", "build_parser",
+           "build_tokenizer_for", "evaluation_of_saved_model", "parse_training_args", "read_config", "run_training",
+           "train_autoregressive_init"]
