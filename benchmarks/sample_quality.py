@@ -16,7 +16,9 @@ model's saved generation defaults (`generation_config.json`, what `llada-generat
 - *generative perplexity*: the perplexity an autoregressive model with the same tokenizer (`--ar_dir`) assigns to
   the generated tokens given the prompt.
 
-The same figures for the held-out text itself are printed as a reference. One thread unless `--threads`.
+The same figures for the held-out text itself are printed as a reference. One thread unless `--threads`; each
+prompt is sampled with the seeds `--seed` .. `--seed + --seeds - 1`; `--output` writes the table (markdown) and every
+figure and sample (its JSON).
 """
 
 import argparse
@@ -25,9 +27,12 @@ import math
 import re
 import sys
 import time
-from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+
+from common import add_common_args, markdown_table, setup, write_report
+
 
 WORD = re.compile(r"[A-Za-z']+")
 
@@ -57,6 +62,27 @@ def distinct_n(samples: list, n: int = 2) -> float:
     """Distinct word n-grams / all word n-grams, pooled over the samples (n-grams do not cross samples)."""
     grams = [tuple(ws[i:i + n]) for ws in map(inner_words, samples) for i in range(len(ws) - n + 1)]
     return len(set(grams)) / len(grams) if grams else float("nan")
+
+
+@torch.no_grad()
+def sliding_perplexity(ar_model, prompts, generated, context: int) -> float:
+    """exp(mean NLL) of the generated tokens under `ar_model`, each token seen with up to `context - 1` tokens
+    before it (windows of `context` tokens, advancing by half of it)."""
+    sequences = torch.cat([prompts, generated], dim=1).to(ar_model.device)  # (batch, seq)
+    first_scored, seq = prompts.shape[1], sequences.shape[1]
+    total_nll, count, stride = 0.0, 0, max(context // 2, 1)
+    scored_until = first_scored  # tokens before this index are scored already (or are the prompt)
+    end = min(seq, context)
+    while scored_until < seq:
+        start = max(0, end - context)
+        window = sequences[:, start:end]
+        logits = ar_model(input_ids=window).logits[:, :-1].float()  # (batch, w - 1, vocab)
+        nll = F.cross_entropy(logits.transpose(1, 2), window[:, 1:], reduction="none")  # (batch, w - 1)
+        new = nll[:, scored_until - start - 1:]  # targets at positions scored_until .. end - 1
+        total_nll += new.double().sum().item()
+        count += new.numel()
+        scored_until, end = end, min(seq, end + stride)
+    return math.exp(total_nll / count)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -172,7 +198,8 @@ def evaluate_model(model_dir, options, vocabulary=None, heldout=None, ar=None) -
     max_new_tokens = new_tokens_for(tokenizer, heldout, options.new_bytes)
     start = time.perf_counter()
     texts, gen_ppls, tpfs = [], [], []
-    for seed in range(options.seeds):
+    first_seed = getattr(options, "seed", 0)
+    for seed in range(first_seed, first_seed + options.seeds):
         prompt_ids, prompt_mask, new_ids, tpf = generate(model, tokenizer, is_llada, [p for p, _ in pairs],
                                                          max_new_tokens, settings, seed)
         tpfs.append(tpf)
@@ -219,7 +246,8 @@ def parse(argv=None):
     parser.add_argument("--ar_dir", default=None,
                         help="Autoregressive model with the same tokenizer for the generative perplexity.")
     parser.add_argument("--num_samples", type=int, default=32)
-    parser.add_argument("--seeds", type=int, default=1, help="Each prompt is sampled once per seed 0..seeds-1.")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="Each prompt is sampled once per seed --seed .. --seed + seeds - 1.")
     parser.add_argument("--prompt_bytes", type=int, default=32)
     parser.add_argument("--new_bytes", type=int, default=96)
     parser.add_argument("--steps", type=int, default=None)
@@ -234,15 +262,14 @@ def parse(argv=None):
     parser.add_argument("--train_file", nargs="+", default=None,
                         help="The corpus the model was trained on (default: the bundled TinyShakespeare).")
     parser.add_argument("--validation_file", nargs="+", default=None)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--show", type=int, default=3, help="Samples to print per model.")
-    parser.add_argument("--json", default=None, help="Write the results (with all samples) to this file.")
+    add_common_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     options = parse(argv)
-    torch.set_num_threads(options.threads)
+    harness = setup(options)
     from llada.training.data import DataArguments
 
     train_text, heldout = corpus_splits(DataArguments(train_file=options.train_file,
@@ -254,22 +281,23 @@ def main(argv=None) -> int:
         ar = (ar_model, ar_tokenizer)
     results = [evaluate_model(d, options, vocabulary, heldout, ar) for d in options.model_dir]
     reference = reference_figures(heldout, vocabulary, options, ar)
-    print(f"{len(results[0]['samples'])} samples of ~{options.new_bytes} bytes after {options.prompt_bytes}-byte "
-          f"prompts from the held-out text; {options.threads} thread(s)")
-    print(f"{'model':<44} {'word validity':>13} {'distinct-2':>10} {'gen. PPL':>9} {'sampling s':>10} "
-          f"{'tokens/fwd':>10}")
-    for r in results:
-        ppl = f"{r['generative_perplexity']:.2f}" if r["generative_perplexity"] else "-"
-        print(f"{r['model'][-44:]:<44} {r['word_validity']:>13.3f} {r['distinct_2']:>10.3f} {ppl:>9} "
-              f"{r['sampling_seconds']:>10.1f} {r['tokens_per_forward']:>10.2f}")
-    ppl = f"{reference['generative_perplexity']:.2f}" if reference["generative_perplexity"] else "-"
-    print(f"{'held-out text':<44} {reference['word_validity']:>13.3f} {reference['distinct_2']:>10.3f} {ppl:>9}")
+    heading = (f"{len(results[0]['samples'])} samples of ~{options.new_bytes} bytes after {options.prompt_bytes}-byte "
+               f"prompts from the held-out text; {harness}")
+    rows = [*results, {"model": "held-out text", **reference}]
+    columns = {"model": "model", "word_validity": "word validity", "distinct_2": "distinct-2",
+               "generative_perplexity": "gen. PPL", "sampling_seconds": "sampling s",
+               "tokens_per_forward": "tokens/fwd"}
+    formats = {"generative_perplexity": ".2f", "sampling_seconds": ".1f", "tokens_per_forward": ".2f"}
+    print(heading)
+    print("\n".join(markdown_table(rows, columns, formats)))
     for r in results:
         print(f"\n{r['model']} ({r['kind']}; {json.dumps({k: v for k, v in r['settings'].items() if v is not None})})")
         for prompt, text in list(zip(r["prompts"], r["samples"]))[: options.show]:
             print(f"  {prompt!r} -> {text!r}")
-    if options.json:
-        Path(options.json).write_text(json.dumps({"results": results, "reference": reference}, indent=2))
+    written = write_report(options.output, rows, title="Sample quality", intro=heading, columns=columns,
+                           formats=formats, meta=vars(options))
+    if written:
+        print(f"wrote {written} and its .json (every sample)")
     return 0
 
 
