@@ -35,7 +35,6 @@ from common import (
     write_report,
 )
 
-
 MODES = {
     "baseline": {},
     "prefix": {"use_cache": "prefix"},

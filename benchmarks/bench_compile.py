@@ -25,7 +25,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 # A fresh inductor cache, so that "first call" is a cold compilation, not a read of an earlier run's kernels.
 if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_compile_inductor_")

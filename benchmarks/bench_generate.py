@@ -85,7 +85,6 @@ from common import (
 )
 from llada import LLaDAForMaskedDiffusion
 
-
 UNCACHED_PARALLEL = ("threshold", "factor")
 MOVED = {"row_loop": "bench_row_loop.py", "row_streams": "bench_row_streams.py"}
 

@@ -32,7 +32,6 @@ from common import (
 from llada import LLaDAForMaskedDiffusion
 from llada.sampling_llada import RandomDraws, left_pad
 
-
 CONTENDERS = ("per_row", "shared")
 
 

@@ -22,7 +22,6 @@ import llada.evaluation as evaluation
 from common import CORPUS, RESULTS, add_common_args, markdown_table, random_model, setup, time_alternated, write_report
 from llada import LLaDAForMaskedDiffusion
 
-
 KEEPS_LOGITS = evaluation._keeps_logits  # the package's check; swapped for `lambda _: False` to score every position
 
 

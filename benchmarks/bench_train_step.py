@@ -23,6 +23,7 @@ import threading
 import time
 
 import torch
+
 from common import PRESETS, add_common_args, markdown_table, random_model, setup, time_alternated, write_report
 
 

@@ -30,7 +30,6 @@ import torch
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 
-
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CORPUS = ROOT / "llada" / "data" / "tinyshakespeare.txt"

@@ -36,7 +36,6 @@ from llada.cache_llada import BlockKVCache, CanvasKVCache
 from llada.modeling_llada import LLaDAModel
 from llada.sampling_llada import RunningRows
 
-
 PARTS = ("backbone", "head", "sampler", "cache", "host sync", "other")
 SAMPLER_FUNCTIONS = ("constrain_logits", "denoise_block", "num_transfer_tokens", "fill_finished_rows",
                      "pad_after_eos", "guided_logits", "guidance_inputs")

@@ -33,7 +33,6 @@ import torch.nn.functional as F
 
 from common import add_common_args, markdown_table, setup, write_report
 
-
 WORD = re.compile(r"[A-Za-z']+")
 
 

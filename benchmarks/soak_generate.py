@@ -43,7 +43,6 @@ from common import PRESETS, RESULTS, add_common_args, random_model, setup, speci
 from llada import generation_llada, modeling_llada
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 
-
 VOCAB = PRESETS["tiny"]["vocab_size"]
 PAD = special_ids(VOCAB)["pad_token_id"]
 TRACKED = (CanvasKVCache, BlockKVCache, generation_llada.DenoisingContext)
