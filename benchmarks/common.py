@@ -46,12 +46,19 @@ def add_common_args(parser, output: Optional[str] = None, threads: int = 1):
     """Adds `--threads`, `--seed` and `--output` (the report's markdown file, `output` by default; its JSON goes
     beside it) to `parser`, in a group of their own; returns the parser."""
     group = parser.add_argument_group("harness (benchmarks/common.py)")
-    group.add_argument("--threads", type=int, default=threads,
-                       help=f"torch intra-op threads (default {threads}; 0 keeps torch's default).")
+    group.add_argument(
+        "--threads",
+        type=int,
+        default=threads,
+        help=f"torch intra-op threads (default {threads}; 0 keeps torch's default).",
+    )
     group.add_argument("--seed", type=int, default=0, help="Seeds torch and `random` (default 0).")
     shown = "" if output is None else f" (default {relative(output)})"
-    group.add_argument("--output", default=None if output is None else str(output),
-                       help=f"The report, markdown with its JSON beside it{shown}; '' for none.")
+    group.add_argument(
+        "--output",
+        default=None if output is None else str(output),
+        help=f"The report, markdown with its JSON beside it{shown}; '' for none.",
+    )
     return parser
 
 
@@ -71,28 +78,60 @@ def setup(args) -> str:
 
 PRESETS = {
     # the main job's model (llada/configs/tinyshakespeare.yaml): 1.9M parameters, the 4096-token BPE
-    "main": dict(vocab_size=4096, hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
-                 max_position_embeddings=128),
+    "main": dict(
+        vocab_size=4096,
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+    ),
     # the same with the byte tokenizer's 259 ids (256 bytes, EOS, PAD, MASK; `llada-train --tokenizer bytes`)
-    "bytes": dict(vocab_size=259, hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
-                  max_position_embeddings=128),
+    "bytes": dict(
+        vocab_size=259,
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+    ),
     # twice as wide: a forward less dominated by Python and framework overhead than the main job's
-    "medium": dict(vocab_size=4096, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-                   num_attention_heads=8, max_position_embeddings=256),
+    "medium": dict(
+        vocab_size=4096,
+        hidden_size=256,
+        intermediate_size=688,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        max_position_embeddings=256,
+    ),
     # smoke runs and soak tests: many calls in little time
-    "tiny": dict(vocab_size=259, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
-                 max_position_embeddings=128),
+    "tiny": dict(
+        vocab_size=259,
+        hidden_size=64,
+        intermediate_size=192,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+    ),
 }
 # LLaDAConfig fields a Llama of the same size has no use for
-LLADA_ONLY = ("mask_token_id", "block_size", "logit_shift", "attention_type", "kv_latent_dim", "qk_norm",
-              "attention_output_bias")
+LLADA_ONLY = (
+    "mask_token_id",
+    "block_size",
+    "logit_shift",
+    "attention_type",
+    "kv_latent_dim",
+    "qk_norm",
+    "attention_output_bias",
+)
 
 
 def special_ids(vocab_size: int) -> dict:
     """The special ids of a vocabulary of `vocab_size`: the last three, EOS, PAD and MASK, as the project's byte and
     BPE tokenizers place them; no BOS."""
-    return dict(eos_token_id=vocab_size - 3, pad_token_id=vocab_size - 2, mask_token_id=vocab_size - 1,
-                bos_token_id=None)
+    return dict(
+        eos_token_id=vocab_size - 3, pad_token_id=vocab_size - 2, mask_token_id=vocab_size - 1, bos_token_id=None
+    )
 
 
 def model_config(preset: str = "main", kind: str = "llada", **overrides):
@@ -105,8 +144,13 @@ def model_config(preset: str = "main", kind: str = "llada", **overrides):
     if kind not in ("llada", "llama"):
         raise ValueError(f"kind {kind!r}: expected 'llada' or 'llama'")
     vocab_size = overrides.get("vocab_size", PRESETS[preset]["vocab_size"])
-    fields = {**PRESETS[preset], **special_ids(vocab_size), "tie_word_embeddings": False,
-              "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}, **overrides}
+    fields = {
+        **PRESETS[preset],
+        **special_ids(vocab_size),
+        "tie_word_embeddings": False,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        **overrides,
+    }
     if kind == "llada":
         return LLaDAConfig(**fields)
     given = [name for name in LLADA_ONLY if name in overrides and name != "mask_token_id"]
@@ -115,8 +159,7 @@ def model_config(preset: str = "main", kind: str = "llada", **overrides):
     return LlamaConfig(**{name: value for name, value in fields.items() if name not in LLADA_ONLY})
 
 
-def random_model(preset: str = "main", kind: str = "llada", *, seed: int = 0, attn_implementation=None,
-                 **overrides):
+def random_model(preset: str = "main", kind: str = "llada", *, seed: int = 0, attn_implementation=None, **overrides):
     """A randomly initialised (torch seeded with `seed`) LLaDA, or the Llama baseline of the same size with
     `kind="llama"`, of `preset`'s size with `overrides` (e.g. `block_size=2`, `initializer_range=0.1`: a random
     model's predictions then are not all ties), in eval mode."""
@@ -128,14 +171,6 @@ def random_model(preset: str = "main", kind: str = "llada", *, seed: int = 0, at
     if attn_implementation is not None:
         model.set_attn_implementation(attn_implementation)
     return model.eval()
-
-
-def size_note(model) -> str:
-    """'1.90M parameters, hidden 128, 4 layers, vocabulary 4096' for a report's heading."""
-    config = model.config
-    parameters = sum(p.numel() for p in model.parameters()) / 1e6
-    return (f"{parameters:.2f}M parameters, hidden {config.hidden_size}, {config.num_hidden_layers} layers, "
-            f"vocabulary {config.vocab_size}")
 
 
 def find_model(given, candidates) -> Optional[Path]:
@@ -190,8 +225,10 @@ def time_alternated(fns: dict, repeats: int, *, warmup: int = 0, clock: str = "w
             results[name] = fns[name]()
             _synchronize()
             runs[name].append(timer() - start)
-    return {name: Timing(statistics.median(values), min(values), max(values), tuple(values), results[name])
-            for name, values in runs.items()}
+    return {
+        name: Timing(statistics.median(values), min(values), max(values), tuple(values), results[name])
+        for name, values in runs.items()
+    }
 
 
 def paired_ratio(a: Timing, b: Timing) -> float:
@@ -235,8 +272,9 @@ def markdown_table(rows: list, columns=None, formats=None) -> list:
     return lines
 
 
-def write_report(path, rows: list, *, title=None, intro=(), columns=None, formats=None, notes=(), meta=None,
-                 append: bool = False) -> Optional[Path]:
+def write_report(
+    path, rows: list, *, title=None, intro=(), columns=None, formats=None, notes=(), meta=None, append: bool = False
+) -> Optional[Path]:
     """Writes the report to `path` (markdown: `# title`, the `intro` paragraphs, the table of `rows` as
     `markdown_table` makes it, the `notes` lines) and the same data as JSON beside it (`path` with the suffix .json:
     title, meta, intro, notes, rows). With `append`, the markdown goes after what `path` holds and the JSON file
@@ -255,8 +293,15 @@ def write_report(path, rows: list, *, title=None, intro=(), columns=None, format
     if append and path.is_file():
         text = path.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + text
     path.write_text(text, encoding="utf-8")
-    data = _jsonable({"title": title, "meta": meta or {}, "intro": [intro] if isinstance(intro, str) else list(intro),
-                      "notes": [notes] if isinstance(notes, str) else list(notes), "rows": rows})
+    data = _jsonable(
+        {
+            "title": title,
+            "meta": meta or {},
+            "intro": [intro] if isinstance(intro, str) else list(intro),
+            "notes": [notes] if isinstance(notes, str) else list(notes),
+            "rows": rows,
+        }
+    )
     json_path = path.with_suffix(".json")
     if append and json_path.is_file():
         earlier = json.loads(json_path.read_text(encoding="utf-8"))
@@ -286,8 +331,3 @@ def relative(path) -> str:
     """`path` relative to the repository when it is inside it (for reports that name files)."""
     resolved = Path(path).resolve()
     return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
-
-
-__all__ = ["CORPUS", "PRESETS", "RESULTS", "ROOT", "TRAINED_AR_MODELS", "TRAINED_MODEL", "Timing",
-           "add_common_args", "find_model", "markdown_table", "model_config", "paired_ratio", "random_model",
-           "relative", "setup", "size_note", "special_ids", "time_alternated", "write_report"]
