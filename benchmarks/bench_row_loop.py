@@ -57,12 +57,13 @@ def make_prompts(args, model):
 
         tokenizer = AutoTokenizer.from_pretrained(args.model)
         ids = tokenizer(CORPUS.read_text()[:20000], add_special_tokens=False)["input_ids"]
-        return [ids[i * 100: i * 100 + n] for i, n in enumerate(lengths)]
+        return [ids[i * 100 : i * 100 + n] for i, n in enumerate(lengths)]
     generator = torch.Generator().manual_seed(1)
     special = {model.config.mask_token_id, model.config.pad_token_id, model.config.eos_token_id}
-    ids = [t for t in torch.randint(0, model.config.vocab_size, (5000,), generator=generator).tolist()
-           if t not in special]
-    return [ids[i * 100: i * 100 + n] for i, n in enumerate(lengths)]
+    ids = [
+        t for t in torch.randint(0, model.config.vocab_size, (5000,), generator=generator).tolist() if t not in special
+    ]
+    return [ids[i * 100 : i * 100 + n] for i, n in enumerate(lengths)]
 
 
 @torch.no_grad()
@@ -74,7 +75,7 @@ def baseline_generate_one(model, prompt, gen_length, block_length, steps, mask_i
     steps_per_block = steps // num_blocks
     for block in range(num_blocks):
         block_end = prompt_len + (block + 1) * block_length
-        block_mask = x[:, prompt_len + block * block_length: block_end] == mask_id
+        block_mask = x[:, prompt_len + block * block_length : block_end] == mask_id
         base, extra = divmod(int(block_mask.sum()), steps_per_block)
         schedule = [base + (1 if i < extra else 0) for i in range(steps_per_block)]
         for k in schedule:
@@ -92,16 +93,25 @@ def baseline_generate_one(model, prompt, gen_length, block_length, steps, mask_i
 
 
 def run_baseline(model, prompts, args):
-    return [baseline_generate_one(model, p, args.gen_length, args.block_length, args.steps,
-                                  model.config.mask_token_id) for p in prompts]
+    return [
+        baseline_generate_one(model, p, args.gen_length, args.block_length, args.steps, model.config.mask_token_id)
+        for p in prompts
+    ]
 
 
 def run_batched(model, prompts, args):
     input_ids, attention_mask = left_pad(prompts, model.config.pad_token_id, args.device)
     width = input_ids.shape[1]
-    out = model.diffusion_generate(input_ids, attention_mask=attention_mask, max_new_tokens=args.gen_length,
-                                   steps=args.steps, block_length=args.block_length, remasking="low_confidence",
-                                   temperature=0.0, eos_token_id=None)
+    out = model.diffusion_generate(
+        input_ids,
+        attention_mask=attention_mask,
+        max_new_tokens=args.gen_length,
+        steps=args.steps,
+        block_length=args.block_length,
+        remasking="low_confidence",
+        temperature=0.0,
+        eos_token_id=None,
+    )
     return list(out[:, width:])
 
 
@@ -110,28 +120,45 @@ def main(argv=None):
     harness = setup(args)
     model = build_model(args)
     prompts = make_prompts(args, model)
-    heading = (f"model: {args.model or f'random, preset {args.preset}'}, "
-               f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, batch {len(prompts)}, prompt "
-               f"lengths {[len(p) for p in prompts]}, gen_length {args.gen_length}, block {args.block_length}, steps "
-               f"{args.steps}, device {args.device}, {harness}; median of {args.repeats} alternated runs")
+    heading = (
+        f"model: {args.model or f'random, preset {args.preset}'}, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, batch {len(prompts)}, prompt "
+        f"lengths {[len(p) for p in prompts]}, gen_length {args.gen_length}, block {args.block_length}, steps "
+        f"{args.steps}, device {args.device}, {harness}; median of {args.repeats} alternated runs"
+    )
     print(heading)
     run_batched(model, prompts[:2], args)  # warm-up (allocator, kernels)
-    times = time_alternated({"one row at a time": lambda: run_baseline(model, prompts, args),
-                             "diffusion_generate (batched)": lambda: run_batched(model, prompts, args)},
-                            args.repeats)
+    times = time_alternated(
+        {
+            "one row at a time": lambda: run_baseline(model, prompts, args),
+            "diffusion_generate (batched)": lambda: run_batched(model, prompts, args),
+        },
+        args.repeats,
+    )
     baseline, batched = times["one row at a time"].result, times["diffusion_generate (batched)"].result
     identical = sum(int((a.cpu() == b.cpu()).sum()) for a, b in zip(baseline, batched))
     total = sum(a.numel() for a in baseline)
     rows_identical = sum(bool(torch.equal(a.cpu(), b.cpu())) for a, b in zip(baseline, batched))
-    rows = [dict(implementation=name, time=timing, tokens_per_s=total / timing.median)
-            for name, timing in times.items()]
+    rows = [
+        dict(implementation=name, time=timing, tokens_per_s=total / timing.median) for name, timing in times.items()
+    ]
     ratio = times["diffusion_generate (batched)"].median / times["one row at a time"].median
-    notes = [f"identical-token rate: {identical / total:.4f} ({identical}/{total}; {rows_identical}/{len(prompts)} "
-             "rows identical)", f"time ratio batched / one row at a time: {ratio:.2f}x (target <= 0.9x)"]
+    notes = [
+        f"identical-token rate: {identical / total:.4f} ({identical}/{total}; {rows_identical}/{len(prompts)} "
+        "rows identical)",
+        f"time ratio batched / one row at a time: {ratio:.2f}x (target <= 0.9x)",
+    ]
     formats = {"tokens_per_s": ".0f"}
     print("\n".join([*markdown_table(rows, formats=formats), *notes]))
-    written = write_report(args.output, rows, title="Batched sampler vs one row at a time", intro=heading,
-                           formats=formats, notes=notes, meta=dict(vars(args), ratio=ratio))
+    written = write_report(
+        args.output,
+        rows,
+        title="Batched sampler vs one row at a time",
+        intro=heading,
+        formats=formats,
+        notes=notes,
+        meta=dict(vars(args), ratio=ratio),
+    )
     if written:
         print(f"wrote {written}")
     return 0

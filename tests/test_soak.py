@@ -6,7 +6,6 @@ import torch
 from conftest import script_module
 from llada import generation_llada
 
-
 soak_generate = script_module("soak_generate")
 
 

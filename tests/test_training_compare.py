@@ -1,4 +1,5 @@
-"""Smoke test of experiments/compare_ar.py: both model types train at the same time budget and the report is written."""
+"""Smoke test of experiments/compare_ar.py: both model types train at the same time budget and the report is
+written."""
 
 import json
 import runpy
