@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: train test setup compat benchmarks clean
+.PHONY: train test quality setup compat benchmarks clean
 
 setup: $(VENV)/.llada-installed
 
@@ -21,6 +21,17 @@ train: setup
 # Tiny models run faster on one thread per process (the DDP test starts two processes).
 test: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests
+
+# Lint and format checks: ruff (pinned in setup.cfg's dev extra, settings in pyproject.toml). Scoped for now: the lint
+# covers the folders that pass it (benchmarks/, experiments/, examples/), the format check the files written in ruff's
+# format so far. llada/ and tests/ join with the formatting pass that follows the merge of the open branches; then
+# both checks take the whole tree (QUALITY_LINT = QUALITY_FORMAT = .).
+QUALITY_LINT ?= benchmarks experiments examples tests/test_benchmarks_common.py
+QUALITY_FORMAT ?= benchmarks/common.py benchmarks/bench_row_loop.py benchmarks/bench_row_streams.py \
+	tests/test_benchmarks_common.py
+quality: setup
+	$(VENV)/bin/ruff check $(QUALITY_LINT)
+	$(VENV)/bin/ruff format --check $(QUALITY_FORMAT)
 
 # A saved repo must also load and generate with transformers 4.57 (a second venv, .venv-compat).
 compat: setup

@@ -2,15 +2,16 @@
 
 The same weights run through both: this package's `LLaDAForMaskedDiffusion`, and the class that the folder's own
 `*_llada.py` files define (loaded with `trust_remote_code`). For each sampler mode the two generate from the same
-prompts, alternating, and a training step (forward + backward) is timed the same way. It prints the median time of
-each and the ratio current / saved (below 1: the current code is faster), and checks that the generated tokens are
-identical.
+prompts, alternating (benchmarks/common.py: the median of `--repeats` rounds), and a training step (forward +
+backward) is timed the same way. It prints the median time of each and the ratio current / saved (below 1: the
+current code is faster), and checks that the generated tokens are identical.
 
     python benchmarks/bench_code_versions.py                       # against tests/fixtures/saved_before_split
-    python benchmarks/bench_code_versions.py --code_from DIR --hidden_size 256 --num_layers 4 --repeats 9
+    python benchmarks/bench_code_versions.py --code_from DIR --preset medium --repeats 9
+    python benchmarks/bench_code_versions.py --preset tiny --batch_sizes 1 --length 32 --repeats 1   # a smoke run
 
-The default model has the shape of the TinyShakespeare model of `make train` (hidden 128, 4 layers, 4 heads,
-FFN 384, 259 byte tokens, 128 positions), randomly initialised. One intra-op thread by default.
+The default model has the size of the `main` preset, the model of `make train` (hidden 128, 4 layers, 4 heads, FFN
+384, the 4096-token BPE, 128 positions), randomly initialised. One intra-op thread by default.
 """
 
 import argparse
@@ -18,12 +19,22 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import (
+    PRESETS,
+    ROOT,
+    add_common_args,
+    markdown_table,
+    random_model,
+    relative,
+    setup,
+    time_alternated,
+    write_report,
+)
+
 MODES = {
     "baseline": {},
     "prefix": {"use_cache": "prefix"},
@@ -38,14 +49,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--code_from", default=str(ROOT / "tests" / "fixtures" / "saved_before_split"),
                         help="A model folder whose *_llada.py files are the code to compare against.")
-    parser.add_argument("--hidden_size", type=int, default=128)
-    parser.add_argument("--num_layers", type=int, default=4)
-    parser.add_argument("--num_heads", type=int, default=4)
-    parser.add_argument("--intermediate_size", type=int, default=384)
+    parser.add_argument("--preset", default="main", choices=list(PRESETS), help="The model size (default main).")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--length", type=int, default=64, help="Tokens generated (block 32, one token per step).")
     parser.add_argument("--repeats", type=int, default=5, help="Timed runs of each code per measurement.")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch's default")
+    add_common_args(parser)
     args = parser.parse_args(argv)
     if not list(Path(args.code_from).glob("modeling_llada.py")):
         parser.error(f"--code_from {args.code_from!r} has no modeling_llada.py")
@@ -56,14 +64,9 @@ def load_both(args, folder: Path):
     """(current, saved): the same weights in this package's class and in the class of the folder's code files."""
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
-    from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+    from llada import LLaDAForMaskedDiffusion
 
-    config = LLaDAConfig(vocab_size=259, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
-                         num_hidden_layers=args.num_layers, num_attention_heads=args.num_heads,
-                         max_position_embeddings=128, mask_token_id=258, pad_token_id=257, eos_token_id=256,
-                         bos_token_id=None)
-    torch.manual_seed(0)
-    LLaDAForMaskedDiffusion(config).save_pretrained(folder / "current")
+    random_model(args.preset, seed=args.seed).save_pretrained(folder / "current")
     saved = shutil.copytree(folder / "current", folder / "saved", ignore=shutil.ignore_patterns("*.py"))
     for path in Path(args.code_from).glob("*_llada.py"):
         shutil.copy(path, saved / path.name)
@@ -75,57 +78,42 @@ def load_both(args, folder: Path):
     return current, saved_model
 
 
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
-def alternate(fns: dict, repeats: int) -> dict:
-    """Runs every function `repeats` times, alternating (the order flips every round, so neither always goes
-    first); returns {name: (median seconds, last result)}."""
-    times, results = {name: [] for name in fns}, {}
-    for repeat in range(repeats):
-        for name, fn in (list(fns.items()) if repeat % 2 == 0 else list(fns.items())[::-1]):
-            seconds, results[name] = timed(fn)
-            times[name].append(seconds)
-    return {name: (statistics.median(times[name]), results[name]) for name in fns}
-
-
-def prompts_for(batch_size: int):
+def prompts_for(batch_size: int, config):
     generator = torch.Generator().manual_seed(batch_size)
-    ids = torch.randint(0, 256, (batch_size, 16), generator=generator)
+    ids = torch.randint(0, config.vocab_size - 3, (batch_size, 16), generator=generator)
     attention_mask = torch.ones_like(ids)
     attention_mask[1::2, :4] = 0  # every other row left-padded
-    return ids.masked_fill(attention_mask == 0, 257), attention_mask
+    return ids.masked_fill(attention_mask == 0, config.pad_token_id), attention_mask
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    harness = setup(args)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         current, saved = load_both(args, Path(tmp))
-        code_from = Path(args.code_from).resolve()
-        shown = code_from.relative_to(ROOT) if code_from.is_relative_to(ROOT) else code_from
-        print(f"code compared: this package vs {shown}; hidden {args.hidden_size}, {args.num_layers} "
-              f"layers, {torch.get_num_threads()} thread(s), median of {args.repeats}")
-        print(f"{'measurement':<28} {'current ms':>11} {'saved ms':>9} {'ratio':>7}  tokens")
-        ratios = []
+        heading = (f"code compared: this package vs {relative(args.code_from)}; preset {args.preset}, {harness}, "
+                   f"median of {args.repeats} alternated runs")
+        print(heading)
+
+        def measure(name, fns, repeats, what="tokens"):
+            times = time_alternated(fns, repeats)
+            same = "identical" if torch.equal(times["current"].result, times["saved"].result) else "DIFFERENT"
+            rows.append(dict(measurement=name, current=times["current"], saved=times["saved"],
+                             ratio=times["current"].median / times["saved"].median, same=f"{what} {same}"))
+            print(markdown_table(rows[-1:], COLUMNS, FORMATS)[-1], flush=True)
+
         for batch_size in args.batch_sizes:
-            ids, attention_mask = prompts_for(batch_size)
+            ids, attention_mask = prompts_for(batch_size, current.config)
             for mode, settings in MODES.items():
                 def run(model, settings=settings):
                     return model.diffusion_generate(ids, attention_mask=attention_mask, max_new_tokens=args.length,
                                                     steps=args.length, block_length=32, eos_token_id=None,
                                                     **settings)
-                out = alternate({"current": lambda: run(current), "saved": lambda: run(saved)}, args.repeats)
-                same = "identical" if torch.equal(out["current"][1], out["saved"][1]) else "DIFFERENT"
-                ratio = out["current"][0] / out["saved"][0]
-                ratios.append(ratio)
-                print(f"{f'generate {mode} b{batch_size}':<28} {1e3 * out['current'][0]:>11.1f} "
-                      f"{1e3 * out['saved'][0]:>9.1f} {ratio:>7.3f}  {same}")
-        batch = torch.randint(0, 256, (8, 128), generator=torch.Generator().manual_seed(1))
+                measure(f"generate {mode} b{batch_size}", {"current": lambda: run(current),
+                                                           "saved": lambda: run(saved)}, args.repeats)
+        vocab = current.config.vocab_size - 3
+        batch = torch.randint(0, vocab, (8, 128), generator=torch.Generator().manual_seed(1))
         labels = torch.where(torch.rand(8, 128, generator=torch.Generator().manual_seed(2)) < 0.5, batch, -100)
         p_mask = torch.full((8,), 0.5)
 
@@ -136,14 +124,21 @@ def main(argv=None):
             return loss.detach()
 
         current.train(), saved.train()
-        out = alternate({"current": lambda: train_step(current), "saved": lambda: train_step(saved)},
-                        args.repeats * 2)
-        same = "identical" if torch.equal(out["current"][1], out["saved"][1]) else "DIFFERENT"
-        ratio = out["current"][0] / out["saved"][0]
-        print(f"{'train step b8 x 128':<28} {1e3 * out['current'][0]:>11.1f} {1e3 * out['saved'][0]:>9.1f} "
-              f"{ratio:>7.3f}  loss {same}")
-        print(f"geometric mean of the generate ratios: {statistics.geometric_mean(ratios):.3f}")
+        generate_ratios = [row["ratio"] for row in rows]
+        measure("train step b8 x 128", {"current": lambda: train_step(current), "saved": lambda: train_step(saved)},
+                args.repeats * 2, what="loss")
+    notes = [f"geometric mean of the generate ratios: {statistics.geometric_mean(generate_ratios):.3f}"]
+    print(notes[0])
+    written = write_report(args.output, rows, intro=heading, columns=COLUMNS, formats=FORMATS, notes=notes,
+                           meta=vars(args))
+    if written:
+        print(f"wrote {written}")
     return 0
+
+
+COLUMNS = {"measurement": "measurement", "current": "current", "saved": "saved", "ratio": "ratio",
+           "same": "tokens / loss"}
+FORMATS = {"ratio": ".3f"}
 
 
 if __name__ == "__main__":

@@ -4,20 +4,23 @@ one at a time, latency percentiles and errors.
 The server runs in a process of its own (`python -m llada.cli.serve`, one torch thread, 127.0.0.1 only). Every
 client is a thread that sends its fixed list of requests one after the other; all clients start together. The same
 requests are first sent one at a time (one client), which is the baseline of the throughput ratio; the requests of
-the 16-client run are the first 16 clients' of the 32-client run, so one sequential pass serves both ratios. Every
+the 16-client run are the first 16 clients' of the 32-client run, so one sequential pass serves both ratios. The
+passes alternate over `--repeats` rounds (benchmarks/common.py) and the median round counts. Every
 request has its own seed, so a request's text must not depend on its batch: the table counts the texts identical to
 the one-at-a-time run.
 
-Without `--model` the model is a randomly initialised one of the main job's size (hidden 128, 4 layers, 4 heads,
-intermediate 384, block diffusion with blocks of 2, 256 positions) with a 4096-token BPE trained on the bundled
-TinyShakespeare and the main job's sampling defaults (temperature 0.8, top-p 0.9, random remasking), saved to a
-temporary folder: speed does not depend on the weights.
+Without `--model` the model is a randomly initialised one of the main job's size (the `main` preset: hidden 128, 4
+layers, 4 heads, intermediate 384; block diffusion with blocks of 2, 256 positions) with a 4096-token BPE trained on
+the bundled TinyShakespeare and the main job's sampling defaults (temperature 0.8, top-p 0.9, random remasking), saved
+to a temporary folder: speed does not depend on the weights.
 
     python benchmarks/bench_serve.py                      # 16 and 32 clients, 3 requests each, two rounds: minutes
     python benchmarks/bench_serve.py --model runs/llada-tinyshakespeare --requests_per_client 4
+    python benchmarks/bench_serve.py --clients 2 --requests_per_client 1 --repeats 1 --max_tokens 8 --output ''
 """
 
 import argparse
+import functools
 import os
 import platform
 import socket
@@ -31,8 +34,17 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import (
+    CORPUS,
+    RESULTS,
+    ROOT,
+    add_common_args,
+    markdown_table,
+    random_model,
+    setup,
+    time_alternated,
+    write_report,
+)
 
 
 def parse_args(argv=None):
@@ -41,14 +53,14 @@ def parse_args(argv=None):
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 32], help="Concurrent clients of each run.")
     parser.add_argument("--requests_per_client", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2,
-                        help="Rounds, each a one-at-a-time pass then every client count; the best round counts.")
+                        help="Rounds, each a one-at-a-time pass and every client count (alternated); the median "
+                             "round counts.")
     parser.add_argument("--max_tokens", type=int, default=64, help="Tokens per request (a multiple of the block).")
     parser.add_argument("--max_batch_size", type=int, default=32, help="The server's --max_batch_size.")
     parser.add_argument("--batch_window_ms", type=float, default=20.0, help="The server's --batch_window_ms.")
-    parser.add_argument("--threads", type=int, default=1, help="The server's torch threads (--torch_threads).")
     parser.add_argument("--time_limit", type=float, default=300.0,
                         help="Seconds for each pass at most; requests not sent by then are reported as not run.")
-    parser.add_argument("--output", default="benchmarks/results/serve.md")
+    add_common_args(parser, output=RESULTS / "serve.md")  # --threads: the server's too (--torch_threads)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     return args
@@ -56,19 +68,13 @@ def parse_args(argv=None):
 
 def build_random_model(folder: Path) -> Path:
     """The main job's architecture and sampling defaults with random weights, and a BPE trained on the corpus."""
-    import torch
-
-    from llada import LLaDAConfig, LLaDAForMaskedDiffusion
     from llada.training.tokenizers import build_bpe_tokenizer
 
-    corpus = (ROOT / "llada" / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8")
+    corpus = CORPUS.read_text(encoding="utf-8")
     tokenizer = build_bpe_tokenizer(corpus.splitlines(), vocab_size=4096, show_progress=False)
-    torch.manual_seed(0)
-    config = LLaDAConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=384, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256, block_size=2,
+    model = random_model("main", vocab_size=len(tokenizer), max_position_embeddings=256, block_size=2,
                          mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
-    model = LLaDAForMaskedDiffusion(config).eval()
+                         eos_token_id=tokenizer.eos_token_id)
     generation = model.generation_config
     generation.max_new_tokens, generation.block_length = 96, 2
     generation.temperature, generation.top_p, generation.remasking = 0.8, 0.9, "random"
@@ -79,8 +85,7 @@ def build_random_model(folder: Path) -> Path:
 
 def prompts(count: int):
     """`count` prompts: TinyShakespeare line starts of varied lengths."""
-    lines = [line for line in (ROOT / "llada" / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8")
-             .splitlines() if len(line) > 40]
+    lines = [line for line in CORPUS.read_text(encoding="utf-8").splitlines() if len(line) > 40]
     return [lines[(97 * index) % len(lines)][:20 + (index * 7) % 40] for index in range(count)]
 
 
@@ -156,6 +161,7 @@ def percentile(values, fraction: float) -> float:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    setup(args)
     workdir = tempfile.mkdtemp(prefix="bench_serve_")
     model = args.model or str(build_random_model(Path(workdir) / "model"))
     most = max(args.clients)
@@ -167,36 +173,41 @@ def main(argv=None) -> int:
     url = f"http://127.0.0.1:{port}"
     server = start_server(args, model, port)
     alone, concurrent = [], {clients: [] for clients in args.clients}
+
+    def one_at_a_time():
+        sequential, _ = run_clients(url, [[body for plan in plans for body in plan]], time.time() + args.time_limit)
+        alone.append(sequential[0])
+        print(f"one at a time, {most * args.requests_per_client} requests", flush=True)
+
+    def together(clients):
+        results, wall = run_clients(url, plans[:clients], time.time() + args.time_limit)
+        concurrent[clients].append(([result for plan in results for result in plan], wall))
+        print(f"{clients} clients, {wall:.1f} s", flush=True)
+
     try:
-        run_clients(url, [plans[0][:1], plans[1][:1]], time.time() + 120)  # warm-up, not counted
-        for round_number in range(1, args.repeats + 1):  # alternating, so that both see the same machine
-            print(f"round {round_number}: one at a time, {most * args.requests_per_client} requests", flush=True)
-            one_client = [[body for plan in plans for body in plan]]
-            sequential, _ = run_clients(url, one_client, time.time() + args.time_limit)
-            alone.append(sequential[0])
-            for clients in args.clients:
-                results, wall = run_clients(url, plans[:clients], time.time() + args.time_limit)
-                concurrent[clients].append(([result for plan in results for result in plan], wall))
-                print(f"round {round_number}: {clients} clients, {wall:.1f} s", flush=True)
+        run_clients(url, [plans[0][:1], plans[1 % most][:1]], time.time() + 120)  # warm-up, not counted
+        passes = {"one at a time": one_at_a_time,
+                  **{f"{clients} clients": functools.partial(together, clients) for clients in args.clients}}
+        time_alternated(passes, args.repeats)  # the rounds; the times come from the requests' own clocks
     finally:
         server.terminate()
         server.wait(120)
     rows = [summarise(clients, concurrent[clients], [run[:clients * args.requests_per_client] for run in alone])
             for clients in args.clients]
-    for row in rows:
-        print(row["line"])
-    write_report(args, model, rows)
+    print("\n".join(markdown_table(rows, COLUMNS, FORMATS)))
+    write_serve_report(args, model, rows)
     return 0
 
 
 def summarise(clients: int, runs, alone_runs) -> dict:
     """One table row from the concurrent runs `(results, wall)` and the one-at-a-time runs of the same requests:
-    throughput the best round of each, latencies, batch sizes, errors and texts over every round."""
+    throughput the median round of each (requests answered / wall time; one at a time: / the sum of their
+    latencies), latencies, batch sizes, errors and texts over every round."""
     ok_runs = [[result for result in results if result is not None and result[3] is None] for results, _ in runs]
-    throughput = max(len(ok) / wall for ok, (_, wall) in zip(ok_runs, runs))
-    alone_times = [sum(result[0] for result in run) for run in alone_runs
+    throughput = statistics.median(len(ok) / wall for ok, (_, wall) in zip(ok_runs, runs))
+    alone_rates = [len(run) / sum(result[0] for result in run) for run in alone_runs
                    if all(result is not None and result[3] is None for result in run)]
-    alone_throughput = len(alone_runs[0]) / min(alone_times) if alone_times else float("nan")
+    alone_throughput = statistics.median(alone_rates) if alone_rates else float("nan")
     ok = [result for run in ok_runs for result in run]
     requests = sum(len(results) for results, _ in runs)
     errors = sum(1 for results, _ in runs for result in results if result is not None and result[3] is not None)
@@ -206,17 +217,23 @@ def summarise(clients: int, runs, alone_runs) -> dict:
                if result is not None and result[3] is None and result[1] == text)
     latencies = [result[0] for result in ok]
     alone_latencies = [result[0] for run in alone_runs for result in run if result is not None and result[3] is None]
-    row = dict(clients=clients, throughput=throughput, alone=alone_throughput, ratio=throughput / alone_throughput,
-               p50=percentile(latencies, 0.5), p95=percentile(latencies, 0.95), errors=errors)
-    tokens = max(sum(result[2] for result in run) / wall for run, (_, wall) in zip(ok_runs, runs))
-    row["line"] = (f"| {clients} | {len(runs[0][0])} x {len(runs)} | {throughput:.2f} | {tokens:.0f} | "
-                   f"{alone_throughput:.2f} | **{row['ratio']:.2f}x** | {row['p50']:.2f} | {row['p95']:.2f} | "
-                   f"{percentile(alone_latencies, 0.5):.2f} | {statistics.mean(r[4] for r in ok):.1f} | "
-                   f"{errors} | {not_run} | {same}/{requests} |")
-    return row
+    tokens = statistics.median(sum(result[2] for result in run) / wall for run, (_, wall) in zip(ok_runs, runs))
+    return dict(clients=clients, requests=f"{len(runs[0][0])} x {len(runs)}", throughput=throughput, tokens=tokens,
+                alone=alone_throughput, ratio=throughput / alone_throughput, p50=percentile(latencies, 0.5),
+                p95=percentile(latencies, 0.95), p50_alone=percentile(alone_latencies, 0.5),
+                batch_rows=statistics.mean(r[4] for r in ok) if ok else float("nan"), errors=errors, not_run=not_run,
+                same=f"{same}/{requests}")
 
 
-def write_report(args, model: str, rows) -> None:
+COLUMNS = {"clients": "clients", "requests": "requests x rounds", "throughput": "requests/s", "tokens": "tokens/s",
+           "alone": "requests/s one at a time", "ratio": "throughput vs one at a time", "p50": "p50 latency s",
+           "p95": "p95 latency s", "p50_alone": "p50 one at a time s", "batch_rows": "mean batch rows",
+           "errors": "errors", "not_run": "not run", "same": "same text as alone"}
+FORMATS = {"throughput": ".2f", "tokens": ".0f", "alone": ".2f", "ratio": lambda x: f"**{x:.2f}x**", "p50": ".2f",
+           "p95": ".2f", "p50_alone": ".2f", "batch_rows": ".1f"}
+
+
+def write_serve_report(args, model: str, rows) -> None:
     import torch
 
     described = ("a randomly initialised model of the main job's size (hidden 128, 4 layers, 4 heads, intermediate "
@@ -225,9 +242,7 @@ def write_report(args, model: str, rows) -> None:
                  "remasking): not a trained model, speed does not depend on the weights" if not args.model
                  else f"`{model}`")
     command = " ".join(["python benchmarks/bench_serve.py", *args.argv])
-    lines = [
-        "# llada-serve under load (loopback)",
-        "",
+    intro = [
         f"Model: {described}. Each request: a TinyShakespeare line start (20 to 59 characters), "
         f"`max_tokens={args.max_tokens}`, its own `seed`. Server: `llada-serve` in its own process on 127.0.0.1, "
         f"{args.threads} torch thread(s), `--max_batch_size {args.max_batch_size}`, `--batch_window_ms "
@@ -235,27 +250,18 @@ def write_report(args, model: str, rows) -> None:
         f"{args.requests_per_client} requests one after the other, all starting together. One at a time: the same "
         "requests from one client, one after the other (the throughput ratio's baseline; latencies are end to end; "
         "a request alone waits the batch window for companions before it starts, and that wait is in its figures). "
-        f"{args.repeats} rounds, each a one-at-a-time pass then every client count: the throughputs are each "
-        "contender's best round; latencies, batch sizes, errors and texts cover every round.",
-        "",
+        f"{args.repeats} rounds, each a one-at-a-time pass and every client count, alternated: the throughputs are "
+        "each contender's median round; latencies, batch sizes, errors and texts cover every round.",
         f"Machine: {os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}; load average at the "
         f"end {os.getloadavg()[0]:.1f} (other jobs may share the cores). Command: `{command}`",
-        "",
-        "| clients | requests x rounds | requests/s | tokens/s | requests/s one at a time | throughput vs one at a "
-        "time | p50 latency s | p95 latency s | p50 one at a time s | mean batch rows | errors | not run | same text "
-        "as alone |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        *(row["line"] for row in rows),
-        "",
-        "Mean batch rows: the rows of the batch each request was decoded in (the `X-Batch-Rows` header), averaged "
-        "over the requests. Same text as alone: the seeded request's text equals the one it got sent one at a time "
-        "(a batch does not change a row's sample).",
-        "",
     ]
-    output = ROOT / args.output
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("\n".join(lines), encoding="utf-8")
-    print(f"Wrote {output}")
+    notes = ["Mean batch rows: the rows of the batch each request was decoded in (the `X-Batch-Rows` header), "
+             "averaged over the requests. Same text as alone: the seeded request's text equals the one it got sent "
+             "one at a time (a batch does not change a row's sample)."]
+    written = write_report(args.output, rows, title="llada-serve under load (loopback)", intro=intro,
+                           columns=COLUMNS, formats=FORMATS, notes=notes, meta=dict(vars(args), model=model))
+    if written:
+        print(f"Wrote {written}")
 
 
 if __name__ == "__main__":

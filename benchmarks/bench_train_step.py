@@ -1,37 +1,40 @@
 """Training-step cost of LLaDA vs `transformers.LlamaForCausalLM` with identical dimensions.
 
 Both models get the same hidden size, layers, heads, intermediate size, vocabulary, batch and sequence length and
-run forward + backward of their own training loss (masked diffusion for LLaDA, next-token CE for Llama). Timings
-alternate between the two models in one process so that machine noise hits both alike; memory is measured for
-each model in a fresh subprocess (peak RSS on CPU, peak allocated on CUDA) plus, deterministically, the bytes the
-autograd graph saves for backward. Prints the ratios LLaDA / Llama (target: time <= 1.0x, memory <= 1.05x).
+run forward + backward of their own training loss (masked diffusion for LLaDA, next-token CE for Llama). The
+sizes are the `--preset`'s of benchmarks/common.py (default `medium`: hidden 256, 4 layers, 8 heads, FFN 688,
+vocabulary 4096), each replaced by its flag when given. Timings alternate between the two models in one process so
+that machine noise hits both alike (the median of `--repeats` rounds, and the fastest and slowest step); memory is
+measured for each model in a fresh subprocess (peak RSS on CPU, peak allocated on CUDA) plus, deterministically, the
+bytes the autograd graph saves for backward. Prints the ratios LLaDA / Llama of the medians (target: time <= 1.0x,
+memory <= 1.05x).
 
     python benchmarks/bench_train_step.py                # CPU defaults, about a minute on 2 cores
+    python benchmarks/bench_train_step.py --repeats 2 --seq_len 64 --batch_size 2 --preset tiny   # a smoke run
     python benchmarks/bench_train_step.py --device cuda --hidden_size 1024 --num_layers 8 --seq_len 1024
 """
 
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
-from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+from common import PRESETS, add_common_args, markdown_table, random_model, setup, time_alternated, write_report
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hidden_size", type=int, default=256)
-    parser.add_argument("--num_layers", type=int, default=4)
-    parser.add_argument("--num_heads", type=int, default=8)
-    parser.add_argument("--intermediate_size", type=int, default=688)
-    parser.add_argument("--vocab_size", type=int, default=8192)
+    parser.add_argument("--preset", default="medium", choices=list(PRESETS), help="The model size (default medium).")
+    parser.add_argument("--hidden_size", type=int, help="Replaces the preset's.")
+    parser.add_argument("--num_layers", type=int, help="Replaces the preset's.")
+    parser.add_argument("--num_heads", type=int, help="Replaces the preset's.")
+    parser.add_argument("--intermediate_size", type=int, help="Replaces the preset's.")
+    parser.add_argument("--vocab_size", type=int, help="Replaces the preset's.")
     parser.add_argument("--seq_len", type=int, default=256)
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per model (alternating)")
@@ -39,35 +42,36 @@ def parse_args(argv=None):
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--attn_implementation", default="sdpa", choices=["sdpa", "eager"])
     parser.add_argument("--memory_of", choices=["llada", "llama"], help=argparse.SUPPRESS)  # subprocess mode
+    add_common_args(parser, output=None)
     return parser.parse_args(argv)
+
+
+def sizes(args) -> dict:
+    """The preset's dimensions with the flags given."""
+    flags = dict(hidden_size=args.hidden_size, num_hidden_layers=args.num_layers, num_attention_heads=args.num_heads,
+                 intermediate_size=args.intermediate_size, vocab_size=args.vocab_size)
+    return {**PRESETS[args.preset], **{k: v for k, v in flags.items() if v is not None},
+            "max_position_embeddings": args.seq_len}
 
 
 def build(kind, args):
     """The model of `kind` ("llada" or "llama") with the shared dimensions, on the device, in train mode."""
-    shared = dict(
-        vocab_size=args.vocab_size, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
-        num_hidden_layers=args.num_layers, num_attention_heads=args.num_heads, max_position_embeddings=args.seq_len,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    if kind == "llada":
-        model = LLaDAForMaskedDiffusion(LLaDAConfig(**shared, mask_token_id=args.vocab_size - 1))
-    else:
-        model = LlamaForCausalLM(LlamaConfig(**shared))
-    model.set_attn_implementation(args.attn_implementation)
+    model = random_model(args.preset, kind, attn_implementation=args.attn_implementation, **sizes(args))
     return model.to(device=args.device, dtype=getattr(torch, args.dtype)).train()
 
 
 def make_batch(kind, args):
     """A training batch as each model's trainer would feed it."""
+    vocab_size = sizes(args)["vocab_size"]
+    mask = vocab_size - 1  # the presets' mask id (benchmarks/common.py: special_ids)
     generator = torch.Generator().manual_seed(1)
-    ids = torch.randint(3, args.vocab_size - 1, (args.batch_size, args.seq_len), generator=generator)
+    ids = torch.randint(0, vocab_size - 3, (args.batch_size, args.seq_len), generator=generator)
     if kind == "llama":
         return {"input_ids": ids.to(args.device), "labels": ids.to(args.device)}
     # masked diffusion: t ~ U(0, 1) per row, mask with p = (1 - eps) t + eps, loss on the masked positions
     p_mask = (1 - 1e-3) * torch.rand(args.batch_size, generator=generator) + 1e-3
     masked = torch.rand(ids.shape, generator=generator) < p_mask[:, None]
-    noisy = torch.where(masked, torch.full_like(ids, args.vocab_size - 1), ids)
+    noisy = torch.where(masked, torch.full_like(ids, mask), ids)
     labels = torch.where(masked, ids, torch.full_like(ids, -100))
     return {k: v.to(args.device) for k, v in dict(input_ids=noisy, labels=labels, p_mask=p_mask).items()}
 
@@ -145,40 +149,44 @@ def memory_report(kind, args):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    harness = setup(args)
     if args.memory_of:
         return memory_report(args.memory_of, args)
 
     models = {kind: build(kind, args) for kind in ("llada", "llama")}
     batches = {kind: make_batch(kind, args) for kind in models}
     n_params = {kind: sum(p.numel() for p in m.parameters()) for kind, m in models.items()}
-    for kind in models:  # warm-up (allocator, kernels)
-        train_step(models[kind], batches[kind])
-    times = {kind: [] for kind in models}
-    for _ in range(args.repeats):
-        for kind in models:
-            synchronize(args.device)
-            start = time.perf_counter()
-            train_step(models[kind], batches[kind])
-            synchronize(args.device)
-            times[kind].append(time.perf_counter() - start)
+    times = time_alternated({kind: lambda kind=kind: train_step(models[kind], batches[kind]) for kind in models},
+                            args.repeats, warmup=1)  # the warm-up round: allocator, kernels
     memory = {kind: measure_memory_in_subprocess(kind, argv) for kind in models}
 
-    print(f"dims: hidden {args.hidden_size}, layers {args.num_layers}, heads {args.num_heads}, "
-          f"intermediate {args.intermediate_size}, vocab {args.vocab_size}, batch {args.batch_size} x seq "
-          f"{args.seq_len}, {args.dtype} on {args.device}, attention {args.attn_implementation}")
-    print(f"{'model':<8}{'params':>12}{'step ms (best)':>16}{'(median)':>10}{'peak +MiB':>12}"
-          f"{'saved-for-backward MiB':>26}")
-    for kind in models:
-        print(f"{kind:<8}{n_params[kind]:>12,}{1000 * min(times[kind]):>16.1f}"
-              f"{1000 * statistics.median(times[kind]):>10.1f}"
-              f"{memory[kind]['peak_bytes'] / 2**20:>12.1f}{memory[kind]['saved_bytes'] / 2**20:>26.1f}")
-    # the best of several alternating runs is the least disturbed by whatever else the machine is doing
-    time_ratio = min(times["llada"]) / min(times["llama"])
+    dims = sizes(args)
+    heading = (f"dims: hidden {dims['hidden_size']}, layers {dims['num_hidden_layers']}, heads "
+               f"{dims['num_attention_heads']}, intermediate {dims['intermediate_size']}, vocab {dims['vocab_size']}, "
+               f"batch {args.batch_size} x seq {args.seq_len}, {args.dtype} on {args.device}, attention "
+               f"{args.attn_implementation}; {harness}; median of {args.repeats} alternated steps [fastest-slowest]")
+    print(heading)
+    rows = [dict(model=kind, params=f"{n_params[kind]:,}", step=times[kind],
+                 peak_mib=memory[kind]["peak_bytes"] / 2**20, saved_mib=memory[kind]["saved_bytes"] / 2**20)
+            for kind in models]
+    time_ratio = times["llada"].median / times["llama"].median
     peak_ratio = memory["llada"]["peak_bytes"] / memory["llama"]["peak_bytes"]
     saved_ratio = memory["llada"]["saved_bytes"] / memory["llama"]["saved_bytes"]
-    print(f"time ratio LLaDA/Llama (best step): {time_ratio:.3f}x (target <= 1.0x)")
-    print(f"memory ratio LLaDA/Llama: peak {peak_ratio:.3f}x, saved-for-backward {saved_ratio:.3f}x (target <= 1.05x)")
+    notes = [f"time ratio LLaDA/Llama (median step): {time_ratio:.3f}x (target <= 1.0x)",
+             f"memory ratio LLaDA/Llama: peak {peak_ratio:.3f}x, saved-for-backward {saved_ratio:.3f}x "
+             "(target <= 1.05x)"]
+    columns = {"model": "model", "params": "params", "step": "step ms", "peak_mib": "peak +MiB",
+               "saved_mib": "saved-for-backward MiB"}
+    formats = {"peak_mib": ".1f", "saved_mib": ".1f"}
+    print("\n".join([*markdown_table(rows, columns, formats), *notes]))
+    written = write_report(args.output, rows, title="Training step: LLaDA vs Llama of the same size", intro=heading,
+                           columns=columns, formats=formats, notes=notes,
+                           meta=dict(vars(args), time_ratio=time_ratio, peak_ratio=peak_ratio,
+                                     saved_ratio=saved_ratio))
+    if written:
+        print(f"wrote {written}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

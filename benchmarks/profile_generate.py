@@ -2,7 +2,7 @@
 
     python benchmarks/profile_generate.py --model runs/llada-tinyshakespeare             # batch 8 x 256
     python benchmarks/profile_generate.py --model M --batch_size 1 --modes baseline dual
-    python benchmarks/profile_generate.py --random_model --length 64                       # no trained model needed
+    python benchmarks/profile_generate.py --random_model --length 64         # no trained model needed (preset main)
     python benchmarks/profile_generate.py --model B --modes "block baseline" "block cache icdf"   # a block model
 
 Each mode generates once (after a warm-up call), at `--temperature` (default 1.0, `seed=0`; 0 = greedy) and
@@ -19,24 +19,23 @@ Each mode generates once (after a warm-up call), at `--temperature` (default 1.0
 
 Times are exclusive (a part's time does not include the parts it calls), in ms per step (forward call), so the
 columns add up to the time of a step. The timers add a few microseconds per wrapped call. One thread by default.
-Writes the table to `--output` (markdown) as well.
+Appends the table to `--output` (markdown; its JSON beside it, a list of the runs) as well.
 """
 
 import argparse
 import functools
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 
 import llada.generation_llada as generation_module
-from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+from common import PRESETS, RESULTS, add_common_args, markdown_table, random_model, setup, write_report
+from llada import LLaDAForMaskedDiffusion
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 from llada.modeling_llada import LLaDAModel
 from llada.sampling_llada import RunningRows
 
-ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("backbone", "head", "sampler", "cache", "host sync", "other")
 SAMPLER_FUNCTIONS = ("constrain_logits", "denoise_block", "num_transfer_tokens", "fill_finished_rows",
                      "pad_after_eos", "guided_logits", "guidance_inputs")
@@ -117,13 +116,10 @@ def uninstall(undo):
 
 
 def load(args):
-    if args.random_model:
-        config = LLaDAConfig(vocab_size=4096, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
-                             num_attention_heads=4, max_position_embeddings=args.prompt_length + args.length,
-                             mask_token_id=4095, pad_token_id=4094, eos_token_id=None, bos_token_id=None,
-                             initializer_range=0.1)
-        torch.manual_seed(0)
-        return LLaDAForMaskedDiffusion(config).eval(), "random model (hidden 128, 4 layers, vocab 4096)"
+    if args.random_model:  # wide initial weights: a random model's predictions are then not all ties
+        model = random_model(args.preset, max_position_embeddings=args.prompt_length + args.length,
+                             initializer_range=0.1, seed=args.seed)
+        return model, f"random model (preset {args.preset})"
     model = LLaDAForMaskedDiffusion.from_pretrained(args.model).eval()
     model.config.max_position_embeddings = max(model.config.max_position_embeddings, args.prompt_length + args.length)
     return model, args.model
@@ -134,7 +130,7 @@ def profile_mode(model, prompts, args, settings):
     kwargs = dict(max_new_tokens=args.length, steps=args.length, block_length=args.block_length,
                   temperature=args.temperature, remasking="low_confidence", eos_token_id=None,
                   top_p=args.top_p if args.temperature and args.top_p < 1 else None,
-                  return_dict_in_generate=True, **({"seed": 0} if args.temperature else {}))
+                  return_dict_in_generate=True, **({"seed": args.seed} if args.temperature else {}))
     kwargs.update(settings)  # a mode's block length replaces --block_length
     model.diffusion_generate(prompts, **kwargs)  # warm-up, untimed
     timer = PartTimer()
@@ -153,7 +149,8 @@ def profile_mode(model, prompts, args, settings):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="LLaDA model folder")
-    parser.add_argument("--random_model", action="store_true", help="a random model of the trained dimensions")
+    parser.add_argument("--random_model", action="store_true", help="a random model of --preset's size")
+    parser.add_argument("--preset", default="main", choices=list(PRESETS), help="its size (default main)")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--block_length", type=int, default=32)
@@ -162,9 +159,8 @@ def parse_args(argv=None):
                         help="default: the `block ...` modes for a block diffusion model, the others otherwise")
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     parser.add_argument("--top_p", type=float, default=0.8, help="nucleus when sampling (the main job's); 1 = none")
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--label", default="", help="a name for this run in the table's heading")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "profile.md"))
+    add_common_args(parser, output=RESULTS / "profile.md")
     args = parser.parse_args(argv)
     if not (args.model or args.random_model):
         parser.error("pass --model FOLDER or --random_model")
@@ -173,7 +169,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    harness = setup(args)
     model, source = load(args)
     block_model = getattr(model.config, "block_size", None) is not None
     modes = args.modes or [mode for mode in MODES if mode.startswith("block ") == block_model]
@@ -184,26 +180,26 @@ def main(argv=None):
     generator = torch.Generator().manual_seed(0)
     vocab = model.config.vocab_size - 8  # clear of the special ids at the top of the vocabulary
     prompts = torch.randint(0, vocab, (args.batch_size, args.prompt_length), generator=generator)
-    lines = [f"### {args.label or 'profile'}: {source}", "",
+    intro = [f"### {args.label or 'profile'}: {source}",
              f"Batch {args.batch_size} x {args.length} new tokens, "
              + (f"blocks of {model.config.block_size} (the model's), " if block_model else
                 f"block {args.block_length} (b8 modes: 8), ") +
              f"temperature {args.temperature}" + (f", top_p {args.top_p}" if args.temperature else "") + ", "
-             f"{torch.get_num_threads()} thread(s); ms per step (exclusive), host syncs per step.", "",
-             "| mode | NFE | s | ms/step | " + " | ".join(PARTS) + " | syncs/step |",
-             "|---|---|---|---|" + "---|" * len(PARTS) + "---|"]
+             f"{harness}; ms per step (exclusive), host syncs per step."]
+    print("\n\n".join(intro))
+    columns = {"mode": "mode", "nfe": "NFE", "seconds": "s", "ms_per_step": "ms/step", **{p: p for p in PARTS},
+               "syncs": "syncs/step"}
+    formats = {"seconds": ".2f", "ms_per_step": ".2f", **{p: ".2f" for p in PARTS}, "syncs": ".1f"}
+    rows = []
     for mode in modes:
         per_step, syncs, nfe, seconds = profile_mode(model, prompts, args, MODES[mode])
-        parts = " | ".join(f"{per_step[part]:.2f}" for part in PARTS)
-        lines.append(f"| {mode} | {nfe} | {seconds:.2f} | {sum(per_step.values()):.2f} | {parts} | {syncs:.1f} |")
-        print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("a") as handle:
-        handle.write(text + "\n")
-    print(f"appended to {output}")
+        rows.append(dict(mode=mode, nfe=nfe, seconds=seconds, ms_per_step=sum(per_step.values()), **per_step,
+                         syncs=syncs))
+        print(markdown_table(rows[-1:], columns, formats)[-1], flush=True)
+    written = write_report(args.output, rows, intro=intro, columns=columns, formats=formats, meta=vars(args),
+                           append=True)
+    if written:
+        print(f"appended to {written} and its .json")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ model's saved generation defaults (`generation_config.json`, what `llada-generat
   the generated tokens given the prompt.
 
 The same figures for the held-out text that follows the same prompts are printed as a reference, and the ratios
-sample / text of the bigram hits and the trigram perplexity beside each model's. One thread unless `--threads`.
+sample / text of the bigram hits and the trigram perplexity beside each model's. One thread unless `--threads`; each
+prompt is sampled with the seeds `--seed` .. `--seed + --seeds - 1`; `--output` writes the table (markdown) and every
+figure and sample (its JSON).
 """
 
 import argparse
@@ -32,9 +34,11 @@ import re
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+
+from common import add_common_args, markdown_table, setup, write_report
 
 WORD = re.compile(r"[A-Za-z']+")
 
@@ -174,6 +178,27 @@ class TrainingText:
                 "trigram_perplexity": trigram_perplexity(samples, self.trigram)}
 
 
+@torch.no_grad()
+def sliding_perplexity(ar_model, prompts, generated, context: int) -> float:
+    """exp(mean NLL) of the generated tokens under `ar_model`, each token seen with up to `context - 1` tokens
+    before it (windows of `context` tokens, advancing by half of it)."""
+    sequences = torch.cat([prompts, generated], dim=1).to(ar_model.device)  # (batch, seq)
+    first_scored, seq = prompts.shape[1], sequences.shape[1]
+    total_nll, count, stride = 0.0, 0, max(context // 2, 1)
+    scored_until = first_scored  # tokens before this index are scored already (or are the prompt)
+    end = min(seq, context)
+    while scored_until < seq:
+        start = max(0, end - context)
+        window = sequences[:, start:end]
+        logits = ar_model(input_ids=window).logits[:, :-1].float()  # (batch, w - 1, vocab)
+        nll = F.cross_entropy(logits.transpose(1, 2), window[:, 1:], reduction="none")  # (batch, w - 1)
+        new = nll[:, scored_until - start - 1:]  # targets at positions scored_until .. end - 1
+        total_nll += new.double().sum().item()
+        count += new.numel()
+        scored_until, end = end, min(seq, end + stride)
+    return math.exp(total_nll / count)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # data and models
 
@@ -288,7 +313,8 @@ def evaluate_model(model_dir, options, training=None, heldout=None, ar=None) -> 
     max_new_tokens = new_tokens_for(tokenizer, heldout, options.new_bytes)
     start = time.perf_counter()
     texts, gen_ppls, tpfs = [], [], []
-    for seed in range(options.seeds):
+    first_seed = getattr(options, "seed", 0)
+    for seed in range(first_seed, first_seed + options.seeds):
         prompt_ids, prompt_mask, new_ids, tpf = generate(model, tokenizer, is_llada, [p for p, _ in pairs],
                                                          max_new_tokens, settings, seed)
         tpfs.append(tpf)
@@ -333,7 +359,8 @@ def parse(argv=None):
     parser.add_argument("--ar_dir", default=None,
                         help="Autoregressive model with the same tokenizer for the generative perplexity.")
     parser.add_argument("--num_samples", type=int, default=32)
-    parser.add_argument("--seeds", type=int, default=1, help="Each prompt is sampled once per seed 0..seeds-1.")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="Each prompt is sampled once per seed --seed .. --seed + seeds - 1.")
     parser.add_argument("--prompt_bytes", type=int, default=32)
     parser.add_argument("--new_bytes", type=int, default=96)
     parser.add_argument("--steps", type=int, default=None)
@@ -348,9 +375,8 @@ def parse(argv=None):
     parser.add_argument("--train_file", nargs="+", default=None,
                         help="The corpus the model was trained on (default: the bundled TinyShakespeare).")
     parser.add_argument("--validation_file", nargs="+", default=None)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--show", type=int, default=3, help="Samples to print per model.")
-    parser.add_argument("--json", default=None, help="Write the results (with all samples) to this file.")
+    add_common_args(parser)
     return parser.parse_args(argv)
 
 
@@ -361,29 +387,9 @@ def ratio(value, reference):
     return value / reference
 
 
-def table(results: list, reference: dict) -> list:
-    """The lines of the printed table: a row per model (with its ratios to the held-out text), then the text's."""
-
-    def cell(value, width, digits):
-        return f"{value:>{width}.{digits}f}" if value is not None and not math.isnan(value) else f"{'-':>{width}}"
-
-    lines = [f"{'model':<36} {'word valid.':>11} {'distinct-2':>10} {'bigram hits':>11} {'/ text':>6} "
-             f"{'3-gram PPL':>10} {'/ text':>6} {'gen. PPL':>8} {'sampling s':>10} {'tokens/fwd':>10}"]
-    rows = [(r, False) for r in results] + [(dict(reference, model="held-out text"), True)]
-    for r, is_text in rows:
-        hits, ppl = r["bigram_hit_rate"], r["trigram_perplexity"]
-        lines.append(
-            f"{r['model'][-36:]:<36} {r['word_validity']:>11.3f} {r['distinct_2']:>10.3f} {hits:>11.3f} "
-            f"{cell(None if is_text else ratio(hits, reference['bigram_hit_rate']), 6, 2)} {cell(ppl, 10, 1)} "
-            f"{cell(None if is_text else ratio(ppl, reference['trigram_perplexity']), 6, 2)} "
-            f"{cell(r['generative_perplexity'], 8, 2)} {cell(r.get('sampling_seconds'), 10, 1)} "
-            f"{cell(r.get('tokens_per_forward'), 10, 2)}")
-    return lines
-
-
 def main(argv=None) -> int:
     options = parse(argv)
-    torch.set_num_threads(options.threads)
+    harness = setup(options)
     from llada.training.data import DataArguments
 
     train_text, heldout = corpus_splits(DataArguments(train_file=options.train_file,
@@ -397,15 +403,26 @@ def main(argv=None) -> int:
     reference = reference_figures(heldout, training, options, ar)
     for r in results:
         r["ratio_to_text"] = {key: ratio(r[key], reference[key]) for key in ("bigram_hit_rate", "trigram_perplexity")}
-    print(f"{len(results[0]['samples'])} samples of ~{options.new_bytes} bytes after {options.prompt_bytes}-byte "
-          f"prompts from the held-out text; {options.threads} thread(s)")
-    print("\n".join(table(results, reference)))
+        r["bigram_ratio"], r["trigram_ratio"] = r["ratio_to_text"]["bigram_hit_rate"], r["ratio_to_text"]["trigram_perplexity"]
+    heading = (f"{len(results[0]['samples'])} samples of ~{options.new_bytes} bytes after {options.prompt_bytes}-byte "
+               f"prompts from the held-out text; {harness}")
+    rows = [*results, {"model": "held-out text", **reference}]
+    columns = {"model": "model", "word_validity": "word validity", "distinct_2": "distinct-2",
+               "bigram_hit_rate": "bigram hits", "bigram_ratio": "/ text", "trigram_perplexity": "3-gram PPL",
+               "trigram_ratio": "/ text", "generative_perplexity": "gen. PPL", "sampling_seconds": "sampling s",
+               "tokens_per_forward": "tokens/fwd"}
+    formats = {"bigram_ratio": ".2f", "trigram_perplexity": ".1f", "trigram_ratio": ".2f",
+               "generative_perplexity": ".2f", "sampling_seconds": ".1f", "tokens_per_forward": ".2f"}
+    print(heading)
+    print("\n".join(markdown_table(rows, columns, formats)))
     for r in results:
         print(f"\n{r['model']} ({r['kind']}; {json.dumps({k: v for k, v in r['settings'].items() if v is not None})})")
         for prompt, text in list(zip(r["prompts"], r["samples"]))[: options.show]:
             print(f"  {prompt!r} -> {text!r}")
-    if options.json:
-        Path(options.json).write_text(json.dumps({"results": results, "reference": reference}, indent=2))
+    written = write_report(options.output, rows, title="Sample quality", intro=heading, columns=columns,
+                           formats=formats, meta=vars(options))
+    if written:
+        print(f"wrote {written} and its .json (every sample)")
     return 0
 
 

@@ -3,7 +3,8 @@
 Every call draws (seeded) its batch size, left-padded prompt lengths, generated length, block length, steps and a
 mode: no cache, the prefix or dual cache (with the masked-position window or the vicinity refresh), parallel
 decoding, guidance, sampling with a seed, early stop, history; a third of the calls go to a block diffusion model
-(its exact block cache, or none). Small random models, so that thousands of calls take minutes.
+(its exact block cache, or none). Small random models (the `tiny` preset of benchmarks/common.py), so that thousands
+of calls take minutes.
 
 Every `--report_every` calls it records, after `gc.collect()`: the process's resident memory (VmRSS of
 /proc/self/status, else `resource`'s peak), the live cache and context objects (`CanvasKVCache`, `BlockKVCache`,
@@ -29,7 +30,6 @@ is 1 when a check fails.
 import argparse
 import gc
 import logging
-import os
 import random
 import re
 import resource
@@ -39,12 +39,12 @@ from pathlib import Path
 
 import torch
 
-from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+from common import PRESETS, RESULTS, add_common_args, random_model, setup, special_ids
 from llada import generation_llada, modeling_llada
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 
-ROOT = Path(__file__).resolve().parents[1]
-VOCAB, MASK, PAD, EOS = 128, 127, 0, 1
+VOCAB = PRESETS["tiny"]["vocab_size"]
+PAD = special_ids(VOCAB)["pad_token_id"]
 TRACKED = (CanvasKVCache, BlockKVCache, generation_llada.DenoisingContext)
 LIMIT_MESSAGE = "reached torch._dynamo's recompile limit"
 
@@ -52,8 +52,6 @@ LIMIT_MESSAGE = "reached torch._dynamo's recompile limit"
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="diffusion_generate calls (default 2000).")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1).")
-    parser.add_argument("--seed", type=int, default=0, help="Seeds the models and every call's settings.")
     parser.add_argument("--report_every", type=int, default=100, help="Calls between two records (default 100).")
     parser.add_argument("--warmup", type=int, default=None,
                         help="Calls before the baseline record (default: --report_every, or 10 %% of the calls).")
@@ -62,8 +60,8 @@ def parse_args(argv=None):
     parser.add_argument("--backend", default="eager", help="torch.compile backend with --compile (default eager).")
     parser.add_argument("--recompile_limit", type=int, default=None,
                         help="Sets torch._dynamo.config.recompile_limit (default: torch's own, 8).")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "soak.md"),
-                        help="Markdown file to write this mode's section into ('' for none).")
+    # --seed seeds the models and every call's settings; --output: the markdown file this mode's section goes into
+    add_common_args(parser, output=RESULTS / "soak.md")
     args = parser.parse_args(argv)
     if args.warmup is None:
         args.warmup = min(args.report_every, max(1, args.calls // 10))
@@ -71,14 +69,10 @@ def parse_args(argv=None):
 
 
 def build_models(seed: int):
-    """A full-attention and a block diffusion model (block size 8), random weights, hidden 64, 2 layers."""
-    sizes = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, max_position_embeddings=128, mask_token_id=MASK, pad_token_id=PAD,
-                 bos_token_id=None, eos_token_id=EOS, initializer_range=0.2)
-    torch.manual_seed(seed)
-    full = LLaDAForMaskedDiffusion(LLaDAConfig(**sizes)).eval()
-    block = LLaDAForMaskedDiffusion(LLaDAConfig(block_size=8, **sizes)).eval()
-    return full, block
+    """A full-attention and a block diffusion model (block size 8) of the `tiny` preset (hidden 64, 2 layers), with
+    grouped-query attention (2 key/value heads) and wide random weights."""
+    sizes = dict(num_key_value_heads=2, initializer_range=0.2, seed=seed)
+    return random_model("tiny", **sizes), random_model("tiny", block_size=8, **sizes)
 
 
 def prompts(rng: random.Random, batch: int):
@@ -88,7 +82,7 @@ def prompts(rng: random.Random, batch: int):
     ids = torch.full((batch, longest), PAD, dtype=torch.long)
     mask = torch.zeros((batch, longest), dtype=torch.long)
     for row, length in enumerate(lengths):
-        ids[row, longest - length:] = torch.tensor([rng.randint(2, VOCAB - 2) for _ in range(length)])
+        ids[row, longest - length:] = torch.tensor([rng.randint(0, VOCAB - 4) for _ in range(length)])
         mask[row, longest - length:] = 1
     return ids, mask
 
@@ -291,8 +285,8 @@ def markdown(args, result: dict, summary: dict) -> str:
 HEADER = """# Soak: thousands of `diffusion_generate` calls in one process
 
 Made by `benchmarks/soak_generate.py` (its docstring says what varies and what is recorded). Small random models
-(hidden 64, 2 layers, vocabulary 128; a full-attention one and a block diffusion one), so the figures are about the
-code's own memory and caches, not about a model's speed.
+(the `tiny` preset: hidden 64, 2 layers, vocabulary 259; a full-attention one and a block diffusion one), so the
+figures are about the code's own memory and caches, not about a model's speed.
 
 """
 
@@ -315,7 +309,7 @@ def heading(args) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    setup(args)
     result = soak(args.calls, args.compile, args.seed, args.report_every, args.warmup, args.backend,
                   args.recompile_limit)
     summary = summarise(result, args.compile)

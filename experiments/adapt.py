@@ -46,7 +46,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ar_steps", type=int, default=400,
                         help="AR pre-training steps (the AR baseline's validation loss is lowest near step 400).")
     parser.add_argument("--scratch_dir", default=None, help="A finished from-scratch run to compare against.")
-    parser.add_argument("--scratch_cpu_s", type=float, default=None, help="Its training CPU seconds (with --scratch_dir).")
+    parser.add_argument("--scratch_cpu_s", type=float, default=None,
+                        help="Its training CPU seconds (with --scratch_dir).")
     parser.add_argument("--contenders", default="shift,noshift,block2",
                         help=f"Adapted runs, comma-separated, of {sorted(ADAPTED)}.")
     parser.add_argument("--learning_rate", type=float, default=1e-3, help="Learning rate of the adaptation.")
@@ -101,7 +102,8 @@ def main(argv=None) -> int:
 
 
 def train(flags: list) -> float:
-    """Runs `llada-train FLAGS` to the end and returns its CPU seconds (user + system, the process and its children)."""
+    """Runs `llada-train FLAGS` to the end and returns its CPU seconds (user + system, the process and its
+    children)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     print("+ llada-train " + " ".join(flags), flush=True)
     subprocess.run([sys.executable, "-m", "llada.cli.train", *flags], check=True)

@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     if not args.skip_training:
         train_both(args, runs, data)
     rows = read_rows(data / "test.jsonl")
-    dirs = {"llada": Path(args.llada_dir) if args.llada_dir else runs / "llada", "autoregressive": runs / "autoregressive"}
+    dirs = {"llada": Path(args.llada_dir) if args.llada_dir else runs / "llada",
+            "autoregressive": runs / "autoregressive"}
     report = evaluate_runs(args.task, dirs, rows, args.curve_puzzles)
     report["command"] = "python experiments/tasks.py " + " ".join(argv if argv is not None else sys.argv[1:])
     write_report(args.task, report, results)

@@ -1,5 +1,9 @@
 """Shared fixtures: tiny CPU configs so the whole suite runs in minutes on two cores."""
 
+import importlib
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -59,6 +63,18 @@ def prompts_batch():
     """Three left-padded prompts of lengths 5, 3 and 1: ids (3, 5) and attention mask (3, 5)."""
     ids = torch.tensor([[11, 12, 13, 14, 15], [PAD, PAD, 21, 22, 23], [PAD, PAD, PAD, PAD, 31]])
     return ids, (ids != PAD).long()
+
+
+SCRIPT_FOLDERS = [Path(__file__).resolve().parents[1] / folder for folder in ("benchmarks", "experiments")]
+
+
+def script_module(name: str):
+    """A script of benchmarks/ or experiments/ as a module, imported the way the scripts import each other: with
+    their folders on `sys.path` (`from common import ...`, benchmarks/common.py)."""
+    for folder in SCRIPT_FOLDERS:
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    return importlib.import_module(name)
 
 
 @pytest.fixture

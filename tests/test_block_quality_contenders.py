@@ -1,14 +1,13 @@
-"""benchmarks/block_quality.py: every contender's options say what it is, so the step calibration times the right
+"""experiments/block_quality.py: every contender's options say what it is, so the step calibration times the right
 model (an AR recipe is timed as Llama, a block recipe as a block model of its size)."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-block_quality = pytest.importorskip("block_quality")
+from conftest import script_module
+
+block_quality = script_module("block_quality")
 
 
 @pytest.mark.parametrize("name", list(block_quality.CONTENDERS))

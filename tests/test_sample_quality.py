@@ -104,15 +104,16 @@ def test_script_reports_the_figures_and_ratios_for_samples_and_text(tmp_path, ca
     tokenizer.save_pretrained(tmp_path / "model")
     (tmp_path / "train.txt").write_text(CORPUS[:30_000])
     (tmp_path / "valid.txt").write_text(CORPUS[30_000:34_000])
-    out = tmp_path / "quality.json"
+    out = tmp_path / "quality.md"
     assert quality.main([str(tmp_path / "model"), "--num_samples", "2", "--prompt_bytes", "8", "--new_bytes", "64",
                          "--steps", "4", "--temperature", "1.0", "--train_file", str(tmp_path / "train.txt"),
-                         "--validation_file", str(tmp_path / "valid.txt"), "--json", str(out)]) == 0
-    header, model_row, text_row = capsys.readouterr().out.splitlines()[1:4]
+                         "--validation_file", str(tmp_path / "valid.txt"), "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header, model_row, text_row = lines[1], lines[3], lines[4]  # a markdown table under the heading line
     assert "bigram hits" in header and "3-gram PPL" in header and header.count("/ text") == 2
-    assert model_row.startswith(str(tmp_path / "model")[-36:]) and text_row.startswith("held-out text")
-    result = json.loads(out.read_text())
-    reference, figures = result["reference"], result["results"][0]
+    assert str(tmp_path / "model") in model_row and text_row.startswith("| held-out text")
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    figures, reference = rows[0], rows[-1]
     assert 0.2 < reference["bigram_hit_rate"] <= 1 and 1 < reference["trigram_perplexity"] < math.inf
     assert figures["ratio_to_text"]["trigram_perplexity"] == pytest.approx(
         figures["trigram_perplexity"] / reference["trigram_perplexity"])

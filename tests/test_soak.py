@@ -1,15 +1,12 @@
 """benchmarks/soak_generate.py, short: many `diffusion_generate` calls leave no cache object behind and no
 module-level cache growing; past dynamo's recompile limit the eager fallback is reported once."""
 
-import sys
-from pathlib import Path
-
 import torch
 
+from conftest import script_module
 from llada import generation_llada
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import soak_generate  # noqa: E402
+soak_generate = script_module("soak_generate")
 
 
 def quiet(_):

@@ -1,4 +1,5 @@
-"""Smoke test of benchmarks/compare_ar.py: both model types train at the same time budget and the report is written."""
+"""Smoke test of experiments/compare_ar.py: both model types train at the same time budget and the report is
+written."""
 
 import json
 import runpy
@@ -22,7 +23,7 @@ def test_compare_ar_writes_table_plot_and_samples(tmp_path, monkeypatch):
             "--report_to", "none", "--disable_tqdm", "true", "--num_sample_generations", "0"]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as done:
-        runpy.run_path(str(ROOT / "benchmarks" / "compare_ar.py"), run_name="__main__")
+        runpy.run_path(str(ROOT / "experiments" / "compare_ar.py"), run_name="__main__")
     assert done.value.code == 0
     result = json.loads((tmp_path / "compare.json").read_text())
     assert result["steps"]["autoregressive"] == 3 and result["steps"]["llada"] >= 1  # LLaDA's scaled to equal time

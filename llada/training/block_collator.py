@@ -40,7 +40,7 @@ class DataCollatorForBlockDiffusion(DataCollatorForMaskedDiffusion):
     Args:
         block_size (`int`): the model's `config.block_size`.
         masking (`str`, *optional*, defaults to `"exact"`): `"exact"` or `"bernoulli"` (see above); at the main
-            job's size and budget the exact form trains the better model (`benchmarks/block_quality.py`).
+            job's size and budget the exact form trains the better model (`experiments/block_quality.py`).
         shared_clean_copy (`bool`, *optional*, defaults to `True`): with `complementary_masking`, one clean copy
             per sequence for both noised copies (`clean_input_ids` in the batch). `False`: the model rebuilds a
             clean copy per row from `labels` (the same loss, a step about a fifth dearer).

@@ -10,13 +10,14 @@ and data) with the same `llada-train` options, then on the same validation block
 - the validation curve of each model against training time, on one plot.
 
 The budget is the same wall-clock time: before training, one step of each model is timed side by side (the real
-Trainer step on real batches, alternating, one thread unless `--torch_num_threads` says otherwise), and the
+Trainer step on real batches, alternating, the median of 6 rounds as benchmarks/common.py times, one thread unless
+`--torch_num_threads` says otherwise), and the
 LLaDA run gets `max_steps` scaled by the ratio of the two step times (evaluations and saves scaled alike), so that
 both runs take the same time on an idle machine. `--equal steps` trains both for the same number of steps instead.
 
-    python benchmarks/compare_ar.py --output_dir runs/compare                    # the main job's options, both models
-    python benchmarks/compare_ar.py --output_dir runs/compare --tokenizer bpe --vocab_size 4096
-    python benchmarks/compare_ar.py --output_dir runs/compare --llada_dir runs/llada-tinyshakespeare \\
+    python experiments/compare_ar.py --output_dir runs/compare                   # the main job's options, both models
+    python experiments/compare_ar.py --output_dir runs/compare --tokenizer bpe --vocab_size 4096
+    python experiments/compare_ar.py --output_dir runs/compare --llada_dir runs/llada-tinyshakespeare \\
         --ar_dir runs/compare/autoregressive                                     # score two finished runs
 
 It writes `compare.md` (table + samples), `compare.json` and `compare.png` into `--output_dir`, and prints the table.
@@ -25,16 +26,16 @@ It writes `compare.md` (table + samples), `compare.json` and `compare.png` into 
 import argparse
 import json
 import math
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the scripts of benchmarks/ import each other as siblings (benchmarks/common.py), and so does this experiment
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import sample_quality  # noqa: E402
+from common import time_alternated  # noqa: E402
 
 
 def parse(argv=None):
@@ -72,7 +73,7 @@ def step_seconds(train_argv, repeats=6) -> dict:
     from llada.training.run import build_tokenizer_for
     from llada.training.trainer import LLaDATrainer, resolve_num_threads
 
-    steps, times = {}, {}
+    steps = {}
     with tempfile.TemporaryDirectory() as scratch:
         for kind in ("llada", "autoregressive"):
             model_args, data_args, args = training_args_for(kind, scratch, train_argv,
@@ -87,19 +88,18 @@ def step_seconds(train_argv, repeats=6) -> dict:
             model = build_model(model_args, tokenizer, data_args.max_seq_length)
             trainer = LLaDATrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
             trainer.create_optimizer()
-            batches = iter(trainer.get_train_dataloader())
-            steps[kind] = (trainer, batches)
-            times[kind] = []
-        for _ in range(repeats + 1):  # the first round warms up
-            for kind, (trainer, batches) in steps.items():
-                batch = trainer._prepare_inputs(next(batches))
-                start = time.perf_counter()
-                trainer.model.train()
-                trainer.compute_loss(trainer.model, batch).backward()
-                trainer.optimizer.step()
-                trainer.optimizer.zero_grad()
-                times[kind].append(time.perf_counter() - start)
-    return {kind: sorted(values[1:])[len(values[1:]) // 2] for kind, values in times.items()}  # medians
+            batches = iter(trainer.get_train_dataloader())  # drawn before the timing: the step alone is timed
+            prepared = [trainer._prepare_inputs(next(batches)) for _ in range(repeats + 1)]
+            steps[kind] = lambda trainer=trainer, prepared=prepared: optimizer_step(trainer, prepared.pop(0))
+        times = time_alternated(steps, repeats, warmup=1)  # the warm-up round: allocator, kernels
+    return {kind: timing.median for kind, timing in times.items()}
+
+
+def optimizer_step(trainer, batch):
+    trainer.model.train()
+    trainer.compute_loss(trainer.model, batch).backward()
+    trainer.optimizer.step()
+    trainer.optimizer.zero_grad()
 
 
 def equal_time_options(train_argv, seconds: dict) -> list:
@@ -148,7 +148,8 @@ def validation_figures(llada_dir, ar_dir, train_argv, options) -> dict:
     bound = perplexity_bound(llada, blocks, batch_size=32, num_samples=options.num_t_samples, seed=0)
     ar_ppl = generative_perplexity(ar, blocks, batch_size=32)
     figures = {"eval_blocks": count, "tokens_per_block": blocks.shape[1], "llada_perplexity_bound":
-               bound["perplexity_bound"], "ar_perplexity": ar_ppl, "ratio_bound_over_ar": bound["perplexity_bound"] / ar_ppl}
+               bound["perplexity_bound"], "ar_perplexity": ar_ppl,
+               "ratio_bound_over_ar": bound["perplexity_bound"] / ar_ppl}
     if getattr(llada.config, "block_size", None) is not None:  # a block model's exact likelihood, decoded in order,
         in_order = in_order_perplexity(llada, blocks, batch_size=32)["perplexity"]  # on the tokens the AR one scores
         figures.update(llada_in_order_perplexity=in_order, ratio_in_order_over_ar=in_order / ar_ppl)
@@ -239,7 +240,8 @@ def write_report(result, out: Path, runs: dict):
                   else "") + ".")
     settings = json.dumps({k: v for k, v in samples["llada"]["settings"].items() if v is not None})
     lines = ["# LLaDA vs autoregressive baseline", "", summary, "", *table, "",
-             f"LLaDA sampler: {settings}; autoregressive: temperature {samples['autoregressive']['settings']['temperature']}.", ""]
+             f"LLaDA sampler: {settings}; autoregressive: temperature "
+             f"{samples['autoregressive']['settings']['temperature']}.", ""]
     for name in ("llada", "autoregressive"):
         lines += [f"## Samples: {name}", ""]
         lines += [f"```\n{p}|{t}\n```\n" for p, t in zip(samples[name]["prompts"][:3], samples[name]["samples"][:3])]

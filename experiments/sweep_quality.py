@@ -1,15 +1,15 @@
 """Training recipes side by side: for each, the perplexity bound, sample quality and wall time.
 
-    python benchmarks/sweep_quality.py --recipes main,ar,plain,bytes --output_dir runs/sweep
-    python benchmarks/sweep_quality.py --list
+    python experiments/sweep_quality.py --recipes main,ar,plain,bytes --output_dir runs/sweep
+    python experiments/sweep_quality.py --list
 
 Each recipe is a set of `llada-train` options on top of the full-attention model's
-(`llada/configs/tinyshakespeare.yaml`). The recipe is trained in its own process with `--threads` torch threads (one by default: the figures then hold on a
-machine where something else runs), then scored on the held-out split: the ELBO perplexity bound (or the
-perplexity of an autoregressive recipe) on `--eval_blocks` blocks with 16 stratified `t` each, and the samples of
-`benchmarks/sample_quality.py` under each sampler setting of `--samplers`. A finished recipe (its folder holds
-`train_results.json`) is not retrained. Results are appended to `OUTPUT_DIR/sweep.jsonl` and the table of all of
-them is written to `OUTPUT_DIR/sweep.md`.
+(`llada/configs/tinyshakespeare.yaml`). The recipe is trained in its own process with `--threads` torch threads (one by
+default: the figures then hold on a machine where something else runs), then scored on the held-out split: the ELBO
+perplexity bound (or the perplexity of an autoregressive recipe) on `--eval_blocks` blocks with 16 stratified `t` each,
+and the samples of `benchmarks/sample_quality.py` under each sampler setting of `--samplers`. A finished recipe (its
+folder holds `train_results.json`) is not retrained. Results are appended to `OUTPUT_DIR/sweep.jsonl` and the table of
+all of them is written to `OUTPUT_DIR/sweep.md`.
 """
 
 import argparse
@@ -24,11 +24,10 @@ from pathlib import Path
 
 import torch
 
-from llada.training.run import MAIN_JOB_CONFIG
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the scripts of benchmarks/ import each other as siblings (benchmarks/common.py), and so does this experiment
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import sample_quality  # noqa: E402
-
+from llada.training.run import MAIN_JOB_CONFIG  # noqa: E402
 
 # name -> llada-train options on top of the full-attention model's (llada/configs/tinyshakespeare.yaml: a
 # BPE-4096 LLaDA, 128 tokens per block, 1,200 steps of 16 sequences, each trained twice with complementary masks;
@@ -185,7 +184,8 @@ def main(argv=None):
                 setattr(settings, key, value)
             quality = sample_quality.evaluate_model(out_dir, settings, training, heldout, ar)
             row = {"recipe": name, "args": " ".join(RECIPES[name]), "sampler": sampler, "bound": bound,
-                   "nats_per_byte": nats_per_byte, "semi_ar": semi, "train_runtime": runtime, "cpu_seconds": timing.get("cpu"), "word_validity": quality["word_validity"],
+                   "nats_per_byte": nats_per_byte, "semi_ar": semi, "train_runtime": runtime,
+                   "cpu_seconds": timing.get("cpu"), "word_validity": quality["word_validity"],
                    "distinct_2": quality["distinct_2"], "gen_ppl": quality["generative_perplexity"],
                    "sample": quality["samples"][0], "threads": options.threads}
             with open(root / "sweep.jsonl", "a") as handle:

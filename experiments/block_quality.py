@@ -25,29 +25,33 @@ Then, on the same held-out text, for every contender:
 - word validity and distinct-2 of 32 samples of ~96 bytes after 32-byte prompts from the held-out tail
   (`sample_quality.py`), for a few sampler settings each.
 
-    python benchmarks/block_quality.py --output_dir runs/block_quality               # trains and evaluates all
-    python benchmarks/block_quality.py --output_dir runs/block_quality --skip_training   # re-evaluate saved runs
-    python benchmarks/block_quality.py --skip_training --calibration_from benchmarks/results/block_quality.json
-    python benchmarks/block_quality.py --contenders block4 --reuse ar=runs/compare/autoregressive
-    python benchmarks/block_quality.py --setting main --contenders ar full block2 block4 \
+    python experiments/block_quality.py --output_dir runs/block_quality               # trains and evaluates all
+    python experiments/block_quality.py --output_dir runs/block_quality --skip_training   # re-evaluate saved runs
+    python experiments/block_quality.py --skip_training --calibration_from benchmarks/results/block_quality.json
+    python experiments/block_quality.py --contenders block4 --reuse ar=runs/compare/autoregressive
+    python experiments/block_quality.py --setting main --contenders ar full block2 block4 \
         --output_dir runs/block_quality_bpe --results_dir benchmarks/results/block_quality_bpe
 
-Writes `block_quality.md` and `block_quality.json` into `--results_dir` (default `benchmarks/results`). One thread.
+Writes `block_quality.md` and `block_quality.json` into `--results_dir` (default `benchmarks/results`, where the
+docs and the recipe YAMLs quote them from). One thread. The step calibration is
+`benchmarks/bench_block_train_step.py`'s: the median CPU time of alternated steps (benchmarks/common.py).
 """
 
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-import bench_block_train_step as step_bench
-import sample_quality as quality
 
-from llada.training.run import MAIN_JOB_CONFIG
+# the scripts of benchmarks/ import each other as siblings (benchmarks/common.py), and so does this experiment
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_block_train_step as step_bench  # noqa: E402
+import sample_quality as quality  # noqa: E402
+from common import RESULTS, time_alternated  # noqa: E402
+from llada.training.run import MAIN_JOB_CONFIG  # noqa: E402
 
 # the options every contender starts from: the full-attention model's, so that the contenders and their recorded
 # figures keep their meaning
@@ -139,7 +143,7 @@ BLOCK_SAMPLERS = {  # block length = the model's block size; one token per step 
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="runs/block_quality", help="Where the trained runs go.")
-    parser.add_argument("--results_dir", default="benchmarks/results")
+    parser.add_argument("--results_dir", default=str(RESULTS))
     parser.add_argument("--setting", default="bytes", choices=list(SETTINGS),
                         help="bytes: byte tokenizer, one mask per sequence, 32 rows (the figures of the README's "
                              "block diffusion table); main: the main job's BPE recipe as its YAML has it.")
@@ -219,17 +223,15 @@ def calibrate(names, repeats: int, setting: str) -> dict:
         shared = train_option(name, "--shared_clean_copy", "true").lower() == "true"
         own = {"batch_size": batch_size, "complementary_masking": complementary == "true"}
         batches[name] = step_bench.make_batch(kind, argparse.Namespace(**{**vars(args), **own}), shared)
-    seconds = {name: [] for name in models}
     # the optimizer's step too: with small batches it is a visible share of a step (AdamW, as llada-train runs it)
     optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
-    for repeat in range(repeats + 1):
-        for name in models:
-            start = time.process_time()
-            step_bench.train_step(models[name], batches[name])
-            optimizers[name].step()
-            if repeat:  # the first round warms up
-                seconds[name].append(time.process_time() - start)
-    return {name: statistics.median(values) for name, values in seconds.items()}
+
+    def step(name):
+        step_bench.train_step(models[name], batches[name])
+        optimizers[name].step()
+
+    times = time_alternated({name: lambda name=name: step(name) for name in models}, repeats, warmup=1, clock="cpu")
+    return {name: timing.median for name, timing in times.items()}
 
 
 def train(name: str, steps: int, options) -> dict:
@@ -257,8 +259,8 @@ def train(name: str, steps: int, options) -> dict:
 def validation_blocks(count: int, tokenizer=None):
     """The first `count` validation blocks of the main job (128 tokens each: bytes, or `tokenizer`'s) as a
     (count, 128) tensor."""
-    from llada.training.run import parse_training_args
     from llada.training.data import load_raw_datasets, tokenize_and_pack
+    from llada.training.run import parse_training_args
     from llada.training.tokenizers import build_tokenizer
 
     _, data_args, _ = parse_training_args([*FULL, "--output_dir", "unused", "--max_eval_samples", str(count)])
@@ -380,9 +382,9 @@ def write_report(results: dict, calibration: dict, reference: dict, options) -> 
         f"contender's CPU s per step, measured alternating in one process"
         f"{'; here read from ' + ', '.join(options.calibration_from) if options.calibration_from else ''}). "
         f"{perplexity_note(results, options)}Validation: {options.max_eval_blocks} "
-        f"held-out blocks of 128 {'bytes' if options.setting == 'bytes' else 'tokens'}, {options.num_t_samples} `t` draws per block. Samples: {options.num_samples} x "
-        f"~{options.new_bytes} characters (rounded up to whole 16-token blocks) after {options.prompt_bytes}-character "
-        "held-out prompts, one token per step. Block "
+        f"held-out blocks of 128 {'bytes' if options.setting == 'bytes' else 'tokens'}, {options.num_t_samples} "
+        f"`t` draws per block. Samples: {options.num_samples} x ~{options.new_bytes} characters (rounded up to "
+        f"whole 16-token blocks) after {options.prompt_bytes}-character held-out prompts, one token per step. Block "
         "models mask exactly k ~ U{1..n} tokens per block (`--masking exact`, the default for block models) unless "
         "marked bernoulli.", "",
         "In-order perplexity: the exact likelihood (no bound) of the diffusion model decoded in order, each block "
@@ -400,8 +402,9 @@ def write_report(results: dict, calibration: dict, reference: dict, options) -> 
         in_order_cells = (f"{in_order_ppl:.3f} | " if in_order_ppl else "- | ") + (
             f"{in_order_ppl / ar_ppl:.2f}" if in_order_ppl and ar_ppl else "-")
         lines.append(f"| {name} | {result.get('steps', '-')} | {step_seconds:.3f} | "
-                     f"{result.get('steps', float('nan')) * step_seconds:.0f} | {result['perplexity']:.3f} | {ratio} | "
-                     f"{in_order_cells} | {label} | {figures['word_validity']:.3f} | {figures['distinct_2']:.3f} |")
+                     f"{result.get('steps', float('nan')) * step_seconds:.0f} | {result['perplexity']:.3f} | "
+                     f"{ratio} | {in_order_cells} | {label} | {figures['word_validity']:.3f} | "
+                     f"{figures['distinct_2']:.3f} |")
     lines.append(f"| held-out text | | | | | | | | | {reference['word_validity']:.3f} | "
                  f"{reference['distinct_2']:.3f} |")
     lines += ["", "Every sampler setting:", "", "| model | sampler | word validity | distinct-2 | sampling CPU s |",
