@@ -1,6 +1,6 @@
 """Block diffusion vs full-attention LLaDA vs autoregressive, at the main job's size, data and CPU-time budget.
 
-Contenders (all `llada-train` with the full-attention model's options, `llada/configs/tinyshakespeare.yaml`:
+Contenders (all `llada-train` with the options of LLaDA from scratch, `llada/configs/tinyshakespeare-scratch.yaml`:
 hidden 128, 4 layers, 4 heads,
 FFN 384, 128-token blocks of TinyShakespeare, AdamW 2e-3 cosine; `--setting bytes` (default): byte tokenizer, one
 mask per sequence, batch 32; `--setting main`: that YAML as it is, a 4096-token BPE with complementary masking,
@@ -51,11 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_block_train_step as step_bench  # noqa: E402
 import sample_quality as quality  # noqa: E402
 from common import RESULTS, time_alternated  # noqa: E402
-from llada.training.run import MAIN_JOB_CONFIG  # noqa: E402
+from llada.training.run import SCRATCH_CONFIG  # noqa: E402
 
 # the options every contender starts from: the full-attention model's, so that the contenders and their recorded
 # figures keep their meaning
-FULL = ["--config", str(MAIN_JOB_CONFIG)]
+FULL = ["--config", str(SCRATCH_CONFIG)]
 # the setting every contender trains in (the main job's options otherwise), and the training-step calibration's
 SETTINGS = {
     "bytes": dict(argv=[*FULL, "--tokenizer", "bytes", "--complementary_masking", "false",
@@ -67,7 +67,7 @@ SETTING_NOTES = {
     "bytes": "bytes (`--setting bytes`): byte tokenizer (259 ids), one mask per sequence, 32 rows per step.",
     "main": "the main job's (`--setting main`): 4096-token BPE learned from the corpus, complementary masking "
             "(16 sequences, 32 rows per step; a block model masks each block and its complement), as "
-            "llada/configs/tinyshakespeare.yaml has it.",
+            "llada/configs/tinyshakespeare-scratch.yaml has it.",
 }
 CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-bernoulli": p per token instead
     "ar": ["--model_type", "autoregressive"],

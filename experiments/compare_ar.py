@@ -15,7 +15,7 @@ Trainer step on real batches, alternating, the median of 6 rounds as benchmarks/
 LLaDA run gets `max_steps` scaled by the ratio of the two step times (evaluations and saves scaled alike), so that
 both runs take the same time on an idle machine. `--equal steps` trains both for the same number of steps instead.
 
-    python experiments/compare_ar.py --output_dir runs/compare                   # the main job's options, both models
+    python experiments/compare_ar.py --output_dir runs/compare      # both, LLaDA from scratch (tinyshakespeare-scratch)
     python experiments/compare_ar.py --output_dir runs/compare --tokenizer bpe --vocab_size 4096
     python experiments/compare_ar.py --output_dir runs/compare --llada_dir runs/llada-tinyshakespeare \\
         --ar_dir runs/compare/autoregressive                                     # score two finished runs
@@ -177,7 +177,8 @@ def sample_figures(llada_dir, ar_dir, train_argv, options) -> dict:
 
 def main(argv=None):
     options, train_argv = parse(argv)
-    train_argv = ["--torch_num_threads", "1", *train_argv]  # one thread unless given: figures that hold when shared
+    train_argv = ["--torch_num_threads", "1",  # one thread unless given: figures that hold when shared
+                  *([] if "--config" in train_argv else ["--config", "tinyshakespeare-scratch"]), *train_argv]
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     llada_dir = Path(options.llada_dir or out / "llada")

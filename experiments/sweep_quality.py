@@ -4,7 +4,7 @@
     python experiments/sweep_quality.py --list
 
 Each recipe is a set of `llada-train` options on top of the full-attention model's
-(`llada/configs/tinyshakespeare.yaml`). The recipe is trained in its own process with `--threads` torch threads (one by
+(`llada/configs/tinyshakespeare-scratch.yaml`). The recipe is trained in its own process with `--threads` torch threads (one by
 default: the figures then hold on a machine where something else runs), then scored on the held-out split: the ELBO
 perplexity bound (or the perplexity of an autoregressive recipe) on `--eval_blocks` blocks with 16 stratified `t` each,
 and the samples of `benchmarks/sample_quality.py` under each sampler setting of `--samplers`. A finished recipe (its
@@ -27,9 +27,9 @@ import torch
 # the scripts of benchmarks/ import each other as siblings (benchmarks/common.py), and so does this experiment
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import sample_quality  # noqa: E402
-from llada.training.run import MAIN_JOB_CONFIG  # noqa: E402
+from llada.training.run import SCRATCH_CONFIG  # noqa: E402
 
-# name -> llada-train options on top of the full-attention model's (llada/configs/tinyshakespeare.yaml: a
+# name -> llada-train options on top of LLaDA from scratch (llada/configs/tinyshakespeare-scratch.yaml: a
 # BPE-4096 LLaDA, 128 tokens per block, 1,200 steps of 16 sequences, each trained twice with complementary masks;
 # "main": those options alone). PLAIN: one mask per sequence and 32 sequences per step instead (the same 32 rows).
 PLAIN = ["--complementary_masking", "false", "--per_device_train_batch_size", "32"]
@@ -85,7 +85,7 @@ def train(name, options, out_dir):
     if (out_dir / "train_results.json").is_file():
         return None
     env = dict(os.environ, OMP_NUM_THREADS=str(options.threads), TOKENIZERS_PARALLELISM="false")
-    argv = [sys.executable, "-m", "llada.cli.train", "--config", str(MAIN_JOB_CONFIG), "--output_dir",
+    argv = [sys.executable, "-m", "llada.cli.train", "--config", str(SCRATCH_CONFIG), "--output_dir",
             str(out_dir), "--num_sample_generations", "0", *RECIPES[name]]
     start, cpu = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(out_dir.with_suffix(".log"), "w") as log:

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 MAIN_JOB_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tinyshakespeare.yaml"
 # The block diffusion option of the same size and data, as a --config over the main job's options (package data too).
 BLOCK_CONFIG = MAIN_JOB_CONFIG.with_name("tinyshakespeare-block2.yaml")
+# The main job's LLaDA from random weights, for the same CPU time (the experiments' base recipe).
+SCRATCH_CONFIG = MAIN_JOB_CONFIG.with_name("tinyshakespeare-scratch.yaml")
 
 
 def build_parser():
@@ -265,6 +267,6 @@ def evaluation_of_saved_model(trainer) -> dict:
     return {k: v for k, v in logged[-1].items() if k != "step"} if logged else trainer.evaluate()
 
 
-__all__ = ["BLOCK_CONFIG", "MAIN_JOB_CONFIG", "autoregressive_init_dir", "baseline_rows", "build_parser",
+__all__ = ["BLOCK_CONFIG", "MAIN_JOB_CONFIG", "SCRATCH_CONFIG", "autoregressive_init_dir", "baseline_rows", "build_parser",
            "build_tokenizer_for", "evaluation_of_saved_model", "parse_training_args", "read_config", "run_training",
            "train_autoregressive_init"]
