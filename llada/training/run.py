@@ -60,16 +60,13 @@ def parse_training_args(argv: Optional[list] = None):
     defaults = read_config(MAIN_JOB_CONFIG, parser) if MAIN_JOB_CONFIG.is_file() else {}
     if not defaults:
         logger.warning("The main job's config %s is not there: the dataclass defaults apply.", MAIN_JOB_CONFIG)
-    main_job, config_path = dict(defaults), _peek_config(argv)
+    config_path = _peek_config(argv)
     if config_path is not None:
         defaults.update(read_config(_bundled_or_given(config_path), parser))
     parser.set_defaults(**defaults)
     values = vars(parser.parse_args(argv))
     values.pop("config", None)
-    if values["model_type"] != "llada" or values.get("init_from") is not None:
-        for name in AUTOREGRESSIVE_INIT_OPTIONS:  # the main job's fresh-LLaDA stage, unless asked for
-            if name in main_job and values.get(name) == main_job[name] and f"--{name}" not in " ".join(argv):
-                values[name] = None
+    values = _leave_out_inapplicable(values, parser, argv)
     try:
         model_args, data_args, training_args = parser.parse_dict(values)
     except (ValueError, TypeError) as error:
@@ -89,9 +86,27 @@ def baseline_rows(model_args, training_args):
     return training_args
 
 
-# The main job starts LLaDA from an autoregressive model it trains first; an autoregressive run and a fine-tuning run
-# (`--init_from`) leave these options of its YAML out unless they are given on the command line.
+# Options of a fresh LLaDA model that a YAML file (the main job's, a --config) may set: an autoregressive run leaves
+# them all out, a fine-tuning run (`--init_from`) the autoregressive first stage, unless given on the command line
+# (where they are refused for a model they do not apply to).
 AUTOREGRESSIVE_INIT_OPTIONS = ("autoregressive_init_steps", "autoregressive_init_learning_rate")
+LLADA_ONLY_OPTIONS = ("block_size", "in_order_probability", "in_order_probability_end", "eval_in_order", "logit_shift",
+                      *AUTOREGRESSIVE_INIT_OPTIONS)
+
+
+def _leave_out_inapplicable(values: dict, parser, argv: list) -> dict:
+    """`values` with the YAML-given options that do not apply to the run reset to their dataclass defaults (see
+    `LLADA_ONLY_OPTIONS`): so `--config tinyshakespeare-block2 --model_type autoregressive` trains that recipe's
+    autoregressive baseline."""
+    if values["model_type"] == "llada" and values.get("init_from") is None:
+        return values
+    names = LLADA_ONLY_OPTIONS if values["model_type"] != "llada" else AUTOREGRESSIVE_INIT_OPTIONS
+    given = {arg.split("=")[0].lstrip("-") for arg in argv if arg.startswith("--")}
+    defaults = {f.name: f.default for cls in parser.dataclass_types for f in dataclasses.fields(cls)}
+    for name in names:
+        if name not in given and name in defaults:
+            values[name] = defaults[name]
+    return values
 
 
 def read_config(path, parser) -> dict:
