@@ -18,8 +18,10 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
 from transformers.utils import logging
 
-from .checks_llada import check_labels, check_model_inputs, is_compiling
+from .checks_llada import check_labels, check_model_inputs
 from .configuration_llada import LLaDAConfig
+from .diffusion_llada import masked_diffusion_loss, position_ids_from_padding
+from .diffusion_llada import forward_process  # noqa: F401 - also importable from here, as the model's noising
 from .generation_config_llada import LLaDAGenerationConfig
 from .generation_llada import LLaDAGenerationMixin
 
@@ -630,110 +632,7 @@ def _default_position_ids(attention_mask, batch, seq, device):
     """Positions count real tokens only: (batch, seq), 0 at each row's first real token."""
     if attention_mask is None or attention_mask.dim() != 2:
         return torch.arange(seq, device=device).unsqueeze(0).expand(batch, seq)
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def forward_process(
-    input_ids: torch.LongTensor,
-    t: torch.Tensor,
-    mask_token_id: int,
-    maskable: Optional[torch.Tensor] = None,
-    eps: float = 1e-3,
-    generator: Optional[torch.Generator] = None,
-):
-    r"""
-    LLaDA's forward (masking) process: every maskable token of `input_ids` is replaced by the mask token,
-    independently, with probability `p = (1 - eps) t + eps` of its sequence (Nie et al. 2025, Algorithm 1).
-
-    Args:
-        input_ids (`torch.LongTensor` of shape `(batch, seq)`): the clean tokens.
-        t (`torch.Tensor` of shape `(batch,)` or `(batch, seq)`): each sequence's diffusion time in [0, 1], or each
-            token's (block diffusion: the time of its block).
-        mask_token_id (`int`): the id written at masked positions.
-        maskable (`torch.Tensor` of shape `(batch, seq)`, *optional*): positions that may be masked (default: all).
-        eps (`float`, *optional*, defaults to 1e-3): the smallest masking probability, which keeps `1 / p` finite.
-        generator (`torch.Generator`, *optional*): source of the uniform noise `(batch, seq)`, drawn on its device
-            (the CPU by default) and moved to that of `input_ids`.
-
-    Returns:
-        `(noisy_ids, masked_indices, p_mask)`: `(batch, seq)` ids with the masks applied, `(batch, seq)` bool, and
-        `(batch, 1)` (or, with per-token times, `(batch, seq)`) masking probabilities (the weights `1 / p_mask` of
-        [`masked_diffusion_loss`]).
-    """
-    device = input_ids.device
-    p_mask = ((1.0 - eps) * t + eps).to(device)
-    p_mask = p_mask[:, None] if p_mask.dim() == 1 else p_mask  # (batch, 1) or (batch, seq)
-    noise = torch.rand(input_ids.shape, generator=generator).to(device)  # (batch, seq)
-    masked_indices = noise < p_mask  # (batch, seq)
-    if maskable is not None:
-        masked_indices &= maskable.bool()
-    return input_ids.masked_fill(masked_indices, mask_token_id), masked_indices, p_mask
-
-
-def masked_diffusion_loss(
-    logits: torch.Tensor,
-    labels: torch.LongTensor,
-    p_mask: Optional[torch.Tensor] = None,
-    attention_mask: Optional[torch.Tensor] = None,
-    answer_lengths: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    r"""
-    LLaDA's masked-diffusion loss, one path for pre-training and SFT.
-
-    With `p_mask` (each sequence's or token's masking probability), every labelled position contributes
-    `CE / p_mask`; the sum is divided by the number of non-padding token slots (pre-training,
-    `sum CE/p / (B * L)` without padding) or, when `answer_lengths` (batch,) is given, each row's sum by its
-    answer length and the total by the batch size (SFT). Without `p_mask` it is the mean CE over labelled positions.
-
-    Args:
-        logits (`(batch, seq, vocab)`, or `(n_labelled, vocab)`: those of the labelled positions only, in the order
-            of `logits[labels != -100]`; the loss needs nothing else, so a training step can skip the head
-            elsewhere), labels (`(batch, seq)`, -100 where not scored),
-        p_mask (`(batch,)`, `(batch, 1)` or `(batch, seq)`), attention_mask (`(batch, seq)`),
-        answer_lengths (`(batch,)`).
-    """
-    batch, seq = labels.shape
-    labelled = labels != -100  # (batch, seq)
-    labelled_logits = logits if logits.dim() == 2 else logits[labelled]  # (n_labelled, vocab)
-    token_ce = F.cross_entropy(labelled_logits.float(), labels[labelled], reduction="none")  # (n_labelled,)
-    if p_mask is None:
-        if token_ce.numel() == 0:
-            return logits.sum() * 0.0  # nothing to score; keep the graph so backward still works
-        return token_ce.mean()
-    p_mask = _per_token(p_mask, batch, seq, "p_mask")
-    _check_probabilities(p_mask)
-    weights = 1.0 / p_mask.to(token_ce.dtype)  # (batch, seq)
-    if answer_lengths is not None:
-        lengths = _per_token(answer_lengths, batch, seq, "answer_lengths").to(token_ce.dtype).clamp(min=1.0)
-        return (token_ce * weights[labelled] / lengths[labelled]).sum() / batch
-    num_slots = attention_mask.sum() if attention_mask is not None else labels.numel()
-    return (token_ce * weights[labelled]).sum() / num_slots
-
-
-def _check_probabilities(p_mask: torch.Tensor) -> None:
-    """`p_mask` weights the loss by 1 / p: a value outside (0, 1] (or NaN) would give an infinite, negative or NaN
-    loss without any error, so it is refused. Skipped while compiling (the check needs the values on the host)."""
-    if is_compiling():
-        return
-    bad = ~((p_mask > 0) & (p_mask <= 1))  # NaN compares False: counted as bad
-    if bool(bad.any()):
-        value = p_mask[bad][0].item()
-        raise ValueError(
-            f"`p_mask` must hold masking probabilities in (0, 1] (the loss divides by them), got {value!r}."
-        )
-
-
-def _per_token(values: torch.Tensor, batch: int, seq: int, name: str) -> torch.Tensor:
-    """Broadcasts a per-sequence `(batch,)`/`(batch, 1)` or per-token `(batch, seq)` tensor to `(batch, seq)`."""
-    values = torch.as_tensor(values)
-    if values.dim() == 1 and values.shape[0] == batch:
-        values = values[:, None]
-    if values.dim() != 2 or values.shape[0] != batch or values.shape[1] not in (1, seq):
-        raise ValueError(
-            f"`{name}` must have shape (batch,), (batch, 1) or (batch, seq) = ({batch},), ({batch}, 1) or "
-            f"({batch}, {seq}); got {tuple(values.shape)}."
-        )
-    return values.expand(batch, seq)
+    return position_ids_from_padding(attention_mask)
 
 
 class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
