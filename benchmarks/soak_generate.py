@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
-from llada import generation_llada, modeling_llada
+from llada import generation_llada, masks_llada
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,7 +155,7 @@ def record(calls: int, start: float) -> dict:
     live = sum(type(obj) in TRACKED for obj in objects)  # type(), not isinstance: no lazy module is touched
     return dict(calls=calls, seconds=time.perf_counter() - start, rss_kib=rss_kib(), live_caches=live,
                 gc_objects=len(objects), compiled_forwards=len(generation_llada._COMPILED_FORWARDS),
-                block_masks=modeling_llada._canonical_block_mask.cache_info().currsize,
+                block_masks=masks_llada._canonical_block_mask.cache_info().currsize,
                 warnings_once=_warning_once_size())
 
 
@@ -233,7 +233,7 @@ def summarise(result: dict, compile_mode: bool) -> dict:
     spread = sum((x - mean_x) ** 2 for x in xs)
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread if spread else 0.0  # KiB per call
     total = (last["rss_kib"] - base["rss_kib"]) / base["rss_kib"]
-    block_mask_limit = modeling_llada._canonical_block_mask.cache_info().maxsize
+    block_mask_limit = masks_llada._canonical_block_mask.cache_info().maxsize
     checks = {
         "RSS growth < 1 %": total < 0.01,
         "no cache or context outlives its call": all(r["live_caches"] == 0 for r in records),
