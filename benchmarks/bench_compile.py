@@ -33,7 +33,7 @@ if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
 import torch  # noqa: E402
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion  # noqa: E402
-from llada.sampling_llada import left_pad  # noqa: E402
+from llada.prepare_llada import left_pad  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "llada" / "data" / "tinyshakespeare.txt"

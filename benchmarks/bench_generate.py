@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
-from llada.sampling_llada import left_pad
+from llada.prepare_llada import left_pad
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CANDIDATES = ("outputs/tinyshakespeare", "runs/llada-tinyshakespeare")

@@ -40,12 +40,12 @@ from pathlib import Path
 import torch
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
-from llada import generation_llada, masks_llada
+from llada import masks_llada, prepare_llada
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB, MASK, PAD, EOS = 128, 127, 0, 1
-TRACKED = (CanvasKVCache, BlockKVCache, generation_llada.DenoisingContext)
+TRACKED = (CanvasKVCache, BlockKVCache, prepare_llada.DenoisingContext)
 LIMIT_MESSAGE = "reached torch._dynamo's recompile limit"
 
 
@@ -154,7 +154,7 @@ def record(calls: int, start: float) -> dict:
     objects = gc.get_objects()
     live = sum(type(obj) in TRACKED for obj in objects)  # type(), not isinstance: no lazy module is touched
     return dict(calls=calls, seconds=time.perf_counter() - start, rss_kib=rss_kib(), live_caches=live,
-                gc_objects=len(objects), compiled_forwards=len(generation_llada._COMPILED_FORWARDS),
+                gc_objects=len(objects), compiled_forwards=len(prepare_llada._COMPILED_FORWARDS),
                 block_masks=masks_llada._canonical_block_mask.cache_info().currsize,
                 warnings_once=_warning_once_size())
 
@@ -174,7 +174,7 @@ def soak(calls: int, compile_mode: bool = False, seed: int = 0, report_every: in
     rng = random.Random(seed)
     models = dict(zip(("full", "block"), build_models(seed)))
     ours, dynamo = CountingHandler(LIMIT_MESSAGE), CountingHandler("recompile_limit")
-    handlers = {generation_llada.__name__: ours, "torch._dynamo": dynamo}
+    handlers = {prepare_llada.__name__: ours, "torch._dynamo": dynamo}
     limit = {} if recompile_limit is None else dict(recompile_limit=recompile_limit)
     # compile=True alone is the default (inductor, fullgraph, static shapes); another backend through compile_config
     compiled = {} if not compile_mode else dict(compile=True) if backend == "inductor" else dict(

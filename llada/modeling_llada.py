@@ -29,6 +29,7 @@ from .masks_llada import TrainingLayoutMask, attention_layout, stacked
 # transformers 4.x copies, from a local folder, only the Hub files that the model's module imports itself (5.x also
 # follows the imports of those): every sibling is imported here so that a saved folder loads on both.
 from .cache_llada import CanvasKVCache, shift_hidden_states  # noqa: F401
+from .prepare_llada import prepare_call  # noqa: F401
 from .processors_llada import BlockLogitsProcessor  # noqa: F401
 from .sampling_llada import REMASKING_STRATEGIES  # noqa: F401
 

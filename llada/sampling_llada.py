@@ -4,8 +4,9 @@ Read in the order a denoising step uses them: the schedule (`block_schedule`, `n
 a step may choose from (`constrain_logits`, `filter_logits`, classifier-free guidance), the candidate tokens
 (`gumbel_max_tokens`), how sure the model is of each (`REMASKING_STRATEGIES`, a registry of confidence
 functions), which positions are committed (`select_transfer`, `parallel_transfer_count`, `denoise_block`), then
-the prompt batch (`left_pad`), the rows that still run (`RunningRows`) and the EOS handling of finished rows
-(`rows_done`, `fill_finished_rows`, `pad_after_eos`). `generation_llada` runs them in its loop over blocks and steps.
+the rows that still run (`RunningRows`) and the EOS handling of finished rows (`rows_done`, `fill_finished_rows`,
+`pad_after_eos`). `generation_llada` runs them in its loop over blocks and steps; the prompt batch and the canvas
+are made in `prepare_llada`.
 
 Conventions (documented once, relied upon by the tests):
 
@@ -675,57 +676,6 @@ def masked_slots(block_tokens: torch.Tensor, mask_token_id: int, stale: Optional
 # The rows that still run, and EOS handling of finished rows
 
 
-def left_pad(sequences, pad_token_id: int, device=None):
-    """Token id lists -> the prompt batch `diffusion_generate` takes: `(input_ids, attention_mask)`, both
-    `(batch, longest)` long tensors, each row's ids at the right end, `pad_token_id` and 0 before them."""
-    width = max(len(ids) for ids in sequences)
-    input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long, device=device)
-    attention_mask = torch.zeros_like(input_ids)
-    for row, ids in enumerate(sequences):
-        input_ids[row, width - len(ids):] = torch.as_tensor(ids, dtype=torch.long)
-        attention_mask[row, width - len(ids):] = 1
-    return input_ids, attention_mask
-
-
-def as_token_rows(token_ids, name: str = "token ids") -> list:
-    """One row of ids (a list of ints or a 1-D tensor) or several (a list of lists or a 2-D tensor) -> a list of
-    rows, each a list of ints; a `ValueError` naming `name` otherwise."""
-    if torch.is_tensor(token_ids):
-        if token_ids.dim() not in (1, 2) or token_ids.is_floating_point():
-            raise ValueError(f"`{name}` must be a 1-D or 2-D integer tensor, got shape {tuple(token_ids.shape)}.")
-        token_ids = torch.atleast_2d(token_ids).tolist()
-    elif isinstance(token_ids, (list, tuple)) and all(isinstance(t, int) for t in token_ids):
-        token_ids = [list(token_ids)]
-    if not (isinstance(token_ids, (list, tuple)) and token_ids
-            and all(isinstance(row, (list, tuple)) and all(isinstance(t, int) for t in row) for row in token_ids)):
-        raise ValueError(f"`{name}` must be a list of token ids, a list of such lists, or a tensor; got {token_ids!r}.")
-    return [list(row) for row in token_ids]
-
-
-def infill_canvas(prefixes, suffixes, length: int, mask_token_id: int, pad_token_id: int, device=None):
-    """The left-padded batch `prefix + [mask] * length + suffix` of each row, for `diffusion_generate` with
-    `max_new_tokens=0`: returns `(input_ids, attention_mask, middle_start)`, the first two `(batch, longest)` and
-    `middle_start` `(batch,)`, the column of each row's first mask token."""
-    if len(prefixes) != len(suffixes):
-        raise ValueError(f"infill: {len(prefixes)} prefixes but {len(suffixes)} suffixes; give one of each per row.")
-    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-        raise ValueError(f"infill: `length` must be an integer >= 1 (tokens to fill in), got {length!r}.")
-    rows = [list(prefix) + [mask_token_id] * length + list(suffix) for prefix, suffix in zip(prefixes, suffixes)]
-    input_ids, attention_mask = left_pad(rows, pad_token_id, device)
-    suffix_lengths = torch.tensor([len(suffix) for suffix in suffixes], device=input_ids.device)
-    return input_ids, attention_mask, input_ids.shape[1] - suffix_lengths - length
-
-
-def block_position_ids(attention_mask: torch.Tensor, prompt_length: int, block_size: int) -> torch.Tensor:
-    """Canvas positions for a block diffusion model, (batch, seq) -> (batch, seq): the running count of real tokens,
-    shifted per row by `(-prompt tokens) mod block_size` so that every row's prompt ends on a block boundary and the
-    generated blocks are the same canvas columns for all rows (left padding included). RoPE sees only differences
-    of positions, so the shift changes no attention score; it moves the block boundaries of the prompt."""
-    prompt_tokens = attention_mask[:, :prompt_length].sum(dim=-1)  # (batch,)
-    shift = (-prompt_tokens) % block_size  # (batch,)
-    return (attention_mask.cumsum(dim=-1) - 1).clamp(min=0) + shift[:, None]
-
-
 class RunningRows:
     """The rows of the batch that still go through the model: all of them until some finish, then an index.
 
@@ -794,9 +744,9 @@ def pad_after_eos(tokens: torch.Tensor, eos_token_ids, pad_token_id: int) -> tor
 
 __all__ = [
     "POSITIONWISE_STRATEGIES", "REMASKING_STRATEGIES", "TOKEN_SAMPLERS", "allowed_columns", "as_draws", "as_id_list",
-    "as_token_rows", "block_position_ids", "block_schedule", "ConfidenceCredit", "constrain_logits", "denoise_block",
+    "block_schedule", "ConfidenceCredit", "constrain_logits", "denoise_block",
     "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens", "infill_canvas",
-    "inverse_cdf_nucleus", "inverse_cdf_tokens", "left_pad", "left_to_right", "low_confidence", "masked_slots",
+    "inverse_cdf_nucleus", "inverse_cdf_tokens", "left_to_right", "low_confidence", "masked_slots",
     "negative_entropy", "nucleus_allowed", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count",
     "predictive_entropy", "prompt_key", "random_confidence", "RandomDraws", "row_seed", "rows_done", "RunningRows",
     "scale_logits", "select_transfer", "SlotDraws", "token_confidence", "top2_margin",

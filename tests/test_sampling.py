@@ -8,6 +8,7 @@ import torch
 
 from conftest import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, varied_model
 from llada.generation_config_llada import LLaDAGenerationConfig
+from llada.prepare_llada import left_pad
 from llada.sampling_llada import (
     REMASKING_STRATEGIES,
     RandomDraws,
@@ -21,7 +22,6 @@ from llada.sampling_llada import (
     gumbel_max_tokens,
     guided_logits,
     inverse_cdf_tokens,
-    left_pad,
     denoise_block,
     masked_slots,
     nucleus_allowed,
