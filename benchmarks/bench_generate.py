@@ -679,7 +679,7 @@ def row_streams_model(args):
 
 def draw_cost_line(args, vocab_size: int, calls: int = 300) -> str:
     """The random draws alone, for one step's (batch, block, vocab) Gumbel noise: per-row streams vs one stream."""
-    from llada.sampling_llada import RandomDraws
+    from llada.rows_llada import RandomDraws
 
     shape = (args.batch_size, args.block_length, vocab_size)
     sources = {"per_row": RandomDraws.per_row(0, torch.zeros(args.batch_size, dtype=torch.long), "cpu"),

@@ -34,7 +34,7 @@ import llada.generation_llada as generation_module
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 from llada.modeling_llada import LLaDAModel
-from llada.sampling_llada import RunningRows
+from llada.rows_llada import RunningRows
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("backbone", "head", "sampler", "cache", "host sync", "other")

@@ -48,18 +48,15 @@ from transformers.utils import ModelOutput, logging
 
 from .generation_config_llada import LLaDAGenerationConfig, convert_generation_config
 from .prepare_llada import DenoisingContext, prepare_call, prepare_infill
+from .rows_llada import RunningRows, SlotDraws, fill_finished_rows, pad_after_eos
 from .sampling_llada import (
     POSITIONWISE_STRATEGIES,
-    RunningRows,
-    SlotDraws,
     constrain_logits,
     denoise_block,
-    fill_finished_rows,
     guidance_inputs,
     guided_logits,
     masked_slots,
     num_transfer_tokens,
-    pad_after_eos,
 )
 
 logger = logging.get_logger(__name__)

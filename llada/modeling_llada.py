@@ -31,6 +31,7 @@ from .masks_llada import TrainingLayoutMask, attention_layout, stacked
 from .cache_llada import CanvasKVCache, shift_hidden_states  # noqa: F401
 from .prepare_llada import prepare_call  # noqa: F401
 from .processors_llada import BlockLogitsProcessor  # noqa: F401
+from .rows_llada import RunningRows  # noqa: F401
 from .sampling_llada import REMASKING_STRATEGIES  # noqa: F401
 
 try:
