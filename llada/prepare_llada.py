@@ -94,8 +94,7 @@ def prepare_call(model, input_ids, attention_mask, generation_config, kwargs):
     batch, prompt_length = prompt_ids.shape
     mask_token_id = prepare_special_tokens(model, config)
     max_new_tokens = _prepare_length(config, model.config, prompt_ids, prompt_mask, mask_token_id)
-    canvas = torch.cat([prompt_ids, prompt_ids.new_full((batch, max_new_tokens), mask_token_id)], dim=1)
-    attention_mask = torch.cat([prompt_mask, prompt_mask.new_ones((batch, max_new_tokens))], dim=1)
+    canvas, attention_mask = _prepare_canvas(prompt_ids, prompt_mask, max_new_tokens, mask_token_id)
     block_size = getattr(model.config, "block_size", None)
     generation_start, block_length, steps_per_block = _prepare_blocks(config, block_size, canvas, prompt_length,
                                                                       mask_token_id)
@@ -288,6 +287,15 @@ def _prepare_length(config, model_config, prompt_ids, prompt_mask, mask_token_id
             f"at most the model's `max_position_embeddings` ({limit}), got {longest_prompt + max_new_tokens}."
         )
     return max_new_tokens
+
+
+def _prepare_canvas(prompt_ids, prompt_mask, max_new_tokens: int, mask_token_id: int):
+    """The canvas, each prompt followed by `max_new_tokens` mask tokens, and its attention mask: `(batch, seq)`
+    each."""
+    batch = prompt_ids.shape[0]
+    canvas = torch.cat([prompt_ids, prompt_ids.new_full((batch, max_new_tokens), mask_token_id)], dim=1)
+    attention_mask = torch.cat([prompt_mask, prompt_mask.new_ones((batch, max_new_tokens))], dim=1)
+    return canvas, attention_mask
 
 
 def _prepare_blocks(config, block_size: Optional[int], canvas, prompt_length: int, mask_token_id: int):
