@@ -46,7 +46,7 @@ from common import (  # noqa: E402
     write_report,
 )
 from llada import LLaDAForMaskedDiffusion  # noqa: E402
-from llada.sampling_llada import left_pad  # noqa: E402
+from llada.prepare_llada import left_pad  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from common import CORPUS, PRESETS, add_common_args, markdown_table, random_model, setup, time_alternated, write_report
 from llada import LLaDAForMaskedDiffusion
-from llada.sampling_llada import left_pad
+from llada.prepare_llada import left_pad
 
 
 def parse_args(argv=None):

@@ -30,7 +30,8 @@ from common import (
     write_report,
 )
 from llada import LLaDAForMaskedDiffusion
-from llada.sampling_llada import RandomDraws, left_pad
+from llada.prepare_llada import left_pad
+from llada.rows_llada import RandomDraws
 
 CONTENDERS = ("per_row", "shared")
 

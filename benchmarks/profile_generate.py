@@ -34,7 +34,7 @@ from common import PRESETS, RESULTS, add_common_args, markdown_table, random_mod
 from llada import LLaDAForMaskedDiffusion
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 from llada.modeling_llada import LLaDAModel
-from llada.sampling_llada import RunningRows
+from llada.rows_llada import RunningRows
 
 PARTS = ("backbone", "head", "sampler", "cache", "host sync", "other")
 SAMPLER_FUNCTIONS = ("constrain_logits", "denoise_block", "num_transfer_tokens", "fill_finished_rows",

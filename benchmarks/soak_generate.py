@@ -40,12 +40,12 @@ from pathlib import Path
 import torch
 
 from common import PRESETS, RESULTS, add_common_args, random_model, setup, special_ids
-from llada import generation_llada, modeling_llada
+from llada import masks_llada, prepare_llada
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 
 VOCAB = PRESETS["tiny"]["vocab_size"]
 PAD = special_ids(VOCAB)["pad_token_id"]
-TRACKED = (CanvasKVCache, BlockKVCache, generation_llada.DenoisingContext)
+TRACKED = (CanvasKVCache, BlockKVCache, prepare_llada.DenoisingContext)
 LIMIT_MESSAGE = "reached torch._dynamo's recompile limit"
 
 
@@ -148,8 +148,8 @@ def record(calls: int, start: float) -> dict:
     objects = gc.get_objects()
     live = sum(type(obj) in TRACKED for obj in objects)  # type(), not isinstance: no lazy module is touched
     return dict(calls=calls, seconds=time.perf_counter() - start, rss_kib=rss_kib(), live_caches=live,
-                gc_objects=len(objects), compiled_forwards=len(generation_llada._COMPILED_FORWARDS),
-                block_masks=modeling_llada._canonical_block_mask.cache_info().currsize,
+                gc_objects=len(objects), compiled_forwards=len(prepare_llada._COMPILED_FORWARDS),
+                block_masks=masks_llada._canonical_block_mask.cache_info().currsize,
                 warnings_once=_warning_once_size())
 
 
@@ -168,7 +168,7 @@ def soak(calls: int, compile_mode: bool = False, seed: int = 0, report_every: in
     rng = random.Random(seed)
     models = dict(zip(("full", "block"), build_models(seed)))
     ours, dynamo = CountingHandler(LIMIT_MESSAGE), CountingHandler("recompile_limit")
-    handlers = {generation_llada.__name__: ours, "torch._dynamo": dynamo}
+    handlers = {prepare_llada.__name__: ours, "torch._dynamo": dynamo}
     limit = {} if recompile_limit is None else dict(recompile_limit=recompile_limit)
     # compile=True alone is the default (inductor, fullgraph, static shapes); another backend through compile_config
     compiled = {} if not compile_mode else dict(compile=True) if backend == "inductor" else dict(
@@ -227,7 +227,7 @@ def summarise(result: dict, compile_mode: bool) -> dict:
     spread = sum((x - mean_x) ** 2 for x in xs)
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread if spread else 0.0  # KiB per call
     total = (last["rss_kib"] - base["rss_kib"]) / base["rss_kib"]
-    block_mask_limit = modeling_llada._canonical_block_mask.cache_info().maxsize
+    block_mask_limit = masks_llada._canonical_block_mask.cache_info().maxsize
     checks = {
         "RSS growth < 1 %": total < 0.01,
         "no cache or context outlives its call": all(r["live_caches"] == 0 for r in records),

@@ -3,15 +3,10 @@
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from .configuration_llada import LLaDAConfig
+from .diffusion_llada import forward_process, masked_diffusion_loss
 from .generation_config_llada import LLaDAGenerationConfig
 from .generation_llada import LLaDAGenerateOutput
-from .modeling_llada import (
-    LLaDAForMaskedDiffusion,
-    LLaDAModel,
-    LLaDAPreTrainedModel,
-    forward_process,
-    masked_diffusion_loss,
-)
+from .modeling_llada import LLaDAForMaskedDiffusion, LLaDAModel, LLaDAPreTrainedModel
 
 __version__ = "0.1.0"
 

@@ -11,6 +11,8 @@
 - `generative_perplexity`: how likely an autoregressive model finds some (generated) sequences.
 
 Each function is self-contained: it needs only a model that maps `input_ids` (and `attention_mask`) to `.logits`.
+The diffusion times and masks are those of training, from `diffusion_llada` (`sample_times`, `block_times` and
+`resolve_mask_token_id` can be imported from here too).
 """
 
 import inspect
@@ -21,37 +23,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .modeling_llada import forward_process
+from .diffusion_llada import (
+    T_SAMPLING_SCHEMES,
+    block_times,
+    forward_process,
+    in_order_masks,
+    position_ids_from_padding,
+    resolve_mask_token_id,
+    sample_times,
+)
 from .sampling_llada import guidance_inputs, guided_logits
-
-
-T_SAMPLING_SCHEMES = ("stratified", "antithetic", "uniform")
-
-
-def sample_times(
-    batch_size: int, num_samples: int, scheme: str = "stratified", generator: Optional[torch.Generator] = None
-) -> torch.Tensor:
-    r"""
-    Diffusion times `t` in (0, 1) for `num_samples` Monte-Carlo draws per sequence, shape `(num_samples, batch)`.
-
-    - `"uniform"`: independent `U(0, 1)`.
-    - `"stratified"`: draw k is uniform in `[k / K, (k + 1) / K)`: same mean, lower variance.
-    - `"antithetic"`: pairs `(u, 1 - u)`; needs an even `num_samples`.
-    """
-    if scheme not in T_SAMPLING_SCHEMES:
-        raise ValueError(f"`t_sampling` must be one of {T_SAMPLING_SCHEMES}, got {scheme!r}.")
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
-    uniform = torch.rand(num_samples, batch_size, generator=generator)  # (K, batch)
-    if scheme == "uniform":
-        return uniform
-    if scheme == "stratified":
-        strata = torch.arange(num_samples, dtype=uniform.dtype)[:, None]  # (K, 1)
-        return (strata + uniform) / num_samples
-    if num_samples % 2:
-        raise ValueError(f"`t_sampling='antithetic'` needs an even `num_samples`, got {num_samples}.")
-    half = uniform[: num_samples // 2]
-    return torch.cat([half, 1.0 - half], dim=0)
 
 
 @torch.no_grad()
@@ -194,15 +175,14 @@ def in_order_nll(
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     scored = attention_mask.bool() if scored_mask is None else scored_mask.bool() & attention_mask.bool()
-    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (batch, seq), over real tokens
     block_size = block_size_of(model) or input_ids.shape[1]
-    slot = positions % block_size  # (batch, seq): the index inside the block
+    slot = position_ids_from_padding(attention_mask) % block_size  # (batch, seq): the index inside the block
     total = torch.zeros(input_ids.shape[0], dtype=torch.float64, device=input_ids.device)
     for step in range(block_size):
-        now = scored & (slot == step)  # (batch, seq)
+        # (batch, seq) each: this position and the later ones of its block masked, this one scored
+        masked, now = in_order_masks(scored, slot, step)
         if not now.any():
             continue
-        masked = scored & (slot >= step)  # (batch, seq): this position and the later ones of its block
         noisy_ids = input_ids.masked_fill(masked, mask_token_id)
         token_nll = masked_token_nll(model, noisy_ids, input_ids, masked, attention_mask, scored_mask=now)
         total += token_nll.sum(dim=1).double()  # (batch,): the positions at `step` only
@@ -299,20 +279,6 @@ def block_size_of(model) -> Optional[int]:
     return getattr(config, "block_size", None)
 
 
-def block_times(attention_mask: torch.Tensor, block_size: int, num_samples: int, scheme: str = "stratified",
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """One diffusion time per block and draw, spread over the block's tokens: `(num_samples, batch, seq)`.
-
-    Blocks are counted as the model counts them (`position_ids // block_size`, positions over real tokens), and
-    each block's `num_samples` times follow `scheme` (see `sample_times`), independently across blocks.
-    """
-    batch, seq = attention_mask.shape
-    blocks = (attention_mask.long().cumsum(-1) - 1).clamp(min=0) // block_size  # (batch, seq)
-    num_blocks = -(-seq // block_size)
-    times = sample_times(batch * num_blocks, num_samples, scheme, generator).view(num_samples, batch, num_blocks)
-    return times.gather(2, blocks[None].expand(num_samples, batch, seq))  # (K, batch, seq)
-
-
 def masked_token_nll(
     model,
     noisy_ids: torch.LongTensor,
@@ -376,16 +342,6 @@ def _kept_token_nll(model, noisy_ids, target_ids, scored, attention_mask, clean)
     kept_nll = F.cross_entropy(logits.transpose(1, 2), target_ids.gather(1, kept), reduction="none")  # (batch, k)
     token_nll = torch.zeros(noisy_ids.shape, dtype=kept_nll.dtype, device=kept_nll.device)
     return token_nll.scatter(1, kept, torch.where(scored.gather(1, kept), kept_nll, 0.0))
-
-
-def resolve_mask_token_id(model, mask_token_id: Optional[int] = None) -> int:
-    """`mask_token_id` if given, else `model.config.mask_token_id`; a clear error when neither is set."""
-    if mask_token_id is None:
-        mask_token_id = getattr(getattr(model, "config", None), "mask_token_id", None)
-    if mask_token_id is None:
-        raise ValueError("Scoring a masked diffusion model needs its mask token: pass `mask_token_id=` or set "
-                         "`model.config.mask_token_id` (it is None).")
-    return mask_token_id
 
 
 def model_device(model) -> torch.device:

@@ -1,34 +1,22 @@
-"""Generation settings: `LLaDAGenerationConfig`, and the checks that turn one `diffusion_generate` call's arguments
-into its settings, prompt, length and per-call objects before the first forward pass.
+"""Generation settings: `LLaDAGenerationConfig` (saved as `generation_config.json`) and its validation.
 
 Every field is checked on its own and in combination when the config is built or updated; a bad value is a
 `ValueError` naming the field, what it must be and what it got. The block/step schedule is checked again once the
-prompt is known (mask tokens in a prompt make the masked span longer than `max_new_tokens`).
+prompt is known (mask tokens in a prompt make the masked span longer than `max_new_tokens`), by the call
+preparation of `prepare_llada`.
 
 This is a Hub file: it imports only the standard library, torch, the public transformers API and its sibling Hub
 files.
 """
 
-import copy
 import functools
 import math
-from typing import Optional
-
-import torch
 
 from transformers import GenerationConfig
-from transformers.utils import logging
 
 from .cache_llada import CACHE_MODES
-from .checks_llada import first_outside, position_limit
-from .processors_llada import apply_do_sample, reject_unsupported_generation_flags
+from .processors_llada import reject_unsupported_generation_flags
 from .sampling_llada import POSITIONWISE_STRATEGIES, REMASKING_STRATEGIES, TOKEN_SAMPLERS, as_id_list, block_schedule
-
-
-logger = logging.get_logger(__name__)
-
-CALL_ONLY_ARGUMENTS = ("streamer", "generator", "seed", "generation_tokens_hook_func", "generation_logits_hook_func",
-                       "logits_processor")
 
 
 class LLaDAGenerationConfig(GenerationConfig):
@@ -250,208 +238,4 @@ def convert_generation_config(generation_config) -> LLaDAGenerationConfig:
     return LLaDAGenerationConfig.from_dict(fields)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# a call's arguments: everything is checked before the first forward pass
-
-
-def prepare_generation_config(model, generation_config, kwargs) -> LLaDAGenerationConfig:
-    """A private copy of the base config (`generation_config`, else `model.generation_config`, else one made from
-    `model.config`) with the keyword arguments applied; unknown arguments are errors."""
-    if generation_config is None:
-        generation_config = getattr(model, "generation_config", None)
-    if generation_config is None:
-        config = LLaDAGenerationConfig.from_model_config(model.config)
-    elif isinstance(generation_config, dict):
-        config = LLaDAGenerationConfig(**generation_config)
-    elif isinstance(generation_config, LLaDAGenerationConfig):
-        config = copy.deepcopy(generation_config)
-    elif isinstance(generation_config, GenerationConfig):  # a plain one, or a copy of this class from elsewhere
-        config = convert_generation_config(generation_config)
-    else:
-        raise TypeError(
-            f"diffusion_generate: `generation_config` must be a GenerationConfig or a dict, "
-            f"got {type(generation_config).__name__}."
-        )
-    if "gen_length" in kwargs:
-        if "max_new_tokens" in kwargs:
-            raise ValueError("diffusion_generate: pass `max_new_tokens` or its alias `gen_length`, not both.")
-        kwargs["max_new_tokens"] = kwargs.pop("gen_length")
-    if "max_length" in kwargs and "max_new_tokens" not in kwargs:
-        kwargs["max_new_tokens"] = None  # derived from max_length once the prompt length is known
-    # the blocks tile the masked span, known once the prompt is (mask tokens in it add to max_new_tokens):
-    # diffusion_generate checks the schedule then, before any forward pass
-    config._schedule_checked_later = True
-    unused = config.update(**kwargs)
-    if unused:
-        raise ValueError(
-            f"diffusion_generate: unexpected keyword arguments {sorted(unused)}. Expected fields of "
-            f"LLaDAGenerationConfig or one of {CALL_ONLY_ARGUMENTS}."
-        )
-    apply_do_sample(config, kwargs)
-    return config
-
-
-def pop_call_options(kwargs) -> dict:
-    """Takes the per-call objects (streamer, hooks, randomness) out of `kwargs`, checking their types."""
-    streamer = kwargs.pop("streamer", None)
-    if streamer is not None and not all(callable(getattr(streamer, name, None)) for name in ("put", "end")):
-        raise TypeError(
-            f"diffusion_generate: `streamer` must have `put(canvas)` and `end()`, got {type(streamer).__name__}."
-        )
-    hooks = {}
-    for name in ("generation_tokens_hook_func", "generation_logits_hook_func"):
-        hook = hooks[name.split("_")[1] + "_hook"] = kwargs.pop(name, None)
-        if hook is not None and not callable(hook):
-            raise TypeError(
-                f"diffusion_generate: `{name}` must be a callable (step, x, logits) -> tensor, "
-                f"got {type(hook).__name__}."
-            )
-    logits_processor = kwargs.pop("logits_processor", None)
-    if logits_processor is not None and not (isinstance(logits_processor, (list, tuple))
-                                             and all(callable(p) for p in logits_processor)):
-        raise TypeError(
-            "diffusion_generate: `logits_processor` must be a LogitsProcessorList (or a list of callables "
-            f"(input_ids, scores) -> scores), got {type(logits_processor).__name__}."
-        )
-    generator, seed = kwargs.pop("generator", None), kwargs.pop("seed", None)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"diffusion_generate: `generator` must be a torch.Generator, got {type(generator).__name__}.")
-    if seed is not None:
-        if generator is not None:
-            raise ValueError("diffusion_generate: pass `generator` or `seed`, not both.")
-        if isinstance(seed, tuple):
-            seed = list(seed)
-        if not all(isinstance(one, int) and not isinstance(one, bool) for one in
-                   (seed if isinstance(seed, list) and seed else [seed])):
-            raise TypeError(f"diffusion_generate: `seed` must be an int or a list of ints (one per prompt), "
-                            f"got {seed!r}.")
-    return dict(streamer=streamer, generator=generator, seed=seed, logits_processor=logits_processor, **hooks)
-
-
-def prepare_prompt(input_ids, attention_mask, num_return_sequences, device, vocab_size: Optional[int] = None):
-    """Prompts and their attention mask as (batch, prompt_len) long tensors on the model's device; the ids (padding
-    included: it goes through the embedding too) must be in the vocabulary of `vocab_size` ids."""
-    copies = num_return_sequences or 1
-    if input_ids is None:
-        if attention_mask is not None:
-            raise ValueError("diffusion_generate: `attention_mask` was given without `input_ids`.")
-        empty = torch.zeros((copies, 0), dtype=torch.long, device=device)  # unconditional generation
-        return empty, empty.clone()
-    if (not torch.is_tensor(input_ids) or input_ids.is_floating_point() or input_ids.dtype == torch.bool
-            or input_ids.dim() not in (1, 2)):
-        shape = f"{tuple(input_ids.shape)} of dtype {input_ids.dtype}" if torch.is_tensor(input_ids) else ""
-        raise ValueError(
-            "diffusion_generate: `input_ids` must be an integer tensor of shape (batch, prompt_len), got "
-            f"{type(input_ids).__name__}{shape}."
-        )
-    input_ids = torch.atleast_2d(input_ids)
-    if attention_mask is None:
-        attention_mask = torch.ones_like(input_ids)
-    attention_mask = torch.atleast_2d(torch.as_tensor(attention_mask, device=input_ids.device))
-    if attention_mask.shape != input_ids.shape:
-        raise ValueError(
-            f"diffusion_generate: `attention_mask` must have the shape of `input_ids` {tuple(input_ids.shape)}, "
-            f"got {tuple(attention_mask.shape)}."
-        )
-    if vocab_size is not None:  # once per call, so on any device
-        outside = first_outside(input_ids, 0, vocab_size - 1)
-        if outside is not None:
-            raise ValueError(f"diffusion_generate: `input_ids` must be ids in [0, {vocab_size - 1}] (the vocabulary), "
-                             f"got {outside}.")
-    input_ids = input_ids.to(device).long().repeat_interleave(copies, dim=0)
-    attention_mask = attention_mask.to(device).long().repeat_interleave(copies, dim=0)
-    return input_ids, attention_mask
-
-
-def resolve_mask_token_id(config, model_config) -> int:
-    """The mask id (the generation config's, else the model config's); it, the pad id and the EOS ids must be
-    in the vocabulary (a pad id outside it would be written into the output)."""
-    mask_token_id = config.mask_token_id
-    if mask_token_id is None:
-        mask_token_id = getattr(model_config, "mask_token_id", None)
-    if mask_token_id is None:
-        raise ValueError(
-            "diffusion_generate: no mask token id: set `mask_token_id` in the generation config or the model "
-            "config, or pass `mask_token_id=`."
-        )
-    vocab_size = getattr(model_config, "vocab_size", None)
-    for name, values in (("mask_token_id", [mask_token_id]), ("pad_token_id", as_id_list(config.pad_token_id)),
-                         ("eos_token_id", as_id_list(config.eos_token_id))):
-        for value in values:
-            if vocab_size is not None and not 0 <= value < vocab_size:
-                raise ValueError(f"diffusion_generate: `{name}` must be in [0, {vocab_size - 1}] (the "
-                                 f"vocabulary), got {value}.")
-    return mask_token_id
-
-
-def resolve_length(config, model_config, prompt_ids, prompt_mask, mask_token_id) -> int:
-    """`max_new_tokens` (or `max_length` minus the prompt), checked against `max_position_embeddings`; 0 only
-    when the prompts hold mask tokens to fill."""
-    prompt_length = prompt_mask.shape[1]
-    prompt_masks = prompt_ids == mask_token_id  # (batch, prompt_len)
-    if bool((prompt_masks & (prompt_mask == 0)).any()):
-        raise ValueError(f"diffusion_generate: padding positions (attention_mask 0) hold the mask token "
-                         f"({mask_token_id}); pad with another id.")
-    has_masks = bool(prompt_masks.any())
-    max_new_tokens = config.max_new_tokens
-    if max_new_tokens is None:
-        if config.max_length is None:
-            raise ValueError("diffusion_generate: set `max_new_tokens` (the number of tokens to generate).")
-        max_new_tokens = config.max_length - prompt_length
-        if max_new_tokens < (0 if has_masks else 1):
-            raise ValueError(
-                f"diffusion_generate: `max_length` ({config.max_length}) leaves no room after the prompt "
-                f"({prompt_length} tokens); set `max_new_tokens` instead."
-            )
-    if max_new_tokens == 0 and not has_masks:
-        raise ValueError(
-            f"diffusion_generate: nothing to generate: `max_new_tokens=0` and no prompt holds the mask token "
-            f"({mask_token_id}). Put mask tokens where text should be filled in, or set `max_new_tokens` > 0."
-        )
-    longest_prompt = int(prompt_mask.sum(dim=-1).max()) if prompt_length else 0
-    limit = position_limit(model_config)
-    if limit is not None and longest_prompt + max_new_tokens > limit:  # as the forward pass refuses
-        raise ValueError(
-            f"diffusion_generate: the prompt ({longest_prompt} tokens) + `max_new_tokens` ({max_new_tokens}) must be "
-            f"at most the model's `max_position_embeddings` ({limit}), got {longest_prompt + max_new_tokens}."
-        )
-    return max_new_tokens
-
-
-def block_model_length(config, block_size: int, generation_start: int, prompt_length: int) -> int:
-    """The sampling block length of a block diffusion model: its `block_size` by default; a smaller one must divide
-    it (each model block is then decoded in parts, left to right). Mask tokens in the prompt are refused: a block
-    sees only the blocks before it, never a suffix to fill towards."""
-    if generation_start < prompt_length:
-        raise ValueError(
-            f"diffusion_generate: a block diffusion model (`config.block_size`={block_size}) cannot fill mask tokens "
-            f"inside a prompt (the first is at column {generation_start}, the prompt is {prompt_length} long): its "
-            "attention is causal between blocks, so a masked middle would never see the text after it. Generate "
-            "after the prompt, or use a full-attention model for infilling."
-        )
-    block_length = block_size if config.block_length is None else config.block_length
-    if block_size % block_length:
-        raise ValueError(
-            f"diffusion_generate: `block_length` ({block_length}) must divide the model's `block_size` ({block_size}): "
-            "a block diffusion model decodes one of its blocks, or a part of one, at a time given the finished "
-            "blocks before it. Leave `block_length` unset to use the block size."
-        )
-    return block_length
-
-
-def compile_options(compile_config) -> dict:
-    """`torch.compile` keyword arguments from a transformers `CompileConfig` (or a dict of its fields); without one,
-    a full graph with static shapes."""
-    if compile_config is None:
-        return dict(fullgraph=True, dynamic=False)
-    names = ("fullgraph", "dynamic", "backend", "mode", "options")
-    settings = compile_config if isinstance(compile_config, dict) else {n: getattr(compile_config, n, None)
-                                                                         for n in names}
-    if settings.get("backend", "inductor") != "inductor":
-        names = names[:3]  # `mode` and `options` are inductor's
-    return {name: settings[name] for name in names if settings.get(name) is not None}
-
-
-__all__ = ["LLaDAGenerationConfig", "CALL_ONLY_ARGUMENTS", "prepare_generation_config", "prepare_prompt",
-           "resolve_length", "resolve_mask_token_id", "convert_generation_config", "pop_call_options", "compile_options",
-           "block_model_length"]
+__all__ = ["LLaDAGenerationConfig", "convert_generation_config"]

@@ -1,8 +1,9 @@
 """Generation for LLaDA: the output dataclass and the `diffusion_generate` mixin.
 
-The settings (`LLaDAGenerationConfig`) and the checks of a call's arguments are in `generation_config_llada`; the
-steps of a denoising step are pure functions in `sampling_llada`; the key/value cache and its refresh decisions are
-in `cache_llada`. This file holds the loop over blocks and steps and the model calls.
+The settings (`LLaDAGenerationConfig`) are in `generation_config_llada`; everything a call checks and builds before
+its first forward pass (its settings, prompt, length, canvas, blocks, forward, cache) in `prepare_llada`; the steps
+of a denoising step are pure functions in `sampling_llada`; the key/value cache and its refresh decisions are in
+`cache_llada`. This file holds the loop over blocks and steps and the model calls.
 
 Sampling (LLaDA, Nie et al. 2025): the canvas is the prompt followed by `max_new_tokens` mask tokens, split into
 blocks of `block_length` decoded left to right. At every step the model predicts all positions at once; inside the
@@ -39,50 +40,26 @@ files.
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 
 from transformers.utils import ModelOutput, logging
 
-from .cache_llada import BlockKVCache, CanvasKVCache
-from .generation_config_llada import (
-    LLaDAGenerationConfig,
-    block_model_length,
-    compile_options,
-    convert_generation_config,
-    pop_call_options,
-    prepare_generation_config,
-    prepare_prompt,
-    resolve_length,
-    resolve_mask_token_id,
-)
-from .processors_llada import BlockLogitsProcessor
+from .generation_config_llada import LLaDAGenerationConfig, convert_generation_config
+from .prepare_llada import DenoisingContext, prepare_call, prepare_infill
+from .rows_llada import RunningRows, SlotDraws, fill_finished_rows, pad_after_eos
 from .sampling_llada import (
     POSITIONWISE_STRATEGIES,
-    ConfidenceCredit,
-    RandomDraws,
-    RunningRows,
-    SlotDraws,
-    as_id_list,
-    as_token_rows,
-    block_position_ids,
-    block_schedule,
     constrain_logits,
     denoise_block,
-    fill_finished_rows,
     guidance_inputs,
     guided_logits,
-    infill_canvas,
     masked_slots,
     num_transfer_tokens,
-    pad_after_eos,
 )
 
 logger = logging.get_logger(__name__)
-
-_COMPILED_FORWARDS = {}  # (model class, compile settings) -> its `CompiledForward`, see `_compiled_forward`
-
 
 @dataclass
 class LLaDAGenerateOutput(ModelOutput):
@@ -113,35 +90,6 @@ class LLaDAGenerateOutput(ModelOutput):
 
 # ----------------------------------------------------------------------------------------------------------------
 # The mixin
-
-
-@dataclass
-class DenoisingContext:
-    """What stays fixed during one `diffusion_generate` call, and the key/value cache."""
-
-    config: LLaDAGenerationConfig
-    mask_token_id: int
-    prompt_length: int
-    attention_mask: Optional[torch.Tensor]  # (batch, seq), None when nothing is padded
-    prompt_positions: torch.Tensor  # (batch, seq) bool: real prompt tokens (masked in the guidance copy)
-    generation_start: int = 0  # the first canvas column holding a mask token: the blocks cover it to the end
-    position_ids: Optional[torch.Tensor] = None  # (batch, seq): the canvas's positions, for windowed passes
-    cache: Optional[CanvasKVCache] = None
-    eos_token_ids: tuple = ()
-    pad_token_id: Optional[int] = None  # what follows a row's first EOS: the pad id, else the first EOS id
-    randomness: Optional[RandomDraws] = None
-    streamer: Optional[object] = None
-    tokens_hook: Optional[Callable] = None
-    logits_hook: Optional[Callable] = None
-    logits_processor: Optional[BlockLogitsProcessor] = None  # None when no processor or warper is on
-    forward: Optional[Callable] = None  # the model, or its compiled forward with the model bound
-    static_shapes: bool = False  # compiled: the same shapes at every step of a kind (see the module docstring)
-    credit: Optional[ConfidenceCredit] = None  # credit decoding's state (`credit_decay`)
-    kv_tokens: Optional[torch.Tensor] = None  # (batch, seq) `cache_window="masked"`: each cached key's token
-
-    @property
-    def has_hooks(self) -> bool:
-        return self.tokens_hook is not None or self.logits_hook is not None
 
 
 class LLaDAGenerationMixin:
@@ -183,19 +131,7 @@ class LLaDAGenerationMixin:
         >>> tokenizer.decode(middle[0])
         ```
         """
-        for name in ("max_new_tokens", "gen_length", "max_length", "input_ids", "attention_mask",
-                     "return_dict_in_generate", "output_history"):
-            if name in kwargs:
-                raise ValueError(f"infill: `{name}` does not apply (the gap is `length` tokens and infill returns "
-                                 "them); call diffusion_generate with mask tokens in `input_ids` for the full output.")
-        ids = {name: kwargs[name] for name in ("mask_token_id", "pad_token_id") if name in kwargs}
-        config = prepare_generation_config(self, kwargs.get("generation_config"), ids)
-        mask_token_id = resolve_mask_token_id(config, self.config)
-        pad_token_id = next((i for i in (config.pad_token_id, self.config.pad_token_id) if i not in (None, mask_token_id)),
-                            0 if mask_token_id != 0 else 1)
-        input_ids, attention_mask, middle_start = infill_canvas(
-            as_token_rows(prefix_ids, "prefix_ids"), as_token_rows(suffix_ids, "suffix_ids"), length, mask_token_id,
-            pad_token_id, device=self.device)
+        input_ids, attention_mask, middle_start = prepare_infill(self, prefix_ids, suffix_ids, length, kwargs)
         out = self.diffusion_generate(input_ids, attention_mask, max_new_tokens=0, return_dict_in_generate=False,
                                       **kwargs)
         middle_start = middle_start.repeat_interleave(out.shape[0] // input_ids.shape[0])  # num_return_sequences
@@ -258,74 +194,9 @@ class LLaDAGenerationMixin:
         ```
         """
         kwargs.pop("token_type_ids", None)  # some tokenizers return it; the model has no segment embeddings
-        options = pop_call_options(kwargs)
-        logits_processor = options.pop("logits_processor")
-        config = prepare_generation_config(self, generation_config, kwargs)
-        prompt_ids, prompt_mask = prepare_prompt(input_ids, attention_mask, config.num_return_sequences, self.device,
-                                                  self.config.vocab_size)
-        batch, prompt_length = prompt_ids.shape
-        mask_token_id = resolve_mask_token_id(config, self.config)
-        max_new_tokens = resolve_length(config, self.config, prompt_ids, prompt_mask, mask_token_id)
-
-        canvas = torch.cat([prompt_ids, prompt_ids.new_full((batch, max_new_tokens), mask_token_id)], dim=1)
-        attention_mask = torch.cat([prompt_mask, prompt_mask.new_ones((batch, max_new_tokens))], dim=1)
-        # the masked span, from the first to the last column holding a mask token: the generated part, or more
-        # with mask tokens in a prompt (infilling), or less with only those
-        masked_columns = (canvas == mask_token_id).any(dim=0).nonzero().squeeze(-1)
-        generation_start, generation_end = int(masked_columns[0]), int(masked_columns[-1]) + 1
-        span_name = "max_new_tokens" if (generation_start, generation_end) == (prompt_length, canvas.shape[1]) else (
-            f"the masked span (canvas columns {generation_start} to {generation_end - 1}, from the first to the last "
-            "mask token)")
-        block_size = getattr(self.config, "block_size", None)
-        block_length = config.block_length
-        if block_size is not None:
-            block_length = block_model_length(config, block_size, generation_start, prompt_length)
-        block_length, steps_per_block = block_schedule(generation_end - generation_start, block_length,
-                                                       config.steps, length_name=span_name)
-        prompt_positions = attention_mask.bool() & (canvas != mask_token_id)  # (batch, seq), masked for guidance
-        prompt_positions[:, prompt_length:] = False
-        eos_token_ids = tuple(as_id_list(config.eos_token_id))
-        randomness = RandomDraws.for_call(options.pop("seed"), options.pop("generator"), prompt_ids, prompt_mask,
-                                          config.num_return_sequences or 1, self.device)
-        context = DenoisingContext(
-            config=config, mask_token_id=mask_token_id, prompt_length=prompt_length,
-            attention_mask=None if bool(attention_mask.all()) else attention_mask, generation_start=generation_start,
-            prompt_positions=prompt_positions, eos_token_ids=eos_token_ids,
-            pad_token_id=config.pad_token_id if config.pad_token_id is not None else next(iter(eos_token_ids), None),
-            randomness=randomness, **options,
-        )
-        processors = BlockLogitsProcessor(config, logits_processor, eos_token_ids,
-                                          prompt_length if max_new_tokens else None, self.device)
-        context.logits_processor = processors if processors else None
-        compile_config = getattr(config, "compile_config", None)
-        context.static_shapes = bool(config.compile or compile_config is not None) and not getattr(
-            config, "disable_compile", None)
-        if block_size is not None and context.static_shapes:
-            raise ValueError(
-                "diffusion_generate: `compile` is not supported for a block diffusion model (`config.block_size`): "
-                "its exact cache grows by one block per block, so no single static shape serves the whole call. "
-                "Leave `compile` unset."
-            )
-        context.forward = self._compiled_forward(compile_config) if context.static_shapes else self
-        if config.use_cache and context.has_hooks:
-            raise ValueError(
-                "diffusion_generate: `use_cache` cannot be combined with `generation_tokens_hook_func` or "
-                "`generation_logits_hook_func`: the hooks take the logits of the whole canvas at every step."
-            )
-        copies = 2 if config.cfg_scale > 0 else 1
-        if block_size is not None:  # generated blocks start at the prompt's end; finished blocks are cached exactly
-            context.position_ids = block_position_ids(attention_mask, prompt_length, block_size)
-            if config.use_cache is not False and not context.has_hooks:
-                context.cache = BlockKVCache(block_size, prompt_length, copies=copies)
-        elif config.use_cache:
-            context.position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # as the model's default
-            context.cache = CanvasKVCache(config.use_cache, config.cache_refresh_interval, copies=copies,
-                                          static_start=generation_start if context.static_shapes else None,
-                                          refresh_window=config.cache_refresh_window)
-        if config.credit_decay is not None:
-            context.credit = ConfidenceCredit(config.credit_decay, batch, block_length, self.device)
-        if config.cache_window == "masked":
-            context.kv_tokens = torch.full_like(canvas, -1)
+        canvas, block_length, steps_per_block, context = prepare_call(self, input_ids, attention_mask,
+                                                                      generation_config, kwargs)
+        config, prompt_length, eos_token_ids = context.config, context.prompt_length, context.eos_token_ids
         canvas, decode_step, history, nfe = self._denoise(canvas, block_length, steps_per_block, context)
         sequences = canvas
         if eos_token_ids:  # generated tokens after a row's first EOS become padding
@@ -336,7 +207,7 @@ class LLaDAGenerationMixin:
                 logger.warning_once("`output_history=True` needs `return_dict_in_generate=True`; ignored.")
             return sequences
         history = tuple(history) if history is not None else None
-        tokens_per_forward = float((decode_step >= 0).sum()) / max(1, nfe * batch)
+        tokens_per_forward = float((decode_step >= 0).sum()) / max(1, nfe * canvas.shape[0])
         return LLaDAGenerateOutput(sequences=sequences, history=history, nfe=nfe, decode_step=decode_step,
                                    tokens_per_forward=tokens_per_forward)
 
@@ -484,16 +355,6 @@ class LLaDAGenerationMixin:
         gathered = columns.repeat(copies, 1)
         return (input_ids.gather(1, gathered), position_ids.gather(1, gathered), 0, columns.shape[1], keep)
 
-    def _compiled_forward(self, compile_config=None) -> Callable:
-        """This model's `forward` through `torch.compile`, with the model bound: compiled once per model class and
-        settings (and then once per shape), kept for later calls (see [`CompiledForward`])."""
-        options = compile_options(compile_config)
-        key = (type(self), repr(sorted(options.items())))
-        if key not in _COMPILED_FORWARDS:
-            _COMPILED_FORWARDS[key] = CompiledForward(type(self).forward, options)
-        return functools.partial(_COMPILED_FORWARDS[key], self)
-
-
     def adjust_generation_fn(self, generation_config, from_auto_class, from_pipeline, pretrained_model_name_or_path,
                              **kwargs):
         """Called by `from_pretrained`: loads `generation_config.json` as an `LLaDAGenerationConfig`.
@@ -516,39 +377,6 @@ class LLaDAGenerationMixin:
         except OSError:
             logger.info("No generation_config.json found; using the generation config made from the model config.")
 
-
-
-class CompiledForward:
-    """A model class's `forward` through `torch.compile`, shared by every call with the same settings.
-
-    Static shapes compile one graph per prompt length, batch size and kind of pass. Past dynamo's recompile limit
-    (`torch._dynamo.config.recompile_limit`) a full graph (`fullgraph=True`, the default) would fail the call; instead
-    new shapes then run eagerly, the graphs already compiled still serve theirs, and one warning says so.
-    """
-
-    def __init__(self, forward: Callable, options: dict):
-        self.forward = forward
-        self.compiled = torch.compile(forward, **options)
-        self.limit_hit = False  # past the recompile limit: new shapes run eagerly
-
-    def __call__(self, model, **kwargs):
-        if not self.limit_hit:
-            try:
-                return self.compiled(model, **kwargs)
-            except Exception as error:  # raised before anything runs: the call is simply made again, eagerly
-                if type(error).__name__ != "FailOnRecompileLimitHit":
-                    raise
-            self.limit_hit = True
-            logger.warning_once(
-                "diffusion_generate: `compile=True` reached torch._dynamo's recompile limit (one graph per prompt "
-                "length, batch size and kind of pass); new shapes now run eagerly, compiled ones stay compiled. Pad "
-                "prompts to a few lengths, or raise `torch._dynamo.config.recompile_limit`."
-            )
-        set_stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
-        if set_stance is None:  # torch < 2.6: no way to keep the compiled shapes without recompiling
-            return self.forward(model, **kwargs)
-        with set_stance("eager_on_recompile"):  # a cached graph when one fits, else eager; never a new compile
-            return self.compiled(model, **kwargs)
 
 
 def _predicts_masked_only(config, context, block: slice) -> bool:

@@ -14,35 +14,8 @@ from typing import Optional
 
 import torch
 
-from .evaluation import masked_token_nll, model_device, resolve_mask_token_id
-
-
-K_SAMPLING_SCHEMES = ("stratified", "uniform")
-
-
-def sample_mask_counts(
-    answer_length: int, num_samples: int, scheme: str = "stratified", generator: Optional[torch.Generator] = None
-) -> torch.LongTensor:
-    r"""
-    Numbers of masked answer tokens `k` in `1..L` for `num_samples` Monte Carlo draws, shape `(num_samples,)`.
-
-    Each `k` is marginally uniform on `1..L`, so the estimator stays unbiased whatever the scheme:
-
-    - `"stratified"` (LLaDA's choice): one uniform offset `k0`, then the draws are spread evenly around the cycle
-      `1..L`, `k_j = ((k0 - 1 + floor(j L / K)) mod L) + 1`, so a batch covers light and heavy masking alike.
-    - `"uniform"`: independent draws.
-    """
-    if scheme not in K_SAMPLING_SCHEMES:
-        raise ValueError(f"`k_sampling` must be one of {K_SAMPLING_SCHEMES}, got {scheme!r}.")
-    if not isinstance(answer_length, int) or answer_length < 1:
-        raise ValueError(f"The answer must have at least one token, got length {answer_length!r}.")
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
-    if scheme == "uniform":
-        return torch.randint(1, answer_length + 1, (num_samples,), generator=generator)
-    offset = torch.randint(0, answer_length, (1,), generator=generator)  # k0 - 1
-    spread = torch.arange(num_samples) * answer_length // num_samples  # floor(j L / K)
-    return (offset + spread) % answer_length + 1
+from .diffusion_llada import K_SAMPLING_SCHEMES, resolve_mask_token_id, sample_mask_counts, uniform_count_masks
+from .evaluation import masked_token_nll, model_device
 
 
 @torch.no_grad()
@@ -89,9 +62,8 @@ def answer_nll_samples(
     prompt_mask = (torch.arange(sequence.numel(), device=device) < prompt_len)[None, :]  # (1, seq)
 
     mask_counts = sample_mask_counts(answer_len, num_samples, k_sampling, generator)  # (K,), drawn on the CPU
-    # k uniformly placed masks per draw: rank random keys and mask the k smallest
-    ranks = torch.rand(num_samples, answer_len, generator=generator).argsort(dim=1).argsort(dim=1)  # (K, L)
-    answer_masked = ranks < mask_counts[:, None]  # (K, L)
+    answer_masked = uniform_count_masks(torch.ones(num_samples, answer_len, dtype=torch.bool), mask_counts[:, None],
+                                        generator)  # (K, L): k uniformly placed masks per draw
     masked_indices = torch.cat([torch.zeros(num_samples, prompt_len, dtype=torch.bool), answer_masked], 1)
 
     estimates = []

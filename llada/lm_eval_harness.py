@@ -29,7 +29,8 @@ from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from .likelihood import is_greedy_answer, monte_carlo_log_likelihood
-from .sampling_llada import as_id_list, left_pad
+from .prepare_llada import left_pad
+from .sampling_llada import as_id_list
 
 logger = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 This is a Hub file: `save_pretrained` copies it next to the weights and `trust_remote_code` imports it on the
 user's machine, so it imports only the standard library, torch, the public transformers API and its sibling
-Hub files. Read top-down: norm -> rotary -> MLP -> attention -> layer -> pre-trained base -> model -> the
-forward (masking) process and the loss -> head.
+Hub files. Read top-down: norm -> rotary -> MLP -> attention -> layer -> pre-trained base -> model -> head. The
+attention layouts (bidirectional, cached windows, block diffusion) are in `masks_llada`, the masking process and
+the loss in `diffusion_llada`.
 """
 
-import functools
 from typing import Callable, Optional, Union
 
 import torch
@@ -18,15 +18,20 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
 from transformers.utils import logging
 
-from .checks_llada import check_labels, check_model_inputs, is_compiling
+from .checks_llada import check_labels, check_model_inputs
 from .configuration_llada import LLaDAConfig
+from .diffusion_llada import masked_diffusion_loss
+from .diffusion_llada import forward_process  # noqa: F401 - also importable from here, as the model's noising
 from .generation_config_llada import LLaDAGenerationConfig
 from .generation_llada import LLaDAGenerationMixin
+from .masks_llada import TrainingLayoutMask, attention_layout, stacked
 
 # transformers 4.x copies, from a local folder, only the Hub files that the model's module imports itself (5.x also
 # follows the imports of those): every sibling is imported here so that a saved folder loads on both.
 from .cache_llada import CanvasKVCache, shift_hidden_states  # noqa: F401
+from .prepare_llada import prepare_call  # noqa: F401
 from .processors_llada import BlockLogitsProcessor  # noqa: F401
+from .rows_llada import RunningRows  # noqa: F401
 from .sampling_llada import REMASKING_STRATEGIES  # noqa: F401
 
 try:
@@ -37,10 +42,6 @@ try:
     from transformers.modeling_layers import GradientCheckpointingLayer
 except ImportError:  # pragma: no cover - transformers < 4.52
     GradientCheckpointingLayer = nn.Module
-try:
-    from transformers.masking_utils import create_bidirectional_mask
-except ImportError:  # pragma: no cover - transformers without the bidirectional mask helper
-    create_bidirectional_mask = None
 try:
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS, dynamic_rope_update
 except ImportError:  # pragma: no cover
@@ -240,44 +241,6 @@ class LLaDAAttention(nn.Module):
         return attn_output, attn_weights
 
 
-class TrainingLayoutMask:
-    """BD3-LM's training layout `[noised copy 1; ...; noised copy c; clean copy]` (each `seq` long) attended in two
-    parts instead of one `((c + 1) seq)^2` pass that is mostly masked: each noised copy against its own positions and
-    the clean copy (`(c rows, seq, 2 seq)`), and the clean copy against itself (`(rows, seq, seq)`), so the
-    attention costs `(2 c + 1) seq^2` per row instead of `(c + 1)^2 seq^2` (5 against 9 for complementary masking).
-    The outputs are those of the one pass (tested)."""
-
-    def __init__(self, mask: torch.Tensor, copies: int, seq: int):
-        # mask: the layout's boolean (1 or rows, 1, (c + 1) seq, (c + 1) seq); the copies share their rows' padding
-        clean = slice(copies * seq, (copies + 1) * seq)
-        own = [slice(c * seq, (c + 1) * seq) for c in range(copies)]
-        parts = [torch.cat([mask[:, :, span, span], mask[:, :, span, clean]], dim=-1)
-                 for span in own]  # (1 or rows, 1, seq, 2 seq) each
-        # a mask built once per shape is the same for every copy; one per row follows the copies' order of rows
-        self.noised = parts[0] if mask.shape[0] == 1 else torch.cat(parts)  # (1 or c rows, 1, seq, 2 seq)
-        self.clean = mask[:, :, clean, clean]  # (1 or rows, 1, seq, seq)
-        self.copies, self.seq = copies, seq
-
-    def attend(self, attention_interface, module, query, key, value, options):
-        """`query` `(rows, heads, q, d)` with q = c seq (no clean queries: the last layer) or (c + 1) seq, `key`
-        and `value` `(rows, kv_heads, (c + 1) seq, d)` -> the one pass's `(rows, q, heads, d)` output, None."""
-        copies, seq = self.copies, self.seq
-        clean = slice(copies * seq, (copies + 1) * seq)
-
-        def copies_of(x, with_clean):  # (rows, h, ., d) -> (c rows, h, seq or 2 seq, d), copy-major like the input
-            return torch.cat([torch.cat([x[:, :, c * seq:(c + 1) * seq], x[:, :, clean]], dim=2) if with_clean
-                              else x[:, :, c * seq:(c + 1) * seq] for c in range(copies)])
-
-        noised, _ = attention_interface(module, copies_of(query, False), copies_of(key, True), copies_of(value, True),
-                                        self.noised, **options)  # (c rows, seq, heads, d)
-        output = _side_by_side(noised, copies)  # (rows, c seq, heads, d)
-        if query.shape[2] > copies * seq:  # the clean copy's queries
-            clean_output, _ = attention_interface(module, query[:, :, clean], key[:, :, clean], value[:, :, clean],
-                                                  self.clean, **options)  # (rows, seq, heads, d)
-            output = torch.cat([output, clean_output], dim=1)
-        return output, None
-
-
 class LLaDADecoderLayer(GradientCheckpointingLayer):
     """Pre-norm Transformer block: x + attn(norm(x)), then + mlp(norm(.))."""
 
@@ -397,27 +360,11 @@ class LLaDAModel(LLaDAPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (batch, seq, hidden)
         batch, seq = inputs_embeds.shape[:2]
-        if getattr(self.config, "block_size", None) is not None:
-            inputs_embeds, position_ids, mask = self._block_layout(
-                inputs_embeds, attention_mask, position_ids, past_key_values, clean_input_ids)
-            prepared = attention_mask is not None and attention_mask.dim() == 4
-            if clean_input_ids is not None and not prepared and not output_attentions:
-                mask = TrainingLayoutMask(mask, inputs_embeds.shape[1] // seq - 1, seq)  # attended in two parts
-        elif clean_input_ids is not None:
-            raise ValueError(
-                "LLaDAModel.forward: `clean_input_ids` is for block diffusion models; this model has "
-                "`config.block_size=None` (full attention)."
-            )
-        elif past_key_values is not None:
-            if position_ids is None:
-                raise ValueError("LLaDAModel.forward: `position_ids` of the window are required with `past_key_values`.")
-            # queries are the window, keys the whole canvas: a (batch, 1, 1, canvas_len) key-padding mask (pass None
-            # when nothing is padded; no test on the values here, which would break a compiled graph)
-            mask = None if attention_mask is None else attention_mask.bool()[:, None, None]
-        else:
-            if position_ids is None:
-                position_ids = _default_position_ids(attention_mask, batch, seq, inputs_embeds.device)
-            mask = self._bidirectional_mask(inputs_embeds, attention_mask, output_attentions)
+        # the embeddings (with `clean_input_ids`: the clean copy after the noised ones), positions and attention mask
+        # of this pass's layout: bidirectional, a cached window, block-causal or block diffusion's training layout
+        inputs_embeds, position_ids, mask = attention_layout(self.config, inputs_embeds, attention_mask, position_ids,
+                                                             past_key_values, clean_input_ids, self.embed_tokens,
+                                                             output_attentions)
         position_embeddings = self.rotary_emb(inputs_embeds, position_ids)
 
         hidden_states = inputs_embeds
@@ -449,7 +396,7 @@ class LLaDAModel(LLaDAPreTrainedModel):
             hidden_states = shift_hidden_states(hidden_states, past_key_values, position_ids,
                                                 getattr(self.config, "block_size", None), copies)
         if clean_input_ids is not None:
-            hidden_states = _stacked(hidden_states, batch // clean_input_ids.shape[0])  # (batch, seq, hidden)
+            hidden_states = stacked(hidden_states, batch // clean_input_ids.shape[0])  # (batch, seq, hidden)
         if output_hidden_states:
             all_hidden_states += (hidden_states,)
 
@@ -458,282 +405,6 @@ class LLaDAModel(LLaDAPreTrainedModel):
         return BaseModelOutput(
             last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
         )
-
-    def _bidirectional_mask(self, inputs_embeds, attention_mask, output_attentions):
-        """Key-padding mask in the form the attention implementation wants (None when nothing is padded)."""
-        if attention_mask is None or attention_mask.dim() == 4:
-            return attention_mask
-        if create_bidirectional_mask is not None and not output_attentions:
-            return create_bidirectional_mask(
-                config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask
-            )
-        if bool(attention_mask.all()):
-            return None
-        # (batch, 1, 1, seq) boolean: True where the key is a real token; broadcast over heads and queries
-        return attention_mask.bool()[:, None, None, :]
-
-
-    def _block_layout(self, inputs_embeds, attention_mask, position_ids, past_key_values, clean_input_ids):
-        """Block diffusion: the inputs, positions and boolean attention mask `(batch or 1, 1, q, k)` of one of the
-        three layouts: a windowed pass after cached blocks, BD3-LM's training layout (noised + clean copy), or
-        one block-causal sequence."""
-        batch, seq = inputs_embeds.shape[:2]
-        block_size, device = self.config.block_size, inputs_embeds.device
-        if past_key_values is not None:
-            if clean_input_ids is not None:
-                raise ValueError("LLaDAModel.forward: `clean_input_ids` cannot be combined with `past_key_values`.")
-            cached = past_key_values.get_seq_length()
-            if attention_mask is not None and attention_mask.dim() == 2:
-                attention_mask = attention_mask[:, : cached + seq]  # a mask over a whole canvas: its first keys
-            key_padding = _key_padding(attention_mask, batch, cached + seq, "cached length + seq")
-            if position_ids is None:
-                position_ids = _default_position_ids(key_padding, batch, cached + seq, device)[:, cached:]
-            # every cached key is in an earlier, finished block; inside the window the pattern is block-causal
-            blocks = position_ids // block_size  # (batch, seq)
-            if key_padding is None and bool((blocks == blocks[:, :1]).all()):
-                return inputs_embeds, position_ids, None  # one block, nothing padded: every key, no mask to apply
-            mask = torch.cat([blocks.new_ones((batch, seq, cached), dtype=torch.bool),
-                              blocks[:, None, :] <= blocks[:, :, None]], dim=-1)[:, None]  # (batch, 1, seq, all)
-            return inputs_embeds, position_ids, _and_key_padding(mask, key_padding, first_query_key=cached)
-        copies = 1 if clean_input_ids is None else _noised_copies(clean_input_ids, batch, seq)
-        if attention_mask is not None and attention_mask.dim() == 4:  # a prepared mask: used as given
-            if position_ids is None:
-                position_ids = _default_position_ids(None, batch, seq, device)
-            if clean_input_ids is not None:
-                inputs_embeds, position_ids, _ = self._training_layout(
-                    copies, inputs_embeds, position_ids, None, clean_input_ids)
-            return inputs_embeds, position_ids, attention_mask
-        key_padding = _key_padding(attention_mask, batch, seq, "seq")
-        layout = "causal" if clean_input_ids is None else "diffusion"
-        mask = _canonical_block_mask(layout, seq, block_size, device, copies)  # (1, 1, q, k), once per shape
-        if position_ids is None and key_padding is None:
-            position_ids = _default_position_ids(None, batch, seq, device)
-        else:  # e.g. left padding: a row's blocks start at its first real token
-            if position_ids is None:
-                position_ids = _default_position_ids(key_padding, batch, seq, device)
-            blocks = position_ids // block_size  # (batch, seq)
-            if not _has_canonical_blocks(blocks, key_padding, block_size):
-                rows = blocks[: batch // copies]  # the noised copies are copies of these rows: same positions
-                mask = block_causal_mask(blocks, blocks) if layout == "causal" else block_diffusion_mask(rows, copies)
-        if clean_input_ids is not None:
-            inputs_embeds, position_ids, key_padding = self._training_layout(
-                copies, inputs_embeds, position_ids, key_padding, clean_input_ids)
-        return inputs_embeds, position_ids, _and_key_padding(mask, key_padding)
-
-    def _training_layout(self, copies, inputs_embeds, position_ids, key_padding, clean_input_ids):
-        """BD3-LM's layout: each clean row after its `copies` noised copies, `(rows, (copies + 1) * seq, ...)`; the
-        copies share the clean row's positions."""
-        rows = clean_input_ids.shape[0]
-        inputs_embeds = torch.cat([_side_by_side(inputs_embeds, copies), self.embed_tokens(clean_input_ids)], dim=1)
-        position_ids = torch.cat([_side_by_side(position_ids, copies), position_ids[:rows]], dim=1)
-        if key_padding is not None:
-            key_padding = torch.cat([_side_by_side(key_padding, copies), key_padding[:rows]], dim=1)
-        return inputs_embeds, position_ids, key_padding
-
-
-def _noised_copies(clean_input_ids: torch.Tensor, batch: int, seq: int) -> int:
-    """How many noised copies of each clean row the input holds (its rows: copy c of clean row i is row
-    `c * len(clean_input_ids) + i`); a clear error unless `clean_input_ids` is `(batch / copies, seq)`."""
-    rows = clean_input_ids.shape[0] if clean_input_ids.dim() == 2 else 0
-    if clean_input_ids.dim() != 2 or clean_input_ids.shape[1] != seq or rows == 0 or batch % rows:
-        raise ValueError(
-            f"LLaDAModel.forward: `clean_input_ids` must have the shape of the input {(batch, seq)}, or "
-            f"(batch / copies, {seq}) when the input holds several noised copies of each clean row; "
-            f"got {tuple(clean_input_ids.shape)}."
-        )
-    return batch // rows
-
-
-def _side_by_side(x: torch.Tensor, copies: int) -> torch.Tensor:
-    """`(copies * rows, seq, ...)` -> `(rows, copies * seq, ...)`: the copies of each row one after another."""
-    rows, seq = x.shape[0] // copies, x.shape[1]
-    return x.reshape(copies, rows, seq, *x.shape[2:]).transpose(0, 1).reshape(rows, copies * seq, *x.shape[2:])
-
-
-def _stacked(x: torch.Tensor, copies: int) -> torch.Tensor:
-    """The inverse of `_side_by_side`: `(rows, copies * seq, ...)` -> `(copies * rows, seq, ...)`."""
-    rows, seq = x.shape[0], x.shape[1] // copies
-    return x.reshape(rows, copies, seq, *x.shape[2:]).transpose(0, 1).reshape(copies * rows, seq, *x.shape[2:])
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Block diffusion attention patterns (BD3-LM, Arriola et al. 2025). Boolean masks, True = may attend, of shape
-# (batch or 1, 1, queries, keys): SDPA and the eager path take them as they are.
-
-
-def block_causal_mask(query_blocks: torch.Tensor, key_blocks: torch.Tensor) -> torch.Tensor:
-    """(batch, q), (batch, k) block indices -> (batch, 1, q, k): a query sees the keys of its block and earlier
-    blocks (bidirectional inside a block, causal between blocks)."""
-    return key_blocks[:, None, None, :] <= query_blocks[:, None, :, None]
-
-
-def block_diffusion_mask(blocks: torch.Tensor, copies: int = 1) -> torch.Tensor:
-    """BD3-LM's vectorised training pattern for the sequence [noised copy; clean copy], (batch, L) block indices
-    -> (batch, 1, 2L, 2L). A noised block attends to itself (noised) and to the earlier blocks of the clean copy; a
-    clean block attends block-causally to the clean copy and never to the noised one. One pass thus gives every
-    block's prediction given the clean blocks before it.
-
-    `copies` > 1: the sequence [noised copy 1; ...; noised copy `copies`; clean copy] of several noisings sharing
-    one clean copy, `(batch, 1, (copies + 1) L, (copies + 1) L)`: each noised copy attends to its own blocks only.
-    """
-    query, key = blocks[:, :, None], blocks[:, None, :]  # (batch, L, 1), (batch, 1, L)
-    same_block, earlier_block = key == query, key < query  # (batch, L, L) each
-    nothing = torch.zeros_like(same_block)
-    noised_queries = [torch.cat([same_block if own == copy else nothing for own in range(copies)] + [earlier_block],
-                                dim=-1) for copy in range(copies)]  # (batch, L, (copies + 1) L) each
-    clean_queries = torch.cat([nothing] * copies + [same_block | earlier_block], dim=-1)
-    return torch.cat(noised_queries + [clean_queries], dim=1)[:, None]
-
-
-@functools.lru_cache(maxsize=16)
-def _canonical_block_mask(layout: str, seq: int, block_size: int, device: torch.device,
-                          copies: int = 1) -> torch.Tensor:
-    """The mask of a row whose positions are 0..seq-1, built once per shape: (1, 1, q, k)."""
-    blocks = (torch.arange(seq, device=device) // block_size)[None]  # (1, seq)
-    return block_causal_mask(blocks, blocks) if layout == "causal" else block_diffusion_mask(blocks, copies)
-
-
-def _has_canonical_blocks(blocks: torch.Tensor, key_padding: Optional[torch.Tensor], block_size: int) -> bool:
-    """Whether every real position of every row is in the block of a row numbered 0..seq-1 (the cached mask)."""
-    canonical = torch.arange(blocks.shape[1], device=blocks.device) // block_size  # (seq,)
-    agree = blocks == canonical
-    return bool((agree if key_padding is None else agree | ~key_padding).all())
-
-
-def _key_padding(attention_mask, batch: int, length: int, what: str) -> Optional[torch.Tensor]:
-    """A 2-D attention mask as (batch, length) bool (True = real token), or None when nothing is padded."""
-    if attention_mask is None:
-        return None
-    if attention_mask.dim() != 2 or tuple(attention_mask.shape) != (batch, length):
-        raise ValueError(
-            f"LLaDAModel.forward: `attention_mask` must have shape (batch, {what}) = {(batch, length)}, "
-            f"got {tuple(attention_mask.shape)}."
-        )
-    return None if bool(attention_mask.all()) else attention_mask.bool()
-
-
-def _and_key_padding(mask: torch.Tensor, key_padding: Optional[torch.Tensor], first_query_key: int = 0):
-    """Removes padded keys from a (batch or 1, 1, q, k) boolean mask; query i's own key is `first_query_key + i`.
-
-    A query always keeps its own key, so that no row is empty: a padded query (e.g. the prompt of a guidance copy
-    that drops it) gets a finite, unused output instead of NaN, which would reach every row through its values.
-    """
-    if key_padding is None:
-        return mask
-    queries, keys = mask.shape[-2:]
-    query_index = torch.arange(queries, device=mask.device)[:, None] + first_query_key  # (q, 1)
-    own_key = torch.arange(keys, device=mask.device) == query_index  # (q, k)
-    return (mask & key_padding[:, None, None, :]) | own_key  # (batch, 1, q, k)
-
-
-def _default_position_ids(attention_mask, batch, seq, device):
-    """Positions count real tokens only: (batch, seq), 0 at each row's first real token."""
-    if attention_mask is None or attention_mask.dim() != 2:
-        return torch.arange(seq, device=device).unsqueeze(0).expand(batch, seq)
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def forward_process(
-    input_ids: torch.LongTensor,
-    t: torch.Tensor,
-    mask_token_id: int,
-    maskable: Optional[torch.Tensor] = None,
-    eps: float = 1e-3,
-    generator: Optional[torch.Generator] = None,
-):
-    r"""
-    LLaDA's forward (masking) process: every maskable token of `input_ids` is replaced by the mask token,
-    independently, with probability `p = (1 - eps) t + eps` of its sequence (Nie et al. 2025, Algorithm 1).
-
-    Args:
-        input_ids (`torch.LongTensor` of shape `(batch, seq)`): the clean tokens.
-        t (`torch.Tensor` of shape `(batch,)` or `(batch, seq)`): each sequence's diffusion time in [0, 1], or each
-            token's (block diffusion: the time of its block).
-        mask_token_id (`int`): the id written at masked positions.
-        maskable (`torch.Tensor` of shape `(batch, seq)`, *optional*): positions that may be masked (default: all).
-        eps (`float`, *optional*, defaults to 1e-3): the smallest masking probability, which keeps `1 / p` finite.
-        generator (`torch.Generator`, *optional*): source of the uniform noise `(batch, seq)`, drawn on its device
-            (the CPU by default) and moved to that of `input_ids`.
-
-    Returns:
-        `(noisy_ids, masked_indices, p_mask)`: `(batch, seq)` ids with the masks applied, `(batch, seq)` bool, and
-        `(batch, 1)` (or, with per-token times, `(batch, seq)`) masking probabilities (the weights `1 / p_mask` of
-        [`masked_diffusion_loss`]).
-    """
-    device = input_ids.device
-    p_mask = ((1.0 - eps) * t + eps).to(device)
-    p_mask = p_mask[:, None] if p_mask.dim() == 1 else p_mask  # (batch, 1) or (batch, seq)
-    noise = torch.rand(input_ids.shape, generator=generator).to(device)  # (batch, seq)
-    masked_indices = noise < p_mask  # (batch, seq)
-    if maskable is not None:
-        masked_indices &= maskable.bool()
-    return input_ids.masked_fill(masked_indices, mask_token_id), masked_indices, p_mask
-
-
-def masked_diffusion_loss(
-    logits: torch.Tensor,
-    labels: torch.LongTensor,
-    p_mask: Optional[torch.Tensor] = None,
-    attention_mask: Optional[torch.Tensor] = None,
-    answer_lengths: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    r"""
-    LLaDA's masked-diffusion loss, one path for pre-training and SFT.
-
-    With `p_mask` (each sequence's or token's masking probability), every labelled position contributes
-    `CE / p_mask`; the sum is divided by the number of non-padding token slots (pre-training,
-    `sum CE/p / (B * L)` without padding) or, when `answer_lengths` (batch,) is given, each row's sum by its
-    answer length and the total by the batch size (SFT). Without `p_mask` it is the mean CE over labelled positions.
-
-    Args:
-        logits (`(batch, seq, vocab)`, or `(n_labelled, vocab)`: those of the labelled positions only, in the order
-            of `logits[labels != -100]`; the loss needs nothing else, so a training step can skip the head
-            elsewhere), labels (`(batch, seq)`, -100 where not scored),
-        p_mask (`(batch,)`, `(batch, 1)` or `(batch, seq)`), attention_mask (`(batch, seq)`),
-        answer_lengths (`(batch,)`).
-    """
-    batch, seq = labels.shape
-    labelled = labels != -100  # (batch, seq)
-    labelled_logits = logits if logits.dim() == 2 else logits[labelled]  # (n_labelled, vocab)
-    token_ce = F.cross_entropy(labelled_logits.float(), labels[labelled], reduction="none")  # (n_labelled,)
-    if p_mask is None:
-        if token_ce.numel() == 0:
-            return logits.sum() * 0.0  # nothing to score; keep the graph so backward still works
-        return token_ce.mean()
-    p_mask = _per_token(p_mask, batch, seq, "p_mask")
-    _check_probabilities(p_mask)
-    weights = 1.0 / p_mask.to(token_ce.dtype)  # (batch, seq)
-    if answer_lengths is not None:
-        lengths = _per_token(answer_lengths, batch, seq, "answer_lengths").to(token_ce.dtype).clamp(min=1.0)
-        return (token_ce * weights[labelled] / lengths[labelled]).sum() / batch
-    num_slots = attention_mask.sum() if attention_mask is not None else labels.numel()
-    return (token_ce * weights[labelled]).sum() / num_slots
-
-
-def _check_probabilities(p_mask: torch.Tensor) -> None:
-    """`p_mask` weights the loss by 1 / p: a value outside (0, 1] (or NaN) would give an infinite, negative or NaN
-    loss without any error, so it is refused. Skipped while compiling (the check needs the values on the host)."""
-    if is_compiling():
-        return
-    bad = ~((p_mask > 0) & (p_mask <= 1))  # NaN compares False: counted as bad
-    if bool(bad.any()):
-        value = p_mask[bad][0].item()
-        raise ValueError(
-            f"`p_mask` must hold masking probabilities in (0, 1] (the loss divides by them), got {value!r}."
-        )
-
-
-def _per_token(values: torch.Tensor, batch: int, seq: int, name: str) -> torch.Tensor:
-    """Broadcasts a per-sequence `(batch,)`/`(batch, 1)` or per-token `(batch, seq)` tensor to `(batch, seq)`."""
-    values = torch.as_tensor(values)
-    if values.dim() == 1 and values.shape[0] == batch:
-        values = values[:, None]
-    if values.dim() != 2 or values.shape[0] != batch or values.shape[1] not in (1, seq):
-        raise ValueError(
-            f"`{name}` must have shape (batch,), (batch, 1) or (batch, seq) = ({batch},), ({batch}, 1) or "
-            f"({batch}, {seq}); got {tuple(values.shape)}."
-        )
-    return values.expand(batch, seq)
 
 
 class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):

@@ -2,10 +2,11 @@
 
 Read in the order a denoising step uses them: the schedule (`block_schedule`, `num_transfer_tokens`), the logits
 a step may choose from (`constrain_logits`, `filter_logits`, classifier-free guidance), the candidate tokens
-(`gumbel_max_tokens`), how sure the model is of each (`REMASKING_STRATEGIES`, a registry of confidence
-functions), which positions are committed (`select_transfer`, `parallel_transfer_count`, `denoise_block`), then
-the prompt batch (`left_pad`), the rows that still run (`RunningRows`) and the EOS handling of finished rows
-(`rows_done`, `fill_finished_rows`, `pad_after_eos`). `generation_llada` runs them in its loop over blocks and steps.
+(`gumbel_max_tokens`, `inverse_cdf_tokens`), how sure the model is of each (`REMASKING_STRATEGIES`, a registry of
+confidence functions), which positions are committed (`select_transfer`, `parallel_transfer_count`,
+`denoise_block`, credit decoding, `masked_slots`). `generation_llada` runs them in its loop over blocks and steps;
+the prompt batch and the canvas are made in `prepare_llada`, and the rows that still run, the EOS handling of
+finished rows and the random streams the draws come from are in `rows_llada`.
 
 Conventions (documented once, relied upon by the tests):
 
@@ -30,13 +31,15 @@ Conventions (documented once, relied upon by the tests):
 - Rows whose generated part holds no masked position leave the forward batch (and the cache) for good; with one
   stream for the batch the draws stay aligned because they are made for the whole batch and indexed.
 
-This is a Hub file: it imports only the standard library and torch.
+This is a Hub file: it imports only the standard library, torch and its sibling Hub files.
 """
 
 import math
 from typing import Callable, Dict, Optional
 
 import torch
+
+from .rows_llada import RunningRows, as_draws
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -195,122 +198,6 @@ def guided_logits(logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Candidates and their confidence
-
-
-_MASK64 = 0xFFFFFFFFFFFFFFFF
-
-
-def _mix64(value: int) -> int:
-    """SplitMix64's finaliser: a well-spread 64-bit integer from any 64-bit integer."""
-    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return value ^ (value >> 31)
-
-
-def prompt_key(token_ids) -> int:
-    """A 64-bit digest of a prompt's tokens (the unpadded ids, mask tokens included): rows with different prompts
-    get different random streams, the same prompt the same stream however it is padded or batched."""
-    key = 0x9E3779B97F4A7C15
-    for token in token_ids:
-        key = _mix64((key + int(token) + 1) & _MASK64)
-    return key
-
-
-def row_seed(seed: int, row: int, prompt: int = 0) -> int:
-    """The seed of the random stream of a batch row that is copy `row` of a prompt whose [`prompt_key`] is `prompt`:
-    a SplitMix64 mix of the three, so that neither two prompts nor two copies of one prompt share a stream."""
-    mixed = (seed * 0x9E3779B97F4A7C15 + row * 0xBF58476D1CE4E5B9 + prompt) & _MASK64
-    return _mix64(mixed) & 0x7FFFFFFFFFFFFFFF
-
-
-class RandomDraws:
-    """Where the sampler's uniform float64 draws come from.
-
-    - `RandomDraws.per_row(seed, copy_index, device, prompt_keys)` (what `seed=` gives): every batch row draws from
-      its own generator, seeded with [`row_seed`] from `seed`, its prompt and its index among the copies of its
-      prompt, and only
-      at steps where it still has a masked position in the block. A row's sample then depends on its prompt and the
-      seed alone, not on the other rows of the batch, caches, thresholds or guidance.
-    - `RandomDraws.shared(generator)` (what `generator=` gives, or torch's global generator): one stream for the
-      batch; each draw is made for the whole batch and the running rows are picked from it.
-    """
-
-    def __init__(self, generator: Optional[torch.Generator] = None, row_generators=None):
-        self.generator, self.row_generators = generator, row_generators
-
-    @classmethod
-    def per_row(cls, seed, copy_index: torch.Tensor, device, prompt_keys=None) -> "RandomDraws":
-        """`seed`: an int for every row, or a list with one seed per row."""
-        keys = [0] * len(copy_index) if prompt_keys is None else prompt_keys
-        seeds = [seed] * len(copy_index) if isinstance(seed, int) else seed
-        return cls(row_generators=[torch.Generator(device=device).manual_seed(row_seed(one, int(copy), key))
-                                   for one, copy, key in zip(seeds, copy_index, keys)])
-
-    @classmethod
-    def shared(cls, generator: Optional[torch.Generator] = None) -> "RandomDraws":
-        return cls(generator=generator)
-
-    @classmethod
-    def for_call(cls, seed: Optional[int], generator, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
-                 copies: int, device) -> "RandomDraws":
-        """Per-row streams with a `seed` (an int, or a list of one int per prompt), else one shared stream.
-        `prompt_ids` / `prompt_mask` (batch, prompt length): the rows' prompts, each prompt's `copies` in consecutive
-        rows."""
-        if seed is None:
-            return cls.shared(generator)
-        keys = [prompt_key(ids[mask].tolist()) for ids, mask in zip(prompt_ids.cpu(), prompt_mask.bool().cpu())]
-        if not isinstance(seed, int):  # one seed per prompt: a prompt samples as it would alone with its seed
-            if len(seed) * copies != len(keys):
-                raise ValueError(f"diffusion_generate: `seed` as a list needs one seed per prompt "
-                                 f"({len(keys) // copies}), got {len(seed)}.")
-            seed = [one for one in seed for _ in range(copies)]
-        return cls.per_row(seed, torch.arange(copies).repeat(len(keys) // copies), device, keys)
-
-    def uniform(self, shape, device, rows: Optional["RunningRows"] = None, active=None) -> torch.Tensor:
-        """Draws of `shape` = (running rows, ...) on `device`, from the generators' device (a CPU generator also
-        seeds a GPU run). `active` (running rows,) bool: with per-row streams only these rows draw (the others get
-        zeros, to be ignored); a shared stream draws for every row of the batch (`rows.batch_size`)."""
-        index = None if rows is None else rows.index
-        if self.row_generators is None:
-            draw_device = self.generator.device if self.generator is not None else device
-            if index is None:
-                return torch.rand(shape, generator=self.generator, device=draw_device, dtype=torch.float64).to(device)
-            full = torch.rand((rows.batch_size, *shape[1:]), generator=self.generator, device=draw_device,
-                              dtype=torch.float64)
-            return full.to(device)[index.to(device)]
-        batch_rows = range(shape[0]) if index is None else index.tolist()
-        drawing = [True] * shape[0] if active is None else active.tolist()
-        draws = torch.empty(shape, device=device, dtype=torch.float64)
-        for position, (row, draws_now) in enumerate(zip(batch_rows, drawing)):
-            generator = self.row_generators[row]
-            if not draws_now:
-                draws[position].zero_()
-            elif generator.device == draws.device:  # straight into the batch tensor, no copy
-                torch.rand(shape[1:], generator=generator, dtype=torch.float64, out=draws[position])
-            else:
-                draws[position] = torch.rand(shape[1:], generator=generator, device=generator.device,
-                                             dtype=torch.float64)
-        return draws
-
-
-class SlotDraws(RandomDraws):
-    """The draws of a step that runs on some positions of the block only ([`masked_slots`]): made for the whole
-    block as always, `(rows, block_length, ...)` from the same streams, then those of the slots `(rows, k)` taken,
-    so the sample is the one of a step on the whole block."""
-
-    def __init__(self, draws: RandomDraws, slots: torch.Tensor, block_length: int):
-        super().__init__(draws.generator, draws.row_generators)
-        self.slots, self.block_length = slots, block_length
-
-    def uniform(self, shape, device, rows: Optional["RunningRows"] = None, active=None) -> torch.Tensor:
-        full = super().uniform((shape[0], self.block_length, *shape[2:]), device, rows, active)
-        index = self.slots.to(device).view(*self.slots.shape, *([1] * (len(shape) - 2))).expand(-1, -1, *shape[2:])
-        return full.gather(1, index)  # (rows, k, ...)
-
-
-def as_draws(randomness) -> RandomDraws:
-    """A `RandomDraws` from a `RandomDraws`, a `torch.Generator` or None (torch's global generator)."""
-    return randomness if isinstance(randomness, RandomDraws) else RandomDraws.shared(randomness)
 
 
 def scale_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -626,7 +513,7 @@ class ConfidenceCredit:
         `rows`: which batch rows these are; `slots` (rows, k): which block positions (see [`masked_slots`]), None
         for all of them. Not-eligible positions (confidence -inf) keep -inf and record no credit.
         """
-        rows = rows if rows is not None else RunningRows(self.tokens.shape[0])
+        rows = rows if rows is not None else RunningRows(self.tokens.shape[0])  # all of them
         tokens, credit = rows.take(self.tokens), rows.take(self.credit)  # (rows, n)
         previous_tokens = tokens if slots is None else tokens.gather(1, slots)  # (rows, k)
         previous_credit = credit if slots is None else credit.gather(1, slots)
@@ -671,133 +558,11 @@ def masked_slots(block_tokens: torch.Tensor, mask_token_id: int, stale: Optional
     return order[:, :k]
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# The rows that still run, and EOS handling of finished rows
-
-
-def left_pad(sequences, pad_token_id: int, device=None):
-    """Token id lists -> the prompt batch `diffusion_generate` takes: `(input_ids, attention_mask)`, both
-    `(batch, longest)` long tensors, each row's ids at the right end, `pad_token_id` and 0 before them."""
-    width = max(len(ids) for ids in sequences)
-    input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long, device=device)
-    attention_mask = torch.zeros_like(input_ids)
-    for row, ids in enumerate(sequences):
-        input_ids[row, width - len(ids):] = torch.as_tensor(ids, dtype=torch.long)
-        attention_mask[row, width - len(ids):] = 1
-    return input_ids, attention_mask
-
-
-def as_token_rows(token_ids, name: str = "token ids") -> list:
-    """One row of ids (a list of ints or a 1-D tensor) or several (a list of lists or a 2-D tensor) -> a list of
-    rows, each a list of ints; a `ValueError` naming `name` otherwise."""
-    if torch.is_tensor(token_ids):
-        if token_ids.dim() not in (1, 2) or token_ids.is_floating_point():
-            raise ValueError(f"`{name}` must be a 1-D or 2-D integer tensor, got shape {tuple(token_ids.shape)}.")
-        token_ids = torch.atleast_2d(token_ids).tolist()
-    elif isinstance(token_ids, (list, tuple)) and all(isinstance(t, int) for t in token_ids):
-        token_ids = [list(token_ids)]
-    if not (isinstance(token_ids, (list, tuple)) and token_ids
-            and all(isinstance(row, (list, tuple)) and all(isinstance(t, int) for t in row) for row in token_ids)):
-        raise ValueError(f"`{name}` must be a list of token ids, a list of such lists, or a tensor; got {token_ids!r}.")
-    return [list(row) for row in token_ids]
-
-
-def infill_canvas(prefixes, suffixes, length: int, mask_token_id: int, pad_token_id: int, device=None):
-    """The left-padded batch `prefix + [mask] * length + suffix` of each row, for `diffusion_generate` with
-    `max_new_tokens=0`: returns `(input_ids, attention_mask, middle_start)`, the first two `(batch, longest)` and
-    `middle_start` `(batch,)`, the column of each row's first mask token."""
-    if len(prefixes) != len(suffixes):
-        raise ValueError(f"infill: {len(prefixes)} prefixes but {len(suffixes)} suffixes; give one of each per row.")
-    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-        raise ValueError(f"infill: `length` must be an integer >= 1 (tokens to fill in), got {length!r}.")
-    rows = [list(prefix) + [mask_token_id] * length + list(suffix) for prefix, suffix in zip(prefixes, suffixes)]
-    input_ids, attention_mask = left_pad(rows, pad_token_id, device)
-    suffix_lengths = torch.tensor([len(suffix) for suffix in suffixes], device=input_ids.device)
-    return input_ids, attention_mask, input_ids.shape[1] - suffix_lengths - length
-
-
-def block_position_ids(attention_mask: torch.Tensor, prompt_length: int, block_size: int) -> torch.Tensor:
-    """Canvas positions for a block diffusion model, (batch, seq) -> (batch, seq): the running count of real tokens,
-    shifted per row by `(-prompt tokens) mod block_size` so that every row's prompt ends on a block boundary and the
-    generated blocks are the same canvas columns for all rows (left padding included). RoPE sees only differences
-    of positions, so the shift changes no attention score; it moves the block boundaries of the prompt."""
-    prompt_tokens = attention_mask[:, :prompt_length].sum(dim=-1)  # (batch,)
-    shift = (-prompt_tokens) % block_size  # (batch,)
-    return (attention_mask.cumsum(dim=-1) - 1).clamp(min=0) + shift[:, None]
-
-
-class RunningRows:
-    """The rows of the batch that still go through the model: all of them until some finish, then an index.
-
-    Rows whose generated part holds no masked position leave the forward batch for good. Every subsetting of a
-    (batch, ...) tensor to the running rows, and every write back, goes through this object.
-    """
-
-    def __init__(self, batch_size: int):
-        self.batch_size = batch_size
-        self.index = None  # (rows,) indices into the batch; None while every row runs
-
-    def take(self, tensor: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        """(batch, ...) -> (rows, ...); None passes."""
-        return tensor if self.index is None or tensor is None else tensor[self.index]
-
-    def put(self, full: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
-        """`full` (batch, ...) with the running rows replaced by `part` (rows, ...)."""
-        return part if self.index is None else full.index_copy(0, self.index, part)
-
-    def drop_finished(self, unfinished: torch.Tensor) -> Optional[torch.Tensor]:
-        """Drops the rows that are not `unfinished` (batch,) bool. Returns the positions, among the rows that were
-        running, of those that stay; None when no row left."""
-        if self.index is None:
-            if bool(unfinished.all()):
-                return None
-            self.index = torch.arange(self.batch_size, device=unfinished.device)
-        still_running = unfinished[self.index]  # (rows,)
-        if bool(still_running.all()):
-            return None
-        keep = still_running.nonzero().squeeze(-1)
-        self.index = self.index[keep]
-        return keep
-
-
-
-
-
-def rows_done(generated: torch.Tensor, mask_token_id: int, eos_token_ids) -> torch.Tensor:
-    """Early stop: (batch, n) generated tokens -> (batch,) bool, True where the row has a committed EOS and no
-    masked position before its first EOS (nothing the row will return is still undecided)."""
-    eos = torch.as_tensor(eos_token_ids, device=generated.device).view(-1)
-    is_eos = torch.isin(generated, eos)  # (batch, n)
-    before_first_eos = is_eos.long().cumsum(dim=-1) == 0
-    undecided = (generated == mask_token_id) & before_first_eos
-    return is_eos.any(dim=-1) & ~undecided.any(dim=-1)
-
-
-def fill_finished_rows(generated: torch.Tensor, mask_token_id: int, eos_token_ids, pad_token_id: int,
-                       ready: Optional[torch.Tensor] = None) -> None:
-    """Early stop, in place on the generated part (batch, n) of the canvas: the masked positions of rows that are
-    done ([`rows_done`]) become padding; they would become padding after the first EOS anyway. `ready` (batch,)
-    bool, *optional*: only these rows may be done (those whose prompt has no mask token left to fill)."""
-    done = rows_done(generated, mask_token_id, eos_token_ids)  # (batch,)
-    if ready is not None:
-        done &= ready
-    generated.masked_fill_(done.unsqueeze(-1) & (generated == mask_token_id), pad_token_id)
-
-
-def pad_after_eos(tokens: torch.Tensor, eos_token_ids, pad_token_id: int) -> torch.Tensor:
-    """Replaces every token after a row's first EOS by `pad_token_id`, (batch, n) -> (batch, n)."""
-    eos = torch.as_tensor(eos_token_ids, device=tokens.device).view(-1)
-    is_eos = torch.isin(tokens, eos).long()  # (batch, n)
-    after_first_eos = (is_eos.cumsum(dim=-1) - is_eos) > 0
-    return tokens.masked_fill(after_first_eos, pad_token_id)
-
-
 __all__ = [
-    "POSITIONWISE_STRATEGIES", "REMASKING_STRATEGIES", "TOKEN_SAMPLERS", "allowed_columns", "as_draws", "as_id_list",
-    "as_token_rows", "block_position_ids", "block_schedule", "ConfidenceCredit", "constrain_logits", "denoise_block",
-    "fill_finished_rows", "filter_logits", "guidance_inputs", "guided_logits", "gumbel_max_tokens", "infill_canvas",
-    "inverse_cdf_nucleus", "inverse_cdf_tokens", "left_pad", "left_to_right", "low_confidence", "masked_slots",
-    "negative_entropy", "nucleus_allowed", "num_transfer_tokens", "pad_after_eos", "parallel_transfer_count",
-    "predictive_entropy", "prompt_key", "random_confidence", "RandomDraws", "row_seed", "rows_done", "RunningRows",
-    "scale_logits", "select_transfer", "SlotDraws", "token_confidence", "top2_margin",
+    "POSITIONWISE_STRATEGIES", "REMASKING_STRATEGIES", "TOKEN_SAMPLERS", "allowed_columns", "as_id_list",
+    "block_schedule", "ConfidenceCredit", "constrain_logits", "denoise_block", "filter_logits", "guidance_inputs",
+    "guided_logits", "gumbel_max_tokens", "inverse_cdf_nucleus", "inverse_cdf_tokens", "left_to_right",
+    "low_confidence", "masked_slots", "negative_entropy", "nucleus_allowed", "num_transfer_tokens",
+    "parallel_transfer_count", "predictive_entropy", "random_confidence", "scale_logits", "select_transfer",
+    "token_confidence", "top2_margin",
 ]

@@ -12,7 +12,7 @@ from conftest import MASK, PAD, tiny_model
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 from llada.evaluation import block_times, elbo_nll, in_order_nll, in_order_perplexity, sample_times
-from llada.modeling_llada import _canonical_block_mask, block_causal_mask, block_diffusion_mask
+from llada.masks_llada import _canonical_block_mask, block_causal_mask, block_diffusion_mask
 from llada.training.block_collator import DataCollatorForBlockDiffusion
 from llada.training.collator import DataCollatorForMaskedDiffusion
 

@@ -7,7 +7,8 @@ from conftest import EOS, MASK, PAD, prompts_batch, tiny_model
 
 from llada.cache_llada import BlockKVCache
 from llada.generation_config_llada import LLaDAGenerationConfig
-from llada.sampling_llada import block_position_ids, guidance_inputs
+from llada.prepare_llada import block_position_ids
+from llada.sampling_llada import guidance_inputs
 
 
 def block_model(seed=0, block_size=4):

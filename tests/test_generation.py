@@ -20,7 +20,7 @@ from transformers import AutoModel, GenerationConfig
 from conftest import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, varied_model
 from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.generation_llada import LLaDAGenerateOutput
-from llada.sampling_llada import prompt_key, row_seed
+from llada.rows_llada import prompt_key, row_seed
 
 
 # ----------------------------------------------------------------------------------------------------------------

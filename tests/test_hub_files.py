@@ -27,8 +27,9 @@ ALLOWED_ROOTS = {
 
 def test_hub_file_set():
     assert [f.name for f in HUB_FILES] == ["cache_llada.py", "checks_llada.py", "configuration_llada.py",
-                                           "generation_config_llada.py",
-                                           "generation_llada.py", "modeling_llada.py", "processors_llada.py",
+                                           "diffusion_llada.py", "generation_config_llada.py",
+                                           "generation_llada.py", "masks_llada.py", "modeling_llada.py",
+                                           "prepare_llada.py", "processors_llada.py", "rows_llada.py",
                                            "sampling_llada.py"]
     assert tuple(f.name for f in HUB_FILES) == HUB_CODE_FILES  # the one list that saving, pushing and converting use
 

@@ -11,7 +11,7 @@ import torch
 
 from conftest import EOS, MASK, PAD, varied_model
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion, forward_process
-from llada.sampling_llada import infill_canvas
+from llada.prepare_llada import infill_canvas
 
 PERIOD, BASE, CYCLIC_MASK = 12, 2, 15  # digits are the ids 2..13; 0 pad, 1 EOS, 15 mask
 

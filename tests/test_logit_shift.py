@@ -11,7 +11,7 @@ from llada import LLaDAForMaskedDiffusion
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.generation_llada import DenoisingContext
-from llada.sampling_llada import RunningRows
+from llada.rows_llada import RunningRows
 
 
 def shifted_pair(seed: int = 0, **overrides):

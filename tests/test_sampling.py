@@ -8,10 +8,10 @@ import torch
 
 from conftest import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, varied_model
 from llada.generation_config_llada import LLaDAGenerationConfig
+from llada.prepare_llada import left_pad
+from llada.rows_llada import RandomDraws, RunningRows, pad_after_eos, prompt_key, row_seed, rows_done
 from llada.sampling_llada import (
     REMASKING_STRATEGIES,
-    RandomDraws,
-    RunningRows,
     allowed_columns,
     as_id_list,
     block_schedule,
@@ -21,16 +21,11 @@ from llada.sampling_llada import (
     gumbel_max_tokens,
     guided_logits,
     inverse_cdf_tokens,
-    left_pad,
     denoise_block,
     masked_slots,
     nucleus_allowed,
     num_transfer_tokens,
-    pad_after_eos,
     parallel_transfer_count,
-    prompt_key,
-    row_seed,
-    rows_done,
     scale_logits,
     select_transfer,
     token_confidence,

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from conftest import PAD, varied_model
-from llada.sampling_llada import left_pad
+from llada.prepare_llada import left_pad
 
 fastapi = pytest.importorskip("fastapi", reason="the `serve` extra (fastapi, uvicorn) is not installed")
 uvicorn = pytest.importorskip("uvicorn", reason="the `serve` extra (fastapi, uvicorn) is not installed")

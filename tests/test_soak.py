@@ -4,7 +4,7 @@ module-level cache growing; past dynamo's recompile limit the eager fallback is 
 import torch
 
 from conftest import script_module
-from llada import generation_llada
+from llada import prepare_llada
 
 soak_generate = script_module("soak_generate")
 
@@ -34,7 +34,7 @@ def test_past_the_recompile_limit_the_fallback_is_reported_once():
                                     log=quiet)
     finally:
         torch._dynamo.reset()
-        generation_llada._COMPILED_FORWARDS.clear()  # its fallback state is this test's, not the next one's
+        prepare_llada._COMPILED_FORWARDS.clear()  # its fallback state is this test's, not the next one's
     summary = soak_generate.summarise(result, compile_mode=True)
     assert result["limit_warnings"] == 1 and summary["checks"]["the eager fallback reported once"]
     assert summary["checks"]["no cache or context outlives its call"]

@@ -19,7 +19,8 @@ from typing import List, Optional
 
 import torch
 
-from ..sampling_llada import REMASKING_STRATEGIES, TOKEN_SAMPLERS, infill_canvas, left_pad
+from ..prepare_llada import infill_canvas, left_pad
+from ..sampling_llada import REMASKING_STRATEGIES, TOKEN_SAMPLERS
 from .common import CLIError, one_line, run_main
 
 

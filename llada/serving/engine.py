@@ -33,7 +33,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from ..sampling_llada import left_pad
+from ..prepare_llada import left_pad
 from .protocol import APIError
 
 logger = logging.getLogger("llada.serving")

@@ -4,7 +4,7 @@ model, and generated token ids back to text."""
 import secrets
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..generation_config_llada import block_model_length, prepare_generation_config, resolve_mask_token_id
+from ..prepare_llada import block_model_length, prepare_generation_config, prepare_special_tokens
 from ..sampling_llada import as_id_list, block_schedule
 from .protocol import APIError, ParsedRequest, apply_stop, now
 
@@ -29,7 +29,7 @@ class ServedModel:
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.created = now()
         config = model.generation_config
-        self.mask_token_id = resolve_mask_token_id(config, model.config)
+        self.mask_token_id = prepare_special_tokens(model, config)
         self.eos_token_ids = set(as_id_list(config.eos_token_id if config.eos_token_id is not None
                                             else model.config.eos_token_id))
         candidates = (config.pad_token_id, model.config.pad_token_id, tokenizer.pad_token_id, *self.eos_token_ids, 0)

@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from ..sampling_llada import left_pad
+from ..prepare_llada import left_pad
 from . import get_task
 
 # The remasking strategies the task tables compare: which masked position a LLaDA step commits first.

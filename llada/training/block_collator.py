@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from ..diffusion_llada import in_order_blocks
 from .collator import DataCollatorForMaskedDiffusion
 
 
@@ -46,8 +47,9 @@ class DataCollatorForBlockDiffusion(DataCollatorForMaskedDiffusion):
             clean copy per row from `labels` (the same loss, a step about a fifth dearer).
         in_order_probability (`float`, *optional*, defaults to 0): the share of blocks trained on the in-order
             likelihood instead of the bound: such a block masks its maskable tokens from a uniform `j` on and scores
-            only `j`, weight `n` (see `_in_order_blocks`), so the loss is `(1 - share) * bound + share * in-order
-            NLL`, the exact likelihood of the `left_to_right` sampler (`llada.evaluation.in_order_perplexity`).
+            only `j`, weight `n` (see `llada.diffusion_llada.in_order_blocks`), so the loss is
+            `(1 - share) * bound + share * in-order NLL`, the exact likelihood of the `left_to_right` sampler
+            (`llada.evaluation.in_order_perplexity`).
         (the others): see [`DataCollatorForMaskedDiffusion`].
 
     Random draws, in this order: the parent's random-length draws, then the block times `(batch * num_blocks,)`,
@@ -83,45 +85,19 @@ class DataCollatorForBlockDiffusion(DataCollatorForMaskedDiffusion):
         # both noised copies of a sequence attend to one clean copy: (batch, seq), one row per sequence
         return {"clean_input_ids": clean_ids} if complementary and self.shared_clean_copy else {}
 
-    def _forward_process(self, input_ids, maskable, generator):
+    def _forward_process(self, maskable, generator):
         """The parent's forward process with each block as a row: `(batch, seq)` in, the same five results out,
-        each `(batch, seq)` (or `(2 batch, seq)` for `unscored`, or None)."""
-        batch, seq = input_ids.shape
+        each `(batch, seq)` (or `(2 batch, seq)` for `unscored`, or None); a share `in_order_probability` of the
+        blocks in order ([`in_order_blocks`])."""
+        batch, seq = maskable.shape
         size = self.block_size
         width = -(-seq // size) * size  # whole blocks: the last one is padded with unmaskable positions
-        block_rows = [F.pad(x, (0, width - seq), value=0).reshape(-1, size) for x in (input_ids, maskable)]
-        results = super()._forward_process(*block_rows, generator)  # (batch * num_blocks, size or 1) each
+        block_rows = F.pad(maskable, (0, width - seq), value=0).reshape(-1, size)  # (batch * num_blocks, size)
+        results = super()._forward_process(block_rows, generator)  # (batch * num_blocks, size or 1) each
         if self.in_order_probability > 0:
-            results = self._in_order_blocks(block_rows[1].bool(), *results[:4], generator)
+            results = in_order_blocks(block_rows.bool(), *results[:4], self.in_order_probability, generator)
         *noise, unscored = [None if x is None else x.expand(-1, size).reshape(-1, width)[:, :seq] for x in results]
         return (*noise, unscored)
-
-    def _in_order_blocks(self, maskable, masked, p_mask, complement, complement_p, generator):
-        """Turns a share `in_order_probability` of the blocks `(rows, n)` into in-order ones: the block's maskable
-        tokens from a uniform `j` on are masked and only the one at `j` is scored, with weight `n` (then `n`
-        such blocks estimate the block's in-order NLL, `sum_j -log p(x_j | x_<j, earlier blocks)`, without bias).
-        The complementary copy takes `j + n // 2 (mod n)`. Draws: which blocks, then `j`."""
-        rows = maskable.shape[0]
-        count = maskable.sum(dim=1, keepdim=True)  # (rows, 1)
-        rank = maskable.long().cumsum(dim=1) - 1  # (rows, n) index of each maskable token among its block's
-        chosen = (torch.rand(rows, 1, generator=generator) < self.in_order_probability) & (count > 0)
-        start = (torch.rand(rows, 1, generator=generator) * count).long().minimum((count - 1).clamp(min=0))
-        weight = 1.0 / count.clamp(min=1).float()  # p_mask = 1 / n: weight n
-
-        def in_order(first):  # (rows, 1) -> the masks and the masked positions that are not scored, (rows, n) each
-            masked_from = maskable & (rank >= first)
-            return masked_from, masked_from & (rank != first)
-
-        io_masked, io_unscored = in_order(start)
-        masked = torch.where(chosen, io_masked, masked)
-        p_mask = torch.where(chosen, weight.to(p_mask.dtype), p_mask)
-        unscored = chosen & io_unscored
-        if complement is not None:
-            other_masked, other_unscored = in_order((start + count // 2) % count.clamp(min=1))
-            complement = torch.where(chosen, other_masked, complement)
-            complement_p = torch.where(chosen, weight.to(complement_p.dtype), complement_p)
-            unscored = torch.cat([unscored, chosen & other_unscored])
-        return masked, p_mask, complement, complement_p, unscored
 
 
 __all__ = ["DataCollatorForBlockDiffusion"]

@@ -8,7 +8,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
-from ..sampling_llada import left_pad
+from ..prepare_llada import left_pad
 
 
 logger = logging.getLogger(__name__)

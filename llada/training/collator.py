@@ -10,12 +10,10 @@ from typing import Any, Optional
 
 import torch
 
-from ..evaluation import sample_times
-from ..modeling_llada import forward_process
+from ..diffusion_llada import MASKING_SCHEMES, exact_count_masks, training_masks
 
 
 TRAIN_T_SAMPLING = ("uniform", "stratified")
-MASKING_SCHEMES = ("bernoulli", "exact")
 
 
 @dataclass
@@ -147,8 +145,7 @@ class DataCollatorForMaskedDiffusion:
         input_ids, attention_mask, maskable = self._maybe_truncate(input_ids, attention_mask, maskable, generator)
         batch_size, seq_len = input_ids.shape
 
-        masked_indices, p_mask, complement, complement_p, unscored = self._forward_process(
-            input_ids, maskable, generator)
+        masked_indices, p_mask, complement, complement_p, unscored = self._forward_process(maskable, generator)
         clean_ids = input_ids
         if complement is not None:
             # Each sequence a second time with exactly the other maskable tokens masked: that copy is the forward
@@ -178,34 +175,16 @@ class DataCollatorForMaskedDiffusion:
 
     # ----------------------------------------------------------------------------------------------------------
 
-    def _forward_process(self, input_ids, maskable, generator):
-        """The masks of rows `(rows, n)`: one diffusion time per row (`t_sampling`, across the rows), then the
-        masking scheme. Returns `(masked_indices, p_mask, complement, complement_p, unscored)`: the `(rows, n)` masks
-        and `(rows, 1)` masking probabilities, with `complementary_masking` those of the complementary copies (else
-        `None, None`), and `unscored`: None (every masked position is scored) or the `(rows or 2 rows, n)` masked
-        positions that get no label (in the order of the batch: the rows, then their complements)."""
-        # (rows,) diffusion time of each row; stratified: one draw in each of `rows` equal strata of [0, 1)
-        t = sample_times(1, input_ids.shape[0], self.t_sampling, generator)[:, 0]
-        if self.masking == "exact":
-            masked_indices, p_mask = exact_count_masks(maskable, t, generator)  # (rows, n), (rows, 1)
-        else:
-            _, masked_indices, p_mask = forward_process(
-                input_ids, t, self.mask_token_id, maskable, self.eps, generator)  # (rows, n), (rows, 1)
-        if not self.complementary_masking:
-            return masked_indices, p_mask, None, None, None
-        complement = maskable & ~masked_indices  # (rows, n)
-        if self.masking == "exact":  # n - k of n tokens masked: weight n / (n - k) (no weight when none is)
-            n = maskable.sum(dim=1, keepdim=True).clamp(min=1)
-            complement_p = (complement.sum(dim=1, keepdim=True) / n).clamp(min=1.0 / n)
-            # With k ~ U{1..n} the complement's count n - k is U{0..n-1}: it is never n, so a pair would give the
-            # fully masked row half the ELBO's weight (at block size 2 the expected loss would be a quarter below
-            # the bound). A row masked whole therefore counts twice (weight 2, p_mask halved): what masking its
-            # complement whole too would give, since the two would have the same logits, without the second pass.
-            whole = maskable.any(dim=1, keepdim=True) & ~complement.any(dim=1, keepdim=True)  # (rows, 1)
-            p_mask = torch.where(whole, p_mask / 2, p_mask)
-        else:
-            complement_p = (1.0 - self.eps) * (1.0 - t[:, None]) + self.eps
-        return masked_indices, p_mask, complement, complement_p, None
+    def _forward_process(self, maskable, generator):
+        """The masks of rows `(rows, n)` (see [`training_masks`]: `t_sampling` across the rows, the masking scheme,
+        the complementary masks). Returns `(masked_indices, p_mask, complement, complement_p, unscored)`: the
+        `(rows, n)` masks and `(rows, 1)` masking probabilities, with `complementary_masking` those of the
+        complementary copies (else `None, None`), and `unscored`: None (every masked position is scored) or the
+        `(rows or 2 rows, n)` masked positions that get no label (in the order of the batch: the rows, then their
+        complements)."""
+        masks = training_masks(maskable, self.t_sampling, self.masking, self.complementary_masking, self.eps,
+                               generator)
+        return (*masks, None)
 
     def _pad(self, examples: list, sft: bool):
         """Right-pads to the longest example; returns ids, attention mask and which positions may be masked."""
@@ -245,19 +224,6 @@ class DataCollatorForMaskedDiffusion:
             return input_ids, attention_mask, maskable
         length = int(torch.randint(1, input_ids.shape[1] + 1, (1,), generator=generator).item())
         return input_ids[:, :length], attention_mask[:, :length], maskable[:, :length]
-
-
-def exact_count_masks(maskable: torch.Tensor, t: torch.Tensor, generator=None):
-    """Masks exactly `k = ceil(t n)` (at least 1) of each row's `n` maskable positions, uniformly at random.
-
-    Returns the `(batch, seq)` bool masks and the `(batch, 1)` masking ratios `k / n` (the loss weights `1 / p`);
-    a row without maskable positions masks nothing and gets the ratio 1 (a valid probability for the loss).
-    """
-    scores = torch.rand(maskable.shape, generator=generator).masked_fill(~maskable.bool(), 2.0)  # (batch, seq)
-    ranks = scores.argsort(dim=1).argsort(dim=1)  # (batch, seq) rank of each position's score within its row
-    n = maskable.sum(dim=1, keepdim=True)  # (batch, 1)
-    k = torch.ceil(t[:, None] * n).clamp(min=1).minimum(n)  # (batch, 1)
-    return (ranks < k) & maskable.bool(), (k.clamp(min=1) / n.clamp(min=1)).float()
 
 
 def batch_seed(seed: int, input_ids: torch.Tensor) -> int:
