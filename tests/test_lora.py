@@ -70,7 +70,10 @@ def test_the_adapter_loads_generates_through_the_wrapper_and_merges(base, lora_r
     inputs = tokenizer(["Q3: ", "Q4: "], return_tensors="pt")
     settings = dict(max_new_tokens=8, steps=8, temperature=0.0)
     through_wrapper = wrapped.diffusion_generate(**inputs, **settings)
-    assert torch.equal(through_wrapper, merged.diffusion_generate(**inputs, **settings))
+    assert through_wrapper.shape == (2, inputs["input_ids"].shape[1] + 8)
+    # the merged model computes the adapted function to float rounding (greedy tokens may flip at a near tie)
+    torch.testing.assert_close(wrapped(input_ids=through_wrapper).logits, merged(input_ids=through_wrapper).logits,
+                               atol=1e-4, rtol=1e-4)
     plain = AutoModel.from_pretrained(base, trust_remote_code=True).eval()
     assert not torch.equal(plain(**inputs).logits, merged(**inputs).logits)  # the merged weights are the adapted ones
 
