@@ -47,9 +47,11 @@ def parse_args(argv=None):
     parser.add_argument("--vocab_size", type=int, help="Replaces the preset's.")
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--complementary_masking", action="store_true",
-                        help="Each sequence also with the complementary mask (2 x batch rows for the diffusion "
-                             "models).")
+    parser.add_argument(
+        "--complementary_masking",
+        action="store_true",
+        help="Each sequence also with the complementary mask (2 x batch rows for the diffusion models).",
+    )
     parser.add_argument("--repeats", type=int, default=8, help="timed steps per contender (alternating)")
     parser.add_argument("--attn_implementation", default="sdpa", choices=["sdpa", "eager"])
     add_common_args(parser)
@@ -58,12 +60,18 @@ def parse_args(argv=None):
 
 def sizes(args) -> dict:
     """The preset's dimensions with the flags given."""
-    flags = dict(hidden_size=getattr(args, "hidden_size", None), num_hidden_layers=getattr(args, "num_layers", None),
-                 num_attention_heads=getattr(args, "num_heads", None),
-                 intermediate_size=getattr(args, "intermediate_size", None),
-                 vocab_size=getattr(args, "vocab_size", None))
-    return {**PRESETS[args.preset], **{k: v for k, v in flags.items() if v is not None},
-            "max_position_embeddings": args.seq_len}
+    flags = dict(
+        hidden_size=getattr(args, "hidden_size", None),
+        num_hidden_layers=getattr(args, "num_layers", None),
+        num_attention_heads=getattr(args, "num_heads", None),
+        intermediate_size=getattr(args, "intermediate_size", None),
+        vocab_size=getattr(args, "vocab_size", None),
+    )
+    return {
+        **PRESETS[args.preset],
+        **{k: v for k, v in flags.items() if v is not None},
+        "max_position_embeddings": args.seq_len,
+    }
 
 
 def build(block_size, args):
@@ -72,8 +80,9 @@ def build(block_size, args):
     if block_size == "llama":
         model = random_model(args.preset, "llama", attn_implementation=args.attn_implementation, **sizes(args))
     else:
-        model = random_model(args.preset, block_size=block_size, attn_implementation=args.attn_implementation,
-                             **sizes(args))
+        model = random_model(
+            args.preset, block_size=block_size, attn_implementation=args.attn_implementation, **sizes(args)
+        )
     return model.train()
 
 
@@ -87,12 +96,18 @@ def make_batch(block_size, args, shared_clean_copy=True):
         return {"input_ids": rows, "labels": rows}
     examples = [{"input_ids": row} for row in rows]
     if block_size is None:
-        collator = DataCollatorForMaskedDiffusion(mask_token_id=mask, pad_token_id=pad, seed=0,
-                                                  complementary_masking=args.complementary_masking)
+        collator = DataCollatorForMaskedDiffusion(
+            mask_token_id=mask, pad_token_id=pad, seed=0, complementary_masking=args.complementary_masking
+        )
     else:
-        collator = DataCollatorForBlockDiffusion(mask_token_id=mask, pad_token_id=pad, seed=0, block_size=block_size,
-                                                 complementary_masking=args.complementary_masking,
-                                                 shared_clean_copy=shared_clean_copy)
+        collator = DataCollatorForBlockDiffusion(
+            mask_token_id=mask,
+            pad_token_id=pad,
+            seed=0,
+            block_size=block_size,
+            complementary_masking=args.complementary_masking,
+            shared_clean_copy=shared_clean_copy,
+        )
     return collator(examples)
 
 
@@ -114,20 +129,29 @@ def main(argv=None):
     cpu = time_alternated(steps, args.repeats, warmup=1, clock="cpu")  # the warm-up round: allocator, kernels
 
     dims = sizes(args)
-    heading = (f"dims: hidden {dims['hidden_size']}, layers {dims['num_hidden_layers']}, heads "
-               f"{dims['num_attention_heads']}, FFN {dims['intermediate_size']}, vocab {dims['vocab_size']}, batch "
-               f"{args.batch_size} x seq {args.seq_len}"
-               f"{' (complementary masking: 2 x the rows)' if args.complementary_masking else ''}, float32 on cpu, "
-               f"attention {args.attn_implementation}; {harness}; CPU time per step, median of {args.repeats} "
-               "alternated steps [fastest-slowest]")
+    heading = (
+        f"dims: hidden {dims['hidden_size']}, layers {dims['num_hidden_layers']}, heads "
+        f"{dims['num_attention_heads']}, FFN {dims['intermediate_size']}, vocab {dims['vocab_size']}, batch "
+        f"{args.batch_size} x seq {args.seq_len}"
+        f"{' (complementary masking: 2 x the rows)' if args.complementary_masking else ''}, float32 on cpu, "
+        f"attention {args.attn_implementation}; {harness}; CPU time per step, median of {args.repeats} "
+        "alternated steps [fastest-slowest]"
+    )
     full = cpu["llada (full)"].median
     rows = [dict(contender=name, cpu=timing, vs_full=timing.median / full) for name, timing in cpu.items()]
     columns = {"contender": "contender", "cpu": "CPU per step", "vs_full": "CPU vs full"}
     formats = {"vs_full": lambda ratio: f"{ratio:.2f}x"}
     print(heading)
     print("\n".join(markdown_table(rows, columns, formats)))
-    written = write_report(args.output, rows, title="Training step: block diffusion vs full LLaDA vs Llama",
-                           intro=heading, columns=columns, formats=formats, meta=vars(args))
+    written = write_report(
+        args.output,
+        rows,
+        title="Training step: block diffusion vs full LLaDA vs Llama",
+        intro=heading,
+        columns=columns,
+        formats=formats,
+        meta=vars(args),
+    )
     if written:
         print(f"wrote {written}")
     return 0

@@ -47,8 +47,11 @@ MODES = {
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--code_from", default=str(ROOT / "tests" / "fixtures" / "saved_before_split"),
-                        help="A model folder whose *_llada.py files are the code to compare against.")
+    parser.add_argument(
+        "--code_from",
+        default=str(ROOT / "tests" / "fixtures" / "saved_before_split"),
+        help="A model folder whose *_llada.py files are the code to compare against.",
+    )
     parser.add_argument("--preset", default="main", choices=list(PRESETS), help="The model size (default main).")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--length", type=int, default=64, help="Tokens generated (block 32, one token per step).")
@@ -92,26 +95,46 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         current, saved = load_both(args, Path(tmp))
-        heading = (f"code compared: this package vs {relative(args.code_from)}; preset {args.preset}, {harness}, "
-                   f"median of {args.repeats} alternated runs")
+        heading = (
+            f"code compared: this package vs {relative(args.code_from)}; preset {args.preset}, {harness}, "
+            f"median of {args.repeats} alternated runs"
+        )
         print(heading)
 
         def measure(name, fns, repeats, what="tokens"):
             times = time_alternated(fns, repeats)
             same = "identical" if torch.equal(times["current"].result, times["saved"].result) else "DIFFERENT"
-            rows.append(dict(measurement=name, current=times["current"], saved=times["saved"],
-                             ratio=times["current"].median / times["saved"].median, same=f"{what} {same}"))
+            rows.append(
+                dict(
+                    measurement=name,
+                    current=times["current"],
+                    saved=times["saved"],
+                    ratio=times["current"].median / times["saved"].median,
+                    same=f"{what} {same}",
+                )
+            )
             print(markdown_table(rows[-1:], COLUMNS, FORMATS)[-1], flush=True)
 
         for batch_size in args.batch_sizes:
             ids, attention_mask = prompts_for(batch_size, current.config)
             for mode, settings in MODES.items():
+
                 def run(model, settings=settings):
-                    return model.diffusion_generate(ids, attention_mask=attention_mask, max_new_tokens=args.length,
-                                                    steps=args.length, block_length=32, eos_token_id=None,
-                                                    **settings)
-                measure(f"generate {mode} b{batch_size}", {"current": lambda: run(current),
-                                                           "saved": lambda: run(saved)}, args.repeats)
+                    return model.diffusion_generate(
+                        ids,
+                        attention_mask=attention_mask,
+                        max_new_tokens=args.length,
+                        steps=args.length,
+                        block_length=32,
+                        eos_token_id=None,
+                        **settings,
+                    )
+
+                measure(
+                    f"generate {mode} b{batch_size}",
+                    {"current": lambda: run(current), "saved": lambda: run(saved)},
+                    args.repeats,
+                )
         vocab = current.config.vocab_size - 3
         batch = torch.randint(0, vocab, (8, 128), generator=torch.Generator().manual_seed(1))
         labels = torch.where(torch.rand(8, 128, generator=torch.Generator().manual_seed(2)) < 0.5, batch, -100)
@@ -125,19 +148,29 @@ def main(argv=None):
 
         current.train(), saved.train()
         generate_ratios = [row["ratio"] for row in rows]
-        measure("train step b8 x 128", {"current": lambda: train_step(current), "saved": lambda: train_step(saved)},
-                args.repeats * 2, what="loss")
+        measure(
+            "train step b8 x 128",
+            {"current": lambda: train_step(current), "saved": lambda: train_step(saved)},
+            args.repeats * 2,
+            what="loss",
+        )
     notes = [f"geometric mean of the generate ratios: {statistics.geometric_mean(generate_ratios):.3f}"]
     print(notes[0])
-    written = write_report(args.output, rows, intro=heading, columns=COLUMNS, formats=FORMATS, notes=notes,
-                           meta=vars(args))
+    written = write_report(
+        args.output, rows, intro=heading, columns=COLUMNS, formats=FORMATS, notes=notes, meta=vars(args)
+    )
     if written:
         print(f"wrote {written}")
     return 0
 
 
-COLUMNS = {"measurement": "measurement", "current": "current", "saved": "saved", "ratio": "ratio",
-           "same": "tokens / loss"}
+COLUMNS = {
+    "measurement": "measurement",
+    "current": "current",
+    "saved": "saved",
+    "ratio": "ratio",
+    "same": "tokens / loss",
+}
 FORMATS = {"ratio": ".3f"}
 
 

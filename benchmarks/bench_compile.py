@@ -51,11 +51,18 @@ from llada.prepare_llada import left_pad  # noqa: E402
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(TRAINED_MODEL),
-                        help="A saved full-attention LLaDA folder (`compile=True` is refused for block diffusion "
-                             "models); a random model of --preset when it does not exist.")
-    parser.add_argument("--preset", default="main", choices=list(PRESETS),
-                        help="The random model's size (default main, the main job's).")
+    parser.add_argument(
+        "--model",
+        default=str(TRAINED_MODEL),
+        help="A saved full-attention LLaDA folder (`compile=True` is refused for block diffusion "
+        "models); a random model of --preset when it does not exist.",
+    )
+    parser.add_argument(
+        "--preset",
+        default="main",
+        choices=list(PRESETS),
+        help="The random model's size (default main, the main job's).",
+    )
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--max_new_tokens", type=int, default=96)
     parser.add_argument("--block_length", type=int, default=32)
@@ -74,8 +81,10 @@ def load_model(path: str, preset: str = "main", seed: int = 0):
         shown = relative(path)
         model = LLaDAForMaskedDiffusion.from_pretrained(path).eval()
         if getattr(model.config, "block_size", None) is not None:
-            raise SystemExit(f"--model {path}: a block diffusion model (block_size {model.config.block_size}); "
-                             "`compile=True` needs a full-attention model (the main job's, llada-train)")
+            raise SystemExit(
+                f"--model {path}: a block diffusion model (block_size {model.config.block_size}); "
+                "`compile=True` needs a full-attention model (the main job's, llada-train)"
+            )
         return model, shown
     return random_model(preset, seed=seed), f"random weights, preset {preset}"
 
@@ -83,29 +92,45 @@ def load_model(path: str, preset: str = "main", seed: int = 0):
 def prompts(batch: int, length: int):
     """Byte prompts from the bundled corpus (the byte tokenizer's ids are the bytes)."""
     data = CORPUS.read_bytes()
-    return [list(data[10_000 * (i + 1): 10_000 * (i + 1) + length]) for i in range(batch)]
+    return [list(data[10_000 * (i + 1) : 10_000 * (i + 1) + length]) for i in range(batch)]
 
 
 def measure(model, batch, cache, args):
     input_ids, attention_mask = left_pad(prompts(batch, args.prompt_length), model.config.pad_token_id)
     # greedy and low-confidence remasking: no random draw (a saved model may default to random remasking), so the
     # two runs must give the same tokens
-    settings = dict(max_new_tokens=args.max_new_tokens, steps=args.max_new_tokens, block_length=args.block_length,
-                    temperature=0.0, remasking="low_confidence", eos_token_id=None, use_cache=cache)
-    runs = {"eager": lambda: model.diffusion_generate(input_ids, attention_mask=attention_mask, **settings),
-            "compiled": lambda: model.diffusion_generate(input_ids, attention_mask=attention_mask, **settings,
-                                                         compile=True)}
+    settings = dict(
+        max_new_tokens=args.max_new_tokens,
+        steps=args.max_new_tokens,
+        block_length=args.block_length,
+        temperature=0.0,
+        remasking="low_confidence",
+        eos_token_id=None,
+        use_cache=cache,
+    )
+    runs = {
+        "eager": lambda: model.diffusion_generate(input_ids, attention_mask=attention_mask, **settings),
+        "compiled": lambda: model.diffusion_generate(
+            input_ids, attention_mask=attention_mask, **settings, compile=True
+        ),
+    }
     runs["eager"]()  # warm-up of the eager path
     compile_seconds = time_alternated({"compiled": runs["compiled"]}, 1)["compiled"].median  # the first call
     outputs = []
     # alternating, so that the machine's load falls on both alike; every call's tokens compared
-    times = time_alternated({name: lambda run=run: outputs.append(run()) for name, run in runs.items()},
-                            args.repeats)
+    times = time_alternated({name: lambda run=run: outputs.append(run()) for name, run in runs.items()}, args.repeats)
     identical = all(torch.equal(outputs[0], out) for out in outputs)
     tokens = batch * args.max_new_tokens
     eager_rate, compiled_rate = tokens / times["eager"].median, tokens / times["compiled"].median
-    return dict(batch=batch, cache="dual" if cache else "none", eager=eager_rate, compiled=compiled_rate,
-                speedup=compiled_rate / eager_rate, compile_seconds=compile_seconds, identical=identical)
+    return dict(
+        batch=batch,
+        cache="dual" if cache else "none",
+        eager=eager_rate,
+        compiled=compiled_rate,
+        speedup=compiled_rate / eager_rate,
+        compile_seconds=compile_seconds,
+        identical=identical,
+    )
 
 
 def main(argv=None) -> int:
@@ -113,10 +138,12 @@ def main(argv=None) -> int:
     harness = setup(args)
     model, description = load_model(args.model, args.preset, args.seed)
     parameters = sum(p.numel() for p in model.parameters())
-    header = (f"LLaDA {parameters / 1e6:.2f}M parameters ({description}), greedy low-confidence, "
-              f"{args.max_new_tokens} new tokens after {args.prompt_length}-token prompts, block {args.block_length}, "
-              f"one token per step, median of {args.repeats} alternating runs, {harness}, cpu; compiled: inductor, "
-              "fullgraph, static shapes")
+    header = (
+        f"LLaDA {parameters / 1e6:.2f}M parameters ({description}), greedy low-confidence, "
+        f"{args.max_new_tokens} new tokens after {args.prompt_length}-token prompts, block {args.block_length}, "
+        f"one token per step, median of {args.repeats} alternating runs, {harness}, cpu; compiled: inductor, "
+        "fullgraph, static shapes"
+    )
     print(header, flush=True)
     rows = []
     for batch in args.batch_sizes:
@@ -129,10 +156,22 @@ def main(argv=None) -> int:
     return 0
 
 
-COLUMNS = {"batch": "batch", "cache": "cache", "eager": "eager tokens/s", "compiled": "compiled tokens/s",
-           "speedup": "speed-up", "compile_seconds": "first compiled call (s)", "identical": "identical tokens"}
-FORMATS = {"eager": ".0f", "compiled": ".0f", "speedup": lambda x: f"{x:.2f}x", "compile_seconds": ".1f",
-           "identical": lambda same: "yes" if same else "no"}
+COLUMNS = {
+    "batch": "batch",
+    "cache": "cache",
+    "eager": "eager tokens/s",
+    "compiled": "compiled tokens/s",
+    "speedup": "speed-up",
+    "compile_seconds": "first compiled call (s)",
+    "identical": "identical tokens",
+}
+FORMATS = {
+    "eager": ".0f",
+    "compiled": ".0f",
+    "speedup": lambda x: f"{x:.2f}x",
+    "compile_seconds": ".1f",
+    "identical": lambda same: "yes" if same else "no",
+}
 
 
 if __name__ == "__main__":

@@ -28,8 +28,12 @@ from llada import modeling_llada
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=100, help="Alternating rounds (default 100).")
-    parser.add_argument("--forwards", type=int, default=1,
-                        help="Forward calls timed per contender and round (default 1: the finest alternation).")
+    parser.add_argument(
+        "--forwards",
+        type=int,
+        default=1,
+        help="Forward calls timed per contender and round (default 1: the finest alternation).",
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=256)
     add_common_args(parser, output=RESULTS / "forward_checks.md")
@@ -47,8 +51,10 @@ def inputs(batch: int, seq: int, config) -> dict:
     mask = (torch.arange(seq)[None] >= padding[:, None]).long()  # (batch, seq)
     ids = ids.masked_fill(mask == 0, config.pad_token_id)
     labels = torch.where(torch.rand(batch, seq, generator=generator) < 0.5, ids, -100).masked_fill(mask == 0, -100)
-    return {"ids only": dict(input_ids=ids),
-            "ids, padded mask, labels": dict(input_ids=ids, attention_mask=mask, labels=labels)}
+    return {
+        "ids only": dict(input_ids=ids),
+        "ids, padded mask, labels": dict(input_ids=ids, attention_mask=mask, labels=labels),
+    }
 
 
 @contextmanager
@@ -95,50 +101,90 @@ def run(args) -> list:
     with torch.no_grad():
         for name, batch_inputs in inputs(args.batch, args.seq, model.config).items():
             forwards_of(model, batch_inputs, 2, checks=True)()  # warm-up
-            times = time_alternated({"with": forwards_of(model, batch_inputs, args.forwards, checks=True),
-                                     "without": forwards_of(model, batch_inputs, args.forwards, checks=False)},
-                                    args.rounds)
+            times = time_alternated(
+                {
+                    "with": forwards_of(model, batch_inputs, args.forwards, checks=True),
+                    "without": forwards_of(model, batch_inputs, args.forwards, checks=False),
+                },
+                args.rounds,
+            )
             checks = time_checks_alone(model, batch_inputs)
-            rows.append(dict(input=name, with_checks=times["with"], without=times["without"],
-                             ratio=times["with"].median / times["without"].median,
-                             paired=paired_ratio(times["with"], times["without"]), checks_us=1e6 * checks,
-                             share=100 * checks / (times["without"].median / args.forwards)))
+            rows.append(
+                dict(
+                    input=name,
+                    with_checks=times["with"],
+                    without=times["without"],
+                    ratio=times["with"].median / times["without"].median,
+                    paired=paired_ratio(times["with"], times["without"]),
+                    checks_us=1e6 * checks,
+                    share=100 * checks / (times["without"].median / args.forwards),
+                )
+            )
             print(format_row(rows[-1], args.forwards), flush=True)
     return rows
 
 
 def per_forward(timing, forwards: int) -> str:
     """A Timing of `forwards` calls, as ms per forward: median [fastest-slowest]."""
-    return (f"{1e3 * timing.median / forwards:.2f} [{1e3 * timing.low / forwards:.2f}-"
-            f"{1e3 * timing.high / forwards:.2f}]")
+    return (
+        f"{1e3 * timing.median / forwards:.2f} [{1e3 * timing.low / forwards:.2f}-{1e3 * timing.high / forwards:.2f}]"
+    )
 
 
 def format_row(row: dict, forwards: int) -> str:
-    return (f"{row['input']}: with {per_forward(row['with_checks'], forwards)} ms, without "
-            f"{per_forward(row['without'], forwards)} ms, ratio {row['ratio']:.4f}, paired median "
-            f"{row['paired']:.4f}, checks alone {row['checks_us']:.1f} us")
+    return (
+        f"{row['input']}: with {per_forward(row['with_checks'], forwards)} ms, without "
+        f"{per_forward(row['without'], forwards)} ms, ratio {row['ratio']:.4f}, paired median "
+        f"{row['paired']:.4f}, checks alone {row['checks_us']:.1f} us"
+    )
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     harness = setup(args)
     rows = run(args)
-    command = (f"OMP_NUM_THREADS={args.threads} python benchmarks/bench_forward_checks.py --rounds {args.rounds} "
-               f"--forwards {args.forwards} --threads {args.threads}")
-    intro = [f"`{command}` — {harness}. The main job's model size (preset main: hidden 128, 4 layers, 4 heads, "
-             f"intermediate 384, vocabulary 4096), random weights, batch {args.batch} x {args.seq} tokens, eval mode, "
-             f"no grad. {args.rounds} rounds alternating the contenders (ABBA), {args.forwards} forwards per "
-             "contender and round; ms per forward, median over the rounds [fastest-slowest]."]
-    columns = {"input": "input", "with_checks": "with checks (ms)", "without": "without (ms)",
-               "ratio": "ratio of medians", "paired": "median paired ratio", "checks_us": "the checks alone (us)",
-               "share": "share of a forward"}
+    command = (
+        f"OMP_NUM_THREADS={args.threads} python benchmarks/bench_forward_checks.py --rounds {args.rounds} "
+        f"--forwards {args.forwards} --threads {args.threads}"
+    )
+    intro = [
+        f"`{command}` — {harness}. The main job's model size (preset main: hidden 128, 4 layers, 4 heads, "
+        f"intermediate 384, vocabulary 4096), random weights, batch {args.batch} x {args.seq} tokens, eval mode, "
+        f"no grad. {args.rounds} rounds alternating the contenders (ABBA), {args.forwards} forwards per "
+        "contender and round; ms per forward, median over the rounds [fastest-slowest]."
+    ]
+    columns = {
+        "input": "input",
+        "with_checks": "with checks (ms)",
+        "without": "without (ms)",
+        "ratio": "ratio of medians",
+        "paired": "median paired ratio",
+        "checks_us": "the checks alone (us)",
+        "share": "share of a forward",
+    }
     ms = lambda timing: per_forward(timing, args.forwards)  # noqa: E731
-    formats = {"with_checks": ms, "without": ms, "ratio": ".4f", "paired": ".4f", "checks_us": ".1f",
-               "share": lambda x: f"{x:.3f} %"}
-    notes = ["The checks alone: the same calls `forward` makes, timed on their own (2,000 calls); CPU tensors, so the "
-             "value checks (id and label ranges, 0/1 mask, real tokens per row) run."]
-    written = write_report(args.output, rows, title="Forward time with the input checks against without them",
-                           intro=intro, columns=columns, formats=formats, notes=notes, meta=vars(args))
+    formats = {
+        "with_checks": ms,
+        "without": ms,
+        "ratio": ".4f",
+        "paired": ".4f",
+        "checks_us": ".1f",
+        "share": lambda x: f"{x:.3f} %",
+    }
+    notes = [
+        "The checks alone: the same calls `forward` makes, timed on their own (2,000 calls); CPU tensors, so the "
+        "value checks (id and label ranges, 0/1 mask, real tokens per row) run."
+    ]
+    written = write_report(
+        args.output,
+        rows,
+        title="Forward time with the input checks against without them",
+        intro=intro,
+        columns=columns,
+        formats=formats,
+        notes=notes,
+        meta=vars(args),
+    )
     if written:
         print(f"Written to {written}")
     return 0

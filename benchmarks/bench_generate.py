@@ -101,8 +101,11 @@ def mode_settings(args) -> dict:
     for threshold in args.extra_thresholds:
         modes[f"dual+threshold {threshold}"] = {"use_cache": "dual", "threshold": threshold}
     for threshold in args.credit_thresholds:
-        modes[f"dual+credit {threshold}"] = {"use_cache": "dual", "threshold": threshold,
-                                             "credit_decay": args.credit_decay}
+        modes[f"dual+credit {threshold}"] = {
+            "use_cache": "dual",
+            "threshold": threshold,
+            "credit_decay": args.credit_decay,
+        }
     masked_window = {"use_cache": "dual", "cache_window": "masked"}
     modes["dual-masked"] = masked_window
     for divisor in (2, 4):  # mode keys `tokens_per_step` / `block_length`: see `diffusion_run`
@@ -122,8 +125,12 @@ def mode_settings(args) -> dict:
             modes[f"b{length} vicinity icdf steps/{divisor}"] = {**icdf, **small, "tokens_per_step": divisor}
         if length == args.fast_block_lengths[0]:
             for threshold in args.credit_thresholds:
-                modes[f"b{length} vicinity icdf+credit {threshold}"] = {**icdf, **small, "threshold": threshold,
-                                                                        "credit_decay": args.credit_decay}
+                modes[f"b{length} vicinity icdf+credit {threshold}"] = {
+                    **icdf,
+                    **small,
+                    "threshold": threshold,
+                    "credit_decay": args.credit_decay,
+                }
     return modes
 
 
@@ -145,35 +152,68 @@ def block_mode_settings(args) -> dict:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help=f"LLaDA model folder; default: {relative(TRAINED_MODEL)} (make train).")
-    parser.add_argument("--ar_model", help="Autoregressive model folder; default: the first of "
-                                           f"{[relative(p) for p in TRAINED_AR_MODELS]} found.")
+    parser.add_argument(
+        "--ar_model",
+        help=f"Autoregressive model folder; default: the first of {[relative(p) for p in TRAINED_AR_MODELS]} found.",
+    )
     parser.add_argument("--random_models", action="store_true", help="Tiny random models instead (smoke runs).")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--block_length", type=int, default=32)
     parser.add_argument("--prompt_length", type=int, default=16)
-    parser.add_argument("--max_batch_tokens", type=int, default=4096,
-                        help="Skip batch size x length above this (batch 8 x 1024: the uncached modes alone would "
-                             "take about an hour on 2 CPU cores); 0 = no limit.")
-    parser.add_argument("--temperature", type=float, default=1.0,
-                        help="Sampling temperature of every mode and of the AR model (0 = greedy; the main job's "
-                             "models sample at 1.0, and greedy decoding of them repeats one token).")
-    parser.add_argument("--top_p", type=float, default=0.8,
-                        help="Nucleus of every mode and of the AR model (the main job's sample_top_p; 1 = none). The "
-                             "confidence of a candidate is its probability in the distribution it is drawn from.")
-    parser.add_argument("--fast_block_lengths", type=int, nargs="+", default=[8, 16],
-                        help="Block lengths of the `bL` modes (the first gets every lever, the others the sampler's).")
+    parser.add_argument(
+        "--max_batch_tokens",
+        type=int,
+        default=4096,
+        help="Skip batch size x length above this (batch 8 x 1024: the uncached modes alone would "
+        "take about an hour on 2 CPU cores); 0 = no limit.",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="Sampling temperature of every mode and of the AR model (0 = greedy; the main job's "
+        "models sample at 1.0, and greedy decoding of them repeats one token).",
+    )
+    parser.add_argument(
+        "--top_p",
+        type=float,
+        default=0.8,
+        help="Nucleus of every mode and of the AR model (the main job's sample_top_p; 1 = none). The "
+        "confidence of a candidate is its probability in the distribution it is drawn from.",
+    )
+    parser.add_argument(
+        "--fast_block_lengths",
+        type=int,
+        nargs="+",
+        default=[8, 16],
+        help="Block lengths of the `bL` modes (the first gets every lever, the others the sampler's).",
+    )
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--factor", type=float, default=1.0)
-    parser.add_argument("--extra_thresholds", type=float, nargs="*", default=[],
-                        help="More dual+threshold modes with these thresholds (speed/quality trade-off).")
-    parser.add_argument("--credit_thresholds", type=float, nargs="*", default=[0.9],
-                        help="dual+credit modes (credit decoding) with these thresholds.")
+    parser.add_argument(
+        "--extra_thresholds",
+        type=float,
+        nargs="*",
+        default=[],
+        help="More dual+threshold modes with these thresholds (speed/quality trade-off).",
+    )
+    parser.add_argument(
+        "--credit_thresholds",
+        type=float,
+        nargs="*",
+        default=[0.9],
+        help="dual+credit modes (credit decoding) with these thresholds.",
+    )
     parser.add_argument("--credit_decay", type=float, default=1.0, help="`credit_decay` of the dual+credit modes.")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per mode (alternating); the median counts")
-    parser.add_argument("--modes", nargs="+", default=None,
-                        help=f"Subset of the modes (default: all but {UNCACHED_PARALLEL}, which add an uncached pass "
-                             "per step for what their dual-cache versions show).")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=None,
+        help=f"Subset of the modes (default: all but {UNCACHED_PARALLEL}, which add an uncached pass "
+        "per step for what their dual-cache versions show).",
+    )
     parser.add_argument("--quick", action="store_true", help="Lengths 32 and 64, batch sizes 1 and 2.")
     parser.add_argument("--device", default="cpu")
     add_common_args(parser, output=RESULTS / "generate.md")  # the plot goes beside it, generate.png
@@ -182,21 +222,30 @@ def parse_args(argv=None):
         args.lengths, args.batch_sizes = [32, 64], [1, 2]
     modes = {**mode_settings(args), **block_mode_settings(args)}
     if args.modes is not None and (set(args.modes) - set(modes) or "baseline" not in args.modes):
-        parser.error(f"--modes must include 'baseline' and be among {list(mode_settings(args))} (a full-attention "
-                     f"model) or {list(block_mode_settings(args))} (a block diffusion model); got {args.modes}")
-    bad = [length for length in args.lengths if any(length % block for block in [args.block_length,
-                                                                                   *args.fast_block_lengths])]
+        parser.error(
+            f"--modes must include 'baseline' and be among {list(mode_settings(args))} (a full-attention "
+            f"model) or {list(block_mode_settings(args))} (a block diffusion model); got {args.modes}"
+        )
+    bad = [
+        length
+        for length in args.lengths
+        if any(length % block for block in [args.block_length, *args.fast_block_lengths])
+    ]
     if bad:
-        parser.error(f"--lengths must be multiples of --block_length ({args.block_length}) and of every "
-                     f"--fast_block_lengths ({args.fast_block_lengths}); got {bad}")
+        parser.error(
+            f"--lengths must be multiples of --block_length ({args.block_length}) and of every "
+            f"--fast_block_lengths ({args.fast_block_lengths}); got {bad}"
+        )
     return args
 
 
 def find_folder(given, candidates, what):
     folder = find_model(given, candidates)
     if folder is None:
-        sys.exit(f"No trained {what} found in {[str(c) for c in candidates]}: train one (see the docstring) or pass "
-                 "a folder.")
+        sys.exit(
+            f"No trained {what} found in {[str(c) for c in candidates]}: train one (see the docstring) or pass "
+            "a folder."
+        )
     return folder
 
 
@@ -221,17 +270,20 @@ def benchmark_prompts(tokenizer, batch_size, prompt_length, vocab_size):
         generator = torch.Generator().manual_seed(1)
         return torch.randint(0, 256, (batch_size, prompt_length), generator=generator)
     text = CORPUS.read_text()
-    tail = text[int(len(text) * 0.95):]
+    tail = text[int(len(text) * 0.95) :]
     line_starts = [i + 1 for i, char in enumerate(tail[:-1]) if char == "\n" and tail[i + 1].isalpha()]
     chosen = [line_starts[i * len(line_starts) // batch_size] for i in range(batch_size)]
-    rows = [tokenizer(tail[start:start + 4 * prompt_length], add_special_tokens=False)["input_ids"][:prompt_length]
-            for start in chosen]
+    rows = [
+        tokenizer(tail[start : start + 4 * prompt_length], add_special_tokens=False)["input_ids"][:prompt_length]
+        for start in chosen
+    ]
     return torch.tensor(rows)
 
 
 # whatever the model's saved generation config says; temperature and top_p are the benchmark's (`diffusion_run`)
-FIXED = dict(top_k=None, remasking="low_confidence", remask_ratio=None, cfg_scale=0.0, min_new_tokens=None,
-             eos_token_id=None)
+FIXED = dict(
+    top_k=None, remasking="low_confidence", remask_ratio=None, cfg_scale=0.0, min_new_tokens=None, eos_token_id=None
+)
 
 
 def diffusion_run(model, prompts, length, block_length, settings, temperature=0.0, top_p=None, seed=0):
@@ -242,24 +294,40 @@ def diffusion_run(model, prompts, length, block_length, settings, temperature=0.
     steps = length // settings.pop("tokens_per_step", 1)
     block_length = settings.pop("block_length", block_length)
     randomness = {"seed": seed} if temperature else {}
-    out = model.diffusion_generate(prompts.to(model.device), max_new_tokens=length, steps=steps,
-                                   block_length=block_length, return_dict_in_generate=True, temperature=temperature,
-                                   top_p=top_p if top_p is not None and top_p < 1 else None, **randomness, **FIXED,
-                                   **settings)
-    return out.sequences[:, prompts.shape[1]:].cpu(), out.nfe
+    out = model.diffusion_generate(
+        prompts.to(model.device),
+        max_new_tokens=length,
+        steps=steps,
+        block_length=block_length,
+        return_dict_in_generate=True,
+        temperature=temperature,
+        top_p=top_p if top_p is not None and top_p < 1 else None,
+        **randomness,
+        **FIXED,
+        **settings,
+    )
+    return out.sequences[:, prompts.shape[1] :].cpu(), out.nfe
 
 
 def ar_run(ar_model, prompts, length, temperature=0.0, top_p=None, seed=0):
     """(generated tokens, nfe = length) of `LlamaForCausalLM.generate` with its KV cache, exactly `length` tokens,
     greedy or sampled at `temperature` within the nucleus `top_p` (torch's generator seeded with `seed`)."""
     prompts = prompts.to(ar_model.device)
-    sampling = dict(do_sample=True, temperature=temperature) if temperature else dict(do_sample=False,
-                                                                                      temperature=None)
+    sampling = (
+        dict(do_sample=True, temperature=temperature) if temperature else dict(do_sample=False, temperature=None)
+    )
     torch.manual_seed(seed)
-    out = ar_model.generate(prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=length,
-                            min_new_tokens=length, pad_token_id=ar_model.config.pad_token_id, top_k=None,
-                            top_p=top_p if temperature and top_p is not None and top_p < 1 else None, **sampling)
-    return out[:, prompts.shape[1]:].cpu(), length
+    out = ar_model.generate(
+        prompts,
+        attention_mask=torch.ones_like(prompts),
+        max_new_tokens=length,
+        min_new_tokens=length,
+        pad_token_id=ar_model.config.pad_token_id,
+        top_k=None,
+        top_p=top_p if temperature and top_p is not None and top_p < 1 else None,
+        **sampling,
+    )
+    return out[:, prompts.shape[1] :].cpu(), length
 
 
 class SampleQuality:
@@ -276,8 +344,10 @@ class SampleQuality:
         if self.tokenizer is None:
             return dict(validity=float("nan"), distinct2=float("nan"))
         texts = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
-        return dict(validity=sample_quality.word_validity(texts, self.vocabulary),
-                    distinct2=sample_quality.distinct_n(texts, 2))
+        return dict(
+            validity=sample_quality.word_validity(texts, self.vocabulary),
+            distinct2=sample_quality.distinct_n(texts, 2),
+        )
 
 
 def model_modes(llada, args):
@@ -299,43 +369,108 @@ def measure(llada, ar_model, tokenizer, args):
     ar_context = ar_model.config.max_position_embeddings
     quality = SampleQuality(tokenizer)
     results = []
-    diffusion_run(llada, benchmark_prompts(tokenizer, 2, args.prompt_length, llada.config.vocab_size), 32,
-                  block_length, {}, args.temperature, args.top_p, args.seed)  # warm-up
+    diffusion_run(
+        llada,
+        benchmark_prompts(tokenizer, 2, args.prompt_length, llada.config.vocab_size),
+        32,
+        block_length,
+        {},
+        args.temperature,
+        args.top_p,
+        args.seed,
+    )  # warm-up
     for batch_size in args.batch_sizes:
         prompts = benchmark_prompts(tokenizer, batch_size, args.prompt_length, llada.config.vocab_size)
         for length in args.lengths:
             if args.max_batch_tokens and batch_size * length > args.max_batch_tokens:
                 print(f"(skipping batch {batch_size} x length {length}: above --max_batch_tokens)")
                 continue
-            contenders = {mode: functools.partial(diffusion_run, llada, prompts, length, block_length, settings,
-                                                  args.temperature, args.top_p, args.seed)
-                          for mode, settings in modes.items()}
-            contenders["AR generate"] = functools.partial(ar_run, ar_model, prompts, length, args.temperature,
-                                                          args.top_p, args.seed)
+            contenders = {
+                mode: functools.partial(
+                    diffusion_run,
+                    llada,
+                    prompts,
+                    length,
+                    block_length,
+                    settings,
+                    args.temperature,
+                    args.top_p,
+                    args.seed,
+                )
+                for mode, settings in modes.items()
+            }
+            contenders["AR generate"] = functools.partial(
+                ar_run, ar_model, prompts, length, args.temperature, args.top_p, args.seed
+            )
             runs = time_alternated(contenders, args.repeats)
             baseline = runs["baseline"]
             for mode, timing in runs.items():
                 (generated, nfe), seconds = timing.result, timing.median
-                results.append(dict(
-                    batch=batch_size, length=length, mode=mode, nfe=nfe, seconds=seconds, low=timing.low,
-                    high=timing.high, tokens_per_forward=length / nfe, ms_per_forward=1e3 * seconds / nfe,
-                    tokens_per_s=generated.numel() / seconds, speedup=baseline.median / seconds,
-                    identical=float((generated == baseline.result[0]).float().mean()),
-                    gen_ppl=sample_quality.sliding_perplexity(ar_model, prompts, generated, ar_context),
-                    **quality(generated)))
+                results.append(
+                    dict(
+                        batch=batch_size,
+                        length=length,
+                        mode=mode,
+                        nfe=nfe,
+                        seconds=seconds,
+                        low=timing.low,
+                        high=timing.high,
+                        tokens_per_forward=length / nfe,
+                        ms_per_forward=1e3 * seconds / nfe,
+                        tokens_per_s=generated.numel() / seconds,
+                        speedup=baseline.median / seconds,
+                        identical=float((generated == baseline.result[0]).float().mean()),
+                        gen_ppl=sample_quality.sliding_perplexity(ar_model, prompts, generated, ar_context),
+                        **quality(generated),
+                    )
+                )
                 print(format_row(results[-1]), flush=True)
     return results
 
 
-COLUMNS = ("batch", "length", "mode", "NFE", "tokens/forward", "ms/forward", "seconds", "tokens/s", "speed-up",
-           "identical", "gen. PPL", "word validity", "distinct-2")
+COLUMNS = (
+    "batch",
+    "length",
+    "mode",
+    "NFE",
+    "tokens/forward",
+    "ms/forward",
+    "seconds",
+    "tokens/s",
+    "speed-up",
+    "identical",
+    "gen. PPL",
+    "word validity",
+    "distinct-2",
+)
 
 
-KEYS = ("batch", "length", "mode", "nfe", "tokens_per_forward", "ms_per_forward", "seconds", "tokens_per_s", "speedup",
-        "identical", "gen_ppl", "validity", "distinct2")
-FORMATS = {"tokens_per_forward": ".2f", "ms_per_forward": ".1f", "seconds": ".2f", "tokens_per_s": ".0f",
-           "speedup": lambda x: f"{x:.1f}x", "identical": ".3f", "gen_ppl": ".2f", "validity": ".3f",
-           "distinct2": ".3f"}
+KEYS = (
+    "batch",
+    "length",
+    "mode",
+    "nfe",
+    "tokens_per_forward",
+    "ms_per_forward",
+    "seconds",
+    "tokens_per_s",
+    "speedup",
+    "identical",
+    "gen_ppl",
+    "validity",
+    "distinct2",
+)
+FORMATS = {
+    "tokens_per_forward": ".2f",
+    "ms_per_forward": ".1f",
+    "seconds": ".2f",
+    "tokens_per_s": ".0f",
+    "speedup": lambda x: f"{x:.1f}x",
+    "identical": ".3f",
+    "gen_ppl": ".2f",
+    "validity": ".3f",
+    "distinct2": ".3f",
+}
 
 
 def format_row(row) -> str:
@@ -358,15 +493,19 @@ def targets(results) -> list:
     of the largest batch of the same length (see the module docstring)."""
     lines = []
     by_key = {(r["batch"], r["length"], r["mode"]): r for r in results}
-    largest = {length: max(r["batch"] for r in results if r["length"] == length) for length in {r["length"] for r in
-                                                                                               results}}
+    largest = {
+        length: max(r["batch"] for r in results if r["length"] == length) for length in {r["length"] for r in results}
+    }
     for batch, length in sorted({(r["batch"], r["length"]) for r in results}):
         judge = lambda mode: by_key.get((largest[length], length, mode))  # noqa: E731
         base, ar = judge("baseline"), judge("AR generate")
         if not (base and ar):
             continue
-        fast = [r for r in results if (r["batch"], r["length"]) == (batch, length)
-                and r["mode"] not in ("baseline", "AR generate")]
+        fast = [
+            r
+            for r in results
+            if (r["batch"], r["length"]) == (batch, length) and r["mode"] not in ("baseline", "AR generate")
+        ]
         held = [r for r in fast if holds_quality(judge(r["mode"]), base)]
         matched = [r for r in fast if holds_quality(judge(r["mode"]), ar, ppl_ratio=None)]
         own_ar = by_key[(batch, length, "AR generate")]
@@ -375,23 +514,39 @@ def targets(results) -> list:
         if best is None:
             text += "no fast mode holds the baseline's quality (target: >= 10x its tokens/s at it); "
         else:
-            text += (f"best fast mode at the baseline's quality: {best['mode']}, {best['speedup']:.1f}x the "
-                     f"baseline's tokens/s (target >= 10x), {best['tokens_per_forward']:.2f} tokens/forward, "
-                     f"{best['ms_per_forward']:.1f} ms/forward; ")
+            text += (
+                f"best fast mode at the baseline's quality: {best['mode']}, {best['speedup']:.1f}x the "
+                f"baseline's tokens/s (target >= 10x), {best['tokens_per_forward']:.2f} tokens/forward, "
+                f"{best['ms_per_forward']:.1f} ms/forward; "
+            )
         best_ar = max(matched, key=lambda r: r["tokens_per_s"], default=None)
         if best_ar is None:
             text += f"no diffusion mode matches the AR samples' word validity ({ar['validity']:.3f})"
         else:
-            text += (f"best at the AR samples' word validity: {best_ar['mode']}, "
-                     f"{best_ar['tokens_per_s'] / own_ar['tokens_per_s']:.2f}x the AR model's tokens/s "
-                     f"(target >= 1.0x, then 1.5x; AR {own_ar['ms_per_forward']:.1f} ms/forward)")
+            text += (
+                f"best at the AR samples' word validity: {best_ar['mode']}, "
+                f"{best_ar['tokens_per_s'] / own_ar['tokens_per_s']:.2f}x the AR model's tokens/s "
+                f"(target >= 1.0x, then 1.5x; AR {own_ar['ms_per_forward']:.1f} ms/forward)"
+            )
         lines.append(text)
     return lines
 
 
-SUMMARY_MODES = ("baseline", "dual", "dual+threshold", "steps/2", "vicinity icdf", "vicinity icdf steps/2",
-                 "b16 vicinity icdf", "b8 vicinity icdf", "block cache", "block cache icdf",
-                 "block cache icdf+threshold 0.9", "block cache icdf steps/2", "AR generate")
+SUMMARY_MODES = (
+    "baseline",
+    "dual",
+    "dual+threshold",
+    "steps/2",
+    "vicinity icdf",
+    "vicinity icdf steps/2",
+    "b16 vicinity icdf",
+    "b8 vicinity icdf",
+    "block cache",
+    "block cache icdf",
+    "block cache icdf+threshold 0.9",
+    "block cache icdf steps/2",
+    "AR generate",
+)
 
 
 def summary_table(results, length: int) -> list:
@@ -417,10 +572,16 @@ def summary_table(results, length: int) -> list:
 def write_markdown(results, args, path, header: str):
     """The table, the goal checks and the README's summary table to `path` (markdown, its JSON beside it)."""
     longest = max(r["length"] for r in results)
-    notes = [*[f"- {line}" for line in targets(results)], "",
-             f"Summary (the README's table), length {longest}:", "", *summary_table(results, longest)]
-    return write_report(path, results, intro=header, columns=dict(zip(KEYS, COLUMNS)), formats=FORMATS, notes=notes,
-                        meta=vars(args))
+    notes = [
+        *[f"- {line}" for line in targets(results)],
+        "",
+        f"Summary (the README's table), length {longest}:",
+        "",
+        *summary_table(results, longest),
+    ]
+    return write_report(
+        path, results, intro=header, columns=dict(zip(KEYS, COLUMNS)), formats=FORMATS, notes=notes, meta=vars(args)
+    )
 
 
 def write_plot(results, path):
@@ -434,8 +595,13 @@ def write_plot(results, path):
     for axis, batch in zip(axes[0], batch_sizes):
         for mode in dict.fromkeys(r["mode"] for r in results):
             rows = sorted((r for r in results if r["batch"] == batch and r["mode"] == mode), key=lambda r: r["length"])
-            axis.plot([r["length"] for r in rows], [r["seconds"] for r in rows], marker="o", label=mode,
-                      linestyle="--" if mode == "AR generate" else "-")
+            axis.plot(
+                [r["length"] for r in rows],
+                [r["seconds"] for r in rows],
+                marker="o",
+                label=mode,
+                linestyle="--" if mode == "AR generate" else "-",
+            )
         axis.set(xscale="log", yscale="log", xlabel="generated tokens", ylabel="seconds", title=f"batch {batch}")
         axis.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=8)
@@ -456,11 +622,16 @@ def main(argv=None):
     if args.temperature and args.top_p is not None and args.top_p < 1:
         sampling += f", top_p {args.top_p}"
     block_size = getattr(llada.config, "block_size", None)
-    blocks = (f"block {args.block_length} unless the mode says (bL: block L)" if block_size is None else
-              f"a block diffusion model: its blocks of {block_size}")
-    header = (f"LLaDA {size:.2f}M parameters, {sampling}, {blocks}, steps = length unless the mode says, prompt "
-              f"{args.prompt_length} tokens, threshold {args.threshold}, factor {args.factor}, credit decay "
-              f"{args.credit_decay}, device {args.device}, {harness}, median of {args.repeats} alternated run(s)")
+    blocks = (
+        f"block {args.block_length} unless the mode says (bL: block L)"
+        if block_size is None
+        else f"a block diffusion model: its blocks of {block_size}"
+    )
+    header = (
+        f"LLaDA {size:.2f}M parameters, {sampling}, {blocks}, steps = length unless the mode says, prompt "
+        f"{args.prompt_length} tokens, threshold {args.threshold}, factor {args.factor}, credit decay "
+        f"{args.credit_decay}, device {args.device}, {harness}, median of {args.repeats} alternated run(s)"
+    )
     print(header)
     print("| " + " | ".join(COLUMNS) + " |")
     results = measure(llada, ar_model, tokenizer, args)
@@ -474,5 +645,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-
-

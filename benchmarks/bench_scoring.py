@@ -47,8 +47,9 @@ def score(model, ids, num_t_samples, kept: bool):
     """(in-order perplexity, perplexity bound) with the head at the scored positions (`kept`) or at all."""
     evaluation._keeps_logits = KEEPS_LOGITS if kept else (lambda _: False)
     in_order = evaluation.in_order_perplexity(model, ids, batch_size=len(ids), show_progress=False)["perplexity"]
-    bound = evaluation.perplexity_bound(model, ids, batch_size=len(ids), num_samples=num_t_samples, seed=0,
-                                        show_progress=False)["perplexity_bound"]
+    bound = evaluation.perplexity_bound(
+        model, ids, batch_size=len(ids), num_samples=num_t_samples, seed=0, show_progress=False
+    )["perplexity_bound"]
     return in_order, bound
 
 
@@ -56,29 +57,47 @@ def main(argv=None):
     args = parse_args(argv)
     harness = setup(args)
     model = load_model(args.model, args.seed)
-    ids = torch.randint(0, model.config.vocab_size - 3, (args.sequences, args.length),
-                        generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(
+        0, model.config.vocab_size - 3, (args.sequences, args.length), generator=torch.Generator().manual_seed(0)
+    )
     if args.model:  # held-out text rather than random ids
         from transformers import AutoTokenizer
 
         text = CORPUS.read_text()
-        tokens = AutoTokenizer.from_pretrained(args.model)(text[int(len(text) * 0.95):], verbose=False)["input_ids"]
-        ids = torch.tensor(tokens[:args.sequences * args.length]).view(args.sequences, args.length)
+        tokens = AutoTokenizer.from_pretrained(args.model)(text[int(len(text) * 0.95) :], verbose=False)["input_ids"]
+        ids = torch.tensor(tokens[: args.sequences * args.length]).view(args.sequences, args.length)
     ways = {"every position": False, "scored positions only": True}
     try:
-        times = time_alternated({way: lambda kept=kept: score(model, ids, args.num_t_samples, kept)
-                                 for way, kept in ways.items()}, args.repeats)
+        times = time_alternated(
+            {way: lambda kept=kept: score(model, ids, args.num_t_samples, kept) for way, kept in ways.items()},
+            args.repeats,
+        )
     finally:
         evaluation._keeps_logits = KEEPS_LOGITS
-    rows = [dict(way=way, seconds=timing.median, low=timing.low, high=timing.high, in_order=timing.result[0],
-                 bound=timing.result[1]) for way, timing in times.items()]
+    rows = [
+        dict(
+            way=way,
+            seconds=timing.median,
+            low=timing.low,
+            high=timing.high,
+            in_order=timing.result[0],
+            bound=timing.result[1],
+        )
+        for way, timing in times.items()
+    ]
     every, kept = times["every position"], times["scored positions only"]
     equal = all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(every.result, kept.result))
-    intro = (f"Model: {args.model or 'random, preset main'}; {args.sequences} sequences of {args.length} tokens; "
-             f"in-order perplexity + perplexity bound ({args.num_t_samples} t each); {harness}; median of "
-             f"{args.repeats} alternated runs.")
-    columns = {"way": "output head at", "seconds": "seconds", "in_order": "in-order perplexity",
-               "bound": "perplexity bound"}
+    intro = (
+        f"Model: {args.model or 'random, preset main'}; {args.sequences} sequences of {args.length} tokens; "
+        f"in-order perplexity + perplexity bound ({args.num_t_samples} t each); {harness}; median of "
+        f"{args.repeats} alternated runs."
+    )
+    columns = {
+        "way": "output head at",
+        "seconds": "seconds",
+        "in_order": "in-order perplexity",
+        "bound": "perplexity bound",
+    }
     formats = {"seconds": ".2f"}
     notes = [f"Speed-up: {every.median / kept.median:.2f}x; figures equal (to 1e-6): {equal}"]
     print("\n".join([intro, "", *markdown_table(rows, columns, formats), "", *notes]))

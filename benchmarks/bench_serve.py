@@ -52,14 +52,21 @@ def parse_args(argv=None):
     parser.add_argument("--model", help="A saved model folder (default: a random one of the main job's size).")
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 32], help="Concurrent clients of each run.")
     parser.add_argument("--requests_per_client", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="Rounds, each a one-at-a-time pass and every client count (alternated); the median "
-                             "round counts.")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="Rounds, each a one-at-a-time pass and every client count (alternated); the median round counts.",
+    )
     parser.add_argument("--max_tokens", type=int, default=64, help="Tokens per request (a multiple of the block).")
     parser.add_argument("--max_batch_size", type=int, default=32, help="The server's --max_batch_size.")
     parser.add_argument("--batch_window_ms", type=float, default=20.0, help="The server's --batch_window_ms.")
-    parser.add_argument("--time_limit", type=float, default=300.0,
-                        help="Seconds for each pass at most; requests not sent by then are reported as not run.")
+    parser.add_argument(
+        "--time_limit",
+        type=float,
+        default=300.0,
+        help="Seconds for each pass at most; requests not sent by then are reported as not run.",
+    )
     add_common_args(parser, output=RESULTS / "serve.md")  # --threads: the server's too (--torch_threads)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -72,9 +79,15 @@ def build_random_model(folder: Path) -> Path:
 
     corpus = CORPUS.read_text(encoding="utf-8")
     tokenizer = build_bpe_tokenizer(corpus.splitlines(), vocab_size=4096, show_progress=False)
-    model = random_model("main", vocab_size=len(tokenizer), max_position_embeddings=256, block_size=2,
-                         mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
+    model = random_model(
+        "main",
+        vocab_size=len(tokenizer),
+        max_position_embeddings=256,
+        block_size=2,
+        mask_token_id=tokenizer.mask_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     generation = model.generation_config
     generation.max_new_tokens, generation.block_length = 96, 2
     generation.temperature, generation.top_p, generation.remasking = 0.8, 0.9, "random"
@@ -86,7 +99,7 @@ def build_random_model(folder: Path) -> Path:
 def prompts(count: int):
     """`count` prompts: TinyShakespeare line starts of varied lengths."""
     lines = [line for line in CORPUS.read_text(encoding="utf-8").splitlines() if len(line) > 40]
-    return [lines[(97 * index) % len(lines)][:20 + (index * 7) % 40] for index in range(count)]
+    return [lines[(97 * index) % len(lines)][: 20 + (index * 7) % 40] for index in range(count)]
 
 
 def free_port() -> int:
@@ -97,9 +110,26 @@ def free_port() -> int:
 
 def start_server(args, model: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "llada.cli.serve", model, "--served_model_name", "bench", "--host", "127.0.0.1",
-               "--port", str(port), "--torch_threads", str(args.threads), "--max_batch_size",
-               str(args.max_batch_size), "--batch_window_ms", str(args.batch_window_ms), "--log_level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "llada.cli.serve",
+        model,
+        "--served_model_name",
+        "bench",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--torch_threads",
+        str(args.threads),
+        "--max_batch_size",
+        str(args.max_batch_size),
+        "--batch_window_ms",
+        str(args.batch_window_ms),
+        "--log_level",
+        "warning",
+    ]
     server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -136,8 +166,13 @@ def run_clients(url: str, plans, deadline: float):
                     results[index][number] = (latency, None, 0, f"HTTP {response.status_code}", 0)
                     continue
                 data = response.json()
-                results[index][number] = (latency, data["choices"][0]["text"], data["usage"]["completion_tokens"],
-                                          None, int(response.headers.get("x-batch-rows", 0)))
+                results[index][number] = (
+                    latency,
+                    data["choices"][0]["text"],
+                    data["usage"]["completion_tokens"],
+                    None,
+                    int(response.headers.get("x-batch-rows", 0)),
+                )
             except httpx.HTTPError as error:
                 results[index][number] = (time.perf_counter() - start, None, 0, type(error).__name__, 0)
 
@@ -166,9 +201,18 @@ def main(argv=None) -> int:
     model = args.model or str(build_random_model(Path(workdir) / "model"))
     most = max(args.clients)
     texts = prompts(most * args.requests_per_client)
-    plans = [[{"model": "bench", "prompt": texts[c * args.requests_per_client + r], "max_tokens": args.max_tokens,
-               "seed": c * args.requests_per_client + r} for r in range(args.requests_per_client)]
-             for c in range(most)]
+    plans = [
+        [
+            {
+                "model": "bench",
+                "prompt": texts[c * args.requests_per_client + r],
+                "max_tokens": args.max_tokens,
+                "seed": c * args.requests_per_client + r,
+            }
+            for r in range(args.requests_per_client)
+        ]
+        for c in range(most)
+    ]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = start_server(args, model, port)
@@ -186,14 +230,18 @@ def main(argv=None) -> int:
 
     try:
         run_clients(url, [plans[0][:1], plans[1 % most][:1]], time.time() + 120)  # warm-up, not counted
-        passes = {"one at a time": one_at_a_time,
-                  **{f"{clients} clients": functools.partial(together, clients) for clients in args.clients}}
+        passes = {
+            "one at a time": one_at_a_time,
+            **{f"{clients} clients": functools.partial(together, clients) for clients in args.clients},
+        }
         time_alternated(passes, args.repeats)  # the rounds; the times come from the requests' own clocks
     finally:
         server.terminate()
         server.wait(120)
-    rows = [summarise(clients, concurrent[clients], [run[:clients * args.requests_per_client] for run in alone])
-            for clients in args.clients]
+    rows = [
+        summarise(clients, concurrent[clients], [run[: clients * args.requests_per_client] for run in alone])
+        for clients in args.clients
+    ]
     print("\n".join(markdown_table(rows, COLUMNS, FORMATS)))
     write_serve_report(args, model, rows)
     return 0
@@ -205,42 +253,81 @@ def summarise(clients: int, runs, alone_runs) -> dict:
     latencies), latencies, batch sizes, errors and texts over every round."""
     ok_runs = [[result for result in results if result is not None and result[3] is None] for results, _ in runs]
     throughput = statistics.median(len(ok) / wall for ok, (_, wall) in zip(ok_runs, runs))
-    alone_rates = [len(run) / sum(result[0] for result in run) for run in alone_runs
-                   if all(result is not None and result[3] is None for result in run)]
+    alone_rates = [
+        len(run) / sum(result[0] for result in run)
+        for run in alone_runs
+        if all(result is not None and result[3] is None for result in run)
+    ]
     alone_throughput = statistics.median(alone_rates) if alone_rates else float("nan")
     ok = [result for run in ok_runs for result in run]
     requests = sum(len(results) for results, _ in runs)
     errors = sum(1 for results, _ in runs for result in results if result is not None and result[3] is not None)
     not_run = sum(1 for results, _ in runs for result in results if result is None)
     reference = [result[1] if result is not None else None for result in alone_runs[0]]
-    same = sum(1 for results, _ in runs for result, text in zip(results, reference)
-               if result is not None and result[3] is None and result[1] == text)
+    same = sum(
+        1
+        for results, _ in runs
+        for result, text in zip(results, reference)
+        if result is not None and result[3] is None and result[1] == text
+    )
     latencies = [result[0] for result in ok]
     alone_latencies = [result[0] for run in alone_runs for result in run if result is not None and result[3] is None]
     tokens = statistics.median(sum(result[2] for result in run) / wall for run, (_, wall) in zip(ok_runs, runs))
-    return dict(clients=clients, requests=f"{len(runs[0][0])} x {len(runs)}", throughput=throughput, tokens=tokens,
-                alone=alone_throughput, ratio=throughput / alone_throughput, p50=percentile(latencies, 0.5),
-                p95=percentile(latencies, 0.95), p50_alone=percentile(alone_latencies, 0.5),
-                batch_rows=statistics.mean(r[4] for r in ok) if ok else float("nan"), errors=errors, not_run=not_run,
-                same=f"{same}/{requests}")
+    return dict(
+        clients=clients,
+        requests=f"{len(runs[0][0])} x {len(runs)}",
+        throughput=throughput,
+        tokens=tokens,
+        alone=alone_throughput,
+        ratio=throughput / alone_throughput,
+        p50=percentile(latencies, 0.5),
+        p95=percentile(latencies, 0.95),
+        p50_alone=percentile(alone_latencies, 0.5),
+        batch_rows=statistics.mean(r[4] for r in ok) if ok else float("nan"),
+        errors=errors,
+        not_run=not_run,
+        same=f"{same}/{requests}",
+    )
 
 
-COLUMNS = {"clients": "clients", "requests": "requests x rounds", "throughput": "requests/s", "tokens": "tokens/s",
-           "alone": "requests/s one at a time", "ratio": "throughput vs one at a time", "p50": "p50 latency s",
-           "p95": "p95 latency s", "p50_alone": "p50 one at a time s", "batch_rows": "mean batch rows",
-           "errors": "errors", "not_run": "not run", "same": "same text as alone"}
-FORMATS = {"throughput": ".2f", "tokens": ".0f", "alone": ".2f", "ratio": lambda x: f"**{x:.2f}x**", "p50": ".2f",
-           "p95": ".2f", "p50_alone": ".2f", "batch_rows": ".1f"}
+COLUMNS = {
+    "clients": "clients",
+    "requests": "requests x rounds",
+    "throughput": "requests/s",
+    "tokens": "tokens/s",
+    "alone": "requests/s one at a time",
+    "ratio": "throughput vs one at a time",
+    "p50": "p50 latency s",
+    "p95": "p95 latency s",
+    "p50_alone": "p50 one at a time s",
+    "batch_rows": "mean batch rows",
+    "errors": "errors",
+    "not_run": "not run",
+    "same": "same text as alone",
+}
+FORMATS = {
+    "throughput": ".2f",
+    "tokens": ".0f",
+    "alone": ".2f",
+    "ratio": lambda x: f"**{x:.2f}x**",
+    "p50": ".2f",
+    "p95": ".2f",
+    "p50_alone": ".2f",
+    "batch_rows": ".1f",
+}
 
 
 def write_serve_report(args, model: str, rows) -> None:
     import torch
 
-    described = ("a randomly initialised model of the main job's size (hidden 128, 4 layers, 4 heads, intermediate "
-                 "384, block diffusion with blocks of 2, 256 positions, 4096-token BPE trained on the bundled "
-                 "TinyShakespeare) with the main job's sampling defaults (temperature 0.8, top-p 0.9, random "
-                 "remasking): not a trained model, speed does not depend on the weights" if not args.model
-                 else f"`{model}`")
+    described = (
+        "a randomly initialised model of the main job's size (hidden 128, 4 layers, 4 heads, intermediate "
+        "384, block diffusion with blocks of 2, 256 positions, 4096-token BPE trained on the bundled "
+        "TinyShakespeare) with the main job's sampling defaults (temperature 0.8, top-p 0.9, random "
+        "remasking): not a trained model, speed does not depend on the weights"
+        if not args.model
+        else f"`{model}`"
+    )
     command = " ".join(["python benchmarks/bench_serve.py", *args.argv])
     intro = [
         f"Model: {described}. Each request: a TinyShakespeare line start (20 to 59 characters), "
@@ -255,11 +342,21 @@ def write_serve_report(args, model: str, rows) -> None:
         f"Machine: {os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}; load average at the "
         f"end {os.getloadavg()[0]:.1f} (other jobs may share the cores). Command: `{command}`",
     ]
-    notes = ["Mean batch rows: the rows of the batch each request was decoded in (the `X-Batch-Rows` header), "
-             "averaged over the requests. Same text as alone: the seeded request's text equals the one it got sent "
-             "one at a time (a batch does not change a row's sample)."]
-    written = write_report(args.output, rows, title="llada-serve under load (loopback)", intro=intro,
-                           columns=COLUMNS, formats=FORMATS, notes=notes, meta=dict(vars(args), model=model))
+    notes = [
+        "Mean batch rows: the rows of the batch each request was decoded in (the `X-Batch-Rows` header), "
+        "averaged over the requests. Same text as alone: the seeded request's text equals the one it got sent "
+        "one at a time (a batch does not change a row's sample)."
+    ]
+    written = write_report(
+        args.output,
+        rows,
+        title="llada-serve under load (loopback)",
+        intro=intro,
+        columns=COLUMNS,
+        formats=FORMATS,
+        notes=notes,
+        meta=dict(vars(args), model=model),
+    )
     if written:
         print(f"Wrote {written}")
 

@@ -48,10 +48,18 @@ def parse_args(argv=None):
 
 def sizes(args) -> dict:
     """The preset's dimensions with the flags given."""
-    flags = dict(hidden_size=args.hidden_size, num_hidden_layers=args.num_layers, num_attention_heads=args.num_heads,
-                 intermediate_size=args.intermediate_size, vocab_size=args.vocab_size)
-    return {**PRESETS[args.preset], **{k: v for k, v in flags.items() if v is not None},
-            "max_position_embeddings": args.seq_len}
+    flags = dict(
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.num_layers,
+        num_attention_heads=args.num_heads,
+        intermediate_size=args.intermediate_size,
+        vocab_size=args.vocab_size,
+    )
+    return {
+        **PRESETS[args.preset],
+        **{k: v for k, v in flags.items() if v is not None},
+        "max_position_embeddings": args.seq_len,
+    }
 
 
 def build(kind, args):
@@ -156,33 +164,55 @@ def main(argv=None):
     models = {kind: build(kind, args) for kind in ("llada", "llama")}
     batches = {kind: make_batch(kind, args) for kind in models}
     n_params = {kind: sum(p.numel() for p in m.parameters()) for kind, m in models.items()}
-    times = time_alternated({kind: lambda kind=kind: train_step(models[kind], batches[kind]) for kind in models},
-                            args.repeats, warmup=1)  # the warm-up round: allocator, kernels
+    times = time_alternated(
+        {kind: lambda kind=kind: train_step(models[kind], batches[kind]) for kind in models}, args.repeats, warmup=1
+    )  # the warm-up round: allocator, kernels
     memory = {kind: measure_memory_in_subprocess(kind, argv) for kind in models}
 
     dims = sizes(args)
-    heading = (f"dims: hidden {dims['hidden_size']}, layers {dims['num_hidden_layers']}, heads "
-               f"{dims['num_attention_heads']}, intermediate {dims['intermediate_size']}, vocab {dims['vocab_size']}, "
-               f"batch {args.batch_size} x seq {args.seq_len}, {args.dtype} on {args.device}, attention "
-               f"{args.attn_implementation}; {harness}; median of {args.repeats} alternated steps [fastest-slowest]")
+    heading = (
+        f"dims: hidden {dims['hidden_size']}, layers {dims['num_hidden_layers']}, heads "
+        f"{dims['num_attention_heads']}, intermediate {dims['intermediate_size']}, vocab {dims['vocab_size']}, "
+        f"batch {args.batch_size} x seq {args.seq_len}, {args.dtype} on {args.device}, attention "
+        f"{args.attn_implementation}; {harness}; median of {args.repeats} alternated steps [fastest-slowest]"
+    )
     print(heading)
-    rows = [dict(model=kind, params=f"{n_params[kind]:,}", step=times[kind],
-                 peak_mib=memory[kind]["peak_bytes"] / 2**20, saved_mib=memory[kind]["saved_bytes"] / 2**20)
-            for kind in models]
+    rows = [
+        dict(
+            model=kind,
+            params=f"{n_params[kind]:,}",
+            step=times[kind],
+            peak_mib=memory[kind]["peak_bytes"] / 2**20,
+            saved_mib=memory[kind]["saved_bytes"] / 2**20,
+        )
+        for kind in models
+    ]
     time_ratio = times["llada"].median / times["llama"].median
     peak_ratio = memory["llada"]["peak_bytes"] / memory["llama"]["peak_bytes"]
     saved_ratio = memory["llada"]["saved_bytes"] / memory["llama"]["saved_bytes"]
-    notes = [f"time ratio LLaDA/Llama (median step): {time_ratio:.3f}x (target <= 1.0x)",
-             f"memory ratio LLaDA/Llama: peak {peak_ratio:.3f}x, saved-for-backward {saved_ratio:.3f}x "
-             "(target <= 1.05x)"]
-    columns = {"model": "model", "params": "params", "step": "step ms", "peak_mib": "peak +MiB",
-               "saved_mib": "saved-for-backward MiB"}
+    notes = [
+        f"time ratio LLaDA/Llama (median step): {time_ratio:.3f}x (target <= 1.0x)",
+        f"memory ratio LLaDA/Llama: peak {peak_ratio:.3f}x, saved-for-backward {saved_ratio:.3f}x (target <= 1.05x)",
+    ]
+    columns = {
+        "model": "model",
+        "params": "params",
+        "step": "step ms",
+        "peak_mib": "peak +MiB",
+        "saved_mib": "saved-for-backward MiB",
+    }
     formats = {"peak_mib": ".1f", "saved_mib": ".1f"}
     print("\n".join([*markdown_table(rows, columns, formats), *notes]))
-    written = write_report(args.output, rows, title="Training step: LLaDA vs Llama of the same size", intro=heading,
-                           columns=columns, formats=formats, notes=notes,
-                           meta=dict(vars(args), time_ratio=time_ratio, peak_ratio=peak_ratio,
-                                     saved_ratio=saved_ratio))
+    written = write_report(
+        args.output,
+        rows,
+        title="Training step: LLaDA vs Llama of the same size",
+        intro=heading,
+        columns=columns,
+        formats=formats,
+        notes=notes,
+        meta=dict(vars(args), time_ratio=time_ratio, peak_ratio=peak_ratio, saved_ratio=saved_ratio),
+    )
     if written:
         print(f"wrote {written}")
     return 0

@@ -20,9 +20,20 @@ import torch
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 
-TINY = dict(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=256, mask_token_id=99, pad_token_id=0, bos_token_id=None,
-            eos_token_id=1, initializer_range=0.2)
+TINY = dict(
+    vocab_size=100,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+    mask_token_id=99,
+    pad_token_id=0,
+    bos_token_id=None,
+    eos_token_id=1,
+    initializer_range=0.2,
+)
 MASK, PAD, EOS = 99, 0, 1
 PROMPTS = torch.tensor([[11, 12, 13, 14, 15], [PAD, PAD, 21, 22, 23], [PAD, PAD, PAD, PAD, 31]])
 
@@ -42,9 +53,13 @@ def attempt(function):
 def as_record(output):
     if torch.is_tensor(output) or isinstance(output, str):
         return output
-    return {"sequences": output.sequences, "nfe": output.nfe, "decode_step": output.decode_step,
-            "tokens_per_forward": output.tokens_per_forward,
-            "history": None if output.history is None else torch.stack(output.history)}
+    return {
+        "sequences": output.sequences,
+        "nfe": output.nfe,
+        "decode_step": output.decode_step,
+        "tokens_per_forward": output.tokens_per_forward,
+        "history": None if output.history is None else torch.stack(output.history),
+    }
 
 
 def generation_settings():
@@ -53,8 +68,9 @@ def generation_settings():
     for remasking in ("low_confidence", "random", "entropy", "margin", "left_to_right"):
         for temperature in (0.0, 0.8):
             settings.append(dict(base, remasking=remasking, temperature=temperature, seed=7))
-            settings.append(dict(base, remasking=remasking, temperature=temperature, block_length=4, steps=8,
-                                 generator=3))
+            settings.append(
+                dict(base, remasking=remasking, temperature=temperature, block_length=4, steps=8, generator=3)
+            )
     settings += [
         dict(base, temperature=0.8, top_p=0.9, seed=1),
         dict(base, temperature=0.8, top_p=0.5, remasking="margin", seed=1),
@@ -117,11 +133,15 @@ def record_generation(records):
         out = attempt(lambda: models["full"].diffusion_generate(prompts, mask, **call_options(setting)))
         records[f"full/{index}/{setting}"] = as_record(out)
     block_settings = [
-        dict(max_new_tokens=8), dict(max_new_tokens=8, temperature=0.8, seed=1),
-        dict(max_new_tokens=8, use_cache=False), dict(max_new_tokens=8, cfg_scale=1.0),
+        dict(max_new_tokens=8),
+        dict(max_new_tokens=8, temperature=0.8, seed=1),
+        dict(max_new_tokens=8, use_cache=False),
+        dict(max_new_tokens=8, cfg_scale=1.0),
         dict(max_new_tokens=8, threshold=0.1, temperature=0.8, seed=2),
-        dict(max_new_tokens=8, remasking="random", seed=3), dict(max_new_tokens=8, early_stop=True),
-        dict(max_new_tokens=8, block_length=2, steps=4), dict(max_new_tokens=8, return_dict_in_generate=True),
+        dict(max_new_tokens=8, remasking="random", seed=3),
+        dict(max_new_tokens=8, early_stop=True),
+        dict(max_new_tokens=8, block_length=2, steps=4),
+        dict(max_new_tokens=8, return_dict_in_generate=True),
         dict(max_new_tokens=8, use_cache="dual"),
     ]
     for name in ("block2", "block4", "shift", "shift_block4"):
@@ -130,25 +150,40 @@ def record_generation(records):
             records[f"{name}/{index}/{setting}"] = as_record(out)
     for name in ("shift",):
         for cache in ("prefix", "dual"):
-            out = attempt(lambda: models[name].diffusion_generate(prompts, mask, max_new_tokens=16, steps=16,
-                                                                  block_length=4, use_cache=cache))
+            out = attempt(
+                lambda: models[name].diffusion_generate(
+                    prompts, mask, max_new_tokens=16, steps=16, block_length=4, use_cache=cache
+                )
+            )
             records[f"{name}/cache/{cache}"] = as_record(out)
     # infilling: mask tokens in the prompt, then `infill`
     holes = torch.tensor([[11, MASK, MASK, 14, 15], [PAD, 21, MASK, 23, MASK], [PAD, PAD, 31, MASK, 33]])
-    for setting in (dict(max_new_tokens=0), dict(max_new_tokens=4, steps=4),
-                    dict(max_new_tokens=0, temperature=0.8, seed=3), dict(max_new_tokens=4, block_length=2, steps=4)):
+    for setting in (
+        dict(max_new_tokens=0),
+        dict(max_new_tokens=4, steps=4),
+        dict(max_new_tokens=0, temperature=0.8, seed=3),
+        dict(max_new_tokens=4, block_length=2, steps=4),
+    ):
         out = attempt(lambda: models["full"].diffusion_generate(holes, (holes != PAD).long(), **setting))
         records[f"full/infill-prompt/{setting}"] = as_record(out)
     records["full/infill"] = attempt(lambda: models["full"].infill([[5, 6], [7]], [[8], []], 4, steps=4))
-    records["full/infill-sampled"] = attempt(lambda: models["full"].infill([5, 6, 7], [8, 9], 3, temperature=0.8,
-                                                                          seed=2))
+    records["full/infill-sampled"] = attempt(
+        lambda: models["full"].infill([5, 6, 7], [8, 9], 3, temperature=0.8, seed=2)
+    )
     records["block4/infill-error"] = attempt(lambda: models["block4"].diffusion_generate(holes, max_new_tokens=4))
-    records["full/unconditional"] = attempt(lambda: models["full"].diffusion_generate(
-        None, max_new_tokens=8, num_return_sequences=2, temperature=0.8, seed=3))
-    records["full/no-mask-id"] = attempt(lambda: model(0, mask_token_id=None).diffusion_generate(prompts,
-                                                                                                 max_new_tokens=4))
-    records["full/right-padded"] = attempt(lambda: models["full"].diffusion_generate(
-        torch.tensor([[11, 12, PAD]]), torch.tensor([[1, 1, 0]]), max_new_tokens=4))
+    records["full/unconditional"] = attempt(
+        lambda: models["full"].diffusion_generate(
+            None, max_new_tokens=8, num_return_sequences=2, temperature=0.8, seed=3
+        )
+    )
+    records["full/no-mask-id"] = attempt(
+        lambda: model(0, mask_token_id=None).diffusion_generate(prompts, max_new_tokens=4)
+    )
+    records["full/right-padded"] = attempt(
+        lambda: models["full"].diffusion_generate(
+            torch.tensor([[11, 12, PAD]]), torch.tensor([[1, 1, 0]]), max_new_tokens=4
+        )
+    )
 
 
 def record_training(records):
@@ -160,20 +195,32 @@ def record_training(records):
     plain = [{"input_ids": torch.randint(2, 99, (n,), generator=generator).tolist()} for n in lengths]
     sft = [{"input_ids": row["input_ids"], "labels": [-100] * 3 + row["input_ids"][3:]} for row in plain]
     full_options = [
-        dict(), dict(masking="exact"), dict(t_sampling="stratified"), dict(complementary_masking=True),
-        dict(masking="exact", complementary_masking=True), dict(random_length_probability=1.0),
-        dict(pad_to_multiple_of=8), dict(eps=0.1),
+        dict(),
+        dict(masking="exact"),
+        dict(t_sampling="stratified"),
+        dict(complementary_masking=True),
+        dict(masking="exact", complementary_masking=True),
+        dict(random_length_probability=1.0),
+        dict(pad_to_multiple_of=8),
+        dict(eps=0.1),
     ]
     block_options = [
-        dict(), dict(masking="bernoulli"), dict(t_sampling="stratified"), dict(complementary_masking=True),
-        dict(complementary_masking=True, shared_clean_copy=False), dict(in_order_probability=0.5),
-        dict(in_order_probability=1.0, complementary_masking=True), dict(masking="bernoulli",
-                                                                          complementary_masking=True),
+        dict(),
+        dict(masking="bernoulli"),
+        dict(t_sampling="stratified"),
+        dict(complementary_masking=True),
+        dict(complementary_masking=True, shared_clean_copy=False),
+        dict(in_order_probability=0.5),
+        dict(in_order_probability=1.0, complementary_masking=True),
+        dict(masking="bernoulli", complementary_masking=True),
     ]
     full, blocks = model(0), {2: model(1, block_size=2), 4: model(2, block_size=4)}
     cases = [("full", DataCollatorForMaskedDiffusion, options, full) for options in full_options]
-    cases += [(f"block{size}", DataCollatorForBlockDiffusion, dict(options, block_size=size), blocks[size])
-              for size in (2, 4) for options in block_options]
+    cases += [
+        (f"block{size}", DataCollatorForBlockDiffusion, dict(options, block_size=size), blocks[size])
+        for size in (2, 4)
+        for options in block_options
+    ]
     for name, collator_class, options, the_model in cases:
         for data_name, data in (("plain", plain), ("sft", sft)):
             for seed in (3, None):
@@ -206,35 +253,50 @@ def record_evaluation(records):
     mask[3, 9:] = 0
     scored = mask.clone()
     scored[:, :2] = 0
-    models = {"full": model(0), "block2": model(1, block_size=2), "block4": model(2, block_size=4),
-              "shift_block4": model(4, logit_shift=True, block_size=4)}
+    models = {
+        "full": model(0),
+        "block2": model(1, block_size=2),
+        "block4": model(2, block_size=4),
+        "shift_block4": model(4, logit_shift=True, block_size=4),
+    }
     for name, the_model in models.items():
         for scheme in ("stratified", "antithetic", "uniform"):
-            records[f"eval/{name}/elbo/{scheme}"] = attempt(lambda: elbo_nll(the_model, ids, mask, num_samples=4,
-                                                                            t_sampling=scheme, seed=2))
-        records[f"eval/{name}/elbo/scored"] = attempt(lambda: elbo_nll(the_model, ids, mask, scored, num_samples=3,
-                                                                      seed=1, eps=0.01))
-        records[f"eval/{name}/bound"] = attempt(lambda: perplexity_bound(the_model, ids, mask, batch_size=3,
-                                                                         num_samples=4, show_progress=False))
-        records[f"eval/{name}/bound/nomask"] = attempt(lambda: perplexity_bound(the_model, ids, batch_size=2,
-                                                                                num_samples=2, seed=3,
-                                                                                show_progress=False))
+            records[f"eval/{name}/elbo/{scheme}"] = attempt(
+                lambda: elbo_nll(the_model, ids, mask, num_samples=4, t_sampling=scheme, seed=2)
+            )
+        records[f"eval/{name}/elbo/scored"] = attempt(
+            lambda: elbo_nll(the_model, ids, mask, scored, num_samples=3, seed=1, eps=0.01)
+        )
+        records[f"eval/{name}/bound"] = attempt(
+            lambda: perplexity_bound(the_model, ids, mask, batch_size=3, num_samples=4, show_progress=False)
+        )
+        records[f"eval/{name}/bound/nomask"] = attempt(
+            lambda: perplexity_bound(the_model, ids, batch_size=2, num_samples=2, seed=3, show_progress=False)
+        )
         records[f"eval/{name}/in_order"] = attempt(lambda: in_order_nll(the_model, ids, mask, scored))
-        records[f"eval/{name}/in_order_ppl"] = attempt(lambda: in_order_perplexity(the_model, ids, mask,
-                                                                                   batch_size=3,
-                                                                                   show_progress=False))
+        records[f"eval/{name}/in_order_ppl"] = attempt(
+            lambda: in_order_perplexity(the_model, ids, mask, batch_size=3, show_progress=False)
+        )
         masked = torch.rand(ids.shape, generator=generator) < 0.5
         noisy = ids.masked_fill(masked, MASK)
         records[f"eval/{name}/token_nll"] = attempt(lambda: masked_token_nll(the_model, noisy, ids, masked, mask))
-        records[f"eval/{name}/token_nll_cfg"] = attempt(lambda: masked_token_nll(
-            the_model, noisy, ids, masked, mask, cfg_scale=1.0, prompt_mask=~masked & (torch.arange(12) < 4)))
+        records[f"eval/{name}/token_nll_cfg"] = attempt(
+            lambda: masked_token_nll(
+                the_model, noisy, ids, masked, mask, cfg_scale=1.0, prompt_mask=~masked & (torch.arange(12) < 4)
+            )
+        )
         prompt, answers = [5, 6, 7], [[8, 9], [10, 11, 12], [8, 13]]
-        records[f"eval/{name}/answer_nll"] = attempt(lambda: answer_nll_samples(the_model, prompt, answers[1],
-                                                                                num_samples=6, batch_size=4))
-        records[f"eval/{name}/answer_nll_cfg"] = attempt(lambda: answer_nll_samples(
-            the_model, prompt, answers[1], num_samples=5, cfg_scale=1.0, k_sampling="uniform", seed=3))
-        records[f"eval/{name}/choice"] = attempt(lambda: score_multiple_choice(the_model, prompt, answers,
-                                                                               num_samples=4, length_normalize=True))
+        records[f"eval/{name}/answer_nll"] = attempt(
+            lambda: answer_nll_samples(the_model, prompt, answers[1], num_samples=6, batch_size=4)
+        )
+        records[f"eval/{name}/answer_nll_cfg"] = attempt(
+            lambda: answer_nll_samples(
+                the_model, prompt, answers[1], num_samples=5, cfg_scale=1.0, k_sampling="uniform", seed=3
+            )
+        )
+        records[f"eval/{name}/choice"] = attempt(
+            lambda: score_multiple_choice(the_model, prompt, answers, num_samples=4, length_normalize=True)
+        )
         records[f"eval/{name}/greedy"] = attempt(lambda: is_greedy_answer(the_model, prompt, answers[0]))
     no_id = model(0, mask_token_id=None)
     records["eval/no-mask-id"] = attempt(lambda: elbo_nll(no_id, ids, num_samples=2))
@@ -252,9 +314,20 @@ def record(path):
 
 def same(a, b) -> bool:
     if torch.is_tensor(a) or torch.is_tensor(b):
-        return torch.is_tensor(a) and torch.is_tensor(b) and a.dtype == b.dtype and a.shape == b.shape and bool(
-            torch.equal(a, b) or (a.is_floating_point() and torch.equal(a.isnan(), b.isnan())
-                                  and torch.equal(a[~a.isnan()], b[~b.isnan()])))
+        return (
+            torch.is_tensor(a)
+            and torch.is_tensor(b)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and bool(
+                torch.equal(a, b)
+                or (
+                    a.is_floating_point()
+                    and torch.equal(a.isnan(), b.isnan())
+                    and torch.equal(a[~a.isnan()], b[~b.isnan()])
+                )
+            )
+        )
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):

@@ -37,20 +37,40 @@ from llada.modeling_llada import LLaDAModel
 from llada.rows_llada import RunningRows
 
 PARTS = ("backbone", "head", "sampler", "cache", "host sync", "other")
-SAMPLER_FUNCTIONS = ("constrain_logits", "denoise_block", "num_transfer_tokens", "fill_finished_rows",
-                     "pad_after_eos", "guided_logits", "guidance_inputs")
+SAMPLER_FUNCTIONS = (
+    "constrain_logits",
+    "denoise_block",
+    "num_transfer_tokens",
+    "fill_finished_rows",
+    "pad_after_eos",
+    "guided_logits",
+    "guidance_inputs",
+)
 MODES = {
     "baseline": {},
     "dual": {"use_cache": "dual"},
     "dual+threshold": {"use_cache": "dual", "threshold": 0.9},
     "dual-masked": {"use_cache": "dual", "cache_window": "masked"},
     "b8 dual-masked": {"use_cache": "dual", "cache_window": "masked", "block_length": 8},
-    "b8 vicinity": {"use_cache": "dual", "cache_window": "masked", "block_length": 8,
-                    "cache_refresh_window": "vicinity"},
-    "vicinity icdf": {"use_cache": "dual", "cache_window": "masked", "cache_refresh_window": "vicinity",
-                      "token_sampling": "inverse_cdf"},
-    "b8 vicinity icdf": {"use_cache": "dual", "cache_window": "masked", "block_length": 8,
-                         "cache_refresh_window": "vicinity", "token_sampling": "inverse_cdf"},
+    "b8 vicinity": {
+        "use_cache": "dual",
+        "cache_window": "masked",
+        "block_length": 8,
+        "cache_refresh_window": "vicinity",
+    },
+    "vicinity icdf": {
+        "use_cache": "dual",
+        "cache_window": "masked",
+        "cache_refresh_window": "vicinity",
+        "token_sampling": "inverse_cdf",
+    },
+    "b8 vicinity icdf": {
+        "use_cache": "dual",
+        "cache_window": "masked",
+        "block_length": 8,
+        "cache_refresh_window": "vicinity",
+        "token_sampling": "inverse_cdf",
+    },
     # a block diffusion model (`config.block_size`) decodes its own blocks: no cache (the whole canvas every step),
     # its exact block cache, and that with inverse-CDF draws
     "block baseline": {"use_cache": False, "block_length": None},
@@ -79,6 +99,7 @@ class PartTimer:
                 self.calls[part] += 1
                 if self._children:
                     self._children[-1] += elapsed
+
         return timed
 
     def reset(self):
@@ -117,8 +138,12 @@ def uninstall(undo):
 
 def load(args):
     if args.random_model:  # wide initial weights: a random model's predictions are then not all ties
-        model = random_model(args.preset, max_position_embeddings=args.prompt_length + args.length,
-                             initializer_range=0.1, seed=args.seed)
+        model = random_model(
+            args.preset,
+            max_position_embeddings=args.prompt_length + args.length,
+            initializer_range=0.1,
+            seed=args.seed,
+        )
         return model, f"random model (preset {args.preset})"
     model = LLaDAForMaskedDiffusion.from_pretrained(args.model).eval()
     model.config.max_position_embeddings = max(model.config.max_position_embeddings, args.prompt_length + args.length)
@@ -127,10 +152,17 @@ def load(args):
 
 def profile_mode(model, prompts, args, settings):
     """(ms per step per part, host syncs per step, nfe, seconds) of one call."""
-    kwargs = dict(max_new_tokens=args.length, steps=args.length, block_length=args.block_length,
-                  temperature=args.temperature, remasking="low_confidence", eos_token_id=None,
-                  top_p=args.top_p if args.temperature and args.top_p < 1 else None,
-                  return_dict_in_generate=True, **({"seed": args.seed} if args.temperature else {}))
+    kwargs = dict(
+        max_new_tokens=args.length,
+        steps=args.length,
+        block_length=args.block_length,
+        temperature=args.temperature,
+        remasking="low_confidence",
+        eos_token_id=None,
+        top_p=args.top_p if args.temperature and args.top_p < 1 else None,
+        return_dict_in_generate=True,
+        **({"seed": args.seed} if args.temperature else {}),
+    )
     kwargs.update(settings)  # a mode's block length replaces --block_length
     model.diffusion_generate(prompts, **kwargs)  # warm-up, untimed
     timer = PartTimer()
@@ -155,8 +187,12 @@ def parse_args(argv=None):
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--block_length", type=int, default=32)
     parser.add_argument("--prompt_length", type=int, default=16)
-    parser.add_argument("--modes", nargs="+", choices=list(MODES),
-                        help="default: the `block ...` modes for a block diffusion model, the others otherwise")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=list(MODES),
+        help="default: the `block ...` modes for a block diffusion model, the others otherwise",
+    )
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     parser.add_argument("--top_p", type=float, default=0.8, help="nucleus when sampling (the main job's); 1 = none")
     parser.add_argument("--label", default="", help="a name for this run in the table's heading")
@@ -175,29 +211,46 @@ def main(argv=None):
     modes = args.modes or [mode for mode in MODES if mode.startswith("block ") == block_model]
     wrong = [mode for mode in modes if mode.startswith("block ") != block_model]
     if wrong:
-        raise SystemExit(f"--modes {wrong} are for {'full-attention' if block_model else 'block diffusion'} models; "
-                         f"{source} is a {'block diffusion' if block_model else 'full-attention'} model")
+        raise SystemExit(
+            f"--modes {wrong} are for {'full-attention' if block_model else 'block diffusion'} models; "
+            f"{source} is a {'block diffusion' if block_model else 'full-attention'} model"
+        )
     generator = torch.Generator().manual_seed(0)
     vocab = model.config.vocab_size - 8  # clear of the special ids at the top of the vocabulary
     prompts = torch.randint(0, vocab, (args.batch_size, args.prompt_length), generator=generator)
-    intro = [f"### {args.label or 'profile'}: {source}",
-             f"Batch {args.batch_size} x {args.length} new tokens, "
-             + (f"blocks of {model.config.block_size} (the model's), " if block_model else
-                f"block {args.block_length} (b8 modes: 8), ") +
-             f"temperature {args.temperature}" + (f", top_p {args.top_p}" if args.temperature else "") + ", "
-             f"{harness}; ms per step (exclusive), host syncs per step."]
+    intro = [
+        f"### {args.label or 'profile'}: {source}",
+        f"Batch {args.batch_size} x {args.length} new tokens, "
+        + (
+            f"blocks of {model.config.block_size} (the model's), "
+            if block_model
+            else f"block {args.block_length} (b8 modes: 8), "
+        )
+        + f"temperature {args.temperature}"
+        + (f", top_p {args.top_p}" if args.temperature else "")
+        + ", "
+        f"{harness}; ms per step (exclusive), host syncs per step.",
+    ]
     print("\n\n".join(intro))
-    columns = {"mode": "mode", "nfe": "NFE", "seconds": "s", "ms_per_step": "ms/step", **{p: p for p in PARTS},
-               "syncs": "syncs/step"}
+    columns = {
+        "mode": "mode",
+        "nfe": "NFE",
+        "seconds": "s",
+        "ms_per_step": "ms/step",
+        **{p: p for p in PARTS},
+        "syncs": "syncs/step",
+    }
     formats = {"seconds": ".2f", "ms_per_step": ".2f", **{p: ".2f" for p in PARTS}, "syncs": ".1f"}
     rows = []
     for mode in modes:
         per_step, syncs, nfe, seconds = profile_mode(model, prompts, args, MODES[mode])
-        rows.append(dict(mode=mode, nfe=nfe, seconds=seconds, ms_per_step=sum(per_step.values()), **per_step,
-                         syncs=syncs))
+        rows.append(
+            dict(mode=mode, nfe=nfe, seconds=seconds, ms_per_step=sum(per_step.values()), **per_step, syncs=syncs)
+        )
         print(markdown_table(rows[-1:], columns, formats)[-1], flush=True)
-    written = write_report(args.output, rows, intro=intro, columns=columns, formats=formats, meta=vars(args),
-                           append=True)
+    written = write_report(
+        args.output, rows, intro=intro, columns=columns, formats=formats, meta=vars(args), append=True
+    )
     if written:
         print(f"appended to {written} and its .json")
 

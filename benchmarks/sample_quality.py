@@ -66,7 +66,7 @@ def word_validity(samples: list, vocabulary: set) -> float:
 
 def distinct_n(samples: list, n: int = 2) -> float:
     """Distinct word n-grams / all word n-grams, pooled over the samples (n-grams do not cross samples)."""
-    grams = [tuple(ws[i:i + n]) for ws in map(inner_words, samples) for i in range(len(ws) - n + 1)]
+    grams = [tuple(ws[i : i + n]) for ws in map(inner_words, samples) for i in range(len(ws) - n + 1)]
     return len(set(grams)) / len(grams) if grams else float("nan")
 
 
@@ -130,8 +130,9 @@ class KneserNeyTrigram:
         """P(`word` | the last two words of `context`) (fewer when `context` is shorter); unknown words are `<unk>`."""
         d, w = self.discount, self._word(word)
         context = tuple(self._word(c) for c in context[-2:])
-        p = (max(self.unigram_continuations[w] - d, 0) + d * len(self.unigram_continuations) / len(self.vocabulary)) \
-            / self.unigram_total
+        p = (
+            max(self.unigram_continuations[w] - d, 0) + d * len(self.unigram_continuations) / len(self.vocabulary)
+        ) / self.unigram_total
         if context:
             v = context[-1]
             total = self.middle_total[v]
@@ -146,8 +147,11 @@ class KneserNeyTrigram:
     def perplexity(self, sequences: list) -> float:
         """exp of the mean negative log-probability of the words of `sequences` (lists of words), each word given up
         to two words before it in its own sequence; NaN when there is no word."""
-        log_probs = [math.log(self.probability(w, tuple(words[max(i - 2, 0):i])))
-                     for words in sequences for i, w in enumerate(words)]
+        log_probs = [
+            math.log(self.probability(w, tuple(words[max(i - 2, 0) : i])))
+            for words in sequences
+            for i, w in enumerate(words)
+        ]
         return math.exp(-sum(log_probs) / len(log_probs)) if log_probs else float("nan")
 
 
@@ -173,9 +177,12 @@ class TrainingText:
 
     def figures(self, samples: list) -> dict:
         """Word validity, distinct-2, bigram hit rate and trigram perplexity of `samples` (texts)."""
-        return {"word_validity": word_validity(samples, self.vocabulary), "distinct_2": distinct_n(samples, 2),
-                "bigram_hit_rate": bigram_hit_rate(samples, self.bigrams),
-                "trigram_perplexity": trigram_perplexity(samples, self.trigram)}
+        return {
+            "word_validity": word_validity(samples, self.vocabulary),
+            "distinct_2": distinct_n(samples, 2),
+            "bigram_hit_rate": bigram_hit_rate(samples, self.bigrams),
+            "trigram_perplexity": trigram_perplexity(samples, self.trigram),
+        }
 
 
 @torch.no_grad()
@@ -192,7 +199,7 @@ def sliding_perplexity(ar_model, prompts, generated, context: int) -> float:
         window = sequences[:, start:end]
         logits = ar_model(input_ids=window).logits[:, :-1].float()  # (batch, w - 1, vocab)
         nll = F.cross_entropy(logits.transpose(1, 2), window[:, 1:], reduction="none")  # (batch, w - 1)
-        new = nll[:, scored_until - start - 1:]  # targets at positions scored_until .. end - 1
+        new = nll[:, scored_until - start - 1 :]  # targets at positions scored_until .. end - 1
         total_nll += new.double().sum().item()
         count += new.numel()
         scored_until, end = end, min(seq, end + stride)
@@ -209,7 +216,7 @@ def corpus_splits(data_args=None):
     from llada.training.data import DataArguments, load_raw_datasets
 
     raw = load_raw_datasets(data_args if data_args is not None else DataArguments())
-    column = (data_args.text_column if data_args is not None else "text")
+    column = data_args.text_column if data_args is not None else "text"
     return "\n".join(raw["train"][column]), "\n".join(raw["validation"][column])
 
 
@@ -221,7 +228,7 @@ def prompts_from(text: str, count: int, prompt_bytes: int, new_bytes: int) -> li
     for k in range(count):
         start = text.find("\n", int(k * limit / count)) + 1
         starts.append(min(start, limit))
-    return [(text[s:s + prompt_bytes], text[s + prompt_bytes:s + span]) for s in starts]
+    return [(text[s : s + prompt_bytes], text[s + prompt_bytes : s + span]) for s in starts]
 
 
 def load_model(model_dir: str):
@@ -248,9 +255,20 @@ def new_tokens_for(tokenizer, text: str, new_bytes: int, multiple: int = 1) -> i
 def sampler_settings(model, options) -> dict:
     """The LLaDA sampler settings: the model's saved generation defaults, overridden by the command line."""
     config = model.generation_config
-    settings = {name: getattr(config, name, None) for name in
-                ("steps", "block_length", "temperature", "remasking", "top_k", "top_p", "threshold", "factor",
-                 "entropy_bound")}
+    settings = {
+        name: getattr(config, name, None)
+        for name in (
+            "steps",
+            "block_length",
+            "temperature",
+            "remasking",
+            "top_k",
+            "top_p",
+            "threshold",
+            "factor",
+            "entropy_bound",
+        )
+    }
     for name in settings:
         value = getattr(options, name, None)
         if value is not None:
@@ -276,18 +294,25 @@ def generate(model, tokenizer, is_llada, prompts, max_new_tokens, settings, seed
             kwargs["steps"] = max(kwargs["steps"], max_new_tokens // kwargs.get("block_length", max_new_tokens))
         else:
             kwargs["steps"] = max_new_tokens
-        out = model.diffusion_generate(**batch, max_new_tokens=max_new_tokens, seed=seed,
-                                       return_dict_in_generate=True, **kwargs)
-        new, tokens_per_forward = out.sequences[:, batch["input_ids"].shape[1]:], out.tokens_per_forward
+        out = model.diffusion_generate(
+            **batch, max_new_tokens=max_new_tokens, seed=seed, return_dict_in_generate=True, **kwargs
+        )
+        new, tokens_per_forward = out.sequences[:, batch["input_ids"].shape[1] :], out.tokens_per_forward
     else:
         max_new_tokens = min(max_new_tokens, room)
         torch.manual_seed(seed)
         temperature = settings.get("temperature") or 0.0
-        sequences = model.generate(**batch, do_sample=temperature > 0, temperature=temperature or None,
-                                   top_k=settings.get("top_k") or None, top_p=settings.get("top_p"),
-                                   max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
-                                   pad_token_id=tokenizer.pad_token_id)
-        new, tokens_per_forward = sequences[:, batch["input_ids"].shape[1]:], 1.0
+        sequences = model.generate(
+            **batch,
+            do_sample=temperature > 0,
+            temperature=temperature or None,
+            top_k=settings.get("top_k") or None,
+            top_p=settings.get("top_p"),
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        new, tokens_per_forward = sequences[:, batch["input_ids"].shape[1] :], 1.0
     return batch["input_ids"], batch["attention_mask"], new, tokens_per_forward
 
 
@@ -306,17 +331,24 @@ def evaluate_model(model_dir, options, training=None, heldout=None, ar=None) -> 
         train_text, heldout = corpus_splits()
         training = TrainingText(train_text)
     model, tokenizer, is_llada = load_model(model_dir)
-    settings = sampler_settings(model, options) if is_llada else {"temperature": options.temperature
-                                                                  if options.temperature is not None else 0.8,
-                                                                  "top_k": options.top_k, "top_p": options.top_p}
+    settings = (
+        sampler_settings(model, options)
+        if is_llada
+        else {
+            "temperature": options.temperature if options.temperature is not None else 0.8,
+            "top_k": options.top_k,
+            "top_p": options.top_p,
+        }
+    )
     pairs = prompts_from(heldout, options.num_samples, options.prompt_bytes, options.new_bytes)
     max_new_tokens = new_tokens_for(tokenizer, heldout, options.new_bytes)
     start = time.perf_counter()
     texts, gen_ppls, tpfs = [], [], []
     first_seed = getattr(options, "seed", 0)
     for seed in range(first_seed, first_seed + options.seeds):
-        prompt_ids, prompt_mask, new_ids, tpf = generate(model, tokenizer, is_llada, [p for p, _ in pairs],
-                                                         max_new_tokens, settings, seed)
+        prompt_ids, prompt_mask, new_ids, tpf = generate(
+            model, tokenizer, is_llada, [p for p, _ in pairs], max_new_tokens, settings, seed
+        )
         tpfs.append(tpf)
         texts += tokenizer.batch_decode(new_ids, skip_special_tokens=True)
         if ar is not None:
@@ -356,11 +388,13 @@ def reference_figures(heldout, training, options, ar=None) -> dict:
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model_dir", nargs="+", help="Trained model folder(s) (LLaDA or autoregressive).")
-    parser.add_argument("--ar_dir", default=None,
-                        help="Autoregressive model with the same tokenizer for the generative perplexity.")
+    parser.add_argument(
+        "--ar_dir", default=None, help="Autoregressive model with the same tokenizer for the generative perplexity."
+    )
     parser.add_argument("--num_samples", type=int, default=32)
-    parser.add_argument("--seeds", type=int, default=1,
-                        help="Each prompt is sampled once per seed --seed .. --seed + seeds - 1.")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="Each prompt is sampled once per seed --seed .. --seed + seeds - 1."
+    )
     parser.add_argument("--prompt_bytes", type=int, default=32)
     parser.add_argument("--new_bytes", type=int, default=96)
     parser.add_argument("--steps", type=int, default=None)
@@ -372,8 +406,12 @@ def parse(argv=None):
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--factor", type=float, default=None)
     parser.add_argument("--entropy_bound", type=float, default=None)
-    parser.add_argument("--train_file", nargs="+", default=None,
-                        help="The corpus the model was trained on (default: the bundled TinyShakespeare).")
+    parser.add_argument(
+        "--train_file",
+        nargs="+",
+        default=None,
+        help="The corpus the model was trained on (default: the bundled TinyShakespeare).",
+    )
     parser.add_argument("--validation_file", nargs="+", default=None)
     parser.add_argument("--show", type=int, default=3, help="Samples to print per model.")
     add_common_args(parser)
@@ -392,8 +430,9 @@ def main(argv=None) -> int:
     harness = setup(options)
     from llada.training.data import DataArguments
 
-    train_text, heldout = corpus_splits(DataArguments(train_file=options.train_file,
-                                                      validation_file=options.validation_file))
+    train_text, heldout = corpus_splits(
+        DataArguments(train_file=options.train_file, validation_file=options.validation_file)
+    )
     training = TrainingText(train_text)
     ar = None
     if options.ar_dir:
@@ -403,24 +442,50 @@ def main(argv=None) -> int:
     reference = reference_figures(heldout, training, options, ar)
     for r in results:
         r["ratio_to_text"] = {key: ratio(r[key], reference[key]) for key in ("bigram_hit_rate", "trigram_perplexity")}
-        r["bigram_ratio"], r["trigram_ratio"] = r["ratio_to_text"]["bigram_hit_rate"], r["ratio_to_text"]["trigram_perplexity"]
-    heading = (f"{len(results[0]['samples'])} samples of ~{options.new_bytes} bytes after {options.prompt_bytes}-byte "
-               f"prompts from the held-out text; {harness}")
+        r["bigram_ratio"], r["trigram_ratio"] = (
+            r["ratio_to_text"]["bigram_hit_rate"],
+            r["ratio_to_text"]["trigram_perplexity"],
+        )
+    heading = (
+        f"{len(results[0]['samples'])} samples of ~{options.new_bytes} bytes after {options.prompt_bytes}-byte "
+        f"prompts from the held-out text; {harness}"
+    )
     rows = [*results, {"model": "held-out text", **reference}]
-    columns = {"model": "model", "word_validity": "word validity", "distinct_2": "distinct-2",
-               "bigram_hit_rate": "bigram hits", "bigram_ratio": "/ text", "trigram_perplexity": "3-gram PPL",
-               "trigram_ratio": "/ text", "generative_perplexity": "gen. PPL", "sampling_seconds": "sampling s",
-               "tokens_per_forward": "tokens/fwd"}
-    formats = {"bigram_ratio": ".2f", "trigram_perplexity": ".1f", "trigram_ratio": ".2f",
-               "generative_perplexity": ".2f", "sampling_seconds": ".1f", "tokens_per_forward": ".2f"}
+    columns = {
+        "model": "model",
+        "word_validity": "word validity",
+        "distinct_2": "distinct-2",
+        "bigram_hit_rate": "bigram hits",
+        "bigram_ratio": "/ text",
+        "trigram_perplexity": "3-gram PPL",
+        "trigram_ratio": "/ text",
+        "generative_perplexity": "gen. PPL",
+        "sampling_seconds": "sampling s",
+        "tokens_per_forward": "tokens/fwd",
+    }
+    formats = {
+        "bigram_ratio": ".2f",
+        "trigram_perplexity": ".1f",
+        "trigram_ratio": ".2f",
+        "generative_perplexity": ".2f",
+        "sampling_seconds": ".1f",
+        "tokens_per_forward": ".2f",
+    }
     print(heading)
     print("\n".join(markdown_table(rows, columns, formats)))
     for r in results:
         print(f"\n{r['model']} ({r['kind']}; {json.dumps({k: v for k, v in r['settings'].items() if v is not None})})")
         for prompt, text in list(zip(r["prompts"], r["samples"]))[: options.show]:
             print(f"  {prompt!r} -> {text!r}")
-    written = write_report(options.output, rows, title="Sample quality", intro=heading, columns=columns,
-                           formats=formats, meta=vars(options))
+    written = write_report(
+        options.output,
+        rows,
+        title="Sample quality",
+        intro=heading,
+        columns=columns,
+        formats=formats,
+        meta=vars(options),
+    )
     if written:
         print(f"wrote {written} and its .json (every sample)")
     return 0

@@ -53,13 +53,24 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="diffusion_generate calls (default 2000).")
     parser.add_argument("--report_every", type=int, default=100, help="Calls between two records (default 100).")
-    parser.add_argument("--warmup", type=int, default=None,
-                        help="Calls before the baseline record (default: --report_every, or 10 %% of the calls).")
-    parser.add_argument("--compile", action="store_true",
-                        help="compile=True on the full-attention model, past dynamo's recompile limit.")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="Calls before the baseline record (default: --report_every, or 10 %% of the calls).",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile=True on the full-attention model, past dynamo's recompile limit.",
+    )
     parser.add_argument("--backend", default="eager", help="torch.compile backend with --compile (default eager).")
-    parser.add_argument("--recompile_limit", type=int, default=None,
-                        help="Sets torch._dynamo.config.recompile_limit (default: torch's own, 8).")
+    parser.add_argument(
+        "--recompile_limit",
+        type=int,
+        default=None,
+        help="Sets torch._dynamo.config.recompile_limit (default: torch's own, 8).",
+    )
     # --seed seeds the models and every call's settings; --output: the markdown file this mode's section goes into
     add_common_args(parser, output=RESULTS / "soak.md")
     args = parser.parse_args(argv)
@@ -82,8 +93,8 @@ def prompts(rng: random.Random, batch: int):
     ids = torch.full((batch, longest), PAD, dtype=torch.long)
     mask = torch.zeros((batch, longest), dtype=torch.long)
     for row, length in enumerate(lengths):
-        ids[row, longest - length:] = torch.tensor([rng.randint(0, VOCAB - 4) for _ in range(length)])
-        mask[row, longest - length:] = 1
+        ids[row, longest - length :] = torch.tensor([rng.randint(0, VOCAB - 4) for _ in range(length)])
+        mask[row, longest - length :] = 1
     return ids, mask
 
 
@@ -117,8 +128,13 @@ def call_settings(rng: random.Random, compile_mode: bool):
     name = rng.choice(sorted(modes))
     block_length = 8 if use_block else rng.choice([4, 8])
     max_new_tokens = block_length * rng.choice([1, 2, 3])
-    settings = dict(modes[name], max_new_tokens=max_new_tokens, block_length=block_length,
-                    steps=max_new_tokens // rng.choice([1, 2]), seed=rng.randrange(2**31))
+    settings = dict(
+        modes[name],
+        max_new_tokens=max_new_tokens,
+        block_length=block_length,
+        steps=max_new_tokens // rng.choice([1, 2]),
+        seed=rng.randrange(2**31),
+    )
     return ("block" if use_block else "full"), name, settings
 
 
@@ -147,10 +163,16 @@ def record(calls: int, start: float) -> dict:
     gc.collect()
     objects = gc.get_objects()
     live = sum(type(obj) in TRACKED for obj in objects)  # type(), not isinstance: no lazy module is touched
-    return dict(calls=calls, seconds=time.perf_counter() - start, rss_kib=rss_kib(), live_caches=live,
-                gc_objects=len(objects), compiled_forwards=len(prepare_llada._COMPILED_FORWARDS),
-                block_masks=masks_llada._canonical_block_mask.cache_info().currsize,
-                warnings_once=_warning_once_size())
+    return dict(
+        calls=calls,
+        seconds=time.perf_counter() - start,
+        rss_kib=rss_kib(),
+        live_caches=live,
+        gc_objects=len(objects),
+        compiled_forwards=len(prepare_llada._COMPILED_FORWARDS),
+        block_masks=masks_llada._canonical_block_mask.cache_info().currsize,
+        warnings_once=_warning_once_size(),
+    )
 
 
 def _warning_once_size() -> int:
@@ -160,8 +182,16 @@ def _warning_once_size() -> int:
     return info().currsize if info is not None else -1
 
 
-def soak(calls: int, compile_mode: bool = False, seed: int = 0, report_every: int = 100, warmup: int = 100,
-         backend: str = "eager", recompile_limit=None, log=print) -> dict:
+def soak(
+    calls: int,
+    compile_mode: bool = False,
+    seed: int = 0,
+    report_every: int = 100,
+    warmup: int = 100,
+    backend: str = "eager",
+    recompile_limit=None,
+    log=print,
+) -> dict:
     """Runs the calls; returns the records, the per-mode call counts and the warnings counted."""
     from transformers import CompileConfig
 
@@ -171,8 +201,13 @@ def soak(calls: int, compile_mode: bool = False, seed: int = 0, report_every: in
     handlers = {prepare_llada.__name__: ours, "torch._dynamo": dynamo}
     limit = {} if recompile_limit is None else dict(recompile_limit=recompile_limit)
     # compile=True alone is the default (inductor, fullgraph, static shapes); another backend through compile_config
-    compiled = {} if not compile_mode else dict(compile=True) if backend == "inductor" else dict(
-        compile=True, compile_config=CompileConfig(backend=backend, fullgraph=True, dynamic=False))
+    compiled = (
+        {}
+        if not compile_mode
+        else dict(compile=True)
+        if backend == "inductor"
+        else dict(compile=True, compile_config=CompileConfig(backend=backend, fullgraph=True, dynamic=False))
+    )
     for name, handler in handlers.items():
         logging.getLogger(name).addHandler(handler)
     try:
@@ -182,8 +217,14 @@ def soak(calls: int, compile_mode: bool = False, seed: int = 0, report_every: in
     finally:
         for name, handler in handlers.items():
             logging.getLogger(name).removeHandler(handler)
-    return dict(records=records, counts=counts, limit_warnings=ours.count, dynamo_limit_warnings=dynamo.count,
-                unique_graphs=_unique_graphs() if compile_mode else None, recompile_limit=limit_in_force)
+    return dict(
+        records=records,
+        counts=counts,
+        limit_warnings=ours.count,
+        dynamo_limit_warnings=dynamo.count,
+        unique_graphs=_unique_graphs() if compile_mode else None,
+        recompile_limit=limit_in_force,
+    )
 
 
 def run_calls(calls: int, rng: random.Random, models: dict, compiled: dict, report_every: int, warmup: int, log):
@@ -211,9 +252,11 @@ def _unique_graphs():
 
 
 def _format_record(r: dict) -> str:
-    return (f"calls {r['calls']:5d}  {r['seconds']:7.1f} s  RSS {r['rss_kib'] / 1024:7.1f} MiB  live caches "
-            f"{r['live_caches']}  gc objects {r['gc_objects']}  compiled forwards {r['compiled_forwards']}  block "
-            f"masks {r['block_masks']}  warnings_once {r['warnings_once']}")
+    return (
+        f"calls {r['calls']:5d}  {r['seconds']:7.1f} s  RSS {r['rss_kib'] / 1024:7.1f} MiB  live caches "
+        f"{r['live_caches']}  gc objects {r['gc_objects']}  compiled forwards {r['compiled_forwards']}  block "
+        f"masks {r['block_masks']}  warnings_once {r['warnings_once']}"
+    )
 
 
 def summarise(result: dict, compile_mode: bool) -> dict:
@@ -232,27 +275,40 @@ def summarise(result: dict, compile_mode: bool) -> dict:
         "RSS growth < 1 %": total < 0.01,
         "no cache or context outlives its call": all(r["live_caches"] == 0 for r in records),
         "_COMPILED_FORWARDS and warning_once flat after the warm-up": all(
-            base[name] == last[name] for name in ("compiled_forwards", "warnings_once")),
-        f"block-mask cache within its maxsize ({block_mask_limit})": all(r["block_masks"] <= block_mask_limit
-                                                                         for r in records),
+            base[name] == last[name] for name in ("compiled_forwards", "warnings_once")
+        ),
+        f"block-mask cache within its maxsize ({block_mask_limit})": all(
+            r["block_masks"] <= block_mask_limit for r in records
+        ),
     }
     if compile_mode:
         checks["the eager fallback reported once"] = result["limit_warnings"] == 1
-    return dict(base=base, last=last, slope_kib_per_100=100 * slope, total=total, checks=checks,
-                gc_growth=last["gc_objects"] - base["gc_objects"])
+    return dict(
+        base=base,
+        last=last,
+        slope_kib_per_100=100 * slope,
+        total=total,
+        checks=checks,
+        gc_growth=last["gc_objects"] - base["gc_objects"],
+    )
 
 
 def markdown(args, result: dict, summary: dict) -> str:
     base, last = summary["base"], summary["last"]
     mode = heading(args)[3:]
-    command = (f"OMP_NUM_THREADS={args.threads} python benchmarks/soak_generate.py --calls {args.calls} --threads "
-               f"{args.threads} --seed {args.seed}" + (f" --compile --backend {args.backend}" if args.compile else "")
-               + (f" --recompile_limit {args.recompile_limit}" if args.recompile_limit is not None else ""))
+    command = (
+        f"OMP_NUM_THREADS={args.threads} python benchmarks/soak_generate.py --calls {args.calls} --threads "
+        f"{args.threads} --seed {args.seed}"
+        + (f" --compile --backend {args.backend}" if args.compile else "")
+        + (f" --recompile_limit {args.recompile_limit}" if args.recompile_limit is not None else "")
+    )
     lines = [
-        f"## {mode}", "",
+        f"## {mode}",
+        "",
         f"`{command}` — torch {torch.__version__}, {args.threads} thread(s); {args.calls} calls in "
         f"{last['seconds']:.0f} s ({1000 * last['seconds'] / args.calls:.0f} ms per call), warm-up {args.warmup} "
-        "calls.", "",
+        "calls.",
+        "",
         f"- RSS after the warm-up {base['rss_kib'] / 1024:.1f} MiB, at the end {last['rss_kib'] / 1024:.1f} MiB: "
         f"**{100 * summary['total']:+.2f} %** in {last['calls'] - base['calls']} calls; least-squares slope "
         f"**{summary['slope_kib_per_100']:+.1f} KiB per 100 calls**.",
@@ -268,17 +324,25 @@ def markdown(args, result: dict, summary: dict) -> str:
             f"- dynamo: {result['unique_graphs']} graphs compiled (recompile limit "
             f"{result['recompile_limit']}); dynamo's own recompile-limit warning logged "
             f"{result['dynamo_limit_warnings']} time(s); ours (`{LIMIT_MESSAGE}`, new shapes run eagerly) "
-            f"**{result['limit_warnings']} time(s)**.")
-    lines.append("- Calls per mode: " + ", ".join(f"{name} {n}" for name, n in sorted(result["counts"].items()))
-                 + ".")
-    lines += ["", "| calls | s | RSS (MiB) | live caches | gc objects | compiled forwards | block masks | "
-                  "warning_once |", "|---|---|---|---|---|---|---|---|"]
+            f"**{result['limit_warnings']} time(s)**."
+        )
+    lines.append("- Calls per mode: " + ", ".join(f"{name} {n}" for name, n in sorted(result["counts"].items())) + ".")
+    lines += [
+        "",
+        "| calls | s | RSS (MiB) | live caches | gc objects | compiled forwards | block masks | warning_once |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["records"]:
         mark = " (baseline)" if r["baseline"] else ""
-        lines.append(f"| {r['calls']}{mark} | {r['seconds']:.0f} | {r['rss_kib'] / 1024:.1f} | {r['live_caches']} | "
-                     f"{r['gc_objects']} | {r['compiled_forwards']} | {r['block_masks']} | {r['warnings_once']} |")
-    lines += ["", "Checks: " + "; ".join(f"{name}: {'yes' if ok else 'NO'}" for name, ok in
-                                          summary["checks"].items()) + ".", ""]
+        lines.append(
+            f"| {r['calls']}{mark} | {r['seconds']:.0f} | {r['rss_kib'] / 1024:.1f} | {r['live_caches']} | "
+            f"{r['gc_objects']} | {r['compiled_forwards']} | {r['block_masks']} | {r['warnings_once']} |"
+        )
+    lines += [
+        "",
+        "Checks: " + "; ".join(f"{name}: {'yes' if ok else 'NO'}" for name, ok in summary["checks"].items()) + ".",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -299,8 +363,7 @@ def write_section(path: Path, section: str, mode_heading: str) -> None:
     head, rest = kept[0], kept[1:]
     rest.append(section)
     rest.sort(key=lambda s: s.startswith("## compile"))  # eager first
-    path.write_text(head + "".join(part.rstrip("\n") + "\n\n" for part in rest).rstrip("\n") + "\n",
-                    encoding="utf-8")
+    path.write_text(head + "".join(part.rstrip("\n") + "\n\n" for part in rest).rstrip("\n") + "\n", encoding="utf-8")
 
 
 def heading(args) -> str:
@@ -310,8 +373,9 @@ def heading(args) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup(args)
-    result = soak(args.calls, args.compile, args.seed, args.report_every, args.warmup, args.backend,
-                  args.recompile_limit)
+    result = soak(
+        args.calls, args.compile, args.seed, args.report_every, args.warmup, args.backend, args.recompile_limit
+    )
     summary = summarise(result, args.compile)
     section = markdown(args, result, summary)
     print("\n" + section)

@@ -1,6 +1,6 @@
 """Quick start: build a small LLaDA model, save it, reload it through `trust_remote_code`, and use it.
 
-    python examples/quickstart.py [--output_dir outputs/quickstart]
+python examples/quickstart.py [--output_dir outputs/quickstart]
 """
 
 import argparse
@@ -17,9 +17,19 @@ def main():
     parser.add_argument("--output_dir", default="outputs/quickstart")
     args = parser.parse_args()
 
-    config = LLaDAConfig(vocab_size=260, hidden_size=64, intermediate_size=172, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                         mask_token_id=259, pad_token_id=256, bos_token_id=257, eos_token_id=258)
+    config = LLaDAConfig(
+        vocab_size=260,
+        hidden_size=64,
+        intermediate_size=172,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        mask_token_id=259,
+        pad_token_id=256,
+        bos_token_id=257,
+        eos_token_id=258,
+    )
     torch.manual_seed(0)
     model = LLaDAForMaskedDiffusion(config).eval()
     model.save_pretrained(args.output_dir)
@@ -38,8 +48,10 @@ def main():
     # the training loss on the masked positions, weighted by 1 / p_mask as in LLaDA pre-training
     labels = torch.where(masked == config.mask_token_id, ids, torch.full_like(ids, -100))
     loss = model(masked, labels=labels, p_mask=torch.tensor([2 / len(text)])).loss
-    print(f"masked-diffusion loss of the untrained model on 2 hidden bytes: {loss.item():.3f} "
-          f"(uniform guessing gives ln {config.vocab_size} = {math.log(config.vocab_size):.3f})")
+    print(
+        f"masked-diffusion loss of the untrained model on 2 hidden bytes: {loss.item():.3f} "
+        f"(uniform guessing gives ln {config.vocab_size} = {math.log(config.vocab_size):.3f})"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,16 @@ ROOT = Path(__file__).resolve().parents[1]
 ADAPTED = {
     "shift": ["--logit_shift", "true"],
     "noshift": ["--logit_shift", "false"],
-    "block2": ["--logit_shift", "true", "--block_size", "2", "--in_order_probability", "0.5", "--eval_in_order",
-               "true"],
+    "block2": [
+        "--logit_shift",
+        "true",
+        "--block_size",
+        "2",
+        "--in_order_probability",
+        "0.5",
+        "--eval_in_order",
+        "true",
+    ],
 }
 
 
@@ -43,13 +51,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="runs/adapt", help="Where the runs go.")
     parser.add_argument("--results_dir", default=str(ROOT / "experiments" / "results" / "adapt"))
-    parser.add_argument("--ar_steps", type=int, default=400,
-                        help="AR pre-training steps (the AR baseline's validation loss is lowest near step 400).")
+    parser.add_argument(
+        "--ar_steps",
+        type=int,
+        default=400,
+        help="AR pre-training steps (the AR baseline's validation loss is lowest near step 400).",
+    )
     parser.add_argument("--scratch_dir", default=None, help="A finished from-scratch run to compare against.")
-    parser.add_argument("--scratch_cpu_s", type=float, default=None,
-                        help="Its training CPU seconds (with --scratch_dir).")
-    parser.add_argument("--contenders", default="shift,noshift,block2",
-                        help=f"Adapted runs, comma-separated, of {sorted(ADAPTED)}.")
+    parser.add_argument(
+        "--scratch_cpu_s", type=float, default=None, help="Its training CPU seconds (with --scratch_dir)."
+    )
+    parser.add_argument(
+        "--contenders", default="shift,noshift,block2", help=f"Adapted runs, comma-separated, of {sorted(ADAPTED)}."
+    )
     parser.add_argument("--learning_rate", type=float, default=1e-3, help="Learning rate of the adaptation.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads of each training process.")
     parser.add_argument("--skip_training", action="store_true", help="Only score the runs already there.")
@@ -72,8 +86,19 @@ def main(argv=None) -> int:
         if not args.scratch_dir and not finished(dirs["scratch"], cpu, "scratch"):
             cpu["scratch"] = train(["--output_dir", str(dirs["scratch"]), *common])
         if not finished(dirs["ar"], cpu, "ar"):
-            cpu["ar"] = train(["--model_type", "autoregressive", "--max_steps", str(args.ar_steps), "--eval_steps",
-                               str(max(1, args.ar_steps // 4)), "--output_dir", str(dirs["ar"]), *common])
+            cpu["ar"] = train(
+                [
+                    "--model_type",
+                    "autoregressive",
+                    "--max_steps",
+                    str(args.ar_steps),
+                    "--eval_steps",
+                    str(max(1, args.ar_steps // 4)),
+                    "--output_dir",
+                    str(dirs["ar"]),
+                    *common,
+                ]
+            )
         cpu_file.parent.mkdir(parents=True, exist_ok=True)
         cpu_file.write_text(json.dumps(cpu, indent=1))
     scratch_steps = max_steps_of(dirs["scratch"])
@@ -82,16 +107,33 @@ def main(argv=None) -> int:
     for name in contenders:
         dirs[name] = out / name
         if not args.skip_training and not finished(dirs[name], cpu, name):
-            cpu[name] = train(["--init_from", str(dirs["ar"]), "--output_dir", str(dirs[name]), "--max_steps",
-                               str(adapt_steps), "--eval_steps", str(max(1, adapt_steps // 4)), "--learning_rate",
-                               str(args.learning_rate), *ADAPTED[name], *common])
+            cpu[name] = train(
+                [
+                    "--init_from",
+                    str(dirs["ar"]),
+                    "--output_dir",
+                    str(dirs[name]),
+                    "--max_steps",
+                    str(adapt_steps),
+                    "--eval_steps",
+                    str(max(1, adapt_steps // 4)),
+                    "--learning_rate",
+                    str(args.learning_rate),
+                    *ADAPTED[name],
+                    *common,
+                ]
+            )
             cpu_file.write_text(json.dumps(cpu, indent=1))
 
     report = {"ar_steps": args.ar_steps, "adapt_steps": adapt_steps, "scratch_steps": scratch_steps, "runs": {}}
     for name, folder in dirs.items():
         offset = cpu["ar"] if name in ADAPTED else 0.0
-        report["runs"][name] = {"dir": str(folder), "cpu_s": cpu.get(name), "cpu_total_s": offset + cpu.get(name, 0),
-                                "curve": curve(folder, offset, cpu.get(name, 0.0))}
+        report["runs"][name] = {
+            "dir": str(folder),
+            "cpu_s": cpu.get(name),
+            "cpu_total_s": offset + cpu.get(name, 0),
+            "curve": curve(folder, offset, cpu.get(name, 0.0)),
+        }
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
     (results / "results.json").write_text(json.dumps(report, indent=1))
@@ -136,26 +178,38 @@ def curve(folder: Path, cpu_offset: float, cpu_s: float) -> list:
         if "eval_loss" not in entry:
             continue
         value = entry.get("eval_perplexity_bound", entry.get("eval_perplexity", math.exp(entry["eval_loss"])))
-        points.append((cpu_offset + cpu_s * entry["step"] / state["max_steps"], entry["step"], value,
-                       entry.get("eval_in_order_perplexity")))
+        points.append(
+            (
+                cpu_offset + cpu_s * entry["step"] / state["max_steps"],
+                entry["step"],
+                value,
+                entry.get("eval_in_order_perplexity"),
+            )
+        )
     return points
 
 
 def markdown(report: dict, argv: list) -> str:
     ar_best = min(point[2] for point in report["runs"]["ar"]["curve"])
     lines = [
-        "# Adapting the AR baseline into LLaDA, at equal total CPU time", "",
-        f"`python experiments/adapt.py {' '.join(argv)}`", "",
+        "# Adapting the AR baseline into LLaDA, at equal total CPU time",
+        "",
+        f"`python experiments/adapt.py {' '.join(argv)}`",
+        "",
         f"AR pre-training: {report['ar_steps']} steps; each adapted run: {report['adapt_steps']} steps, so that AR + "
         f"adaptation cost the from-scratch run's {report['scratch_steps']} steps. Validation perplexity per token on "
-        "the main job's held-out blocks (LLaDA: the ELBO bound; block models also the exact in-order perplexity).", "",
-        "| run | CPU s (total) | best bound / perplexity | x AR best | in-order perplexity |", "|---|---|---|---|---|",
+        "the main job's held-out blocks (LLaDA: the ELBO bound; block models also the exact in-order perplexity).",
+        "",
+        "| run | CPU s (total) | best bound / perplexity | x AR best | in-order perplexity |",
+        "|---|---|---|---|---|",
     ]
     for name, run in report["runs"].items():
         best = min(run["curve"], key=lambda point: point[2])
         in_order = min((p[3] for p in run["curve"] if p[3] is not None), default=None)
-        lines.append(f"| {name} | {run['cpu_total_s']:.0f} | {best[2]:.1f} (step {best[1]}) | "
-                     f"{best[2] / ar_best:.2f} | {'' if in_order is None else f'{in_order:.1f}'} |")
+        lines.append(
+            f"| {name} | {run['cpu_total_s']:.0f} | {best[2]:.1f} (step {best[1]}) | "
+            f"{best[2] / ar_best:.2f} | {'' if in_order is None else f'{in_order:.1f}'} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -58,16 +58,29 @@ from llada.training.run import SCRATCH_CONFIG  # noqa: E402
 FULL = ["--config", str(SCRATCH_CONFIG)]
 # the setting every contender trains in (the main job's options otherwise), and the training-step calibration's
 SETTINGS = {
-    "bytes": dict(argv=[*FULL, "--tokenizer", "bytes", "--complementary_masking", "false",
-                        "--per_device_train_batch_size", "32", "--torch_num_threads", "1"], vocab_size=259,
-                  batch_size=32, complementary=False),
+    "bytes": dict(
+        argv=[
+            *FULL,
+            "--tokenizer",
+            "bytes",
+            "--complementary_masking",
+            "false",
+            "--per_device_train_batch_size",
+            "32",
+            "--torch_num_threads",
+            "1",
+        ],
+        vocab_size=259,
+        batch_size=32,
+        complementary=False,
+    ),
     "main": dict(argv=[*FULL, "--torch_num_threads", "1"], vocab_size=4096, batch_size=16, complementary=True),
 }
 SETTING_NOTES = {
     "bytes": "bytes (`--setting bytes`): byte tokenizer (259 ids), one mask per sequence, 32 rows per step.",
     "main": "the main job's (`--setting main`): 4096-token BPE learned from the corpus, complementary masking "
-            "(16 sequences, 32 rows per step; a block model masks each block and its complement), as "
-            "llada/configs/tinyshakespeare-scratch.yaml has it.",
+    "(16 sequences, 32 rows per step; a block model masks each block and its complement), as "
+    "llada/configs/tinyshakespeare-scratch.yaml has it.",
 }
 CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-bernoulli": p per token instead
     "ar": ["--model_type", "autoregressive"],
@@ -79,47 +92,171 @@ CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-
     # batch (about twice the steps), and independent sequences instead of complementary copies (the same rows)
     "block2-lr4e-3": ["--block_size", "2", "--masking", "exact", "--learning_rate", "0.004"],
     "block2-batch8": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "8"],
-    "block2-independent": ["--block_size", "2", "--masking", "exact", "--complementary_masking", "false",
-                           "--per_device_train_batch_size", "32"],
+    "block2-independent": [
+        "--block_size",
+        "2",
+        "--masking",
+        "exact",
+        "--complementary_masking",
+        "false",
+        "--per_device_train_batch_size",
+        "32",
+    ],
     "block2-batch4": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "4"],
     "block4-batch8": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "8"],
     "ar-batch8": ["--model_type", "autoregressive", "--per_device_train_batch_size", "8"],
     "ar-batch4": ["--model_type", "autoregressive", "--per_device_train_batch_size", "4"],
     "ar-batch2": ["--model_type", "autoregressive", "--per_device_train_batch_size", "2"],
-    "block2-batch8-lr3e-3": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "8",
-                             "--learning_rate", "0.003"],
+    "block2-batch8-lr3e-3": [
+        "--block_size",
+        "2",
+        "--masking",
+        "exact",
+        "--per_device_train_batch_size",
+        "8",
+        "--learning_rate",
+        "0.003",
+    ],
     # a share of the blocks trained on the in-order likelihood instead of the bound
-    **{f"block2-batch8-in-order{share}": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size",
-                                          "8", "--in_order_probability", share] for share in ("0.5", "1")},
-    **{f"block4-batch8-in-order{share}": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size",
-                                          "8", "--in_order_probability", share] for share in ("0.5", "1")},
-    **{f"block2-batch4-in-order{share}": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size",
-                                          "4", "--in_order_probability", share] for share in ("0.5", "1")},
+    **{
+        f"block2-batch8-in-order{share}": [
+            "--block_size",
+            "2",
+            "--masking",
+            "exact",
+            "--per_device_train_batch_size",
+            "8",
+            "--in_order_probability",
+            share,
+        ]
+        for share in ("0.5", "1")
+    },
+    **{
+        f"block4-batch8-in-order{share}": [
+            "--block_size",
+            "4",
+            "--masking",
+            "exact",
+            "--per_device_train_batch_size",
+            "8",
+            "--in_order_probability",
+            share,
+        ]
+        for share in ("0.5", "1")
+    },
+    **{
+        f"block2-batch4-in-order{share}": [
+            "--block_size",
+            "2",
+            "--masking",
+            "exact",
+            "--per_device_train_batch_size",
+            "4",
+            "--in_order_probability",
+            share,
+        ]
+        for share in ("0.5", "1")
+    },
     "block2-batch2": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2"],
-    "block2-batch2-in-order0.5": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
-                                  "--in_order_probability", "0.5"],
+    "block2-batch2-in-order0.5": [
+        "--block_size",
+        "2",
+        "--masking",
+        "exact",
+        "--per_device_train_batch_size",
+        "2",
+        "--in_order_probability",
+        "0.5",
+    ],
     # the bound at batch 2: a lower learning rate, a smaller in-order share
-    **{f"block2-batch2-lr{lr}": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
-                                 "--learning_rate", value] for lr, value in (("1e-3", "0.001"), ("5e-4", "0.0005"))},
-    "block2-batch2-in-order0.25": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
-                                   "--in_order_probability", "0.25"],
+    **{
+        f"block2-batch2-lr{lr}": [
+            "--block_size",
+            "2",
+            "--masking",
+            "exact",
+            "--per_device_train_batch_size",
+            "2",
+            "--learning_rate",
+            value,
+        ]
+        for lr, value in (("1e-3", "0.001"), ("5e-4", "0.0005"))
+    },
+    "block2-batch2-in-order0.25": [
+        "--block_size",
+        "2",
+        "--masking",
+        "exact",
+        "--per_device_train_batch_size",
+        "2",
+        "--in_order_probability",
+        "0.25",
+    ],
     # the lower learning rate with half the blocks in order, and for the AR model (tuned like the block models)
-    "block2-batch2-lr1e-3-in-order0.5": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size",
-                                         "2", "--learning_rate", "0.001", "--in_order_probability", "0.5"],
-    "ar-batch4-lr1e-3": ["--model_type", "autoregressive", "--per_device_train_batch_size", "4", "--learning_rate",
-                         "0.001"],
-    "block2-batch1-lr5e-4": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "1",
-                             "--learning_rate", "0.0005"],
-    "block2-batch2-lr1e-3-in-order1to0": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size",
-                                          "2", "--learning_rate", "0.001", "--in_order_probability", "1",
-                                          "--in_order_probability_end", "0"],
+    "block2-batch2-lr1e-3-in-order0.5": [
+        "--block_size",
+        "2",
+        "--masking",
+        "exact",
+        "--per_device_train_batch_size",
+        "2",
+        "--learning_rate",
+        "0.001",
+        "--in_order_probability",
+        "0.5",
+    ],
+    "ar-batch4-lr1e-3": [
+        "--model_type",
+        "autoregressive",
+        "--per_device_train_batch_size",
+        "4",
+        "--learning_rate",
+        "0.001",
+    ],
+    "block2-batch1-lr5e-4": [
+        "--block_size",
+        "2",
+        "--masking",
+        "exact",
+        "--per_device_train_batch_size",
+        "1",
+        "--learning_rate",
+        "0.0005",
+    ],
+    "block2-batch2-lr1e-3-in-order1to0": [
+        "--block_size",
+        "2",
+        "--masking",
+        "exact",
+        "--per_device_train_batch_size",
+        "2",
+        "--learning_rate",
+        "0.001",
+        "--in_order_probability",
+        "1",
+        "--in_order_probability_end",
+        "0",
+    ],
     # a curriculum: in order first (as an autoregressive model learns), the bound at the end
-    "block2-batch2-in-order1to0": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2",
-                                   "--in_order_probability", "1", "--in_order_probability_end", "0"],
+    "block2-batch2-in-order1to0": [
+        "--block_size",
+        "2",
+        "--masking",
+        "exact",
+        "--per_device_train_batch_size",
+        "2",
+        "--in_order_probability",
+        "1",
+        "--in_order_probability_end",
+        "0",
+    ],
 }
 DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
-AR_SAMPLERS = {"T0.8": dict(temperature=0.8), "T0.6": dict(temperature=0.6),
-               "T1.0 top_p 0.8": dict(temperature=1.0, top_p=0.8)}
+AR_SAMPLERS = {
+    "T0.8": dict(temperature=0.8),
+    "T0.6": dict(temperature=0.6),
+    "T1.0 top_p 0.8": dict(temperature=1.0, top_p=0.8),
+}
 FULL_SAMPLERS = {  # the main job's saved default (random, block 8) and the best setting found for it
     "random b8 T0.8": dict(remasking="random", block_length=8, temperature=0.8),
     "low_confidence b8 T0.8": dict(remasking="low_confidence", block_length=8, temperature=0.8),
@@ -144,41 +281,76 @@ def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="runs/block_quality", help="Where the trained runs go.")
     parser.add_argument("--results_dir", default=str(RESULTS))
-    parser.add_argument("--setting", default="bytes", choices=list(SETTINGS),
-                        help="bytes: byte tokenizer, one mask per sequence, 32 rows (the figures of the README's "
-                             "block diffusion table); main: the main job's BPE recipe as its YAML has it.")
+    parser.add_argument(
+        "--setting",
+        default="bytes",
+        choices=list(SETTINGS),
+        help="bytes: byte tokenizer, one mask per sequence, 32 rows (the figures of the README's "
+        "block diffusion table); main: the main job's BPE recipe as its YAML has it.",
+    )
     parser.add_argument("--contenders", nargs="+", default=DEFAULT_CONTENDERS, choices=list(CONTENDERS))
-    parser.add_argument("--reuse", nargs="*", default=[], metavar="NAME=DIR",
-                        help="Evaluate a finished run instead of training that contender.")
+    parser.add_argument(
+        "--reuse",
+        nargs="*",
+        default=[],
+        metavar="NAME=DIR",
+        help="Evaluate a finished run instead of training that contender.",
+    )
     parser.add_argument("--skip_training", action="store_true", help="Evaluate the runs already in --output_dir.")
     parser.add_argument("--budget_steps", type=int, default=1200, help="Steps of the full model (the budget).")
     parser.add_argument("--calibration_steps", type=int, default=6)
-    parser.add_argument("--calibration_from", nargs="+", default=None, metavar="JSON",
-                        help="The calibration of earlier block_quality.json (or --calibration_only) files instead of "
-                             "measuring it again: with --skip_training the ones that set the saved runs' steps, or "
-                             "one measured on a quiet machine for runs trained side by side (the first file naming "
-                             "a contender wins).")
-    parser.add_argument("--calibration_only", action="store_true",
-                        help="Only measure the CPU s per step of --contenders (and full) and write calibration.json "
-                             "into --results_dir.")
+    parser.add_argument(
+        "--calibration_from",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="The calibration of earlier block_quality.json (or --calibration_only) files instead of "
+        "measuring it again: with --skip_training the ones that set the saved runs' steps, or "
+        "one measured on a quiet machine for runs trained side by side (the first file naming "
+        "a contender wins).",
+    )
+    parser.add_argument(
+        "--calibration_only",
+        action="store_true",
+        help="Only measure the CPU s per step of --contenders (and full) and write calibration.json "
+        "into --results_dir.",
+    )
     parser.add_argument("--evaluations", type=int, default=6, help="Evaluations (and checkpoints) per run.")
     parser.add_argument("--num_t_samples", type=int, default=16)
     parser.add_argument("--max_eval_blocks", type=int, default=256)
     parser.add_argument("--num_samples", type=int, default=32)
     parser.add_argument("--prompt_bytes", type=int, default=32)
     parser.add_argument("--new_bytes", type=int, default=96)
-    parser.add_argument("--perplexity_from", nargs="+", default=None, metavar="JSON",
-                        help="With --skip_training: the perplexities of earlier block_quality.json files (the bound "
-                             "is seeded, so scoring the same weights again gives the same figures; the first naming "
-                             "a contender wins); only the samples and the in-order perplexities are computed.")
-    parser.add_argument("--in_order_full", action=argparse.BooleanOptionalAction, default=True,
-                        help="Also the full model's in-order perplexity (one forward per position: 128 per batch).")
-    parser.add_argument("--recompute_perplexity", nargs="*", default=[], metavar="NAME",
-                        help="With --perplexity_from: contenders whose perplexity is computed anyway, as a check "
-                             "against the reused figure (both are printed and kept in the JSON).")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="The training seed (the YAML's when not given). Runs and results are then named "
-                             "<contender>-seed<N>, so a second seed of a recipe sits beside the first.")
+    parser.add_argument(
+        "--perplexity_from",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="With --skip_training: the perplexities of earlier block_quality.json files (the bound "
+        "is seeded, so scoring the same weights again gives the same figures; the first naming "
+        "a contender wins); only the samples and the in-order perplexities are computed.",
+    )
+    parser.add_argument(
+        "--in_order_full",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Also the full model's in-order perplexity (one forward per position: 128 per batch).",
+    )
+    parser.add_argument(
+        "--recompute_perplexity",
+        nargs="*",
+        default=[],
+        metavar="NAME",
+        help="With --perplexity_from: contenders whose perplexity is computed anyway, as a check "
+        "against the reused figure (both are printed and kept in the JSON).",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="The training seed (the YAML's when not given). Runs and results are then named "
+        "<contender>-seed<N>, so a second seed of a recipe sits beside the first.",
+    )
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args(argv)
 
@@ -211,9 +383,10 @@ def calibrate(names, repeats: int, setting: str) -> dict:
     """CPU seconds per training step (forward, backward and AdamW step) of each contender at the main job's
     dimensions (alternating, medians). Calibrations before the in-order recipes timed forward and backward only."""
     figures = SETTINGS[setting]
-    args = step_bench.parse_args(["--vocab_size", str(figures["vocab_size"]), "--batch_size",
-                                  str(figures["batch_size"])] + (["--complementary_masking"] if
-                                                                 figures["complementary"] else []))
+    args = step_bench.parse_args(
+        ["--vocab_size", str(figures["vocab_size"]), "--batch_size", str(figures["batch_size"])]
+        + (["--complementary_masking"] if figures["complementary"] else [])
+    )
     kinds = {name: kind_of(name) for name in set(names) | {"full"}}
     models = {name: step_bench.build(kind, args) for name, kind in kinds.items()}
     batches = {}
@@ -241,8 +414,18 @@ def train(name: str, steps: int, options) -> dict:
     eval_steps = max(1, steps // options.evaluations)
     steps = eval_steps * options.evaluations  # the last step is evaluated, so the best checkpoint can be the last
     run_dir = os.path.join(options.output_dir, run_name(name, options))
-    argv = [*SETTINGS[options.setting]["argv"], *CONTENDERS[name], "--output_dir", run_dir, "--max_steps", str(steps),
-            "--eval_steps", str(eval_steps), "--report_to", "none"]
+    argv = [
+        *SETTINGS[options.setting]["argv"],
+        *CONTENDERS[name],
+        "--output_dir",
+        run_dir,
+        "--max_steps",
+        str(steps),
+        "--eval_steps",
+        str(eval_steps),
+        "--report_to",
+        "none",
+    ]
     if options.seed is not None:
         argv += ["--seed", str(options.seed)]
     start = time.process_time()
@@ -281,8 +464,10 @@ def shared_tokenizer(run_dirs: dict, setting: str):
     first, tokenizer = next(iter(tokenizers.items()))
     for name, other in tokenizers.items():
         if other.get_vocab() != tokenizer.get_vocab():
-            raise SystemExit(f"block_quality: {name}'s tokenizer differs from {first}'s; perplexities per token "
-                             "would not compare. Train every contender in the same setting.")
+            raise SystemExit(
+                f"block_quality: {name}'s tokenizer differs from {first}'s; perplexities per token "
+                "would not compare. Train every contender in the same setting."
+            )
     return tokenizer
 
 
@@ -297,8 +482,9 @@ def perplexity(model, is_llada: bool, blocks, options) -> float:
     from llada.evaluation import generative_perplexity, perplexity_bound
 
     if is_llada:
-        return perplexity_bound(model, blocks, batch_size=32, num_samples=options.num_t_samples, seed=0,
-                                show_progress=False)["perplexity_bound"]
+        return perplexity_bound(
+            model, blocks, batch_size=32, num_samples=options.num_t_samples, seed=0, show_progress=False
+        )["perplexity_bound"]
     return generative_perplexity(model, blocks, batch_size=32)
 
 
@@ -307,12 +493,17 @@ def sample_figures(model, tokenizer, is_llada, settings, options, vocabulary, he
     # a whole number of the largest block (16) for every contender: a block model generates whole blocks
     max_new_tokens = quality.new_tokens_for(tokenizer, heldout, options.new_bytes, multiple=16)
     start = time.process_time()
-    _, _, new_ids, _ = quality.generate(model, tokenizer, is_llada, [p for p, _ in pairs], max_new_tokens, settings,
-                                     seed=0)
+    _, _, new_ids, _ = quality.generate(
+        model, tokenizer, is_llada, [p for p, _ in pairs], max_new_tokens, settings, seed=0
+    )
     seconds = time.process_time() - start
     texts = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
-    return {"word_validity": quality.word_validity(texts, vocabulary), "distinct_2": quality.distinct_n(texts, 2),
-            "sampling_cpu_seconds": seconds, "samples": texts}
+    return {
+        "word_validity": quality.word_validity(texts, vocabulary),
+        "distinct_2": quality.distinct_n(texts, 2),
+        "sampling_cpu_seconds": seconds,
+        "samples": texts,
+    }
 
 
 def evaluate(name, run_dir, options, blocks, vocabulary, heldout, reused_perplexity=None) -> dict:
@@ -335,8 +526,11 @@ def evaluate(name, run_dir, options, blocks, vocabulary, heldout, reused_perplex
         result = {"run_dir": str(run_dir), "perplexity": reused_perplexity, "perplexity_reused": True}
         if name in options.recompute_perplexity:
             result["perplexity_recomputed"] = perplexity(model, is_llada, blocks, options)
-            print(f"  {name}: perplexity reused {reused_perplexity:.6f}, recomputed "
-                  f"{result['perplexity_recomputed']:.6f}", flush=True)
+            print(
+                f"  {name}: perplexity reused {reused_perplexity:.6f}, recomputed "
+                f"{result['perplexity_recomputed']:.6f}",
+                flush=True,
+            )
     if is_llada and (block_size is not None or options.in_order_full):
         result["in_order_perplexity"] = in_order(model, blocks)
         print(f"  {name}: in-order perplexity {result['in_order_perplexity']:.3f}", flush=True)
@@ -345,11 +539,13 @@ def evaluate(name, run_dir, options, blocks, vocabulary, heldout, reused_perplex
     if budget.is_file():
         result.update(json.loads(budget.read_text()))
     for label, settings in samplers.items():
-        result["samplers"][label] = sample_figures(model, tokenizer, is_llada, settings, options, vocabulary,
-                                                   heldout)
+        result["samplers"][label] = sample_figures(model, tokenizer, is_llada, settings, options, vocabulary, heldout)
         figures = result["samplers"][label]
-        print(f"  {name:<8} {label:<32} word validity {figures['word_validity']:.3f}  distinct-2 "
-              f"{figures['distinct_2']:.3f}", flush=True)
+        print(
+            f"  {name:<8} {label:<32} word validity {figures['word_validity']:.3f}  distinct-2 "
+            f"{figures['distinct_2']:.3f}",
+            flush=True,
+        )
     return result
 
 
@@ -367,17 +563,24 @@ def perplexity_note(results: dict, options) -> str:
     """A sentence on reused perplexities, if any, with the recomputed checks."""
     if not options.perplexity_from:
         return ""
-    checks = ", ".join(f"{name} {result['perplexity']:.4f} -> {result['perplexity_recomputed']:.4f}"
-                       for name, result in results.items() if "perplexity_recomputed" in result)
-    return (f"Perplexities read from {', '.join(options.perplexity_from)} (same weights, seeded bound)"
-            f"{'; recomputed as a check: ' + checks if checks else ''}; the samples are drawn again. ")
+    checks = ", ".join(
+        f"{name} {result['perplexity']:.4f} -> {result['perplexity_recomputed']:.4f}"
+        for name, result in results.items()
+        if "perplexity_recomputed" in result
+    )
+    return (
+        f"Perplexities read from {', '.join(options.perplexity_from)} (same weights, seeded bound)"
+        f"{'; recomputed as a check: ' + checks if checks else ''}; the samples are drawn again. "
+    )
 
 
 def write_report(results: dict, calibration: dict, reference: dict, options) -> str:
     ar_ppl = next((result["perplexity"] for result in results.values() if result.get("contender", "") == "ar"), None)
     lines = [
-        "# Block diffusion vs LLaDA vs autoregressive (main job size, data and CPU budget)", "",
-        f"Setting: {SETTING_NOTES[options.setting]}", "",
+        "# Block diffusion vs LLaDA vs autoregressive (main job size, data and CPU budget)",
+        "",
+        f"Setting: {SETTING_NOTES[options.setting]}",
+        "",
         f"Budget: the CPU time of {options.budget_steps} steps of the full model, one thread (steps = budget / the "
         f"contender's CPU s per step, measured alternating in one process"
         f"{'; here read from ' + ', '.join(options.calibration_from) if options.calibration_from else ''}). "
@@ -386,10 +589,12 @@ def write_report(results: dict, calibration: dict, reference: dict, options) -> 
         f"`t` draws per block. Samples: {options.num_samples} x ~{options.new_bytes} characters (rounded up to "
         f"whole 16-token blocks) after {options.prompt_bytes}-character held-out prompts, one token per step. Block "
         "models mask exactly k ~ U{1..n} tokens per block (`--masking exact`, the default for block models) unless "
-        "marked bernoulli.", "",
+        "marked bernoulli.",
+        "",
         "In-order perplexity: the exact likelihood (no bound) of the diffusion model decoded in order, each block "
         "left to right at temperature 1 (the `left_to_right T1.0` sampler), on the tokens the AR perplexity scores "
-        "(every token of a validation sequence but its first); `llada.evaluation.in_order_perplexity`.", "",
+        "(every token of a validation sequence but its first); `llada.evaluation.in_order_perplexity`.",
+        "",
         "| model | steps | CPU s / step | budget CPU s | perplexity (AR) or bound | / AR | in-order perplexity | / AR "
         "| best sampler (distinct-2 >= 0.9) | word validity | distinct-2 |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -400,19 +605,30 @@ def write_report(results: dict, calibration: dict, reference: dict, options) -> 
         figures = result["samplers"][label]
         in_order_ppl = result.get("in_order_perplexity")
         in_order_cells = (f"{in_order_ppl:.3f} | " if in_order_ppl else "- | ") + (
-            f"{in_order_ppl / ar_ppl:.2f}" if in_order_ppl and ar_ppl else "-")
-        lines.append(f"| {name} | {result.get('steps', '-')} | {step_seconds:.3f} | "
-                     f"{result.get('steps', float('nan')) * step_seconds:.0f} | {result['perplexity']:.3f} | "
-                     f"{ratio} | {in_order_cells} | {label} | {figures['word_validity']:.3f} | "
-                     f"{figures['distinct_2']:.3f} |")
-    lines.append(f"| held-out text | | | | | | | | | {reference['word_validity']:.3f} | "
-                 f"{reference['distinct_2']:.3f} |")
-    lines += ["", "Every sampler setting:", "", "| model | sampler | word validity | distinct-2 | sampling CPU s |",
-              "|---|---|---|---|---|"]
+            f"{in_order_ppl / ar_ppl:.2f}" if in_order_ppl and ar_ppl else "-"
+        )
+        lines.append(
+            f"| {name} | {result.get('steps', '-')} | {step_seconds:.3f} | "
+            f"{result.get('steps', float('nan')) * step_seconds:.0f} | {result['perplexity']:.3f} | "
+            f"{ratio} | {in_order_cells} | {label} | {figures['word_validity']:.3f} | "
+            f"{figures['distinct_2']:.3f} |"
+        )
+    lines.append(
+        f"| held-out text | | | | | | | | | {reference['word_validity']:.3f} | {reference['distinct_2']:.3f} |"
+    )
+    lines += [
+        "",
+        "Every sampler setting:",
+        "",
+        "| model | sampler | word validity | distinct-2 | sampling CPU s |",
+        "|---|---|---|---|---|",
+    ]
     for name, result in results.items():
         for label, figures in result["samplers"].items():
-            lines.append(f"| {name} | {label} | {figures['word_validity']:.3f} | {figures['distinct_2']:.3f} | "
-                         f"{figures['sampling_cpu_seconds']:.1f} |")
+            lines.append(
+                f"| {name} | {label} | {figures['word_validity']:.3f} | {figures['distinct_2']:.3f} | "
+                f"{figures['sampling_cpu_seconds']:.1f} |"
+            )
     lines.append("")
     for name, result in results.items():
         label = best_sampler(result)
@@ -454,25 +670,30 @@ def main(argv=None) -> int:
         train(name, steps, options)
     train_text, heldout = quality.corpus_splits()
     vocabulary = set(quality.words_of(train_text))
-    run_dirs = {name: reuse.get(name, os.path.join(options.output_dir, run_name(name, options)))
-                for name in options.contenders}
+    run_dirs = {
+        name: reuse.get(name, os.path.join(options.output_dir, run_name(name, options))) for name in options.contenders
+    }
     blocks = validation_blocks(options.max_eval_blocks, shared_tokenizer(run_dirs, options.setting))
     reused = {}
     if options.perplexity_from:
-        reused = {name: result["perplexity"]
-                  for name, result in read_earlier(options.perplexity_from, "results").items()}
+        reused = {
+            name: result["perplexity"] for name, result in read_earlier(options.perplexity_from, "results").items()
+        }
     results = {}
     for name in options.contenders:
         key = run_name(name, options)
-        results[key] = {"contender": name, **evaluate(key, run_dirs[name], options, blocks, vocabulary, heldout,
-                                                      reused.get(key))}
+        results[key] = {
+            "contender": name,
+            **evaluate(key, run_dirs[name], options, blocks, vocabulary, heldout, reused.get(key)),
+        }
         print(f"{key}: perplexity {results[key]['perplexity']:.3f}", flush=True)
     os.makedirs(options.results_dir, exist_ok=True)
     reference = quality.reference_figures(heldout, vocabulary, options)
     report = write_report(results, calibration, reference, options)
     Path(options.results_dir, "block_quality.md").write_text(report)
     Path(options.results_dir, "block_quality.json").write_text(
-        json.dumps({"calibration": calibration, "results": results, "reference": reference}, indent=2))
+        json.dumps({"calibration": calibration, "results": results, "reference": reference}, indent=2)
+    )
     print(report)
     return 0
 

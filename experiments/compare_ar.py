@@ -15,7 +15,7 @@ Trainer step on real batches, alternating, the median of 6 rounds as benchmarks/
 LLaDA run gets `max_steps` scaled by the ratio of the two step times (evaluations and saves scaled alike), so that
 both runs take the same time on an idle machine. `--equal steps` trains both for the same number of steps instead.
 
-    python experiments/compare_ar.py --output_dir runs/compare      # both, LLaDA from scratch (tinyshakespeare-scratch)
+    python experiments/compare_ar.py --output_dir runs/compare      # both models, LLaDA from scratch
     python experiments/compare_ar.py --output_dir runs/compare --tokenizer bpe --vocab_size 4096
     python experiments/compare_ar.py --output_dir runs/compare --llada_dir runs/llada-tinyshakespeare \\
         --ar_dir runs/compare/autoregressive                                     # score two finished runs
@@ -43,8 +43,12 @@ def parse(argv=None):
     parser.add_argument("--output_dir", default="runs/compare")
     parser.add_argument("--llada_dir", default=None, help="A finished llada-train output to reuse (not retrained).")
     parser.add_argument("--ar_dir", default=None, help="A finished autoregressive run to reuse (not retrained).")
-    parser.add_argument("--equal", choices=["time", "steps"], default="time",
-                        help="Same wall-clock budget (LLaDA's steps scaled by the step-time ratio) or same steps.")
+    parser.add_argument(
+        "--equal",
+        choices=["time", "steps"],
+        default="time",
+        help="Same wall-clock budget (LLaDA's steps scaled by the step-time ratio) or same steps.",
+    )
     parser.add_argument("--num_t_samples", type=int, default=16, help="t samples per block for the bound.")
     parser.add_argument("--max_eval_blocks", type=int, default=256, help="Validation blocks to score.")
     parser.add_argument("--num_samples", type=int, default=32, help="Samples per model.")
@@ -76,9 +80,12 @@ def step_seconds(train_argv, repeats=6) -> dict:
     steps = {}
     with tempfile.TemporaryDirectory() as scratch:
         for kind in ("llada", "autoregressive"):
-            model_args, data_args, args = training_args_for(kind, scratch, train_argv,
-                                                            ["--report_to", "none", "--num_sample_generations", "0",
-                                                             "--eval_strategy", "no"])
+            model_args, data_args, args = training_args_for(
+                kind,
+                scratch,
+                train_argv,
+                ["--report_to", "none", "--num_sample_generations", "0", "--eval_strategy", "no"],
+            )
             threads = resolve_num_threads(args.torch_num_threads)
             if threads:
                 torch.set_num_threads(threads)
@@ -147,9 +154,13 @@ def validation_figures(llada_dir, ar_dir, train_argv, options) -> dict:
     ar = AutoModelForCausalLM.from_pretrained(ar_dir).eval()
     bound = perplexity_bound(llada, blocks, batch_size=32, num_samples=options.num_t_samples, seed=0)
     ar_ppl = generative_perplexity(ar, blocks, batch_size=32)
-    figures = {"eval_blocks": count, "tokens_per_block": blocks.shape[1], "llada_perplexity_bound":
-               bound["perplexity_bound"], "ar_perplexity": ar_ppl,
-               "ratio_bound_over_ar": bound["perplexity_bound"] / ar_ppl}
+    figures = {
+        "eval_blocks": count,
+        "tokens_per_block": blocks.shape[1],
+        "llada_perplexity_bound": bound["perplexity_bound"],
+        "ar_perplexity": ar_ppl,
+        "ratio_bound_over_ar": bound["perplexity_bound"] / ar_ppl,
+    }
     if getattr(llada.config, "block_size", None) is not None:  # a block model's exact likelihood, decoded in order,
         in_order = in_order_perplexity(llada, blocks, batch_size=32)["perplexity"]  # on the tokens the AR one scores
         figures.update(llada_in_order_perplexity=in_order, ratio_in_order_over_ar=in_order / ar_ppl)
@@ -161,24 +172,40 @@ def sample_figures(llada_dir, ar_dir, train_argv, options) -> dict:
     train_text, heldout = sample_quality.corpus_splits(data_args)
     training = sample_quality.TrainingText(train_text)
     ar_model, ar_tokenizer, _ = sample_quality.load_model(ar_dir)
-    settings = argparse.Namespace(num_samples=options.num_samples, seeds=1, prompt_bytes=options.prompt_bytes,
-                                  new_bytes=options.new_bytes,
-                                  steps=None, top_k=None, top_p=None, threshold=None, remasking=options.remasking,
-                                  block_length=options.block_length, temperature=options.temperature)
-    figures = {"llada": sample_quality.evaluate_model(llada_dir, settings, training, heldout,
-                                                      (ar_model, ar_tokenizer))}
+    settings = argparse.Namespace(
+        num_samples=options.num_samples,
+        seeds=1,
+        prompt_bytes=options.prompt_bytes,
+        new_bytes=options.new_bytes,
+        steps=None,
+        top_k=None,
+        top_p=None,
+        threshold=None,
+        remasking=options.remasking,
+        block_length=options.block_length,
+        temperature=options.temperature,
+    )
+    figures = {
+        "llada": sample_quality.evaluate_model(llada_dir, settings, training, heldout, (ar_model, ar_tokenizer))
+    }
     settings.temperature = 0.8 if options.temperature is None else options.temperature
-    figures["autoregressive"] = sample_quality.evaluate_model(ar_dir, settings, training, heldout,
-                                                              (ar_model, ar_tokenizer))
-    figures["validation text"] = sample_quality.reference_figures(heldout, training, settings,
-                                                                  (ar_model, ar_tokenizer))
+    figures["autoregressive"] = sample_quality.evaluate_model(
+        ar_dir, settings, training, heldout, (ar_model, ar_tokenizer)
+    )
+    figures["validation text"] = sample_quality.reference_figures(
+        heldout, training, settings, (ar_model, ar_tokenizer)
+    )
     return figures
 
 
 def main(argv=None):
     options, train_argv = parse(argv)
-    train_argv = ["--torch_num_threads", "1",  # one thread unless given: figures that hold when shared
-                  *([] if "--config" in train_argv else ["--config", "tinyshakespeare-scratch"]), *train_argv]
+    train_argv = [
+        "--torch_num_threads",
+        "1",  # one thread unless given: figures that hold when shared
+        *([] if "--config" in train_argv else ["--config", "tinyshakespeare-scratch"]),
+        *train_argv,
+    ]
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     llada_dir = Path(options.llada_dir or out / "llada")
@@ -187,8 +214,11 @@ def main(argv=None):
     if options.equal == "time" and not options.llada_dir:
         seconds = step_seconds(train_argv)
         llada_extra = equal_time_options(train_argv, seconds)
-        print(f"step time: LLaDA {seconds['llada'] * 1e3:.0f} ms, autoregressive "
-              f"{seconds['autoregressive'] * 1e3:.0f} ms -> LLaDA runs {' '.join(llada_extra)}", flush=True)
+        print(
+            f"step time: LLaDA {seconds['llada'] * 1e3:.0f} ms, autoregressive "
+            f"{seconds['autoregressive'] * 1e3:.0f} ms -> LLaDA runs {' '.join(llada_extra)}",
+            flush=True,
+        )
     if not options.ar_dir:
         train("autoregressive", ar_dir, train_argv)
     if not options.llada_dir:
@@ -224,25 +254,52 @@ def write_report(result, out: Path, runs: dict):
     table = [
         "| model | validation perplexity | word validity | distinct-2 | generative PPL (by AR) | training |",
         "|---|---|---|---|---|---|",
-        row("llada", "LLaDA (ELBO bound, upper)", f"{result['llada_perplexity_bound']:.3f}",
-            f"{steps['llada']} steps, {secs['llada']:.0f} s"),
-        *([f"| LLaDA, in order (exact likelihood of a block model) | {result['llada_in_order_perplexity']:.3f} |"
-           " | | | |"] if "llada_in_order_perplexity" in result else []),
-        row("autoregressive", "autoregressive (Llama, same size)", f"{result['ar_perplexity']:.3f}",
-            f"{steps['autoregressive']} steps, {secs['autoregressive']:.0f} s"),
+        row(
+            "llada",
+            "LLaDA (ELBO bound, upper)",
+            f"{result['llada_perplexity_bound']:.3f}",
+            f"{steps['llada']} steps, {secs['llada']:.0f} s",
+        ),
+        *(
+            [
+                f"| LLaDA, in order (exact likelihood of a block model) | {result['llada_in_order_perplexity']:.3f} |"
+                " | | | |"
+            ]
+            if "llada_in_order_perplexity" in result
+            else []
+        ),
+        row(
+            "autoregressive",
+            "autoregressive (Llama, same size)",
+            f"{result['ar_perplexity']:.3f}",
+            f"{steps['autoregressive']} steps, {secs['autoregressive']:.0f} s",
+        ),
         row("validation text", "held-out text itself", "", ""),
     ]
-    budget = ("same wall-clock budget (LLaDA's steps scaled by the measured step-time ratio "
-              f"{result['step_seconds']['autoregressive'] / result['step_seconds']['llada']:.3f})"
-              if result.get("step_seconds") else f"{result['equal']}: as trained")
-    summary = (f"{budget}; {result['eval_blocks']} validation blocks of {result['tokens_per_block']} tokens; "
-               f"bound / AR perplexity = {result['ratio_bound_over_ar']:.3f}"
-               + (f"; in order / AR = {result['ratio_in_order_over_ar']:.3f}" if "ratio_in_order_over_ar" in result
-                  else "") + ".")
+    budget = (
+        "same wall-clock budget (LLaDA's steps scaled by the measured step-time ratio "
+        f"{result['step_seconds']['autoregressive'] / result['step_seconds']['llada']:.3f})"
+        if result.get("step_seconds")
+        else f"{result['equal']}: as trained"
+    )
+    summary = (
+        f"{budget}; {result['eval_blocks']} validation blocks of {result['tokens_per_block']} tokens; "
+        f"bound / AR perplexity = {result['ratio_bound_over_ar']:.3f}"
+        + (f"; in order / AR = {result['ratio_in_order_over_ar']:.3f}" if "ratio_in_order_over_ar" in result else "")
+        + "."
+    )
     settings = json.dumps({k: v for k, v in samples["llada"]["settings"].items() if v is not None})
-    lines = ["# LLaDA vs autoregressive baseline", "", summary, "", *table, "",
-             f"LLaDA sampler: {settings}; autoregressive: temperature "
-             f"{samples['autoregressive']['settings']['temperature']}.", ""]
+    lines = [
+        "# LLaDA vs autoregressive baseline",
+        "",
+        summary,
+        "",
+        *table,
+        "",
+        f"LLaDA sampler: {settings}; autoregressive: temperature "
+        f"{samples['autoregressive']['settings']['temperature']}.",
+        "",
+    ]
     for name in ("llada", "autoregressive"):
         lines += [f"## Samples: {name}", ""]
         lines += [f"```\n{p}|{t}\n```\n" for p, t in zip(samples[name]["prompts"][:3], samples[name]["samples"][:3])]
@@ -260,8 +317,10 @@ def plot(result, out: Path, runs: dict):
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4.2))
-    for name, label, color in (("llada", "LLaDA (ELBO bound)", "tab:red"),
-                               ("autoregressive", "autoregressive (perplexity)", "tab:blue")):
+    for name, label, color in (
+        ("llada", "LLaDA (ELBO bound)", "tab:red"),
+        ("autoregressive", "autoregressive (perplexity)", "tab:blue"),
+    ):
         run = runs[name]
         per_step = run["train_seconds"] / max(run["steps"], 1)  # evaluations included, as the user waits for them
         evals = [(e["step"] * per_step / 60, math.exp(e["eval_loss"])) for e in run["history"] if "eval_loss" in e]

@@ -4,7 +4,8 @@
     python experiments/sweep_quality.py --list
 
 Each recipe is a set of `llada-train` options on top of the full-attention model's
-(`llada/configs/tinyshakespeare-scratch.yaml`). The recipe is trained in its own process with `--threads` torch threads (one by
+(`llada/configs/tinyshakespeare-scratch.yaml`). The recipe is trained in its own process with `--threads` torch
+threads (one by
 default: the figures then hold on a machine where something else runs), then scored on the held-out split: the ELBO
 perplexity bound (or the perplexity of an autoregressive recipe) on `--eval_blocks` blocks with 16 stratified `t` each,
 and the samples of `benchmarks/sample_quality.py` under each sampler setting of `--samplers`. A finished recipe (its
@@ -39,8 +40,16 @@ RECIPES = {
     "main": [],
     "ar": AR,
     "plain": PLAIN,
-    "seq256": ["--complementary_masking", "false", "--max_seq_length", "256", "--per_device_train_batch_size", "16",
-               "--per_device_eval_batch_size", "32"],
+    "seq256": [
+        "--complementary_masking",
+        "false",
+        "--max_seq_length",
+        "256",
+        "--per_device_train_batch_size",
+        "16",
+        "--per_device_eval_batch_size",
+        "32",
+    ],
     "bpe2048": ["--vocab_size", "2048"],
     "strat_exact": ["--train_t_sampling", "stratified", "--masking", "exact"],
     "bytes": [*BYTES, *PLAIN],
@@ -67,8 +76,12 @@ SAMPLERS = {
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipes", default="main,ar")
-    parser.add_argument("--extra", action="append", default=[],
-                        help="NAME=OPTIONS: a recipe given on the command line ('--lr 3e-3 --max_steps 900').")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        help="NAME=OPTIONS: a recipe given on the command line ('--lr 3e-3 --max_steps 900').",
+    )
     parser.add_argument("--samplers", default="saved,random-b8,lowconf-b8,lowconf-b1")
     parser.add_argument("--sampler", action="append", default=[], help="NAME=JSON: an extra sampler setting.")
     parser.add_argument("--output_dir", default="runs/sweep")
@@ -85,8 +98,18 @@ def train(name, options, out_dir):
     if (out_dir / "train_results.json").is_file():
         return None
     env = dict(os.environ, OMP_NUM_THREADS=str(options.threads), TOKENIZERS_PARALLELISM="false")
-    argv = [sys.executable, "-m", "llada.cli.train", "--config", str(SCRATCH_CONFIG), "--output_dir",
-            str(out_dir), "--num_sample_generations", "0", *RECIPES[name]]
+    argv = [
+        sys.executable,
+        "-m",
+        "llada.cli.train",
+        "--config",
+        str(SCRATCH_CONFIG),
+        "--output_dir",
+        str(out_dir),
+        "--num_sample_generations",
+        "0",
+        *RECIPES[name],
+    ]
     start, cpu = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(out_dir.with_suffix(".log"), "w") as log:
         subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
@@ -103,8 +126,9 @@ def bound_of(model_dir, is_llada, eval_blocks, semi_ar=None):
 
     model, tokenizer, _ = sample_quality.load_model(model_dir)  # packed blocks: the padding side plays no part
     seq = model.config.max_position_embeddings
-    blocks = tokenize_and_pack(load_raw_datasets(DataArguments(max_seq_length=seq)), tokenizer,
-                               DataArguments(max_seq_length=seq))["validation"]
+    blocks = tokenize_and_pack(
+        load_raw_datasets(DataArguments(max_seq_length=seq)), tokenizer, DataArguments(max_seq_length=seq)
+    )["validation"]
     ids = torch.tensor(blocks[: min(eval_blocks, len(blocks))]["input_ids"])
     text_bytes = sum(len(t.encode("utf-8")) for t in tokenizer.batch_decode(ids))
     bytes_per_token = text_bytes / ids.numel()
@@ -129,7 +153,7 @@ def semi_ar_bound(model, ids, block_length, num_samples=4, batch_size=32, seed=0
     total = 0.0
     positions = torch.arange(seq)
     for start in range(0, n, batch_size):
-        x = ids[start:start + batch_size]
+        x = ids[start : start + batch_size]
         for block_start in range(0, seq, block_length):
             in_block = (positions >= block_start) & (positions < block_start + block_length)
             after = positions >= block_start + block_length
@@ -177,36 +201,64 @@ def main(argv=None):
         print(f"{name}: bound {bound:.3f}, semi-AR bounds {semi}", flush=True)
         samplers = options.samplers.split(",") if is_llada else ["ar-T0.8"]
         for sampler in samplers:
-            settings = argparse.Namespace(num_samples=options.num_samples, seeds=1, prompt_bytes=32, new_bytes=96,
-                                          steps=None, top_k=None, top_p=None, threshold=None, remasking=None,
-                                          block_length=None, temperature=None)
+            settings = argparse.Namespace(
+                num_samples=options.num_samples,
+                seeds=1,
+                prompt_bytes=32,
+                new_bytes=96,
+                steps=None,
+                top_k=None,
+                top_p=None,
+                threshold=None,
+                remasking=None,
+                block_length=None,
+                temperature=None,
+            )
             for key, value in SAMPLERS[sampler].items():
                 setattr(settings, key, value)
             quality = sample_quality.evaluate_model(out_dir, settings, training, heldout, ar)
-            row = {"recipe": name, "args": " ".join(RECIPES[name]), "sampler": sampler, "bound": bound,
-                   "nats_per_byte": nats_per_byte, "semi_ar": semi, "train_runtime": runtime,
-                   "cpu_seconds": timing.get("cpu"), "word_validity": quality["word_validity"],
-                   "distinct_2": quality["distinct_2"], "gen_ppl": quality["generative_perplexity"],
-                   "sample": quality["samples"][0], "threads": options.threads}
+            row = {
+                "recipe": name,
+                "args": " ".join(RECIPES[name]),
+                "sampler": sampler,
+                "bound": bound,
+                "nats_per_byte": nats_per_byte,
+                "semi_ar": semi,
+                "train_runtime": runtime,
+                "cpu_seconds": timing.get("cpu"),
+                "word_validity": quality["word_validity"],
+                "distinct_2": quality["distinct_2"],
+                "gen_ppl": quality["generative_perplexity"],
+                "sample": quality["samples"][0],
+                "threads": options.threads,
+            }
             with open(root / "sweep.jsonl", "a") as handle:
                 handle.write(json.dumps(row) + "\n")
-            print(f"{name:<22} {sampler:<18} bound {bound:7.3f}  wv {row['word_validity']:.3f}  "
-                  f"d2 {row['distinct_2']:.3f}  gppl {row['gen_ppl'] or float('nan'):6.2f}  {runtime:5.0f}s  "
-                  f"{row['sample'][:60]!r}", flush=True)
+            print(
+                f"{name:<22} {sampler:<18} bound {bound:7.3f}  wv {row['word_validity']:.3f}  "
+                f"d2 {row['distinct_2']:.3f}  gppl {row['gen_ppl'] or float('nan'):6.2f}  {runtime:5.0f}s  "
+                f"{row['sample'][:60]!r}",
+                flush=True,
+            )
     write_table(root)
     return 0
 
 
 def write_table(root):
     rows = [json.loads(line) for line in open(root / "sweep.jsonl")]
-    lines = ["| recipe | options | sampler | bound / PPL per token | nats per byte | word validity | distinct-2 | "
-             "gen. PPL | train wall s | CPU s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| recipe | options | sampler | bound / PPL per token | nats per byte | word validity | distinct-2 | "
+        "gen. PPL | train wall s | CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         gppl = f"{r['gen_ppl']:.2f}" if r.get("gen_ppl") else "-"
         npb = f"{r['nats_per_byte']:.3f}" if r.get("nats_per_byte") else "-"
         cpu = f"{r['cpu_seconds']:.0f}" if r.get("cpu_seconds") else "-"
-        lines.append(f"| {r['recipe']} | `{r['args']}` | {r['sampler']} | {r['bound']:.3f} | {npb} | "
-                     f"{r['word_validity']:.3f} | {r['distinct_2']:.3f} | {gppl} | {r['train_runtime']:.0f} | {cpu} |")
+        lines.append(
+            f"| {r['recipe']} | `{r['args']}` | {r['sampler']} | {r['bound']:.3f} | {npb} | "
+            f"{r['word_validity']:.3f} | {r['distinct_2']:.3f} | {gppl} | {r['train_runtime']:.0f} | {cpu} |"
+        )
     (root / "sweep.md").write_text("\n".join(lines) + "\n")
 
 

@@ -24,10 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("llada", "autoregressive")
 # Parallel-decoding rules measured on the final LLaDA model, beside one token per forward.
 PARALLEL_RULES = [
-    {"threshold": 0.9}, {"threshold": 0.7}, {"threshold": 0.5},
+    {"threshold": 0.9},
+    {"threshold": 0.7},
+    {"threshold": 0.5},
     {"threshold": 0.7, "credit_decay": 0.5},
-    {"factor": 1.0}, {"factor": 2.0},
-    {"entropy_bound": 0.1}, {"entropy_bound": 0.5}, {"entropy_bound": 1.0}, {"entropy_bound": 2.0},
+    {"factor": 1.0},
+    {"factor": 2.0},
+    {"entropy_bound": 0.1},
+    {"entropy_bound": 0.5},
+    {"entropy_bound": 1.0},
+    {"entropy_bound": 2.0},
 ]
 
 
@@ -43,10 +49,17 @@ def main(argv=None) -> int:
     parser.add_argument("--skip_training", action="store_true", help="Evaluate the runs already there.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads of each process (default 1).")
     parser.add_argument("--train_args", default="", help="Extra llada-train flags for both models, one string.")
-    parser.add_argument("--llada_dir", default=None,
-                        help="Evaluate this LLaDA run instead of RUNS/llada (e.g. a longer run of the same recipe).")
-    parser.add_argument("--curve_puzzles", type=int, default=200,
-                        help="Held-out puzzles scored at each checkpoint (the final tables use all of them).")
+    parser.add_argument(
+        "--llada_dir",
+        default=None,
+        help="Evaluate this LLaDA run instead of RUNS/llada (e.g. a longer run of the same recipe).",
+    )
+    parser.add_argument(
+        "--curve_puzzles",
+        type=int,
+        default=200,
+        help="Held-out puzzles scored at each checkpoint (the final tables use all of them).",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -63,8 +76,10 @@ def main(argv=None) -> int:
     if not args.skip_training:
         train_both(args, runs, data)
     rows = read_rows(data / "test.jsonl")
-    dirs = {"llada": Path(args.llada_dir) if args.llada_dir else runs / "llada",
-            "autoregressive": runs / "autoregressive"}
+    dirs = {
+        "llada": Path(args.llada_dir) if args.llada_dir else runs / "llada",
+        "autoregressive": runs / "autoregressive",
+    }
     report = evaluate_runs(args.task, dirs, rows, args.curve_puzzles)
     report["command"] = "python experiments/tasks.py " + " ".join(argv if argv is not None else sys.argv[1:])
     write_report(args.task, report, results)
@@ -76,9 +91,23 @@ def train_both(args, runs: Path, data: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     procs = {}
     for model in MODELS:
-        command = [sys.executable, "-m", "llada.cli.train", "--config", args.task, "--model_type", model,
-                   "--train_file", str(data / "train.jsonl"), "--output_dir", str(runs / model),
-                   "--torch_num_threads", str(args.threads), "--overwrite_output_dir", *args.train_args.split()]
+        command = [
+            sys.executable,
+            "-m",
+            "llada.cli.train",
+            "--config",
+            args.task,
+            "--model_type",
+            model,
+            "--train_file",
+            str(data / "train.jsonl"),
+            "--output_dir",
+            str(runs / model),
+            "--torch_num_threads",
+            str(args.threads),
+            "--overwrite_output_dir",
+            *args.train_args.split(),
+        ]
         if args.max_steps:
             command += ["--max_steps", str(args.max_steps)]
         log = open(runs / f"{model}.log", "w")
@@ -104,8 +133,14 @@ def checkpoints(run: Path) -> list:
 def evaluate_runs(task: str, dirs: dict, rows: list, curve_puzzles: int) -> dict:
     from llada.tasks.evaluate import STRATEGIES, evaluate_model, load_model
 
-    report = {"task": task, "num_test": len(rows), "curve_puzzles": min(curve_puzzles, len(rows)), "curves": {},
-              "strategies": {}, "parallel": []}
+    report = {
+        "task": task,
+        "num_test": len(rows),
+        "curve_puzzles": min(curve_puzzles, len(rows)),
+        "curves": {},
+        "strategies": {},
+        "parallel": [],
+    }
     for model_name in MODELS:
         curve = []
         for step, minutes, path in checkpoints(dirs[model_name]):
@@ -124,8 +159,10 @@ def evaluate_runs(task: str, dirs: dict, rows: list, curve_puzzles: int) -> dict
     for rule in PARALLEL_RULES:
         result = evaluate_model(model, tokenizer, task, rows, **rule)
         report["parallel"].append({"rule": rule, **_summary(result)})
-        print(f"llada {rule}: {100 * result['accuracy']:.1f} %, {result['tokens_per_forward']:.2f} tokens/forward",
-              flush=True)
+        print(
+            f"llada {rule}: {100 * result['accuracy']:.1f} %, {result['tokens_per_forward']:.2f} tokens/forward",
+            flush=True,
+        )
     matched = [r for r in report["parallel"] if r["accuracy"] >= base - 0.01]
     report["best_matched"] = max(matched, key=lambda r: r["tokens_per_forward"]) if matched else None
     report["autoregressive"] = report["curves"]["autoregressive"][-1]  # the final model, on every puzzle
@@ -140,27 +177,42 @@ def write_report(task: str, report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     curves = report["curves"]
-    lines = [f"# {task}: LLaDA against the autoregressive baseline", "",
-             f"`{report['command']}` ({report['num_test']} held-out puzzles, answers verified by the checker; "
-             "both models of the same size, data, steps and rows per step, trained side by side with one thread "
-             "each).", "",
-             "| model | decoding | accuracy | tokens / forward | training minutes |", "|---|---|---|---|---|"]
+    lines = [
+        f"# {task}: LLaDA against the autoregressive baseline",
+        "",
+        f"`{report['command']}` ({report['num_test']} held-out puzzles, answers verified by the checker; "
+        "both models of the same size, data, steps and rows per step, trained side by side with one thread "
+        "each).",
+        "",
+        "| model | decoding | accuracy | tokens / forward | training minutes |",
+        "|---|---|---|---|---|",
+    ]
     ar = curves["autoregressive"][-1]
     lines.append(f"| autoregressive | greedy | {100 * ar['accuracy']:.1f} % | 1.00 | {ar['minutes']:.1f} |")
     minutes = curves["llada"][-1]["minutes"]
     for strategy, r in report["strategies"].items():
-        lines.append(f"| LLaDA | {strategy}, one token per forward | {100 * r['accuracy']:.1f} % | "
-                     f"{r['tokens_per_forward']:.2f} | {minutes:.1f} |")
+        lines.append(
+            f"| LLaDA | {strategy}, one token per forward | {100 * r['accuracy']:.1f} % | "
+            f"{r['tokens_per_forward']:.2f} | {minutes:.1f} |"
+        )
     for r in report["parallel"]:
         rule = ", ".join(f"{k} {v}" for k, v in r["rule"].items())
-        lines.append(f"| LLaDA | low_confidence, {rule} | {100 * r['accuracy']:.1f} % | "
-                     f"{r['tokens_per_forward']:.2f} | {minutes:.1f} |")
+        lines.append(
+            f"| LLaDA | low_confidence, {rule} | {100 * r['accuracy']:.1f} % | "
+            f"{r['tokens_per_forward']:.2f} | {minutes:.1f} |"
+        )
     best = report["best_matched"]
-    lines += ["", "Tokens per forward at accuracy within 1 point of one token per forward: "
-              + (f"**{best['tokens_per_forward']:.2f}** ({best['rule']})." if best else "none of the rules."), "",
-              f"Accuracy against training time (one thread; checkpoints on the first {report['curve_puzzles']} "
-              "puzzles, the final model on all):", "", "| model | step | minutes | accuracy |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        "Tokens per forward at accuracy within 1 point of one token per forward: "
+        + (f"**{best['tokens_per_forward']:.2f}** ({best['rule']})." if best else "none of the rules."),
+        "",
+        f"Accuracy against training time (one thread; checkpoints on the first {report['curve_puzzles']} "
+        "puzzles, the final model on all):",
+        "",
+        "| model | step | minutes | accuracy |",
+        "|---|---|---|---|",
+    ]
     for name, curve in curves.items():
         lines += [f"| {name} | {c['step']} | {c['minutes']:.1f} | {100 * c['accuracy']:.1f} % |" for c in curve]
     (out / "results.md").write_text("\n".join(lines) + "\n")
@@ -177,8 +229,12 @@ def plot_curves(task: str, curves: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, curve in curves.items():
-        ax.plot([c["minutes"] for c in curve], [100 * c["accuracy"] for c in curve], marker="o",
-                label="LLaDA (low_confidence)" if name == "llada" else "autoregressive (greedy)")
+        ax.plot(
+            [c["minutes"] for c in curve],
+            [100 * c["accuracy"] for c in curve],
+            marker="o",
+            label="LLaDA (low_confidence)" if name == "llada" else "autoregressive (greedy)",
+        )
     ax.set_xlabel("training minutes (one thread)")
     ax.set_ylabel("held-out exact accuracy (%)")
     ax.set_ylim(-2, 102)

@@ -7,7 +7,8 @@ steps of the block run the block and everything after it, reading the keys/value
 the tokens of `use_cache=False`. `refresh_window="vicinity"` (dual only, without an interval) makes the refresh at a
 block's start after the first a windowed pass over the block just finished and the new one: the finished block's
 keys/values are recomputed from its final tokens, those of the prompt, the earlier blocks and the masked suffix
-are kept as last computed (a smaller pass, a staler cache; dInfer's vicinity refresh in its simplest form). A refresh is the step's own forward call, so `nfe` still counts steps and
+are kept as last computed (a smaller pass, a staler cache; dInfer's vicinity refresh in its simplest form). A refresh
+is the step's own forward call, so `nfe` still counts steps and
 `decode_step` means the same. The guidance copy has its own cache rows (2 x batch).
 
 The cache decides which positions each step's forward pass runs ([`CanvasKVCache.plan_window`]), records or
@@ -32,7 +33,6 @@ This is a Hub file: it imports only the standard library and torch.
 from typing import Optional
 
 import torch
-
 
 CACHE_MODES = (None, False, "prefix", "dual")  # None: the model's exact cache if it has one (block models)
 
@@ -62,14 +62,23 @@ class CanvasKVCache:
             and the block (see the module docstring).
     """
 
-    def __init__(self, mode: str, refresh_interval: Optional[int] = None, copies: int = 1,
-                 static_start: Optional[int] = None, refresh_window: Optional[str] = None):
+    def __init__(
+        self,
+        mode: str,
+        refresh_interval: Optional[int] = None,
+        copies: int = 1,
+        static_start: Optional[int] = None,
+        refresh_window: Optional[str] = None,
+    ):
         if mode not in CACHE_MODES[2:]:
             raise ValueError(f"CanvasKVCache: `mode` must be 'prefix' or 'dual', got {mode!r}.")
         if refresh_window not in (None, "canvas", "vicinity") or (
-                refresh_window == "vicinity" and (mode != "dual" or refresh_interval is not None)):
-            raise ValueError(f"CanvasKVCache: `refresh_window` must be None, 'canvas' or 'vicinity' (the last with "
-                             f"mode 'dual' and no refresh_interval), got {refresh_window!r}.")
+            refresh_window == "vicinity" and (mode != "dual" or refresh_interval is not None)
+        ):
+            raise ValueError(
+                f"CanvasKVCache: `refresh_window` must be None, 'canvas' or 'vicinity' (the last with "
+                f"mode 'dual' and no refresh_interval), got {refresh_window!r}."
+            )
         self.mode, self.refresh_interval, self.copies = mode, refresh_interval, copies
         self.static_start, self.refresh_window = static_start, refresh_window
         self.keys, self.values = {}, {}
@@ -179,8 +188,8 @@ class BlockKVCache:
         self.hidden = None  # (rows, canvas_len, hidden) final hidden states, kept for the logit shift
 
     def plan_window(self, block: slice, block_step: int, seq_len: int):
-        """The canvas positions `(start, stop)` the next pass runs to decode positions `block` (a sampling block, inside
-        one model block): from the first position not yet final to the end of that model block. After the pass
+        """The canvas positions `(start, stop)` the next pass runs to decode positions `block` (a sampling block,
+        inside one model block): from the first position not yet final to the end of that model block. After the pass
         everything before the model block is final."""
         offset = (block.start - self.generation_start) // self.block_size * self.block_size
         model_block_start = self.generation_start + offset
@@ -214,7 +223,7 @@ class BlockKVCache:
             length = max(stop, self._canvas_length or stop)
             self.hidden = hidden_states.new_empty((hidden_states.shape[0], length, hidden_states.shape[2]))
         self.hidden[:, start:stop] = hidden_states
-        previous = self.hidden[:, start - 1:start] if start > 0 else hidden_states[:, :1]  # (rows, 1, hidden)
+        previous = self.hidden[:, start - 1 : start] if start > 0 else hidden_states[:, :1]  # (rows, 1, hidden)
         return torch.cat([previous, hidden_states[:, :-1]], dim=1)
 
     def keep_rows(self, keep: torch.Tensor):
@@ -241,8 +250,13 @@ def _shifted(hidden_states: torch.Tensor) -> torch.Tensor:
     return torch.cat([hidden_states[:, :1], hidden_states[:, :-1]], dim=1)
 
 
-def shift_hidden_states(hidden_states: torch.Tensor, past_key_values=None, position_ids=None,
-                        block_size: Optional[int] = None, copies: int = 0) -> torch.Tensor:
+def shift_hidden_states(
+    hidden_states: torch.Tensor,
+    past_key_values=None,
+    position_ids=None,
+    block_size: Optional[int] = None,
+    copies: int = 0,
+) -> torch.Tensor:
     r"""
     Dream's logit shift (`config.logit_shift`, Ye et al. 2025): the final hidden states the head reads, position i
     taking position i - 1's (position 0 its own), so that a converted autoregressive model's head keeps predicting
@@ -273,12 +287,13 @@ def shift_hidden_states(hidden_states: torch.Tensor, past_key_values=None, posit
         return _shifted(hidden_states)
     rows, length, width = hidden_states.shape
     seq = length // (copies + 1)
-    noised = hidden_states[:, :copies * seq].reshape(rows, copies, seq, width)
+    noised = hidden_states[:, : copies * seq].reshape(rows, copies, seq, width)
     previous = torch.cat([noised[:, :, :1], noised[:, :, :-1]], dim=2)  # (rows, copies, seq, hidden)
-    clean_previous = _shifted(hidden_states[:, copies * seq:])[:, None]  # (rows, 1, seq, hidden)
-    blocks = position_ids[:, copies * seq:] // block_size  # (rows, seq), shared by the copies
-    block_starts = torch.cat([torch.zeros_like(blocks[:, :1], dtype=torch.bool), blocks[:, 1:] != blocks[:, :-1]],
-                             dim=1)  # (rows, seq); column 0 reads its own noised state, never the clean one
+    clean_previous = _shifted(hidden_states[:, copies * seq :])[:, None]  # (rows, 1, seq, hidden)
+    blocks = position_ids[:, copies * seq :] // block_size  # (rows, seq), shared by the copies
+    block_starts = torch.cat(
+        [torch.zeros_like(blocks[:, :1], dtype=torch.bool), blocks[:, 1:] != blocks[:, :-1]], dim=1
+    )  # (rows, seq); column 0 reads its own noised state, never the clean one
     shifted = torch.where(block_starts[:, None, :, None], clean_previous, previous)
     return shifted.reshape(rows, copies * seq, width)
 

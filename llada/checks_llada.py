@@ -20,7 +20,6 @@ from typing import Optional
 
 import torch
 
-
 VALUE_CHECKS_VARIABLE = "LLADA_CHECK_INPUT_VALUES"  # "1": check values on accelerators too (one sync per forward)
 IGNORE_INDEX = -100  # a label that is not scored
 ID_DTYPES = (torch.long, torch.int)  # the index dtypes `nn.Embedding` takes
@@ -83,8 +82,7 @@ def check_ids(where: str, name: str, input_ids, vocab_size: int) -> None:
         _fail(where, name, "token ids of dtype torch.long (or torch.int)", f"dtype {input_ids.dtype}")
     if input_ids.dim() != 2:
         hint = f" (one sequence: `{name}[None]`)" if input_ids.dim() == 1 else ""
-        _fail(where, name, f"2-D, of shape (batch, seq){hint}",
-              f"a {input_ids.dim()}-D tensor of {_shape(input_ids)}")
+        _fail(where, name, f"2-D, of shape (batch, seq){hint}", f"a {input_ids.dim()}-D tensor of {_shape(input_ids)}")
     if input_ids.numel() == 0:
         _fail(where, name, "non-empty: at least one row of at least one token", _shape(input_ids))
     if checks_values(input_ids):
@@ -107,43 +105,70 @@ def check_embeddings(where: str, inputs_embeds, hidden_size: int) -> None:
 def check_attention_mask(where: str, attention_mask, batch: int, seq: int, windowed: bool) -> None:
     """`attention_mask`: 2-D (batch, seq) of 0/1 (with a cache, `windowed`: (batch, length >= seq), it covers the
     whole canvas), or 4-D (batch or 1, 1 or heads, queries, keys), boolean or additive float, used as given."""
-    expected = ("2-D (batch, seq) of 0/1, or a prepared 4-D (batch, 1, queries, keys) boolean or additive float "
-                "mask")
+    expected = "2-D (batch, seq) of 0/1, or a prepared 4-D (batch, 1, queries, keys) boolean or additive float mask"
     _is_tensor(where, "attention_mask", attention_mask, expected)
     if windowed and attention_mask.dim() != 2:
-        _fail(where, "attention_mask", "2-D (batch, canvas length) of 0/1 with `past_key_values`",
-              f"a {attention_mask.dim()}-D tensor of {_shape(attention_mask)}")
+        _fail(
+            where,
+            "attention_mask",
+            "2-D (batch, canvas length) of 0/1 with `past_key_values`",
+            f"a {attention_mask.dim()}-D tensor of {_shape(attention_mask)}",
+        )
     if attention_mask.dim() == 4:
         if not (attention_mask.dtype == torch.bool or attention_mask.is_floating_point()):
-            _fail(where, "attention_mask", "a 4-D mask of booleans (True = may attend) or additive floats (0 or a "
-                  "large negative number)", f"dtype {attention_mask.dtype}")
+            _fail(
+                where,
+                "attention_mask",
+                "a 4-D mask of booleans (True = may attend) or additive floats (0 or a large negative number)",
+                f"dtype {attention_mask.dtype}",
+            )
         if attention_mask.shape[0] == 0 or batch % attention_mask.shape[0]:
-            _fail(where, "attention_mask", f"a 4-D mask whose first dimension is the batch ({batch}), 1, or the "
-                  "clean rows of a training layout of several noised copies", _shape(attention_mask))
+            _fail(
+                where,
+                "attention_mask",
+                f"a 4-D mask whose first dimension is the batch ({batch}), 1, or the "
+                "clean rows of a training layout of several noised copies",
+                _shape(attention_mask),
+            )
         return
     if attention_mask.dim() != 2:
         _fail(where, "attention_mask", expected, f"a {attention_mask.dim()}-D tensor of {_shape(attention_mask)}")
     rows, length = attention_mask.shape
     if rows != batch or (length < seq if windowed else length != seq):
-        expected = f"of shape (batch, seq) = {(batch, seq)} like the input" if not windowed else (
-            f"of shape (batch, canvas length) = ({batch}, >= {seq}), covering the canvas of the cached keys")
+        expected = (
+            f"of shape (batch, seq) = {(batch, seq)} like the input"
+            if not windowed
+            else (f"of shape (batch, canvas length) = ({batch}, >= {seq}), covering the canvas of the cached keys")
+        )
         _fail(where, "attention_mask", expected, _shape(attention_mask))
     if attention_mask.dtype != torch.bool and checks_values(attention_mask):
         bad = (attention_mask != 0) & (attention_mask != 1)
         if bool(bad.any()):
-            _fail(where, "attention_mask", "0 (padding) or 1 (token) in a 2-D mask (an additive float mask is 4-D, "
-                  "(batch, 1, queries, keys))", repr(attention_mask[bad][0].item()))
+            _fail(
+                where,
+                "attention_mask",
+                "0 (padding) or 1 (token) in a 2-D mask (an additive float mask is 4-D, (batch, 1, queries, keys))",
+                repr(attention_mask[bad][0].item()),
+            )
 
 
 def check_position_ids(where: str, position_ids, batch: int, seq: int) -> None:
     """`position_ids`: long/int of shape (batch or 1, seq)."""
     _is_tensor(where, "position_ids", position_ids, f"a tensor of positions of shape (batch, seq) = {(batch, seq)}")
     if position_ids.dtype not in ID_DTYPES:
-        _fail(where, "position_ids", "integer positions of dtype torch.long (or torch.int)",
-              f"dtype {position_ids.dtype}")
+        _fail(
+            where,
+            "position_ids",
+            "integer positions of dtype torch.long (or torch.int)",
+            f"dtype {position_ids.dtype}",
+        )
     if position_ids.dim() != 2 or position_ids.shape[0] not in (1, batch) or position_ids.shape[1] != seq:
-        _fail(where, "position_ids", f"of shape (batch, seq) = {(batch, seq)} (or (1, {seq})) like the input",
-              _shape(position_ids))
+        _fail(
+            where,
+            "position_ids",
+            f"of shape (batch, seq) = {(batch, seq)} (or (1, {seq})) like the input",
+            _shape(position_ids),
+        )
 
 
 def check_length(where: str, name: str, config, attention_mask, seq: int) -> None:
@@ -159,12 +184,24 @@ def check_length(where: str, name: str, config, attention_mask, seq: int) -> Non
         longest = int((attention_mask != 0).sum(dim=-1).max())
         if longest <= limit:
             return
-    _fail(where, name, f"at most `max_position_embeddings` = {limit} tokens long (the positions the model was built "
-          "for; diffusion_generate refuses the same)", f"{longest} tokens in a row")
+    _fail(
+        where,
+        name,
+        f"at most `max_position_embeddings` = {limit} tokens long (the positions the model was built "
+        "for; diffusion_generate refuses the same)",
+        f"{longest} tokens in a row",
+    )
 
 
-def check_model_inputs(config, input_ids, inputs_embeds, attention_mask, position_ids, windowed: bool = False,
-                       where: str = "LLaDAModel.forward") -> None:
+def check_model_inputs(
+    config,
+    input_ids,
+    inputs_embeds,
+    attention_mask,
+    position_ids,
+    windowed: bool = False,
+    where: str = "LLaDAModel.forward",
+) -> None:
     """The checks of `LLaDAModel.forward`'s inputs (see the module docstring). `windowed`: a pass over a window of a
     longer canvas with a key/value cache; the mask covers the canvas, and the canvas's length was checked when the
     cache was made (the window alone cannot tell it)."""
@@ -196,9 +233,20 @@ def check_labels(config, labels, input_ids, inputs_embeds, where: str = "LLaDAFo
     if checks_values(labels):
         outside = first_outside(labels, 0, config.vocab_size - 1, ignore=IGNORE_INDEX)
         if outside is not None:
-            _fail(where, "labels", f"ids in [0, {config.vocab_size - 1}] (the vocabulary) or {IGNORE_INDEX} (not "
-                  "scored)", outside)
+            _fail(
+                where,
+                "labels",
+                f"ids in [0, {config.vocab_size - 1}] (the vocabulary) or {IGNORE_INDEX} (not scored)",
+                outside,
+            )
 
 
-__all__ = ["VALUE_CHECKS_VARIABLE", "check_labels", "check_model_inputs", "checks_values", "first_outside",
-           "is_compiling", "position_limit"]
+__all__ = [
+    "VALUE_CHECKS_VARIABLE",
+    "check_labels",
+    "check_model_inputs",
+    "checks_values",
+    "first_outside",
+    "is_compiling",
+    "position_limit",
+]

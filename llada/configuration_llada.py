@@ -24,21 +24,76 @@ logger = logging.get_logger(__name__)
 
 # LLaDA-8B's special ids: the defaults. One that the user leaves at its default and that does not fit a smaller
 # vocabulary becomes None instead of failing validation (as transformers' own tiny test configs expect).
-LLADA_8B_SPECIAL_IDS = {"mask_token_id": 126336, "pad_token_id": 126081, "bos_token_id": 126080,
-                        "eos_token_id": 126081}
+LLADA_8B_SPECIAL_IDS = {
+    "mask_token_id": 126336,
+    "pad_token_id": 126081,
+    "bos_token_id": 126080,
+    "eos_token_id": 126081,
+}
 # Keys a config.json may hold besides our own fields and the installed transformers' (older versions wrote these).
 GENERIC_CONFIG_KEYS = (
-    "auto_map", "model_type", "transformers_version", "_name_or_path", "name_or_path", "_commit_hash",
-    "architectures", "dtype", "torch_dtype", "use_cache", "output_attentions", "output_hidden_states", "return_dict",
-    "attn_implementation", "_attn_implementation", "_attn_implementation_autoset", "torchscript", "pruned_heads",
-    "is_decoder", "add_cross_attention", "tie_encoder_decoder", "cross_attention_hidden_size", "finetuning_task",
-    "tokenizer_class", "prefix", "sep_token_id", "decoder_start_token_id", "task_specific_params", "tf_legacy_loss",
-    "use_bfloat16", "chunk_size_feed_forward", "is_encoder_decoder", "id2label", "label2id", "num_labels",
-    "problem_type", "rope_theta", "rope_scaling", "max_length", "min_length", "do_sample", "early_stopping",
-    "num_beams", "num_beam_groups", "diversity_penalty", "temperature", "top_k", "top_p", "typical_p",
-    "repetition_penalty", "length_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size",
-    "bad_words_ids", "num_return_sequences", "output_scores", "return_dict_in_generate", "forced_bos_token_id",
-    "forced_eos_token_id", "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens",
+    "auto_map",
+    "model_type",
+    "transformers_version",
+    "_name_or_path",
+    "name_or_path",
+    "_commit_hash",
+    "architectures",
+    "dtype",
+    "torch_dtype",
+    "use_cache",
+    "output_attentions",
+    "output_hidden_states",
+    "return_dict",
+    "attn_implementation",
+    "_attn_implementation",
+    "_attn_implementation_autoset",
+    "torchscript",
+    "pruned_heads",
+    "is_decoder",
+    "add_cross_attention",
+    "tie_encoder_decoder",
+    "cross_attention_hidden_size",
+    "finetuning_task",
+    "tokenizer_class",
+    "prefix",
+    "sep_token_id",
+    "decoder_start_token_id",
+    "task_specific_params",
+    "tf_legacy_loss",
+    "use_bfloat16",
+    "chunk_size_feed_forward",
+    "is_encoder_decoder",
+    "id2label",
+    "label2id",
+    "num_labels",
+    "problem_type",
+    "rope_theta",
+    "rope_scaling",
+    "max_length",
+    "min_length",
+    "do_sample",
+    "early_stopping",
+    "num_beams",
+    "num_beam_groups",
+    "diversity_penalty",
+    "temperature",
+    "top_k",
+    "top_p",
+    "typical_p",
+    "repetition_penalty",
+    "length_penalty",
+    "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size",
+    "bad_words_ids",
+    "num_return_sequences",
+    "output_scores",
+    "return_dict_in_generate",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "remove_invalid_values",
+    "exponential_decay_length_penalty",
+    "suppress_tokens",
     "begin_suppress_tokens",
 )
 DEFAULT_AUTO_MAP = {
@@ -207,8 +262,12 @@ class LLaDAConfig(PretrainedConfig):
             kv_latent_dim = max(1, hidden_size // 4)
         self.kv_latent_dim = kv_latent_dim
         self.initializer_range = initializer_range
-        special_ids = {"mask_token_id": mask_token_id, "pad_token_id": pad_token_id, "bos_token_id": bos_token_id,
-                       "eos_token_id": eos_token_id}
+        special_ids = {
+            "mask_token_id": mask_token_id,
+            "pad_token_id": pad_token_id,
+            "bos_token_id": bos_token_id,
+            "eos_token_id": eos_token_id,
+        }
         special_ids = _drop_default_ids_outside(special_ids, vocab_size)
         mask_token_id, pad_token_id, bos_token_id, eos_token_id = special_ids.values()
         self.block_size = block_size
@@ -230,8 +289,16 @@ class LLaDAConfig(PretrainedConfig):
     # validation: every error names the field, the value and what is allowed
 
     def _validate_llada(self, hidden_size_given=True):
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                     "num_key_value_heads", "head_dim", "max_position_embeddings"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "head_dim",
+            "max_position_embeddings",
+        ):
             value = getattr(self, name)
             if not _is_positive_int(value):
                 raise ValueError(f"LLaDAConfig: `{name}` must be a positive integer, got {value!r}.")
@@ -262,7 +329,8 @@ class LLaDAConfig(PretrainedConfig):
             )
         if self.block_size is not None and not _is_positive_int(self.block_size):
             raise ValueError(
-                f"LLaDAConfig: `block_size` must be None (full attention) or a positive integer, got {self.block_size!r}."
+                "LLaDAConfig: `block_size` must be None (full attention) or a positive integer, got "
+                f"{self.block_size!r}."
             )
         for name in ("attention_bias", "attention_output_bias", "mlp_bias", "qk_norm", "logit_shift"):
             if not isinstance(getattr(self, name), bool):
@@ -335,8 +403,10 @@ def _drop_default_ids_outside(special_ids: dict, vocab_size) -> dict:
     """Special ids still at their LLaDA-8B default become None when that id does not fit `vocab_size`."""
     if not _is_positive_int(vocab_size):
         return special_ids  # the size check reports it
-    return {name: None if value == LLADA_8B_SPECIAL_IDS[name] and value >= vocab_size else value
-            for name, value in special_ids.items()}
+    return {
+        name: None if value == LLADA_8B_SPECIAL_IDS[name] and value >= vocab_size else value
+        for name, value in special_ids.items()
+    }
 
 
 @functools.lru_cache(maxsize=None)

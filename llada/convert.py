@@ -65,7 +65,7 @@ SUPPORTED_ORIGINAL_OPTIONS = {
 }
 _UNSUPPORTED_HINTS = {
     "activation_type": "the llama block multiplies act(ff_proj(x)) by up_proj(x); 'swiglu' halves the width "
-                       "and only fits the fused 'sequential' block",
+    "and only fits the fused 'sequential' block",
     "block_type": "only the separate q/k/v + ff_proj/up_proj layout of the 'llama' block maps onto this model",
 }
 

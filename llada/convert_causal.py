@@ -58,7 +58,8 @@ def is_causal_lm_config(config) -> bool:
 
     architectures = getattr(config, "architectures", None) or []
     return getattr(config, "model_type", None) in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or any(
-        name.endswith("ForCausalLM") for name in architectures)
+        name.endswith("ForCausalLM") for name in architectures
+    )
 
 
 def check_causal_config(config, max_position_embeddings: Optional[int] = None) -> None:
@@ -219,9 +220,14 @@ def causal_lm_to_llada(
         logger.info("Resizing the embeddings to the tokenizer's %d tokens (mask token added).", len(tokenizer))
         causal_lm.resize_token_embeddings(len(tokenizer))
     config = causal_config_to_llada(
-        causal_lm.config, tokenizer.mask_token_id, vocab_size=causal_lm.get_input_embeddings().weight.shape[0],
-        pad_token_id=tokenizer.pad_token_id, block_size=block_size, logit_shift=logit_shift,
-        max_position_embeddings=max_position_embeddings)
+        causal_lm.config,
+        tokenizer.mask_token_id,
+        vocab_size=causal_lm.get_input_embeddings().weight.shape[0],
+        pad_token_id=tokenizer.pad_token_id,
+        block_size=block_size,
+        logit_shift=logit_shift,
+        max_position_embeddings=max_position_embeddings,
+    )
     config.dtype = causal_lm.dtype
     config._attn_implementation = getattr(causal_lm.config, "_attn_implementation", None) or "sdpa"
     state_dict = causal_lm.state_dict()
@@ -242,10 +248,13 @@ def check_weight_names(source: dict, target: dict) -> None:
     extra, missing = sorted(set(source) - set(target)), sorted(set(target) - set(source))
     wrong = sorted(k for k in set(source) & set(target) if tuple(source[k].shape) != tuple(target[k].shape))
     if extra or missing or wrong:
-        details = [f"source weights LLaDA has no place for: {extra[:5]}" if extra else "",
-                   f"LLaDA weights the source lacks: {missing[:5]}" if missing else ""]
-        details += [f"`{k}` has shape {tuple(source[k].shape)}, LLaDA expects {tuple(target[k].shape)}"
-                    for k in wrong[:5]]
+        details = [
+            f"source weights LLaDA has no place for: {extra[:5]}" if extra else "",
+            f"LLaDA weights the source lacks: {missing[:5]}" if missing else "",
+        ]
+        details += [
+            f"`{k}` has shape {tuple(source[k].shape)}, LLaDA expects {tuple(target[k].shape)}" for k in wrong[:5]
+        ]
         raise ValueError("The causal LM's weights do not map onto LLaDA: " + "; ".join(d for d in details if d) + ".")
 
 
@@ -259,8 +268,12 @@ def _generation_config(causal_lm, config: LLaDAConfig):
         for token_id in value if isinstance(value, (list, tuple)) else [value]:
             if token_id is not None and token_id not in stop_ids:
                 stop_ids.append(token_id)
-    return LLaDAGenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=stop_ids or None,
-                                 pad_token_id=config.pad_token_id, mask_token_id=config.mask_token_id)
+    return LLaDAGenerationConfig(
+        bos_token_id=config.bos_token_id,
+        eos_token_id=stop_ids or None,
+        pad_token_id=config.pad_token_id,
+        mask_token_id=config.mask_token_id,
+    )
 
 
 def convert_causal_to_llada(
@@ -315,8 +328,13 @@ def convert_causal_to_llada(
 
     def write(folder: Path):  # loads the weights only once `dst` is known to be writable
         causal_lm = AutoModelForCausalLM.from_pretrained(src, dtype=dtype or "auto")
-        model = causal_lm_to_llada(causal_lm, tokenizer, block_size=block_size, logit_shift=logit_shift,
-                                   max_position_embeddings=max_position_embeddings)
+        model = causal_lm_to_llada(
+            causal_lm,
+            tokenizer,
+            block_size=block_size,
+            logit_shift=logit_shift,
+            max_position_embeddings=max_position_embeddings,
+        )
         model.save_pretrained(folder, max_shard_size=max_shard_size)
         tokenizer.save_pretrained(folder)
         make_tokenizer_config_portable(folder)
@@ -324,5 +342,12 @@ def convert_causal_to_llada(
     return _write_atomically(dst, overwrite, write)
 
 
-__all__ = ["SUPPORTED_CAUSAL_LMS", "causal_config_to_llada", "causal_lm_to_llada", "check_causal_config",
-           "check_weight_names", "convert_causal_to_llada", "is_causal_lm_config"]
+__all__ = [
+    "SUPPORTED_CAUSAL_LMS",
+    "causal_config_to_llada",
+    "causal_lm_to_llada",
+    "check_causal_config",
+    "check_weight_names",
+    "convert_causal_to_llada",
+    "is_causal_lm_config",
+]

@@ -29,7 +29,6 @@ import torch.nn.functional as F
 
 from .checks_llada import is_compiling
 
-
 T_SAMPLING_SCHEMES = ("stratified", "antithetic", "uniform")
 MASKING_SCHEMES = ("bernoulli", "exact")
 K_SAMPLING_SCHEMES = ("stratified", "uniform")
@@ -65,8 +64,13 @@ def sample_times(
     return torch.cat([half, 1.0 - half], dim=0)
 
 
-def block_times(attention_mask: torch.Tensor, block_size: int, num_samples: int, scheme: str = "stratified",
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def block_times(
+    attention_mask: torch.Tensor,
+    block_size: int,
+    num_samples: int,
+    scheme: str = "stratified",
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """One diffusion time per block and draw, spread over the block's tokens: `(num_samples, batch, seq)`.
 
     Blocks are counted as the model counts them (`position_ids // block_size`, positions over real tokens), and
@@ -113,8 +117,14 @@ def masking_probability(t: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
 # The masks
 
 
-def bernoulli_masks(t: torch.Tensor, shape, maskable: Optional[torch.Tensor] = None, eps: float = 1e-3,
-                    generator: Optional[torch.Generator] = None, device=None):
+def bernoulli_masks(
+    t: torch.Tensor,
+    shape,
+    maskable: Optional[torch.Tensor] = None,
+    eps: float = 1e-3,
+    generator: Optional[torch.Generator] = None,
+    device=None,
+):
     """Every maskable position of a `shape = (batch, seq)` batch masked independently with the probability
     `p = (1 - eps) t + eps` of its row (or token). Returns `(masked_indices, p_mask)`: `(batch, seq)` bool and
     `(batch, 1)` (per-token times: `(batch, seq)`) probabilities, on `device`. The uniform noise is drawn on the
@@ -178,8 +188,14 @@ def exact_count_masks(maskable: torch.Tensor, t: torch.Tensor, generator=None):
     return uniform_count_masks(maskable, k, generator), (k.clamp(min=1) / n.clamp(min=1)).float()
 
 
-def training_masks(maskable: torch.Tensor, t_sampling: str = "uniform", masking: str = "bernoulli",
-                   complementary: bool = False, eps: float = 1e-3, generator: Optional[torch.Generator] = None):
+def training_masks(
+    maskable: torch.Tensor,
+    t_sampling: str = "uniform",
+    masking: str = "bernoulli",
+    complementary: bool = False,
+    eps: float = 1e-3,
+    generator: Optional[torch.Generator] = None,
+):
     r"""
     The masks of a training batch of rows `(rows, n)`: one diffusion time per row, drawn by `t_sampling` across the
     rows (`"stratified"`: row k of R gets a uniform `t` in `[k / R, (k + 1) / R)`), then the masking scheme.
@@ -335,21 +351,39 @@ def position_ids_from_padding(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def resolve_mask_token_id(model, mask_token_id: Optional[int] = None, caller: str = "Scoring a masked diffusion model",
-                          where: str = "`model.config.mask_token_id`") -> int:
+def resolve_mask_token_id(
+    model,
+    mask_token_id: Optional[int] = None,
+    caller: str = "Scoring a masked diffusion model",
+    where: str = "`model.config.mask_token_id`",
+) -> int:
     """`mask_token_id` if given, else `model.config.mask_token_id`; a `ValueError` naming `caller` and `where` the id
     can be set when neither is."""
     if mask_token_id is None:
         mask_token_id = getattr(getattr(model, "config", None), "mask_token_id", None)
     if mask_token_id is None:
-        raise ValueError(f"{caller} needs its mask token: pass `mask_token_id=` or set {where} (no mask token id "
-                         "is set).")
+        raise ValueError(
+            f"{caller} needs its mask token: pass `mask_token_id=` or set {where} (no mask token id is set)."
+        )
     return mask_token_id
 
 
 __all__ = [
-    "K_SAMPLING_SCHEMES", "MASKING_SCHEMES", "T_SAMPLING_SCHEMES", "bernoulli_masks", "block_times",
-    "exact_count_masks", "forward_process", "in_order_blocks", "in_order_masks", "masked_diffusion_loss",
-    "masking_probability", "position_ids_from_padding", "resolve_mask_token_id", "sample_mask_counts", "sample_times",
-    "training_masks", "uniform_count_masks",
+    "K_SAMPLING_SCHEMES",
+    "MASKING_SCHEMES",
+    "T_SAMPLING_SCHEMES",
+    "bernoulli_masks",
+    "block_times",
+    "exact_count_masks",
+    "forward_process",
+    "in_order_blocks",
+    "in_order_masks",
+    "masked_diffusion_loss",
+    "masking_probability",
+    "position_ids_from_padding",
+    "resolve_mask_token_id",
+    "sample_mask_counts",
+    "sample_times",
+    "training_masks",
+    "uniform_count_masks",
 ]

@@ -131,12 +131,12 @@ def perplexity_bound(
     generator = torch.Generator().manual_seed(seed)
 
     def score(ids, mask):
-        nll = elbo_nll(model, ids, mask, num_samples=num_samples, t_sampling=t_sampling, eps=eps,
-                       generator=generator)
+        nll = elbo_nll(model, ids, mask, num_samples=num_samples, t_sampling=t_sampling, eps=eps, generator=generator)
         return nll, int(ids.numel() if mask is None else mask.sum().item())
 
-    total_nll, total_tokens = _score_in_batches(model, input_ids, attention_mask, batch_size, score,
-                                                "ELBO perplexity bound", show_progress)
+    total_nll, total_tokens = _score_in_batches(
+        model, input_ids, attention_mask, batch_size, score, "ELBO perplexity bound", show_progress
+    )
     nll_per_token = total_nll / max(total_tokens, 1)
     return {"nll_bound": nll_per_token, "perplexity_bound": math.exp(nll_per_token), "num_tokens": total_tokens}
 
@@ -207,6 +207,7 @@ def in_order_perplexity(
     Returns:
         `dict` with `nll` (nats per token), `perplexity`, `num_tokens`.
     """
+
     def score(ids, mask):
         mask = torch.ones_like(ids) if mask is None else mask
         scored = mask.bool()
@@ -214,8 +215,9 @@ def in_order_perplexity(
             scored = scored & (mask.long().cumsum(-1) > 1)  # every real token but the first
         return in_order_nll(model, ids, mask, scored), int(scored.sum().item())
 
-    total_nll, total_tokens = _score_in_batches(model, input_ids, attention_mask, batch_size, score,
-                                                "In-order perplexity", show_progress)
+    total_nll, total_tokens = _score_in_batches(
+        model, input_ids, attention_mask, batch_size, score, "In-order perplexity", show_progress
+    )
     if total_tokens == 0:
         raise ValueError("in_order_perplexity: no token to score (every sequence is one token or less).")
     nll_per_token = total_nll / total_tokens
@@ -246,7 +248,9 @@ def generative_perplexity(
     total_nll, total_tokens = 0.0, 0
     for start in range(0, sequences.shape[0], batch_size):
         ids = sequences[start : start + batch_size].to(device)  # (batch, seq)
-        mask = torch.ones_like(ids) if attention_mask is None else attention_mask[start : start + batch_size].to(device)
+        mask = (
+            torch.ones_like(ids) if attention_mask is None else attention_mask[start : start + batch_size].to(device)
+        )
         logits = ar_model(input_ids=ids, attention_mask=mask).logits[:, :-1]  # (batch, seq - 1, vocab)
         targets = ids[:, 1:]  # (batch, seq - 1)
         scored = mask[:, 1:].bool()
@@ -337,8 +341,9 @@ def _kept_token_nll(model, noisy_ids, target_ids, scored, attention_mask, clean)
     if count == 0:  # nothing to score: no forward pass
         return torch.zeros(noisy_ids.shape, device=noisy_ids.device)
     kept = scored.to(torch.uint8).argsort(dim=-1, descending=True, stable=True)[:, :count]  # (batch, k)
-    logits = model(input_ids=noisy_ids, attention_mask=attention_mask, logits_to_keep=kept,
-                   **clean).logits.float()  # (batch, k, vocab)
+    logits = model(
+        input_ids=noisy_ids, attention_mask=attention_mask, logits_to_keep=kept, **clean
+    ).logits.float()  # (batch, k, vocab)
     kept_nll = F.cross_entropy(logits.transpose(1, 2), target_ids.gather(1, kept), reduction="none")  # (batch, k)
     token_nll = torch.zeros(noisy_ids.shape, dtype=kept_nll.dtype, device=kept_nll.device)
     return token_nll.scatter(1, kept, torch.where(scored.gather(1, kept), kept_nll, 0.0))
@@ -352,6 +357,13 @@ def model_device(model) -> torch.device:
 
 
 __all__ = [
-    "T_SAMPLING_SCHEMES", "block_size_of", "block_times", "elbo_nll", "generative_perplexity", "masked_token_nll",
-    "perplexity_bound", "resolve_mask_token_id", "sample_times",
+    "T_SAMPLING_SCHEMES",
+    "block_size_of",
+    "block_times",
+    "elbo_nll",
+    "generative_perplexity",
+    "masked_token_nll",
+    "perplexity_bound",
+    "resolve_mask_token_id",
+    "sample_times",
 ]

@@ -114,10 +114,25 @@ class LLaDAGenerationConfig(GenerationConfig):
     """
 
     # The fields of diffusion sampling and their defaults (the standard fields are the base class's).
-    DIFFUSION_DEFAULTS = dict(steps=None, block_length=None, remasking="low_confidence", remask_ratio=None,
-                              cfg_scale=0.0, mask_token_id=None, output_history=False, cache_refresh_interval=None,
-                              threshold=None, factor=None, entropy_bound=None, credit_decay=None, early_stop=False,
-                              compile=False, cache_window=None, cache_refresh_window=None, token_sampling="gumbel")
+    DIFFUSION_DEFAULTS = dict(
+        steps=None,
+        block_length=None,
+        remasking="low_confidence",
+        remask_ratio=None,
+        cfg_scale=0.0,
+        mask_token_id=None,
+        output_history=False,
+        cache_refresh_interval=None,
+        threshold=None,
+        factor=None,
+        entropy_bound=None,
+        credit_decay=None,
+        early_stop=False,
+        compile=False,
+        cache_window=None,
+        cache_refresh_window=None,
+        token_sampling="gumbel",
+    )
 
     def __init__(self, **kwargs):
         for name, default in self.DIFFUSION_DEFAULTS.items():
@@ -142,9 +157,16 @@ class LLaDAGenerationConfig(GenerationConfig):
 
         The autoregressive checks of the base class do not apply to diffusion sampling and are not run.
         """
-        for name, minimum in (("max_new_tokens", 0), ("steps", 1), ("block_length", 1), ("top_k", 0),
-                              ("min_new_tokens", 0), ("mask_token_id", 0), ("pad_token_id", 0),
-                              ("num_return_sequences", 1)):
+        for name, minimum in (
+            ("max_new_tokens", 0),
+            ("steps", 1),
+            ("block_length", 1),
+            ("top_k", 0),
+            ("min_new_tokens", 0),
+            ("mask_token_id", 0),
+            ("pad_token_id", 0),
+            ("num_return_sequences", 1),
+        ):
             _check_int(self, name, minimum)
         for eos in as_id_list(self.eos_token_id):
             if not (isinstance(eos, int) and not isinstance(eos, bool) and eos >= 0):
@@ -174,31 +196,39 @@ class LLaDAGenerationConfig(GenerationConfig):
             _fail(self, "entropy_bound", "None or a number >= 0", self.entropy_bound)
         rules = [name for name in ("threshold", "factor", "entropy_bound") if getattr(self, name) is not None]
         if len(rules) > 1:
-            raise ValueError(f"{type(self).__name__}: set one parallel-decoding rule of `threshold`, `factor` and "
-                             f"`entropy_bound`, not {' and '.join(rules)}.")
+            raise ValueError(
+                f"{type(self).__name__}: set one parallel-decoding rule of `threshold`, `factor` and "
+                f"`entropy_bound`, not {' and '.join(rules)}."
+            )
         if self.cache_window not in (None, "block", "masked"):
             _fail(self, "cache_window", "None, 'block' or 'masked'", self.cache_window)
-        if self.cache_window == "masked" and (self.use_cache != "dual" or self.remasking not in
-                                              POSITIONWISE_STRATEGIES):
+        if self.cache_window == "masked" and (
+            self.use_cache != "dual" or self.remasking not in POSITIONWISE_STRATEGIES
+        ):
             raise ValueError(
                 f"{type(self).__name__}: `cache_window='masked'` runs the masked positions of a dual-cache block: it "
-                f"needs use_cache='dual' and remasking in {POSITIONWISE_STRATEGIES}; got use_cache={self.use_cache!r}, "
-                f"remasking={self.remasking!r}.")
+                f"needs use_cache='dual' and remasking in {POSITIONWISE_STRATEGIES}; got "
+                f"use_cache={self.use_cache!r}, remasking={self.remasking!r}."
+            )
         if self.cache_refresh_window not in (None, "canvas", "vicinity"):
             _fail(self, "cache_refresh_window", "None, 'canvas' or 'vicinity'", self.cache_refresh_window)
-        if self.cache_refresh_window == "vicinity" and (self.use_cache != "dual" or
-                                                        self.cache_refresh_interval is not None):
+        if self.cache_refresh_window == "vicinity" and (
+            self.use_cache != "dual" or self.cache_refresh_interval is not None
+        ):
             raise ValueError(
                 f"{type(self).__name__}: `cache_refresh_window='vicinity'` narrows a dual cache's block-start "
                 f"refresh: it needs use_cache='dual' and cache_refresh_interval None; got use_cache="
-                f"{self.use_cache!r}, cache_refresh_interval={self.cache_refresh_interval!r}.")
+                f"{self.use_cache!r}, cache_refresh_interval={self.cache_refresh_interval!r}."
+            )
         if self.credit_decay is not None:
             if not (_is_number(self.credit_decay) and 0 <= self.credit_decay <= 1):
                 _fail(self, "credit_decay", "None or a number in [0, 1]", self.credit_decay)
             if self.threshold is None or self.remasking not in ("low_confidence", "margin"):
-                raise ValueError(f"{type(self).__name__}: `credit_decay` accumulates confidences towards `threshold`: "
-                                 f"set `threshold` too and `remasking` 'low_confidence' or 'margin' (got threshold="
-                                 f"{self.threshold!r}, remasking={self.remasking!r}).")
+                raise ValueError(
+                    f"{type(self).__name__}: `credit_decay` accumulates confidences towards `threshold`: "
+                    f"set `threshold` too and `remasking` 'low_confidence' or 'margin' (got threshold="
+                    f"{self.threshold!r}, remasking={self.remasking!r})."
+                )
         if not isinstance(self.early_stop, bool):
             _fail(self, "early_stop", "a bool", self.early_stop)
         if not isinstance(self.compile, bool):

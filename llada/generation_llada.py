@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-
 from transformers.utils import ModelOutput, logging
 
 from .generation_config_llada import LLaDAGenerationConfig, convert_generation_config
@@ -60,6 +59,7 @@ from .sampling_llada import (
 )
 
 logger = logging.get_logger(__name__)
+
 
 @dataclass
 class LLaDAGenerateOutput(ModelOutput):
@@ -132,8 +132,9 @@ class LLaDAGenerationMixin:
         ```
         """
         input_ids, attention_mask, middle_start = prepare_infill(self, prefix_ids, suffix_ids, length, kwargs)
-        out = self.diffusion_generate(input_ids, attention_mask, max_new_tokens=0, return_dict_in_generate=False,
-                                      **kwargs)
+        out = self.diffusion_generate(
+            input_ids, attention_mask, max_new_tokens=0, return_dict_in_generate=False, **kwargs
+        )
         middle_start = middle_start.repeat_interleave(out.shape[0] // input_ids.shape[0])  # num_return_sequences
         columns = middle_start[:, None] + torch.arange(length, device=out.device)  # (rows, length)
         return out.gather(1, columns)
@@ -194,8 +195,9 @@ class LLaDAGenerationMixin:
         ```
         """
         kwargs.pop("token_type_ids", None)  # some tokenizers return it; the model has no segment embeddings
-        canvas, block_length, steps_per_block, context = prepare_call(self, input_ids, attention_mask,
-                                                                      generation_config, kwargs)
+        canvas, block_length, steps_per_block, context = prepare_call(
+            self, input_ids, attention_mask, generation_config, kwargs
+        )
         config, prompt_length, eos_token_ids = context.config, context.prompt_length, context.eos_token_ids
         canvas, decode_step, history, nfe = self._denoise(canvas, block_length, steps_per_block, context)
         sequences = canvas
@@ -208,8 +210,13 @@ class LLaDAGenerationMixin:
             return sequences
         history = tuple(history) if history is not None else None
         tokens_per_forward = float((decode_step >= 0).sum()) / max(1, nfe * canvas.shape[0])
-        return LLaDAGenerateOutput(sequences=sequences, history=history, nfe=nfe, decode_step=decode_step,
-                                   tokens_per_forward=tokens_per_forward)
+        return LLaDAGenerateOutput(
+            sequences=sequences,
+            history=history,
+            nfe=nfe,
+            decode_step=decode_step,
+            tokens_per_forward=tokens_per_forward,
+        )
 
     def _denoise(self, canvas, block_length, steps_per_block, context: DenoisingContext):
         """The sampling loop: blocks left to right, `steps_per_block[i]` steps at most for block i."""
@@ -226,7 +233,7 @@ class LLaDAGenerationMixin:
             for block_step in range(block_steps):
                 # hooks take the whole batch, and static shapes keep it; otherwise finished rows leave it
                 if not context.has_hooks and not context.static_shapes:
-                    unfinished = (canvas[:, context.generation_start:] == mask_token_id).any(dim=-1)  # (batch,)
+                    unfinished = (canvas[:, context.generation_start :] == mask_token_id).any(dim=-1)  # (batch,)
                     keep = rows.drop_finished(unfinished)
                     if keep is not None and context.cache is not None:
                         context.cache.keep_rows(keep)
@@ -237,10 +244,11 @@ class LLaDAGenerationMixin:
                 canvas = _call_hook(context.tokens_hook, "generation_tokens_hook_func", step, canvas, logits)
                 decode_step.masked_fill_(masked & (canvas != mask_token_id), step)
                 if config.early_stop and context.eos_token_ids:
-                    generated = canvas[:, context.prompt_length:]  # a view: filling it fills the canvas
-                    prompt_filled = ~(canvas[:, :context.prompt_length] == mask_token_id).any(dim=-1)  # (batch,)
-                    fill_finished_rows(generated, mask_token_id, context.eos_token_ids, context.pad_token_id,
-                                       ready=prompt_filled)
+                    generated = canvas[:, context.prompt_length :]  # a view: filling it fills the canvas
+                    prompt_filled = ~(canvas[:, : context.prompt_length] == mask_token_id).any(dim=-1)  # (batch,)
+                    fill_finished_rows(
+                        generated, mask_token_id, context.eos_token_ids, context.pad_token_id, ready=prompt_filled
+                    )
                 if history is not None:
                     history.append(canvas)
                 if context.streamer is not None:
@@ -250,8 +258,9 @@ class LLaDAGenerationMixin:
             context.streamer.end()
         return canvas, decode_step, history, step  # one forward call per step
 
-    def _denoising_step(self, canvas, rows: RunningRows, step, block_step, block_steps, block: slice,
-                        context: DenoisingContext):
+    def _denoising_step(
+        self, canvas, rows: RunningRows, step, block_step, block_steps, block: slice, context: DenoisingContext
+    ):
         """One forward pass and one commit in the current block for the running rows.
 
         Returns the new canvas (a copy: history and streamers may keep the previous one) and the logits passed to
@@ -272,11 +281,22 @@ class LLaDAGenerationMixin:
                 window = None if stale is None else masked_slots(block_now, mask_token_id, stale, with_stale=True)
             logits = block_logits = self._denoiser_logits(canvas, context, rows, block, block_step, slots, window)
         # block_offset < 0 for a block that starts inside the prompt: no EOS at the prompt's mask tokens
-        block_logits = constrain_logits(block_logits, mask_token_id, context.eos_token_ids, config.min_new_tokens,
-                                        block_offset=block.start - context.prompt_length)  # (rows, n, vocab)
+        block_logits = constrain_logits(
+            block_logits,
+            mask_token_id,
+            context.eos_token_ids,
+            config.min_new_tokens,
+            block_offset=block.start - context.prompt_length,
+        )  # (rows, n, vocab)
         if context.logits_processor is not None:
-            block_logits = context.logits_processor(rows.take(canvas), rows.take(context.attention_mask),
-                                                    block_logits, block, mask_token_id, config.temperature or 0.0)
+            block_logits = context.logits_processor(
+                rows.take(canvas),
+                rows.take(context.attention_mask),
+                block_logits,
+                block,
+                mask_token_id,
+                config.temperature or 0.0,
+            )
         block_tokens = rows.take(canvas)[:, block]  # (rows, n)
         masked_count = (block_tokens == mask_token_id).sum(dim=-1)  # (rows,)
         num_transfer = num_transfer_tokens(masked_count, block_steps - block_step, config.remask_ratio)
@@ -286,10 +306,20 @@ class LLaDAGenerationMixin:
                 context.credit.reset()
             credit = functools.partial(context.credit.boost, rows=rows, slots=slots)
         new_block, _ = denoise_block(
-            block_logits, block_tokens if slots is None else block_tokens.gather(1, slots), num_transfer,
-            mask_token_id, config.temperature or 0.0, config.top_k, config.top_p, config.remasking,
+            block_logits,
+            block_tokens if slots is None else block_tokens.gather(1, slots),
+            num_transfer,
+            mask_token_id,
+            config.temperature or 0.0,
+            config.top_k,
+            config.top_p,
+            config.remasking,
             context.randomness if slots is None else SlotDraws(context.randomness, slots, block_tokens.shape[1]),
-            config.threshold, config.factor, rows=rows, credit=credit, token_sampling=config.token_sampling,
+            config.threshold,
+            config.factor,
+            rows=rows,
+            credit=credit,
+            token_sampling=config.token_sampling,
             entropy_bound=config.entropy_bound,
         )
         if slots is not None:  # (rows, k) -> (rows, n): the committed slots write back their own tokens
@@ -298,9 +328,16 @@ class LLaDAGenerationMixin:
         canvas[:, block] = rows.put(canvas[:, block], new_block)
         return canvas, logits
 
-    def _denoiser_logits(self, canvas, context: DenoisingContext, rows: RunningRows, block: slice = slice(None),
-                         block_step: int = 0, slots: Optional[torch.Tensor] = None,
-                         window: Optional[torch.Tensor] = None):
+    def _denoiser_logits(
+        self,
+        canvas,
+        context: DenoisingContext,
+        rows: RunningRows,
+        block: slice = slice(None),
+        block_step: int = 0,
+        slots: Optional[torch.Tensor] = None,
+        window: Optional[torch.Tensor] = None,
+    ):
         """Logits at `block` of the canvas for the running rows, (batch, seq) -> (rows, n, vocab), from one call of
         the model's `forward` (only the block goes through the output head: `logits_to_keep`); with `slots`
         (rows, k), indices into the block, the logits of those positions only, (rows, k, vocab). A dual-cache
@@ -315,33 +352,52 @@ class LLaDAGenerationMixin:
         attention_mask, position_ids = rows.take(context.attention_mask), rows.take(context.position_ids)
         if cfg_scale > 0:  # a block model's unconditional copy drops the prompt (see `guidance_inputs`)
             input_ids, attention_mask, position_ids = guidance_inputs(
-                input_ids, rows.take(context.prompt_positions), context.mask_token_id, attention_mask, position_ids,
-                drop_prompt=getattr(self.config, "block_size", None) is not None)
+                input_ids,
+                rows.take(context.prompt_positions),
+                context.mask_token_id,
+                attention_mask,
+                position_ids,
+                drop_prompt=getattr(self.config, "block_size", None) is not None,
+            )
         cache, forward = context.cache, context.forward or self
-        start, stop = (0, input_ids.shape[1]) if cache is None else cache.plan_window(block, block_step,
-                                                                                      input_ids.shape[1])
+        start, stop = (
+            (0, input_ids.shape[1]) if cache is None else cache.plan_window(block, block_step, input_ids.shape[1])
+        )
         keep = 0 if block.start is None else slice(block.start - start, block.stop - start)  # 0: every position
         if slots is not None:  # (rows, k) positions of the block: only those go through the head
             keep = slots + keep.start if cfg_scale == 0 else torch.cat([slots, slots]) + keep.start
         if context.kv_tokens is not None:
             input_ids, position_ids, start, stop, keep = self._masked_window(
-                context, rows, block, window, input_ids, position_ids, (start, stop), keep)
+                context, rows, block, window, input_ids, position_ids, (start, stop), keep
+            )
         if context.static_shapes and keep != 0:  # an index tensor: the same graph for every block
             keep = torch.arange(keep.start, keep.stop, device=input_ids.device)
         if cache is None:  # position_ids: None unless set for a block model (its per-row shift)
-            outputs = forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                              logits_to_keep=keep, return_dict=True)
+            outputs = forward(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                logits_to_keep=keep,
+                return_dict=True,
+            )
         else:
-            outputs = forward(input_ids=input_ids[:, start:stop], attention_mask=attention_mask,
-                              position_ids=position_ids[:, start:stop], past_key_values=cache, logits_to_keep=keep,
-                              return_dict=True)
+            outputs = forward(
+                input_ids=input_ids[:, start:stop],
+                attention_mask=attention_mask,
+                position_ids=position_ids[:, start:stop],
+                past_key_values=cache,
+                logits_to_keep=keep,
+                return_dict=True,
+            )
         return outputs.logits if cfg_scale == 0 else guided_logits(outputs.logits, cfg_scale)
 
     def _masked_window(self, context, rows, block, window, input_ids, position_ids, planned, keep):
         """`cache_window="masked"`: turns a planned dual-cache window (the block) into the per-row positions `window`
         (their ids and positions gathered, the cache told) and records which token each recomputed key belongs to.
         Returns `(input_ids, position_ids, start, stop, logits_to_keep)` for the forward pass."""
-        canvas_rows = input_ids[:rows.take(context.kv_tokens).shape[0]]  # the conditional rows (not the guidance copy)
+        canvas_rows = input_ids[
+            : rows.take(context.kv_tokens).shape[0]
+        ]  # the conditional rows (not the guidance copy)
         if window is None or planned != (block.start, block.stop):  # a refresh, or a block that runs whole
             start, stop = planned
             context.kv_tokens[:, start:stop] = rows.put(context.kv_tokens[:, start:stop], canvas_rows[:, start:stop])
@@ -355,8 +411,9 @@ class LLaDAGenerationMixin:
         gathered = columns.repeat(copies, 1)
         return (input_ids.gather(1, gathered), position_ids.gather(1, gathered), 0, columns.shape[1], keep)
 
-    def adjust_generation_fn(self, generation_config, from_auto_class, from_pipeline, pretrained_model_name_or_path,
-                             **kwargs):
+    def adjust_generation_fn(
+        self, generation_config, from_auto_class, from_pipeline, pretrained_model_name_or_path, **kwargs
+    ):
         """Called by `from_pretrained`: loads `generation_config.json` as an `LLaDAGenerationConfig`.
 
         Without that file the config built from the model config (its token ids) stays.
@@ -366,17 +423,25 @@ class LLaDAGenerationMixin:
             return
         if pretrained_model_name_or_path is None:
             return
-        download_names = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision",
-                          "subfolder")
+        download_names = (
+            "cache_dir",
+            "force_download",
+            "proxies",
+            "local_files_only",
+            "token",
+            "revision",
+            "subfolder",
+        )
         download_kwargs = {name: kwargs[name] for name in download_names if kwargs.get(name) is not None}
         try:
             self.generation_config = LLaDAGenerationConfig.from_pretrained(
-                pretrained_model_name_or_path, _from_auto=from_auto_class, _from_pipeline=from_pipeline,
+                pretrained_model_name_or_path,
+                _from_auto=from_auto_class,
+                _from_pipeline=from_pipeline,
                 **download_kwargs,
             )
         except OSError:
             logger.info("No generation_config.json found; using the generation config made from the model config.")
-
 
 
 def _predicts_masked_only(config, context, block: slice) -> bool:
@@ -384,9 +449,12 @@ def _predicts_masked_only(config, context, block: slice) -> bool:
     `sampling_llada.masked_slots`): a confidence of each position on its own, no logits processor (they see the
     whole block), dynamic shapes, and no EOS rule that depends on the position in this block."""
     eos_rule = context.eos_token_ids and (config.min_new_tokens or 0) > block.start - context.prompt_length
-    return (config.remasking in POSITIONWISE_STRATEGIES and not eos_rule and context.logits_processor is None
-            and not context.static_shapes)
-
+    return (
+        config.remasking in POSITIONWISE_STRATEGIES
+        and not eos_rule
+        and context.logits_processor is None
+        and not context.static_shapes
+    )
 
 
 def _call_hook(hook, name, step, canvas, logits):
@@ -397,8 +465,10 @@ def _call_hook(hook, name, step, canvas, logits):
     result = hook(step, canvas, logits)
     if not torch.is_tensor(result) or result.shape != expected.shape:
         shape = tuple(result.shape) if torch.is_tensor(result) else ""
-        raise TypeError(f"diffusion_generate: `{name}` must return a tensor of shape {tuple(expected.shape)}, "
-                        f"got {type(result).__name__}{shape}.")
+        raise TypeError(
+            f"diffusion_generate: `{name}` must return a tensor of shape {tuple(expected.shape)}, "
+            f"got {type(result).__name__}{shape}."
+        )
     return result
 
 

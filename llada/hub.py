@@ -30,7 +30,6 @@ from typing import Optional
 from .saved_files import HUB_CODE_FILES, TOKENIZER_FILES, make_tokenizer_config_portable
 from .training.output_lock import check_not_being_written
 
-
 MODEL_FILES = ("config.json", "generation_config.json")
 WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
 CARD_FILE = "README.md"
@@ -90,8 +89,17 @@ def push_to_hub(
             check_loadable(staging)
         write_model_card(model_dir, staging, repo_id, revision=revision, datasets=datasets)
         files.append(CARD_FILE)
-        return _upload(api, user, staging, sorted(files), repo_id, private, revision,
-                       commit_message or "Upload LLaDA model", prune=prune)
+        return _upload(
+            api,
+            user,
+            staging,
+            sorted(files),
+            repo_id,
+            private,
+            revision,
+            commit_message or "Upload LLaDA model",
+            prune=prune,
+        )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -99,7 +107,7 @@ def push_to_hub(
 
 
 def check_model_dir(model_dir: str) -> None:
-    """Raises a `ValueError` saying what is missing unless `model_dir` holds a LLaDA config, weights and a tokenizer."""
+    """Raises a `ValueError` saying what is missing unless `model_dir` holds a LLaDA config, weights, a tokenizer."""
     folder = Path(model_dir)
     if not folder.is_dir():
         raise ValueError(f"`model_dir` must be an existing folder, got {str(model_dir)!r}.")
@@ -110,18 +118,23 @@ def check_model_dir(model_dir: str) -> None:
     model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
     if model_type != "llada":
         raise ValueError(f"`model_dir` {str(folder)!r} holds a {model_type!r} model, expected a 'llada' one.")
-    if not any(p.name.endswith(WEIGHT_SUFFIXES) or p.name in ("pytorch_model.bin", "pytorch_model.bin.index.json")
-               for p in folder.iterdir()):
+    if not any(
+        p.name.endswith(WEIGHT_SUFFIXES) or p.name in ("pytorch_model.bin", "pytorch_model.bin.index.json")
+        for p in folder.iterdir()
+    ):
         raise ValueError(f"`model_dir` {str(folder)!r} has a config.json but no weights (*.safetensors).{hint}")
     if not ((folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()):
         raise ValueError(
             f"`model_dir` {str(folder)!r} has no tokenizer (tokenizer_config.json / tokenizer.json). Save it next to "
-            "the model with `tokenizer.save_pretrained(model_dir)`.")
+            "the model with `tokenizer.save_pretrained(model_dir)`."
+        )
 
 
 def _checkpoint_hint(folder: Path) -> str:
-    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
-                         if p.name.split("-")[-1].isdigit() else -1)
+    checkpoints = sorted(
+        folder.glob("checkpoint-*"),
+        key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1,
+    )
     return f" Its latest checkpoint is {str(checkpoints[-1])!r}: pass that instead." if checkpoints else ""
 
 
@@ -140,12 +153,16 @@ def save_for_hub(model_dir: str, staging: str) -> list:
     tokenizer.save_pretrained(staging)
     make_tokenizer_config_portable(staging)
     names = sorted(p.name for p in Path(staging).iterdir() if p.is_file())
-    files = [n for n in names if n in MODEL_FILES or n in HUB_CODE_FILES or n.endswith(WEIGHT_SUFFIXES)
-             or n in TOKENIZER_FILES]
+    files = [
+        n
+        for n in names
+        if n in MODEL_FILES or n in HUB_CODE_FILES or n.endswith(WEIGHT_SUFFIXES) or n in TOKENIZER_FILES
+    ]
     missing = [n for n in (*MODEL_FILES, *HUB_CODE_FILES) if n not in files]
     if missing:
-        raise HubPushError(f"save_pretrained did not write {missing}: the upload would not load with "
-                           "trust_remote_code.")
+        raise HubPushError(
+            f"save_pretrained did not write {missing}: the upload would not load with trust_remote_code."
+        )
     return files
 
 
@@ -185,24 +202,36 @@ def check_loadable(folder: str, timeout: float = 300.0) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
     env["HF_HUB_OFFLINE"] = "1"  # a local folder: nothing to fetch
     try:
-        result = subprocess.run([sys.executable, "-c", RELOAD_CHECK, os.path.abspath(folder)], env=env, cwd=folder,
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-c", RELOAD_CHECK, os.path.abspath(folder)],
+            env=env,
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
-        raise HubPushError(f"The reload check did not finish within {timeout:.0f} s, so nothing was uploaded.") from None
+        raise HubPushError(
+            f"The reload check did not finish within {timeout:.0f} s, so nothing was uploaded."
+        ) from None
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-        raise HubPushError("The saved model does not load and generate through trust_remote_code in a fresh "
-                           f"process, so nothing was uploaded. The check said:\n{tail}")
+        raise HubPushError(
+            "The saved model does not load and generate through trust_remote_code in a fresh "
+            f"process, so nothing was uploaded. The check said:\n{tail}"
+        )
     reports = [line for line in result.stdout.splitlines() if line.startswith("RELOAD-CHECK ")]
-    return json.loads(reports[-1][len("RELOAD-CHECK "):])
+    return json.loads(reports[-1][len("RELOAD-CHECK ") :])
 
 
 # --------------------------------------------------------------------------------------------------------------
 # 3. the model card
 
 
-def write_model_card(model_dir: str, staging: str, repo_id: str, revision: Optional[str] = None,
-                     datasets: Optional[list] = None) -> str:
+def write_model_card(
+    model_dir: str, staging: str, repo_id: str, revision: Optional[str] = None, datasets: Optional[list] = None
+) -> str:
     """
     Writes `staging/README.md` for the model saved in `staging` (by [`save_for_hub`]): metadata, what the model is
     (full attention or block diffusion, parameters, architecture, tokenizer), how to load it and generate, its
@@ -217,16 +246,23 @@ def write_model_card(model_dir: str, staging: str, repo_id: str, revision: Optio
     figures = _training_figures(Path(model_dir))
     name = repo_id.split("/")[-1]
     data = ModelCardData(
-        library_name="transformers", tags=["masked-diffusion", "llada", "diffusion-language-model", "custom_code"],
+        library_name="transformers",
+        tags=["masked-diffusion", "llada", "diffusion-language-model", "custom_code"],
         datasets=list(datasets) if datasets else None,
         model_name=name if datasets and "eval_loss" in figures else None,
         eval_results=_eval_results(figures, datasets),
     )
-    sections = [f"# {name}", _description(config, folder), _usage(repo_id, revision, config, generation),
-                _sampling_defaults(config, generation)]
+    sections = [
+        f"# {name}",
+        _description(config, folder),
+        _usage(repo_id, revision, config, generation),
+        _sampling_defaults(config, generation),
+    ]
     if figures:
-        sections.append("## Training and evaluation\n\n| figure | value |\n|---|---|\n" + "\n".join(
-            f"| {FIGURE_NAMES.get(key, key)} | {_format(value)} |" for key, value in figures.items()))
+        sections.append(
+            "## Training and evaluation\n\n| figure | value |\n|---|---|\n"
+            + "\n".join(f"| {FIGURE_NAMES.get(key, key)} | {_format(value)} |" for key, value in figures.items())
+        )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
     path = folder / CARD_FILE
     card.save(path)
@@ -235,24 +271,38 @@ def write_model_card(model_dir: str, staging: str, repo_id: str, revision: Optio
 
 def _description(config: dict, folder: Path) -> str:
     """What the model is: its kind, then a table of its size, architecture and tokenizer."""
-    dims = ", ".join(f"{name} {config[key]}" for key, name in (
-        ("num_hidden_layers", "layers"), ("hidden_size", "hidden size"), ("num_attention_heads", "heads"),
-        ("num_key_value_heads", "key/value heads"), ("intermediate_size", "MLP width"), ("vocab_size", "vocabulary"),
-        ("max_position_embeddings", "positions"), ("mask_token_id", "mask token id"), ("block_size", "block size"))
-        if config.get(key) is not None)
+    dims = ", ".join(
+        f"{name} {config[key]}"
+        for key, name in (
+            ("num_hidden_layers", "layers"),
+            ("hidden_size", "hidden size"),
+            ("num_attention_heads", "heads"),
+            ("num_key_value_heads", "key/value heads"),
+            ("intermediate_size", "MLP width"),
+            ("vocab_size", "vocabulary"),
+            ("max_position_embeddings", "positions"),
+            ("mask_token_id", "mask token id"),
+            ("block_size", "block size"),
+        )
+        if config.get(key) is not None
+    )
     block_size = config.get("block_size")
     if block_size is not None:
         kind = f"block diffusion, blocks of {block_size} tokens"
-        text = ("A block diffusion language model in the style of LLaDA and BD3-LM: a Transformer whose attention is "
-                f"bidirectional inside blocks of {block_size} tokens and causal between them. Each block is "
-                "generated by unmasking a canvas of `[MASK]` tokens given the finished blocks before it, whose keys "
-                "and values are cached exactly.")
+        text = (
+            "A block diffusion language model in the style of LLaDA and BD3-LM: a Transformer whose attention is "
+            f"bidirectional inside blocks of {block_size} tokens and causal between them. Each block is "
+            "generated by unmasking a canvas of `[MASK]` tokens given the finished blocks before it, whose keys "
+            "and values are cached exactly."
+        )
     else:
         kind = "masked diffusion with full attention (LLaDA)"
-        text = ("A masked-diffusion language model in the style of LLaDA: a bidirectional Transformer (full "
-                "attention: every position sees every other) that predicts all masked tokens at once and generates "
-                "text by unmasking a canvas of `[MASK]` tokens over a number of steps. It can also fill in masked "
-                "middles of a text.")
+        text = (
+            "A masked-diffusion language model in the style of LLaDA: a bidirectional Transformer (full "
+            "attention: every position sees every other) that predicts all masked tokens at once and generates "
+            "text by unmasking a canvas of `[MASK]` tokens over a number of steps. It can also fill in masked "
+            "middles of a text."
+        )
     rows = [("kind", kind)]
     parameters = _parameter_count(folder)
     if parameters is not None:
@@ -268,7 +318,7 @@ def _usage(repo_id: str, revision: Optional[str], config: dict, generation) -> s
     rev = f', revision="{revision}"' if revision and revision != "main" else ""
     unit = generation.block_length or config.get("block_size") or 1
     new_tokens = -(-64 // unit) * unit  # a multiple of the block length, as diffusion_generate requires
-    block_note = (f" `max_new_tokens` must be a multiple of the block length ({unit})." if unit > 1 else "")
+    block_note = f" `max_new_tokens` must be a multiple of the block length ({unit})." if unit > 1 else ""
     return (
         "## Usage\n\nThe model code ships with the weights, so loading needs `trust_remote_code=True` (the tokenizer "
         "is a plain fast tokenizer, but `AutoTokenizer` reads the config to find it):\n\n"
@@ -297,8 +347,9 @@ REMASKING_NAMES = {
 def _sampling_defaults(config: dict, generation) -> str:
     """The sampler settings `diffusion_generate` uses when a call does not give them (`generation_config.json`)."""
     block_size = config.get("block_size")
-    block_length = generation.block_length or (f"{block_size} (the block size)" if block_size else
-                                               "the whole generation (one block)")
+    block_length = generation.block_length or (
+        f"{block_size} (the block size)" if block_size else "the whole generation (one block)"
+    )
     rows = [
         ("remasking", REMASKING_NAMES.get(generation.remasking, generation.remasking)),
         ("temperature", "0 (greedy)" if not generation.temperature else generation.temperature),
@@ -312,9 +363,11 @@ def _sampling_defaults(config: dict, generation) -> str:
             rows.append((key, getattr(generation, key)))
     if getattr(generation, "cfg_scale", 0.0):
         rows.append(("cfg_scale", generation.cfg_scale))
-    return ("## Sampling defaults\n\n`diffusion_generate` uses these settings of `generation_config.json` unless the "
-            "call gives others:\n\n| setting | default |\n|---|---|\n"
-            + "\n".join(f"| `{key}` | {value} |" for key, value in rows))
+    return (
+        "## Sampling defaults\n\n`diffusion_generate` uses these settings of `generation_config.json` unless the "
+        "call gives others:\n\n| setting | default |\n|---|---|\n"
+        + "\n".join(f"| `{key}` | {value} |" for key, value in rows)
+    )
 
 
 def _generation_defaults(folder: Path):
@@ -370,9 +423,13 @@ def _human(count: int) -> str:
 
 
 FIGURE_NAMES = {
-    "global_step": "training steps", "epoch": "epochs", "train_loss": "mean training loss",
-    "train_runtime": "training time (s)", "eval_loss": "eval loss (ELBO, nats/token)",
-    "eval_perplexity_bound": "eval perplexity bound (exp ELBO)", "best_metric": "best eval metric",
+    "global_step": "training steps",
+    "epoch": "epochs",
+    "train_loss": "mean training loss",
+    "train_runtime": "training time (s)",
+    "eval_loss": "eval loss (ELBO, nats/token)",
+    "eval_perplexity_bound": "eval perplexity bound (exp ELBO)",
+    "best_metric": "best eval metric",
     "eval_in_order_perplexity": "eval in-order perplexity (exact, decoding in order)",
 }
 
@@ -392,9 +449,13 @@ def _training_figures(folder: Path) -> dict:
         path = folder / name
         if path.is_file():
             figures.update(json.loads(path.read_text(encoding="utf-8")))
-    return {key: value for key, value in figures.items()
-            if isinstance(value, (int, float)) and not key.endswith(("_per_second", "flos", "_runtime"))
-            or key == "train_runtime"}
+    return {
+        key: value
+        for key, value in figures.items()
+        if isinstance(value, (int, float))
+        and not key.endswith(("_per_second", "flos", "_runtime"))
+        or key == "train_runtime"
+    }
 
 
 def _eval_results(figures: dict, datasets: Optional[list]):
@@ -404,10 +465,21 @@ def _eval_results(figures: dict, datasets: Optional[list]):
     if not datasets or "eval_loss" not in figures:
         return None
     bound = figures.get("eval_perplexity_bound")
-    metric = ("perplexity", "Perplexity bound (exp ELBO)", bound) if bound is not None else \
-        ("loss", "ELBO (nats/token)", figures["eval_loss"])
-    return [EvalResult(task_type="text-generation", dataset_type=datasets[0], dataset_name=datasets[0],
-                       metric_type=metric[0], metric_name=metric[1], metric_value=round(float(metric[2]), 4))]
+    metric = (
+        ("perplexity", "Perplexity bound (exp ELBO)", bound)
+        if bound is not None
+        else ("loss", "ELBO (nats/token)", figures["eval_loss"])
+    )
+    return [
+        EvalResult(
+            task_type="text-generation",
+            dataset_type=datasets[0],
+            dataset_name=datasets[0],
+            metric_type=metric[0],
+            metric_name=metric[1],
+            metric_value=round(float(metric[2]), 4),
+        )
+    ]
 
 
 def _format(value) -> str:
@@ -437,8 +509,9 @@ def _logged_in_api(token: str):
     return api, user.get("name")
 
 
-def _upload(api, user: str, staging: str, files: list, repo_id: str, private, revision, commit_message,
-            prune: bool = False):
+def _upload(
+    api, user: str, staging: str, files: list, repo_id: str, private, revision, commit_message, prune: bool = False
+):
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     with _hub_call(f"creating the repo {repo_id}", api.endpoint):
@@ -446,13 +519,15 @@ def _upload(api, user: str, staging: str, files: list, repo_id: str, private, re
     if revision and revision != "main":
         with _hub_call(f"creating the branch {revision!r}", api.endpoint):
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=os.path.join(staging, name))
-                  for name in files]
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=os.path.join(staging, name)) for name in files]
     if prune:  # the same commit removes what earlier pushes left (training_args.bin, checkpoints, ...)
         with _hub_call(f"listing the files of {repo_id}", api.endpoint):
             present = api.list_repo_files(repo_id, revision=revision)
-        operations += [CommitOperationDelete(path_in_repo=path) for path in present
-                       if path not in files and path not in KEPT_HUB_FILES]
+        operations += [
+            CommitOperationDelete(path_in_repo=path)
+            for path in present
+            if path not in files and path not in KEPT_HUB_FILES
+        ]
     with _hub_call(f"uploading {len(files)} files to {repo_id} as {user}", api.endpoint, commit=True):
         return api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
 
@@ -469,21 +544,28 @@ def _hub_call(what: str, endpoint: str, commit: bool = False):
         if status == 401:
             raise HubPushError(f"The Hub at {endpoint} refused the token while {what} (401). {LOGIN_HELP}") from None
         if status == 403:
-            raise HubPushError(f"The Hub at {endpoint} refused {what} (403): the token needs write access to "
-                               "that namespace (a 'write' or fine-grained token).") from None
+            raise HubPushError(
+                f"The Hub at {endpoint} refused {what} (403): the token needs write access to "
+                "that namespace (a 'write' or fine-grained token)."
+            ) from None
         message = str(error).strip().splitlines()
-        raise HubPushError(f"The Hub at {endpoint} answered with an error while {what}: "
-                           f"{' '.join(line.strip() for line in message if line.strip())}") from None
+        raise HubPushError(
+            f"The Hub at {endpoint} answered with an error while {what}: "
+            f"{' '.join(line.strip() for line in message if line.strip())}"
+        ) from None
     except OSError as error:
         raise HubPushError(f"Could not reach the Hub at {endpoint} while {what}: {error}") from None
     except Exception as error:  # the HTTP client's transport errors (connection refused, dropped)
         request = _request_of(error)
         if request is None:
             raise
-        outcome = (" A Hub commit lands entirely or not at all: the repo's history shows whether it did."
-                   if commit else "")
-        raise HubPushError(f"The connection to the Hub at {endpoint} failed while {what} ({request}): "
-                           f"{type(error).__name__}: {error}.{outcome}") from None
+        outcome = (
+            " A Hub commit lands entirely or not at all: the repo's history shows whether it did." if commit else ""
+        )
+        raise HubPushError(
+            f"The connection to the Hub at {endpoint} failed while {what} ({request}): "
+            f"{type(error).__name__}: {error}.{outcome}"
+        ) from None
 
 
 def _request_of(error: Exception) -> Optional[str]:
@@ -496,5 +578,10 @@ def _request_of(error: Exception) -> Optional[str]:
 
 
 __all__ = [
-    "HubPushError", "check_loadable", "check_model_dir", "push_to_hub", "save_for_hub", "write_model_card",
+    "HubPushError",
+    "check_loadable",
+    "check_model_dir",
+    "push_to_hub",
+    "save_for_hub",
+    "write_model_card",
 ]

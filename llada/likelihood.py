@@ -62,8 +62,9 @@ def answer_nll_samples(
     prompt_mask = (torch.arange(sequence.numel(), device=device) < prompt_len)[None, :]  # (1, seq)
 
     mask_counts = sample_mask_counts(answer_len, num_samples, k_sampling, generator)  # (K,), drawn on the CPU
-    answer_masked = uniform_count_masks(torch.ones(num_samples, answer_len, dtype=torch.bool), mask_counts[:, None],
-                                        generator)  # (K, L): k uniformly placed masks per draw
+    answer_masked = uniform_count_masks(
+        torch.ones(num_samples, answer_len, dtype=torch.bool), mask_counts[:, None], generator
+    )  # (K, L): k uniformly placed masks per draw
     masked_indices = torch.cat([torch.zeros(num_samples, prompt_len, dtype=torch.bool), answer_masked], 1)
 
     estimates = []
@@ -71,8 +72,15 @@ def answer_nll_samples(
         masked = masked_indices[start : start + batch_size].to(device)  # (batch, seq)
         targets = sequence.expand(masked.shape[0], -1)  # (batch, seq)
         noisy_ids = targets.masked_fill(masked, mask_token_id)
-        token_nll = masked_token_nll(model, noisy_ids, targets, masked, cfg_scale=cfg_scale,
-                                     prompt_mask=prompt_mask.expand_as(masked), mask_token_id=mask_token_id)
+        token_nll = masked_token_nll(
+            model,
+            noisy_ids,
+            targets,
+            masked,
+            cfg_scale=cfg_scale,
+            prompt_mask=prompt_mask.expand_as(masked),
+            mask_token_id=mask_token_id,
+        )
         weight = answer_len / mask_counts[start : start + batch_size].to(device, torch.float32)  # (batch,) L / k
         estimates.append((token_nll.sum(dim=1) * weight).double().cpu())
     return torch.cat(estimates)

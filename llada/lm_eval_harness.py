@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 import torch
-from tqdm.auto import tqdm
-
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+from tqdm.auto import tqdm
 
 from .likelihood import is_greedy_answer, monte_carlo_log_likelihood
 from .prepare_llada import left_pad
@@ -110,8 +109,13 @@ class LLaDAEvalHarness(TemplateLM):
         self.cfg_scale, self.k_sampling, self.check_greedy, self.seed = cfg_scale, k_sampling, check_greedy, seed
         self.max_length = max_length or self.model.config.max_position_embeddings
         self.add_bos_token = add_bos_token and self.tokenizer.bos_token_id is not None
-        self.generation_defaults = dict(max_new_tokens=max_new_tokens, steps=steps, block_length=block_length,
-                                        temperature=temperature, remasking=remasking)
+        self.generation_defaults = dict(
+            max_new_tokens=max_new_tokens,
+            steps=steps,
+            block_length=block_length,
+            temperature=temperature,
+            remasking=remasking,
+        )
         if isinstance(batch_size, str) and batch_size.isdigit():  # lm_eval's --batch_size arrives as a string
             batch_size = int(batch_size)
         self.batch_size = batch_size if isinstance(batch_size, int) and batch_size > 0 else 1
@@ -142,7 +146,9 @@ class LLaDAEvalHarness(TemplateLM):
 
     def apply_chat_template(self, chat_history, add_generation_prompt: bool = True) -> str:
         return self.tokenizer.apply_chat_template(
-            chat_history, tokenize=False, add_generation_prompt=add_generation_prompt,
+            chat_history,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
             continue_final_message=not add_generation_prompt,
         )
 
@@ -156,16 +162,21 @@ class LLaDAEvalHarness(TemplateLM):
         continuation = continuation[-self.max_length :]
         context = context[max(0, len(context) + len(continuation) - self.max_length) :]
         log_likelihood = monte_carlo_log_likelihood(
-            self.model, context, continuation, num_samples=num_samples, batch_size=self.mc_batch_size,
-            cfg_scale=self.cfg_scale, k_sampling=self.k_sampling, seed=self.seed,
+            self.model,
+            context,
+            continuation,
+            num_samples=num_samples,
+            batch_size=self.mc_batch_size,
+            cfg_scale=self.cfg_scale,
+            k_sampling=self.k_sampling,
+            seed=self.seed,
         )
         greedy = self.check_greedy and is_greedy_answer(self.model, context, continuation)
         return log_likelihood, bool(greedy)
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs) -> List[Tuple[float, bool]]:
         results = []
-        for request_strings, context, continuation in tqdm(requests, desc="llada loglikelihood",
-                                                           disable=disable_tqdm):
+        for request_strings, context, continuation in tqdm(requests, desc="llada loglikelihood", disable=disable_tqdm):
             result = self._score(context, continuation, self.mc_num)
             self.cache_hook.add_partial("loglikelihood", request_strings, result)
             results.append(result)
@@ -173,13 +184,18 @@ class LLaDAEvalHarness(TemplateLM):
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> List[float]:
         results = []
-        for (string,) in tqdm([request.args for request in requests], desc="llada loglikelihood_rolling",
-                              disable=disable_tqdm):
+        for (string,) in tqdm(
+            [request.args for request in requests], desc="llada loglikelihood_rolling", disable=disable_tqdm
+        ):
             tokens = self.tok_encode(string, add_special_tokens=False)
             # windows of at most max_length - 1 predicted tokens, each after the tokens before it (context + window
             # fit in max_length); every token is scored exactly once
-            windows = [make_disjoint_window(w) for w in get_rolling_token_windows(
-                tokens, self.prefix_token_id, max_seq_len=self.max_length - 1, context_len=1)]
+            windows = [
+                make_disjoint_window(w)
+                for w in get_rolling_token_windows(
+                    tokens, self.prefix_token_id, max_seq_len=self.max_length - 1, context_len=1
+                )
+            ]
             total = sum(self._score(context, window, self.rolling_mc_num)[0] for context, window in windows)
             self.cache_hook.add_partial("loglikelihood_rolling", (string,), total)
             results.append(total)
@@ -194,8 +210,11 @@ class LLaDAEvalHarness(TemplateLM):
         groups = {}
         for index, (_, gen_kwargs) in enumerate(arguments):
             groups.setdefault(json.dumps(gen_kwargs, sort_keys=True, default=str), []).append(index)
-        batches = [indices[i : i + self.batch_size] for indices in groups.values()
-                   for i in range(0, len(indices), self.batch_size)]
+        batches = [
+            indices[i : i + self.batch_size]
+            for indices in groups.values()
+            for i in range(0, len(indices), self.batch_size)
+        ]
         results = [None] * len(arguments)
         for batch in tqdm(batches, desc="llada generate_until", disable=disable_tqdm):
             contexts = [arguments[i][0] for i in batch]
@@ -246,8 +265,10 @@ class LLaDAEvalHarness(TemplateLM):
         settings, until, requested = self._generation_settings(gen_kwargs)
         room = self.max_length - settings["max_new_tokens"]
         if room < 1:
-            raise ValueError(f"llada generate_until: max_new_tokens {settings['max_new_tokens']} leaves no room for "
-                             f"the prompt within max_length {self.max_length}.")
+            raise ValueError(
+                f"llada generate_until: max_new_tokens {settings['max_new_tokens']} leaves no room for "
+                f"the prompt within max_length {self.max_length}."
+            )
         prompts = [self.tok_encode(context)[-room:] for context in contexts]
         pad_id = self.model.config.pad_token_id if self.model.config.pad_token_id is not None else self.eot_token_id
         input_ids, attention_mask = left_pad(prompts, pad_id, self._device)  # (batch, width)
@@ -256,12 +277,17 @@ class LLaDAEvalHarness(TemplateLM):
             sequences = self.model.diffusion_generate(
                 # `seed`: every row draws from its own stream (seeded by the seed and its prompt), so a request's
                 # sample does not depend on the batch size or on the other requests of its batch
-                input_ids=input_ids, attention_mask=attention_mask, seed=self.seed, **settings
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                seed=self.seed,
+                **settings,
             )
         generated = sequences[:, width : width + requested].tolist()  # (batch, requested tokens)
         stop_ids = set(as_id_list(self.model.generation_config.eos_token_id) + as_id_list(self.eot_token_id))
-        return [_cut_at_stop(self.tokenizer.decode(_cut_at_ids(row, stop_ids), skip_special_tokens=True), until)
-                for row in generated]
+        return [
+            _cut_at_stop(self.tokenizer.decode(_cut_at_ids(row, stop_ids), skip_special_tokens=True), until)
+            for row in generated
+        ]
 
 
 def _cut_at_ids(token_ids: List[int], stop_ids) -> List[int]:

@@ -32,10 +32,16 @@ except ImportError:  # pragma: no cover - transformers without the bidirectional
     create_bidirectional_mask = None
 
 
-def attention_layout(config, inputs_embeds: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
-                     position_ids: Optional[torch.LongTensor] = None, past_key_values=None,
-                     clean_input_ids: Optional[torch.LongTensor] = None, embed_tokens=None,
-                     output_attentions: bool = False):
+def attention_layout(
+    config,
+    inputs_embeds: torch.Tensor,
+    attention_mask: Optional[torch.Tensor] = None,
+    position_ids: Optional[torch.LongTensor] = None,
+    past_key_values=None,
+    clean_input_ids: Optional[torch.LongTensor] = None,
+    embed_tokens=None,
+    output_attentions: bool = False,
+):
     r"""
     The inputs of the layers for one forward pass of `LLaDAModel`: `(inputs_embeds, position_ids, mask)`.
 
@@ -57,10 +63,15 @@ def attention_layout(config, inputs_embeds: torch.Tensor, attention_mask: Option
         if past_key_values is not None:
             if clean_input_ids is not None:
                 raise ValueError("LLaDAModel.forward: `clean_input_ids` cannot be combined with `past_key_values`.")
-            return (inputs_embeds, *_cached_block_layout(config.block_size, attention_mask, position_ids,
-                                                          past_key_values, batch, seq, inputs_embeds.device))
-        inputs_embeds, position_ids, mask = _block_layout(config.block_size, inputs_embeds, attention_mask,
-                                                          position_ids, clean_input_ids, embed_tokens)
+            return (
+                inputs_embeds,
+                *_cached_block_layout(
+                    config.block_size, attention_mask, position_ids, past_key_values, batch, seq, inputs_embeds.device
+                ),
+            )
+        inputs_embeds, position_ids, mask = _block_layout(
+            config.block_size, inputs_embeds, attention_mask, position_ids, clean_input_ids, embed_tokens
+        )
         prepared = attention_mask is not None and attention_mask.dim() == 4
         if clean_input_ids is not None and not prepared and not output_attentions:
             mask = TrainingLayoutMask(mask, inputs_embeds.shape[1] // seq - 1, seq)  # attended in two parts
@@ -106,8 +117,9 @@ def _cached_block_layout(block_size, attention_mask, position_ids, past_key_valu
     blocks = position_ids // block_size  # (batch, seq)
     if key_padding is None and bool((blocks == blocks[:, :1]).all()):
         return position_ids, None
-    mask = torch.cat([blocks.new_ones((batch, seq, cached), dtype=torch.bool),
-                      blocks[:, None, :] <= blocks[:, :, None]], dim=-1)[:, None]  # (batch, 1, seq, all)
+    mask = torch.cat(
+        [blocks.new_ones((batch, seq, cached), dtype=torch.bool), blocks[:, None, :] <= blocks[:, :, None]], dim=-1
+    )[:, None]  # (batch, 1, seq, all)
     return position_ids, _and_key_padding(mask, key_padding, first_query_key=cached)
 
 
@@ -122,7 +134,8 @@ def _block_layout(block_size, inputs_embeds, attention_mask, position_ids, clean
             position_ids = _default_position_ids(None, batch, seq, device)
         if clean_input_ids is not None:
             inputs_embeds, position_ids, _ = _training_layout(
-                copies, inputs_embeds, position_ids, None, clean_input_ids, embed_tokens)
+                copies, inputs_embeds, position_ids, None, clean_input_ids, embed_tokens
+            )
         return inputs_embeds, position_ids, attention_mask
     key_padding = _key_padding(attention_mask, batch, seq, "seq")
     layout = "causal" if clean_input_ids is None else "diffusion"
@@ -138,7 +151,8 @@ def _block_layout(block_size, inputs_embeds, attention_mask, position_ids, clean
             mask = block_causal_mask(blocks, blocks) if layout == "causal" else block_diffusion_mask(rows, copies)
     if clean_input_ids is not None:
         inputs_embeds, position_ids, key_padding = _training_layout(
-            copies, inputs_embeds, position_ids, key_padding, clean_input_ids, embed_tokens)
+            copies, inputs_embeds, position_ids, key_padding, clean_input_ids, embed_tokens
+        )
     return inputs_embeds, position_ids, _and_key_padding(mask, key_padding)
 
 
@@ -164,8 +178,9 @@ class TrainingLayoutMask:
         # mask: the layout's boolean (1 or rows, 1, (c + 1) seq, (c + 1) seq); the copies share their rows' padding
         clean = slice(copies * seq, (copies + 1) * seq)
         own = [slice(c * seq, (c + 1) * seq) for c in range(copies)]
-        parts = [torch.cat([mask[:, :, span, span], mask[:, :, span, clean]], dim=-1)
-                 for span in own]  # (1 or rows, 1, seq, 2 seq) each
+        parts = [
+            torch.cat([mask[:, :, span, span], mask[:, :, span, clean]], dim=-1) for span in own
+        ]  # (1 or rows, 1, seq, 2 seq) each
         # a mask built once per shape is the same for every copy; one per row follows the copies' order of rows
         self.noised = parts[0] if mask.shape[0] == 1 else torch.cat(parts)  # (1 or c rows, 1, seq, 2 seq)
         self.clean = mask[:, :, clean, clean]  # (1 or rows, 1, seq, seq)
@@ -178,15 +193,23 @@ class TrainingLayoutMask:
         clean = slice(copies * seq, (copies + 1) * seq)
 
         def copies_of(x, with_clean):  # (rows, h, ., d) -> (c rows, h, seq or 2 seq, d), copy-major like the input
-            return torch.cat([torch.cat([x[:, :, c * seq:(c + 1) * seq], x[:, :, clean]], dim=2) if with_clean
-                              else x[:, :, c * seq:(c + 1) * seq] for c in range(copies)])
+            return torch.cat(
+                [
+                    torch.cat([x[:, :, c * seq : (c + 1) * seq], x[:, :, clean]], dim=2)
+                    if with_clean
+                    else x[:, :, c * seq : (c + 1) * seq]
+                    for c in range(copies)
+                ]
+            )
 
-        noised, _ = attention_interface(module, copies_of(query, False), copies_of(key, True), copies_of(value, True),
-                                        self.noised, **options)  # (c rows, seq, heads, d)
+        noised, _ = attention_interface(
+            module, copies_of(query, False), copies_of(key, True), copies_of(value, True), self.noised, **options
+        )  # (c rows, seq, heads, d)
         output = side_by_side(noised, copies)  # (rows, c seq, heads, d)
         if query.shape[2] > copies * seq:  # the clean copy's queries
-            clean_output, _ = attention_interface(module, query[:, :, clean], key[:, :, clean], value[:, :, clean],
-                                                  self.clean, **options)  # (rows, seq, heads, d)
+            clean_output, _ = attention_interface(
+                module, query[:, :, clean], key[:, :, clean], value[:, :, clean], self.clean, **options
+            )  # (rows, seq, heads, d)
             output = torch.cat([output, clean_output], dim=1)
         return output, None
 
@@ -239,15 +262,18 @@ def block_diffusion_mask(blocks: torch.Tensor, copies: int = 1) -> torch.Tensor:
     query, key = blocks[:, :, None], blocks[:, None, :]  # (batch, L, 1), (batch, 1, L)
     same_block, earlier_block = key == query, key < query  # (batch, L, L) each
     nothing = torch.zeros_like(same_block)
-    noised_queries = [torch.cat([same_block if own == copy else nothing for own in range(copies)] + [earlier_block],
-                                dim=-1) for copy in range(copies)]  # (batch, L, (copies + 1) L) each
+    noised_queries = [
+        torch.cat([same_block if own == copy else nothing for own in range(copies)] + [earlier_block], dim=-1)
+        for copy in range(copies)
+    ]  # (batch, L, (copies + 1) L) each
     clean_queries = torch.cat([nothing] * copies + [same_block | earlier_block], dim=-1)
     return torch.cat(noised_queries + [clean_queries], dim=1)[:, None]
 
 
 @functools.lru_cache(maxsize=16)
-def _canonical_block_mask(layout: str, seq: int, block_size: int, device: torch.device,
-                          copies: int = 1) -> torch.Tensor:
+def _canonical_block_mask(
+    layout: str, seq: int, block_size: int, device: torch.device, copies: int = 1
+) -> torch.Tensor:
     """The mask of a row whose positions are 0..seq-1, built once per shape: (1, 1, q, k)."""
     blocks = (torch.arange(seq, device=device) // block_size)[None]  # (1, seq)
     return block_causal_mask(blocks, blocks) if layout == "causal" else block_diffusion_mask(blocks, copies)
@@ -293,5 +319,11 @@ def _default_position_ids(attention_mask, batch, seq, device):
     return position_ids_from_padding(attention_mask)
 
 
-__all__ = ["TrainingLayoutMask", "attention_layout", "block_causal_mask", "block_diffusion_mask", "side_by_side",
-           "stacked"]
+__all__ = [
+    "TrainingLayoutMask",
+    "attention_layout",
+    "block_causal_mask",
+    "block_diffusion_mask",
+    "side_by_side",
+    "stacked",
+]

@@ -12,23 +12,23 @@ from typing import Callable, Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 from transformers import PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
 from transformers.utils import logging
 
-from .checks_llada import check_labels, check_model_inputs
-from .configuration_llada import LLaDAConfig
-from .diffusion_llada import masked_diffusion_loss
-from .diffusion_llada import forward_process  # noqa: F401 - also importable from here, as the model's noising
-from .generation_config_llada import LLaDAGenerationConfig
-from .generation_llada import LLaDAGenerationMixin
-from .masks_llada import TrainingLayoutMask, attention_layout, stacked
-
 # transformers 4.x copies, from a local folder, only the Hub files that the model's module imports itself (5.x also
 # follows the imports of those): every sibling is imported here so that a saved folder loads on both.
 from .cache_llada import CanvasKVCache, shift_hidden_states  # noqa: F401
+from .checks_llada import check_labels, check_model_inputs
+from .configuration_llada import LLaDAConfig
+from .diffusion_llada import (
+    forward_process,  # noqa: F401 - also importable from here, as the model's noising
+    masked_diffusion_loss,
+)
+from .generation_config_llada import LLaDAGenerationConfig
+from .generation_llada import LLaDAGenerationMixin
+from .masks_llada import TrainingLayoutMask, attention_layout, stacked
 from .prepare_llada import prepare_call  # noqa: F401
 from .processors_llada import BlockLogitsProcessor  # noqa: F401
 from .rows_llada import RunningRows  # noqa: F401
@@ -231,8 +231,9 @@ class LLaDAAttention(nn.Module):
         implementation = self.config._attn_implementation or "eager"
         if implementation != "eager" and not output_attentions:
             attention_interface = ALL_ATTENTION_FUNCTIONS[implementation]
-        options = dict(dropout=self.attention_dropout if self.training else 0.0, scaling=self.scaling,
-                       is_causal=False, **kwargs)
+        options = dict(
+            dropout=self.attention_dropout if self.training else 0.0, scaling=self.scaling, is_causal=False, **kwargs
+        )
         if isinstance(attention_mask, TrainingLayoutMask):
             attn_output, attn_weights = attention_mask.attend(attention_interface, self, query, key, value, options)
         else:
@@ -251,8 +252,15 @@ class LLaDADecoderLayer(GradientCheckpointingLayer):
         self.input_layernorm = LLaDARMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = LLaDARMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
-    def forward(self, hidden_states, attention_mask=None, position_embeddings=None, output_attentions=False,
-                num_queries=None, **kwargs):
+    def forward(
+        self,
+        hidden_states,
+        attention_mask=None,
+        position_embeddings=None,
+        output_attentions=False,
+        num_queries=None,
+        **kwargs,
+    ):
         attn_output, attn_weights = self.self_attn(
             self.input_layernorm(hidden_states),
             position_embeddings=position_embeddings,
@@ -355,16 +363,24 @@ class LLaDAModel(LLaDAPreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         # one clear error per bad argument; values (ids, 0/1 masks) on CPU tensors only (see `checks_llada`)
-        check_model_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids,
-                           windowed=past_key_values is not None)
+        check_model_inputs(
+            self.config, input_ids, inputs_embeds, attention_mask, position_ids, windowed=past_key_values is not None
+        )
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (batch, seq, hidden)
         batch, seq = inputs_embeds.shape[:2]
         # the embeddings (with `clean_input_ids`: the clean copy after the noised ones), positions and attention mask
         # of this pass's layout: bidirectional, a cached window, block-causal or block diffusion's training layout
-        inputs_embeds, position_ids, mask = attention_layout(self.config, inputs_embeds, attention_mask, position_ids,
-                                                             past_key_values, clean_input_ids, self.embed_tokens,
-                                                             output_attentions)
+        inputs_embeds, position_ids, mask = attention_layout(
+            self.config,
+            inputs_embeds,
+            attention_mask,
+            position_ids,
+            past_key_values,
+            clean_input_ids,
+            self.embed_tokens,
+            output_attentions,
+        )
         position_embeddings = self.rotary_emb(inputs_embeds, position_ids)
 
         hidden_states = inputs_embeds
@@ -393,8 +409,9 @@ class LLaDAModel(LLaDAPreTrainedModel):
         hidden_states = self.norm(hidden_states)  # with clean_input_ids: the noised copies' only (and clean to shift)
         if logit_shift:  # Dream: the head reads position i from position i - 1 (see `shift_hidden_states`)
             copies = 0 if clean_input_ids is None else hidden_states.shape[1] // seq - 1
-            hidden_states = shift_hidden_states(hidden_states, past_key_values, position_ids,
-                                                getattr(self.config, "block_size", None), copies)
+            hidden_states = shift_hidden_states(
+                hidden_states, past_key_values, position_ids, getattr(self.config, "block_size", None), copies
+            )
         if clean_input_ids is not None:
             hidden_states = stacked(hidden_states, batch // clean_input_ids.shape[0])  # (batch, seq, hidden)
         if output_hidden_states:
@@ -530,7 +547,8 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
         else:
             if torch.is_tensor(logits_to_keep) and logits_to_keep.dim() == 2:  # per-row positions (batch, k)
                 hidden_states = hidden_states.gather(
-                    1, logits_to_keep[..., None].expand(-1, -1, hidden_states.shape[-1]))  # (batch, k, hidden)
+                    1, logits_to_keep[..., None].expand(-1, -1, hidden_states.shape[-1])
+                )  # (batch, k, hidden)
             elif not keep_all:
                 kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
                 hidden_states = hidden_states[:, kept]
@@ -547,5 +565,9 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
 
 
 __all__ = [
-    "LLaDAPreTrainedModel", "LLaDAModel", "LLaDAForMaskedDiffusion", "forward_process", "masked_diffusion_loss",
+    "LLaDAPreTrainedModel",
+    "LLaDAModel",
+    "LLaDAForMaskedDiffusion",
+    "forward_process",
+    "masked_diffusion_loss",
 ]

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
-
 from transformers import GenerationConfig
 from transformers.utils import logging
 
@@ -42,11 +41,16 @@ from .processors_llada import BlockLogitsProcessor, apply_do_sample
 from .rows_llada import RandomDraws
 from .sampling_llada import ConfidenceCredit, as_id_list, block_schedule
 
-
 logger = logging.get_logger(__name__)
 
-CALL_ONLY_ARGUMENTS = ("streamer", "generator", "seed", "generation_tokens_hook_func", "generation_logits_hook_func",
-                       "logits_processor")
+CALL_ONLY_ARGUMENTS = (
+    "streamer",
+    "generator",
+    "seed",
+    "generation_tokens_hook_func",
+    "generation_logits_hook_func",
+    "logits_processor",
+)
 _COMPILED_FORWARDS = {}  # (model class, compile settings) -> its `CompiledForward`, see `compiled_forward`
 
 
@@ -89,29 +93,43 @@ def prepare_call(model, input_ids, attention_mask, generation_config, kwargs):
     options = _pop_call_options(kwargs)
     logits_processor = options.pop("logits_processor")
     config = prepare_generation_config(model, generation_config, kwargs)
-    prompt_ids, prompt_mask = _prepare_prompt(input_ids, attention_mask, config.num_return_sequences, model.device,
-                                              model.config.vocab_size)
+    prompt_ids, prompt_mask = _prepare_prompt(
+        input_ids, attention_mask, config.num_return_sequences, model.device, model.config.vocab_size
+    )
     batch, prompt_length = prompt_ids.shape
     mask_token_id = prepare_special_tokens(model, config)
     max_new_tokens = _prepare_length(config, model.config, prompt_ids, prompt_mask, mask_token_id)
     canvas, attention_mask = _prepare_canvas(prompt_ids, prompt_mask, max_new_tokens, mask_token_id)
     block_size = getattr(model.config, "block_size", None)
-    generation_start, block_length, steps_per_block = _prepare_blocks(config, block_size, canvas, prompt_length,
-                                                                      mask_token_id)
+    generation_start, block_length, steps_per_block = _prepare_blocks(
+        config, block_size, canvas, prompt_length, mask_token_id
+    )
     prompt_positions = attention_mask.bool() & (canvas != mask_token_id)  # (batch, seq), masked for guidance
     prompt_positions[:, prompt_length:] = False
     eos_token_ids = tuple(as_id_list(config.eos_token_id))
-    randomness = RandomDraws.for_call(options.pop("seed"), options.pop("generator"), prompt_ids, prompt_mask,
-                                      config.num_return_sequences or 1, model.device)
-    context = DenoisingContext(
-        config=config, mask_token_id=mask_token_id, prompt_length=prompt_length,
-        attention_mask=None if bool(attention_mask.all()) else attention_mask, generation_start=generation_start,
-        prompt_positions=prompt_positions, eos_token_ids=eos_token_ids,
-        pad_token_id=config.pad_token_id if config.pad_token_id is not None else next(iter(eos_token_ids), None),
-        randomness=randomness, **options,
+    randomness = RandomDraws.for_call(
+        options.pop("seed"),
+        options.pop("generator"),
+        prompt_ids,
+        prompt_mask,
+        config.num_return_sequences or 1,
+        model.device,
     )
-    processors = BlockLogitsProcessor(config, logits_processor, eos_token_ids,
-                                      prompt_length if max_new_tokens else None, model.device)
+    context = DenoisingContext(
+        config=config,
+        mask_token_id=mask_token_id,
+        prompt_length=prompt_length,
+        attention_mask=None if bool(attention_mask.all()) else attention_mask,
+        generation_start=generation_start,
+        prompt_positions=prompt_positions,
+        eos_token_ids=eos_token_ids,
+        pad_token_id=config.pad_token_id if config.pad_token_id is not None else next(iter(eos_token_ids), None),
+        randomness=randomness,
+        **options,
+    )
+    processors = BlockLogitsProcessor(
+        config, logits_processor, eos_token_ids, prompt_length if max_new_tokens else None, model.device
+    )
     context.logits_processor = processors if processors else None
     context.static_shapes, context.forward = _prepare_forward(model, config, block_size)
     if config.use_cache and context.has_hooks:
@@ -147,8 +165,9 @@ def _pop_call_options(kwargs) -> dict:
                 f"got {type(hook).__name__}."
             )
     logits_processor = kwargs.pop("logits_processor", None)
-    if logits_processor is not None and not (isinstance(logits_processor, (list, tuple))
-                                             and all(callable(p) for p in logits_processor)):
+    if logits_processor is not None and not (
+        isinstance(logits_processor, (list, tuple)) and all(callable(p) for p in logits_processor)
+    ):
         raise TypeError(
             "diffusion_generate: `logits_processor` must be a LogitsProcessorList (or a list of callables "
             f"(input_ids, scores) -> scores), got {type(logits_processor).__name__}."
@@ -161,10 +180,13 @@ def _pop_call_options(kwargs) -> dict:
             raise ValueError("diffusion_generate: pass `generator` or `seed`, not both.")
         if isinstance(seed, tuple):
             seed = list(seed)
-        if not all(isinstance(one, int) and not isinstance(one, bool) for one in
-                   (seed if isinstance(seed, list) and seed else [seed])):
-            raise TypeError(f"diffusion_generate: `seed` must be an int or a list of ints (one per prompt), "
-                            f"got {seed!r}.")
+        if not all(
+            isinstance(one, int) and not isinstance(one, bool)
+            for one in (seed if isinstance(seed, list) and seed else [seed])
+        ):
+            raise TypeError(
+                f"diffusion_generate: `seed` must be an int or a list of ints (one per prompt), got {seed!r}."
+            )
     return dict(streamer=streamer, generator=generator, seed=seed, logits_processor=logits_processor, **hooks)
 
 
@@ -214,8 +236,12 @@ def _prepare_prompt(input_ids, attention_mask, num_return_sequences, device, voc
             raise ValueError("diffusion_generate: `attention_mask` was given without `input_ids`.")
         empty = torch.zeros((copies, 0), dtype=torch.long, device=device)  # unconditional generation
         return empty, empty.clone()
-    if (not torch.is_tensor(input_ids) or input_ids.is_floating_point() or input_ids.dtype == torch.bool
-            or input_ids.dim() not in (1, 2)):
+    if (
+        not torch.is_tensor(input_ids)
+        or input_ids.is_floating_point()
+        or input_ids.dtype == torch.bool
+        or input_ids.dim() not in (1, 2)
+    ):
         shape = f"{tuple(input_ids.shape)} of dtype {input_ids.dtype}" if torch.is_tensor(input_ids) else ""
         raise ValueError(
             "diffusion_generate: `input_ids` must be an integer tensor of shape (batch, prompt_len), got "
@@ -233,8 +259,10 @@ def _prepare_prompt(input_ids, attention_mask, num_return_sequences, device, voc
     if vocab_size is not None:  # once per call, so on any device
         outside = first_outside(input_ids, 0, vocab_size - 1)
         if outside is not None:
-            raise ValueError(f"diffusion_generate: `input_ids` must be ids in [0, {vocab_size - 1}] (the vocabulary), "
-                             f"got {outside}.")
+            raise ValueError(
+                f"diffusion_generate: `input_ids` must be ids in [0, {vocab_size - 1}] (the vocabulary), "
+                f"got {outside}."
+            )
     input_ids = input_ids.to(device).long().repeat_interleave(copies, dim=0)
     attention_mask = attention_mask.to(device).long().repeat_interleave(copies, dim=0)
     return input_ids, attention_mask
@@ -243,15 +271,23 @@ def _prepare_prompt(input_ids, attention_mask, num_return_sequences, device, voc
 def prepare_special_tokens(model, config) -> int:
     """The mask id of a call (the generation config's, else the model config's); it, the pad id and the EOS ids must
     be in the vocabulary (a pad id outside it would be written into the output)."""
-    mask_token_id = resolve_mask_token_id(model, config.mask_token_id, "diffusion_generate",
-                                          "`mask_token_id` in the generation config or the model config")
+    mask_token_id = resolve_mask_token_id(
+        model,
+        config.mask_token_id,
+        "diffusion_generate",
+        "`mask_token_id` in the generation config or the model config",
+    )
     vocab_size = getattr(model.config, "vocab_size", None)
-    for name, values in (("mask_token_id", [mask_token_id]), ("pad_token_id", as_id_list(config.pad_token_id)),
-                         ("eos_token_id", as_id_list(config.eos_token_id))):
+    for name, values in (
+        ("mask_token_id", [mask_token_id]),
+        ("pad_token_id", as_id_list(config.pad_token_id)),
+        ("eos_token_id", as_id_list(config.eos_token_id)),
+    ):
         for value in values:
             if vocab_size is not None and not 0 <= value < vocab_size:
-                raise ValueError(f"diffusion_generate: `{name}` must be in [0, {vocab_size - 1}] (the "
-                                 f"vocabulary), got {value}.")
+                raise ValueError(
+                    f"diffusion_generate: `{name}` must be in [0, {vocab_size - 1}] (the vocabulary), got {value}."
+                )
     return mask_token_id
 
 
@@ -261,8 +297,10 @@ def _prepare_length(config, model_config, prompt_ids, prompt_mask, mask_token_id
     prompt_length = prompt_mask.shape[1]
     prompt_masks = prompt_ids == mask_token_id  # (batch, prompt_len)
     if bool((prompt_masks & (prompt_mask == 0)).any()):
-        raise ValueError(f"diffusion_generate: padding positions (attention_mask 0) hold the mask token "
-                         f"({mask_token_id}); pad with another id.")
+        raise ValueError(
+            f"diffusion_generate: padding positions (attention_mask 0) hold the mask token "
+            f"({mask_token_id}); pad with another id."
+        )
     has_masks = bool(prompt_masks.any())
     max_new_tokens = config.max_new_tokens
     if max_new_tokens is None:
@@ -304,14 +342,20 @@ def _prepare_blocks(config, block_size: Optional[int], canvas, prompt_length: in
     (infilling), or less with only those."""
     masked_columns = (canvas == mask_token_id).any(dim=0).nonzero().squeeze(-1)
     generation_start, generation_end = int(masked_columns[0]), int(masked_columns[-1]) + 1
-    span_name = "max_new_tokens" if (generation_start, generation_end) == (prompt_length, canvas.shape[1]) else (
-        f"the masked span (canvas columns {generation_start} to {generation_end - 1}, from the first to the last "
-        "mask token)")
+    span_name = (
+        "max_new_tokens"
+        if (generation_start, generation_end) == (prompt_length, canvas.shape[1])
+        else (
+            f"the masked span (canvas columns {generation_start} to {generation_end - 1}, from the first to the last "
+            "mask token)"
+        )
+    )
     block_length = config.block_length
     if block_size is not None:
         block_length = block_model_length(config, block_size, generation_start, prompt_length)
-    block_length, steps_per_block = block_schedule(generation_end - generation_start, block_length, config.steps,
-                                                   length_name=span_name)
+    block_length, steps_per_block = block_schedule(
+        generation_end - generation_start, block_length, config.steps, length_name=span_name
+    )
     return generation_start, block_length, steps_per_block
 
 
@@ -329,9 +373,9 @@ def block_model_length(config, block_size: int, generation_start: int, prompt_le
     block_length = block_size if config.block_length is None else config.block_length
     if block_size % block_length:
         raise ValueError(
-            f"diffusion_generate: `block_length` ({block_length}) must divide the model's `block_size` ({block_size}): "
-            "a block diffusion model decodes one of its blocks, or a part of one, at a time given the finished "
-            "blocks before it. Leave `block_length` unset to use the block size."
+            f"diffusion_generate: `block_length` ({block_length}) must divide the model's `block_size` "
+            f"({block_size}): a block diffusion model decodes one of its blocks, or a part of one, at a time given "
+            "the finished blocks before it. Leave `block_length` unset to use the block size."
         )
     return block_length
 
@@ -361,9 +405,13 @@ def _prepare_cache(context, attention_mask, block_size: Optional[int]) -> None:
             context.cache = BlockKVCache(block_size, context.prompt_length, copies=copies)
     elif config.use_cache:
         context.position_ids = position_ids_from_padding(attention_mask)
-        context.cache = CanvasKVCache(config.use_cache, config.cache_refresh_interval, copies=copies,
-                                      static_start=context.generation_start if context.static_shapes else None,
-                                      refresh_window=config.cache_refresh_window)
+        context.cache = CanvasKVCache(
+            config.use_cache,
+            config.cache_refresh_interval,
+            copies=copies,
+            static_start=context.generation_start if context.static_shapes else None,
+            refresh_window=config.cache_refresh_window,
+        )
 
 
 def compile_options(compile_config) -> dict:
@@ -372,8 +420,9 @@ def compile_options(compile_config) -> dict:
     if compile_config is None:
         return dict(fullgraph=True, dynamic=False)
     names = ("fullgraph", "dynamic", "backend", "mode", "options")
-    settings = compile_config if isinstance(compile_config, dict) else {n: getattr(compile_config, n, None)
-                                                                         for n in names}
+    settings = (
+        compile_config if isinstance(compile_config, dict) else {n: getattr(compile_config, n, None) for n in names}
+    )
     if settings.get("backend", "inductor") != "inductor":
         names = names[:3]  # `mode` and `options` are inductor's
     return {name: settings[name] for name in names if settings.get(name) is not None}
@@ -430,18 +479,35 @@ def prepare_infill(model, prefix_ids, suffix_ids, length: int, kwargs):
     """The canvas of `model.infill(prefix_ids, suffix_ids, length, **kwargs)`: `(input_ids, attention_mask,
     middle_start)` (see [`infill_canvas`]), padded with the pad id (the generation config's, else the model's, never
     the mask id)."""
-    for name in ("max_new_tokens", "gen_length", "max_length", "input_ids", "attention_mask",
-                 "return_dict_in_generate", "output_history"):
+    for name in (
+        "max_new_tokens",
+        "gen_length",
+        "max_length",
+        "input_ids",
+        "attention_mask",
+        "return_dict_in_generate",
+        "output_history",
+    ):
         if name in kwargs:
-            raise ValueError(f"infill: `{name}` does not apply (the gap is `length` tokens and infill returns "
-                             "them); call diffusion_generate with mask tokens in `input_ids` for the full output.")
+            raise ValueError(
+                f"infill: `{name}` does not apply (the gap is `length` tokens and infill returns "
+                "them); call diffusion_generate with mask tokens in `input_ids` for the full output."
+            )
     ids = {name: kwargs[name] for name in ("mask_token_id", "pad_token_id") if name in kwargs}
     config = prepare_generation_config(model, kwargs.get("generation_config"), ids)
     mask_token_id = prepare_special_tokens(model, config)
-    pad_token_id = next((i for i in (config.pad_token_id, model.config.pad_token_id) if i not in (None, mask_token_id)),
-                        0 if mask_token_id != 0 else 1)
-    return infill_canvas(as_token_rows(prefix_ids, "prefix_ids"), as_token_rows(suffix_ids, "suffix_ids"), length,
-                         mask_token_id, pad_token_id, device=model.device)
+    pad_token_id = next(
+        (i for i in (config.pad_token_id, model.config.pad_token_id) if i not in (None, mask_token_id)),
+        0 if mask_token_id != 0 else 1,
+    )
+    return infill_canvas(
+        as_token_rows(prefix_ids, "prefix_ids"),
+        as_token_rows(suffix_ids, "suffix_ids"),
+        length,
+        mask_token_id,
+        pad_token_id,
+        device=model.device,
+    )
 
 
 def left_pad(sequences, pad_token_id: int, device=None):
@@ -451,8 +517,8 @@ def left_pad(sequences, pad_token_id: int, device=None):
     input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long, device=device)
     attention_mask = torch.zeros_like(input_ids)
     for row, ids in enumerate(sequences):
-        input_ids[row, width - len(ids):] = torch.as_tensor(ids, dtype=torch.long)
-        attention_mask[row, width - len(ids):] = 1
+        input_ids[row, width - len(ids) :] = torch.as_tensor(ids, dtype=torch.long)
+        attention_mask[row, width - len(ids) :] = 1
     return input_ids, attention_mask
 
 
@@ -465,9 +531,14 @@ def as_token_rows(token_ids, name: str = "token ids") -> list:
         token_ids = torch.atleast_2d(token_ids).tolist()
     elif isinstance(token_ids, (list, tuple)) and all(isinstance(t, int) for t in token_ids):
         token_ids = [list(token_ids)]
-    if not (isinstance(token_ids, (list, tuple)) and token_ids
-            and all(isinstance(row, (list, tuple)) and all(isinstance(t, int) for t in row) for row in token_ids)):
-        raise ValueError(f"`{name}` must be a list of token ids, a list of such lists, or a tensor; got {token_ids!r}.")
+    if not (
+        isinstance(token_ids, (list, tuple))
+        and token_ids
+        and all(isinstance(row, (list, tuple)) and all(isinstance(t, int) for t in row) for row in token_ids)
+    ):
+        raise ValueError(
+            f"`{name}` must be a list of token ids, a list of such lists, or a tensor; got {token_ids!r}."
+        )
     return [list(row) for row in token_ids]
 
 
@@ -496,7 +567,18 @@ def block_position_ids(attention_mask: torch.Tensor, prompt_length: int, block_s
 
 
 __all__ = [
-    "CALL_ONLY_ARGUMENTS", "CompiledForward", "DenoisingContext", "as_token_rows", "block_model_length",
-    "block_position_ids", "compile_options", "compiled_forward", "infill_canvas", "left_pad", "prepare_call",
-    "prepare_generation_config", "prepare_infill", "prepare_special_tokens",
+    "CALL_ONLY_ARGUMENTS",
+    "CompiledForward",
+    "DenoisingContext",
+    "as_token_rows",
+    "block_model_length",
+    "block_position_ids",
+    "compile_options",
+    "compiled_forward",
+    "infill_canvas",
+    "left_pad",
+    "prepare_call",
+    "prepare_generation_config",
+    "prepare_infill",
+    "prepare_special_tokens",
 ]

@@ -28,7 +28,6 @@ This is a Hub file: it imports only the standard library, torch and the public t
 from typing import Optional
 
 import torch
-
 from transformers import (
     EpsilonLogitsWarper,
     EtaLogitsWarper,
@@ -44,7 +43,6 @@ from transformers import (
 from transformers.utils import logging
 
 from .sampling_llada import scale_logits
-
 
 logger = logging.get_logger(__name__)
 
@@ -70,19 +68,30 @@ INAPPLICABLE_FLAGS = {
     "speculation_type": (None, "speculative decoding " + _NOT_LEFT_TO_RIGHT),
     "top_h": (None, "not available to diffusion sampling; use `top_p`, `min_p` or `typical_p`"),
     "guidance_scale": (1.0, "classifier-free guidance is `cfg_scale` (0 = none)"),
-    "no_repeat_ngram_size": (0, "it bans the token that would follow the last n - 1 tokens of the text so far, and "
-                                "a canvas decoded in any order has no such last tokens"),
+    "no_repeat_ngram_size": (
+        0,
+        "it bans the token that would follow the last n - 1 tokens of the text so far, and "
+        "a canvas decoded in any order has no such last tokens",
+    ),
     "encoder_no_repeat_ngram_size": (0, "the model has no encoder"),
     "encoder_repetition_penalty": (1.0, "the model has no encoder"),
     "min_length": (0, "use `min_new_tokens` (no EOS in the first generated positions)"),
     "forced_bos_token_id": (None, "put the token in the prompt instead"),
-    "forced_eos_token_id": (None, "it forces EOS once the text reaches `max_length`; here every position is decoded "
-                                  "at once and EOS ends a row through `eos_token_id`"),
-    "exponential_decay_length_penalty": (None, "it depends on the number of tokens generated so far, which a "
-                                               "diffusion step does not have"),
+    "forced_eos_token_id": (
+        None,
+        "it forces EOS once the text reaches `max_length`; here every position is decoded "
+        "at once and EOS ends a row through `eos_token_id`",
+    ),
+    "exponential_decay_length_penalty": (
+        None,
+        "it depends on the number of tokens generated so far, which a diffusion step does not have",
+    ),
     "max_time": (None, "the sampler always runs its steps; lower `steps` or use `threshold` to go faster"),
-    "stop_strings": (None, "every position is decoded at once, so there is no point to stop at; cut the decoded "
-                           "text at the string instead"),
+    "stop_strings": (
+        None,
+        "every position is decoded at once, so there is no point to stop at; cut the decoded "
+        "text at the string instead",
+    ),
     "remove_invalid_values": (False, "it would turn the -inf of forbidden tokens into finite values"),
     "output_scores": (False, "diffusion sampling returns no per-token scores; use `output_history`"),
     "output_logits": (False, "diffusion sampling returns no per-token logits; use `output_history`"),
@@ -90,8 +99,10 @@ INAPPLICABLE_FLAGS = {
     "output_hidden_states": (False, "call the model's forward for hidden states"),
     "token_healing": (False, _NOT_LEFT_TO_RIGHT),
     "watermarking_config": (None, "watermarking " + _NOT_LEFT_TO_RIGHT),
-    "cache_implementation": (None, "the sampler has its own cache (`use_cache='prefix'` or `'dual'`), and "
-                                   "`compile=True` compiles its forward"),
+    "cache_implementation": (
+        None,
+        "the sampler has its own cache (`use_cache='prefix'` or `'dual'`), and `compile=True` compiles its forward",
+    ),
 }
 
 
@@ -107,10 +118,13 @@ def reject_unsupported_generation_flags(config, defaults=None) -> None:
     for flag, (off, reason) in INAPPLICABLE_FLAGS.items():
         value = getattr(config, flag, None)
         if not (value is None or _same(value, off) or _same(value, getattr(defaults, flag, None))):
-            raise ValueError(f"{name}: `{flag}={value!r}` has no meaning for diffusion sampling: {reason}; leave it "
-                             "unset.")
-    for flag, sequences in (("bad_words_ids", getattr(config, "bad_words_ids", None)),
-                            ("sequence_bias", _biased_sequences(getattr(config, "sequence_bias", None)))):
+            raise ValueError(
+                f"{name}: `{flag}={value!r}` has no meaning for diffusion sampling: {reason}; leave it unset."
+            )
+    for flag, sequences in (
+        ("bad_words_ids", getattr(config, "bad_words_ids", None)),
+        ("sequence_bias", _biased_sequences(getattr(config, "sequence_bias", None))),
+    ):
         longer = [list(ids) for ids in sequences or () if not isinstance(ids, int) and len(ids) != 1]
         if longer:
             raise ValueError(
@@ -126,8 +140,13 @@ def _same(value, off) -> bool:
     if value is off or (isinstance(value, str) and value == off):
         return True
     numbers = (int, float)
-    return (isinstance(value, numbers) and isinstance(off, numbers) and not isinstance(value, bool)
-            and not isinstance(off, bool) and value == off)
+    return (
+        isinstance(value, numbers)
+        and isinstance(off, numbers)
+        and not isinstance(value, bool)
+        and not isinstance(off, bool)
+        and value == off
+    )
 
 
 def _biased_sequences(sequence_bias):
@@ -207,8 +226,15 @@ class BlockLogitsProcessor:
     def __bool__(self) -> bool:
         return bool(self.processors or self.warpers or self.begin_suppress is not None)
 
-    def __call__(self, canvas: torch.Tensor, attention_mask: Optional[torch.Tensor], block_logits: torch.Tensor,
-                 block: slice, mask_token_id: int, temperature: float = 0.0) -> torch.Tensor:
+    def __call__(
+        self,
+        canvas: torch.Tensor,
+        attention_mask: Optional[torch.Tensor],
+        block_logits: torch.Tensor,
+        block: slice,
+        mask_token_id: int,
+        temperature: float = 0.0,
+    ) -> torch.Tensor:
         """`block_logits` (rows, n, vocab) of the block `block` of `canvas` (rows, seq) -> processed logits, same
         shape. `attention_mask` (rows, seq) marks the padding, shown to the processors as mask tokens."""
         rows, n, vocab = block_logits.shape
@@ -235,8 +261,10 @@ def _merge_processors(flags: LogitsProcessorList, custom: list) -> LogitsProcess
     for processor in flags:
         replacement = next((c for c in custom if type(c) is type(processor)), None)
         if replacement is not None:
-            logger.warning_once(f"The `logits_processor` {type(processor).__name__} passed to the call replaces the "
-                                "one its generation flags built.")
+            logger.warning_once(
+                f"The `logits_processor` {type(processor).__name__} passed to the call replaces the "
+                "one its generation flags built."
+            )
         merged.append(replacement if replacement is not None else processor)
     merged.extend(c for c in custom if not any(c is m for m in merged))
     return merged

@@ -55,9 +55,6 @@ class RunningRows:
         return keep
 
 
-
-
-
 def rows_done(generated: torch.Tensor, mask_token_id: int, eos_token_ids) -> torch.Tensor:
     """Early stop: (batch, n) generated tokens -> (batch,) bool, True where the row has a committed EOS and no
     masked position before its first EOS (nothing the row will return is still undecided)."""
@@ -68,8 +65,9 @@ def rows_done(generated: torch.Tensor, mask_token_id: int, eos_token_ids) -> tor
     return is_eos.any(dim=-1) & ~undecided.any(dim=-1)
 
 
-def fill_finished_rows(generated: torch.Tensor, mask_token_id: int, eos_token_ids, pad_token_id: int,
-                       ready: Optional[torch.Tensor] = None) -> None:
+def fill_finished_rows(
+    generated: torch.Tensor, mask_token_id: int, eos_token_ids, pad_token_id: int, ready: Optional[torch.Tensor] = None
+) -> None:
     """Early stop, in place on the generated part (batch, n) of the canvas: the masked positions of rows that are
     done ([`rows_done`]) become padding; they would become padding after the first EOS anyway. `ready` (batch,)
     bool, *optional*: only these rows may be done (those whose prompt has no mask token left to fill)."""
@@ -133,16 +131,21 @@ class RandomDraws:
         """`seed`: an int for every row, or a list with one seed per row."""
         keys = [0] * len(copy_index) if prompt_keys is None else prompt_keys
         seeds = [seed] * len(copy_index) if isinstance(seed, int) else seed
-        return cls(row_generators=[torch.Generator(device=device).manual_seed(row_seed(one, int(copy), key))
-                                   for one, copy, key in zip(seeds, copy_index, keys)])
+        return cls(
+            row_generators=[
+                torch.Generator(device=device).manual_seed(row_seed(one, int(copy), key))
+                for one, copy, key in zip(seeds, copy_index, keys)
+            ]
+        )
 
     @classmethod
     def shared(cls, generator: Optional[torch.Generator] = None) -> "RandomDraws":
         return cls(generator=generator)
 
     @classmethod
-    def for_call(cls, seed: Optional[int], generator, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
-                 copies: int, device) -> "RandomDraws":
+    def for_call(
+        cls, seed: Optional[int], generator, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, copies: int, device
+    ) -> "RandomDraws":
         """Per-row streams with a `seed` (an int, or a list of one int per prompt), else one shared stream.
         `prompt_ids` / `prompt_mask` (batch, prompt length): the rows' prompts, each prompt's `copies` in consecutive
         rows."""
@@ -151,8 +154,10 @@ class RandomDraws:
         keys = [prompt_key(ids[mask].tolist()) for ids, mask in zip(prompt_ids.cpu(), prompt_mask.bool().cpu())]
         if not isinstance(seed, int):  # one seed per prompt: a prompt samples as it would alone with its seed
             if len(seed) * copies != len(keys):
-                raise ValueError(f"diffusion_generate: `seed` as a list needs one seed per prompt "
-                                 f"({len(keys) // copies}), got {len(seed)}.")
+                raise ValueError(
+                    f"diffusion_generate: `seed` as a list needs one seed per prompt "
+                    f"({len(keys) // copies}), got {len(seed)}."
+                )
             seed = [one for one in seed for _ in range(copies)]
         return cls.per_row(seed, torch.arange(copies).repeat(len(keys) // copies), device, keys)
 
@@ -165,8 +170,9 @@ class RandomDraws:
             draw_device = self.generator.device if self.generator is not None else device
             if index is None:
                 return torch.rand(shape, generator=self.generator, device=draw_device, dtype=torch.float64).to(device)
-            full = torch.rand((rows.batch_size, *shape[1:]), generator=self.generator, device=draw_device,
-                              dtype=torch.float64)
+            full = torch.rand(
+                (rows.batch_size, *shape[1:]), generator=self.generator, device=draw_device, dtype=torch.float64
+            )
             return full.to(device)[index.to(device)]
         batch_rows = range(shape[0]) if index is None else index.tolist()
         drawing = [True] * shape[0] if active is None else active.tolist()
@@ -178,8 +184,9 @@ class RandomDraws:
             elif generator.device == draws.device:  # straight into the batch tensor, no copy
                 torch.rand(shape[1:], generator=generator, dtype=torch.float64, out=draws[position])
             else:
-                draws[position] = torch.rand(shape[1:], generator=generator, device=generator.device,
-                                             dtype=torch.float64)
+                draws[position] = torch.rand(
+                    shape[1:], generator=generator, device=generator.device, dtype=torch.float64
+                )
         return draws
 
 
@@ -204,6 +211,13 @@ def as_draws(randomness) -> RandomDraws:
 
 
 __all__ = [
-    "RandomDraws", "RunningRows", "SlotDraws", "as_draws", "fill_finished_rows", "pad_after_eos", "prompt_key",
-    "row_seed", "rows_done",
+    "RandomDraws",
+    "RunningRows",
+    "SlotDraws",
+    "as_draws",
+    "fill_finished_rows",
+    "pad_after_eos",
+    "prompt_key",
+    "row_seed",
+    "rows_done",
 ]

@@ -18,7 +18,8 @@ Conventions (documented once, relied upon by the tests):
   `remask_ratio=r` every step predicts all `m` masked positions and re-masks the `floor(r * m)` least confident
   (or random) ones, i.e. commits `m - floor(r * m)`; the block's last step commits everything.
 - Random draws, in this order at each step: (1) if `temperature > 0`, uniform float64 noise of shape
-  (block_length, vocab) per row for the Gumbel-max (shape (block_length,) with `token_sampling="inverse_cdf"`); (2) if `remasking == "random"`, uniform float64 confidences of
+  (block_length, vocab) per row for the Gumbel-max (shape (block_length,) with `token_sampling="inverse_cdf"`); (2) if
+  `remasking == "random"`, uniform float64 confidences of
   shape (block_length,) per row. With `seed`, each row draws from its own stream ([`RandomDraws.per_row`]: seeded
   from `seed` and the row's index among the copies of its prompt), and only at steps where it has a masked
   position in the current block: a row's sample does not depend on its companions in the batch, with or without
@@ -41,13 +42,13 @@ import torch
 
 from .rows_llada import RunningRows, as_draws
 
-
 # ----------------------------------------------------------------------------------------------------------------
 # Schedule
 
 
-def block_schedule(max_new_tokens: int, block_length: Optional[int], steps: Optional[int],
-                   length_name: str = "max_new_tokens"):
+def block_schedule(
+    max_new_tokens: int, block_length: Optional[int], steps: Optional[int], length_name: str = "max_new_tokens"
+):
     """Splits the generation into blocks and spreads `steps` over them.
 
     Returns `(block_length, steps_per_block)`: the first `steps % num_blocks` blocks get one step more than the
@@ -56,9 +57,7 @@ def block_schedule(max_new_tokens: int, block_length: Optional[int], steps: Opti
     """
     block_length = max_new_tokens if block_length is None else block_length
     if max_new_tokens % block_length != 0:
-        raise ValueError(
-            f"`{length_name}` ({max_new_tokens}) must be a multiple of `block_length` ({block_length})."
-        )
+        raise ValueError(f"`{length_name}` ({max_new_tokens}) must be a multiple of `block_length` ({block_length}).")
     num_blocks = max_new_tokens // block_length
     steps = max_new_tokens if steps is None else steps
     if steps < num_blocks:
@@ -95,8 +94,9 @@ def as_id_list(token_ids) -> list:
     return list(token_ids) if isinstance(token_ids, (list, tuple)) else [token_ids]
 
 
-def constrain_logits(block_logits: torch.Tensor, mask_token_id: int, eos_token_ids=(), min_new_tokens: int = 0,
-                     block_offset: int = 0) -> torch.Tensor:
+def constrain_logits(
+    block_logits: torch.Tensor, mask_token_id: int, eos_token_ids=(), min_new_tokens: int = 0, block_offset: int = 0
+) -> torch.Tensor:
     """Float32 copy of a block's logits (batch, n, vocab) in which the mask token can never be chosen, nor EOS in
     the first `min_new_tokens` generated positions (the block starts `block_offset` tokens into the generation)."""
     block_logits = block_logits.to(torch.float32, copy=True)
@@ -108,8 +108,9 @@ def constrain_logits(block_logits: torch.Tensor, mask_token_id: int, eos_token_i
     return block_logits
 
 
-def filter_logits(logits: torch.Tensor, top_k: Optional[int] = None, top_p: Optional[float] = None,
-                  temperature: float = 0.0) -> torch.Tensor:
+def filter_logits(
+    logits: torch.Tensor, top_k: Optional[int] = None, top_p: Optional[float] = None, temperature: float = 0.0
+) -> torch.Tensor:
     """Sets logits outside the top-k / nucleus to -inf, (..., vocab) -> (..., vocab).
 
     The nucleus is taken on `softmax(logits / temperature)` (on the raw logits when temperature is 0) and always
@@ -169,9 +170,14 @@ def allowed_columns(logits: torch.Tensor, most: float = 1 / 8):
     return logits.topk(count, dim=-1)
 
 
-def guidance_inputs(input_ids: torch.Tensor, prompt_mask: torch.Tensor, mask_token_id: int,
-                    attention_mask: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None,
-                    drop_prompt: bool = False):
+def guidance_inputs(
+    input_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    mask_token_id: int,
+    attention_mask: Optional[torch.Tensor] = None,
+    position_ids: Optional[torch.Tensor] = None,
+    drop_prompt: bool = False,
+):
     """The batch of a classifier-free-guided pass: the inputs, then their copy with the prompt masked.
 
     `input_ids` (batch, seq) -> (2 * batch, seq); `attention_mask` and `position_ids` (None passes) are repeated.
@@ -208,9 +214,15 @@ def scale_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return logits / temperature
 
 
-def gumbel_max_tokens(logits: torch.Tensor, temperature: float, randomness=None, rows=None,
-                      active=None, columns: Optional[torch.Tensor] = None, vocab_size: Optional[int] = None
-                      ) -> torch.Tensor:
+def gumbel_max_tokens(
+    logits: torch.Tensor,
+    temperature: float,
+    randomness=None,
+    rows=None,
+    active=None,
+    columns: Optional[torch.Tensor] = None,
+    vocab_size: Optional[int] = None,
+) -> torch.Tensor:
     """Candidate tokens x0, (batch, n, vocab) -> (batch, n).
 
     Temperature 0 is the argmax. Otherwise the Gumbel-max trick in float64, `argmax(l / T + G)` with
@@ -233,8 +245,9 @@ def gumbel_max_tokens(logits: torch.Tensor, temperature: float, randomness=None,
     return (scale_logits(logits, temperature) + gumbel).argmax(dim=-1)
 
 
-def inverse_cdf_tokens(logits: torch.Tensor, temperature: float, randomness=None, rows=None,
-                       active=None) -> torch.Tensor:
+def inverse_cdf_tokens(
+    logits: torch.Tensor, temperature: float, randomness=None, rows=None, active=None
+) -> torch.Tensor:
     """Candidate tokens x0 sampled from `softmax(l / T)` with ONE float64 uniform per position, (batch, n, vocab) ->
     (batch, n): the token whose interval of the cumulative distribution, in vocabulary order, holds `U`.
 
@@ -284,8 +297,9 @@ def _below(uniform: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
     return torch.minimum(uniform.unsqueeze(-1) * total, torch.nextafter(total, torch.zeros_like(total)))
 
 
-def inverse_cdf_nucleus(logits: torch.Tensor, top_p: Optional[float], temperature: float, randomness=None,
-                        rows=None, active=None):
+def inverse_cdf_nucleus(
+    logits: torch.Tensor, top_p: Optional[float], temperature: float, randomness=None, rows=None, active=None
+):
     """[`inverse_cdf_tokens`] on the nucleus of `softmax(logits / T)` ([`filter_logits`] with `top_p`) in fewer
     passes over the vocabulary: the tokens are drawn from the probabilities computed for finding the nucleus, the
     nucleus's share of them (the renormalised distribution), with no filtered logits and no second softmax.
@@ -358,8 +372,9 @@ REMASKING_STRATEGIES: Dict[str, Callable] = {
 }
 
 
-def token_confidence(logits: torch.Tensor, x0: torch.Tensor, remasking: str, randomness=None, rows=None,
-                     active=None) -> torch.Tensor:
+def token_confidence(
+    logits: torch.Tensor, x0: torch.Tensor, remasking: str, randomness=None, rows=None, active=None
+) -> torch.Tensor:
     """How sure the model is of each candidate, (batch, n, vocab), (batch, n) -> (batch, n), by the strategy
     `remasking` of [`REMASKING_STRATEGIES`]."""
     strategy = REMASKING_STRATEGIES.get(remasking)
@@ -384,9 +399,13 @@ def select_transfer(confidence: torch.Tensor, num_transfer: torch.Tensor) -> tor
     return torch.zeros_like(chosen_in_order).scatter(-1, order, chosen_in_order)
 
 
-def parallel_transfer_count(confidence: torch.Tensor, threshold: Optional[float] = None,
-                            factor: Optional[float] = None, entropy: Optional[torch.Tensor] = None,
-                            entropy_bound: Optional[float] = None) -> torch.Tensor:
+def parallel_transfer_count(
+    confidence: torch.Tensor,
+    threshold: Optional[float] = None,
+    factor: Optional[float] = None,
+    entropy: Optional[torch.Tensor] = None,
+    entropy_bound: Optional[float] = None,
+) -> torch.Tensor:
     """Parallel decoding counts, (batch, n) -> (batch,); not-eligible positions carry -inf confidence.
 
     `threshold` (Fast-dLLM): the number of confidences above it. `factor` (Fast-dLLM): the largest n with
@@ -411,9 +430,23 @@ def parallel_transfer_count(confidence: torch.Tensor, threshold: Optional[float]
     return torch.zeros(confidence.shape[0], dtype=torch.long, device=confidence.device)
 
 
-def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, temperature=0.0, top_k=None,
-                  top_p=None, remasking="low_confidence", randomness=None, threshold=None, factor=None,
-                  rows=None, credit=None, token_sampling="gumbel", entropy_bound=None):
+def denoise_block(
+    block_logits,
+    block_tokens,
+    num_transfer,
+    mask_token_id,
+    temperature=0.0,
+    top_k=None,
+    top_p=None,
+    remasking="low_confidence",
+    randomness=None,
+    threshold=None,
+    factor=None,
+    rows=None,
+    credit=None,
+    token_sampling="gumbel",
+    entropy_bound=None,
+):
     """One denoising step on the current block.
 
     Args:
@@ -445,8 +478,11 @@ def denoise_block(block_logits, block_tokens, num_transfer, mask_token_id, tempe
     filtered = bool(top_k) or (top_p is not None and top_p < 1.0)
     # (inverse-CDF sampling draws one uniform per position, so it gains nothing from the columns: it runs on the
     # whole vocabulary, which costs less than finding them)
-    columns = (allowed_columns(logits) if filtered and temperature > 0 and remasking in POSITIONWISE_STRATEGIES
-               and token_sampling == "gumbel" else None)
+    columns = (
+        allowed_columns(logits)
+        if filtered and temperature > 0 and remasking in POSITIONWISE_STRATEGIES and token_sampling == "gumbel"
+        else None
+    )
     if columns is None:
         x0 = TOKEN_SAMPLERS[token_sampling](logits, temperature, randomness, rows, active)  # (batch, n)
         confidence = token_confidence(logits, x0, remasking, randomness, rows, active)
@@ -532,8 +568,9 @@ class ConfidenceCredit:
 POSITIONWISE_STRATEGIES = ("low_confidence", "random", "entropy", "margin", "left_to_right")
 
 
-def masked_slots(block_tokens: torch.Tensor, mask_token_id: int, stale: Optional[torch.Tensor] = None,
-                 with_stale: bool = False) -> torch.Tensor:
+def masked_slots(
+    block_tokens: torch.Tensor, mask_token_id: int, stale: Optional[torch.Tensor] = None, with_stale: bool = False
+) -> torch.Tensor:
     """The positions of a block that a step has to predict, (batch, n) -> (batch, k) indices into the block.
 
     Each row's masked positions in increasing order, then, to fill the row up to k (the largest masked count in the
@@ -559,10 +596,32 @@ def masked_slots(block_tokens: torch.Tensor, mask_token_id: int, stale: Optional
 
 
 __all__ = [
-    "POSITIONWISE_STRATEGIES", "REMASKING_STRATEGIES", "TOKEN_SAMPLERS", "allowed_columns", "as_id_list",
-    "block_schedule", "ConfidenceCredit", "constrain_logits", "denoise_block", "filter_logits", "guidance_inputs",
-    "guided_logits", "gumbel_max_tokens", "inverse_cdf_nucleus", "inverse_cdf_tokens", "left_to_right",
-    "low_confidence", "masked_slots", "negative_entropy", "nucleus_allowed", "num_transfer_tokens",
-    "parallel_transfer_count", "predictive_entropy", "random_confidence", "scale_logits", "select_transfer",
-    "token_confidence", "top2_margin",
+    "POSITIONWISE_STRATEGIES",
+    "REMASKING_STRATEGIES",
+    "TOKEN_SAMPLERS",
+    "allowed_columns",
+    "as_id_list",
+    "block_schedule",
+    "ConfidenceCredit",
+    "constrain_logits",
+    "denoise_block",
+    "filter_logits",
+    "guidance_inputs",
+    "guided_logits",
+    "gumbel_max_tokens",
+    "inverse_cdf_nucleus",
+    "inverse_cdf_tokens",
+    "left_to_right",
+    "low_confidence",
+    "masked_slots",
+    "negative_entropy",
+    "nucleus_allowed",
+    "num_transfer_tokens",
+    "parallel_transfer_count",
+    "predictive_entropy",
+    "random_confidence",
+    "scale_logits",
+    "select_transfer",
+    "token_confidence",
+    "top2_margin",
 ]

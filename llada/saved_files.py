@@ -13,12 +13,20 @@ import json
 import shutil
 from pathlib import Path
 
-
 PACKAGE_DIR = Path(__file__).resolve().parent
 HUB_CODE_FILES = tuple(sorted(path.name for path in PACKAGE_DIR.glob("*_llada.py")))
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
-    "chat_template.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "tokenizer.model",
+    "spiece.model",
 )
 
 

@@ -19,7 +19,6 @@ from typing import List, Sequence
 
 import torch
 
-
 MASK_PLACEHOLDER = "░"
 
 
@@ -32,7 +31,7 @@ def token_pieces(tokenizer, token_ids: Sequence[int]) -> List[str]:
     pieces, previous = [], ""
     for end in range(1, len(token_ids) + 1):
         text = tokenizer.decode(list(token_ids[:end]), skip_special_tokens=False)
-        pieces.append(text[len(previous):] if text.startswith(previous) else tokenizer.decode([token_ids[end - 1]]))
+        pieces.append(text[len(previous) :] if text.startswith(previous) else tokenizer.decode([token_ids[end - 1]]))
         previous = text
     return pieces
 
@@ -174,8 +173,14 @@ def _terminal_size(stream):
 # Decode-order view (PNG or HTML)
 
 
-def save_decode_view(path, tokenizer, sequences: torch.Tensor, decode_step: torch.Tensor, prompt_length: int,
-                     title: str = "Decoding order") -> Path:
+def save_decode_view(
+    path,
+    tokenizer,
+    sequences: torch.Tensor,
+    decode_step: torch.Tensor,
+    prompt_length: int,
+    title: str = "Decoding order",
+) -> Path:
     """Writes the decode-order view of a `diffusion_generate` result to `path` (`.png` or `.html`).
 
     Args:
@@ -218,8 +223,13 @@ def _step_colour(step: int, num_steps: int):
     """RGB in [0, 1] from matplotlib's 'viridis' endpoints, interpolated without importing matplotlib."""
     if step < 0:
         return (0.55, 0.55, 0.55)
-    stops = [(0.267, 0.005, 0.329), (0.229, 0.322, 0.546), (0.128, 0.567, 0.551), (0.369, 0.789, 0.383),
-             (0.993, 0.906, 0.144)]
+    stops = [
+        (0.267, 0.005, 0.329),
+        (0.229, 0.322, 0.546),
+        (0.128, 0.567, 0.551),
+        (0.369, 0.789, 0.383),
+        (0.993, 0.906, 0.144),
+    ]
     t = step / max(num_steps - 1, 1) * (len(stops) - 1)
     low = min(int(t), len(stops) - 2)
     frac = t - low
@@ -249,8 +259,9 @@ def _html_token(piece, step, num_steps):
     colour = _step_colour(step, num_steps)
     luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
     text_colour = "#000" if luminance > 0.5 else "#fff"
-    return (f'<span title="step {step}" style="background:{_hex(colour)};color:{text_colour}">'
-            f"{html.escape(piece)}</span>")
+    return (
+        f'<span title="step {step}" style="background:{_hex(colour)};color:{text_colour}">{html.escape(piece)}</span>'
+    )
 
 
 def _svg_plot(fractions, num_steps, width=640, height=240, margin=40):
@@ -301,8 +312,16 @@ def _write_png(path, rows, fractions, num_steps, title, chars_per_line=100, figu
     for line_number, line in enumerate(lines):
         for column, text, step in line:
             colour = cmap(norm(step)) if step >= 0 else (0.5, 0.5, 0.5)
-            text_ax.text(column, line_number, text, family="monospace", fontsize=fontsize, va="center", color=colour,
-                         fontweight="bold" if step >= 0 else "normal")
+            text_ax.text(
+                column,
+                line_number,
+                text,
+                family="monospace",
+                fontsize=fontsize,
+                va="center",
+                color=colour,
+                fontweight="bold" if step >= 0 else "normal",
+            )
     figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=figure.add_subplot(grid[0, 1]), label="decode step")
 
     plot_ax = figure.add_subplot(grid[1, 0])
@@ -337,6 +356,6 @@ def _wrap_pieces(rows, chars_per_line):
                     chunk = part[: chars_per_line - column]
                     current.append((column, chunk, step))
                     column += len(chunk)
-                    part = part[len(chunk):]
+                    part = part[len(chunk) :]
         lines.append(current)
     return lines

@@ -80,8 +80,7 @@ class Repo:
 class HubError(Exception):
     """An HTTP error answer: status, `X-Error-Code` header and message."""
 
-    def __init__(self, status: int, message: str, code: Optional[str] = None, commit: Optional[str] = None,
-                 **extra):
+    def __init__(self, status: int, message: str, code: Optional[str] = None, commit: Optional[str] = None, **extra):
         super().__init__(message)
         self.status, self.message, self.code, self.commit, self.extra = status, message, code, commit, extra
 
@@ -264,7 +263,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
 
     def _token(self) -> Optional[str]:
         header = self.headers.get("Authorization", "")
-        return header[len("Bearer "):] if header.startswith("Bearer ") else None
+        return header[len("Bearer ") :] if header.startswith("Bearer ") else None
 
     def _authenticated(self, required: bool) -> bool:
         token = self._token()
@@ -294,10 +293,15 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
 
     def _whoami(self):
         self._authenticated(required=True)
-        self._send_json({
-            "type": "user", "name": self.hub.user, "fullname": self.hub.user, "orgs": [],
-            "auth": {"type": "access_token", "accessToken": {"displayName": "loopback", "role": "write"}},
-        })
+        self._send_json(
+            {
+                "type": "user",
+                "name": self.hub.user,
+                "fullname": self.hub.user,
+                "orgs": [],
+                "auth": {"type": "access_token", "accessToken": {"displayName": "loopback", "role": "write"}},
+            }
+        )
 
     def _create_repo(self):
         self._authenticated(required=True)
@@ -312,21 +316,38 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
     def _repo_info(self, repo_id: str, revision: str):
         repo = self._repo(repo_id)
         commit = self._commit_at(repo, revision)
-        self._send_json({
-            "id": repo_id, "modelId": repo_id, "author": repo_id.split("/")[0], "sha": commit.oid,
-            "private": repo.private, "gated": False, "disabled": False, "tags": [], "lastModified": commit.date,
-            "siblings": [{"rfilename": path} for path in sorted(commit.files)],
-        })
+        self._send_json(
+            {
+                "id": repo_id,
+                "modelId": repo_id,
+                "author": repo_id.split("/")[0],
+                "sha": commit.oid,
+                "private": repo.private,
+                "gated": False,
+                "disabled": False,
+                "tags": [],
+                "lastModified": commit.date,
+                "siblings": [{"rfilename": path} for path in sorted(commit.files)],
+            }
+        )
 
     def _preupload(self, repo_id: str, revision: str):
         repo = self._repo(repo_id, write=True)
         files = json.loads(self._read_body())["files"]
         existing = repo.resolve(revision).files if repo.resolve(revision) else {}
-        self._send_json({"files": [
-            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-             "oid": git_blob_hash(existing[f["path"]]) if f["path"] in existing else None}
-            for f in files
-        ]})
+        self._send_json(
+            {
+                "files": [
+                    {
+                        "path": f["path"],
+                        "uploadMode": "regular",
+                        "shouldIgnore": False,
+                        "oid": git_blob_hash(existing[f["path"]]) if f["path"] in existing else None,
+                    }
+                    for f in files
+                ]
+            }
+        )
 
     def _commit(self, repo_id: str, revision: str):
         repo = self._repo(repo_id, write=True)
@@ -341,8 +362,14 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             raise HubError(400, "The commit payload must start with a header line")
         operations = [(line["key"], line["value"]) for line in lines[1:]]
         commit = self.hub.commit(repo, revision, lines[0]["value"], operations)
-        self._send_json({"commitUrl": f"{self.hub.url}/{repo_id}/commit/{commit.oid}", "commitOid": commit.oid,
-                         "pullRequestUrl": None, "success": True})
+        self._send_json(
+            {
+                "commitUrl": f"{self.hub.url}/{repo_id}/commit/{commit.oid}",
+                "commitOid": commit.oid,
+                "pullRequestUrl": None,
+                "success": True,
+            }
+        )
 
     def _tree(self, repo_id: str, revision: str, folder: str):
         commit = self._commit_at(self._repo(repo_id), revision)
@@ -350,13 +377,14 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         prefix = folder.strip("/") + "/" if folder.strip("/") else ""
         entries, folders = [], set()
         for path in sorted(p for p in commit.files if p.startswith(prefix)):
-            parts = path[len(prefix):].split("/")
+            parts = path[len(prefix) :].split("/")
             for depth in range(1, len(parts)):
                 sub = prefix + "/".join(parts[:depth])
                 if (recursive or depth == 1) and sub not in folders:
                     folders.add(sub)
-                    entries.append({"type": "directory", "oid": hashlib.sha1(sub.encode()).hexdigest(),
-                                    "size": 0, "path": sub})
+                    entries.append(
+                        {"type": "directory", "oid": hashlib.sha1(sub.encode()).hexdigest(), "size": 0, "path": sub}
+                    )
             if recursive or len(parts) == 1:
                 entries.append(_file_entry(path, commit.files[path]))
         if prefix and not entries:
@@ -368,20 +396,37 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         raw = self._read_body().decode()
         body = json.loads(raw) if raw.startswith("{") else {k: v for k, v in parse_qs(raw).items()}
         paths = body.get("paths", [])
-        self._send_json([_file_entry(p, commit.files[p]) for p in ([paths] if isinstance(paths, str) else paths)
-                         if p in commit.files])
+        self._send_json(
+            [
+                _file_entry(p, commit.files[p])
+                for p in ([paths] if isinstance(paths, str) else paths)
+                if p in commit.files
+            ]
+        )
 
     def _refs(self, repo_id: str):
         repo = self._repo(repo_id)
-        branches = [{"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid}
-                    for name, oid in sorted(repo.branches.items())]
+        branches = [
+            {"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid}
+            for name, oid in sorted(repo.branches.items())
+        ]
         self._send_json({"branches": branches, "converts": [], "tags": [], "pullRequests": []})
 
     def _commits(self, repo_id: str, revision: str):
         repo = self._repo(repo_id)
         history = repo.history(self._commit_at(repo, revision))
-        self._send_json([{"id": c.oid, "authors": [{"user": self.hub.user}], "date": c.date, "title": c.title,
-                          "message": c.message} for c in history])
+        self._send_json(
+            [
+                {
+                    "id": c.oid,
+                    "authors": [{"user": self.hub.user}],
+                    "date": c.date,
+                    "title": c.title,
+                    "message": c.message,
+                }
+                for c in history
+            ]
+        )
 
     def _create_branch(self, repo_id: str, branch: str):
         repo = self._repo(repo_id, write=True)
@@ -404,8 +449,12 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             status, start = 206, int(match.group(1))
             end = min(len(content), int(match.group(2)) + 1) if match.group(2) else len(content)
         body = content[start:end]
-        headers = {"ETag": f'"{git_blob_hash(content)}"', "X-Repo-Commit": commit.oid,
-                   "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+        headers = {
+            "ETag": f'"{git_blob_hash(content)}"',
+            "X-Repo-Commit": commit.oid,
+            "Content-Type": "application/octet-stream",
+            "Accept-Ranges": "bytes",
+        }
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(content)}"
         self._send(status, body, headers, head_only=(method == "HEAD"))
@@ -426,8 +475,12 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         if error.commit:
             headers["X-Repo-Commit"] = error.commit
         self.close_connection = True  # an unread request body must not be taken for the next request
-        self._send(error.status, json.dumps({"error": error.message, **error.extra}).encode(), headers,
-                   head_only=(self.command == "HEAD"))
+        self._send(
+            error.status,
+            json.dumps({"error": error.message, **error.extra}).encode(),
+            headers,
+            head_only=(self.command == "HEAD"),
+        )
 
     def _send(self, status: int, body: bytes, headers: dict, head_only: bool = False) -> None:
         self.send_response(status)

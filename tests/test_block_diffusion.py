@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import MASK, PAD, tiny_model
 
+from conftest import MASK, PAD, tiny_model
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 from llada.evaluation import block_times, elbo_nll, in_order_nll, in_order_perplexity, sample_times
 from llada.masks_llada import _canonical_block_mask, block_causal_mask, block_diffusion_mask
@@ -42,8 +42,9 @@ def same_weights(block_size, seed=0, **overrides):
 @pytest.mark.parametrize("value", [0, -4, 2.5, True, "8"])
 def test_block_size_must_be_none_or_a_positive_integer(value):
     with pytest.raises(ValueError, match="`block_size`"):
-        LLaDAConfig(vocab_size=100, mask_token_id=99, pad_token_id=0, bos_token_id=None, eos_token_id=1,
-                    block_size=value)
+        LLaDAConfig(
+            vocab_size=100, mask_token_id=99, pad_token_id=0, bos_token_id=None, eos_token_id=1, block_size=value
+        )
 
 
 def test_block_size_is_saved_and_loaded(tmp_path):
@@ -60,7 +61,11 @@ def test_block_size_is_saved_and_loaded(tmp_path):
 def test_masks_are_the_block_patterns():
     blocks = torch.tensor([[0, 0, 1, 1]])
     assert block_causal_mask(blocks, blocks)[0, 0].int().tolist() == [
-        [1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1]]
+        [1, 1, 0, 0],
+        [1, 1, 0, 0],
+        [1, 1, 1, 1],
+        [1, 1, 1, 1],
+    ]
     # [noised copy; clean copy]: a noised block sees itself and the earlier clean blocks, the clean copy is
     # block-causal and never sees the noised one
     assert block_diffusion_mask(blocks)[0, 0].int().tolist() == [
@@ -103,8 +108,9 @@ def test_block_size_of_the_sequence_length_is_the_full_model():
     p_mask = torch.tensor([0.4, 0.3])
     with torch.no_grad():
         torch.testing.assert_close(block(ids).logits, full(ids).logits)
-        torch.testing.assert_close(block(noisy, labels=labels, p_mask=p_mask).loss,
-                                   full(noisy, labels=labels, p_mask=p_mask).loss)
+        torch.testing.assert_close(
+            block(noisy, labels=labels, p_mask=p_mask).loss, full(noisy, labels=labels, p_mask=p_mask).loss
+        )
 
 
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
@@ -219,15 +225,17 @@ def test_vectorised_loss_equals_one_pass_per_block(block_size):
 def test_sft_loss_equals_one_pass_per_block():
     model = tiny_model(block_size=4, initializer_range=0.2)
     collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=2, block_size=4)
-    rows = [{"input_ids": list(range(2, 12)), "labels": [-100] * 5 + list(range(7, 12))},
-            {"input_ids": list(range(20, 30)), "labels": [-100] * 2 + list(range(22, 30))}]
+    rows = [
+        {"input_ids": list(range(2, 12)), "labels": [-100] * 5 + list(range(7, 12))},
+        {"input_ids": list(range(20, 30)), "labels": [-100] * 2 + list(range(22, 30))},
+    ]
     batch = collator(rows)  # prompts of 5 and 2 tokens, never masked
     assert not bool((batch["input_ids"][0, :5] == MASK).any()) and batch["answer_lengths"].tolist() == [5, 8]
     with torch.no_grad():
         loss = model(**batch).loss
         per_row = []
         for row in range(2):  # the reference's per-row sums, each divided by the answer length, then the mean
-            one = {k: v[row:row + 1] for k, v in batch.items() if k in ("input_ids", "labels", "p_mask")}
+            one = {k: v[row : row + 1] for k, v in batch.items() if k in ("input_ids", "labels", "p_mask")}
             total = per_block_reference_loss(model, one["input_ids"], one["labels"], one["p_mask"], 4) * 10
             per_row.append(total / batch["answer_lengths"][row])
     torch.testing.assert_close(loss, torch.stack(per_row).mean())
@@ -269,13 +277,14 @@ def test_training_step_runs_the_head_only_at_labelled_positions(sft):
 
 
 def test_collator_draws_one_time_per_block():
-    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0, block_size=4,
-                                             masking="bernoulli")
+    collator = DataCollatorForBlockDiffusion(
+        mask_token_id=MASK, pad_token_id=PAD, seed=0, block_size=4, masking="bernoulli"
+    )
     rows = [{"input_ids": list(range(2, 14))}, {"input_ids": list(range(2, 9))}]  # the second one right-padded
     batch = collator(rows)
     p_mask = batch["p_mask"]  # (2, 12)
     for start in (0, 4, 8):
-        assert torch.all(p_mask[:, start:start + 4] == p_mask[:, start:start + 1])
+        assert torch.all(p_mask[:, start : start + 4] == p_mask[:, start : start + 1])
     assert len({round(v, 6) for v in p_mask[0, ::4].tolist()}) == 3  # independent draws per block
     assert torch.equal(batch["labels"] != -100, batch["input_ids"] == MASK)
     assert not bool((batch["input_ids"][1, 7:] == MASK).any())  # padding is never masked
@@ -287,8 +296,16 @@ def test_collator_draws_one_time_per_block():
 def test_collator_options_apply_per_block(masking):
     # complementary masking: the second copy masks exactly each block's other maskable tokens; stratified times:
     # one time in each stratum of [0, 1) across the blocks of the batch (6 blocks: 2 rows x 3)
-    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=4, block_size=4, eps=1e-3,
-                                             masking=masking, complementary_masking=True, t_sampling="stratified")
+    collator = DataCollatorForBlockDiffusion(
+        mask_token_id=MASK,
+        pad_token_id=PAD,
+        seed=4,
+        block_size=4,
+        eps=1e-3,
+        masking=masking,
+        complementary_masking=True,
+        t_sampling="stratified",
+    )
     rows = [{"input_ids": list(range(2, 14))}, {"input_ids": list(range(2, 11))}]  # the second one right-padded
     batch = collator(rows)
     masked = batch["labels"] != -100  # (4, 12): the rows, then their complements
@@ -352,8 +369,9 @@ def test_complementary_exact_masking_is_an_unbiased_bound(block_size):
     extra = {"block_size": block_size} if block_size else {}
     losses = []
     for seed in range(150):
-        batch = make(mask_token_id=MASK, pad_token_id=PAD, seed=seed, masking="exact", complementary_masking=True,
-                     **extra)(rows)
+        batch = make(
+            mask_token_id=MASK, pad_token_id=PAD, seed=seed, masking="exact", complementary_masking=True, **extra
+        )(rows)
         masked = batch["input_ids"] == MASK  # (8, 8)
         count = masked.view(8, -1, n).sum(-1, keepdim=True).expand(-1, -1, n).reshape(8, 8)
         scored = batch["labels"] != -100
@@ -363,8 +381,14 @@ def test_complementary_exact_masking_is_an_unbiased_bound(block_size):
 
 
 def test_in_order_blocks_mask_a_suffix_and_score_its_first_token():
-    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=3, block_size=4,
-                                             complementary_masking=True, in_order_probability=1.0)
+    collator = DataCollatorForBlockDiffusion(
+        mask_token_id=MASK,
+        pad_token_id=PAD,
+        seed=3,
+        block_size=4,
+        complementary_masking=True,
+        in_order_probability=1.0,
+    )
     rows = [{"input_ids": list(range(2, 14))}, {"input_ids": list(range(2, 11))}]  # blocks of 4, 4, 4 and 4, 4, 1
     batch = collator(rows)
     masked = (batch["input_ids"] == MASK).view(4, 3, 4)
@@ -391,9 +415,14 @@ def test_in_order_share_mixes_the_bound_and_the_in_order_nll(probability, comple
     rows = [{"input_ids": list(range(2, 10))}] * 4
     losses = []
     for seed in range(150):
-        batch = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=seed, block_size=n,
-                                              complementary_masking=complementary,
-                                              in_order_probability=probability)(rows)
+        batch = DataCollatorForBlockDiffusion(
+            mask_token_id=MASK,
+            pad_token_id=PAD,
+            seed=seed,
+            block_size=n,
+            complementary_masking=complementary,
+            in_order_probability=probability,
+        )(rows)
         masked = (batch["input_ids"] == MASK).view(-1, 2, n)
         count = masked.sum(-1, keepdim=True).float()
         loss = 1 + torch.arange(n) * count
@@ -406,8 +435,9 @@ def test_in_order_share_mixes_the_bound_and_the_in_order_nll(probability, comple
 
 
 def test_collator_keeps_the_sft_prompt_clean():
-    collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=0, block_size=2,
-                                             eps=0.999)  # masks almost every maskable token
+    collator = DataCollatorForBlockDiffusion(
+        mask_token_id=MASK, pad_token_id=PAD, seed=0, block_size=2, eps=0.999
+    )  # masks almost every maskable token
     batch = collator([{"input_ids": [5, 6, 7, 8, 9, 10], "labels": [-100, -100, -100, 8, 9, 10]}])
     assert batch["input_ids"][0, :3].tolist() == [5, 6, 7]
     assert batch["answer_lengths"].tolist() == [3]
@@ -448,8 +478,15 @@ def test_elbo_of_a_block_model_matches_a_hand_computation():
         noisy = ids.masked_fill(masked, MASK)
         labels = ids.masked_fill(~masked, -100)
         with torch.no_grad():  # the reference's mean over (1, 10) token slots, times 10: each row's sum
-            expected += torch.stack([per_block_reference_loss(model, noisy[b:b + 1], labels[b:b + 1], p[b:b + 1], 4)
-                                     for b in range(2)]) * 10
+            expected += (
+                torch.stack(
+                    [
+                        per_block_reference_loss(model, noisy[b : b + 1], labels[b : b + 1], p[b : b + 1], 4)
+                        for b in range(2)
+                    ]
+                )
+                * 10
+            )
     torch.testing.assert_close(got, expected / 3)
 
 
@@ -459,9 +496,18 @@ class ContextFreeBlockModel(torch.nn.Module):
     def __init__(self, log_probs, block_size):
         super().__init__()
         self.log_probs = torch.nn.Parameter(log_probs, requires_grad=False)
-        self.config = LLaDAConfig(vocab_size=len(log_probs), hidden_size=8, intermediate_size=8, num_hidden_layers=1,
-                                  num_attention_heads=1, mask_token_id=len(log_probs) - 1, pad_token_id=None,
-                                  bos_token_id=None, eos_token_id=None, block_size=block_size)
+        self.config = LLaDAConfig(
+            vocab_size=len(log_probs),
+            hidden_size=8,
+            intermediate_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=1,
+            mask_token_id=len(log_probs) - 1,
+            pad_token_id=None,
+            bos_token_id=None,
+            eos_token_id=None,
+            block_size=block_size,
+        )
 
     def forward(self, input_ids, attention_mask=None, clean_input_ids=None):
         assert clean_input_ids is not None  # scored as a block model: each block given the clean ones before
@@ -488,7 +534,7 @@ def in_order_reference(model, ids, block_size, scored):
             later = torch.arange(seq) >= i
             same_block = torch.arange(seq) // block_size == i // block_size
             noisy = ids[b].masked_fill(later & same_block & scored[b], MASK)[None]
-            clean = {"clean_input_ids": ids[b:b + 1]} if model.config.block_size else {}
+            clean = {"clean_input_ids": ids[b : b + 1]} if model.config.block_size else {}
             logits = model(input_ids=noisy, **clean).logits[0, i]
             total[b] += -torch.log_softmax(logits.float(), dim=-1)[ids[b, i]]
     return total
@@ -524,16 +570,20 @@ def test_in_order_perplexity_scores_the_tokens_an_autoregressive_perplexity_scor
 
 
 def test_trainer_trains_a_block_model(tmp_path):
-    from test_training_trainer import arguments, blocks, make_model
-
     from llada.training.tokenizers import build_byte_tokenizer
     from llada.training.trainer import LLaDATrainer
+    from test_training_trainer import arguments, blocks, make_model
 
     tokenizer = build_byte_tokenizer()
     model = make_model(tokenizer, block_size=4)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    trainer = LLaDATrainer(model=model, args=arguments(tmp_path, max_steps=25, eval_num_t_samples=2),
-                           train_dataset=blocks(), eval_dataset=blocks(8, offset=2000), processing_class=tokenizer)
+    trainer = LLaDATrainer(
+        model=model,
+        args=arguments(tmp_path, max_steps=25, eval_num_t_samples=2),
+        train_dataset=blocks(),
+        eval_dataset=blocks(8, offset=2000),
+        processing_class=tokenizer,
+    )
     assert isinstance(trainer.data_collator, DataCollatorForBlockDiffusion) and trainer.data_collator.block_size == 4
     first_eval = trainer.evaluate()
     trainer.train()
@@ -551,7 +601,10 @@ def test_the_block_config_is_the_main_job_size_with_bytes_and_blocks():
     main_job = parse_training_args([])
     model_args, data_args, training_args = parse_training_args(["--config", "tinyshakespeare-block4"])
     assert model_args.block_size == 4 and training_args.masking is None  # the block collator's default: exact
-    assert training_args.max_steps % training_args.eval_steps == 0 and training_args.save_steps == training_args.eval_steps
+    assert (
+        training_args.max_steps % training_args.eval_steps == 0
+        and training_args.save_steps == training_args.eval_steps
+    )
     for name in ("hidden_size", "num_hidden_layers", "intermediate_size"):
         assert getattr(model_args, name) == getattr(main_job[0], name)
     assert model_args.tokenizer == "bytes" and not training_args.complementary_masking
@@ -561,10 +614,9 @@ def test_the_block_config_is_the_main_job_size_with_bytes_and_blocks():
 def test_in_order_share_follows_its_schedule(tmp_path):
     from transformers import TrainerCallback
 
-    from test_training_trainer import arguments, blocks, make_model
-
     from llada.training.tokenizers import build_byte_tokenizer
     from llada.training.trainer import LLaDATrainer
+    from test_training_trainer import arguments, blocks, make_model
 
     tokenizer = build_byte_tokenizer()
     shares = []
@@ -573,10 +625,13 @@ def test_in_order_share_follows_its_schedule(tmp_path):
         def on_step_end(self, args, state, control, **kwargs):
             shares.append(trainer.data_collator.in_order_probability)
 
-    trainer = LLaDATrainer(model=make_model(tokenizer, block_size=4), train_dataset=blocks(),
-                           args=arguments(tmp_path, max_steps=5, in_order_probability=1.0,
-                                          in_order_probability_end=0.0),
-                           processing_class=tokenizer, callbacks=[Record()])
+    trainer = LLaDATrainer(
+        model=make_model(tokenizer, block_size=4),
+        train_dataset=blocks(),
+        args=arguments(tmp_path, max_steps=5, in_order_probability=1.0, in_order_probability_end=0.0),
+        processing_class=tokenizer,
+        callbacks=[Record()],
+    )
     trainer.train()
     assert shares == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
     with pytest.raises(ValueError, match="in_order_probability_end"):
@@ -584,39 +639,67 @@ def test_in_order_share_follows_its_schedule(tmp_path):
     with pytest.raises(ValueError, match="dataloader_num_workers"):
         arguments(tmp_path, in_order_probability_end=0.0, dataloader_num_workers=2)
     with pytest.raises(ValueError, match="block models"):  # a full-attention model has no in-order blocks
-        LLaDATrainer(model=make_model(tokenizer), args=arguments(tmp_path, in_order_probability_end=0.0),
-                     train_dataset=blocks(), processing_class=tokenizer)
+        LLaDATrainer(
+            model=make_model(tokenizer),
+            args=arguments(tmp_path, in_order_probability_end=0.0),
+            train_dataset=blocks(),
+            processing_class=tokenizer,
+        )
 
 
 def test_trainer_reports_the_in_order_perplexity_of_a_block_model(tmp_path):
-    from test_training_trainer import arguments, blocks, make_model
-
     from llada.training.tokenizers import build_byte_tokenizer
     from llada.training.trainer import LLaDATrainer
+    from test_training_trainer import arguments, blocks, make_model
 
     tokenizer = build_byte_tokenizer()
     model = make_model(tokenizer, block_size=4).eval()
     eval_set = blocks(8, offset=2000)
-    trainer = LLaDATrainer(model=model, args=arguments(tmp_path, eval_num_t_samples=2, eval_in_order=True,
-                                                       per_device_eval_batch_size=3),
-                           eval_dataset=eval_set, processing_class=tokenizer)
+    trainer = LLaDATrainer(
+        model=model,
+        args=arguments(tmp_path, eval_num_t_samples=2, eval_in_order=True, per_device_eval_batch_size=3),
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+    )
     metrics = trainer.evaluate()
     expected = in_order_perplexity(model, torch.tensor(eval_set["input_ids"]), show_progress=False)["perplexity"]
     assert metrics["eval_in_order_perplexity"] == pytest.approx(expected, rel=1e-5)
-    assert "eval_in_order_perplexity" not in LLaDATrainer(  # off by default
-        model=model, args=arguments(tmp_path, eval_num_t_samples=2), eval_dataset=eval_set,
-        processing_class=tokenizer).evaluate()
+    assert (
+        "eval_in_order_perplexity"
+        not in LLaDATrainer(  # off by default
+            model=model,
+            args=arguments(tmp_path, eval_num_t_samples=2),
+            eval_dataset=eval_set,
+            processing_class=tokenizer,
+        ).evaluate()
+    )
 
 
 def test_llada_train_block_size(tmp_path):
-    from test_training_cli import TINY
     from transformers import AutoModel
 
     from llada.cli.train import main
+    from test_training_cli import TINY
 
     out = tmp_path / "block"
-    assert main(["--output_dir", str(out), "--block_size", "4", "--max_steps", "3", "--eval_steps", "3",
-                 "--sample_block_length", "8", *TINY]) == 0
+    assert (
+        main(
+            [
+                "--output_dir",
+                str(out),
+                "--block_size",
+                "4",
+                "--max_steps",
+                "3",
+                "--eval_steps",
+                "3",
+                "--sample_block_length",
+                "8",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     model = AutoModel.from_pretrained(out, trust_remote_code=True)
     assert model.config.block_size == 4
     assert model.generation_config.block_length == 4  # a block model samples block by block
@@ -651,8 +734,9 @@ def test_a_saved_block_model_loads_in_a_fresh_process(tmp_path):
     model.save_pretrained(tmp_path)
     ids = random_ids()
     torch.save(ids, tmp_path / "ids.pt")
-    result = subprocess.run([sys.executable, "-c", REMOTE_BLOCK_MODEL, str(tmp_path)], capture_output=True,
-                            text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_BLOCK_MODEL, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "4"
     with torch.no_grad():
@@ -664,12 +748,13 @@ def test_a_saved_block_model_loads_in_a_fresh_process(tmp_path):
 def test_exact_masking_draws_k_of_each_block_uniformly():
     counts = {k: 0 for k in range(1, 5)}
     for seed in range(200):
-        collator = DataCollatorForBlockDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=seed, block_size=4,
-                                                 masking="exact")
+        collator = DataCollatorForBlockDiffusion(
+            mask_token_id=MASK, pad_token_id=PAD, seed=seed, block_size=4, masking="exact"
+        )
         batch = collator([{"input_ids": list(range(2, 14))}, {"input_ids": list(range(2, 9))}])
         masked = batch["input_ids"] == MASK
         for row, start in ((0, 0), (0, 4), (0, 8), (1, 0)):
-            k = int(masked[row, start:start + 4].sum())
+            k = int(masked[row, start : start + 4].sum())
             assert batch["p_mask"][row, start].item() == pytest.approx(k / 4)  # weight n / k
             counts[k] += 1
         assert int(masked[1, 4:].sum()) == round(3 * batch["p_mask"][1, 4].item())  # 3 real tokens in block 1
@@ -685,8 +770,9 @@ def test_exact_masking_loss_is_the_same_bound():
     for masking in ("bernoulli", "exact"):
         losses = []
         for seed in range(40):
-            batch = DataCollatorForBlockDiffusion(mask_token_id=7, pad_token_id=0, seed=seed, block_size=4,
-                                                  masking=masking)(rows)
+            batch = DataCollatorForBlockDiffusion(
+                mask_token_id=7, pad_token_id=0, seed=seed, block_size=4, masking=masking
+            )(rows)
             logits = model(batch["input_ids"], clean_input_ids=batch["input_ids"]).logits
             ce = F.cross_entropy(logits.transpose(1, 2), batch["labels"].clamp(min=0), reduction="none")
             losses.append(((ce * (batch["labels"] != -100)) / batch["p_mask"]).sum() / batch["labels"].numel())

@@ -3,8 +3,8 @@ against an independent reference and against the uncached path, with every optio
 
 import pytest
 import torch
-from conftest import EOS, MASK, PAD, prompts_batch, tiny_model
 
+from conftest import EOS, MASK, PAD, prompts_batch, tiny_model
 from llada.cache_llada import BlockKVCache
 from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.prepare_llada import block_position_ids
@@ -69,7 +69,7 @@ def test_left_to_right_decodes_each_block_in_order():
     model, prompt = block_model(3), torch.arange(11, 19)  # 8 prompt tokens: blocks start on the prompt's end
     out = generate(model, prompt[None], remasking="left_to_right")
     canvas = prompt.tolist()
-    for block in range(3):
+    for _ in range(3):  # three blocks of four
         for i in range(4):
             ids = torch.tensor([canvas + [MASK] * (4 - i)])
             logits = model(ids).logits[0, len(canvas)].clone()
@@ -112,8 +112,10 @@ def test_cached_sampling_gives_exactly_the_uncached_tokens(settings):
 @pytest.mark.parametrize("use_cache", ["prefix", "dual"])
 def test_the_fast_dllm_cache_names_select_the_exact_block_cache(use_cache):
     model, (ids, attention_mask) = block_model(2), prompts_batch()
-    assert torch.equal(generate(model, ids, attention_mask, use_cache=use_cache).sequences,
-                       generate(model, ids, attention_mask).sequences)
+    assert torch.equal(
+        generate(model, ids, attention_mask, use_cache=use_cache).sequences,
+        generate(model, ids, attention_mask).sequences,
+    )
 
 
 def test_a_row_does_not_depend_on_its_batch_companions_or_padding():
@@ -122,7 +124,7 @@ def test_a_row_does_not_depend_on_its_batch_companions_or_padding():
     for row in range(3):
         alone = ids[row][attention_mask[row].bool()][None]
         single = generate(model, alone).sequences[0]
-        assert torch.equal(single, batched[row][ids.shape[1] - alone.shape[1]:])
+        assert torch.equal(single, batched[row][ids.shape[1] - alone.shape[1] :])
 
 
 def test_only_the_current_block_runs_after_the_first_pass():
@@ -210,15 +212,23 @@ def test_use_cache_defaults_to_exact_caches_only():
 
 def test_full_attention_models_are_unchanged_by_the_default():
     model, (ids, attention_mask) = tiny_model(8, initializer_range=0.2), prompts_batch()
-    assert torch.equal(generate(model, ids, attention_mask, block_length=4).sequences,
-                       generate(model, ids, attention_mask, block_length=4, use_cache=False).sequences)
+    assert torch.equal(
+        generate(model, ids, attention_mask, block_length=4).sequences,
+        generate(model, ids, attention_mask, block_length=4, use_cache=False).sequences,
+    )
 
 
 def test_generated_padding_and_eos_like_the_full_sampler():
     model = block_model(9)
-    out = generate(model, torch.arange(11, 15)[None], eos_token_id=EOS, pad_token_id=PAD,
-                   generation_tokens_hook_func=lambda step, x, logits: x if step is None or step != 0 else
-                   torch.where(torch.arange(x.shape[1]) == 5, torch.tensor(EOS), x))
+    out = generate(
+        model,
+        torch.arange(11, 15)[None],
+        eos_token_id=EOS,
+        pad_token_id=PAD,
+        generation_tokens_hook_func=lambda step, x, logits: (
+            x if step is None or step != 0 else torch.where(torch.arange(x.shape[1]) == 5, torch.tensor(EOS), x)
+        ),
+    )
     generated = out.sequences[0, 4:].tolist()
     assert generated[1] == EOS and set(generated[2:]) == {PAD}
 
@@ -229,26 +239,38 @@ def test_generated_padding_and_eos_like_the_full_sampler():
 
 def test_a_trained_block_model_continues_a_deterministic_pattern(tmp_path):
     from datasets import Dataset
-    from test_training_trainer import arguments
 
     from llada import LLaDAConfig, LLaDAForMaskedDiffusion
     from llada.training.tokenizers import build_byte_tokenizer
     from llada.training.trainer import LLaDATrainer
+    from test_training_trainer import arguments
 
     tokenizer = build_byte_tokenizer()
     text = b"to be or not to be. " * 300
-    rows = Dataset.from_dict({"input_ids": [list(text[i:i + 32]) for i in range(0, 4000, 7)]})
+    rows = Dataset.from_dict({"input_ids": [list(text[i : i + 32]) for i in range(0, 4000, 7)]})
     torch.manual_seed(0)
-    model = LLaDAForMaskedDiffusion(LLaDAConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=64, mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None, eos_token_id=tokenizer.eos_token_id, block_size=4))
+    model = LLaDAForMaskedDiffusion(
+        LLaDAConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=64,
+            mask_token_id=tokenizer.mask_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=None,
+            eos_token_id=tokenizer.eos_token_id,
+            block_size=4,
+        )
+    )
     args = arguments(tmp_path, max_steps=200, learning_rate=1e-2, per_device_train_batch_size=16)
     LLaDATrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer).train()
     model.eval()
     prompt = torch.tensor([list(b"ot to be. to")])
     out = model.diffusion_generate(prompt, max_new_tokens=16, eos_token_id=None, return_dict_in_generate=True)
     assert bytes(out.sequences[0, 12:].tolist()) == b" be or not to be"
-    parallel = model.diffusion_generate(prompt, max_new_tokens=16, eos_token_id=None, threshold=0.9,
-                                        return_dict_in_generate=True)
+    parallel = model.diffusion_generate(
+        prompt, max_new_tokens=16, eos_token_id=None, threshold=0.9, return_dict_in_generate=True
+    )
     assert torch.equal(parallel.sequences, out.sequences) and parallel.nfe < out.nfe

@@ -27,10 +27,19 @@ def test_each_contender_is_calibrated_as_its_own_kind(name):
 def test_earlier_runs_merge_by_contender_and_the_first_file_wins(tmp_path):
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     first.write_text(json.dumps({"calibration": {"ar": 0.2, "block2": 0.6}, "results": {"ar": {"perplexity": 110}}}))
-    second.write_text(json.dumps({"calibration": {"ar": 0.3, "block4-batch8": 0.35},
-                                  "results": {"ar": {"perplexity": 99}, "block4-batch8": {"perplexity": 210}}}))
-    assert block_quality.read_earlier([first, second], "calibration") == {"ar": 0.2, "block2": 0.6,
-                                                                          "block4-batch8": 0.35}
+    second.write_text(
+        json.dumps(
+            {
+                "calibration": {"ar": 0.3, "block4-batch8": 0.35},
+                "results": {"ar": {"perplexity": 99}, "block4-batch8": {"perplexity": 210}},
+            }
+        )
+    )
+    assert block_quality.read_earlier([first, second], "calibration") == {
+        "ar": 0.2,
+        "block2": 0.6,
+        "block4-batch8": 0.35,
+    }
     results = block_quality.read_earlier([first, second], "results")
     assert results["ar"]["perplexity"] == 110 and results["block4-batch8"]["perplexity"] == 210
 
@@ -43,8 +52,23 @@ def test_calibration_only_writes_the_step_costs_that_a_later_run_reads(tmp_path,
         return {"full": 0.4, "block2-batch4": 0.15}
 
     monkeypatch.setattr(block_quality, "calibrate", fake_calibrate)
-    assert block_quality.main(["--setting", "main", "--contenders", "full", "block2-batch4", "--calibration_only",
-                               "--calibration_steps", "20", "--results_dir", str(tmp_path)]) == 0
+    assert (
+        block_quality.main(
+            [
+                "--setting",
+                "main",
+                "--contenders",
+                "full",
+                "block2-batch4",
+                "--calibration_only",
+                "--calibration_steps",
+                "20",
+                "--results_dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert measured == {"names": ["full", "block2-batch4"], "repeats": 20, "setting": "main"}
     written = tmp_path / "calibration.json"
     assert block_quality.read_earlier([written], "calibration") == {"full": 0.4, "block2-batch4": 0.15}

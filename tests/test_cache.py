@@ -7,12 +7,15 @@ import torch
 from llada.cache_llada import CanvasKVCache
 
 
-@pytest.mark.parametrize("mode,interval,expected", [
-    ("prefix", None, [(0, 20), (8, 20), (8, 20), (8, 20)]),
-    ("dual", None, [(0, 20), (8, 12), (8, 12), (8, 12)]),
-    ("dual", 2, [(0, 20), (8, 12), (0, 20), (8, 12)]),
-    ("prefix", 1, [(0, 20)] * 4),
-])
+@pytest.mark.parametrize(
+    "mode,interval,expected",
+    [
+        ("prefix", None, [(0, 20), (8, 20), (8, 20), (8, 20)]),
+        ("dual", None, [(0, 20), (8, 12), (8, 12), (8, 12)]),
+        ("dual", 2, [(0, 20), (8, 12), (0, 20), (8, 12)]),
+        ("prefix", 1, [(0, 20)] * 4),
+    ],
+)
 def test_window_of_each_step(mode, interval, expected):
     cache = CanvasKVCache(mode, refresh_interval=interval)
     assert [cache.plan_window(slice(8, 12), step, 20) for step in range(4)] == expected

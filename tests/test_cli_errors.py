@@ -18,19 +18,24 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from conftest import tiny_model
 from safetensors.torch import load_file
+
+from conftest import tiny_model
+from llada.cli import convert, generate, train
 from test_convert import random_original_weights, tiny_original_config, write_original_checkpoint
 from test_convert_causal import causal_lm, plain_tokenizer
 from test_generation_cli import word_tokenizer
 from test_training_cli import TINY
 
-from llada.cli import convert, generate, train
-
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ep.name, ep.value) for ep in entry_points(group="console_scripts") if ep.name.startswith("llada-"))
-QUIET = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
-         "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PYTHONPATH": str(REPO)}
+QUIET = {
+    "OMP_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "PYTHONPATH": str(REPO),
+}
 
 
 def assert_one_line_error(code, err, expected_code, *needles, prog=None):
@@ -55,13 +60,27 @@ def exit_code(main, argv) -> int:
 
 def run_script(module: str, *args, extra_env=None, preexec_fn=None, timeout=300):
     env = {**os.environ, **QUIET, **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
-                          env=env, preexec_fn=preexec_fn, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=preexec_fn,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_every_console_script_is_tested_here():
-    assert {name for name, _ in SCRIPTS} == {"llada-generate", "llada-convert", "llada-lm-eval", "llada-push",
-                                             "llada-train", "llada-serve", "llada-tasks"}
+    assert {name for name, _ in SCRIPTS} == {
+        "llada-generate",
+        "llada-convert",
+        "llada-lm-eval",
+        "llada-push",
+        "llada-train",
+        "llada-serve",
+        "llada-tasks",
+    }
 
 
 @pytest.mark.parametrize("name, target", SCRIPTS)
@@ -104,20 +123,25 @@ def folders(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("args, needles", [
-    (["--model", "{root}/not-a-model"], ["--model", "not-a-model", "no config.json"]),
-    (["--model", "{root}/truncated-weights"], ["--model", "truncated-weights", "corrupt or truncated"]),
-    (["--model", "{root}/truncated-config"], ["--model", "config.json", "not a valid JSON"]),
-    (["--model", "{root}/no-tokenizer"], ["--model", "no-tokenizer", "no usable tokenizer"]),
-    (["--model", "{root}/good", "--tokenizer", "{root}/not-a-model"], ["--tokenizer", "not-a-model"]),
-    (["--model", "{root}/good", "--device", "cuda:7"], ["--device cuda:7"]),
-    (["--model", "{root}/good", "--device", "gpu0"], ["--device 'gpu0'", "not a torch device"]),
-    (["--model", "{root}/good", "--prompt", ""], ["--prompt ''", "empty"]),
-    (["--model", "{root}/good", "--prompt", "to be", "--max_new_tokens", "10", "--block_length", "4"],
-     ["`block_length` (4)"]),
-    (["--model", "{root}/good", "--prompt_file", "{root}/no-such-file.txt"], ["--prompt_file", "no-such-file"]),
-    (["--model", "{root}/good", "--visualize", "view.gif"], ["--visualize"]),
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--model", "{root}/not-a-model"], ["--model", "not-a-model", "no config.json"]),
+        (["--model", "{root}/truncated-weights"], ["--model", "truncated-weights", "corrupt or truncated"]),
+        (["--model", "{root}/truncated-config"], ["--model", "config.json", "not a valid JSON"]),
+        (["--model", "{root}/no-tokenizer"], ["--model", "no-tokenizer", "no usable tokenizer"]),
+        (["--model", "{root}/good", "--tokenizer", "{root}/not-a-model"], ["--tokenizer", "not-a-model"]),
+        (["--model", "{root}/good", "--device", "cuda:7"], ["--device cuda:7"]),
+        (["--model", "{root}/good", "--device", "gpu0"], ["--device 'gpu0'", "not a torch device"]),
+        (["--model", "{root}/good", "--prompt", ""], ["--prompt ''", "empty"]),
+        (
+            ["--model", "{root}/good", "--prompt", "to be", "--max_new_tokens", "10", "--block_length", "4"],
+            ["`block_length` (4)"],
+        ),
+        (["--model", "{root}/good", "--prompt_file", "{root}/no-such-file.txt"], ["--prompt_file", "no-such-file"]),
+        (["--model", "{root}/good", "--visualize", "view.gif"], ["--visualize"]),
+    ],
+)
 def test_generate_bad_inputs(folders, args, needles, capsys):
     argv = [arg.format(root=folders) for arg in args] + ["--max_new_tokens", "4"] * ("--max_new_tokens" not in args)
     code = generate.main(argv)
@@ -147,13 +171,16 @@ def original(tmp_path_factory):
     return write_original_checkpoint(tmp_path_factory.mktemp("original") / "src", config, weights)
 
 
-@pytest.mark.parametrize("case, needles", [
-    ("not-official", ["not an official", "config.json"]),
-    ("missing-src", ["no-such-src"]),
-    ("dst-exists", ["exists and is not empty", "--overwrite"]),
-    ("unexpected-weight", ["Unexpected weight", "surprise"]),
-    ("bad-shard-size", ["max_shard_size", "'5XB'"]),
-])
+@pytest.mark.parametrize(
+    "case, needles",
+    [
+        ("not-official", ["not an official", "config.json"]),
+        ("missing-src", ["no-such-src"]),
+        ("dst-exists", ["exists and is not empty", "--overwrite"]),
+        ("unexpected-weight", ["Unexpected weight", "surprise"]),
+        ("bad-shard-size", ["max_shard_size", "'5XB'"]),
+    ],
+)
 def test_convert_bad_inputs(tmp_path, folders, original, case, needles, capsys):
     dst = tmp_path / "dst"
     argv = {
@@ -175,21 +202,25 @@ def causal_sources(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("causal-sources")
     GPT2LMHeadModel(GPT2Config(vocab_size=96, n_embd=32, n_layer=1, n_head=4, n_positions=64)).save_pretrained(
-        root / "gpt2")
+        root / "gpt2"
+    )
     causal_lm("mistral", sliding_window=16).save_pretrained(root / "mistral")
     plain_tokenizer().save_pretrained(root / "mistral")
     return root
 
 
-@pytest.mark.parametrize("case, needles", [
-    ("architecture", ["Cannot convert a 'gpt2' model (GPT2LMHeadModel)", "Qwen3ForCausalLM"]),
-    ("short-window", ["`sliding_window` = 16 with 64 positions", "--max_position_embeddings"]),
-    ("causal-options-alone", ["--block_size, --logit_shift apply to --from_causal_lm only"]),
-    ("two-sources", ["Give one source", "not both"]),
-    ("no-destination", ["output folder is required"]),
-    ("to-original", ["--from_causal_lm converts into this project's format only"]),
-    ("bad-block-size", ["--block_size must be a positive integer, got 0"]),
-])
+@pytest.mark.parametrize(
+    "case, needles",
+    [
+        ("architecture", ["Cannot convert a 'gpt2' model (GPT2LMHeadModel)", "Qwen3ForCausalLM"]),
+        ("short-window", ["`sliding_window` = 16 with 64 positions", "--max_position_embeddings"]),
+        ("causal-options-alone", ["--block_size, --logit_shift apply to --from_causal_lm only"]),
+        ("two-sources", ["Give one source", "not both"]),
+        ("no-destination", ["output folder is required"]),
+        ("to-original", ["--from_causal_lm converts into this project's format only"]),
+        ("bad-block-size", ["--block_size must be a positive integer, got 0"]),
+    ],
+)
 def test_convert_from_causal_lm_bad_inputs(tmp_path, folders, causal_sources, case, needles, capsys):
     dst = tmp_path / "dst"
     mistral = causal_sources / "mistral"
@@ -229,19 +260,23 @@ def test_llada_tasks_bad_inputs(tmp_path, capsys):
         (["evaluate", "stargraph", "--model", str(tmp_path), "--data", str(tmp_path / "missing.jsonl")], "missing"),
         (["evaluate", "stargraph", "--model", str(tmp_path), "--data", str(tmp_path / "bad.jsonl")], "--data"),
         (["evaluate", "stargraph", "--model", str(tmp_path), "--data", str(tmp_path / "empty.jsonl")], "prompt"),
-        (["evaluate", "stargraph", "--model", str(tmp_path / "nope"), "--data", str(tmp_path / "empty.jsonl")],
-         "--data"),
+        (
+            ["evaluate", "stargraph", "--model", str(tmp_path / "nope"), "--data", str(tmp_path / "empty.jsonl")],
+            "--data",
+        ),
     ]
     for argv, needle in cases:
         code = exit_code(tasks.main, argv)
         line = assert_one_line_error(code, capsys.readouterr().err, 2, needle)
         assert line.startswith("llada-tasks")  # argparse's errors name the subcommand too
     (tmp_path / "ok.jsonl").write_text('{"prompt": "ab /ab=", "response": "ab"}\n')
-    code = exit_code(tasks.main, ["evaluate", "stargraph", "--model", str(tmp_path / "nope"), "--data",
-                                  str(tmp_path / "ok.jsonl")])
+    code = exit_code(
+        tasks.main, ["evaluate", "stargraph", "--model", str(tmp_path / "nope"), "--data", str(tmp_path / "ok.jsonl")]
+    )
     assert_one_line_error(code, capsys.readouterr().err, 2, "--model", prog="llada-tasks")
-    code = exit_code(tasks.main, ["evaluate", "stargraph", "--model", str(tmp_path), "--data",
-                                  str(tmp_path / "ok.jsonl")])
+    code = exit_code(
+        tasks.main, ["evaluate", "stargraph", "--model", str(tmp_path), "--data", str(tmp_path / "ok.jsonl")]
+    )
     assert_one_line_error(code, capsys.readouterr().err, 2, "config.json", prog="llada-tasks")
 
 
@@ -249,17 +284,20 @@ def test_llada_tasks_bad_inputs(tmp_path, capsys):
 # llada-serve: every bad input ends before the server starts
 
 
-@pytest.mark.parametrize("args, needles", [
-    (["{root}/not-a-model"], ["not-a-model", "no config.json"]),
-    (["{root}/truncated-weights"], ["truncated-weights", "corrupt or truncated"]),
-    (["{root}/no-tokenizer"], ["no-tokenizer", "no usable tokenizer"]),
-    (["{root}/good", "--device", "cuda:7"], ["--device cuda:7"]),
-    (["{root}/good", "--max_batch_size", "0"], ["--max_batch_size must be >= 1"]),
-    (["{root}/good", "--batch_window_ms", "-5"], ["--batch_window_ms must be >= 0"]),
-    (["{root}/good", "--host", "no.such.host.invalid"], ["--host 'no.such.host.invalid'"]),
-    (["{root}/good", "--port", "{busy}"], ["--port {busy}", "cannot listen there"]),
-    (["{root}/good", "--chat_template", "{root}/no-such-template.jinja"], ["--chat_template", "no-such-template"]),
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["{root}/not-a-model"], ["not-a-model", "no config.json"]),
+        (["{root}/truncated-weights"], ["truncated-weights", "corrupt or truncated"]),
+        (["{root}/no-tokenizer"], ["no-tokenizer", "no usable tokenizer"]),
+        (["{root}/good", "--device", "cuda:7"], ["--device cuda:7"]),
+        (["{root}/good", "--max_batch_size", "0"], ["--max_batch_size must be >= 1"]),
+        (["{root}/good", "--batch_window_ms", "-5"], ["--batch_window_ms must be >= 0"]),
+        (["{root}/good", "--host", "no.such.host.invalid"], ["--host 'no.such.host.invalid'"]),
+        (["{root}/good", "--port", "{busy}"], ["--port {busy}", "cannot listen there"]),
+        (["{root}/good", "--chat_template", "{root}/no-such-template.jinja"], ["--chat_template", "no-such-template"]),
+    ],
+)
 def test_serve_bad_inputs(folders, args, needles, capsys):
     from llada.cli import serve
 
@@ -282,13 +320,16 @@ def train_args(out, *extra):
     return ["--output_dir", str(out), "--max_steps", "2", "--num_sample_generations", "0", *TINY, *extra]
 
 
-@pytest.mark.parametrize("case, needles", [
-    ("zero-bytes", ["empty", "0 bytes"]),
-    ("text-named-json", ["as json data", "rows.json", ".txt"]),
-    ("yaml-syntax", ["--config", "not valid YAML", "line 2"]),
-    ("max-steps-0", ["--max_steps", "got 0"]),
-    ("output-is-a-file", ["--output_dir", "is a file"]),
-])
+@pytest.mark.parametrize(
+    "case, needles",
+    [
+        ("zero-bytes", ["empty", "0 bytes"]),
+        ("text-named-json", ["as json data", "rows.json", ".txt"]),
+        ("yaml-syntax", ["--config", "not valid YAML", "line 2"]),
+        ("max-steps-0", ["--max_steps", "got 0"]),
+        ("output-is-a-file", ["--output_dir", "is a file"]),
+    ],
+)
 def test_train_bad_inputs(tmp_path, case, needles, capsys):
     out = tmp_path / "out"
     extra = []
@@ -331,12 +372,16 @@ def test_train_refuses_a_folder_holding_another_run_and_resume_past_max_steps(tm
     assert train.main(train_args(out, "--max_steps", "4", "--save_steps", "2", "--eval_strategy", "no")) == 0
     capsys.readouterr()
     code = train.main(train_args(out, "--eval_strategy", "no"))  # a new run, same folder
-    assert_one_line_error(code, capsys.readouterr().err, 2, "already holds a training run", "checkpoint-4",
-                          "--overwrite_output_dir")
+    assert_one_line_error(
+        code, capsys.readouterr().err, 2, "already holds a training run", "checkpoint-4", "--overwrite_output_dir"
+    )
     code = train.main(train_args(out, "--eval_strategy", "no", "--resume_from_checkpoint", "last"))
     assert_one_line_error(code, capsys.readouterr().err, 2, "at step 4, past --max_steps 2", "different")
-    code = train.main(train_args(out, "--eval_strategy", "no", "--max_steps", "6", "--hidden_size", "64",
-                                 "--resume_from_checkpoint", "last"))
+    code = train.main(
+        train_args(
+            out, "--eval_strategy", "no", "--max_steps", "6", "--hidden_size", "64", "--resume_from_checkpoint", "last"
+        )
+    )
     assert_one_line_error(code, capsys.readouterr().err, 2, "another model", "hidden_size 32 vs 64")
     assert train.main(train_args(out, "--eval_strategy", "no", "--overwrite_output_dir")) == 0
     assert sorted(path.name for path in out.glob("checkpoint-*")) == ["checkpoint-2"]  # only the new run's
@@ -359,10 +404,12 @@ def test_train_write_failure_while_saving_leaves_no_partial_checkpoint(tmp_path)
     def limit_file_size():
         resource.setrlimit(resource.RLIMIT_FSIZE, (250_000, 250_000))
 
-    result = run_script("llada.cli.train", *train_args(out, "--save_steps", "2", "--eval_strategy", "no"),
-                        preexec_fn=limit_file_size)
-    line = assert_one_line_error(result.returncode, result.stderr, 1, "checkpoint-2", "partial checkpoint was removed",
-                                 prog="llada-train")
+    result = run_script(
+        "llada.cli.train", *train_args(out, "--save_steps", "2", "--eval_strategy", "no"), preexec_fn=limit_file_size
+    )
+    line = assert_one_line_error(
+        result.returncode, result.stderr, 1, "checkpoint-2", "partial checkpoint was removed", prog="llada-train"
+    )
     assert "--resume_from_checkpoint last" in line
     assert not (out / "checkpoint-2").exists() and not list(out.glob(".saving-*"))
 
@@ -392,8 +439,13 @@ def test_sigkill_mid_save_then_resume_picks_the_newest_complete_checkpoint(tmp_p
     out, reference = tmp_path / "out", tmp_path / "reference"
     args = train_args(out, "--max_steps", "6", "--save_steps", "2", "--eval_strategy", "no", "--save_total_limit", "5")
     env = {**os.environ, **QUIET}
-    process = subprocess.Popen([sys.executable, "-c", KILLED_MID_SAVE, *args], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_MID_SAVE, *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while not (out / "SAVING").exists():
         assert process.poll() is None and time.time() < deadline, "training ended before the save at step 4"

@@ -4,10 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import tiny_model
 from llada.training.collator import DataCollatorForMaskedDiffusion, batch_seed
 from llada.training.tokenizers import build_byte_tokenizer
-
-from conftest import tiny_model
 
 MASK, PAD, EOS = 99, 0, 1
 
@@ -34,7 +33,9 @@ def test_masking_matches_the_forward_process_exactly():
 
 
 def test_padding_is_never_masked_and_seeded_runs_repeat():
-    make = lambda: DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=3)
+    def make():
+        return DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=3)
+
     first, second = make()(rows(4, 9)), make()(rows(4, 9))
     for key in first:
         assert torch.equal(first[key], second[key])
@@ -69,8 +70,10 @@ def test_sft_never_masks_the_prompt_and_counts_answer_lengths():
 
 def test_sft_pads_answers_with_eos_like_llada():
     tokenizer = build_byte_tokenizer()
-    examples = [{"input_ids": [65, 66, 67, 68], "labels": [-100, -100, 67, 68]},
-                {"input_ids": [65, 66], "labels": [-100, 66]}]
+    examples = [
+        {"input_ids": [65, 66, 67, 68], "labels": [-100, -100, 67, 68]},
+        {"input_ids": [65, 66], "labels": [-100, 66]},
+    ]
     batch = DataCollatorForMaskedDiffusion(tokenizer=tokenizer, mask=False)(examples)
     assert torch.equal(batch["input_ids"][1], torch.tensor([65, 66, tokenizer.eos_token_id, tokenizer.eos_token_id]))
     assert torch.equal(batch["attention_mask"], torch.ones(2, 4, dtype=torch.long))
@@ -80,8 +83,9 @@ def test_sft_pads_answers_with_eos_like_llada():
 
 
 def test_random_length_truncation_draws_in_documented_order():
-    collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=5,
-                                              random_length_probability=1.0)
+    collator = DataCollatorForMaskedDiffusion(
+        mask_token_id=MASK, pad_token_id=PAD, seed=5, random_length_probability=1.0
+    )
     batch = collator(rows(16, 16))
     generator = torch.Generator().manual_seed(batch_seed(5, torch.arange(2, 18).repeat(2, 1)))
     torch.rand(1, generator=generator)
@@ -128,8 +132,10 @@ def test_pretraining_loss_equals_hand_computation():
 
 def test_sft_loss_equals_hand_computation():
     model = tiny_model()
-    examples = [{"input_ids": list(range(2, 14)), "labels": [-100] * 4 + list(range(6, 14))},
-                {"input_ids": list(range(2, 14)), "labels": [-100] * 9 + list(range(11, 14))}]
+    examples = [
+        {"input_ids": list(range(2, 14)), "labels": [-100] * 4 + list(range(6, 14))},
+        {"input_ids": list(range(2, 14)), "labels": [-100] * 9 + list(range(11, 14))},
+    ]
     batch = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, seed=2, eps=0.5)(examples)
     out = model(**batch)
     expected = 0.0
@@ -148,8 +154,9 @@ def test_missing_mask_token_is_a_clear_error():
 
 
 def test_stratified_times_put_one_row_in_each_stratum():
-    collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=5,
-                                              t_sampling="stratified")
+    collator = DataCollatorForMaskedDiffusion(
+        mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=5, t_sampling="stratified"
+    )
     batch = collator(rows(*[12] * 8))
     t = (batch["p_mask"][:, 0] - 1e-3) / (1 - 1e-3)  # (batch,) back to the diffusion times
     strata = torch.floor(t * 8).long()
@@ -161,10 +168,12 @@ def test_complementary_masking_scores_every_maskable_token_once_per_pair():
         {"input_ids": [5, 6, 7, 8, 9, 10], "labels": [-100, -100, -100, 8, 9, 10]},
         {"input_ids": [5, 6, 7, 8], "labels": [-100, -100, 7, 8]},
     ]
-    plain = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=2,
-                                           pad_answers_with_eos=False)
-    paired = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=2,
-                                            pad_answers_with_eos=False, complementary_masking=True)
+    plain = DataCollatorForMaskedDiffusion(
+        mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=2, pad_answers_with_eos=False
+    )
+    paired = DataCollatorForMaskedDiffusion(
+        mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=2, pad_answers_with_eos=False, complementary_masking=True
+    )
     first, batch = plain(examples), paired(examples)
     assert batch["input_ids"].shape == (4, 6)
     for key in first:  # the first half is the ordinary batch
@@ -185,11 +194,15 @@ def test_bad_training_t_sampling_is_refused():
 
 
 def test_exact_masking_masks_ceil_t_n_tokens_and_weighs_n_over_k():
-    examples = [{"input_ids": list(range(2, 22))}, {"input_ids": list(range(2, 12))},
-                {"input_ids": [5, 6, 7, 8, 9, 10]}]
+    examples = [
+        {"input_ids": list(range(2, 22))},
+        {"input_ids": list(range(2, 12))},
+        {"input_ids": [5, 6, 7, 8, 9, 10]},
+    ]
     for seed in range(10):
-        collator = DataCollatorForMaskedDiffusion(mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=seed,
-                                                  masking="exact", complementary_masking=True)
+        collator = DataCollatorForMaskedDiffusion(
+            mask_token_id=MASK, pad_token_id=PAD, eps=1e-3, seed=seed, masking="exact", complementary_masking=True
+        )
         batch = collator(examples)
         counts = (batch["labels"] != -100).sum(1)  # (6,)
         n = torch.tensor([20, 10, 6])

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from conftest import tiny_config
 from hub_server import LoopbackHub
-
 from llada import LLaDAForMaskedDiffusion
 from llada.hub import save_for_hub
 from llada.saved_files import HUB_CODE_FILES
@@ -77,15 +77,23 @@ print("REPORT " + json.dumps(report))
 
 def use_the_repo(pythons: list, folder: Path) -> list:
     """Runs USE_THE_REPO on `folder` with each interpreter (at the same time) and returns their reports."""
-    processes = [subprocess.Popen([str(python), "-c", USE_THE_REPO, str(folder)], cwd=folder, text=True,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for python in pythons]
+    processes = [
+        subprocess.Popen(
+            [str(python), "-c", USE_THE_REPO, str(folder)],
+            cwd=folder,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for python in pythons
+    ]
     reports = []
     for python, process in zip(pythons, processes):
         stdout, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, f"{python}:\n{stderr[-4000:]}"
         line = next(line for line in stdout.splitlines() if line.startswith("REPORT "))
-        reports.append(json.loads(line[len("REPORT "):]))
+        reports.append(json.loads(line[len("REPORT ") :]))
     return reports
 
 
@@ -94,10 +102,15 @@ def saved_for_hub(tmp_path_factory, **config):
     source, staging = tmp_path_factory.mktemp("model"), tmp_path_factory.mktemp("staging")
     tokenizer = build_byte_tokenizer(model_max_length=256)
     torch.manual_seed(0)
-    model = LLaDAForMaskedDiffusion(tiny_config(
-        vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, **config,
-    ))
+    model = LLaDAForMaskedDiffusion(
+        tiny_config(
+            vocab_size=len(tokenizer),
+            mask_token_id=tokenizer.mask_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **config,
+        )
+    )
     model.generation_config.update(max_new_tokens=6, steps=3, block_length=2)  # saved defaults must be used
     model.save_pretrained(source)
     tokenizer.save_pretrained(source)
@@ -119,12 +132,25 @@ def test_transformers_4_loads_and_generates_like_transformers_5(hub_folder):
     assert compat["input_keys"] == current["input_keys"] == ["attention_mask", "input_ids"]
     assert compat["input_ids"] == current["input_ids"]
     for implementation in ("eager", "sdpa"):
-        torch.testing.assert_close(torch.tensor(compat[f"logits_{implementation}"]),
-                                   torch.tensor(current[f"logits_{implementation}"]), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            torch.tensor(compat[f"logits_{implementation}"]),
+            torch.tensor(current[f"logits_{implementation}"]),
+            rtol=1e-5,
+            atol=1e-5,
+        )
     assert compat["generation_config"] == current["generation_config"]
     assert len(current["saved_defaults"][0]) == len(current["input_ids"][0]) + 6
-    for key in ("greedy", "sampled", "generate", "saved_defaults", "prefix_cache", "dual_cache", "processors",
-                "infill", "refused"):
+    for key in (
+        "greedy",
+        "sampled",
+        "generate",
+        "saved_defaults",
+        "prefix_cache",
+        "dual_cache",
+        "processors",
+        "infill",
+        "refused",
+    ):
         assert compat[key] == current[key], key
     assert "`num_beams=2` has no meaning for diffusion sampling" in current["refused"]
 
@@ -139,10 +165,22 @@ def test_transformers_4_runs_a_block_model_like_transformers_5(block_hub_folder)
     current, compat = use_the_repo([sys.executable, COMPAT_PYTHON], block_hub_folder)
     assert compat["transformers"].startswith("4.57")
     for implementation in ("eager", "sdpa"):
-        torch.testing.assert_close(torch.tensor(compat[f"logits_{implementation}"]),
-                                   torch.tensor(current[f"logits_{implementation}"]), rtol=1e-5, atol=1e-5)
-    for key in ("greedy", "sampled", "generate", "saved_defaults", "prefix_cache", "dual_cache", "processors",
-                "infill"):
+        torch.testing.assert_close(
+            torch.tensor(compat[f"logits_{implementation}"]),
+            torch.tensor(current[f"logits_{implementation}"]),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    for key in (
+        "greedy",
+        "sampled",
+        "generate",
+        "saved_defaults",
+        "prefix_cache",
+        "dual_cache",
+        "processors",
+        "infill",
+    ):
         assert compat[key] == current[key], key
     assert "cannot fill mask tokens inside a prompt" in current["infill"]
 
@@ -161,13 +199,27 @@ def test_transformers_4_loads_the_repo_by_id_from_a_hub(hub_folder, tmp_path):
     """Through the loopback Hub: transformers 4.57 with its own huggingface_hub (0.x) downloads and generates."""
     with LoopbackHub(token="hf_compat") as hub:
         repo = hub.create_repo("tester/tiny")
-        hub.commit(repo, "main", {"summary": "upload"}, [
-            ("file", {"path": p.name, "content": base64.b64encode(p.read_bytes()).decode()})
-            for p in hub_folder.iterdir() if p.is_file()])
+        hub.commit(
+            repo,
+            "main",
+            {"summary": "upload"},
+            [
+                ("file", {"path": p.name, "content": base64.b64encode(p.read_bytes()).decode()})
+                for p in hub_folder.iterdir()
+                if p.is_file()
+            ],
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
         env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_TELEMETRY="1")
-        result = subprocess.run([str(COMPAT_PYTHON), "-c", LOAD_BY_REPO_ID], env=env, cwd=tmp_path,
-                                capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+        result = subprocess.run(
+            [str(COMPAT_PYTHON), "-c", LOAD_BY_REPO_ID],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+        )
     assert result.returncode == 0, result.stderr[-4000:]
     assert ("GET", "/tester/tiny/resolve/main/model.safetensors") in hub.requests
     tokens = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("TOKENS "))[7:])

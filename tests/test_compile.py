@@ -6,7 +6,6 @@ from transformers import CompileConfig
 
 from conftest import GraphCounter, prompts_batch, varied_model
 
-
 CASES = {  # settings -> graphs: a full pass; or a cache refresh and a windowed pass (and a vicinity refresh)
     "no cache": (dict(), 1),
     "no cache, guidance": (dict(cfg_scale=1.0), 1),
@@ -16,9 +15,17 @@ CASES = {  # settings -> graphs: a full pass; or a cache refresh and a windowed 
     "prefix, refresh every 2": (dict(use_cache="prefix", cache_refresh_interval=2, temperature=1.0, seed=0), 2),
     # the vicinity refresh adds a third kind: the previous block and the block, at every block start after the first
     "dual, vicinity refresh": (dict(use_cache="dual", cache_refresh_window="vicinity"), 3),
-    "dual, vicinity refresh, inverse-CDF nucleus": (dict(use_cache="dual", cache_refresh_window="vicinity",
-                                                         temperature=1.0, top_p=0.8, seed=0,
-                                                         token_sampling="inverse_cdf"), 3),
+    "dual, vicinity refresh, inverse-CDF nucleus": (
+        dict(
+            use_cache="dual",
+            cache_refresh_window="vicinity",
+            temperature=1.0,
+            top_p=0.8,
+            seed=0,
+            token_sampling="inverse_cdf",
+        ),
+        3,
+    ),
 }
 
 
@@ -30,14 +37,22 @@ def test_one_full_graph_per_kind_of_pass_and_the_eager_tokens(case):
     eager = model.diffusion_generate(ids, attention_mask=attention_mask, **settings)
     torch._dynamo.reset()
     counter = GraphCounter()  # fullgraph: a graph break in the forward is an error
-    compiled = model.diffusion_generate(ids, attention_mask=attention_mask, compile=True,
-                                        compile_config=CompileConfig(backend=counter, fullgraph=True, dynamic=False),
-                                        **settings)
+    compiled = model.diffusion_generate(
+        ids,
+        attention_mask=attention_mask,
+        compile=True,
+        compile_config=CompileConfig(backend=counter, fullgraph=True, dynamic=False),
+        **settings,
+    )
     assert torch.equal(compiled.sequences, eager.sequences) and compiled.nfe == eager.nfe
     assert counter.graphs == graphs  # every block and step reuses them: static shapes
-    again = model.diffusion_generate(ids, attention_mask=attention_mask, compile=True,
-                                     compile_config=CompileConfig(backend=counter, fullgraph=True, dynamic=False),
-                                     **settings)
+    again = model.diffusion_generate(
+        ids,
+        attention_mask=attention_mask,
+        compile=True,
+        compile_config=CompileConfig(backend=counter, fullgraph=True, dynamic=False),
+        **settings,
+    )
     assert torch.equal(again.sequences, eager.sequences) and counter.graphs == graphs  # kept for the next call
 
 
@@ -48,8 +63,9 @@ def test_inductor_gives_the_eager_tokens():
     ids = torch.tensor([[11, 12, 13, 14]])
     settings = dict(max_new_tokens=8, block_length=4, use_cache="dual")
     torch._dynamo.reset()  # not the graphs of the other tests
-    assert torch.equal(model.diffusion_generate(ids, compile=True, **settings),
-                       model.diffusion_generate(ids, **settings))
+    assert torch.equal(
+        model.diffusion_generate(ids, compile=True, **settings), model.diffusion_generate(ids, **settings)
+    )
 
 
 def test_compile_flag_is_checked():
@@ -69,8 +85,9 @@ def test_past_the_recompile_limit_new_shapes_run_eagerly_and_it_is_reported_once
     hf_logging.enable_propagation()
     try:
         with caplog.at_level("WARNING"), torch._dynamo.config.patch(recompile_limit=2):
-            compiled = [model.diffusion_generate(ids, max_new_tokens=4, compile=True, compile_config=config)
-                        for ids in prompts]
+            compiled = [
+                model.diffusion_generate(ids, max_new_tokens=4, compile=True, compile_config=config) for ids in prompts
+            ]
     finally:
         hf_logging.disable_propagation()
         torch._dynamo.reset()

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from conftest import TINY, tiny_config
 
+from conftest import TINY, tiny_config
 from llada import LLaDAConfig
 
 
@@ -18,8 +18,16 @@ def test_defaults_describe_llada_8b():
 
 
 def test_save_load_round_trip(tmp_path):
-    config = tiny_config(attention_type="latent", kv_latent_dim=12, hidden_act="mish", tie_word_embeddings=True,
-                         attention_bias=True, attention_output_bias=False, qk_norm=True, logit_shift=True)
+    config = tiny_config(
+        attention_type="latent",
+        kv_latent_dim=12,
+        hidden_act="mish",
+        tie_word_embeddings=True,
+        attention_bias=True,
+        attention_output_bias=False,
+        qk_norm=True,
+        logit_shift=True,
+    )
     config.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["auto_map"] == {
@@ -29,8 +37,17 @@ def test_save_load_round_trip(tmp_path):
     }
     assert (tmp_path / "configuration_llada.py").is_file()
     loaded = LLaDAConfig.from_pretrained(tmp_path)
-    for key in [*TINY, "attention_type", "kv_latent_dim", "hidden_act", "tie_word_embeddings", "rope_parameters",
-                "attention_output_bias", "qk_norm", "logit_shift"]:
+    for key in [
+        *TINY,
+        "attention_type",
+        "kv_latent_dim",
+        "hidden_act",
+        "tie_word_embeddings",
+        "rope_parameters",
+        "attention_output_bias",
+        "qk_norm",
+        "logit_shift",
+    ]:
         assert getattr(loaded, key) == getattr(config, key), key
 
 
@@ -101,11 +118,23 @@ def test_default_special_ids_that_do_not_fit_a_smaller_vocabulary_become_none(tm
 
     from llada import LLaDAForMaskedDiffusion
 
-    config = LLaDAConfig(vocab_size=100, mask_token_id=99, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4)
-    assert (config.mask_token_id, config.pad_token_id, config.bos_token_id, config.eos_token_id) == (99, None, None, None)
-    bare = LLaDAConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=4)  # as transformers' common tests build configs
+    config = LLaDAConfig(
+        vocab_size=100,
+        mask_token_id=99,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+    )
+    assert (config.mask_token_id, config.pad_token_id, config.bos_token_id, config.eos_token_id) == (
+        99,
+        None,
+        None,
+        None,
+    )
+    bare = LLaDAConfig(
+        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4
+    )  # as transformers' common tests build configs
     assert bare.mask_token_id is None
     assert LLaDAForMaskedDiffusion(bare)(torch.tensor([[1, 2, 3]])).logits.shape == (1, 3, 100)
     bare.save_pretrained(tmp_path)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer, GenerationConfig, PreTrainedTokenizerFast
 
+from conftest import tiny_model
 from llada.cli.convert import main as convert_main
 from llada.convert import (
     convert_llada_to_original,
@@ -26,21 +26,57 @@ from llada.saved_files import HUB_CODE_FILES
 
 # The published LLaDA-8B-Base config.json (architecture keys).
 LLADA_8B_CONFIG = {
-    "activation_type": "silu", "alibi": False, "block_group_size": 1, "block_type": "llama", "d_model": 4096,
-    "embedding_size": 126464, "eos_token_id": 126081, "include_bias": False, "include_qkv_bias": False,
-    "layer_norm_type": "rms", "layer_norm_with_affine": True, "mask_token_id": 126336, "max_sequence_length": 4096,
-    "mlp_hidden_size": 12288, "mlp_ratio": 4, "n_heads": 32, "n_kv_heads": 32, "n_layers": 32,
-    "pad_token_id": 126081, "rms_norm_eps": 1e-05, "rope": True, "rope_full_precision": True,
-    "rope_theta": 500000.0, "scale_logits": False, "vocab_size": 126464, "weight_tying": False,
-    "attention_layer_norm": False, "input_emb_norm": False, "bias_for_layer_norm": False, "clip_qkv": None,
-    "multi_query_attention": None, "model_type": "llada", "architectures": ["LLaDAModelLM"],
+    "activation_type": "silu",
+    "alibi": False,
+    "block_group_size": 1,
+    "block_type": "llama",
+    "d_model": 4096,
+    "embedding_size": 126464,
+    "eos_token_id": 126081,
+    "include_bias": False,
+    "include_qkv_bias": False,
+    "layer_norm_type": "rms",
+    "layer_norm_with_affine": True,
+    "mask_token_id": 126336,
+    "max_sequence_length": 4096,
+    "mlp_hidden_size": 12288,
+    "mlp_ratio": 4,
+    "n_heads": 32,
+    "n_kv_heads": 32,
+    "n_layers": 32,
+    "pad_token_id": 126081,
+    "rms_norm_eps": 1e-05,
+    "rope": True,
+    "rope_full_precision": True,
+    "rope_theta": 500000.0,
+    "scale_logits": False,
+    "vocab_size": 126464,
+    "weight_tying": False,
+    "attention_layer_norm": False,
+    "input_emb_norm": False,
+    "bias_for_layer_norm": False,
+    "clip_qkv": None,
+    "multi_query_attention": None,
+    "model_type": "llada",
+    "architectures": ["LLaDAModelLM"],
 }
 
 
 def tiny_original_config(**overrides) -> dict:
-    config = dict(LLADA_8B_CONFIG, d_model=32, n_heads=4, n_kv_heads=2, n_layers=2, mlp_hidden_size=64,
-                  vocab_size=100, embedding_size=100, max_sequence_length=256, mask_token_id=99,
-                  eos_token_id=1, pad_token_id=0)
+    config = dict(
+        LLADA_8B_CONFIG,
+        d_model=32,
+        n_heads=4,
+        n_kv_heads=2,
+        n_layers=2,
+        mlp_hidden_size=64,
+        vocab_size=100,
+        embedding_size=100,
+        max_sequence_length=256,
+        mask_token_id=99,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
     config.update(overrides)
     return config
 
@@ -54,19 +90,27 @@ def random_original_weights(config: dict, seed: int = 0) -> dict:
     def randn(*shape, scale=0.1):
         return torch.randn(*shape, generator=generator) * scale
 
-    weights = {"model.transformer.wte.weight": randn(vocab, d, scale=0.5),
-               "model.transformer.ln_f.weight": 1 + randn(d, scale=0.1)}
+    weights = {
+        "model.transformer.wte.weight": randn(vocab, d, scale=0.5),
+        "model.transformer.ln_f.weight": 1 + randn(d, scale=0.1),
+    }
     if not config["weight_tying"]:
         weights["model.transformer.ff_out.weight"] = randn(vocab, d)
     for i in range(config["n_layers"]):
         block = f"model.transformer.blocks.{i}."
-        weights.update({
-            block + "attn_norm.weight": 1 + randn(d, scale=0.1), block + "ff_norm.weight": 1 + randn(d, scale=0.1),
-            block + "q_proj.weight": randn(d, d), block + "k_proj.weight": randn(kv_heads * head_dim, d),
-            block + "v_proj.weight": randn(kv_heads * head_dim, d), block + "attn_out.weight": randn(d, d),
-            block + "ff_proj.weight": randn(hidden, d), block + "up_proj.weight": randn(hidden, d),
-            block + "ff_out.weight": randn(d, hidden),
-        })
+        weights.update(
+            {
+                block + "attn_norm.weight": 1 + randn(d, scale=0.1),
+                block + "ff_norm.weight": 1 + randn(d, scale=0.1),
+                block + "q_proj.weight": randn(d, d),
+                block + "k_proj.weight": randn(kv_heads * head_dim, d),
+                block + "v_proj.weight": randn(kv_heads * head_dim, d),
+                block + "attn_out.weight": randn(d, d),
+                block + "ff_proj.weight": randn(hidden, d),
+                block + "up_proj.weight": randn(hidden, d),
+                block + "ff_out.weight": randn(d, hidden),
+            }
+        )
     return weights
 
 
@@ -90,16 +134,53 @@ def tiny_tokenizer(vocab_size: int = 100) -> PreTrainedTokenizerFast:
     the mask token is in the vocabulary but not registered (as in the official tokenizer files)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    specials = {"<pad>": 0, "<|endoftext|>": 1, "<unk>": 2, "<|startoftext|>": 3,
-                "<|eot_id|>": vocab_size - 2, "<|mdm_mask|>": vocab_size - 1}
-    words = ["the", "a", "cat", "dog", "sat", "on", "mat", "is", "red", "blue", "yes", "no", "one", "two",
-             "three", "four", "what", "color", "sky", "grass", "green", "answer", ":", "?", ".", "question"]
+    specials = {
+        "<pad>": 0,
+        "<|endoftext|>": 1,
+        "<unk>": 2,
+        "<|startoftext|>": 3,
+        "<|eot_id|>": vocab_size - 2,
+        "<|mdm_mask|>": vocab_size - 1,
+    }
+    words = [
+        "the",
+        "a",
+        "cat",
+        "dog",
+        "sat",
+        "on",
+        "mat",
+        "is",
+        "red",
+        "blue",
+        "yes",
+        "no",
+        "one",
+        "two",
+        "three",
+        "four",
+        "what",
+        "color",
+        "sky",
+        "grass",
+        "green",
+        "answer",
+        ":",
+        "?",
+        ".",
+        "question",
+    ]
     free_ids = [i for i in range(vocab_size) if i not in specials.values()]
     vocab = dict(specials, **dict(zip(words + [f"w{i}" for i in range(vocab_size)], free_ids)))
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
-                                   eos_token="<|endoftext|>", bos_token="<|startoftext|>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        eos_token="<|endoftext|>",
+        bos_token="<|startoftext|>",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -164,18 +245,30 @@ def test_official_8b_config_maps_field_by_field():
 
 
 def test_mlp_ratio_fallback_padded_embedding_and_multi_query():
-    config = original_config_to_llada(tiny_original_config(mlp_hidden_size=None, mlp_ratio=3, vocab_size=97,
-                                                           multi_query_attention=True))
+    config = original_config_to_llada(
+        tiny_original_config(mlp_hidden_size=None, mlp_ratio=3, vocab_size=97, multi_query_attention=True)
+    )
     assert config.intermediate_size == 96  # mlp_ratio * d_model
     assert config.vocab_size == 100  # the embedding rows (embedding_size), not the tokenizer's vocab_size
     assert config.num_key_value_heads == 1
 
 
-@pytest.mark.parametrize("option, value", [
-    ("include_bias", True), ("include_qkv_bias", True), ("alibi", True), ("block_type", "sequential"),
-    ("layer_norm_type", "default"), ("activation_type", "gelu"), ("activation_type", "swiglu"),
-    ("scale_logits", True), ("attention_layer_norm", True), ("clip_qkv", 8.0), ("rope", False),
-])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("include_bias", True),
+        ("include_qkv_bias", True),
+        ("alibi", True),
+        ("block_type", "sequential"),
+        ("layer_norm_type", "default"),
+        ("activation_type", "gelu"),
+        ("activation_type", "swiglu"),
+        ("scale_logits", True),
+        ("attention_layer_norm", True),
+        ("clip_qkv", 8.0),
+        ("rope", False),
+    ],
+)
 def test_unsupported_original_option_fails_naming_it(option, value):
     with pytest.raises(ValueError, match=rf"`{option}` = {value!r}"):
         original_config_to_llada(tiny_original_config(**{option: value}))
@@ -184,9 +277,13 @@ def test_unsupported_original_option_fails_naming_it(option, value):
 def test_features_without_official_equivalent_fail_in_reverse():
     from conftest import tiny_config
 
-    for overrides, field in [({"attention_type": "latent"}, "attention_type"), ({"mlp_bias": True}, "mlp_bias"),
-                             ({"hidden_act": "mish"}, "hidden_act"), ({"qk_norm": True}, "qk_norm"),
-                             ({"logit_shift": True}, "logit_shift")]:
+    for overrides, field in [
+        ({"attention_type": "latent"}, "attention_type"),
+        ({"mlp_bias": True}, "mlp_bias"),
+        ({"hidden_act": "mish"}, "hidden_act"),
+        ({"qk_norm": True}, "qk_norm"),
+        ({"logit_shift": True}, "logit_shift"),
+    ]:
         with pytest.raises(ValueError, match=field):
             llada_config_to_original(tiny_config(**overrides))
 
@@ -326,8 +423,18 @@ def test_converted_folder_loads_with_trust_remote_code_in_a_fresh_process(tmp_pa
     convert_original_to_llada(tmp_path / "original", tmp_path / "ours")
     ids = torch.randint(2, 99, (2, 7), generator=torch.Generator().manual_seed(0))
     torch.save(ids, tmp_path / "ids.pt")
-    subprocess.run([sys.executable, "-c", REMOTE_LOAD, str(tmp_path / "ours"), str(tmp_path / "ids.pt"),
-                    str(tmp_path / "logits.pt")], check=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            REMOTE_LOAD,
+            str(tmp_path / "ours"),
+            str(tmp_path / "ids.pt"),
+            str(tmp_path / "logits.pt"),
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
     logits = torch.load(tmp_path / "logits.pt")
     assert (logits - original_forward(weights, config, ids)).abs().max().item() <= 1e-5
 
@@ -341,8 +448,20 @@ def test_llada_generate_runs_on_a_converted_checkpoint(tmp_path, capsys):
     convert_original_to_llada(tmp_path / "original", tmp_path / "ours")
     generation = json.loads((tmp_path / "ours" / "generation_config.json").read_text())
     assert generation["mask_token_id"] == 99 and generation["eos_token_id"] == [1, 98]
-    generate_main(["--model", str(tmp_path / "ours"), "--prompt", "the cat sat", "--max_new_tokens", "4",
-                   "--steps", "4", "--device", "cpu"])
+    generate_main(
+        [
+            "--model",
+            str(tmp_path / "ours"),
+            "--prompt",
+            "the cat sat",
+            "--max_new_tokens",
+            "4",
+            "--steps",
+            "4",
+            "--device",
+            "cpu",
+        ]
+    )
     assert capsys.readouterr().out.strip()
 
 
@@ -363,8 +482,12 @@ def test_cli_both_directions_and_refuses_non_empty_dst(tmp_path, capsys):
     write_original_checkpoint(tmp_path / "original", config, random_original_weights(config))
     assert convert_main(["--src", str(tmp_path / "original"), "--dst", str(tmp_path / "ours")]) == 0
     assert convert_main(["--src", str(tmp_path / "ours"), "--dst", str(tmp_path / "back"), "--to", "original"]) == 0
-    assert convert_main(["--src", str(tmp_path / "ours"), "--dst", str(tmp_path / "back2"), "--reverse",
-                         "--dtype", "bfloat16"]) == 0
+    assert (
+        convert_main(
+            ["--src", str(tmp_path / "ours"), "--dst", str(tmp_path / "back2"), "--reverse", "--dtype", "bfloat16"]
+        )
+        == 0
+    )
     assert "d_model" in json.loads((tmp_path / "back" / "config.json").read_text())
     capsys.readouterr()
     assert convert_main(["--src", str(tmp_path / "original"), "--dst", str(tmp_path / "ours")]) == 2
@@ -420,8 +543,16 @@ print(before * 1024, status_kib("VmHWM") * 1024)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to reset the peak-RSS mark")
 def test_conversion_peak_memory_stays_near_one_shard(tmp_path):
-    big = tiny_original_config(d_model=384, n_heads=6, n_kv_heads=6, n_layers=8, mlp_hidden_size=1024,
-                               vocab_size=1000, embedding_size=1000, mask_token_id=999)
+    big = tiny_original_config(
+        d_model=384,
+        n_heads=6,
+        n_kv_heads=6,
+        n_layers=8,
+        mlp_hidden_size=1024,
+        vocab_size=1000,
+        embedding_size=1000,
+        mask_token_id=999,
+    )
     weights = random_original_weights(big)
     total = sum(t.numel() * t.element_size() for t in weights.values())
     write_original_checkpoint(tmp_path / "big", big, weights, num_shards=8)
@@ -431,11 +562,25 @@ def test_conversion_peak_memory_stays_near_one_shard(tmp_path):
     write_original_checkpoint(tmp_path / "small", small, random_original_weights(small), num_shards=1)
 
     result = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(tmp_path / "small"), str(tmp_path / "warm"), str(tmp_path / "big"),
-         str(tmp_path / "out"), f"{shard}B"], capture_output=True, text=True, check=True)
+        [
+            sys.executable,
+            "-c",
+            MEASURE,
+            str(tmp_path / "small"),
+            str(tmp_path / "warm"),
+            str(tmp_path / "big"),
+            str(tmp_path / "out"),
+            f"{shard}B",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     before, peak = map(int, result.stdout.split()[-2:])
     growth = peak - before
-    print(f"total {total / 2**20:.1f} MiB in 8 shards of <= {shard / 2**20:.1f} MiB; RSS before {before / 2**20:.0f} "
-          f"MiB, peak {peak / 2**20:.0f} MiB, growth {growth / 2**20:.1f} MiB")
+    print(
+        f"total {total / 2**20:.1f} MiB in 8 shards of <= {shard / 2**20:.1f} MiB; RSS before {before / 2**20:.0f} "
+        f"MiB, peak {peak / 2**20:.0f} MiB, growth {growth / 2**20:.1f} MiB"
+    )
     assert total > 6 * shard
     assert growth < 3 * shard  # holding the model would need the total; streaming holds about one shard

@@ -41,10 +41,26 @@ from llada.saved_files import HUB_CODE_FILES
 from llada.training.tokenizers import MASK_TOKEN, ensure_mask_token
 
 VOCAB = 96  # the causal LMs' vocabulary; the converted models add the mask token (id 96)
-TINY = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=64, bos_token_id=2, eos_token_id=1, pad_token_id=None)
-LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
-               "high_freq_factor": 4.0, "original_max_position_embeddings": 16}
+TINY = dict(
+    vocab_size=VOCAB,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=64,
+    bos_token_id=2,
+    eos_token_id=1,
+    pad_token_id=None,
+)
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 10000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 16,
+}
 FAMILIES = {  # each with the options that make it differ from a plain Llama
     "llama": (LlamaConfig, LlamaForCausalLM, dict(attention_bias=True, mlp_bias=True, rope_parameters=LLAMA3_ROPE)),
     "mistral": (MistralConfig, MistralForCausalLM, dict(sliding_window=64)),  # a window as long as the positions
@@ -182,7 +198,11 @@ def test_the_folder_has_its_code_tokenizer_and_generation_config(folders):
     assert not list(dst.parent.glob(".*partial*"))
     config = json.loads((dst / "config.json").read_text())
     assert (config["logit_shift"], config["block_size"], config["qk_norm"], config["mask_token_id"]) == (
-        True, 1, True, VOCAB)
+        True,
+        1,
+        True,
+        VOCAB,
+    )
     assert config["auto_map"]["AutoModel"] == "modeling_llada.LLaDAForMaskedDiffusion"
     tokenizer = AutoTokenizer.from_pretrained(dst)
     assert (tokenizer.mask_token, tokenizer.mask_token_id, tokenizer.pad_token) == (MASK_TOKEN, VOCAB, "</s>")
@@ -209,8 +229,9 @@ def test_cli_converts_and_the_folder_samples_with_remote_code_only(folders, tmp_
     assert convert_main(["--from_causal_lm", str(src), str(tmp_path / "full"), "--logit_shift"]) == 0
     assert "Wrote" in capsys.readouterr().out
     assert json.loads((tmp_path / "full" / "config.json").read_text())["block_size"] is None
-    result = subprocess.run([sys.executable, "-c", REMOTE_GENERATE, str(tmp_path / "full")], capture_output=True,
-                            text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_GENERATE, str(tmp_path / "full")], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].startswith("transformers_modules."), result.stdout
 
@@ -220,12 +241,14 @@ def test_a_short_sliding_window_converts_for_the_positions_it_covers(tmp_path):
     reference = causal_lm("mistral", sliding_window=16)
     with pytest.raises(ValueError, match="`sliding_window` = 16 with 64 positions"):
         causal_lm_to_llada(copy.deepcopy(reference), tokenizer)
-    model = causal_lm_to_llada(copy.deepcopy(reference), tokenizer, block_size=1, logit_shift=True,
-                               max_position_embeddings=16)
+    model = causal_lm_to_llada(
+        copy.deepcopy(reference), tokenizer, block_size=1, logit_shift=True, max_position_embeddings=16
+    )
     ids = torch.randint(3, VOCAB, (1, 16), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
-        torch.testing.assert_close(model(ids).logits[..., :VOCAB], shifted(reference(ids).logits), atol=1e-5,
-                                   rtol=1e-5)
+        torch.testing.assert_close(
+            model(ids).logits[..., :VOCAB], shifted(reference(ids).logits), atol=1e-5, rtol=1e-5
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -241,23 +264,39 @@ def with_attributes(config, **attributes):
 REFUSED = {
     "gpt2": (lambda: GPT2Config(), ["'gpt2'", "LlamaForCausalLM"]),
     "gemma2 (soft-capping)": (lambda: Gemma2Config(), ["'gemma2'"]),
-    "soft-capped logits": (lambda: LlamaConfig(**TINY, final_logit_softcapping=30.0),
-                           ["`final_logit_softcapping` = 30.0", "soft-capping"]),
-    "mixture of experts": (lambda: with_attributes(MistralConfig(**TINY), num_local_experts=8),
-                           ["`num_local_experts` = 8", "mixture of experts"]),
+    "soft-capped logits": (
+        lambda: LlamaConfig(**TINY, final_logit_softcapping=30.0),
+        ["`final_logit_softcapping` = 30.0", "soft-capping"],
+    ),
+    "mixture of experts": (
+        lambda: with_attributes(MistralConfig(**TINY), num_local_experts=8),
+        ["`num_local_experts` = 8", "mixture of experts"],
+    ),
     "sliding window": (lambda: MistralConfig(**TINY, sliding_window=16), ["`sliding_window` = 16", "<= 16"]),
-    "qwen sliding layers": (lambda: Qwen2Config(**TINY, use_sliding_window=True, sliding_window=8,
-                                                max_window_layers=1), ["`sliding_window` = 8"]),
-    "chunked attention": (lambda: with_attributes(LlamaConfig(**TINY), layer_types=["chunked_attention"] * 2),
-                          ["`layer_types` ['chunked_attention']"]),
-    "rope type": (lambda: with_attributes(LlamaConfig(**TINY), rope_parameters={"rope_type": "longrope",
-                                                                                "rope_theta": 1e4}),
-                  ["'longrope'"]),
-    "partial rotary": (lambda: with_attributes(LlamaConfig(**TINY), rope_parameters={
-        "rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5}), ["`partial_rotary_factor` = 0.5"]),
+    "qwen sliding layers": (
+        lambda: Qwen2Config(**TINY, use_sliding_window=True, sliding_window=8, max_window_layers=1),
+        ["`sliding_window` = 8"],
+    ),
+    "chunked attention": (
+        lambda: with_attributes(LlamaConfig(**TINY), layer_types=["chunked_attention"] * 2),
+        ["`layer_types` ['chunked_attention']"],
+    ),
+    "rope type": (
+        lambda: with_attributes(LlamaConfig(**TINY), rope_parameters={"rope_type": "longrope", "rope_theta": 1e4}),
+        ["'longrope'"],
+    ),
+    "partial rotary": (
+        lambda: with_attributes(
+            LlamaConfig(**TINY),
+            rope_parameters={"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5},
+        ),
+        ["`partial_rotary_factor` = 0.5"],
+    ),
     "activation": (lambda: LlamaConfig(**{**TINY, "hidden_act": "gelu_new"}), ["`hidden_act` = 'gelu_new'"]),
-    "another head": (lambda: LlamaConfig(**TINY, architectures=["LlamaForSequenceClassification"]),
-                     ["LlamaForSequenceClassification", "expected a LlamaForCausalLM"]),
+    "another head": (
+        lambda: LlamaConfig(**TINY, architectures=["LlamaForSequenceClassification"]),
+        ["LlamaForSequenceClassification", "expected a LlamaForCausalLM"],
+    ),
 }
 
 

@@ -56,8 +56,13 @@ def test_json_and_parquet_with_a_text_column(tmp_path, tokenizer):
     jsonl.write_text("\n".join(json.dumps(r) for r in records))
     args = DataArguments(train_file=[str(jsonl)], text_column="body", max_seq_length=16, add_eos_token=True)
     data = prepare_datasets(args, tokenizer)
-    assert tokenizer.eos_token_id in data["train"]["input_ids"][0] + data["train"]["input_ids"][1] + \
-        data["train"]["input_ids"][2] + data["train"]["input_ids"][3]
+    assert (
+        tokenizer.eos_token_id
+        in data["train"]["input_ids"][0]
+        + data["train"]["input_ids"][1]
+        + data["train"]["input_ids"][2]
+        + data["train"]["input_ids"][3]
+    )
 
     import pandas as pd
 
@@ -84,11 +89,13 @@ def test_streaming_holds_out_the_first_rows(tmp_path):
 
 def test_sft_prompt_response_pairs(tmp_path, tokenizer):
     path = tmp_path / "sft.jsonl"
-    rows = [{"prompt": "Q: two plus two?\n", "response": "A: four."}] * 10 + \
-           [{"prompt": "x" * 100, "response": "too long a prompt"}]
+    rows = [{"prompt": "Q: two plus two?\n", "response": "A: four."}] * 10 + [
+        {"prompt": "x" * 100, "response": "too long a prompt"}
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    data = prepare_datasets(DataArguments(train_file=[str(path)], sft=True, max_seq_length=40,
-                                          validation_split_percentage=20), tokenizer)
+    data = prepare_datasets(
+        DataArguments(train_file=[str(path)], sft=True, max_seq_length=40, validation_split_percentage=20), tokenizer
+    )
     row = data["train"][0]
     prompt_length = len("Q: two plus two?\n")
     assert row["input_ids"] == list(b"Q: two plus two?\nA: four.") + [tokenizer.eos_token_id]
@@ -101,8 +108,9 @@ def test_sft_chat_messages_use_the_chat_template(tmp_path, tokenizer):
     path = tmp_path / "chat.jsonl"
     chat = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
     path.write_text("\n".join(json.dumps(chat) for _ in range(4)))
-    data = prepare_datasets(DataArguments(train_file=[str(path)], sft=True, max_seq_length=64,
-                                          validation_file=[str(path)]), tokenizer)
+    data = prepare_datasets(
+        DataArguments(train_file=[str(path)], sft=True, max_seq_length=64, validation_file=[str(path)]), tokenizer
+    )
     row = data["train"][0]
     prompt = tokenizer.decode([i for i, label in zip(row["input_ids"], row["labels"]) if label == -100])
     answer = tokenizer.decode([label for label in row["labels"] if label != -100], skip_special_tokens=True)

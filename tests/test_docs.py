@@ -49,12 +49,39 @@ HUB_USER, HUB_TOKEN = "tester", "hf_docsTestToken0123456789"
 # ----------------------------------------------------------------------------------------------------------------
 # What the pages run against
 
-TINY_MODEL = ["--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4",
-              "--intermediate_size", "64", "--vocab_size", "300"]
-TINY_RUN = ["--max_steps", "2", "--eval_steps", "2", "--per_device_train_batch_size", "2", "--max_train_samples", "16",
-            "--max_eval_samples", "4", "--eval_num_t_samples", "1", "--num_sample_generations", "0",
-            "--torch_num_threads", "1", "--disable_tqdm", "true",
-            "--overwrite_output_dir"]  # the working directory already holds the model a page may train again
+TINY_MODEL = [
+    "--hidden_size",
+    "32",
+    "--num_hidden_layers",
+    "2",
+    "--num_attention_heads",
+    "4",
+    "--intermediate_size",
+    "64",
+    "--vocab_size",
+    "300",
+]
+TINY_RUN = [
+    "--max_steps",
+    "2",
+    "--eval_steps",
+    "2",
+    "--per_device_train_batch_size",
+    "2",
+    "--max_train_samples",
+    "16",
+    "--max_eval_samples",
+    "4",
+    "--eval_num_t_samples",
+    "1",
+    "--num_sample_generations",
+    "0",
+    "--torch_num_threads",
+    "1",
+    "--disable_tqdm",
+    "true",
+    "--overwrite_output_dir",
+]  # the working directory already holds the model a page may train again
 
 # The commands that make the working directory every page starts from (run as the pages' commands are, OVERRIDES
 # included): the models the pages load, at the paths they use, and files standing for the reader's own.
@@ -78,8 +105,20 @@ OVERRIDES = {
     "llada-tasks evaluate": ["--limit", "8"],
     "llada-push": ["--skip_check"],  # the fresh-process reload check runs in tests/test_hub.py
     "llada-lm-eval": ["--limit", "2"],
-    "python benchmarks/bench_code_versions.py": ["--hidden_size", "32", "--num_layers", "2", "--intermediate_size",
-                                                 "64", "--batch_sizes", "1", "--length", "32", "--repeats", "1"],
+    "python benchmarks/bench_code_versions.py": [
+        "--hidden_size",
+        "32",
+        "--num_layers",
+        "2",
+        "--intermediate_size",
+        "64",
+        "--batch_sizes",
+        "1",
+        "--length",
+        "32",
+        "--repeats",
+        "1",
+    ],
 }
 
 
@@ -118,7 +157,7 @@ def read_blocks(page: str, root: Path = ROOT) -> list:
         end = next((i for i in range(index + 1, len(lines)) if lines[i].strip() == fence), len(lines))
         language = LANGUAGES.get(info.lower())
         if language is not None:
-            code = textwrap.dedent("\n".join(lines[index + 1:end]))
+            code = textwrap.dedent("\n".join(lines[index + 1 : end]))
             blocks.append(Block(page, index + 1, language, code, skip_reason(page, lines, index)))
         index = end + 1
     return blocks
@@ -130,8 +169,10 @@ def skip_reason(page: str, lines: list, fence: int) -> Optional[str]:
         return None
     reason = re.fullmatch(r"\s*skip\s*\((.+)\)\s*", match.group(1))
     if reason is None:
-        raise ValueError(f"{page}:{fence}: unknown docs-test marker {match.group(0).strip()!r}; the only one is "
-                         "`<!-- docs-test: skip (why) -->`.")
+        raise ValueError(
+            f"{page}:{fence}: unknown docs-test marker {match.group(0).strip()!r}; the only one is "
+            "`<!-- docs-test: skip (why) -->`."
+        )
     return reason.group(1).strip()
 
 
@@ -150,8 +191,10 @@ def shell_commands(code: str) -> list:
                 commands.append(command)
                 command = []
             elif token[0] in ";&|<>()" or "$(" in token or "`" in token:
-                raise ValueError(f"The docs test does not run the shell construct {token!r} in {line.strip()!r}: "
-                                 "write the command without it, or mark the block.")
+                raise ValueError(
+                    f"The docs test does not run the shell construct {token!r} in {line.strip()!r}: "
+                    "write the command without it, or mark the block."
+                )
             else:
                 command.append(os.path.expandvars(token))
         commands.append(command)
@@ -218,8 +261,9 @@ def run_command(argv: list, workspace: Path) -> None:
         NOT_RUN[argv[0]](argv, workspace)
         return
     else:
-        result = subprocess.run(argv, cwd=workspace, capture_output=True, text=True, timeout=120,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            argv, cwd=workspace, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+        )
         print(result.stdout, result.stderr, sep="\n")
         code = result.returncode
     assert code == 0, f"`{shlex.join(argv)}` exited with status {code} (its output is below)"
@@ -238,8 +282,23 @@ def free_names(code: str) -> set:
 
 
 # Names the pages use for the reader's own objects, without making them (`reader_objects` makes them).
-READER_NAMES = ("model", "tokenizer", "inputs", "texts", "samples", "input_ids", "attention_mask", "answer_positions",
-                "sample_ids", "ar_model", "prompt_ids", "answer_ids", "choice_a_ids", "choice_b_ids", "blocks")
+READER_NAMES = (
+    "model",
+    "tokenizer",
+    "inputs",
+    "texts",
+    "samples",
+    "input_ids",
+    "attention_mask",
+    "answer_positions",
+    "sample_ids",
+    "ar_model",
+    "prompt_ids",
+    "answer_ids",
+    "choice_a_ids",
+    "choice_b_ids",
+    "blocks",
+)
 
 
 def reader_objects(workspace: Path) -> dict:
@@ -256,17 +315,21 @@ def reader_objects(workspace: Path) -> dict:
     batch = tokenizer(texts, return_tensors="pt", padding=True)
     corpus = tokenizer((ROOT / "llada" / "data" / "tinyshakespeare.txt").read_text()[:4000])["input_ids"]
     return {
-        "model": model, "tokenizer": tokenizer,
+        "model": model,
+        "tokenizer": tokenizer,
         "inputs": tokenizer(["To be, or not", "ROMEO:"], return_tensors="pt", padding=True),
-        "texts": texts, "samples": texts,
-        "input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+        "texts": texts,
+        "samples": texts,
+        "input_ids": batch["input_ids"],
+        "attention_mask": batch["attention_mask"],
         "answer_positions": torch.arange(batch["input_ids"].shape[1]).expand_as(batch["input_ids"]) >= 8,
         "sample_ids": torch.tensor([corpus[:24], corpus[24:48]]),
         "ar_model": AutoModelForCausalLM.from_pretrained(workspace / "runs" / "autoregressive-tinyshakespeare"),
         "prompt_ids": tokenizer("Before we proceed any further, hear")["input_ids"],
         "answer_ids": tokenizer(" me speak.")["input_ids"],
-        "choice_a_ids": tokenizer(" me speak.")["input_ids"], "choice_b_ids": tokenizer(" the sea.")["input_ids"],
-        "blocks": datasets.Dataset.from_dict({"input_ids": [corpus[i:i + 32] for i in range(0, 512, 32)]}),
+        "choice_a_ids": tokenizer(" me speak.")["input_ids"],
+        "choice_b_ids": tokenizer(" the sea.")["input_ids"],
+        "blocks": datasets.Dataset.from_dict({"input_ids": [corpus[i : i + 32] for i in range(0, 512, 32)]}),
     }
 
 
@@ -314,10 +377,10 @@ def served(template):
     """The main job's tiny model behind the OpenAI-compatible app on a free loopback port, as `llada-serve
     runs/llada-tinyshakespeare` serves it."""
     pytest.importorskip("fastapi", reason="the `serve` extra (fastapi, uvicorn) is not installed")
-    from test_serving import ServerThread
     from transformers import AutoModel, AutoTokenizer
 
     from llada.serving import create_app
+    from test_serving import ServerThread
 
     folder = template / "runs" / "llada-tinyshakespeare"
     model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
@@ -381,20 +444,26 @@ def test_every_marker_is_right_before_a_block():
         for index, line in enumerate(lines):
             if MARKER.match(line):
                 following = FENCE.match(lines[index + 1]) if index + 1 < len(lines) else None
-                assert following and LANGUAGES.get(following.group(3).lower()), \
+                assert following and LANGUAGES.get(following.group(3).lower()), (
                     f"{page}:{index + 1}: a docs-test marker must be on the line right before a python or shell block"
+                )
 
 
 def test_shell_commands_parse_continuations_comments_and_separators():
     code = 'make train && llada-train --a 1 \\\n    --b "x y"   # a comment\nllada-generate --prompt "#1"; ls\n'
-    assert shell_commands(code) == [["make", "train"], ["llada-train", "--a", "1", "--b", "x y"],
-                                    ["llada-generate", "--prompt", "#1"], ["ls"]]
+    assert shell_commands(code) == [
+        ["make", "train"],
+        ["llada-train", "--a", "1", "--b", "x y"],
+        ["llada-generate", "--prompt", "#1"],
+        ["ls"],
+    ]
     with pytest.raises(ValueError, match="shell construct"):
         shell_commands("HF_USER=$(hf auth whoami)")
 
 
 def test_blocks_are_read_with_their_line_and_marker(tmp_path):
-    (tmp_path / "page.md").write_text(textwrap.dedent("""\
+    (tmp_path / "page.md").write_text(
+        textwrap.dedent("""\
         # Title
 
         ```python
@@ -411,11 +480,14 @@ def test_blocks_are_read_with_their_line_and_marker(tmp_path):
           ```sh
           llada-generate --help
           ```
-        """))
+        """)
+    )
     blocks = read_blocks("page.md", tmp_path)
     assert [(b.line, b.language, b.code, b.skip) for b in blocks] == [
-        (3, "python", "print(1)", None), (7, "shell", "llada-train --bf16", "needs a GPU"),
-        (14, "shell", "llada-generate --help", None)]
+        (3, "python", "print(1)", None),
+        (7, "shell", "llada-train --bf16", "needs a GPU"),
+        (14, "shell", "llada-generate --help", None),
+    ]
     (tmp_path / "typo.md").write_text("<!-- docs-test: skipp (x) -->\n```python\npass\n```\n")
     with pytest.raises(ValueError, match="unknown docs-test marker"):
         read_blocks("typo.md", tmp_path)

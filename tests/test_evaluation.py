@@ -7,9 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llada.evaluation import elbo_nll, generative_perplexity, masked_token_nll, perplexity_bound, sample_times
-
 from conftest import tiny_model
+from llada.evaluation import elbo_nll, generative_perplexity, masked_token_nll, perplexity_bound, sample_times
 
 
 class ConstantModel(torch.nn.Module):
@@ -74,10 +73,13 @@ def test_scoring_runs_the_head_at_the_scored_positions_only(block_size):
     torch.testing.assert_close(got, expected)
     assert calls[-1] == int(masked.sum(-1).max()) < 12
     scored = masked & (torch.arange(12) % 2 == 0)  # a subset: the others stay masked but unscored
-    torch.testing.assert_close(masked_token_nll(model, noisy, ids, masked, attention_mask, scored_mask=scored),
-                               torch.where(scored, expected, 0.0))
-    assert torch.equal(masked_token_nll(model, noisy, ids, masked, attention_mask, scored_mask=masked & False),
-                       torch.zeros(3, 12))
+    torch.testing.assert_close(
+        masked_token_nll(model, noisy, ids, masked, attention_mask, scored_mask=scored),
+        torch.where(scored, expected, 0.0),
+    )
+    assert torch.equal(
+        masked_token_nll(model, noisy, ids, masked, attention_mask, scored_mask=masked & False), torch.zeros(3, 12)
+    )
 
 
 def test_elbo_is_reproducible_and_respects_the_scored_positions():
@@ -125,7 +127,10 @@ def test_scoring_without_a_mask_token_is_a_clear_error():
     model = tiny_model()
     model.config.mask_token_id = None
     ids = torch.randint(0, 50, (2, 8))
-    for call in (lambda: elbo_nll(model, ids), lambda: perplexity_bound(model, ids, show_progress=False),
-                 lambda: monte_carlo_log_likelihood(model, ids[0, :4], ids[0, 4:], num_samples=2)):
+    for call in (
+        lambda: elbo_nll(model, ids),
+        lambda: perplexity_bound(model, ids, show_progress=False),
+        lambda: monte_carlo_log_likelihood(model, ids[0, :4], ids[0, 4:], num_samples=2),
+    ):
         with pytest.raises(ValueError, match="needs its mask token: pass `mask_token_id=`"):
             call()

@@ -1,4 +1,5 @@
-"""Tests for the diffusion sampler's loop, settings and errors (llada/generation_llada.py, llada/generation_config_llada.py).
+"""Tests for the diffusion sampler's loop, settings and errors (llada/generation_llada.py,
+llada/generation_config_llada.py).
 
 The heart of the file is `reference_generate`: LLaDA's algorithm written again from the maths, deliberately simple
 (one row at a time, plain Python lists for the selection, no helper shared with the package). `diffusion_generate`
@@ -22,13 +23,23 @@ from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.generation_llada import LLaDAGenerateOutput
 from llada.rows_llada import prompt_key, row_seed
 
-
 # ----------------------------------------------------------------------------------------------------------------
 # The independent reference
 
 
-def reference_generate(model, prompt, prompt_mask, gen_length, steps, block_length, cfg_scale=0.0,
-                       remasking="low_confidence", temperature=0.0, row=0, draws=None):
+def reference_generate(
+    model,
+    prompt,
+    prompt_mask,
+    gen_length,
+    steps,
+    block_length,
+    cfg_scale=0.0,
+    remasking="low_confidence",
+    temperature=0.0,
+    row=0,
+    draws=None,
+):
     """LLaDA sampling for ONE row (prompt: 1-D, left-padded), written from the paper's description.
 
     `draws[step]` holds that step's batch-wide random tensors {"gumbel": (B, n, V), "random": (B, n)}; the
@@ -97,11 +108,16 @@ def replay_draws(seed, num_steps, row_seeds, block_length, vocab, temperature, r
     draws = []
     for _ in range(num_steps):
         if one_stream:
-            draws.append({name: torch.rand((batch, *shapes[name]), generator=generators[0], dtype=torch.float64)
-                          for name in wanted})
+            draws.append(
+                {
+                    name: torch.rand((batch, *shapes[name]), generator=generators[0], dtype=torch.float64)
+                    for name in wanted
+                }
+            )
             continue
-        per_row = [{name: torch.rand(shapes[name], generator=g, dtype=torch.float64) for name in wanted}
-                   for g in generators]
+        per_row = [
+            {name: torch.rand(shapes[name], generator=g, dtype=torch.float64) for name in wanted} for g in generators
+        ]
         draws.append({name: torch.stack([row[name] for row in per_row]) for name in wanted})
     return draws
 
@@ -111,16 +127,34 @@ def assert_matches_reference(model, ids, attention_mask, one_stream=False, **set
     seed = settings.pop("seed", None)
     draws = None
     if seed is not None:
-        row_seeds = [row_seed(seed, 0, prompt_key(row[mask.bool()].tolist())) for row, mask in zip(ids, attention_mask)]
-        draws = replay_draws(seed, steps, row_seeds, block_length, model.config.vocab_size,
-                             settings.get("temperature", 0.0), settings.get("remasking", "low_confidence"), one_stream)
+        row_seeds = [
+            row_seed(seed, 0, prompt_key(row[mask.bool()].tolist())) for row, mask in zip(ids, attention_mask)
+        ]
+        draws = replay_draws(
+            seed,
+            steps,
+            row_seeds,
+            block_length,
+            model.config.vocab_size,
+            settings.get("temperature", 0.0),
+            settings.get("remasking", "low_confidence"),
+            one_stream,
+        )
         settings["generator" if one_stream else "seed"] = torch.Generator().manual_seed(seed) if one_stream else seed
     out = model.diffusion_generate(ids, attention_mask=attention_mask, eos_token_id=None, **settings)
     for row in range(ids.shape[0]):
         expected = reference_generate(
-            model, ids[row], attention_mask[row], gen_length, steps, block_length,
-            cfg_scale=settings.get("cfg_scale", 0.0), remasking=settings.get("remasking", "low_confidence"),
-            temperature=settings.get("temperature", 0.0), row=row, draws=draws,
+            model,
+            ids[row],
+            attention_mask[row],
+            gen_length,
+            steps,
+            block_length,
+            cfg_scale=settings.get("cfg_scale", 0.0),
+            remasking=settings.get("remasking", "low_confidence"),
+            temperature=settings.get("temperature", 0.0),
+            row=row,
+            draws=draws,
         )
         assert out[row].tolist() == expected.tolist(), f"row {row}"
     return out
@@ -132,8 +166,9 @@ def assert_matches_reference(model, ids, attention_mask, one_stream=False, **set
 
 def test_greedy_low_confidence_matches_reference():
     ids = torch.tensor([[11, 12, 13, 14]])
-    out = assert_matches_reference(varied_model(), ids, torch.ones_like(ids), max_new_tokens=12, steps=12,
-                                   block_length=12)
+    out = assert_matches_reference(
+        varied_model(), ids, torch.ones_like(ids), max_new_tokens=12, steps=12, block_length=12
+    )
     assert (out[:, 4:] != MASK).all()
 
 
@@ -149,34 +184,46 @@ def test_uneven_steps_over_blocks_match_reference():
 
 def test_classifier_free_guidance_matches_reference():
     ids, attention_mask = prompts_batch()
-    assert_matches_reference(varied_model(3), ids, attention_mask, max_new_tokens=8, steps=8, block_length=4,
-                             cfg_scale=1.5)
+    assert_matches_reference(
+        varied_model(3), ids, attention_mask, max_new_tokens=8, steps=8, block_length=4, cfg_scale=1.5
+    )
 
 
 def test_left_padded_batch_matches_reference():
     ids, attention_mask = prompts_batch()
-    out = assert_matches_reference(varied_model(4), ids, attention_mask, max_new_tokens=12, steps=6,
-                                   block_length=6)
+    out = assert_matches_reference(varied_model(4), ids, attention_mask, max_new_tokens=12, steps=6, block_length=6)
     assert out[:, :5].tolist() == ids.tolist()  # prompt and padding untouched
 
 
 def test_random_remasking_with_seed_matches_reference():
     ids, attention_mask = prompts_batch()
-    assert_matches_reference(varied_model(5), ids, attention_mask, max_new_tokens=8, steps=8, block_length=4,
-                             remasking="random", seed=123)
+    assert_matches_reference(
+        varied_model(5), ids, attention_mask, max_new_tokens=8, steps=8, block_length=4, remasking="random", seed=123
+    )
 
 
 def test_gumbel_sampling_with_seed_matches_reference():
     ids, attention_mask = prompts_batch()
-    assert_matches_reference(varied_model(6), ids, attention_mask, max_new_tokens=8, steps=4, block_length=4,
-                             temperature=0.8, seed=7)
+    assert_matches_reference(
+        varied_model(6), ids, attention_mask, max_new_tokens=8, steps=4, block_length=4, temperature=0.8, seed=7
+    )
 
 
 def test_one_generator_for_the_batch_matches_reference():
     # a user's own generator: LLaDA's batch-wide draws, (batch, block, vocab) then (batch, block), one stream
     ids, attention_mask = prompts_batch()
-    assert_matches_reference(varied_model(6), ids, attention_mask, max_new_tokens=8, steps=4, block_length=4,
-                             temperature=0.8, remasking="random", seed=7, one_stream=True)
+    assert_matches_reference(
+        varied_model(6),
+        ids,
+        attention_mask,
+        max_new_tokens=8,
+        steps=4,
+        block_length=4,
+        temperature=0.8,
+        remasking="random",
+        seed=7,
+        one_stream=True,
+    )
 
 
 def test_same_seed_same_samples_other_seed_differs():
@@ -202,8 +249,18 @@ def test_same_seed_same_samples_other_seed_differs():
 def test_every_strategy_decodes_each_position_once_on_schedule(remasking, temperature):
     ids, attention_mask = prompts_batch()
     out = varied_model().diffusion_generate(
-        ids, attention_mask=attention_mask, max_new_tokens=12, steps=8, block_length=6, remasking=remasking,
-        temperature=temperature, top_k=20, top_p=0.9, seed=0, eos_token_id=None, return_dict_in_generate=True,
+        ids,
+        attention_mask=attention_mask,
+        max_new_tokens=12,
+        steps=8,
+        block_length=6,
+        remasking=remasking,
+        temperature=temperature,
+        top_k=20,
+        top_p=0.9,
+        seed=0,
+        eos_token_id=None,
+        return_dict_in_generate=True,
     )
     generated_steps = out.decode_step[:, 5:]
     assert (out.sequences[:, 5:] != MASK).all()
@@ -217,15 +274,22 @@ def test_every_strategy_decodes_each_position_once_on_schedule(remasking, temper
 
 
 def test_remask_ratio_mode_counts_and_stops_early():
-    out = varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=16, steps=10,
-                                            remask_ratio=0.5, return_dict_in_generate=True, eos_token_id=None)
+    out = varied_model().diffusion_generate(
+        torch.tensor([[11, 12]]),
+        max_new_tokens=16,
+        steps=10,
+        remask_ratio=0.5,
+        return_dict_in_generate=True,
+        eos_token_id=None,
+    )
     assert torch.bincount(out.decode_step[0, 2:]).tolist() == [8, 4, 2, 1, 1]
     assert out.nfe == 5
 
 
 def test_more_steps_than_tokens_stops_when_block_is_full():
-    out = varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, steps=12, block_length=2,
-                                            return_dict_in_generate=True)
+    out = varied_model().diffusion_generate(
+        torch.tensor([[11, 12]]), max_new_tokens=4, steps=12, block_length=2, return_dict_in_generate=True
+    )
     assert out.nfe == 4 and sorted(out.decode_step[0, 2:].tolist()) == [0, 1, 2, 3]
 
 
@@ -243,8 +307,7 @@ def test_generate_is_diffusion_generate_for_pipeline_style_calls():
     expected = model.diffusion_generate(ids, attention_mask=attention_mask, max_new_tokens=6, steps=6)
     assert torch.equal(model.generate(ids, attention_mask=attention_mask, max_new_tokens=6, steps=6), expected)
     assert torch.equal(model.generate(inputs=ids, attention_mask=attention_mask, gen_length=6, steps=6), expected)
-    assert torch.equal(model.generate(input_ids=ids, attention_mask=attention_mask, max_length=11, steps=6),
-                       expected)
+    assert torch.equal(model.generate(input_ids=ids, attention_mask=attention_mask, max_length=11, steps=6), expected)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -262,14 +325,21 @@ def test_eos_post_processing_and_min_new_tokens():
     model, ids = varied_model(), torch.tensor([[11, 12]])
     out = model.diffusion_generate(ids, max_new_tokens=8, steps=8, generation_logits_hook_func=favour_eos)
     assert out[0, 2:].tolist() == [EOS] + [PAD] * 7
-    out = model.diffusion_generate(ids, max_new_tokens=8, steps=8, min_new_tokens=3,
-                                   generation_logits_hook_func=favour_eos, return_dict_in_generate=True,
-                                   output_history=True)
+    out = model.diffusion_generate(
+        ids,
+        max_new_tokens=8,
+        steps=8,
+        min_new_tokens=3,
+        generation_logits_hook_func=favour_eos,
+        return_dict_in_generate=True,
+        output_history=True,
+    )
     assert EOS not in out.sequences[0, 2:5].tolist()
     assert out.sequences[0, 5:].tolist() == [EOS, PAD, PAD, PAD, PAD]
     assert out.history[-1][0, 5:].tolist() == [EOS] * 5  # history is the raw canvas
-    no_pad = model.diffusion_generate(ids, max_new_tokens=4, steps=4, pad_token_id=None,
-                                      generation_logits_hook_func=favour_eos)
+    no_pad = model.diffusion_generate(
+        ids, max_new_tokens=4, steps=4, pad_token_id=None, generation_logits_hook_func=favour_eos
+    )
     assert no_pad[0, 2:].tolist() == [EOS] * 4  # without a pad id EOS fills the rest
 
 
@@ -297,9 +367,17 @@ def test_history_hooks_and_streamer_called_every_step():
         return logits
 
     out = model.diffusion_generate(
-        ids, attention_mask=attention_mask, max_new_tokens=8, steps=6, block_length=4, output_history=True,
-        return_dict_in_generate=True, generation_tokens_hook_func=tokens_hook,
-        generation_logits_hook_func=logits_hook, streamer=streamer, eos_token_id=None,
+        ids,
+        attention_mask=attention_mask,
+        max_new_tokens=8,
+        steps=6,
+        block_length=4,
+        output_history=True,
+        return_dict_in_generate=True,
+        generation_tokens_hook_func=tokens_hook,
+        generation_logits_hook_func=logits_hook,
+        streamer=streamer,
+        eos_token_id=None,
     )
     assert isinstance(out, LLaDAGenerateOutput) and out.nfe == 6
     assert token_calls == [(None, None)] + [(step, (3, 13, 100)) for step in range(6)]
@@ -318,9 +396,14 @@ def test_tokens_hook_can_fix_tokens():
         x[:, -1] = 42
         return x
 
-    out = varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=6, steps=6,
-                                            generation_tokens_hook_func=force_token, eos_token_id=None,
-                                            return_dict_in_generate=True)
+    out = varied_model().diffusion_generate(
+        torch.tensor([[11, 12]]),
+        max_new_tokens=6,
+        steps=6,
+        generation_tokens_hook_func=force_token,
+        eos_token_id=None,
+        return_dict_in_generate=True,
+    )
     assert out.sequences[0, -1] == 42 and (out.sequences != MASK).all()
     assert out.decode_step[0, -1] == -1  # never decoded by the sampler (filled before the first step)
     assert out.nfe == 5
@@ -354,8 +437,12 @@ def test_model_generation_config_class_and_defaults():
     config = model.generation_config
     assert isinstance(config, LLaDAGenerationConfig)
     assert (config.mask_token_id, config.eos_token_id, config.pad_token_id) == (MASK, EOS, PAD)
-    assert (config.max_new_tokens, config.temperature, config.remasking, config.cfg_scale) == (128, None,
-                                                                                              "low_confidence", 0.0)
+    assert (config.max_new_tokens, config.temperature, config.remasking, config.cfg_scale) == (
+        128,
+        None,
+        "low_confidence",
+        0.0,
+    )
 
 
 def test_generation_config_save_and_reload(tmp_path):
@@ -402,8 +489,14 @@ def test_remote_code_generation_in_fresh_process(tmp_path):
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules_cache"))
-    result = subprocess.run([sys.executable, "-c", REMOTE_GENERATE, str(folder)], cwd=workdir, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_GENERATE, str(folder)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.equal(torch.load(folder / "remote_out.pt"), model.generate(ids))
 
@@ -412,29 +505,32 @@ def test_remote_code_generation_in_fresh_process(tmp_path):
 # Errors: early and naming the argument
 
 
-@pytest.mark.parametrize("settings,message", [
-    (dict(max_new_tokens=10, block_length=4), "must be a multiple of `block_length`"),
-    (dict(max_new_tokens=8, block_length=2, steps=3), "`steps` (3) must be at least the number of blocks"),
-    (dict(temperature=-0.5), "`temperature` must be None or a number >= 0"),
-    (dict(top_p=0.0), "`top_p` must be None or a number in (0, 1]"),
-    (dict(top_p=1.5), "`top_p` must be None or a number in (0, 1]"),
-    (dict(top_k=-1), "`top_k` must be None or an integer >= 0"),
-    (dict(remasking="lowest"), "`remasking` must be one of"),
-    (dict(remask_ratio=1.0), "`remask_ratio` must be None or a number in [0, 1)"),
-    (dict(cfg_scale=-1), "`cfg_scale` must be a number >= 0"),
-    (dict(steps=0), "`steps` must be None or an integer >= 1"),
-    (dict(mask_token_id=100), "`mask_token_id` must be in [0, 99]"),
-    (dict(pad_token_id=-5), "`pad_token_id` must be None or an integer >= 0, got -5"),
-    (dict(pad_token_id=100), "`pad_token_id` must be in [0, 99]"),
-    (dict(eos_token_id=[1, 120]), "`eos_token_id` must be in [0, 99] (the vocabulary), got 120"),
-    (dict(num_beams=4), "`num_beams=4` has no meaning for diffusion sampling"),
-    (dict(penalty_alpha=0.6), "`penalty_alpha=0.6` has no meaning"),
-    (dict(guidance_scale=2.0), "classifier-free guidance is `cfg_scale`"),
-    (dict(max_length=2), "`max_length` (2) leaves no room after the prompt"),
-    (dict(max_new_tokens=4, gen_length=4), "`max_new_tokens` or its alias `gen_length`"),
-    (dict(top_kk=3), "unexpected keyword arguments ['top_kk']"),
-    (dict(seed=1, generator=torch.Generator()), "pass `generator` or `seed`, not both"),
-])
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        (dict(max_new_tokens=10, block_length=4), "must be a multiple of `block_length`"),
+        (dict(max_new_tokens=8, block_length=2, steps=3), "`steps` (3) must be at least the number of blocks"),
+        (dict(temperature=-0.5), "`temperature` must be None or a number >= 0"),
+        (dict(top_p=0.0), "`top_p` must be None or a number in (0, 1]"),
+        (dict(top_p=1.5), "`top_p` must be None or a number in (0, 1]"),
+        (dict(top_k=-1), "`top_k` must be None or an integer >= 0"),
+        (dict(remasking="lowest"), "`remasking` must be one of"),
+        (dict(remask_ratio=1.0), "`remask_ratio` must be None or a number in [0, 1)"),
+        (dict(cfg_scale=-1), "`cfg_scale` must be a number >= 0"),
+        (dict(steps=0), "`steps` must be None or an integer >= 1"),
+        (dict(mask_token_id=100), "`mask_token_id` must be in [0, 99]"),
+        (dict(pad_token_id=-5), "`pad_token_id` must be None or an integer >= 0, got -5"),
+        (dict(pad_token_id=100), "`pad_token_id` must be in [0, 99]"),
+        (dict(eos_token_id=[1, 120]), "`eos_token_id` must be in [0, 99] (the vocabulary), got 120"),
+        (dict(num_beams=4), "`num_beams=4` has no meaning for diffusion sampling"),
+        (dict(penalty_alpha=0.6), "`penalty_alpha=0.6` has no meaning"),
+        (dict(guidance_scale=2.0), "classifier-free guidance is `cfg_scale`"),
+        (dict(max_length=2), "`max_length` (2) leaves no room after the prompt"),
+        (dict(max_new_tokens=4, gen_length=4), "`max_new_tokens` or its alias `gen_length`"),
+        (dict(top_kk=3), "unexpected keyword arguments ['top_kk']"),
+        (dict(seed=1, generator=torch.Generator()), "pass `generator` or `seed`, not both"),
+    ],
+)
 def test_bad_settings_fail_early_with_clear_message(settings, message):
     calls = []
     model = varied_model()
@@ -445,13 +541,16 @@ def test_bad_settings_fail_early_with_clear_message(settings, message):
     assert not calls  # nothing ran
 
 
-@pytest.mark.parametrize("settings,message", [
-    (dict(generation_tokens_hook_func="not a function"), "`generation_tokens_hook_func` must be a callable"),
-    (dict(generation_logits_hook_func=3), "`generation_logits_hook_func` must be a callable"),
-    (dict(streamer=object()), "`streamer` must have `put(canvas)` and `end()`"),
-    (dict(generator=0), "`generator` must be a torch.Generator"),
-    (dict(generation_config=3), "`generation_config` must be a GenerationConfig or a dict"),
-])
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        (dict(generation_tokens_hook_func="not a function"), "`generation_tokens_hook_func` must be a callable"),
+        (dict(generation_logits_hook_func=3), "`generation_logits_hook_func` must be a callable"),
+        (dict(streamer=object()), "`streamer` must have `put(canvas)` and `end()`"),
+        (dict(generator=0), "`generator` must be a torch.Generator"),
+        (dict(generation_config=3), "`generation_config` must be a GenerationConfig or a dict"),
+    ],
+)
 def test_wrong_types_fail_early(settings, message):
     with pytest.raises(TypeError, match=None) as error:
         varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, **settings)
@@ -460,8 +559,9 @@ def test_wrong_types_fail_early(settings, message):
 
 def test_hook_returning_wrong_shape_is_reported():
     with pytest.raises(TypeError, match="must return a tensor of shape"):
-        varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4,
-                                          generation_tokens_hook_func=lambda step, x, logits: None)
+        varied_model().diffusion_generate(
+            torch.tensor([[11, 12]]), max_new_tokens=4, generation_tokens_hook_func=lambda step, x, logits: None
+        )
 
 
 def test_missing_mask_token_and_bad_inputs():
@@ -472,8 +572,9 @@ def test_missing_mask_token_and_bad_inputs():
         model.diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4)
     assert model.diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, mask_token_id=MASK).shape == (1, 6)
     with pytest.raises(ValueError, match="`attention_mask` must have the shape of `input_ids`"):
-        model.diffusion_generate(torch.tensor([[11, 12]]), attention_mask=torch.ones(1, 3), max_new_tokens=4,
-                                 mask_token_id=MASK)
+        model.diffusion_generate(
+            torch.tensor([[11, 12]]), attention_mask=torch.ones(1, 3), max_new_tokens=4, mask_token_id=MASK
+        )
     with pytest.raises(ValueError, match="`input_ids` must be an integer tensor"):
         model.diffusion_generate(torch.tensor([[1.5]]), max_new_tokens=4, mask_token_id=MASK)
 
@@ -497,16 +598,25 @@ def test_logits_processor_flags_apply_without_a_warning(caplog):
     hf_logging.enable_propagation()
     try:
         with caplog.at_level("WARNING"):
-            varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, repetition_penalty=1.3,
-                                              suppress_tokens=[5], do_sample=True, seed=0)
+            varied_model().diffusion_generate(
+                torch.tensor([[11, 12]]),
+                max_new_tokens=4,
+                repetition_penalty=1.3,
+                suppress_tokens=[5],
+                do_sample=True,
+                seed=0,
+            )
     finally:
         hf_logging.disable_propagation()
     assert "diffusion_generate" not in caplog.text
 
 
 def test_generation_beyond_max_positions_is_refused_as_the_forward_does():
-    with pytest.raises(ValueError, match=r"the prompt \(250 tokens\) \+ `max_new_tokens` \(8\) must be at most the "
-                                         r"model's `max_position_embeddings` \(256\), got 258"):
+    with pytest.raises(
+        ValueError,
+        match=r"the prompt \(250 tokens\) \+ `max_new_tokens` \(8\) must be at most the "
+        r"model's `max_position_embeddings` \(256\), got 258",
+    ):
         varied_model().diffusion_generate(torch.full((1, 250), 11), max_new_tokens=8)
     out = varied_model().diffusion_generate(torch.full((1, 248), 11), max_new_tokens=8)
     assert out.shape == (1, 256) and not (out == MASK).any()
@@ -521,30 +631,49 @@ def chi_square_uniform(counts: torch.Tensor) -> float:
 def test_extreme_temperatures_draw_valid_tokens_uniformly(temperature):
     # LLaDA's exp(l) / (-log U)^T overflows here: T = 1000 drew almost only the lowest ids, T = inf mask tokens.
     # Random remasking, so that which position commits does not depend on the token drawn there.
-    out = varied_model().diffusion_generate(torch.tensor([[11]]), max_new_tokens=32, steps=32, seed=0,
-                                            temperature=temperature, remasking="random", eos_token_id=None,
-                                            num_return_sequences=64)
+    out = varied_model().diffusion_generate(
+        torch.tensor([[11]]),
+        max_new_tokens=32,
+        steps=32,
+        seed=0,
+        temperature=temperature,
+        remasking="random",
+        eos_token_id=None,
+        num_return_sequences=64,
+    )
     generated = out[:, 1:]
     assert not (generated == MASK).any()
     counts = torch.bincount(generated.reshape(-1), minlength=100).double()
-    counts = torch.cat([counts[:MASK], counts[MASK + 1:]])  # the 99 tokens a step may choose
+    counts = torch.cat([counts[:MASK], counts[MASK + 1 :]])  # the 99 tokens a step may choose
     assert chi_square_uniform(counts) < 155.0  # 98 degrees of freedom: the 99.99th percentile is about 155
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Batch invariance: with `seed`, a row's sample depends on its prompt and the seed only
 
-MIXED_PROMPTS = [[11, 12, 13, 14, 15], [21, 22, 23], [31], [41, 42, 43, 44], [51, 52], [61, 62, 63, 64, 65, 66],
-                 [71], [81, 82, 83]]
+MIXED_PROMPTS = [
+    [11, 12, 13, 14, 15],
+    [21, 22, 23],
+    [31],
+    [41, 42, 43, 44],
+    [51, 52],
+    [61, 62, 63, 64, 65, 66],
+    [71],
+    [81, 82, 83],
+]
 
 
-@pytest.mark.parametrize("settings", [
-    dict(temperature=0.8),
-    dict(temperature=0.8, remasking="random"),
-    dict(temperature=1.0, use_cache="dual", threshold=0.3),
-    dict(temperature=0.8, use_cache="prefix", factor=1.0, cfg_scale=0.5),
-    dict(temperature=0.8, remasking="random", early_stop=True, eos_token_id=EOS),
-], ids=["gumbel", "random-remasking", "dual-cache-threshold", "prefix-factor-cfg", "early-stop"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(temperature=0.8),
+        dict(temperature=0.8, remasking="random"),
+        dict(temperature=1.0, use_cache="dual", threshold=0.3),
+        dict(temperature=0.8, use_cache="prefix", factor=1.0, cfg_scale=0.5),
+        dict(temperature=0.8, remasking="random", early_stop=True, eos_token_id=EOS),
+    ],
+    ids=["gumbel", "random-remasking", "dual-cache-threshold", "prefix-factor-cfg", "early-stop"],
+)
 def test_sampled_rows_are_the_same_alone_and_in_a_mixed_batch_of_8(settings):
     model = varied_model()
     width = max(len(prompt) for prompt in MIXED_PROMPTS)
@@ -553,9 +682,12 @@ def test_sampled_rows_are_the_same_alone_and_in_a_mixed_batch_of_8(settings):
     batch = model.diffusion_generate(ids, attention_mask=(ids != PAD).long(), **settings)
     for row, prompt in enumerate(MIXED_PROMPTS):
         alone = model.diffusion_generate(torch.tensor([prompt]), **settings)[0]
-        assert alone.tolist() == batch[row, width - len(prompt):].tolist(), f"row {row}"
-    one_stream = model.diffusion_generate(ids, attention_mask=(ids != PAD).long(), **{
-        **{k: v for k, v in settings.items() if k != "seed"}, "generator": torch.Generator().manual_seed(3)})
+        assert alone.tolist() == batch[row, width - len(prompt) :].tolist(), f"row {row}"
+    one_stream = model.diffusion_generate(
+        ids,
+        attention_mask=(ids != PAD).long(),
+        **{**{k: v for k, v in settings.items() if k != "seed"}, "generator": torch.Generator().manual_seed(3)},
+    )
     assert not torch.equal(one_stream, batch)  # a user's generator: one stream for the batch, rows depend on it
 
 

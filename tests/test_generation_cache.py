@@ -17,8 +17,14 @@ from llada.sampling_llada import ConfidenceCredit
 
 
 def generate(model, ids, attention_mask, **settings):
-    settings = {"max_new_tokens": 16, "steps": 16, "block_length": 4, "eos_token_id": None,
-                "return_dict_in_generate": True, **settings}
+    settings = {
+        "max_new_tokens": 16,
+        "steps": 16,
+        "block_length": 4,
+        "eos_token_id": None,
+        "return_dict_in_generate": True,
+        **settings,
+    }
     return model.diffusion_generate(ids, attention_mask=attention_mask, **settings)
 
 
@@ -31,8 +37,7 @@ def generate(model, ids, attention_mask, **settings):
 def test_cache_refreshed_every_step_gives_the_uncached_tokens(use_cache, cfg_scale):
     model, (ids, attention_mask) = varied_model(1), prompts_batch()
     plain = generate(model, ids, attention_mask, cfg_scale=cfg_scale)
-    cached = generate(model, ids, attention_mask, cfg_scale=cfg_scale, use_cache=use_cache,
-                      cache_refresh_interval=1)
+    cached = generate(model, ids, attention_mask, cfg_scale=cfg_scale, use_cache=use_cache, cache_refresh_interval=1)
     assert torch.equal(cached.sequences, plain.sequences)
     assert torch.equal(cached.decode_step, plain.decode_step) and cached.nfe == plain.nfe == 16
 
@@ -44,9 +49,15 @@ def canvas_context(config, cache):
     full_mask = torch.cat([attention_mask, torch.ones(3, 12, dtype=torch.long)], dim=1)
     prompt_positions = full_mask.bool()
     prompt_positions[:, 5:] = False
-    context = DenoisingContext(config=config, mask_token_id=MASK, prompt_length=5, attention_mask=full_mask,
-                               prompt_positions=prompt_positions,
-                               position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), cache=cache)
+    context = DenoisingContext(
+        config=config,
+        mask_token_id=MASK,
+        prompt_length=5,
+        attention_mask=full_mask,
+        prompt_positions=prompt_positions,
+        position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0),
+        cache=cache,
+    )
     return model, canvas, context
 
 
@@ -54,8 +65,10 @@ def canvas_context(config, cache):
 @pytest.mark.parametrize("cfg_scale", [0.0, 1.5])
 def test_windowed_pass_on_a_fresh_cache_equals_the_full_pass(use_cache, cfg_scale):
     """A refresh then a windowed pass over the same canvas: the window sees exactly the keys of a full pass."""
-    model, canvas, context = canvas_context(LLaDAGenerationConfig(use_cache=use_cache, cfg_scale=cfg_scale),
-                                            CanvasKVCache(use_cache, copies=2 if cfg_scale else 1))
+    model, canvas, context = canvas_context(
+        LLaDAGenerationConfig(use_cache=use_cache, cfg_scale=cfg_scale),
+        CanvasKVCache(use_cache, copies=2 if cfg_scale else 1),
+    )
     block, rows = slice(9, 13), RunningRows(3)
     with torch.no_grad():
         uncached = model._denoiser_logits(canvas, DenoisingContext(**{**vars(context), "cache": None}), rows, block)
@@ -67,10 +80,16 @@ def test_windowed_pass_on_a_fresh_cache_equals_the_full_pass(use_cache, cfg_scal
     assert torch.equal(again, windowed)  # writing the window into the cache changed nothing else
 
 
-@pytest.mark.parametrize("settings", [dict(), dict(use_cache="dual"), dict(use_cache="prefix", cfg_scale=1.0),
-                                      dict(remasking="margin", steps=8),
-                                      dict(use_cache="dual", cache_window="masked", cache_refresh_window="vicinity",
-                                           temperature=1.0, seed=0)])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(),
+        dict(use_cache="dual"),
+        dict(use_cache="prefix", cfg_scale=1.0),
+        dict(remasking="margin", steps=8),
+        dict(use_cache="dual", cache_window="masked", cache_refresh_window="vicinity", temperature=1.0, seed=0),
+    ],
+)
 def test_threshold_one_is_the_scheduled_algorithm(settings):
     model, (ids, attention_mask) = varied_model(3), prompts_batch()
     scheduled = generate(model, ids, attention_mask, **settings)
@@ -86,21 +105,32 @@ def test_factor_zero_is_the_scheduled_algorithm():
     assert torch.equal(tiny_factor.sequences, scheduled.sequences) and tiny_factor.nfe == scheduled.nfe
 
 
-@pytest.mark.parametrize("settings", [
-    dict(), dict(use_cache="dual", threshold=0.05), dict(use_cache="prefix", cfg_scale=1.0),
-    dict(remasking="entropy", factor=2.0), dict(remasking="margin", remask_ratio=0.5, steps=8),
-    dict(eos_token_id=EOS, min_new_tokens=6, early_stop=True, threshold=0.05), dict(top_k=3, top_p=0.9),
-    dict(temperature=1.0, seed=0), dict(temperature=0.7, top_p=0.9, use_cache="dual", threshold=0.2, seed=1),
-    dict(remasking="random", seed=2), dict(temperature=1.0, generator="shared"),
-    dict(temperature=1.0, remasking="random", generator="shared", cfg_scale=1.0, use_cache="prefix"),
-    dict(temperature=1.0, top_p=0.8, token_sampling="inverse_cdf", seed=0, use_cache="dual", threshold=0.2),
-    dict(temperature=0.8, token_sampling="inverse_cdf", generator="shared"),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(),
+        dict(use_cache="dual", threshold=0.05),
+        dict(use_cache="prefix", cfg_scale=1.0),
+        dict(remasking="entropy", factor=2.0),
+        dict(remasking="margin", remask_ratio=0.5, steps=8),
+        dict(eos_token_id=EOS, min_new_tokens=6, early_stop=True, threshold=0.05),
+        dict(top_k=3, top_p=0.9),
+        dict(temperature=1.0, seed=0),
+        dict(temperature=0.7, top_p=0.9, use_cache="dual", threshold=0.2, seed=1),
+        dict(remasking="random", seed=2),
+        dict(temperature=1.0, generator="shared"),
+        dict(temperature=1.0, remasking="random", generator="shared", cfg_scale=1.0, use_cache="prefix"),
+        dict(temperature=1.0, top_p=0.8, token_sampling="inverse_cdf", seed=0, use_cache="dual", threshold=0.2),
+        dict(temperature=0.8, token_sampling="inverse_cdf", generator="shared"),
+    ],
+)
 def test_predicting_only_the_masked_positions_gives_the_tokens_of_the_whole_block(settings, monkeypatch):
     """Greedy or sampled (the draws are made for the whole block and the slots' taken), per-row or shared streams."""
     model, (ids, attention_mask) = varied_model(4), prompts_batch()
-    fresh = lambda: {**settings, **({"generator": torch.Generator().manual_seed(0)}  # noqa: E731
-                                    if settings.get("generator") == "shared" else {})}
+    fresh = lambda: {  # noqa: E731
+        **settings,
+        **({"generator": torch.Generator().manual_seed(0)} if settings.get("generator") == "shared" else {}),
+    }
     masked_only = generate(model, ids, attention_mask, **fresh())
     monkeypatch.setattr(generation_llada, "_predicts_masked_only", lambda *args: False)
     whole_block = generate(model, ids, attention_mask, **fresh())
@@ -114,8 +144,9 @@ def test_masked_cache_window_runs_the_masked_and_just_committed_positions(cfg_sc
     block 2 that is the whole block at every windowed step: the tokens of the block window."""
     model, (ids, attention_mask) = varied_model(6), prompts_batch()
     widths = []
-    handle = model.model.register_forward_hook(lambda module, args, kwargs, output: widths.append(
-        kwargs["input_ids"].shape), with_kwargs=True)
+    handle = model.model.register_forward_hook(
+        lambda module, args, kwargs, output: widths.append(kwargs["input_ids"].shape), with_kwargs=True
+    )
     try:
         out = generate(model, ids, attention_mask, use_cache="dual", cache_window="masked", cfg_scale=cfg_scale)
     finally:
@@ -136,13 +167,21 @@ def test_vicinity_refresh_runs_the_previous_block_and_the_block(cfg_scale):
     with the block just finished and the new one (8); with `cache_window="masked"` the windowed steps shrink too."""
     model, (ids, attention_mask) = varied_model(6), prompts_batch()
     widths = []
-    handle = model.model.register_forward_hook(lambda module, args, kwargs, output: widths.append(
-        kwargs["input_ids"].shape[1]), with_kwargs=True)
+    handle = model.model.register_forward_hook(
+        lambda module, args, kwargs, output: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
     try:
         generate(model, ids, attention_mask, use_cache="dual", cache_refresh_window="vicinity", cfg_scale=cfg_scale)
         block_window, widths[:] = list(widths), []
-        generate(model, ids, attention_mask, use_cache="dual", cache_window="masked", cache_refresh_window="vicinity",
-                 cfg_scale=cfg_scale)
+        generate(
+            model,
+            ids,
+            attention_mask,
+            use_cache="dual",
+            cache_window="masked",
+            cache_refresh_window="vicinity",
+            cfg_scale=cfg_scale,
+        )
     finally:
         handle.remove()
     assert block_window == [21, 4, 4, 4] + [8, 4, 4, 4] * 3
@@ -152,16 +191,19 @@ def test_vicinity_refresh_runs_the_previous_block_and_the_block(cfg_scale):
 def test_vicinity_pass_on_a_fresh_cache_equals_the_full_pass():
     """A whole-canvas refresh for one block, then the next block's vicinity refresh over the same canvas: the window
     sees the keys of a full pass, so its logits are those of the uncached pass."""
-    model, canvas, context = canvas_context(LLaDAGenerationConfig(use_cache="dual"),
-                                            CanvasKVCache("dual", refresh_window="vicinity"))
+    model, canvas, context = canvas_context(
+        LLaDAGenerationConfig(use_cache="dual"), CanvasKVCache("dual", refresh_window="vicinity")
+    )
     rows, widths = RunningRows(3), []
-    handle = model.model.register_forward_hook(lambda module, args, kwargs, output: widths.append(
-        kwargs["input_ids"].shape[1]), with_kwargs=True)
+    handle = model.model.register_forward_hook(
+        lambda module, args, kwargs, output: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
     with torch.no_grad():
         model._denoiser_logits(canvas, context, rows, slice(5, 9), block_step=0)  # the first block: whole canvas
         vicinity = model._denoiser_logits(canvas, context, rows, slice(9, 13), block_step=0)
-        uncached = model._denoiser_logits(canvas, DenoisingContext(**{**vars(context), "cache": None}), rows,
-                                          slice(9, 13))
+        uncached = model._denoiser_logits(
+            canvas, DenoisingContext(**{**vars(context), "cache": None}), rows, slice(9, 13)
+        )
     handle.remove()
     assert widths[:2] == [17, 8]
     torch.testing.assert_close(vicinity, uncached, atol=1e-5, rtol=1e-5)
@@ -196,31 +238,47 @@ def test_the_head_runs_on_the_still_masked_positions_of_the_block(use_cache):
     assert seen == [(3, 4, 32)] * 16
 
 
-@pytest.mark.parametrize("settings", [
-    dict(use_cache="prefix"), dict(use_cache="dual"), dict(threshold=0.02), dict(factor=2.0),
-    dict(use_cache="dual", threshold=0.02, cfg_scale=1.0), dict(use_cache="prefix", cache_refresh_interval=2),
-    dict(use_cache="dual", threshold=0.3, credit_decay=1.0), dict(threshold=0.3, credit_decay=0.5, temperature=1.0,
-                                                                  seed=0),
-    dict(use_cache="dual", cache_window="masked", threshold=0.05),
-    dict(use_cache="dual", cache_refresh_window="vicinity", threshold=0.05, cfg_scale=1.0),
-    dict(use_cache="dual", cache_window="masked", cache_refresh_window="vicinity", temperature=1.0, seed=0),
-    dict(temperature=1.0, top_p=0.8, token_sampling="inverse_cdf", seed=0, use_cache="dual", cache_window="masked"),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(use_cache="prefix"),
+        dict(use_cache="dual"),
+        dict(threshold=0.02),
+        dict(factor=2.0),
+        dict(use_cache="dual", threshold=0.02, cfg_scale=1.0),
+        dict(use_cache="prefix", cache_refresh_interval=2),
+        dict(use_cache="dual", threshold=0.3, credit_decay=1.0),
+        dict(threshold=0.3, credit_decay=0.5, temperature=1.0, seed=0),
+        dict(use_cache="dual", cache_window="masked", threshold=0.05),
+        dict(use_cache="dual", cache_refresh_window="vicinity", threshold=0.05, cfg_scale=1.0),
+        dict(use_cache="dual", cache_window="masked", cache_refresh_window="vicinity", temperature=1.0, seed=0),
+        dict(
+            temperature=1.0, top_p=0.8, token_sampling="inverse_cdf", seed=0, use_cache="dual", cache_window="masked"
+        ),
+    ],
+)
 def test_batch_rows_equal_single_row_results(settings):
     model, (ids, attention_mask) = varied_model(4), prompts_batch()
     batched = generate(model, ids, attention_mask, **settings).sequences
     for row in range(3):
         real = attention_mask[row].bool()
-        alone = generate(model, ids[row:row + 1, real], None, **settings).sequences
-        assert batched[row, 5:].tolist() == alone[0, int(real.sum()):].tolist(), f"row {row}"
+        alone = generate(model, ids[row : row + 1, real], None, **settings).sequences
+        assert batched[row, 5:].tolist() == alone[0, int(real.sum()) :].tolist(), f"row {row}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Parallel decoding
 
 
-@pytest.mark.parametrize("settings", [dict(), dict(use_cache="dual", cfg_scale=1.0), dict(remasking="margin"),
-                                      dict(temperature=1.0, seed=3, use_cache="prefix")])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(),
+        dict(use_cache="dual", cfg_scale=1.0),
+        dict(remasking="margin"),
+        dict(temperature=1.0, seed=3, use_cache="prefix"),
+    ],
+)
 def test_credit_decay_zero_is_threshold_decoding(settings):
     model, (ids, attention_mask) = varied_model(5), prompts_batch()
     plain = generate(model, ids, attention_mask, threshold=0.2, **settings)
@@ -270,12 +328,23 @@ def test_early_stop_keeps_tokens_and_saves_forward_passes(settings):
     # make a token that row 0 produced early (in its first block) the EOS: it finishes long before the others
     eos = int(full.sequences[0, 5])
     calls = []
-    model.model.register_forward_hook(lambda module, args, kwargs, output: calls.append(kwargs["input_ids"].shape[0]),
-                                      with_kwargs=True)
-    stopped = generate(model, ids, attention_mask, max_new_tokens=24, steps=24, eos_token_id=eos, pad_token_id=PAD,
-                       early_stop=True, **settings)
-    not_stopped = generate(model, ids, attention_mask, max_new_tokens=24, steps=24, eos_token_id=eos,
-                           pad_token_id=PAD, **settings)
+    model.model.register_forward_hook(
+        lambda module, args, kwargs, output: calls.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    stopped = generate(
+        model,
+        ids,
+        attention_mask,
+        max_new_tokens=24,
+        steps=24,
+        eos_token_id=eos,
+        pad_token_id=PAD,
+        early_stop=True,
+        **settings,
+    )
+    not_stopped = generate(
+        model, ids, attention_mask, max_new_tokens=24, steps=24, eos_token_id=eos, pad_token_id=PAD, **settings
+    )
     assert torch.equal(stopped.sequences, not_stopped.sequences)
     assert min(calls) < 3  # the finished row left the forward batch
     first_eos = stopped.sequences[0, 5:].tolist().index(eos)
@@ -296,29 +365,34 @@ def test_early_stop_ends_the_loop_when_every_row_is_done():
 # Settings
 
 
-@pytest.mark.parametrize("settings,message", [
-    (dict(use_cache=True), "`use_cache` must be None, False, 'prefix' or 'dual'"),
-    (dict(use_cache="suffix"), "`use_cache` must be None, False, 'prefix' or 'dual'"),
-    (dict(cache_refresh_interval=0), "`cache_refresh_interval` must be None or an integer >= 1"),
-    (dict(threshold=1.5), "`threshold` must be None or a number in [0, 1]"),
-    (dict(factor=0), "`factor` must be None or a number > 0"),
-    (dict(threshold=0.9, factor=1.0), "not threshold and factor"),
-    (dict(factor=1.0, entropy_bound=0.5), "not factor and entropy_bound"),
-    (dict(entropy_bound=-1), "entropy_bound"),
-    (dict(early_stop="yes"), "`early_stop` must be a bool"),
-    (dict(use_cache="dual", generation_logits_hook_func=lambda s, x, l: l), "cannot be combined with"),
-    (dict(threshold=0.9, credit_decay=1.5), "`credit_decay` must be None or a number in [0, 1]"),
-    (dict(credit_decay=0.5), "`credit_decay` accumulates confidences towards `threshold`: set `threshold` too"),
-    (dict(threshold=0.9, credit_decay=0.5, remasking="entropy"), "`remasking` 'low_confidence' or 'margin'"),
-    (dict(cache_window="suffix"), "`cache_window` must be None, 'block' or 'masked'"),
-    (dict(cache_window="masked", use_cache="prefix"), "`cache_window='masked'` runs the masked positions"),
-    (dict(cache_window="masked"), "needs use_cache='dual'"),
-    (dict(cache_refresh_window="block"), "`cache_refresh_window` must be None, 'canvas' or 'vicinity'"),
-    (dict(token_sampling="multinomial"), "`token_sampling` must be one of ('gumbel', 'inverse_cdf')"),
-    (dict(cache_refresh_window="vicinity", use_cache="prefix"), "`cache_refresh_window='vicinity'` narrows"),
-    (dict(cache_refresh_window="vicinity", use_cache="dual", cache_refresh_interval=2),
-     "needs use_cache='dual' and cache_refresh_interval None"),
-])
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        (dict(use_cache=True), "`use_cache` must be None, False, 'prefix' or 'dual'"),
+        (dict(use_cache="suffix"), "`use_cache` must be None, False, 'prefix' or 'dual'"),
+        (dict(cache_refresh_interval=0), "`cache_refresh_interval` must be None or an integer >= 1"),
+        (dict(threshold=1.5), "`threshold` must be None or a number in [0, 1]"),
+        (dict(factor=0), "`factor` must be None or a number > 0"),
+        (dict(threshold=0.9, factor=1.0), "not threshold and factor"),
+        (dict(factor=1.0, entropy_bound=0.5), "not factor and entropy_bound"),
+        (dict(entropy_bound=-1), "entropy_bound"),
+        (dict(early_stop="yes"), "`early_stop` must be a bool"),
+        (dict(use_cache="dual", generation_logits_hook_func=lambda s, x, logits: logits), "cannot be combined with"),
+        (dict(threshold=0.9, credit_decay=1.5), "`credit_decay` must be None or a number in [0, 1]"),
+        (dict(credit_decay=0.5), "`credit_decay` accumulates confidences towards `threshold`: set `threshold` too"),
+        (dict(threshold=0.9, credit_decay=0.5, remasking="entropy"), "`remasking` 'low_confidence' or 'margin'"),
+        (dict(cache_window="suffix"), "`cache_window` must be None, 'block' or 'masked'"),
+        (dict(cache_window="masked", use_cache="prefix"), "`cache_window='masked'` runs the masked positions"),
+        (dict(cache_window="masked"), "needs use_cache='dual'"),
+        (dict(cache_refresh_window="block"), "`cache_refresh_window` must be None, 'canvas' or 'vicinity'"),
+        (dict(token_sampling="multinomial"), "`token_sampling` must be one of ('gumbel', 'inverse_cdf')"),
+        (dict(cache_refresh_window="vicinity", use_cache="prefix"), "`cache_refresh_window='vicinity'` narrows"),
+        (
+            dict(cache_refresh_window="vicinity", use_cache="dual", cache_refresh_interval=2),
+            "needs use_cache='dual' and cache_refresh_interval None",
+        ),
+    ],
+)
 def test_bad_settings_fail_early(settings, message):
     with pytest.raises(ValueError) as error:
         varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, **settings)
@@ -330,7 +404,11 @@ def test_fast_settings_round_trip_through_generation_config(tmp_path):
     config.save_pretrained(tmp_path)
     reloaded = LLaDAGenerationConfig.from_pretrained(tmp_path)
     assert (reloaded.use_cache, reloaded.threshold, reloaded.cache_refresh_interval, reloaded.early_stop) == (
-        "dual", 0.9, 4, True)
+        "dual",
+        0.9,
+        4,
+        True,
+    )
     assert LLaDAGenerationConfig().use_cache is None  # exact caches only: none for a full-attention model
 
 
@@ -342,15 +420,44 @@ def test_fast_settings_round_trip_through_generation_config(tmp_path):
 def test_generation_benchmark_writes_table_and_plot(tmp_path):
     from conftest import script_module
 
-    results = script_module("bench_generate").main(["--random_models", "--lengths", "32", "--batch_sizes", "2",
-                                                    "--output", str(tmp_path / "generate.md"), "--threads", "0",
-                                                    "--extra_thresholds"])
+    results = script_module("bench_generate").main(
+        [
+            "--random_models",
+            "--lengths",
+            "32",
+            "--batch_sizes",
+            "2",
+            "--output",
+            str(tmp_path / "generate.md"),
+            "--threads",
+            "0",
+            "--extra_thresholds",
+        ]
+    )
     modes = [row["mode"] for row in results]
-    assert modes == ["baseline", "prefix", "dual", "dual+threshold", "dual+credit 0.9", "dual-masked", "steps/2",
-                     "steps/4", "vicinity", "vicinity icdf", "vicinity icdf steps/2", "b8 dual-masked", "b8 vicinity",
-                     "b8 vicinity icdf", "b8 vicinity icdf steps/2", "b8 vicinity icdf steps/4",
-                     "b8 vicinity icdf+credit 0.9", "b16 vicinity icdf", "b16 vicinity icdf steps/2",
-                     "b16 vicinity icdf steps/4", "AR generate"]
+    assert modes == [
+        "baseline",
+        "prefix",
+        "dual",
+        "dual+threshold",
+        "dual+credit 0.9",
+        "dual-masked",
+        "steps/2",
+        "steps/4",
+        "vicinity",
+        "vicinity icdf",
+        "vicinity icdf steps/2",
+        "b8 dual-masked",
+        "b8 vicinity",
+        "b8 vicinity icdf",
+        "b8 vicinity icdf steps/2",
+        "b8 vicinity icdf steps/4",
+        "b8 vicinity icdf+credit 0.9",
+        "b16 vicinity icdf",
+        "b16 vicinity icdf steps/2",
+        "b16 vicinity icdf steps/4",
+        "AR generate",
+    ]
     assert [row["nfe"] for row in results if row["mode"].endswith("steps/4")] == [8, 8, 8]
     assert all(row["gen_ppl"] > 1 and row["tokens_per_s"] > 0 for row in results)
     assert results[0]["identical"] == 1.0 and results[0]["nfe"] == 32
@@ -367,11 +474,18 @@ def test_generation_benchmark_runs_a_block_model_with_its_own_modes():
     args = bench.parse_args(["--random_models", "--lengths", "32", "--batch_sizes", "2", "--extra_thresholds"])
     model = tiny_model(initializer_range=0.2, block_size=2)
     modes, block_length = bench.model_modes(model, args)
-    assert block_length is None and list(modes) == ["baseline", "block cache", "block cache icdf",
-                                                    "block cache icdf+threshold 0.9", "block cache icdf steps/2"]
+    assert block_length is None and list(modes) == [
+        "baseline",
+        "block cache",
+        "block cache icdf",
+        "block cache icdf+threshold 0.9",
+        "block cache icdf steps/2",
+    ]
     prompts = torch.tensor([[11, 12, 13, 14], [21, 22, 23, 24]])
-    runs = {mode: bench.diffusion_run(model, prompts, 16, block_length, settings, temperature=1.0, top_p=0.8)
-            for mode, settings in modes.items()}  # mode -> (tokens, nfe)
+    runs = {
+        mode: bench.diffusion_run(model, prompts, 16, block_length, settings, temperature=1.0, top_p=0.8)
+        for mode, settings in modes.items()
+    }  # mode -> (tokens, nfe)
     assert torch.equal(runs["block cache"][0], runs["baseline"][0])  # the exact cache: the plain sampler's tokens
     assert [runs[mode][1] for mode in ("baseline", "block cache", "block cache icdf steps/2")] == [16, 16, 8]
     args.modes = ["baseline", "vicinity"]  # a full-attention mode: refused for a block model, with its modes named
@@ -385,12 +499,29 @@ def test_profile_of_a_block_model_times_its_modes(tmp_path):
     tiny_model(initializer_range=0.2, block_size=2).save_pretrained(tmp_path / "block")
     profile = script_module("profile_generate")
     output = tmp_path / "profile.md"
-    profile.main(["--model", str(tmp_path / "block"), "--batch_size", "2", "--length", "8", "--prompt_length", "4",
-                     "--threads", str(torch.get_num_threads()), "--output", str(output)])
+    profile.main(
+        [
+            "--model",
+            str(tmp_path / "block"),
+            "--batch_size",
+            "2",
+            "--length",
+            "8",
+            "--prompt_length",
+            "4",
+            "--threads",
+            str(torch.get_num_threads()),
+            "--output",
+            str(output),
+        ]
+    )
     table = output.read_text()
     assert "blocks of 2 (the model's)" in table
     assert [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| block")] == [
-        "| block baseline", "| block cache", "| block cache icdf"]
+        "| block baseline",
+        "| block cache",
+        "| block cache icdf",
+    ]
     with pytest.raises(SystemExit, match="for full-attention models"):
         profile.main(["--model", str(tmp_path / "block"), "--modes", "dual", "--output", str(output)])
 
@@ -399,8 +530,23 @@ def test_row_streams_benchmark_reports_the_cost_and_the_invariance(tmp_path):
     from conftest import script_module
 
     output = tmp_path / "row_streams.md"
-    script_module("bench_row_streams").main(["--batch_size", "3", "--length", "8", "--block_length", "4", "--repeats",
-                                             "1", "--threads", "0", "--output", str(output), "--random_models"])
+    script_module("bench_row_streams").main(
+        [
+            "--batch_size",
+            "3",
+            "--length",
+            "8",
+            "--block_length",
+            "4",
+            "--repeats",
+            "1",
+            "--threads",
+            "0",
+            "--output",
+            str(output),
+            "--random_models",
+        ]
+    )
     rows = json.loads(output.with_suffix(".json").read_text())["rows"]
     assert [row["mode"] for row in rows] == ["baseline", "dual + threshold 0.9"]
     assert "| baseline |" in output.read_text()

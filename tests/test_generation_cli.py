@@ -35,8 +35,9 @@ def word_tokenizer(line_break_every: int = 0) -> PreTrainedTokenizerFast:
     vocab["[MASK]"] = 99
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", eos_token="[EOS]",
-                                   unk_token="[UNK]", mask_token="[MASK]")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]", mask_token="[MASK]"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,23 +50,75 @@ def saved_model(tmp_path_factory):
 
 def test_cli_generates_and_writes_png(saved_model, tmp_path, capsys):
     view = tmp_path / "view.png"
-    assert main(["--model", str(saved_model), "--prompt", "to be", "--prompt", "the question whether",
-                 "--max_new_tokens", "8", "--steps", "4", "--visualize", str(view)]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(saved_model),
+                "--prompt",
+                "to be",
+                "--prompt",
+                "the question whether",
+                "--max_new_tokens",
+                "8",
+                "--steps",
+                "4",
+                "--visualize",
+                str(view),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("=== sample") == 2
     assert view.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_infills_between_prompt_and_suffix(saved_model, capsys):
-    assert main(["--model", str(saved_model), "--prompt", "to be", "--prompt", "or", "--suffix", "the question",
-                 "--max_new_tokens", "4", "--repetition_penalty", "1.3", "--show_prompt"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(saved_model),
+                "--prompt",
+                "to be",
+                "--prompt",
+                "or",
+                "--suffix",
+                "the question",
+                "--max_new_tokens",
+                "4",
+                "--repetition_penalty",
+                "1.3",
+                "--show_prompt",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     samples = captured.out.split("=== sample ")[1:]
     assert len(samples) == 2 and "4 tokens filled in each" in captured.err
     first = samples[0].split("\n", 1)[1].split()
     assert first[:2] == ["to", "be"] and first[-2:] == ["the", "question"] and len(first) == 8  # one word a token
-    assert main(["--model", str(saved_model), "--prompt", "a", "--prompt", "b", "--prompt", "c", "--suffix", "x",
-                 "--suffix", "y"]) == 2
+    assert (
+        main(
+            [
+                "--model",
+                str(saved_model),
+                "--prompt",
+                "a",
+                "--prompt",
+                "b",
+                "--prompt",
+                "c",
+                "--suffix",
+                "x",
+                "--suffix",
+                "y",
+            ]
+        )
+        == 2
+    )
     assert "one suffix for every prompt or one per prompt" in capsys.readouterr().err
 
 
@@ -73,10 +126,38 @@ def test_cli_html_view_prompt_file_and_sampling_flags(saved_model, tmp_path, cap
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("to be or\n\nthat is\n")
     view = tmp_path / "view.html"
-    args = ["--model", str(saved_model), "--tokenizer", str(saved_model), "--prompt_file", str(prompts),
-            "--gen_length", "8", "--steps", "8", "--block_length", "4", "--remasking", "margin", "--temperature",
-            "0.7", "--top_k", "20", "--top_p", "0.9", "--cfg_scale", "0.5", "--seed", "3", "--device", "cpu",
-            "--dtype", "float32", "--visualize", str(view)]
+    args = [
+        "--model",
+        str(saved_model),
+        "--tokenizer",
+        str(saved_model),
+        "--prompt_file",
+        str(prompts),
+        "--gen_length",
+        "8",
+        "--steps",
+        "8",
+        "--block_length",
+        "4",
+        "--remasking",
+        "margin",
+        "--temperature",
+        "0.7",
+        "--top_k",
+        "20",
+        "--top_p",
+        "0.9",
+        "--cfg_scale",
+        "0.5",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--visualize",
+        str(view),
+    ]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert first.count("=== sample") == 2
@@ -87,16 +168,33 @@ def test_cli_html_view_prompt_file_and_sampling_flags(saved_model, tmp_path, cap
 
 
 def test_cli_remask_ratio_and_unconditional(saved_model, capsys):
-    assert main(["--model", str(saved_model), "--max_new_tokens", "8", "--steps", "8", "--remask_ratio", "0.5",
-                 "--num_return_sequences", "2"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(saved_model),
+                "--max_new_tokens",
+                "8",
+                "--steps",
+                "8",
+                "--remask_ratio",
+                "0.5",
+                "--num_return_sequences",
+                "2",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert captured.out.count("=== sample") == 2
     assert "4 forward passes" in captured.err  # 8 -> 4 -> 2 -> 1 -> 0 masked
 
 
 def test_cli_stream_shows_canvas_filling(saved_model, capsys):
-    assert main(["--model", str(saved_model), "--prompt", "to be", "--max_new_tokens", "6", "--steps", "3",
-                 "--stream"]) == 0
+    assert (
+        main(["--model", str(saved_model), "--prompt", "to be", "--max_new_tokens", "6", "--steps", "3", "--stream"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "[start]" in out and "[step 3]" in out
     frames = out.split("[step")
@@ -104,8 +202,20 @@ def test_cli_stream_shows_canvas_filling(saved_model, capsys):
 
 
 def test_cli_fast_path_flags_reach_the_sampler(saved_model, capsys):
-    common = ["--model", str(saved_model), "--prompt", "to be", "--max_new_tokens", "8", "--steps", "8",
-              "--block_length", "4", "--temperature", "0"]
+    common = [
+        "--model",
+        str(saved_model),
+        "--prompt",
+        "to be",
+        "--max_new_tokens",
+        "8",
+        "--steps",
+        "8",
+        "--block_length",
+        "4",
+        "--temperature",
+        "0",
+    ]
     assert main(common) == 0
     plain = capsys.readouterr().out
     assert main([*common, "--use_cache", "none", "--token_sampling", "inverse_cdf"]) == 0  # greedy: no draws
@@ -121,8 +231,9 @@ def test_cli_fast_path_flags_reach_the_sampler(saved_model, capsys):
 
 
 def test_cli_reports_bad_flags_as_usage_errors(saved_model, capsys):
-    assert main(["--model", str(saved_model), "--prompt", "to be", "--max_new_tokens", "10",
-                 "--block_length", "4"]) == 2
+    assert (
+        main(["--model", str(saved_model), "--prompt", "to be", "--max_new_tokens", "10", "--block_length", "4"]) == 2
+    )
     assert "must be a multiple of `block_length`" in capsys.readouterr().err
     assert main(["--model", str(saved_model), "--visualize", "view.jpg"]) == 2
     assert main(["--model", str(saved_model), "--chat", "--prompt", "hi"]) == 2  # no chat template
@@ -225,10 +336,33 @@ def test_stream_on_a_real_pseudo_terminal_ends_with_the_final_text(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_DISABLE_PROGRESS_BARS="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "llada.cli.generate", "--model", str(saved_model), "--prompt", "to be",
-         "--prompt", "the question whether", "--max_new_tokens", "96", "--steps", "48", "--block_length", "32",
-         "--temperature", "0.8", "--seed", "1", "--show_prompt", "--stream"],
-        stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE, env=env,
+        [
+            sys.executable,
+            "-m",
+            "llada.cli.generate",
+            "--model",
+            str(saved_model),
+            "--prompt",
+            "to be",
+            "--prompt",
+            "the question whether",
+            "--max_new_tokens",
+            "96",
+            "--steps",
+            "48",
+            "--block_length",
+            "32",
+            "--temperature",
+            "0.8",
+            "--seed",
+            "1",
+            "--show_prompt",
+            "--stream",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     os.close(follower)
     output = b""
@@ -245,11 +379,11 @@ def test_stream_on_a_real_pseudo_terminal_ends_with_the_final_text(tmp_path):
     text = output.decode("utf-8").replace("\r\n", "\n")
     assert text.count("[step ") > 1 and "\x1b[" in text  # redrawn in place, frame after frame
     # a terminal that had received only the final frame and what follows it shows:
-    expected = screen_of(text[text.rindex("[step "):], columns, lines)
+    expected = screen_of(text[text.rindex("[step ") :], columns, lines)
     assert screen_of(text, columns, lines) == expected
     assert MASK_PLACEHOLDER not in "".join(expected)
-    final_frame = text[text.rindex("[step "):text.index("=== sample 0 ===")]
-    printed = text[text.index("=== sample 0 ==="):]
+    final_frame = text[text.rindex("[step ") : text.index("=== sample 0 ===")]
+    printed = text[text.index("=== sample 0 ===") :]
     assert final_frame.count("\n") > 8 and max(len(line) for line in printed.split("\n")) > columns  # breaks, wraps
     assert "0: to be " in final_frame and "1: the question whether " in final_frame  # the prompt is shown too
     assert text.split("=== sample 0 ===\n")[1].startswith("to be") and "=== sample 1 ===\nthe question" in text
@@ -266,8 +400,11 @@ def test_text_generation_pipeline_calls_generate(saved_model):
 
     from llada import LLaDAForMaskedDiffusion
 
-    generator = pipeline("text-generation", model=LLaDAForMaskedDiffusion.from_pretrained(saved_model),
-                         tokenizer=AutoTokenizer.from_pretrained(saved_model))
+    generator = pipeline(
+        "text-generation",
+        model=LLaDAForMaskedDiffusion.from_pretrained(saved_model),
+        tokenizer=AutoTokenizer.from_pretrained(saved_model),
+    )
     outputs = generator(["to be or", "that is the question"], max_new_tokens=6, steps=3)
     assert [len(out) for out in outputs] == [1, 1]
     assert outputs[1][0]["generated_text"].startswith("that is the question")

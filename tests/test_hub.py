@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from conftest import tiny_config
 from hub_server import LoopbackHub
-
 from llada import LLaDAForMaskedDiffusion
 from llada.hub import HubPushError, check_loadable, check_model_dir, save_for_hub, write_model_card
 from llada.saved_files import HUB_CODE_FILES
@@ -26,8 +26,13 @@ TOKEN = "hf_loopbackSecretToken0123456789"
 HUB_FILES = set(HUB_CODE_FILES)
 EXPECTED_FILES = HUB_FILES | {
     ".gitattributes",  # written by the Hub itself when the repo is created
-    "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-    "chat_template.jinja", "README.md",
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "README.md",
 }
 PROMPT = "To be"
 GENERATE = dict(max_new_tokens=8, steps=4, temperature=0.7, seed=3)
@@ -60,10 +65,14 @@ def make_model_dir(path: Path, seed: int = 0) -> Path:
     """A tiny LLaDA model with a byte-level tokenizer, saved as by `save_pretrained`."""
     tokenizer = build_byte_tokenizer(model_max_length=256)
     torch.manual_seed(seed)
-    model = LLaDAForMaskedDiffusion(tiny_config(
-        vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    ))
+    model = LLaDAForMaskedDiffusion(
+        tiny_config(
+            vocab_size=len(tokenizer),
+            mask_token_id=tokenizer.mask_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -80,9 +89,14 @@ def local_generation(model_dir: Path) -> dict:
 
 def client_env(hub: LoopbackHub, home: Path, token=TOKEN) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
-    env.update(HF_ENDPOINT=hub.url if hub else "http://127.0.0.1:9", HF_HOME=str(home / "hf_home"),
-               TMPDIR=str(home / "tmp"), HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false",
-               PYTHONPATH=str(ROOT))
+    env.update(
+        HF_ENDPOINT=hub.url if hub else "http://127.0.0.1:9",
+        HF_HOME=str(home / "hf_home"),
+        TMPDIR=str(home / "tmp"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=str(ROOT),
+    )
     if token is not None:
         env["HF_TOKEN"] = token
     (home / "tmp").mkdir(parents=True, exist_ok=True)
@@ -90,8 +104,15 @@ def client_env(hub: LoopbackHub, home: Path, token=TOKEN) -> dict:
 
 
 def run(args: list, env: dict, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+    )
 
 
 def llada_push(env: dict, *args) -> subprocess.CompletedProcess:
@@ -103,7 +124,7 @@ def load_from_hub(env: dict, revisions: list) -> list:
     result = run(["-c", LOAD_AND_GENERATE, json.dumps(revisions), PROMPT, json.dumps(GENERATE)], env)
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def assert_no_secret(*roots: Path, files: dict = None) -> None:
@@ -131,17 +152,26 @@ def model_dir(tmp_path_factory):
 def pushed(hub, model_dir, tmp_path_factory):
     """`llada-push` of the tiny model to tester/tiny-llada: (completed process, client folder)."""
     home = tmp_path_factory.mktemp("client")
-    result = llada_push(client_env(hub, home), "--model_dir", str(model_dir), "--repo_id", "tester/tiny-llada",
-                        "--dataset", "tiny_shakespeare")
+    result = llada_push(
+        client_env(hub, home),
+        "--model_dir",
+        str(model_dir),
+        "--repo_id",
+        "tester/tiny-llada",
+        "--dataset",
+        "tiny_shakespeare",
+    )
     return result, home
 
 
 @pytest.fixture(scope="module")
 def native_pushed(hub, model_dir, tmp_path_factory):
     """`model.push_to_hub` + `tokenizer.push_to_hub` to tester/native, as for any transformers model."""
-    script = ("import sys, llada; from transformers import AutoModel, AutoTokenizer; "
-              "m = AutoModel.from_pretrained(sys.argv[1]); t = AutoTokenizer.from_pretrained(sys.argv[1]); "
-              "m.push_to_hub('tester/native'); t.push_to_hub('tester/native')")
+    script = (
+        "import sys, llada; from transformers import AutoModel, AutoTokenizer; "
+        "m = AutoModel.from_pretrained(sys.argv[1]); t = AutoTokenizer.from_pretrained(sys.argv[1]); "
+        "m.push_to_hub('tester/native'); t.push_to_hub('tester/native')"
+    )
     return run(["-c", script, str(model_dir)], client_env(hub, tmp_path_factory.mktemp("native")))
 
 
@@ -182,19 +212,34 @@ def test_pushed_repos_load_by_repo_id_and_generate_like_the_local_model(hub, pus
 
 
 def test_second_push_is_a_second_commit_and_the_first_revision_keeps_the_old_weights(
-        hub, pushed, in_process_client, tmp_path):
+    hub, pushed, in_process_client, tmp_path
+):
     result, home = pushed
     assert result.returncode == 0, result.stderr[-3000:]
     first = hub.repos["tester/tiny-llada"].branches["main"]
     retrained = make_model_dir(tmp_path / "retrained", seed=1)
-    assert in_process_client(["--model_dir", str(retrained), "--repo_id", "tester/tiny-llada",
-                              "--commit_message", "Retrained", "--skip_check"]) == 0
+    assert (
+        in_process_client(
+            [
+                "--model_dir",
+                str(retrained),
+                "--repo_id",
+                "tester/tiny-llada",
+                "--commit_message",
+                "Retrained",
+                "--skip_check",
+            ]
+        )
+        == 0
+    )
     assert hub.commit_titles("tester/tiny-llada")[:2] == ["Retrained", "Upload LLaDA model"]
     old, new = load_from_hub(client_env(hub, tmp_path), [["tester/tiny-llada", first], ["tester/tiny-llada", "main"]])
     assert old["weight_sum"] != new["weight_sum"]
     assert new["weight_sum"] == pytest.approx(local_generation(retrained)["weight_sum"], abs=1e-9)
-    assert hub.files_at("tester/tiny-llada", first)["model.safetensors"] != \
-        hub.files_at("tester/tiny-llada")["model.safetensors"]
+    assert (
+        hub.files_at("tester/tiny-llada", first)["model.safetensors"]
+        != hub.files_at("tester/tiny-llada")["model.safetensors"]
+    )
 
 
 def test_model_and_tokenizer_push_to_hub_work_as_for_any_model(hub, native_pushed):
@@ -203,7 +248,9 @@ def test_model_and_tokenizer_push_to_hub_work_as_for_any_model(hub, native_pushe
     assert HUB_FILES | {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} <= files
     # (loading is checked together with the llada-push repo, in one process)
     assert [t for t in hub.commit_titles("tester/native") if t != "initial commit"] == [
-        "Upload tokenizer", "Upload LLaDAForMaskedDiffusion"]
+        "Upload tokenizer",
+        "Upload LLaDAForMaskedDiffusion",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -273,8 +320,15 @@ def test_private_repo_and_branch_revision(in_process_client, hub, model_dir, cap
 
 def test_prune_leaves_exactly_the_model_files(in_process_client, hub, model_dir):
     repo = hub.create_repo("tester/after-training")
-    hub.commit(repo, "main", {"summary": "Training in progress, step 2"}, [
-        ("file", {"path": name, "content": "eA=="}) for name in ("training_args.bin", "runs/events.out", "config.json")])
+    hub.commit(
+        repo,
+        "main",
+        {"summary": "Training in progress, step 2"},
+        [
+            ("file", {"path": name, "content": "eA=="})
+            for name in ("training_args.bin", "runs/events.out", "config.json")
+        ],
+    )
     args = ["--model_dir", str(model_dir), "--repo_id", "tester/after-training", "--skip_check"]
     assert in_process_client(args) == 0
     assert "training_args.bin" in hub.files_at("tester/after-training")  # kept by default
@@ -305,10 +359,18 @@ def test_model_dir_errors_name_what_is_missing(tmp_path, model_dir):
 def test_model_card_reports_training_figures_and_eval_results(model_dir, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "trainer_state.json").write_text(json.dumps({"global_step": 1500, "epoch": 3.0, "log_history": [
-        {"step": 1500, "eval_loss": 1.6, "eval_perplexity_bound": 4.953}]}))
-    (run_dir / "all_results.json").write_text(json.dumps({"train_loss": 1.8, "train_runtime": 612.3,
-                                                          "train_samples_per_second": 9.1}))
+    (run_dir / "trainer_state.json").write_text(
+        json.dumps(
+            {
+                "global_step": 1500,
+                "epoch": 3.0,
+                "log_history": [{"step": 1500, "eval_loss": 1.6, "eval_perplexity_bound": 4.953}],
+            }
+        )
+    )
+    (run_dir / "all_results.json").write_text(
+        json.dumps({"train_loss": 1.8, "train_runtime": 612.3, "train_samples_per_second": 9.1})
+    )
     staging = tmp_path / "staging"
     staging.mkdir()
     (staging / "config.json").write_text((model_dir / "config.json").read_text())
@@ -345,9 +407,15 @@ def test_model_card_describes_the_model_it_publishes(kind, tmp_path):
     config_overrides, sampling = CARD_MODELS[kind]
     tokenizer = build_byte_tokenizer(model_max_length=256)
     torch.manual_seed(0)
-    model = LLaDAForMaskedDiffusion(tiny_config(
-        vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, **config_overrides))
+    model = LLaDAForMaskedDiffusion(
+        tiny_config(
+            vocab_size=len(tokenizer),
+            mask_token_id=tokenizer.mask_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **config_overrides,
+        )
+    )
     model.generation_config = LLaDAGenerationConfig(**sampling, max_new_tokens=64)
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
@@ -355,12 +423,17 @@ def test_model_card_describes_the_model_it_publishes(kind, tmp_path):
     save_for_hub(str(tmp_path / "model"), str(staging))
     card = Path(write_model_card(str(tmp_path / "model"), str(staging), "me/llada-card")).read_text()
 
-    kind_row = ("| kind | masked diffusion with full attention (LLaDA) |" if kind == "full" else
-                "| kind | block diffusion, blocks of 2 tokens |")
+    kind_row = (
+        "| kind | masked diffusion with full attention (LLaDA) |"
+        if kind == "full"
+        else "| kind | block diffusion, blocks of 2 tokens |"
+    )
     assert kind_row in card
     assert f"| parameters | {model.num_parameters() / 1e3:.3g}K ({model.num_parameters():,}) |" in card
-    assert "| tokenizer | bytes: one token per UTF-8 byte and 3 special tokens, 259 in all; mask token " \
-           "`<|mdm_mask|>` |" in card
+    assert (
+        "| tokenizer | bytes: one token per UTF-8 byte and 3 special tokens, 259 in all; mask token "
+        "`<|mdm_mask|>` |" in card
+    )
     if kind == "full":
         assert "| `remasking` | low_confidence (the most probable predictions first) |" in card
         assert "| `temperature` | 1.0 |" in card and "| `top_p` | 0.8 |" in card
@@ -394,12 +467,35 @@ def test_reload_check_refuses_a_folder_that_does_not_load(model_dir, tmp_path):
 
 FIXTURES = ROOT / "tests" / "fixtures"
 TINY_TRAINING = [
-    "--autoregressive_init_steps", "0",
-    "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4", "--intermediate_size", "64",
-    "--max_seq_length", "32", "--per_device_train_batch_size", "4", "--train_file",
-    str(FIXTURES / "wikitext-2-test-excerpt.txt"), "--validation_file", str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
-    "--use_cpu", "--report_to", "none", "--dataloader_num_workers", "0", "--disable_tqdm", "true",
-    "--eval_strategy", "no", "--num_sample_generations", "0",
+    "--autoregressive_init_steps",
+    "0",
+    "--hidden_size",
+    "32",
+    "--num_hidden_layers",
+    "2",
+    "--num_attention_heads",
+    "4",
+    "--intermediate_size",
+    "64",
+    "--max_seq_length",
+    "32",
+    "--per_device_train_batch_size",
+    "4",
+    "--train_file",
+    str(FIXTURES / "wikitext-2-test-excerpt.txt"),
+    "--validation_file",
+    str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
+    "--use_cpu",
+    "--report_to",
+    "none",
+    "--dataloader_num_workers",
+    "0",
+    "--disable_tqdm",
+    "true",
+    "--eval_strategy",
+    "no",
+    "--num_sample_generations",
+    "0",
 ]
 
 
@@ -412,8 +508,9 @@ def test_code_files_callback_writes_the_model_code_only_for_remote_code_models(m
     assert write_code_files(torch.compile(model), str(tmp_path / "llada")) == sorted(HUB_FILES)
     for name in HUB_FILES:
         assert (tmp_path / "llada" / name).read_bytes() == (ROOT / "llada" / name).read_bytes()
-    baseline = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                            num_attention_heads=4, vocab_size=50))
+    baseline = LlamaForCausalLM(
+        LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, vocab_size=50)
+    )
     assert write_code_files(baseline, str(tmp_path / "baseline")) == []  # transformers' own model: no code
 
 
@@ -421,9 +518,29 @@ def test_llada_train_every_save_pushes_loadable_revisions(hub, tmp_path):
     out = tmp_path / "run"
     # The token given on the command line must reach the Hub but no file (training_args.bin is pickled).
     env = client_env(hub, tmp_path, token=None)
-    result = run(["-m", "llada.cli.train", "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2",
-                  "--push_to_hub", "--hub_model_id", "tester/trained", "--hub_strategy", "every_save",
-                  "--hub_token", TOKEN, "--hub_always_push", "true", *TINY_TRAINING], env)
+    result = run(
+        [
+            "-m",
+            "llada.cli.train",
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "4",
+            "--save_steps",
+            "2",
+            "--push_to_hub",
+            "--hub_model_id",
+            "tester/trained",
+            "--hub_strategy",
+            "every_save",
+            "--hub_token",
+            TOKEN,
+            "--hub_always_push",
+            "true",
+            *TINY_TRAINING,
+        ],
+        env,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     repo = hub.repos["tester/trained"]
     commits = [c for c in repo.history(repo.resolve("main")) if c.parent is not None]

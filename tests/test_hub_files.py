@@ -9,28 +9,54 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_model
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 import llada
+from conftest import tiny_model
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 from llada.saved_files import HUB_CODE_FILES
 
 PACKAGE = Path(llada.__file__).parent
 HUB_FILES = sorted(PACKAGE.glob("*_llada.py"))
 ALLOWED_ROOTS = {
-    "torch", "transformers", "math", "dataclasses", "typing", "warnings", "functools", "collections",
-    "contextlib", "enum", "itertools", "copy", "inspect", "abc", "__future__", "numbers", "types", "sys", "difflib",
+    "torch",
+    "transformers",
+    "math",
+    "dataclasses",
+    "typing",
+    "warnings",
+    "functools",
+    "collections",
+    "contextlib",
+    "enum",
+    "itertools",
+    "copy",
+    "inspect",
+    "abc",
+    "__future__",
+    "numbers",
+    "types",
+    "sys",
+    "difflib",
     "os",
 }
 
 
 def test_hub_file_set():
-    assert [f.name for f in HUB_FILES] == ["cache_llada.py", "checks_llada.py", "configuration_llada.py",
-                                           "diffusion_llada.py", "generation_config_llada.py",
-                                           "generation_llada.py", "masks_llada.py", "modeling_llada.py",
-                                           "prepare_llada.py", "processors_llada.py", "rows_llada.py",
-                                           "sampling_llada.py"]
+    assert [f.name for f in HUB_FILES] == [
+        "cache_llada.py",
+        "checks_llada.py",
+        "configuration_llada.py",
+        "diffusion_llada.py",
+        "generation_config_llada.py",
+        "generation_llada.py",
+        "masks_llada.py",
+        "modeling_llada.py",
+        "prepare_llada.py",
+        "processors_llada.py",
+        "rows_llada.py",
+        "sampling_llada.py",
+    ]
     assert tuple(f.name for f in HUB_FILES) == HUB_CODE_FILES  # the one list that saving, pushing and converting use
 
 
@@ -100,8 +126,9 @@ def run_isolated(code: str, *args: str, cwd) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["HF_HUB_OFFLINE"] = "1"
     env["HF_MODULES_CACHE"] = str(Path(cwd) / "modules_cache")
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_remote_code_load_in_fresh_process(tmp_path):

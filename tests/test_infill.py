@@ -23,9 +23,19 @@ def cyclic(start: int, direction: int, length: int = 12) -> list:
 @pytest.fixture(scope="module")
 def cyclic_model():
     torch.manual_seed(0)
-    config = LLaDAConfig(vocab_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32,
-                         mask_token_id=CYCLIC_MASK, pad_token_id=0, bos_token_id=None, eos_token_id=1)
+    config = LLaDAConfig(
+        vocab_size=16,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+        mask_token_id=CYCLIC_MASK,
+        pad_token_id=0,
+        bos_token_id=None,
+        eos_token_id=1,
+    )
     model = LLaDAForMaskedDiffusion(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
@@ -33,8 +43,9 @@ def cyclic_model():
         start = torch.randint(0, PERIOD, (64, 1), generator=generator)
         direction = torch.randint(0, 2, (64, 1), generator=generator) * 2 - 1
         clean = BASE + (start + direction * torch.arange(12)) % PERIOD  # (64, 12)
-        noisy, masked, p_mask = forward_process(clean, torch.rand(64, generator=generator), CYCLIC_MASK,
-                                                generator=generator)
+        noisy, masked, p_mask = forward_process(
+            clean, torch.rand(64, generator=generator), CYCLIC_MASK, generator=generator
+        )
         loss = model(noisy, labels=torch.where(masked, clean, -100), p_mask=p_mask).loss
         optimizer.zero_grad()
         loss.backward()
@@ -57,8 +68,15 @@ def test_the_middle_is_exactly_right_and_the_suffix_decides_it(cyclic_model):
 @pytest.mark.parametrize("temperature", [0.0, 0.5])
 def test_every_remasking_strategy_and_sampling_fill_it_in(cyclic_model, remasking, temperature):
     sequences = ALL_SEQUENCES[::5]
-    middles = cyclic_model.infill([s[:2] for s in sequences], [s[6:] for s in sequences], length=4, steps=4,
-                                  remasking=remasking, temperature=temperature, seed=0)
+    middles = cyclic_model.infill(
+        [s[:2] for s in sequences],
+        [s[6:] for s in sequences],
+        length=4,
+        steps=4,
+        remasking=remasking,
+        temperature=temperature,
+        seed=0,
+    )
     assert middles.tolist() == [s[2:6] for s in sequences]
 
 
@@ -66,8 +84,9 @@ def test_every_remasking_strategy_and_sampling_fill_it_in(cyclic_model, remaskin
 def test_blocks_and_caches_over_the_masked_span(cyclic_model, use_cache):
     sequences = ALL_SEQUENCES[::3]
     ids = torch.tensor([s[:2] + [CYCLIC_MASK] * 6 + s[8:] for s in sequences])
-    out = cyclic_model.diffusion_generate(ids, max_new_tokens=0, block_length=2, use_cache=use_cache,
-                                          return_dict_in_generate=True)
+    out = cyclic_model.diffusion_generate(
+        ids, max_new_tokens=0, block_length=2, use_cache=use_cache, return_dict_in_generate=True
+    )
     assert out.sequences.tolist() == sequences
     steps = out.decode_step[:, 2:8]  # blocks of 2 run left to right over the masked positions
     assert (steps[:, :2].max(dim=1).values < steps[:, 2:4].min(dim=1).values).all()
@@ -83,8 +102,9 @@ def test_mask_tokens_in_the_prompt_and_tokens_appended(cyclic_model):
 
 
 def test_the_blocks_tile_the_masked_span_not_max_new_tokens():
-    out = varied_model().diffusion_generate(torch.tensor([[11, MASK, MASK, 12]]), max_new_tokens=4, block_length=7,
-                                            return_dict_in_generate=True)  # span: columns 1 to 7
+    out = varied_model().diffusion_generate(
+        torch.tensor([[11, MASK, MASK, 12]]), max_new_tokens=4, block_length=7, return_dict_in_generate=True
+    )  # span: columns 1 to 7
     assert out.sequences.shape == (1, 8) and not (out.sequences == MASK).any() and out.nfe == 6
 
 
@@ -107,8 +127,14 @@ def favour_eos(step, x, logits):
 def test_no_eos_inside_the_prompt_and_early_stop_waits_for_the_gap():
     model = varied_model()
     ids = torch.tensor([[11, MASK, MASK, 12]])
-    out = model.diffusion_generate(ids, max_new_tokens=4, steps=6, early_stop=True, return_dict_in_generate=True,
-                                   generation_logits_hook_func=favour_eos)
+    out = model.diffusion_generate(
+        ids,
+        max_new_tokens=4,
+        steps=6,
+        early_stop=True,
+        return_dict_in_generate=True,
+        generation_logits_hook_func=favour_eos,
+    )
     middle = out.sequences[0, 1:3].tolist()
     assert EOS not in middle and MASK not in middle and PAD not in middle
     assert out.sequences[0, 4:].tolist() == [EOS, PAD, PAD, PAD]

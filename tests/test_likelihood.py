@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_model
 from torch import nn
 from transformers.modeling_outputs import MaskedLMOutput
 
+from conftest import tiny_model
 from llada.evaluation import masked_token_nll
 from llada.likelihood import (
     answer_nll_samples,
@@ -57,8 +57,18 @@ def exact_bound_by_enumeration(model, prompt, answer, cfg_scale=0.0) -> float:
     targets = sequence.expand(len(subsets), -1)
     prompt_mask = (torch.arange(sequence.numel()) < start).expand_as(masked)
     with torch.no_grad():
-        nll = masked_token_nll(model, targets.masked_fill(masked, model.config.mask_token_id), targets, masked,
-                               cfg_scale=cfg_scale, prompt_mask=prompt_mask).sum(1).double()
+        nll = (
+            masked_token_nll(
+                model,
+                targets.masked_fill(masked, model.config.mask_token_id),
+                targets,
+                masked,
+                cfg_scale=cfg_scale,
+                prompt_mask=prompt_mask,
+            )
+            .sum(1)
+            .double()
+        )
     total = 0.0
     for row, subset in enumerate(subsets):
         k = len(subset)
@@ -72,8 +82,9 @@ def test_mask_counts_are_spread_evenly_and_each_uniform():
         counts = sample_mask_counts(length, samples, "stratified", generator)
         assert counts.min() >= 1 and counts.max() <= length
         if samples % length == 0:  # every count appears exactly samples / length times
-            assert torch.equal(torch.bincount(counts, minlength=length + 1)[1:],
-                               torch.full((length,), samples // length))
+            assert torch.equal(
+                torch.bincount(counts, minlength=length + 1)[1:], torch.full((length,), samples // length)
+            )
     # each draw is marginally uniform on 1..L: over all offsets, draw j takes every value once
     firsts = {int(sample_mask_counts(7, 3, "stratified", torch.Generator().manual_seed(s))[2]) for s in range(200)}
     assert firsts == set(range(1, 8))
@@ -107,13 +118,19 @@ def test_variance_falls_with_more_samples():
     prompt, answer = [5, 17], [8, 23, 61, 4, 9, 30]
 
     def spread(num_samples):
-        estimates = torch.tensor([monte_carlo_log_likelihood(model, prompt, answer, num_samples=num_samples,
-                                                             batch_size=64, seed=seed) for seed in range(30)])
+        estimates = torch.tensor(
+            [
+                monte_carlo_log_likelihood(model, prompt, answer, num_samples=num_samples, batch_size=64, seed=seed)
+                for seed in range(30)
+            ]
+        )
         return estimates.var().item()
 
     few, many = spread(4), spread(64)
-    print(f"variance of the estimate over 30 seeds: 4 samples {few:.4f}, 64 samples {many:.5f} "
-          f"(ratio {few / many:.1f}, ideal 16)")
+    print(
+        f"variance of the estimate over 30 seeds: 4 samples {few:.4f}, 64 samples {many:.5f} "
+        f"(ratio {few / many:.1f}, ideal 16)"
+    )
     assert few / many > 6
 
 

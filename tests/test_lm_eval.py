@@ -7,13 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+
 from conftest import tiny_model
 from test_convert import tiny_tokenizer
 
 pytest.importorskip("lm_eval")
 
-from llada.likelihood import monte_carlo_log_likelihood  # noqa: E402
 from llada.cli.harness import main  # noqa: E402
+from llada.likelihood import monte_carlo_log_likelihood  # noqa: E402
 from llada.lm_eval_harness import LLaDAEvalHarness, _cut_at_stop  # noqa: E402
 
 TASKS = Path(__file__).parent / "fixtures" / "lm_eval_tiny"
@@ -52,8 +53,11 @@ def test_simple_evaluate_runs_the_tiny_local_tasks_by_model_name(saved_model):
     from lm_eval.tasks import TaskManager
 
     output = lm_eval.simple_evaluate(
-        model="llada", model_args=f"pretrained={saved_model},mc_num=4,mc_batch_size=4", device="cpu",
-        tasks=["llada_tiny_mc", "llada_tiny_gen", "llada_tiny_rolling"], log_samples=True,
+        model="llada",
+        model_args=f"pretrained={saved_model},mc_num=4,mc_batch_size=4",
+        device="cpu",
+        tasks=["llada_tiny_mc", "llada_tiny_gen", "llada_tiny_rolling"],
+        log_samples=True,
         task_manager=TaskManager(include_path=str(TASKS), include_defaults=False),
     )
     print({task: {k: v for k, v in metrics.items() if "," in k} for task, metrics in output["results"].items()})
@@ -62,18 +66,32 @@ def test_simple_evaluate_runs_the_tiny_local_tasks_by_model_name(saved_model):
 
 @pytest.mark.slow
 def test_lm_eval_command_line_runs_the_tiny_local_tasks(saved_model, tmp_path):
-    main(["--model", "llada", "--model_args", f"pretrained={saved_model},mc_num=4,mc_batch_size=4",
-          "--tasks", "llada_tiny_mc,llada_tiny_gen,llada_tiny_rolling", "--include_path", str(TASKS),
-          "--device", "cpu", "--output_path", str(tmp_path), "--log_samples"])
+    main(
+        [
+            "--model",
+            "llada",
+            "--model_args",
+            f"pretrained={saved_model},mc_num=4,mc_batch_size=4",
+            "--tasks",
+            "llada_tiny_mc,llada_tiny_gen,llada_tiny_rolling",
+            "--include_path",
+            str(TASKS),
+            "--device",
+            "cpu",
+            "--output_path",
+            str(tmp_path),
+            "--log_samples",
+        ]
+    )
     results = json.loads(next(tmp_path.rglob("results_*.json")).read_text())["results"]
     samples = [json.loads(line) for line in next(tmp_path.rglob("samples_llada_tiny_gen_*.jsonl")).open()]
     check_results(results, samples)
 
 
 def test_loglikelihood_is_the_monte_carlo_estimate_of_the_continuation(harness):
-    (log_likelihood, is_greedy), = harness.loglikelihood(requests(("question is the cat red ? answer", " no")))
+    ((log_likelihood, is_greedy),) = harness.loglikelihood(requests(("question is the cat red ? answer", " no")))
     context = harness.tok_encode("question is the cat red ? answer")
-    continuation = harness.tok_encode("question is the cat red ? answer no")[len(context):]
+    continuation = harness.tok_encode("question is the cat red ? answer no")[len(context) :]
     assert context[0] == harness.tokenizer.bos_token_id and len(continuation) == 1
     expected = monte_carlo_log_likelihood(harness.model, context, continuation, num_samples=8, batch_size=8, seed=3)
     assert log_likelihood == pytest.approx(expected, abs=1e-6) and is_greedy is False
@@ -108,9 +126,14 @@ def test_generate_until_cuts_at_stop_sequences_and_eos(harness, monkeypatch):
     monkeypatch.setattr(harness.model, "diffusion_generate", fake_generate)
     monkeypatch.setattr(harness, "batch_size", 2)
     period = {"until": ["."], "max_gen_toks": 8}
-    outputs = harness.generate_until(requests(("one two", period), ("one", {"until": ["dog"], "max_gen_toks": 8}),
-                                              ("one two three four", period),
-                                              ("one", {"until": ["blue"], "max_gen_toks": 8})))
+    outputs = harness.generate_until(
+        requests(
+            ("one two", period),
+            ("one", {"until": ["dog"], "max_gen_toks": 8}),
+            ("one two three four", period),
+            ("one", {"until": ["blue"], "max_gen_toks": 8}),
+        )
+    )
     # cut at the stop string ".", at "dog", at EOS (no stop string in the text)
     assert outputs == ["the cat sat ", "the cat sat . ", "the cat sat ", "the cat sat . dog"]
     input_ids, attention_mask, settings = calls[0]  # the two requests with the same settings, one batch
@@ -120,8 +143,12 @@ def test_generate_until_cuts_at_stop_sequences_and_eos(harness, monkeypatch):
 
 def test_generate_until_with_the_real_sampler(harness, monkeypatch):
     monkeypatch.setattr(harness, "batch_size", 2)
-    outputs = harness.generate_until(requests(("one two three", {"until": ["."], "max_gen_toks": 4}),
-                                              ("the cat sat on the", {"until": ["."], "max_gen_toks": 4})))
+    outputs = harness.generate_until(
+        requests(
+            ("one two three", {"until": ["."], "max_gen_toks": 4}),
+            ("the cat sat on the", {"until": ["."], "max_gen_toks": 4}),
+        )
+    )
     assert len(outputs) == 2 and all(isinstance(o, str) and "." not in o for o in outputs)
 
 
@@ -146,13 +173,15 @@ def test_official_checkpoint_is_refused_with_the_conversion_command(tmp_path):
         LLaDAEvalHarness(pretrained=str(tmp_path), device="cpu")
 
 
-@pytest.mark.parametrize("saved_block, max_gen_toks, expected", [
-    (8, 4, dict(max_new_tokens=4, block_length=4)),     # shorter than the saved block: one block
-    (8, 12, dict(max_new_tokens=16, block_length=8)),   # whole blocks, cut back to 12 afterwards
-    (None, 5, dict(max_new_tokens=5, block_length=5)),
-])
-def test_any_max_gen_toks_works_with_the_saved_block_length(harness, monkeypatch, saved_block, max_gen_toks,
-                                                            expected):
+@pytest.mark.parametrize(
+    "saved_block, max_gen_toks, expected",
+    [
+        (8, 4, dict(max_new_tokens=4, block_length=4)),  # shorter than the saved block: one block
+        (8, 12, dict(max_new_tokens=16, block_length=8)),  # whole blocks, cut back to 12 afterwards
+        (None, 5, dict(max_new_tokens=5, block_length=5)),
+    ],
+)
+def test_any_max_gen_toks_works_with_the_saved_block_length(harness, monkeypatch, saved_block, max_gen_toks, expected):
     # a model from `make train` saves block_length 8 in generation_config.json; a task may ask for any length
     monkeypatch.setattr(harness.model.generation_config, "block_length", saved_block)
     monkeypatch.setattr(harness.model.generation_config, "steps", 2)  # fewer steps than blocks: raised

@@ -4,9 +4,9 @@ of sampling (windowed passes need the state before the window), compiled samplin
 
 import pytest
 import torch
-from conftest import MASK, GraphCounter, prompts_batch, tiny_config, tiny_model
 from transformers import CompileConfig
 
+from conftest import MASK, GraphCounter, prompts_batch, tiny_config, tiny_model
 from llada import LLaDAForMaskedDiffusion
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 from llada.generation_config_llada import LLaDAGenerationConfig
@@ -23,8 +23,14 @@ def shifted_pair(seed: int = 0, **overrides):
 
 
 def generate(model, ids, attention_mask=None, **settings):
-    settings = {"max_new_tokens": 12, "steps": 12, "block_length": 4, "eos_token_id": None,
-                "return_dict_in_generate": True, **settings}
+    settings = {
+        "max_new_tokens": 12,
+        "steps": 12,
+        "block_length": 4,
+        "eos_token_id": None,
+        "return_dict_in_generate": True,
+        **settings,
+    }
     return model.diffusion_generate(ids, attention_mask=attention_mask, **settings)
 
 
@@ -44,8 +50,10 @@ def test_position_i_gets_the_logits_of_position_i_minus_one(block_size):
     assert torch.equal(logits[:, 0], expected[:, 0])  # position 0 reads its own state (Dream's convention)
     assert torch.equal(shifted(ids, logits_to_keep=slice(4, 8)).logits, logits[:, 4:8])
     per_row = torch.tensor([[2, 5], [7, 9]])
-    assert torch.equal(shifted(ids, logits_to_keep=per_row).logits, logits.gather(
-        1, per_row[..., None].expand(-1, -1, logits.shape[-1])))
+    assert torch.equal(
+        shifted(ids, logits_to_keep=per_row).logits,
+        logits.gather(1, per_row[..., None].expand(-1, -1, logits.shape[-1])),
+    )
 
 
 @pytest.mark.parametrize("block_size, copies", [(1, 1), (3, 1), (3, 2)])
@@ -105,9 +113,15 @@ def test_a_windowed_pass_on_a_fresh_cache_gets_the_logits_of_the_full_pass(use_c
     canvas[:, 10:12] = MASK
     full_mask = torch.cat([attention_mask, torch.ones(3, 12, dtype=torch.long)], dim=1)
     cache = CanvasKVCache(use_cache)
-    context = DenoisingContext(config=LLaDAGenerationConfig(use_cache=use_cache), mask_token_id=MASK,
-                               prompt_length=5, attention_mask=full_mask, prompt_positions=full_mask.bool(),
-                               position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), cache=cache)
+    context = DenoisingContext(
+        config=LLaDAGenerationConfig(use_cache=use_cache),
+        mask_token_id=MASK,
+        prompt_length=5,
+        attention_mask=full_mask,
+        prompt_positions=full_mask.bool(),
+        position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0),
+        cache=cache,
+    )
     block, rows = slice(9, 13), RunningRows(3)
     uncached = model._denoiser_logits(canvas, DenoisingContext(**{**vars(context), "cache": None}), rows, block)
     assert torch.equal(model._denoiser_logits(canvas, context, rows, block, block_step=0), uncached)
@@ -123,10 +137,15 @@ def test_a_windowed_pass_on_a_fresh_cache_gets_the_logits_of_the_full_pass(use_c
     torch.testing.assert_close(windowed, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("settings", [dict(use_cache="prefix"), dict(use_cache="dual", threshold=0.5),
-                                      dict(use_cache="dual", cache_window="masked", cfg_scale=1.0),
-                                      dict(use_cache="dual", cache_refresh_window="vicinity", early_stop=True,
-                                           eos_token_id=1)])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(use_cache="prefix"),
+        dict(use_cache="dual", threshold=0.5),
+        dict(use_cache="dual", cache_window="masked", cfg_scale=1.0),
+        dict(use_cache="dual", cache_refresh_window="vicinity", early_stop=True, eos_token_id=1),
+    ],
+)
 def test_approximate_caches_sample_with_the_shift(settings):
     _, model = shifted_pair(3)
     ids, attention_mask = prompts_batch()
@@ -151,8 +170,14 @@ def test_compiled_sampling_gives_the_eager_tokens(settings):
     ids, attention_mask = prompts_batch()
     eager = generate(model, ids, attention_mask, **settings)
     torch._dynamo.reset()
-    compiled = generate(model, ids, attention_mask, compile=True, **settings,
-                        compile_config=CompileConfig(backend=GraphCounter(), fullgraph=True, dynamic=False))
+    compiled = generate(
+        model,
+        ids,
+        attention_mask,
+        compile=True,
+        **settings,
+        compile_config=CompileConfig(backend=GraphCounter(), fullgraph=True, dynamic=False),
+    )
     assert torch.equal(compiled.sequences, eager.sequences)
 
 

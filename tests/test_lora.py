@@ -20,34 +20,76 @@ LORA_TINY = [a for a in TINY if "wikitext" not in a and a not in ("--train_file"
 def base(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lora") / "base"
     # trained enough that its head and norms are of use: a LoRA adapter cannot change those
-    assert main(["--output_dir", str(folder), "--max_steps", "40", "--learning_rate", "0.01", "--eval_strategy",
-                 "no", "--num_sample_generations", "0", *TINY]) == 0
+    assert (
+        main(
+            [
+                "--output_dir",
+                str(folder),
+                "--max_steps",
+                "40",
+                "--learning_rate",
+                "0.01",
+                "--eval_strategy",
+                "no",
+                "--num_sample_generations",
+                "0",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     return folder
 
 
 @pytest.fixture(scope="module")
 def sft_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("sft") / "sft.jsonl"
-    path.write_text("\n".join(json.dumps({"prompt": f"Q{i % 7}: ", "response": "yes" if i % 7 % 2 else "no"})
-                              for i in range(64)))
+    path.write_text(
+        "\n".join(json.dumps({"prompt": f"Q{i % 7}: ", "response": "yes" if i % 7 % 2 else "no"}) for i in range(64))
+    )
     return path
 
 
 @pytest.fixture(scope="module")
 def lora_run(base, sft_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("lora") / "adapter"
-    args = ["--output_dir", str(out), "--init_from", str(base), "--sft", "--train_file", str(sft_file),
-            "--lora_r", "4", "--merge_lora", "--max_steps", "30", "--learning_rate", "0.02", "--logging_steps", "1",
-            "--eval_on_start", "--eval_steps", "30", "--warmup_steps", "0", "--num_sample_generations", "0",
-            *LORA_TINY]
+    args = [
+        "--output_dir",
+        str(out),
+        "--init_from",
+        str(base),
+        "--sft",
+        "--train_file",
+        str(sft_file),
+        "--lora_r",
+        "4",
+        "--merge_lora",
+        "--max_steps",
+        "30",
+        "--learning_rate",
+        "0.02",
+        "--logging_steps",
+        "1",
+        "--eval_on_start",
+        "--eval_steps",
+        "30",
+        "--warmup_steps",
+        "0",
+        "--num_sample_generations",
+        "0",
+        *LORA_TINY,
+    ]
     return out, run_training(*parse_training_args(args))
 
 
 def test_only_the_adapter_trains_and_the_loss_falls(base, lora_run):
     out, trainer = lora_run
     base_weights = load_file(base / "model.safetensors")
-    trained = {name.replace("base_model.model.", "").replace(".base_layer", ""): p
-               for name, p in trainer.model.named_parameters() if "lora_" not in name}
+    trained = {
+        name.replace("base_model.model.", "").replace(".base_layer", ""): p
+        for name, p in trainer.model.named_parameters()
+        if "lora_" not in name
+    }
     assert set(trained) == set(base_weights)
     assert all(torch.equal(trained[name], base_weights[name]) for name in base_weights)  # bit-identical
     lora_b = [p for name, p in trainer.model.named_parameters() if "lora_B" in name]
@@ -72,17 +114,37 @@ def test_the_adapter_loads_generates_through_the_wrapper_and_merges(base, lora_r
     through_wrapper = wrapped.diffusion_generate(**inputs, **settings)
     assert through_wrapper.shape == (2, inputs["input_ids"].shape[1] + 8)
     # the merged model computes the adapted function to float rounding (greedy tokens may flip at a near tie)
-    torch.testing.assert_close(wrapped(input_ids=through_wrapper).logits, merged(input_ids=through_wrapper).logits,
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        wrapped(input_ids=through_wrapper).logits, merged(input_ids=through_wrapper).logits, atol=1e-4, rtol=1e-4
+    )
     plain = AutoModel.from_pretrained(base, trust_remote_code=True).eval()
     assert not torch.equal(plain(**inputs).logits, merged(**inputs).logits)  # the merged weights are the adapted ones
 
 
 def test_lora_with_reentrant_activation_checkpointing_trains_the_adapter(base, sft_file, tmp_path):
-    args = ["--output_dir", str(tmp_path / "gc"), "--init_from", str(base), "--sft", "--train_file", str(sft_file),
-            "--lora_r", "2", "--lora_target_modules", "q_proj,v_proj", "--activation_checkpointing",
-            "--activation_checkpointing_kwargs", '{"use_reentrant": true}', "--max_steps", "2",
-            "--learning_rate", "0.02", "--eval_strategy", "no", *LORA_TINY]
+    args = [
+        "--output_dir",
+        str(tmp_path / "gc"),
+        "--init_from",
+        str(base),
+        "--sft",
+        "--train_file",
+        str(sft_file),
+        "--lora_r",
+        "2",
+        "--lora_target_modules",
+        "q_proj,v_proj",
+        "--activation_checkpointing",
+        "--activation_checkpointing_kwargs",
+        '{"use_reentrant": true}',
+        "--max_steps",
+        "2",
+        "--learning_rate",
+        "0.02",
+        "--eval_strategy",
+        "no",
+        *LORA_TINY,
+    ]
     trainer = run_training(*parse_training_args(args))
     lora_b = {name: p for name, p in trainer.model.named_parameters() if "lora_B" in name}
     assert {name.split(".")[-4] for name in lora_b} == {"q_proj", "v_proj"}
@@ -90,9 +152,11 @@ def test_lora_with_reentrant_activation_checkpointing_trains_the_adapter(base, s
 
 
 def test_lora_option_errors(base, capsys):
-    for extra, message in ((["--lora_r", "4"], "`--lora_r` needs `--init_from`"),
-                           (["--merge_lora"], "`--merge_lora` needs `--lora_r`"),
-                           (["--lora_r", "0", "--init_from", str(base)], "`--lora_r` must be an integer >= 1")):
+    for extra, message in (
+        (["--lora_r", "4"], "`--lora_r` needs `--init_from`"),
+        (["--merge_lora"], "`--merge_lora` needs `--lora_r`"),
+        (["--lora_r", "0", "--init_from", str(base)], "`--lora_r` must be an integer >= 1"),
+    ):
         with pytest.raises(SystemExit):
             parse_training_args(["--max_steps", "1", *extra])
         assert message in capsys.readouterr().err

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from conftest import tiny_model
 from test_convert import tiny_tokenizer
 
@@ -26,8 +27,9 @@ def test_elbo_perplexity_metric_matches_elbo_nll(tmp_path, tokenizer):
     model = tiny_model(seed=0)
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    result = load_metric("elbo_perplexity").compute(predictions=TEXTS, model_id=str(tmp_path), batch_size=2,
-                                                    num_samples=4, seed=1, device="cpu")
+    result = load_metric("elbo_perplexity").compute(
+        predictions=TEXTS, model_id=str(tmp_path), batch_size=2, num_samples=4, seed=1, device="cpu"
+    )
     generator = torch.Generator().manual_seed(1)
     encoded = [tokenizer.encode(text, add_special_tokens=False) for text in TEXTS]
     total = 0.0

@@ -3,8 +3,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_model
 
+from conftest import tiny_model
 from llada import LLaDAForMaskedDiffusion, LLaDAModel, forward_process, masked_diffusion_loss
 
 
@@ -97,8 +97,9 @@ def test_gradient_checkpointing_gives_same_gradients():
 
 def test_training_step_runs_the_head_only_at_labelled_positions():
     ids = random_ids(batch=3, seq=10)
-    noisy, masked, p_mask = forward_process(ids, torch.tensor([0.3, 0.6, 0.9]), 99,
-                                            generator=torch.Generator().manual_seed(0))
+    noisy, masked, p_mask = forward_process(
+        ids, torch.tensor([0.3, 0.6, 0.9]), 99, generator=torch.Generator().manual_seed(0)
+    )
     labels = torch.where(masked, ids, -100)
 
     def loss_and_grads(training):
@@ -136,7 +137,9 @@ def test_pretraining_loss_equals_hand_computation(model):
     torch.testing.assert_close(out.loss, expected)
     # a per-token p_mask of the same values gives the same loss
     per_token = p_mask[:, None].expand(2, 6)
-    torch.testing.assert_close(model(ids, attention_mask=attention_mask, labels=labels, p_mask=per_token).loss, expected)
+    torch.testing.assert_close(
+        model(ids, attention_mask=attention_mask, labels=labels, p_mask=per_token).loss, expected
+    )
     # without attention mask the normaliser is B * L
     no_mask = model(ids, labels=labels, p_mask=p_mask)
     ce = hand_ce(no_mask.logits, labels)
@@ -227,9 +230,23 @@ def test_latent_attention_module_names():
 
 
 def test_llama_module_names(model):
-    names = {name.split(".")[-2] if name.endswith(("weight", "bias")) else name for name, _ in model.named_parameters()}
-    for expected in ["embed_tokens", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-                     "input_layernorm", "post_attention_layernorm", "norm", "lm_head"]:
+    names = {
+        name.split(".")[-2] if name.endswith(("weight", "bias")) else name for name, _ in model.named_parameters()
+    }
+    for expected in [
+        "embed_tokens",
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+        "input_layernorm",
+        "post_attention_layernorm",
+        "norm",
+        "lm_head",
+    ]:
         assert expected in names, expected
 
 
@@ -299,8 +316,9 @@ def test_windowed_forward_with_fresh_cache_equals_full_forward(attn_implementati
         full = model(ids, attention_mask=attention_mask, past_key_values=cache, position_ids=position_ids).logits
         torch.testing.assert_close(full, model(ids, attention_mask=attention_mask).logits)
         cache.window = (5, 9)
-        window = model(ids[:, 5:9], attention_mask=attention_mask, past_key_values=cache,
-                       position_ids=position_ids[:, 5:9]).logits
+        window = model(
+            ids[:, 5:9], attention_mask=attention_mask, past_key_values=cache, position_ids=position_ids[:, 5:9]
+        ).logits
     assert window.shape == (2, 4, 100)
     torch.testing.assert_close(window, full[:, 5:9], atol=1e-5, rtol=1e-5)
 
@@ -334,8 +352,11 @@ def test_tensor_parallel_plan_shards_the_head_with_the_embedding():
 def test_forward_beyond_max_positions_is_refused():
     model = tiny_model(max_position_embeddings=9)
     assert model(torch.ones(1, 9, dtype=torch.long)).logits.shape == (1, 9, 100)
-    with pytest.raises(ValueError, match=r"`input_ids` must be at most `max_position_embeddings` = 9 tokens long.*"
-                                         r"got 10 tokens in a row"):
+    with pytest.raises(
+        ValueError,
+        match=r"`input_ids` must be at most `max_position_embeddings` = 9 tokens long.*"
+        r"got 10 tokens in a row",
+    ):
         model(torch.ones(1, 10, dtype=torch.long))
     padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 9, dtype=torch.long)], dim=1)
     mask = (padded != 0).long()  # 12 columns, 9 real tokens: padding takes no position
@@ -348,9 +369,7 @@ def test_logits_to_keep_picks_positions_shared_or_per_row():
     with torch.no_grad():
         full = model(ids).logits  # (2, 7, vocab)
         per_row = torch.tensor([[4, 1], [0, 6]])
-        assert torch.equal(model(ids, logits_to_keep=per_row).logits,
-                           torch.stack([full[0, [4, 1]], full[1, [0, 6]]]))
+        assert torch.equal(model(ids, logits_to_keep=per_row).logits, torch.stack([full[0, [4, 1]], full[1, [0, 6]]]))
         assert torch.equal(model(ids, logits_to_keep=torch.tensor([2, 5])).logits, full[:, [2, 5]])
         assert torch.equal(model(ids, logits_to_keep=slice(1, 3)).logits, full[:, 1:3])
         assert torch.equal(model(ids, logits_to_keep=2).logits, full[:, -2:])
-

@@ -12,8 +12,14 @@ from types import SimpleNamespace
 import pytest
 
 from llada.training import output_lock
-from llada.training.output_lock import (LOCK_NAME, OutputDirLock, OutputDirLockedError, check_not_being_written,
-                                        live_holder, output_dir_lock)
+from llada.training.output_lock import (
+    LOCK_NAME,
+    OutputDirLock,
+    OutputDirLockedError,
+    check_not_being_written,
+    live_holder,
+    output_dir_lock,
+)
 
 HOLDER = textwrap.dedent("""
     import fcntl, json, os, socket, sys
@@ -30,8 +36,12 @@ def other_process(tmp_path):
     """Another live process holding `tmp_path / "run"`'s lock, as a training run does; yields its pid."""
     folder = tmp_path / "run"
     folder.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder / LOCK_NAME)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder / LOCK_NAME)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         yield holder.pid
@@ -41,8 +51,9 @@ def other_process(tmp_path):
 
 
 def dead_pid() -> int:
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                              check=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(finished.stdout)
 
 
@@ -62,8 +73,11 @@ def test_the_lock_file_names_its_holder_and_goes_at_release(tmp_path):
 
 def test_a_second_writer_is_refused(tmp_path):
     with OutputDirLock(tmp_path):
-        with pytest.raises(OutputDirLockedError, match=rf"--output_dir '{tmp_path}' is being written by another "
-                                                       rf"training run \(pid {os.getpid()} on {socket.gethostname()}"):
+        with pytest.raises(
+            OutputDirLockedError,
+            match=rf"--output_dir '{tmp_path}' is being written by another "
+            rf"training run \(pid {os.getpid()} on {socket.gethostname()}",
+        ):
             OutputDirLock(tmp_path).acquire()
     OutputDirLock(tmp_path).acquire().release()  # free again
 
@@ -74,8 +88,10 @@ def test_another_process_holding_the_folder_refuses_llada_train(tmp_path, other_
     folder = tmp_path / "run"
     assert main(["--output_dir", str(folder), "--max_steps", "1", "--tokenizer", "bytes"]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith(f"llada-train: error: --output_dir '{folder}' is being written by another training run "
-                            f"(pid {other_process} on {socket.gethostname()}, since now)")
+    assert error.startswith(
+        f"llada-train: error: --output_dir '{folder}' is being written by another training run "
+        f"(pid {other_process} on {socket.gethostname()}, since now)"
+    )
     assert "\n" not in error
 
 
@@ -101,11 +117,35 @@ def test_the_lock_goes_when_the_run_fails(tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer.LLaDATrainer, "train", failing_train)
     out = tmp_path / "out"
-    args = parse_training_args(["--output_dir", str(out), "--max_steps", "1", "--tokenizer", "bytes",
-                                "--autoregressive_init_steps", "0",
-                                "--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2",
-                                "--intermediate_size", "32", "--max_seq_length", "16", "--max_train_samples", "8",
-                                "--max_eval_samples", "4", "--use_cpu", "--report_to", "none"])
+    args = parse_training_args(
+        [
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "1",
+            "--tokenizer",
+            "bytes",
+            "--autoregressive_init_steps",
+            "0",
+            "--hidden_size",
+            "32",
+            "--num_hidden_layers",
+            "1",
+            "--num_attention_heads",
+            "2",
+            "--intermediate_size",
+            "32",
+            "--max_seq_length",
+            "16",
+            "--max_train_samples",
+            "8",
+            "--max_eval_samples",
+            "4",
+            "--use_cpu",
+            "--report_to",
+            "none",
+        ]
+    )
     with pytest.raises(RuntimeError, match="the run failed"):
         run_training(*args)
     assert seen["holder"]["pid"] == os.getpid()  # held while training
@@ -125,8 +165,10 @@ def test_llada_push_refuses_a_folder_a_live_run_holds(tmp_path, other_process, c
     folder = tmp_path / "run"
     assert main(["--model_dir", str(folder), "--repo_id", "someone/model", "--skip_check"]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith(f"llada-push: error: `model_dir` '{folder}' is still being written by a training run "
-                            f"(pid {other_process} on {socket.gethostname()}, since now")
+    assert error.startswith(
+        f"llada-push: error: `model_dir` '{folder}' is still being written by a training run "
+        f"(pid {other_process} on {socket.gethostname()}, since now"
+    )
     checkpoint = folder / "checkpoint-10"
     checkpoint.mkdir()
     with pytest.raises(OutputDirLockedError, match="still being written"):  # its run may rotate it away

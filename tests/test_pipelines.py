@@ -15,8 +15,11 @@ def saved(saved_model):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def generator(saved):
-    return pipeline("text-generation", model=AutoModel.from_pretrained(saved, trust_remote_code=True),
-                    tokenizer=AutoTokenizer.from_pretrained(saved))
+    return pipeline(
+        "text-generation",
+        model=AutoModel.from_pretrained(saved, trust_remote_code=True),
+        tokenizer=AutoTokenizer.from_pretrained(saved),
+    )
 
 
 class OnlyWords(LogitsProcessor):
@@ -35,11 +38,16 @@ def test_text_generation_passes_flags_and_processors_to_generate(saved, generato
     text = generator("to be or", do_sample=False, return_full_text=False, **settings)[0]["generated_text"]
     inputs = tokenizer(["to be or"], return_tensors="pt")
     direct = generator.model.generate(**inputs, temperature=0.0, **settings)
-    assert text == tokenizer.decode(direct[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert text == tokenizer.decode(direct[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert len(set(text.split())) == len(text.split()) == 6  # the penalty acted: no word twice
     words = tokenizer.convert_tokens_to_ids(["that", "is"])
-    constrained = generator("to be or", max_new_tokens=6, steps=6, return_full_text=False,
-                            logits_processor=LogitsProcessorList([OnlyWords(words)]))[0]["generated_text"]
+    constrained = generator(
+        "to be or",
+        max_new_tokens=6,
+        steps=6,
+        return_full_text=False,
+        logits_processor=LogitsProcessorList([OnlyWords(words)]),
+    )[0]["generated_text"]
     assert set(constrained.split()) <= {"that", "is"} and constrained
     with pytest.raises(ValueError, match="`num_beams=2` has no meaning for diffusion sampling"):
         generator("to be or", max_new_tokens=6, num_beams=2)

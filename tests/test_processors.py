@@ -49,9 +49,17 @@ class Recorder(LogitsProcessor):
 def test_a_processor_sees_the_canvas_for_each_position_of_the_block(model):
     ids, attention_mask = prompts_batch()
     recorder = Recorder()
-    out = model.diffusion_generate(ids, attention_mask=attention_mask, max_new_tokens=4, steps=4, block_length=2,
-                                   logits_processor=LogitsProcessorList([recorder]), eos_token_id=None,
-                                   output_history=True, return_dict_in_generate=True)
+    out = model.diffusion_generate(
+        ids,
+        attention_mask=attention_mask,
+        max_new_tokens=4,
+        steps=4,
+        block_length=2,
+        logits_processor=LogitsProcessorList([recorder]),
+        eos_token_id=None,
+        output_history=True,
+        return_dict_in_generate=True,
+    )
     assert len(recorder.calls) == 4
     canvases = [torch.cat([ids, torch.full((3, 4), MASK)], dim=1), *out.history[:-1]]
     for (input_ids, scores), canvas in zip(recorder.calls, canvases):
@@ -123,16 +131,31 @@ def test_warpers_decide_on_the_logits_divided_by_the_temperature(model, warper):
 
 def test_a_flag_and_a_passed_processor_of_the_same_type_use_the_passed_one(model):
     by_hand = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(3.0)])
-    assert torch.equal(generated(model, repetition_penalty=1.2, logits_processor=by_hand),
-                       generated(model, repetition_penalty=3.0))
+    assert torch.equal(
+        generated(model, repetition_penalty=1.2, logits_processor=by_hand), generated(model, repetition_penalty=3.0)
+    )
 
 
-@pytest.mark.parametrize("flag, value", [
-    ("num_beams", 2), ("num_beam_groups", 2), ("diversity_penalty", 0.5), ("length_penalty", 2.0),
-    ("penalty_alpha", 0.6), ("no_repeat_ngram_size", 2), ("guidance_scale", 1.5), ("min_length", 4),
-    ("forced_eos_token_id", EOS), ("stop_strings", ["."]), ("output_scores", True), ("max_time", 1.0),
-    ("early_stopping", True), ("cache_implementation", "static"), ("dola_layers", "low"),
-])
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("num_beams", 2),
+        ("num_beam_groups", 2),
+        ("diversity_penalty", 0.5),
+        ("length_penalty", 2.0),
+        ("penalty_alpha", 0.6),
+        ("no_repeat_ngram_size", 2),
+        ("guidance_scale", 1.5),
+        ("min_length", 4),
+        ("forced_eos_token_id", EOS),
+        ("stop_strings", ["."]),
+        ("output_scores", True),
+        ("max_time", 1.0),
+        ("early_stopping", True),
+        ("cache_implementation", "static"),
+        ("dola_layers", "low"),
+    ],
+)
 def test_flags_that_cannot_apply_are_refused_with_the_reason(model, flag, value):
     assert flag in INAPPLICABLE_FLAGS
     with pytest.raises(ValueError, match=re.escape(f"`{flag}={value!r}` has no meaning for diffusion sampling: ")):
@@ -142,11 +165,20 @@ def test_flags_that_cannot_apply_are_refused_with_the_reason(model, flag, value)
 
 
 def test_off_values_and_a_transformers_4_style_config_pass(model):
-    off = dict(num_beams=1, num_beam_groups=1, length_penalty=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
-               diversity_penalty=0.0, early_stopping=False, output_scores=False, min_length=0, typical_p=1.0)
+    off = dict(
+        num_beams=1,
+        num_beam_groups=1,
+        length_penalty=1.0,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        diversity_penalty=0.0,
+        early_stopping=False,
+        output_scores=False,
+        min_length=0,
+        typical_p=1.0,
+    )
     assert torch.equal(generated(model, **off), generated(model))
-    assert torch.equal(generated(model, generation_config=GenerationConfig(**off, max_new_tokens=8)),
-                       generated(model))
+    assert torch.equal(generated(model, generation_config=GenerationConfig(**off, max_new_tokens=8)), generated(model))
 
 
 def test_multi_token_bad_words_and_biases_are_refused(model):
@@ -158,8 +190,9 @@ def test_multi_token_bad_words_and_biases_are_refused(model):
 
 def test_do_sample(model):
     assert torch.equal(generated(model, do_sample=True, seed=0), generated(model, temperature=1.0, seed=0))
-    assert torch.equal(generated(model, do_sample=True, temperature=0.5, seed=0),
-                       generated(model, temperature=0.5, seed=0))
+    assert torch.equal(
+        generated(model, do_sample=True, temperature=0.5, seed=0), generated(model, temperature=0.5, seed=0)
+    )
     model.generation_config.temperature = 0.8  # a saved sampling default; do_sample=False is greedy
     try:
         assert torch.equal(generated(model, do_sample=False), generated(model, temperature=0.0))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +41,21 @@ def test_lowest_order_gives_unknown_words_the_uniform_share():
     assert model.probability("zzz") == model.probability(quality.UNK)
 
 
-@pytest.mark.parametrize("context", [(), ("the",), ("the", "cat"), ("sat", "on"), ("on", "the"), ("zebra",),
-                                     ("zebra", "the"), ("cat", "zebra"), ("mat", "the"), ("dog", "dog")])
+@pytest.mark.parametrize(
+    "context",
+    [
+        (),
+        ("the",),
+        ("the", "cat"),
+        ("sat", "on"),
+        ("on", "the"),
+        ("zebra",),
+        ("zebra", "the"),
+        ("cat", "zebra"),
+        ("mat", "the"),
+        ("dog", "dog"),
+    ],
+)
 def test_probabilities_sum_to_one_over_the_vocabulary(context):
     model = quality.KneserNeyTrigram(quality.words_of(TRAINING))
     assert model.vocabulary == {"the", "cat", "sat", "on", "mat", "dog", quality.UNK}
@@ -97,17 +111,43 @@ def test_script_reports_the_figures_and_ratios_for_samples_and_text(tmp_path, ca
 
     tokenizer = build_byte_tokenizer(model_max_length=256)
     torch.manual_seed(0)
-    model = LLaDAForMaskedDiffusion(tiny_config(vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                                                pad_token_id=tokenizer.pad_token_id,
-                                                eos_token_id=tokenizer.eos_token_id))
+    model = LLaDAForMaskedDiffusion(
+        tiny_config(
+            vocab_size=len(tokenizer),
+            mask_token_id=tokenizer.mask_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     (tmp_path / "train.txt").write_text(CORPUS[:30_000])
     (tmp_path / "valid.txt").write_text(CORPUS[30_000:34_000])
     out = tmp_path / "quality.md"
-    assert quality.main([str(tmp_path / "model"), "--num_samples", "2", "--prompt_bytes", "8", "--new_bytes", "64",
-                         "--steps", "4", "--temperature", "1.0", "--train_file", str(tmp_path / "train.txt"),
-                         "--validation_file", str(tmp_path / "valid.txt"), "--output", str(out)]) == 0
+    assert (
+        quality.main(
+            [
+                str(tmp_path / "model"),
+                "--num_samples",
+                "2",
+                "--prompt_bytes",
+                "8",
+                "--new_bytes",
+                "64",
+                "--steps",
+                "4",
+                "--temperature",
+                "1.0",
+                "--train_file",
+                str(tmp_path / "train.txt"),
+                "--validation_file",
+                str(tmp_path / "valid.txt"),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     header, model_row, text_row = lines[1], lines[3], lines[4]  # a markdown table under the heading line
     assert "bigram hits" in header and "3-gram PPL" in header and header.count("/ text") == 2
@@ -116,6 +156,8 @@ def test_script_reports_the_figures_and_ratios_for_samples_and_text(tmp_path, ca
     figures, reference = rows[0], rows[-1]
     assert 0.2 < reference["bigram_hit_rate"] <= 1 and 1 < reference["trigram_perplexity"] < math.inf
     assert figures["ratio_to_text"]["trigram_perplexity"] == pytest.approx(
-        figures["trigram_perplexity"] / reference["trigram_perplexity"])
+        figures["trigram_perplexity"] / reference["trigram_perplexity"]
+    )
     assert figures["ratio_to_text"]["bigram_hit_rate"] == pytest.approx(
-        figures["bigram_hit_rate"] / reference["bigram_hit_rate"])
+        figures["bigram_hit_rate"] / reference["bigram_hit_rate"]
+    )

@@ -16,12 +16,12 @@ from llada.sampling_llada import (
     as_id_list,
     block_schedule,
     constrain_logits,
+    denoise_block,
     filter_logits,
     guidance_inputs,
-    gumbel_max_tokens,
     guided_logits,
+    gumbel_max_tokens,
     inverse_cdf_tokens,
-    denoise_block,
     masked_slots,
     nucleus_allowed,
     num_transfer_tokens,
@@ -30,7 +30,6 @@ from llada.sampling_llada import (
     select_transfer,
     token_confidence,
 )
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # Schedule
@@ -123,8 +122,9 @@ def test_sampling_on_the_nucleus_columns_gives_the_tokens_of_the_whole_vocabular
     sampler = lambda logits, *a: widths.append(logits.shape[-1]) or real_sampler(logits, *a)  # noqa: E731
     monkeypatch.setitem(sampling.TOKEN_SAMPLERS, "gumbel", sampler)
     monkeypatch.setattr(sampling, "gumbel_max_tokens", sampler)
-    on_columns, _ = denoise_block(logits, tokens, torch.ones(4, dtype=torch.long), MASK, randomness=draws(),
-                                  **settings)
+    on_columns, _ = denoise_block(
+        logits, tokens, torch.ones(4, dtype=torch.long), MASK, randomness=draws(), **settings
+    )
     monkeypatch.setattr(sampling, "allowed_columns", lambda *args: None)
     whole, _ = denoise_block(logits, tokens, torch.ones(4, dtype=torch.long), MASK, randomness=draws(), **settings)
     assert widths[0] < 100 and widths[1] == 500 and torch.equal(on_columns, whole)
@@ -143,15 +143,27 @@ def test_inverse_cdf_step_equals_sampling_the_filtered_logits(remasking, tempera
     tokens = torch.full((4, 6), MASK)
     tokens[:, :2] = 5  # committed positions
     draws = lambda: RandomDraws.per_row(0, torch.arange(4), "cpu")  # noqa: E731
-    new, transfer = denoise_block(logits, tokens, torch.ones(4, dtype=torch.long), MASK, temperature, None, top_p,
-                                  remasking, draws(), threshold=0.3, token_sampling="inverse_cdf")
+    new, transfer = denoise_block(
+        logits,
+        tokens,
+        torch.ones(4, dtype=torch.long),
+        MASK,
+        temperature,
+        None,
+        top_p,
+        remasking,
+        draws(),
+        threshold=0.3,
+        token_sampling="inverse_cdf",
+    )
     filtered = filter_logits(logits, None, top_p, temperature)
     randomness = draws()
     active = (tokens == MASK).any(dim=-1)
     x0 = inverse_cdf_tokens(filtered, temperature, randomness, None, active)
     confidence = sampling.token_confidence(filtered, x0, remasking, randomness, None, active)
-    expected = sampling._commit(tokens, tokens == MASK, x0, confidence, torch.ones(4, dtype=torch.long),
-                                (0.3, None, None, None), None)
+    expected = sampling._commit(
+        tokens, tokens == MASK, x0, confidence, torch.ones(4, dtype=torch.long), (0.3, None, None, None), None
+    )
     assert torch.equal(new, expected[0]) and torch.equal(transfer, expected[1])
     _, allowed, probability = sampling.inverse_cdf_nucleus(logits, top_p, temperature, draws(), None, active)
     reference = scale_logits(filtered, temperature).softmax(dim=-1).gather(-1, x0[..., None])[..., 0]
@@ -246,8 +258,9 @@ def test_a_registered_strategy_is_accepted_by_the_config_and_the_sampler(monkeyp
 
     monkeypatch.setitem(REMASKING_STRATEGIES, "leftmost", leftmost_first)
     assert LLaDAGenerationConfig(remasking="leftmost").remasking == "leftmost"
-    out = varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, steps=4, remasking="leftmost",
-                                            return_dict_in_generate=True)
+    out = varied_model().diffusion_generate(
+        torch.tensor([[11, 12]]), max_new_tokens=4, steps=4, remasking="leftmost", return_dict_in_generate=True
+    )
     assert out.decode_step[0, 2:].tolist() == [0, 1, 2, 3]
 
 
@@ -356,8 +369,9 @@ def test_per_row_draws_depend_on_the_row_only():
     copies = torch.tensor([0, 0, 1])
     draws = RandomDraws.per_row(7, copies, "cpu").uniform((3, 4), "cpu")
     assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])  # first copies share a stream
-    assert torch.equal(draws[0], torch.rand(4, generator=torch.Generator().manual_seed(row_seed(7, 0)),
-                                            dtype=torch.float64))
+    assert torch.equal(
+        draws[0], torch.rand(4, generator=torch.Generator().manual_seed(row_seed(7, 0)), dtype=torch.float64)
+    )
     assert len({row_seed(7, 0), row_seed(7, 1), row_seed(8, 0), row_seed(7, 0, prompt_key([5]))}) == 4
     # the prompt picks the stream: different prompts draw differently, padding and batching do not matter
     prompts, mask = torch.tensor([[0, 5, 6], [5, 6, 1], [9, 5, 6]]), torch.tensor([[0, 1, 1], [1, 1, 0], [1, 1, 1]])
@@ -387,9 +401,16 @@ def test_masked_slots_lists_masked_positions_first_then_fills_with_committed_one
     assert (gathered == MASK).sum(dim=-1).tolist() == [2, 1, 0]  # every masked position, once
 
 
-
 def test_margin_remasking_samples_from_a_nucleus_of_one_token():
     # a tiny top_p leaves one token per position: the sampler then works on that one column
-    out = varied_model().diffusion_generate(torch.tensor([[11, 12]]), max_new_tokens=4, steps=4, block_length=2,
-                                            temperature=1.0, top_p=1e-6, remasking="margin", seed=0)
+    out = varied_model().diffusion_generate(
+        torch.tensor([[11, 12]]),
+        max_new_tokens=4,
+        steps=4,
+        block_length=2,
+        temperature=1.0,
+        top_p=1e-6,
+        remasking="margin",
+        seed=0,
+    )
     assert out.shape == (1, 6) and not (out == MASK).any()

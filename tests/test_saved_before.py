@@ -35,10 +35,20 @@ print("RESULTS " + json.dumps({"module": type(model).__module__, "results": resu
 
 
 def generate_in_fresh_process(folder: Path, tmp_path: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", GENERATE_ALL, str(folder), str(FIXTURE)], cwd=tmp_path,
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
-                            env={"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"),
-                                 "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [sys.executable, "-c", GENERATE_ALL, str(folder), str(FIXTURE)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        env={
+            "HF_HUB_OFFLINE": "1",
+            "HF_MODULES_CACHE": str(tmp_path / "modules"),
+            "PATH": "/usr/bin:/bin",
+            "OMP_NUM_THREADS": "1",
+        },
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RESULTS "))[8:])
     assert report["module"].startswith("transformers_modules.")
@@ -50,6 +60,7 @@ def fixture_module():
     sys.path.insert(0, str(FIXTURE))
     try:
         import make_fixture
+
         yield make_fixture
     finally:
         sys.path.remove(str(FIXTURE))

@@ -12,8 +12,14 @@ from llada.saved_files import HUB_CODE_FILES, copy_code_files, make_tokenizer_co
 def test_hub_code_files_are_every_llada_module_of_the_package():
     package = Path(llada.__file__).parent
     assert HUB_CODE_FILES == tuple(sorted(p.name for p in package.glob("*_llada.py")))
-    assert {"configuration_llada.py", "modeling_llada.py", "generation_config_llada.py", "generation_llada.py",
-            "sampling_llada.py", "cache_llada.py"} <= set(HUB_CODE_FILES)
+    assert {
+        "configuration_llada.py",
+        "modeling_llada.py",
+        "generation_config_llada.py",
+        "generation_llada.py",
+        "sampling_llada.py",
+        "cache_llada.py",
+    } <= set(HUB_CODE_FILES)
 
 
 def test_save_pretrained_copies_exactly_the_hub_code_files(tmp_path):

@@ -43,10 +43,20 @@ NAME = "tiny"
 def save_tiny_byte_model(folder: Path, positions: int = 96) -> Path:
     """A tiny random LLaDA with the byte tokenizer, its generation defaults saved beside it."""
     torch.manual_seed(0)
-    config = LLaDAConfig(vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=positions,
-                         mask_token_id=MASK,
-                         pad_token_id=BYTE_PAD, eos_token_id=EOS, bos_token_id=None, initializer_range=0.2)
+    config = LLaDAConfig(
+        vocab_size=259,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=positions,
+        mask_token_id=MASK,
+        pad_token_id=BYTE_PAD,
+        eos_token_id=EOS,
+        bos_token_id=None,
+        initializer_range=0.2,
+    )
     model = LLaDAForMaskedDiffusion(config).eval()
     generation = model.generation_config
     generation.max_new_tokens, generation.block_length = 16, 4
@@ -67,8 +77,9 @@ class ServerThread:
 
     def __init__(self, app):
         self.app, self.port = app, free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):
@@ -119,8 +130,8 @@ def reference_text(loaded, prompt: str, seed: int, **settings) -> str:
     """What `diffusion_generate` gives for the prompt alone, decoded as the server decodes it."""
     model, tokenizer = loaded
     ids = torch.tensor([tokenizer(prompt)["input_ids"]], dtype=torch.long)
-    out = model.diffusion_generate(ids, seed=seed, **settings)[0, ids.shape[1]:].tolist()
-    out = out[:out.index(EOS)] if EOS in out else out
+    out = model.diffusion_generate(ids, seed=seed, **settings)[0, ids.shape[1] :].tolist()
+    out = out[: out.index(EOS)] if EOS in out else out
     return tokenizer.decode(out, skip_special_tokens=True)
 
 
@@ -136,7 +147,7 @@ def test_seed_per_prompt_samples_each_row_as_alone():
     batch = model.diffusion_generate(ids, mask, seed=[5, 6, 7], num_return_sequences=2, **settings)
     for index, (prompt, seed) in enumerate(zip(prompts, [5, 6, 7])):
         alone = model.diffusion_generate(torch.tensor([prompt]), seed=seed, num_return_sequences=2, **settings)
-        assert torch.equal(batch[2 * index:2 * index + 2, -8:], alone[:, -8:])
+        assert torch.equal(batch[2 * index : 2 * index + 2, -8:], alone[:, -8:])
     with pytest.raises(ValueError, match="one seed per prompt"):
         model.diffusion_generate(ids, mask, seed=[5, 6], **settings)
 
@@ -144,8 +155,9 @@ def test_seed_per_prompt_samples_each_row_as_alone():
 def test_cancelled_row_leaves_the_forward_batch():
     model = varied_model()
     rows_per_call = []
-    model.model.register_forward_pre_hook(lambda module, args, kwargs: rows_per_call.append(
-        kwargs["input_ids"].shape[0]), with_kwargs=True)
+    model.model.register_forward_pre_hook(
+        lambda module, args, kwargs: rows_per_call.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
     jobs = [Job([11, 12], 1, 0, {}), Job([21, 22], 1, 1, {})]
     jobs[1].cancel()
     ids, mask = left_pad([job.prompt_ids for job in jobs], PAD)
@@ -206,18 +218,21 @@ def test_completion_is_diffusion_generate_with_the_saved_defaults(client, loaded
     response = client.completions.create(model=NAME, prompt="To be, or not", seed=3, temperature=1.0)
     assert response.object == "text_completion" and len(response.choices) == 1
     assert response.choices[0].text == reference_text(loaded, "To be, or not", seed=3, temperature=1.0)
-    assert response.usage.prompt_tokens == len("To be, or not") and response.choices[0].finish_reason in ("stop",
-                                                                                                         "length")
+    assert response.usage.prompt_tokens == len("To be, or not") and response.choices[0].finish_reason in (
+        "stop",
+        "length",
+    )
     extra = dict(steps=8, remasking="random", top_k=20)
-    response = client.completions.create(model=NAME, prompt="ROMEO:", max_tokens=8, seed=4, temperature=0.7,
-                                         top_p=0.9, extra_body=extra)
-    assert response.choices[0].text == reference_text(loaded, "ROMEO:", seed=4, temperature=0.7, top_p=0.9,
-                                                      max_new_tokens=8, **extra)
+    response = client.completions.create(
+        model=NAME, prompt="ROMEO:", max_tokens=8, seed=4, temperature=0.7, top_p=0.9, extra_body=extra
+    )
+    assert response.choices[0].text == reference_text(
+        loaded, "ROMEO:", seed=4, temperature=0.7, top_p=0.9, max_new_tokens=8, **extra
+    )
 
 
 def test_completion_serves_n_samples_and_several_prompts(client):
-    response = client.completions.create(model=NAME, prompt=["ab", "cd"], n=2, temperature=1.0, seed=1,
-                                         max_tokens=8)
+    response = client.completions.create(model=NAME, prompt=["ab", "cd"], n=2, temperature=1.0, seed=1, max_tokens=8)
     assert [choice.index for choice in response.choices] == [0, 1, 2, 3]
     assert response.choices[0].text != response.choices[1].text  # two samples of one prompt differ
     assert response.usage.prompt_tokens == 4
@@ -228,7 +243,7 @@ def test_stop_sequence_cuts_the_text(client):
     stop = full[3:5]
     assert len(stop) == 2
     cut = client.completions.create(model=NAME, prompt="abc", seed=2, temperature=1.0, stop=[stop]).choices[0]
-    assert cut.text == full[:full.index(stop)] and cut.finish_reason == "stop"
+    assert cut.text == full[: full.index(stop)] and cut.finish_reason == "stop"
 
 
 def test_chat_renders_the_chat_template(client, loaded):
@@ -241,8 +256,14 @@ def test_chat_renders_the_chat_template(client, loaded):
 
 
 def test_streaming_sends_the_committed_prefix_as_it_grows(client):
-    settings = dict(model=NAME, prompt="To be", seed=5, temperature=1.0, max_tokens=16,
-                    extra_body={"remasking": "left_to_right", "block_length": 4})
+    settings = dict(
+        model=NAME,
+        prompt="To be",
+        seed=5,
+        temperature=1.0,
+        max_tokens=16,
+        extra_body={"remasking": "left_to_right", "block_length": 4},
+    )
     whole = client.completions.create(**settings).choices[0].text
     chunks = list(client.completions.create(stream=True, stream_options={"include_usage": True}, **settings))
     texts = [chunk.choices[0].text for chunk in chunks if chunk.choices]
@@ -261,8 +282,9 @@ def test_chat_streaming_deltas(client):
 
 
 def test_stream_canvas_sends_the_whole_canvas_every_step(server):
-    body = dict(model=NAME, prompt="abc", max_tokens=8, steps=8, block_length=8, stream=True, stream_canvas=True,
-                seed=0)
+    body = dict(
+        model=NAME, prompt="abc", max_tokens=8, steps=8, block_length=8, stream=True, stream_canvas=True, seed=0
+    )
     canvases = []
     with httpx.stream("POST", server.url + "/v1/completions", json=body, timeout=60) as response:
         for line in response.iter_lines():
@@ -324,8 +346,7 @@ def test_bad_http_requests_get_openai_errors(server):
         (httpx.post(url + "/v1/completions", json=["a list"]), 400, "JSON object"),
         (httpx.post(url + "/v1/completions", json={"model": NAME}), 400, "provide a prompt"),
         (httpx.post(url + "/v1/chat/completions", json={"model": NAME, "messages": []}), 400, "messages"),
-        (httpx.post(url + "/v1/chat/completions", json={"model": NAME, "messages": [{"role": "tool"}]}), 400,
-         "role"),
+        (httpx.post(url + "/v1/chat/completions", json={"model": NAME, "messages": [{"role": "tool"}]}), 400, "role"),
         (httpx.post(url + "/v1/chat/completions", json={"model": NAME, "prompt": "x"}), 400, "Unrecognized"),
         (httpx.get(url + "/v1/completions"), 405, "Method Not Allowed"),
         (httpx.get(url + "/v2/nothing"), 404, "Unknown path"),
@@ -343,8 +364,9 @@ def test_chat_without_a_chat_template_is_a_clear_400(loaded):
     bare = build_byte_tokenizer()
     bare.chat_template = None
     with TestClient(create_app(model, bare, NAME)) as http:
-        response = http.post("/v1/chat/completions", json={"model": NAME, "messages": [{"role": "user",
-                                                                                         "content": "Hi"}]})
+        response = http.post(
+            "/v1/chat/completions", json={"model": NAME, "messages": [{"role": "user", "content": "Hi"}]}
+        )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "no_chat_template"
     assert "--chat_template" in response.json()["error"]["message"]
@@ -362,8 +384,12 @@ def test_seeded_request_is_batch_invariant(server, client, loaded):
     prompts = ["To be, or not to be", "a", "Now is the winter", "xyz", "To be, or not to be", "ROMEO: Hi", "", ""]
     seeds = [11, 1, 2, 3, 12, 4, 5, 6]
     with ThreadPoolExecutor(len(prompts)) as pool:
-        responses = list(pool.map(lambda ps: client.completions.with_raw_response.create(
-            prompt=ps[0], seed=ps[1], **settings), zip(prompts, seeds)))
+        responses = list(
+            pool.map(
+                lambda ps: client.completions.with_raw_response.create(prompt=ps[0], seed=ps[1], **settings),
+                zip(prompts, seeds),
+            )
+        )
     batches = httpx.get(server.url + "/health").json()["batches"] - batches_before
     assert batches < len(prompts)  # requests shared batches (a 0.2 s window)
     assert int(responses[0].headers["x-batch-rows"]) > 1  # the first one had neighbours
@@ -371,15 +397,24 @@ def test_seeded_request_is_batch_invariant(server, client, loaded):
     assert texts[0] == alone
     assert texts[4] != alone  # the same prompt with another seed: its own sample
     for index in (1, 3, 6):  # left-padded rows, and an empty prompt (unconditional), sample as alone too
-        assert texts[index] == reference_text(loaded, prompts[index], seed=seeds[index], temperature=1.0,
-                                              remasking="random")
+        assert texts[index] == reference_text(
+            loaded, prompts[index], seed=seeds[index], temperature=1.0, remasking="random"
+        )
 
 
 def test_incompatible_settings_run_in_separate_batches(server, client):
     before = httpx.get(server.url + "/health").json()["batches"]
     with ThreadPoolExecutor(2) as pool:
-        lengths = list(pool.map(lambda n: len(client.completions.create(
-            model=NAME, prompt="ab", max_tokens=n, seed=0, temperature=0, stop=None).choices[0].text), [8, 16]))
+        lengths = list(
+            pool.map(
+                lambda n: len(
+                    client.completions.create(model=NAME, prompt="ab", max_tokens=n, seed=0, temperature=0, stop=None)
+                    .choices[0]
+                    .text
+                ),
+                [8, 16],
+            )
+        )
     assert httpx.get(server.url + "/health").json()["batches"] - before == 2
     assert lengths[0] <= 8 and lengths[1] <= 16
 
@@ -400,9 +435,26 @@ while response.readline():
 
 def start_serve(saved: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "llada.cli.serve", str(saved), "--served_model_name", NAME,
-                             "--port", str(port), "--torch_threads", "1", "--max_batch_size", "4"],
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llada.cli.serve",
+            str(saved),
+            "--served_model_name",
+            NAME,
+            "--port",
+            str(port),
+            "--torch_threads",
+            "1",
+            "--max_batch_size",
+            "4",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
@@ -423,8 +475,9 @@ def test_killed_client_and_graceful_shutdown(tmp_path):
     serve = start_serve(save_tiny_byte_model(tmp_path, positions=1024), port)
     try:
         wait_healthy(url, serve)
-        streaming = subprocess.Popen([sys.executable, "-c", CLIENT_THAT_STREAMS, str(port)], stdout=subprocess.PIPE,
-                                     text=True)
+        streaming = subprocess.Popen(
+            [sys.executable, "-c", CLIENT_THAT_STREAMS, str(port)], stdout=subprocess.PIPE, text=True
+        )
         assert streaming.stdout.readline().strip() == "streaming"
         streaming.kill()  # mid-stream
         streaming.wait(10)

@@ -17,9 +17,18 @@ import pytest
 from test_serving import NAME, ServerThread, save_tiny_byte_model
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--window-size=1100,1000")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1100,1000",
+)
 
 # Records the canvas after every change, so the test can look at the steps after the fact.
 RECORD_CANVAS = """
@@ -41,8 +50,10 @@ def chromium_paths():
     browser = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
     driver = shutil.which("chromedriver")
     if browser is None or driver is None:
-        unavailable("no Chromium here: install Debian's chromium and chromium-driver "
-                    "(apt-get install chromium chromium-driver)")
+        unavailable(
+            "no Chromium here: install Debian's chromium and chromium-driver "
+            "(apt-get install chromium chromium-driver)"
+        )
     return browser, driver
 
 
@@ -75,7 +86,7 @@ def demo_server(tmp_path):
     folder = save_tiny_byte_model(tmp_path / "model")
     model = LLaDAForMaskedDiffusion.from_pretrained(folder).eval()
     # printable ASCII only, so that the screenshot shows letters
-    model.generation_config.suppress_tokens = [*range(0, 32), *range(127, 256)]
+    model.generation_config.suppress_tokens = [*range(32), *range(127, 256)]
     torch.manual_seed(0)
     with ServerThread(create_app(model, AutoTokenizer.from_pretrained(folder), NAME)) as server:
         yield server
@@ -103,8 +114,11 @@ def test_demo_page_denoises_a_prompt(browser, demo_server):
     wait.until(lambda driver: driver.find_element(By.ID, "final").get_attribute("data-done") == "true")
 
     final = browser.find_element(By.ID, "final").get_attribute("textContent")
-    expected = httpx.post(demo_server.url + "/v1/completions", timeout=60, json={
-        "model": NAME, "prompt": "To be, or not to be", **settings}).json()["choices"][0]["text"]
+    expected = httpx.post(
+        demo_server.url + "/v1/completions",
+        timeout=60,
+        json={"model": NAME, "prompt": "To be, or not to be", **settings},
+    ).json()["choices"][0]["text"]
     assert final == expected  # the page shows what the API gives for the same request
     assert browser.find_element(By.ID, "status").text.startswith("done in 48 steps")
     snapshots = browser.execute_script("return window.snapshots")
@@ -112,14 +126,16 @@ def test_demo_page_denoises_a_prompt(browser, demo_server):
     assert max(masked) > 24 and masked[-1] == 0  # blanks first, every one filled in the end
     assert len(set(masked)) >= 3  # the page redrew as the canvas denoised (chunks read together draw once)
     colours = browser.execute_script(
-        "return Array.from(document.querySelectorAll('#canvas .tok')).map((s) => s.style.background)")
+        "return Array.from(document.querySelectorAll('#canvas .tok')).map((s) => s.style.background)"
+    )
     assert len(colours) == 48 and len(set(colours)) > 10  # coloured by the step that committed each token
     browser.save_screenshot(str(ARTIFACTS / "serving_demo_final.png"))
     middle = next(snapshot["html"] for snapshot in snapshots if snapshot["masked"] <= 24)
     browser.execute_script("document.getElementById('canvas').innerHTML = arguments[0]", middle)
     browser.save_screenshot(str(ARTIFACTS / "serving_demo_halfway.png"))
-    (ARTIFACTS / "serving_demo.json").write_text(json.dumps({"final_text": final, "settings": settings,
-                                                             "time": time.strftime("%Y-%m-%d %H:%M:%S")}))
+    (ARTIFACTS / "serving_demo.json").write_text(
+        json.dumps({"final_text": final, "settings": settings, "time": time.strftime("%Y-%m-%d %H:%M:%S")})
+    )
 
 
 def test_demo_page_has_no_external_assets(demo_server):

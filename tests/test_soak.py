@@ -30,8 +30,7 @@ def test_past_the_recompile_limit_the_fallback_is_reported_once():
     torch._dynamo.reset()
     hf_logging.warning_once.cache_clear()  # "once" is once per process: this test must see the first time
     try:
-        result = soak_generate.soak(30, compile_mode=True, report_every=10, warmup=10, recompile_limit=2,
-                                    log=quiet)
+        result = soak_generate.soak(30, compile_mode=True, report_every=10, warmup=10, recompile_limit=2, log=quiet)
     finally:
         torch._dynamo.reset()
         prepare_llada._COMPILED_FORWARDS.clear()  # its fallback state is this test's, not the next one's

@@ -9,8 +9,7 @@ import torch
 
 from conftest import MASK, tiny_model
 from llada.sampling_llada import parallel_transfer_count
-from llada.tasks import TASKS, make_splits, read_rows, write_task_data
-from llada.tasks import countdown, stargraph, sudoku
+from llada.tasks import TASKS, countdown, make_splits, read_rows, stargraph, sudoku, write_task_data
 
 
 @pytest.mark.parametrize("task", ["stargraph", "countdown3", "countdown4"])
@@ -107,12 +106,38 @@ def tiny_stargraph_runs(tmp_path_factory):
     runs = {}
     for kind in ("llada", "autoregressive"):
         runs[kind] = root / kind
-        run_training(*parse_training_args([
-            "--config", "stargraph", "--model_type", kind, "--train_file", str(paths["train"]),
-            "--output_dir", str(runs[kind]), "--max_steps", "4", "--per_device_train_batch_size", "4",
-            "--hidden_size", "32", "--intermediate_size", "64", "--num_hidden_layers", "1", "--save_steps", "2",
-            "--logging_steps", "2", "--plot_loss_curve", "false", "--torch_num_threads", "1",
-        ]))
+        run_training(
+            *parse_training_args(
+                [
+                    "--config",
+                    "stargraph",
+                    "--model_type",
+                    kind,
+                    "--train_file",
+                    str(paths["train"]),
+                    "--output_dir",
+                    str(runs[kind]),
+                    "--max_steps",
+                    "4",
+                    "--per_device_train_batch_size",
+                    "4",
+                    "--hidden_size",
+                    "32",
+                    "--intermediate_size",
+                    "64",
+                    "--num_hidden_layers",
+                    "1",
+                    "--save_steps",
+                    "2",
+                    "--logging_steps",
+                    "2",
+                    "--plot_loss_curve",
+                    "false",
+                    "--torch_num_threads",
+                    "1",
+                ]
+            )
+        )
     return paths, runs
 
 
@@ -139,13 +164,41 @@ def test_tasks_cli(tiny_stargraph_runs, tmp_path, capsys):
     from llada.cli.tasks import main
 
     paths, runs = tiny_stargraph_runs
-    assert main(["evaluate", "stargraph", "--model", str(runs["llada"]), "--data", str(paths["test"]),
-                 "--entropy_bound", "0.5", "--show", "1"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "stargraph",
+                "--model",
+                str(runs["llada"]),
+                "--data",
+                str(paths["test"]),
+                "--entropy_bound",
+                "0.5",
+                "--show",
+                "1",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["total"] == 8 and "tokens per forward" in err
     assert main(["generate", "countdown3", str(tmp_path / "cd"), "--num_train", "5", "--num_test", "2"]) == 0
     assert main(["generate", "countdown3", str(tmp_path / "cd"), "--option", "max_number"]) == 2
     assert "NAME=INT" in capsys.readouterr().err
-    assert main(["evaluate", "stargraph", "--model", str(runs["autoregressive"]), "--data", str(paths["test"]),
-                 "--threshold", "0.9"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "stargraph",
+                "--model",
+                str(runs["autoregressive"]),
+                "--data",
+                str(paths["test"]),
+                "--threshold",
+                "0.9",
+            ]
+        )
+        == 2
+    )

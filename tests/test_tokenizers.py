@@ -33,7 +33,12 @@ def test_byte_tokenizer_is_one_token_per_byte(tmp_path):
     ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
     assert ids == list(TEXT.encode("utf-8"))
     assert tokenizer.decode(ids) == TEXT
-    assert (len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id) == (259, 256, 257, 258)
+    assert (len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id) == (
+        259,
+        256,
+        257,
+        258,
+    )
     assert tokenizer.convert_ids_to_tokens(258) == MASK_TOKEN
     assert_reloads(tokenizer, tmp_path)
 

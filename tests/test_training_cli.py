@@ -9,12 +9,45 @@ from transformers import AutoModel, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from llada.cli.train import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TINY = ["--autoregressive_init_steps", "0", "--tokenizer", "bytes", "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4",
-        "--intermediate_size", "64", "--max_seq_length", "32", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
-        "--train_file", str(FIXTURES / "wikitext-2-test-excerpt.txt"),
-        "--validation_file", str(FIXTURES / "wikitext-2-valid-excerpt.txt"), "--max_eval_samples", "8",
-        "--use_cpu", "--report_to", "none", "--dataloader_num_workers", "0", "--disable_tqdm", "true",
-        "--eval_num_t_samples", "2", "--sample_max_new_tokens", "8", "--sample_prompt_length", "4"]
+TINY = [
+    "--autoregressive_init_steps",
+    "0",
+    "--tokenizer",
+    "bytes",
+    "--hidden_size",
+    "32",
+    "--num_hidden_layers",
+    "2",
+    "--num_attention_heads",
+    "4",
+    "--intermediate_size",
+    "64",
+    "--max_seq_length",
+    "32",
+    "--per_device_train_batch_size",
+    "4",
+    "--per_device_eval_batch_size",
+    "8",
+    "--train_file",
+    str(FIXTURES / "wikitext-2-test-excerpt.txt"),
+    "--validation_file",
+    str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
+    "--max_eval_samples",
+    "8",
+    "--use_cpu",
+    "--report_to",
+    "none",
+    "--dataloader_num_workers",
+    "0",
+    "--disable_tqdm",
+    "true",
+    "--eval_num_t_samples",
+    "2",
+    "--sample_max_new_tokens",
+    "8",
+    "--sample_prompt_length",
+    "4",
+]
 
 
 def test_tiny_run_leaves_a_loadable_model_tokenizer_and_plot(tmp_path, capsys):
@@ -32,8 +65,22 @@ def test_tiny_run_leaves_a_loadable_model_tokenizer_and_plot(tmp_path, capsys):
 
 def test_autoregressive_baseline_run(tmp_path):
     out = tmp_path / "ar"
-    assert main(["--output_dir", str(out), "--model_type", "autoregressive", "--max_steps", "3",
-                 "--eval_steps", "3", *TINY]) == 0
+    assert (
+        main(
+            [
+                "--output_dir",
+                str(out),
+                "--model_type",
+                "autoregressive",
+                "--max_steps",
+                "3",
+                "--eval_steps",
+                "3",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     model = LlamaForCausalLM.from_pretrained(out)
     assert (model.config.hidden_size, model.config.num_hidden_layers, model.config.vocab_size) == (32, 2, 259)
     assert json.loads((out / "eval_results.json").read_text())["eval_perplexity"] > 1.0
@@ -41,7 +88,9 @@ def test_autoregressive_baseline_run(tmp_path):
 
 def test_the_summary_puts_the_baselines_perplexity_beside_the_bound(tmp_path, capsys):
     common = ["--max_steps", "2", "--eval_steps", "2", *TINY]
-    assert main(["--output_dir", str(tmp_path / "autoregressive-tiny"), "--model_type", "autoregressive", *common]) == 0
+    assert (
+        main(["--output_dir", str(tmp_path / "autoregressive-tiny"), "--model_type", "autoregressive", *common]) == 0
+    )
     capsys.readouterr()
     assert main(["--output_dir", str(tmp_path / "llada-tiny"), *common]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("AR baseline:"))
@@ -50,8 +99,24 @@ def test_the_summary_puts_the_baselines_perplexity_beside_the_bound(tmp_path, ca
 
 def test_a_llada_run_can_start_from_its_own_autoregressive_stage(tmp_path, capsys):
     out = tmp_path / "llada-tiny"
-    assert main(["--output_dir", str(out), "--max_steps", "2", "--eval_steps", "2", *TINY,
-                 "--autoregressive_init_steps", "3", "--autoregressive_init_learning_rate", "0.01"]) == 0
+    assert (
+        main(
+            [
+                "--output_dir",
+                str(out),
+                "--max_steps",
+                "2",
+                "--eval_steps",
+                "2",
+                *TINY,
+                "--autoregressive_init_steps",
+                "3",
+                "--autoregressive_init_learning_rate",
+                "0.01",
+            ]
+        )
+        == 0
+    )
     ar = LlamaForCausalLM.from_pretrained(tmp_path / "llada-tiny-ar-init")  # stage 1, beside the run's folder
     model = AutoModel.from_pretrained(out, trust_remote_code=True)  # stage 2: LLaDA, converted with the shift
     assert model.config.logit_shift and model.config.block_size is None
@@ -66,8 +131,22 @@ def test_a_llada_run_can_start_from_its_own_autoregressive_stage(tmp_path, capsy
 def test_init_from_fine_tunes_an_existing_model(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     assert main(["--output_dir", str(first), "--max_steps", "2", "--eval_strategy", "no", *TINY]) == 0
-    assert main(["--output_dir", str(second), "--init_from", str(first), "--max_steps", "2",
-                 "--eval_strategy", "no", *TINY]) == 0
+    assert (
+        main(
+            [
+                "--output_dir",
+                str(second),
+                "--init_from",
+                str(first),
+                "--max_steps",
+                "2",
+                "--eval_strategy",
+                "no",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     assert AutoModel.from_pretrained(second, trust_remote_code=True).config.hidden_size == 32
 
 
@@ -75,10 +154,41 @@ def test_init_from_the_autoregressive_baseline_converts_it(tmp_path):
     """The main use of the conversion: the project's own causal LM baseline as the start of a block diffusion model
     with the logit shift, trained, evaluated (the likelihoods and samples read the shifted logits) and saved."""
     baseline, converted = tmp_path / "autoregressive", tmp_path / "from-ar"
-    assert main(["--output_dir", str(baseline), "--model_type", "autoregressive", "--max_steps", "2",
-                 "--eval_strategy", "no", *TINY]) == 0
-    assert main(["--output_dir", str(converted), "--init_from", str(baseline), "--logit_shift", "--block_size", "4",
-                 "--max_steps", "2", "--eval_steps", "2", *TINY]) == 0
+    assert (
+        main(
+            [
+                "--output_dir",
+                str(baseline),
+                "--model_type",
+                "autoregressive",
+                "--max_steps",
+                "2",
+                "--eval_strategy",
+                "no",
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "--output_dir",
+                str(converted),
+                "--init_from",
+                str(baseline),
+                "--logit_shift",
+                "--block_size",
+                "4",
+                "--max_steps",
+                "2",
+                "--eval_steps",
+                "2",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     model = AutoModel.from_pretrained(converted, trust_remote_code=True)
     assert (model.config.logit_shift, model.config.block_size, model.config.mask_token_id) == (True, 4, 258)
     results = json.loads((converted / "eval_results.json").read_text())
@@ -87,23 +197,47 @@ def test_init_from_the_autoregressive_baseline_converts_it(tmp_path):
 
 def test_init_from_a_causal_lm_with_full_attention(tmp_path):
     llama = tmp_path / "llama"
-    LlamaForCausalLM(LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                 num_attention_heads=4)).save_pretrained(llama)
+    LlamaForCausalLM(
+        LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4)
+    ).save_pretrained(llama)
     out = tmp_path / "out"
-    assert main(["--output_dir", str(out), "--init_from", str(llama), "--max_steps", "2", "--eval_strategy", "no",
-                 *TINY]) == 0
+    assert (
+        main(["--output_dir", str(out), "--init_from", str(llama), "--max_steps", "2", "--eval_strategy", "no", *TINY])
+        == 0
+    )
     config = AutoModel.from_pretrained(out, trust_remote_code=True).config
     assert (config.block_size, config.logit_shift, config.vocab_size, config.mask_token_id) == (None, False, 300, 258)
 
 
 def test_sft_bpe_and_gradient_checkpointing_run(tmp_path):
     data = tmp_path / "sft.jsonl"
-    data.write_text("\n".join(json.dumps({"prompt": f"Q{i}: what is {i} plus {i}?\n", "response": f"{2 * i}."})
-                              for i in range(60)))
+    data.write_text(
+        "\n".join(json.dumps({"prompt": f"Q{i}: what is {i} plus {i}?\n", "response": f"{2 * i}."}) for i in range(60))
+    )
     out = tmp_path / "sft"
     args = [a for a in TINY if "wikitext" not in a and a not in ("--train_file", "--validation_file")]
-    assert main(["--output_dir", str(out), *args, "--sft", "--train_file", str(data), "--tokenizer", "bpe",
-                 "--vocab_size", "300", "--activation_checkpointing", "--max_steps", "2", "--eval_steps", "2"]) == 0
+    assert (
+        main(
+            [
+                "--output_dir",
+                str(out),
+                *args,
+                "--sft",
+                "--train_file",
+                str(data),
+                "--tokenizer",
+                "bpe",
+                "--vocab_size",
+                "300",
+                "--activation_checkpointing",
+                "--max_steps",
+                "2",
+                "--eval_steps",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert len(AutoTokenizer.from_pretrained(out)) == 300
     assert json.loads((out / "eval_results.json").read_text())["eval_perplexity_bound"] > 1.0
 
@@ -114,10 +248,28 @@ def test_torch_compile_run(tmp_path):
 
     from llada.training.run import parse_training_args, run_training
 
-    trainer = run_training(*parse_training_args([
-        "--output_dir", str(tmp_path / "compiled"), "--torch_compile", "--torch_compile_backend", "aot_eager",
-        "--max_steps", "3", "--logging_steps", "1", "--eval_strategy", "no", "--random_length_probability", "0",
-        "--num_sample_generations", "0", *TINY]))
+    trainer = run_training(
+        *parse_training_args(
+            [
+                "--output_dir",
+                str(tmp_path / "compiled"),
+                "--torch_compile",
+                "--torch_compile_backend",
+                "aot_eager",
+                "--max_steps",
+                "3",
+                "--logging_steps",
+                "1",
+                "--eval_strategy",
+                "no",
+                "--random_length_probability",
+                "0",
+                "--num_sample_generations",
+                "0",
+                *TINY,
+            ]
+        )
+    )
     assert type(trainer.model_wrapped).__name__ == "OptimizedModule"
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert len(losses) == 3 and all(math.isfinite(loss) for loss in losses)
@@ -164,8 +316,14 @@ def test_empty_corpus_and_missing_column(tmp_path, capsys):
     (tmp_path / "empty.txt").write_text("\n\n")
     assert "empty" in run_error(tmp_path, capsys, "--train_file", str(tmp_path / "empty.txt"))
     (tmp_path / "rows.jsonl").write_text('{"body": "hello"}\n' * 20)
-    err = run_error(tmp_path, capsys, "--train_file", str(tmp_path / "rows.jsonl"), "--validation_file",
-                    str(tmp_path / "rows.jsonl"))
+    err = run_error(
+        tmp_path,
+        capsys,
+        "--train_file",
+        str(tmp_path / "rows.jsonl"),
+        "--validation_file",
+        str(tmp_path / "rows.jsonl"),
+    )
     assert "no column 'text'" in err
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-
 FIXTURES = Path(__file__).parent / "fixtures"
 
 RANK_SCRIPT = """
@@ -29,8 +28,18 @@ with open(os.path.join(trainer.args.output_dir, f"rank{rank}.json"), "w") as han
 
 
 # a block diffusion model also evaluates (its ELBO goes through the wrapped model)
-BLOCK_MODEL = ["--block_size", "4", "--eval_strategy", "steps", "--eval_steps", "4", "--max_eval_samples", "8",
-               "--eval_num_t_samples", "2"]
+BLOCK_MODEL = [
+    "--block_size",
+    "4",
+    "--eval_strategy",
+    "steps",
+    "--eval_steps",
+    "4",
+    "--max_eval_samples",
+    "8",
+    "--eval_num_t_samples",
+    "2",
+]
 
 
 @pytest.mark.parametrize("model_args", [["--eval_strategy", "no"], BLOCK_MODEL], ids=["full", "block"])
@@ -38,17 +47,53 @@ def test_two_process_cpu_ddp(tmp_path, model_args):
     script = tmp_path / "train_rank.py"
     script.write_text(RANK_SCRIPT)
     out = tmp_path / "out"
-    args = ["--output_dir", str(out), "--max_steps", "4", "--save_steps", "4", *model_args,
-            "--autoregressive_init_steps", "0",
-            "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "4",
-            "--intermediate_size", "64", "--max_seq_length", "32", "--per_device_train_batch_size", "4",
-            "--train_file", str(FIXTURES / "wikitext-2-test-excerpt.txt"),
-            "--validation_file", str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
-            "--use_cpu", "--report_to", "none", "--dataloader_num_workers", "0", "--disable_tqdm", "true",
-            "--num_sample_generations", "0"]
+    args = [
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "4",
+        "--save_steps",
+        "4",
+        *model_args,
+        "--autoregressive_init_steps",
+        "0",
+        "--hidden_size",
+        "32",
+        "--num_hidden_layers",
+        "2",
+        "--num_attention_heads",
+        "4",
+        "--intermediate_size",
+        "64",
+        "--max_seq_length",
+        "32",
+        "--per_device_train_batch_size",
+        "4",
+        "--train_file",
+        str(FIXTURES / "wikitext-2-test-excerpt.txt"),
+        "--validation_file",
+        str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
+        "--use_cpu",
+        "--report_to",
+        "none",
+        "--dataloader_num_workers",
+        "0",
+        "--disable_tqdm",
+        "true",
+        "--num_sample_generations",
+        "0",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(script), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        *args,
+    ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=170)
     assert result.returncode == 0, result.stderr[-3000:]
 

@@ -9,8 +9,7 @@ import yaml
 
 from llada.training.data import DataArguments
 from llada.training.models import ModelArguments
-from llada.training.run import (BLOCK_CONFIG, MAIN_JOB_CONFIG, build_parser, parse_training_args,
-                               read_config)
+from llada.training.run import BLOCK_CONFIG, MAIN_JOB_CONFIG, build_parser, parse_training_args, read_config
 from llada.training.trainer import LLaDATrainingArguments
 
 
@@ -32,16 +31,20 @@ def test_a_bare_run_differs_from_the_dataclasses_by_the_main_job_file_only():
         names = {f.name for f in dataclasses.fields(dataclass_type)}
         expected.append(dataclass_type(**{k: v for k, v in values.items() if k in names}))
     for parsed, made_in_python in zip(parse_training_args([]), expected):
-        differences = {f.name: (getattr(parsed, f.name), getattr(made_in_python, f.name))
-                       for f in dataclasses.fields(parsed) if getattr(parsed, f.name) != getattr(made_in_python, f.name)}
+        differences = {
+            f.name: (getattr(parsed, f.name), getattr(made_in_python, f.name))
+            for f in dataclasses.fields(parsed)
+            if getattr(parsed, f.name) != getattr(made_in_python, f.name)
+        }
         assert differences == {}
 
 
 def test_yaml_config_aliases_and_flag_precedence(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("epochs: 3\nbatch_size: 5\nhidden_size: 48\nmodel_dir: from-yaml\nlearning_rate: 0.01\n")
-    model_args, data_args, training_args = parse_training_args(["--config", str(config), "--hidden_size", "64",
-                                                                "--lr=0.02", "--max_steps", "-1"])
+    model_args, data_args, training_args = parse_training_args(
+        ["--config", str(config), "--hidden_size", "64", "--lr=0.02", "--max_steps", "-1"]
+    )
     assert training_args.num_train_epochs == 3 and training_args.per_device_train_batch_size == 5
     assert model_args.hidden_size == 64 and training_args.learning_rate == 0.02  # flags win over the file
     assert training_args.output_dir == "from-yaml"
@@ -68,8 +71,9 @@ def test_bad_option_values_are_usage_errors(tmp_path, capsys):
 
 
 def test_training_arguments_from_python(tmp_path):
-    aligned = LLaDATrainingArguments(output_dir=str(tmp_path), eval_strategy="steps", eval_steps=7,
-                                     load_best_model_at_end=True, use_cpu=True)
+    aligned = LLaDATrainingArguments(
+        output_dir=str(tmp_path), eval_strategy="steps", eval_steps=7, load_best_model_at_end=True, use_cpu=True
+    )
     assert aligned.save_steps == 7 and aligned.dataloader_pin_memory == torch.cuda.is_available()
     unevaluated = LLaDATrainingArguments(output_dir=str(tmp_path), load_best_model_at_end=True, use_cpu=True)
     assert unevaluated.load_best_model_at_end is False and unevaluated.save_steps == 500
@@ -109,14 +113,25 @@ def test_help_lists_every_option_and_the_aliases(capsys):
 
 
 def test_an_autoregressive_run_of_complementary_options_trains_as_many_rows_per_step():
-    _, _, args = parse_training_args(["--model_type", "autoregressive", "--complementary_masking",
-                                      "--per_device_train_batch_size", "16", "--output_dir", "unused"])
+    _, _, args = parse_training_args(
+        [
+            "--model_type",
+            "autoregressive",
+            "--complementary_masking",
+            "--per_device_train_batch_size",
+            "16",
+            "--output_dir",
+            "unused",
+        ]
+    )
     assert (args.complementary_masking, args.per_device_train_batch_size) == (False, 32)
-    _, _, args = parse_training_args(["--complementary_masking", "--per_device_train_batch_size", "16",
-                                      "--output_dir", "unused"])
+    _, _, args = parse_training_args(
+        ["--complementary_masking", "--per_device_train_batch_size", "16", "--output_dir", "unused"]
+    )
     assert (args.complementary_masking, args.per_device_train_batch_size) == (True, 16)
-    _, _, args = parse_training_args(["--complementary_masking", "false", "--per_device_train_batch_size", "32",
-                                      "--output_dir", "unused"])
+    _, _, args = parse_training_args(
+        ["--complementary_masking", "false", "--per_device_train_batch_size", "32", "--output_dir", "unused"]
+    )
     assert (args.complementary_masking, args.per_device_train_batch_size) == (False, 32)
 
 
@@ -144,8 +159,14 @@ def test_fine_tuning_takes_the_attention_of_the_model_it_starts_from(tmp_path, s
     from llada import LLaDAConfig
 
     folder = tmp_path / "saved"
-    LLaDAConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                block_size=saved_block_size).save_pretrained(folder)
+    LLaDAConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        block_size=saved_block_size,
+    ).save_pretrained(folder)
     model_args, _, _ = parse_training_args(["--init_from", str(folder)])
     assert model_args.block_size is None  # the loaded config's own block size stays (no conversion)
     model_args, _, _ = parse_training_args(["--init_from", str(folder), "--block_size", "2"])

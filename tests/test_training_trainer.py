@@ -11,8 +11,8 @@ from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArgume
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 from llada.saved_files import HUB_CODE_FILES
-from llada.training.callbacks import SampleGenerationCallback, fit_generation_length
 from llada.training.block_collator import DataCollatorForBlockDiffusion
+from llada.training.callbacks import SampleGenerationCallback, fit_generation_length
 from llada.training.collator import DataCollatorForMaskedDiffusion
 from llada.training.tokenizers import build_byte_tokenizer
 from llada.training.trainer import LLaDATrainer, LLaDATrainingArguments
@@ -26,24 +26,48 @@ def tokenizer():
 
 
 def blocks(count=48, length=32, offset=0):
-    return Dataset.from_dict({"input_ids": [list(TEXT[offset + i * length: offset + (i + 1) * length])
-                                            for i in range(count)]})
+    return Dataset.from_dict(
+        {"input_ids": [list(TEXT[offset + i * length : offset + (i + 1) * length]) for i in range(count)]}
+    )
 
 
 def make_model(tokenizer, seed=0, block_size=None):
     torch.manual_seed(seed)
-    config = LLaDAConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                         mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, block_size=block_size)
+    config = LLaDAConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        mask_token_id=tokenizer.mask_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        block_size=block_size,
+    )
     return LLaDAForMaskedDiffusion(config)
 
 
 def arguments(output_dir, **overrides):
-    values = dict(output_dir=str(output_dir), use_cpu=True, report_to="none", dataloader_num_workers=0,
-                  per_device_train_batch_size=8, per_device_eval_batch_size=16, learning_rate=3e-3,
-                  logging_steps=1, save_strategy="no", eval_strategy="no", seed=0, num_sample_generations=0,
-                  plot_loss_curve=False, random_length_probability=0.0, disable_tqdm=True)
+    values = dict(
+        output_dir=str(output_dir),
+        use_cpu=True,
+        report_to="none",
+        dataloader_num_workers=0,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        learning_rate=3e-3,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        seed=0,
+        num_sample_generations=0,
+        plot_loss_curve=False,
+        random_length_probability=0.0,
+        disable_tqdm=True,
+    )
     values.update(overrides)
     return LLaDATrainingArguments(**values)
 
@@ -51,8 +75,13 @@ def arguments(output_dir, **overrides):
 def test_training_lowers_the_loss_and_changes_every_parameter(tmp_path, tokenizer):
     model = make_model(tokenizer)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    trainer = LLaDATrainer(model=model, args=arguments(tmp_path, max_steps=25, eval_num_t_samples=2),
-                           train_dataset=blocks(), eval_dataset=blocks(8, offset=2000), processing_class=tokenizer)
+    trainer = LLaDATrainer(
+        model=model,
+        args=arguments(tmp_path, max_steps=25, eval_num_t_samples=2),
+        train_dataset=blocks(),
+        eval_dataset=blocks(8, offset=2000),
+        processing_class=tokenizer,
+    )
     first_eval = trainer.evaluate()["eval_loss"]
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -74,11 +103,22 @@ def test_gradient_accumulation_2x4_equals_batch_8(tmp_path, tokenizer, block_siz
 
     def one_step(batch_size, accumulation):
         model = make_model(tokenizer, block_size=block_size)
-        args = arguments(tmp_path / f"ga{accumulation}", max_steps=1, per_device_train_batch_size=batch_size,
-                         gradient_accumulation_steps=accumulation, optim="sgd", learning_rate=1.0,
-                         lr_scheduler_type="constant", max_grad_norm=0.0)
-        trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                          data_collator=lambda rows: {k: torch.tensor([r[k] for r in rows]) for k in rows[0]})
+        args = arguments(
+            tmp_path / f"ga{accumulation}",
+            max_steps=1,
+            per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=accumulation,
+            optim="sgd",
+            learning_rate=1.0,
+            lr_scheduler_type="constant",
+            max_grad_norm=0.0,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            data_collator=lambda rows: {k: torch.tensor([r[k] for r in rows]) for k in rows[0]},
+        )
         trainer.train()
         loss = next(entry["loss"] for entry in trainer.state.log_history if "loss" in entry)
         return loss, {name: p.detach().clone() for name, p in model.named_parameters()}
@@ -94,10 +134,23 @@ def test_gradient_accumulation_2x4_equals_batch_8(tmp_path, tokenizer, block_siz
 
 def test_plain_trainer_with_our_collator(tmp_path, tokenizer):
     model = make_model(tokenizer)
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=5, per_device_train_batch_size=8, use_cpu=True,
-                             report_to="none", dataloader_num_workers=0, logging_steps=1, disable_tqdm=True)
-    trainer = Trainer(model=model, args=args, train_dataset=blocks(), eval_dataset=blocks(16, offset=2000),
-                      data_collator=DataCollatorForMaskedDiffusion(tokenizer=tokenizer, seed=0))
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=5,
+        per_device_train_batch_size=8,
+        use_cpu=True,
+        report_to="none",
+        dataloader_num_workers=0,
+        logging_steps=1,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=blocks(),
+        eval_dataset=blocks(16, offset=2000),
+        data_collator=DataCollatorForMaskedDiffusion(tokenizer=tokenizer, seed=0),
+    )
     trainer.train()
     assert all(torch.isfinite(torch.tensor(e["loss"])) for e in trainer.state.log_history if "loss" in e)
     assert torch.isfinite(torch.tensor(trainer.evaluate()["eval_loss"]))
@@ -116,11 +169,14 @@ class StopAt(TrainerCallback):
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tokenizer):
     def train(output_dir, stop_at=None, resume=None):
-        args = arguments(output_dir, max_steps=6, save_strategy="steps", save_steps=3,
-                         random_length_probability=0.5)
-        trainer = LLaDATrainer(model=make_model(tokenizer),
-                               args=args, train_dataset=blocks(), processing_class=tokenizer,
-                               callbacks=[StopAt(stop_at)] if stop_at else None)
+        args = arguments(output_dir, max_steps=6, save_strategy="steps", save_steps=3, random_length_probability=0.5)
+        trainer = LLaDATrainer(
+            model=make_model(tokenizer),
+            args=args,
+            train_dataset=blocks(),
+            processing_class=tokenizer,
+            callbacks=[StopAt(stop_at)] if stop_at else None,
+        )
         trainer.train(resume_from_checkpoint=resume)
         return trainer.model
 
@@ -134,24 +190,51 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tokeniz
 
 
 def test_evaluation_is_seeded_and_reports_the_perplexity_bound(tmp_path, tokenizer):
-    trainer = LLaDATrainer(model=make_model(tokenizer), args=arguments(tmp_path, eval_num_t_samples=2),
-                           train_dataset=blocks(), eval_dataset=blocks(10, offset=2000), processing_class=tokenizer)
+    trainer = LLaDATrainer(
+        model=make_model(tokenizer),
+        args=arguments(tmp_path, eval_num_t_samples=2),
+        train_dataset=blocks(),
+        eval_dataset=blocks(10, offset=2000),
+        processing_class=tokenizer,
+    )
     first, second = trainer.evaluate(), trainer.evaluate()
     assert first["eval_loss"] == second["eval_loss"]
     assert first["eval_perplexity_bound"] == pytest.approx(torch.tensor(first["eval_loss"]).exp().item())
 
 
 def test_checkpoints_hold_code_tokenizer_samples_and_plot(tmp_path, tokenizer):
-    args = arguments(tmp_path, max_steps=4, eval_strategy="steps", eval_steps=2, save_strategy="steps",
-                     save_steps=2, load_best_model_at_end=True, metric_for_best_model="eval_loss",
-                     report_to="tensorboard", num_sample_generations=2, sample_max_new_tokens=8,
-                     sample_prompt_length=4, plot_loss_curve=True)
-    trainer = LLaDATrainer(model=make_model(tokenizer), args=args, train_dataset=blocks(),
-                           eval_dataset=blocks(8, offset=2000), processing_class=tokenizer)
+    args = arguments(
+        tmp_path,
+        max_steps=4,
+        eval_strategy="steps",
+        eval_steps=2,
+        save_strategy="steps",
+        save_steps=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        report_to="tensorboard",
+        num_sample_generations=2,
+        sample_max_new_tokens=8,
+        sample_prompt_length=4,
+        plot_loss_curve=True,
+    )
+    trainer = LLaDATrainer(
+        model=make_model(tokenizer),
+        args=args,
+        train_dataset=blocks(),
+        eval_dataset=blocks(8, offset=2000),
+        processing_class=tokenizer,
+    )
     trainer.train()
     for step in (2, 4):
         files = set(os.listdir(tmp_path / f"checkpoint-{step}"))
-        assert {"config.json", "model.safetensors", *HUB_CODE_FILES, "tokenizer.json", "tokenizer_config.json"} <= files
+        assert {
+            "config.json",
+            "model.safetensors",
+            *HUB_CODE_FILES,
+            "tokenizer.json",
+            "tokenizer_config.json",
+        } <= files
     assert AutoTokenizer.from_pretrained(tmp_path / "checkpoint-4").mask_token_id == tokenizer.mask_token_id
     assert (tmp_path / "loss_curve.png").stat().st_size > 1000
     assert trainer.state.best_model_checkpoint is not None
@@ -171,11 +254,20 @@ def test_fit_generation_length():
 
 def test_sample_settings_become_the_generation_defaults_and_the_samples_use_them(tmp_path, tokenizer):
     model = make_model(tokenizer)  # 64 positions
-    args = arguments(tmp_path, num_sample_generations=2, sample_max_new_tokens=60, sample_block_length=8,
-                     sample_prompt_length=4, sample_temperature=0.0, sample_remasking="margin",
-                     sample_top_p=0.9, sample_top_k=20)
-    trainer = LLaDATrainer(model=model, args=args, train_dataset=blocks(), eval_dataset=blocks(4, offset=2000),
-                           processing_class=tokenizer)
+    args = arguments(
+        tmp_path,
+        num_sample_generations=2,
+        sample_max_new_tokens=60,
+        sample_block_length=8,
+        sample_prompt_length=4,
+        sample_temperature=0.0,
+        sample_remasking="margin",
+        sample_top_p=0.9,
+        sample_top_k=20,
+    )
+    trainer = LLaDATrainer(
+        model=model, args=args, train_dataset=blocks(), eval_dataset=blocks(4, offset=2000), processing_class=tokenizer
+    )
     config = model.generation_config
     assert (config.max_new_tokens, config.steps, config.block_length) == (56, None, 8)  # 4 + 56 <= 64
     assert (config.temperature, config.remasking, config.top_p, config.top_k) == (0.0, "margin", 0.9, 20)

@@ -21,25 +21,43 @@ from .common import run_main
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llada-push", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model_dir", required=True,
-                        help="Folder with the LLaDA model and its tokenizer (save_pretrained folder or Trainer "
-                             "output dir).")
+    parser.add_argument(
+        "--model_dir",
+        required=True,
+        help="Folder with the LLaDA model and its tokenizer (save_pretrained folder or Trainer output dir).",
+    )
     parser.add_argument("--repo_id", required=True, help="Target model repo, 'namespace/name' (created if missing).")
     parser.add_argument("--private", action="store_true", help="Create the repo as private (if it does not exist).")
     parser.add_argument("--revision", default=None, help="Branch to commit to (created from main if missing).")
     parser.add_argument("--commit_message", default=None, help="Commit message (default: 'Upload LLaDA model').")
-    parser.add_argument("--token", default=None,
-                        help="Hub token with write access (default: HF_TOKEN, or the one of `hf auth login`).")
-    parser.add_argument("--dataset", action="append", dest="datasets", default=None,
-                        help="Hub id of a training dataset, for the model card (repeatable).")
-    parser.add_argument("--prune", action="store_true",
-                        help="In the same commit, delete the repo's other files (e.g. left by Trainer pushes).")
-    parser.add_argument("--skip_check", action="store_true",
-                        help="Do not run the fresh-process reload check before uploading.")
-    parser.add_argument("--merge_lora", action="store_true",
-                        help="--model_dir holds a LoRA adapter: merge it into its base model and push the result.")
-    parser.add_argument("--base_model", default=None,
-                        help="With --merge_lora: the base model folder or Hub id (default: the one the adapter names).")
+    parser.add_argument(
+        "--token", default=None, help="Hub token with write access (default: HF_TOKEN, or the one of `hf auth login`)."
+    )
+    parser.add_argument(
+        "--dataset",
+        action="append",
+        dest="datasets",
+        default=None,
+        help="Hub id of a training dataset, for the model card (repeatable).",
+    )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="In the same commit, delete the repo's other files (e.g. left by Trainer pushes).",
+    )
+    parser.add_argument(
+        "--skip_check", action="store_true", help="Do not run the fresh-process reload check before uploading."
+    )
+    parser.add_argument(
+        "--merge_lora",
+        action="store_true",
+        help="--model_dir holds a LoRA adapter: merge it into its base model and push the result.",
+    )
+    parser.add_argument(
+        "--base_model",
+        default=None,
+        help="With --merge_lora: the base model folder or Hub id (default: the one the adapter names).",
+    )
     return parser
 
 
@@ -59,8 +77,10 @@ def _main(argv: Optional[list] = None) -> int:
     if args.merge_lora and not has_adapter:
         raise ValueError(f"--merge_lora: {args.model_dir!r} holds no LoRA adapter (no adapter_config.json).")
     if has_adapter and not args.merge_lora:
-        raise ValueError(f"--model_dir {args.model_dir!r} holds a LoRA adapter, not a full model: add --merge_lora to "
-                     "push the adapter merged into its base model.")
+        raise ValueError(
+            f"--model_dir {args.model_dir!r} holds a LoRA adapter, not a full model: add --merge_lora to "
+            "push the adapter merged into its base model."
+        )
     if args.base_model and not args.merge_lora:
         raise ValueError("--base_model is only used with --merge_lora.")
     print(f"Pushing {args.model_dir} to {args.repo_id} (save, reload check, model card, one commit)...", flush=True)
@@ -73,9 +93,15 @@ def _main(argv: Optional[list] = None) -> int:
                 print(f"Merging the LoRA adapter of {args.model_dir} into its base model...", flush=True)
                 model_dir = merge_lora_adapter(args.model_dir, scratch, base_model=args.base_model)
             info = push_to_hub(
-                model_dir, args.repo_id, private=True if args.private else None, revision=args.revision,
-                commit_message=args.commit_message, token=args.token, datasets=args.datasets,
-                check=not args.skip_check, prune=args.prune,
+                model_dir,
+                args.repo_id,
+                private=True if args.private else None,
+                revision=args.revision,
+                commit_message=args.commit_message,
+                token=args.token,
+                datasets=args.datasets,
+                check=not args.skip_check,
+                prune=args.prune,
             )
     except (ValueError, HubPushError) as error:
         print(f"llada-push: error: {error}", file=sys.stderr)

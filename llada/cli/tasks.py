@@ -20,8 +20,9 @@ from .common import CLIError, run_main
 def build_parser() -> argparse.ArgumentParser:
     from ..tasks import TASKS
 
-    parser = argparse.ArgumentParser(prog="llada-tasks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="llada-tasks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate", help="Write train.jsonl / test.jsonl of seeded puzzles.")
     generate.add_argument("task", choices=sorted(TASKS))
@@ -29,9 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--num_train", type=int, default=50000)
     generate.add_argument("--num_test", type=int, default=500, help="Held-out puzzles, none of them in training.")
     generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--option", action="append", default=[], metavar="NAME=INT",
-                          help="A task option, e.g. degree=4 or path_length=6 (stargraph), max_number=50 "
-                               "(countdown), min_givens=35 (sudoku).")
+    generate.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help="A task option, e.g. degree=4 or path_length=6 (stargraph), max_number=50 "
+        "(countdown), min_givens=35 (sudoku).",
+    )
 
     evaluate = commands.add_parser("evaluate", help="Accuracy of a trained model on held-out puzzles.")
     evaluate.add_argument("task", choices=sorted(TASKS))
@@ -74,12 +80,15 @@ def _generate(args) -> int:
     from ..tasks import write_task_data
 
     try:
-        paths = write_task_data(args.task, args.out_dir, args.num_train, args.num_test, args.seed,
-                                **_parse_options(args.option))
+        paths = write_task_data(
+            args.task, args.out_dir, args.num_train, args.num_test, args.seed, **_parse_options(args.option)
+        )
     except TypeError as error:  # an option the task does not have
         raise CLIError(f"{args.task}: {error}") from error
-    print(f"Wrote {args.num_train} training and {args.num_test} held-out {args.task} puzzles: {paths['train']}, "
-          f"{paths['test']}")
+    print(
+        f"Wrote {args.num_train} training and {args.num_test} held-out {args.task} puzzles: {paths['train']}, "
+        f"{paths['test']}"
+    )
     return 0
 
 
@@ -93,13 +102,18 @@ def _evaluate(args) -> int:
     except (ValueError, UnicodeDecodeError) as error:
         raise CLIError(f"--data {args.data!r}: not a jsonl file of puzzles ({error}).") from None
     if not rows or not all(isinstance(row, dict) and "prompt" in row for row in rows):
-        raise CLIError(f"--data {args.data!r}: expected jsonl rows with a 'prompt' (and 'response'), got "
-                       f"{len(rows)} row(s) without one.")
+        raise CLIError(
+            f"--data {args.data!r}: expected jsonl rows with a 'prompt' (and 'response'), got "
+            f"{len(rows)} row(s) without one."
+        )
     check_model_folder(args.model)
     with loading("--model", args.model):
         model, tokenizer = load_model(args.model)
-    sampling = {name: getattr(args, name) for name in ("remasking", "steps", "threshold", "factor", "entropy_bound")
-                if getattr(args, name) is not None}
+    sampling = {
+        name: getattr(args, name)
+        for name in ("remasking", "steps", "threshold", "factor", "entropy_bound")
+        if getattr(args, name) is not None
+    }
     if sampling and not is_diffusion(model):
         raise CLIError(f"{args.model} is an autoregressive model: it decodes greedily; drop {sorted(sampling)}.")
     result = evaluate_model(model, tokenizer, args.task, rows, args.max_new_tokens, **sampling)
@@ -107,8 +121,11 @@ def _evaluate(args) -> int:
         print(f"{row['prompt']}  ->  {answer}")
     summary = {k: v for k, v in result.items() if k != "answers"}
     print(json.dumps(summary))
-    print(f"[{args.task}: {result['correct']}/{result['total']} correct ({100 * result['accuracy']:.1f} %), "
-          f"{result['tokens_per_forward']:.2f} tokens per forward]", file=sys.stderr)
+    print(
+        f"[{args.task}: {result['correct']}/{result['total']} correct ({100 * result['accuracy']:.1f} %), "
+        f"{result['tokens_per_forward']:.2f} tokens per forward]",
+        file=sys.stderr,
+    )
     return 0
 
 

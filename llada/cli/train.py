@@ -2,7 +2,8 @@
 
 With no arguments it runs the main job (`llada/configs/tinyshakespeare.yaml`): a small bidirectional LLaDA on the
 bundled TinyShakespeare in about eight CPU-minutes (`--config tinyshakespeare-block2`: the block diffusion option of
-the same size; `--model_type autoregressive`: the Llama baseline). Every `TrainingArguments` flag works (`HfArgumentParser`),
+the same size; `--model_type autoregressive`: the Llama baseline). Every `TrainingArguments` flag works
+(`HfArgumentParser`),
 options can come from `--config FILE.yaml` (command-line flags win), and `--epochs`, `--batch_size`, `--lr` and
 `--model_dir` are aliases. The run itself is `llada.training.run`.
 
@@ -69,7 +70,7 @@ def _print_summary(trainer, seconds: float) -> None:
 def autoregressive_baseline_dir(output_dir: str) -> str:
     """Where the autoregressive baseline of a LLaDA run goes: `runs/llada-x` -> `runs/autoregressive-x`."""
     path = Path(output_dir)
-    name = path.name[len("llada-"):] if path.name.startswith("llada-") else path.name
+    name = path.name[len("llada-") :] if path.name.startswith("llada-") else path.name
     return str(path.with_name(f"autoregressive-{name}"))
 
 
@@ -82,8 +83,12 @@ def _print_baseline(model_args, training_args, argv: list, metrics: dict) -> Non
     extra = []
     if model_args.autoregressive_init_steps:
         dropped += ["--max_steps", "--learning_rate", "--lr"]
-        extra = ["--max_steps", str(model_args.autoregressive_init_steps + training_args.max_steps), "--learning_rate",
-                 str(model_args.autoregressive_init_learning_rate or training_args.learning_rate)]
+        extra = [
+            "--max_steps",
+            str(model_args.autoregressive_init_steps + training_args.max_steps),
+            "--learning_rate",
+            str(model_args.autoregressive_init_learning_rate or training_args.learning_rate),
+        ]
     kept = [arg for arg in _without_option(argv, *dropped) if arg != "--overwrite_output_dir"]
     command = shlex.join(["llada-train", *kept, "--model_type", "autoregressive", *extra, "--output_dir", ar_dir])
     state_file = Path(ar_dir) / "trainer_state.json"
@@ -94,8 +99,10 @@ def _print_baseline(model_args, training_args, argv: list, metrics: dict) -> Non
         print(f"AR baseline:       {command}")
         return
     ar_perplexity = math.exp(min(losses))
-    print(f"AR baseline:       perplexity {ar_perplexity:.3f} ({ar_dir}, its best checkpoint); this model's bound is "
-          f"{bound / ar_perplexity:.2f}x it")
+    print(
+        f"AR baseline:       perplexity {ar_perplexity:.3f} ({ar_dir}, its best checkpoint); this model's bound is "
+        f"{bound / ar_perplexity:.2f}x it"
+    )
 
 
 def _without_option(argv: list, *names: str) -> list:

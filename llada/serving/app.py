@@ -43,8 +43,15 @@ class ClientGone(Exception):
     """The client closed the connection before its answer was ready."""
 
 
-def create_app(model, tokenizer, name: str, max_batch_size: int = 32, batch_window: float = 0.02,
-               max_queue: int = 256, shutdown_timeout: float = 60.0) -> FastAPI:
+def create_app(
+    model,
+    tokenizer,
+    name: str,
+    max_batch_size: int = 32,
+    batch_window: float = 0.02,
+    max_queue: int = 256,
+    shutdown_timeout: float = 60.0,
+) -> FastAPI:
     r"""
     The server's ASGI app. The batching engine's worker starts and stops with the app's lifespan.
 
@@ -70,8 +77,7 @@ def create_app(model, tokenizer, name: str, max_batch_size: int = 32, batch_wind
     @asynccontextmanager
     async def lifespan(app):
         engine.start()
-        logger.info("serving %s (batches of up to %d rows, window %.0f ms)", name, max_batch_size,
-                    batch_window * 1000)
+        logger.info("serving %s (batches of up to %d rows, window %.0f ms)", name, max_batch_size, batch_window * 1000)
         yield
         await asyncio.to_thread(engine.stop, shutdown_timeout)
         logger.info("stopped")
@@ -87,8 +93,11 @@ def create_app(model, tokenizer, name: str, max_batch_size: int = 32, batch_wind
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
-        message = (f"Unknown path: {request.method} {request.url.path}" if error.status_code == 404
-                   else f"{error.detail}: {request.method} {request.url.path}")
+        message = (
+            f"Unknown path: {request.method} {request.url.path}"
+            if error.status_code == 404
+            else f"{error.detail}: {request.method} {request.url.path}"
+        )
         return JSONResponse(APIError(message, status=error.status_code).to_dict(), status_code=error.status_code)
 
     @app.exception_handler(Exception)
@@ -99,8 +108,13 @@ def create_app(model, tokenizer, name: str, max_batch_size: int = 32, batch_wind
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": name, "queued": engine.queued, "running_rows": engine.running_rows,
-                "batches": engine.batches}
+        return {
+            "status": "ok",
+            "model": name,
+            "queued": engine.queued,
+            "running_rows": engine.running_rows,
+            "batches": engine.batches,
+        }
 
     @app.get("/v1/models")
     async def models():
@@ -141,8 +155,9 @@ async def _read_json(request: Request):
     try:
         return json.loads(body)
     except ValueError:
-        raise APIError("We could not parse the JSON body of your request. The body must be a JSON object.",
-                       code="invalid_json") from None
+        raise APIError(
+            "We could not parse the JSON body of your request. The body must be a JSON object.", code="invalid_json"
+        ) from None
 
 
 async def _generate(request: Request, served: ServedModel, engine: BatchingEngine, chat: bool):
@@ -159,8 +174,12 @@ async def _generate(request: Request, served: ServedModel, engine: BatchingEngin
     rid, created = request_id(chat), now()
     if parsed.stream:
         events = _stream(request, served, parsed, jobs[0], rid, created)
-        return JobStreamResponse(events, jobs, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return JobStreamResponse(
+            events,
+            jobs,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     try:
         watch = ClientWatch(request)
         rows = [await _wait_done(watch, job) for job in jobs]
@@ -242,8 +261,7 @@ async def _stream(request: Request, served: ServedModel, parsed: ParsedRequest, 
                 _log_generation(request, [job], len(job.prompt_ids), completion_tokens)
                 break
             for index, row in enumerate(event[-1]):
-                delta = texts[index].update(served.committed_text(row) if event[0] == "canvas"
-                                            else served.decode(row))
+                delta = texts[index].update(served.committed_text(row) if event[0] == "canvas" else served.decode(row))
                 canvas = served.canvas(event[1], row) if event[0] == "canvas" else None
                 if delta or canvas is not None:
                     yield _sse(chunk_body(chat, rid, name, created, index, delta, canvas=canvas))
@@ -260,10 +278,12 @@ def _sse(body: dict) -> str:
 
 
 def _log_generation(request: Request, jobs: List[Job], prompt_tokens: int, completion_tokens: int) -> None:
-    request.state.log = (f"prompt_tokens={prompt_tokens} completion_tokens={completion_tokens} "
-                         f"rows={sum(job.n for job in jobs)} batch_rows={max(job.batch_rows for job in jobs)} "
-                         f"queued={max(job.queued for job in jobs):.3f}s "
-                         f"decoding={max(job.decoding for job in jobs):.3f}s")
+    request.state.log = (
+        f"prompt_tokens={prompt_tokens} completion_tokens={completion_tokens} "
+        f"rows={sum(job.n for job in jobs)} batch_rows={max(job.batch_rows for job in jobs)} "
+        f"queued={max(job.queued for job in jobs):.3f}s "
+        f"decoding={max(job.decoding for job in jobs):.3f}s"
+    )
 
 
 class JobStreamResponse(StreamingResponse):
@@ -307,8 +327,15 @@ class RequestLog:
         finally:
             client = "%s:%s" % tuple(scope["client"]) if scope.get("client") else "-"
             extra = scope.get("state", {}).get("log", "")
-            logger.info('%s "%s %s" %s %.3fs %s', client, scope["method"], scope["path"],
-                        status.get("code", "-"), time.perf_counter() - started, extra)
+            logger.info(
+                '%s "%s %s" %s %.3fs %s',
+                client,
+                scope["method"],
+                scope["path"],
+                status.get("code", "-"),
+                time.perf_counter() - started,
+                extra,
+            )
 
 
 __all__ = ["create_app"]

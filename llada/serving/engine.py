@@ -9,7 +9,8 @@ the next batch, and the batches do not split into groups that take turns.
 
 - Compatible means the same settings of the call (`max_new_tokens`, `steps`, `block_length`, `temperature`,
   `top_p`, `remasking`, `threshold`, `use_cache`, ...: one canvas length and one sampler for the batch) and the
-  same `n` (and empty prompts batch only with empty prompts). The seed is per row: every job has one (drawn at random when the request sets none), and
+  same `n` (and empty prompts batch only with empty prompts). The seed is per row: every job has one (drawn at random
+  when the request sets none), and
   `diffusion_generate(seed=[...])` gives each prompt its own random streams, so a seeded request's text does not
   depend on the other rows of its batch.
 - The prompts are left-padded; `diffusion_generate` masks the padding and counts positions from each row's first
@@ -98,9 +99,9 @@ class BatchStreamer:
 
     def put(self, canvas: torch.Tensor) -> None:
         self.step += 1  # 0: the starting canvas, before any step
-        generated = canvas[:, self.prompt_length:]  # (batch, max_new_tokens), a view of the canvas
+        generated = canvas[:, self.prompt_length :]  # (batch, max_new_tokens), a view of the canvas
         for index, (job, first) in enumerate(zip(self.jobs, self.first_rows)):
-            rows = generated[first:first + job.n]  # (n, max_new_tokens)
+            rows = generated[first : first + job.n]  # (n, max_new_tokens)
             if job.cancelled.is_set():  # in place: the loop sees these rows finished and drops them
                 rows.masked_fill_(rows == self.mask_token_id, self.pad_token_id)
             elif job.stream == "canvas":
@@ -128,8 +129,15 @@ class BatchingEngine:
         max_queue (`int`): jobs waiting at most; a request beyond is refused with 429.
     """
 
-    def __init__(self, model, mask_token_id: int, pad_token_id: int, max_batch_size: int = 32,
-                 batch_window: float = 0.02, max_queue: int = 256):
+    def __init__(
+        self,
+        model,
+        mask_token_id: int,
+        pad_token_id: int,
+        max_batch_size: int = 32,
+        batch_window: float = 0.02,
+        max_queue: int = 256,
+    ):
         self.model, self.mask_token_id, self.pad_token_id = model, mask_token_id, pad_token_id
         self.max_batch_size, self.batch_window, self.max_queue = max_batch_size, batch_window, max_queue
         self._pending: List[Job] = []
@@ -151,12 +159,15 @@ class BatchingEngine:
     def submit(self, jobs: List[Job]) -> None:
         with self._condition:
             if self._stopping:
-                raise APIError("The server is shutting down.", status=503, type="server_error",
-                               code="shutting_down")
+                raise APIError("The server is shutting down.", status=503, type="server_error", code="shutting_down")
             if len(self._pending) + len(jobs) > self.max_queue:
-                raise APIError(f"The server is busy: {len(self._pending)} requests are queued (at most "
-                               f"{self.max_queue}). Retry later.", status=429, type="rate_limit_error",
-                               code="queue_full")
+                raise APIError(
+                    f"The server is busy: {len(self._pending)} requests are queued (at most "
+                    f"{self.max_queue}). Retry later.",
+                    status=429,
+                    type="rate_limit_error",
+                    code="queue_full",
+                )
             self._pending.extend(jobs)
             self._condition.notify()
 
@@ -170,8 +181,10 @@ class BatchingEngine:
         with self._condition:
             left, self._pending = self._pending, []
         for job in left:
-            job.post("error", APIError("The server is shutting down.", status=503, type="server_error",
-                                       code="shutting_down"))
+            job.post(
+                "error",
+                APIError("The server is shutting down.", status=503, type="server_error", code="shutting_down"),
+            )
 
     def _work(self) -> None:
         while True:
@@ -223,22 +236,33 @@ class BatchingEngine:
         streamer = BatchStreamer(jobs, prompt_length, self.mask_token_id, self.pad_token_id)
         try:
             out = self.model.diffusion_generate(
-                input_ids.to(self.model.device), attention_mask=attention_mask.to(self.model.device),
-                seed=[job.seed for job in jobs], num_return_sequences=jobs[0].n, streamer=streamer,
-                return_dict_in_generate=True, **jobs[0].settings)
+                input_ids.to(self.model.device),
+                attention_mask=attention_mask.to(self.model.device),
+                seed=[job.seed for job in jobs],
+                num_return_sequences=jobs[0].n,
+                streamer=streamer,
+                return_dict_in_generate=True,
+                **jobs[0].settings,
+            )
         except ValueError as error:  # a combination of settings the checks before queueing did not catch
             for job in jobs:
                 job.post("error", APIError(str(error)))
         except Exception as error:  # noqa: BLE001 - the worker must survive anything one batch does
             logger.exception("batch of %d rows failed", rows)
             for job in jobs:
-                job.post("error", APIError(f"The server failed to decode the batch: {type(error).__name__}.",
-                                           status=500, type="server_error"))
+                job.post(
+                    "error",
+                    APIError(
+                        f"The server failed to decode the batch: {type(error).__name__}.",
+                        status=500,
+                        type="server_error",
+                    ),
+                )
         else:
             generated = out.sequences[:, prompt_length:].tolist()
             for job, first in zip(jobs, streamer.first_rows):
                 job.decoding = time.perf_counter() - started
-                job.post("done", generated[first:first + job.n])
+                job.post("done", generated[first : first + job.n])
         finally:
             self.running_rows = 0
             self._free_since = time.perf_counter()

@@ -23,8 +23,14 @@ MAX_STOP_SEQUENCES = 4  # as the OpenAI API
 class APIError(Exception):
     """An error answered as OpenAI's error JSON with HTTP status `status`."""
 
-    def __init__(self, message: str, status: int = 400, type: str = "invalid_request_error",
-                 param: Optional[str] = None, code: Optional[str] = None):
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        type: str = "invalid_request_error",
+        param: Optional[str] = None,
+        code: Optional[str] = None,
+    ):
         super().__init__(message)
         self.message, self.status, self.type, self.param, self.code = message, status, type, param, code
 
@@ -60,8 +66,9 @@ class ParsedRequest:
 
 
 def _bad(name: str, expected: str, value) -> APIError:
-    return APIError(f"Invalid value for '{name}': expected {expected}, got {value!r}.", param=name,
-                    code="invalid_value")
+    return APIError(
+        f"Invalid value for '{name}': expected {expected}, got {value!r}.", param=name, code="invalid_value"
+    )
 
 
 def _number(body, name, low=None, high=None, low_open=False):
@@ -101,13 +108,17 @@ def _refuse_unless_neutral(body: dict, neutral: Dict[str, Tuple[tuple, str]]) ->
     """Known OpenAI fields the sampler cannot serve: accepted only at a value that changes nothing."""
     for name, (neutral_values, why) in neutral.items():
         if name in body and body[name] not in neutral_values:
-            raise APIError(f"'{name}' is not supported by this server: {why}", param=name,
-                           code="unsupported_parameter")
+            raise APIError(
+                f"'{name}' is not supported by this server: {why}", param=name, code="unsupported_parameter"
+            )
 
 
 _NOT_SERVED = {
-    "logprobs": ((None, False, 0), "a diffusion model commits its tokens out of order over many steps, so the server "
-                                   "reports no per-token log-probabilities."),
+    "logprobs": (
+        (None, False, 0),
+        "a diffusion model commits its tokens out of order over many steps, so the server "
+        "reports no per-token log-probabilities.",
+    ),
     "top_logprobs": ((None, 0), "no per-token log-probabilities are reported (see 'logprobs')."),
     "presence_penalty": ((None, 0, 0.0), "the sampler has no presence penalty."),
     "frequency_penalty": ((None, 0, 0.0), "the sampler has no frequency penalty."),
@@ -129,13 +140,43 @@ _NOT_SERVED = {
 # Fields accepted and ignored: they do not change the text.
 _IGNORED = ("user", "metadata", "store", "service_tier")
 
-COMPLETION_FIELDS = {"model", "prompt", "max_tokens", "temperature", "top_p", "n", "stream", "stream_options", "stop",
-                     "seed", "stream_canvas", *DIFFUSION_FIELDS, *_IGNORED,
-                     *(name for name in _NOT_SERVED if name in ("logprobs", "presence_penalty", "frequency_penalty",
-                                                                 "logit_bias", "best_of", "echo", "suffix"))}
-CHAT_FIELDS = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stream",
-               "stream_options", "stop", "seed", "stream_canvas", *DIFFUSION_FIELDS, *_IGNORED,
-               *(name for name in _NOT_SERVED if name not in ("best_of", "echo", "suffix"))}
+COMPLETION_FIELDS = {
+    "model",
+    "prompt",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stream",
+    "stream_options",
+    "stop",
+    "seed",
+    "stream_canvas",
+    *DIFFUSION_FIELDS,
+    *_IGNORED,
+    *(
+        name
+        for name in _NOT_SERVED
+        if name in ("logprobs", "presence_penalty", "frequency_penalty", "logit_bias", "best_of", "echo", "suffix")
+    ),
+}
+CHAT_FIELDS = {
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stream",
+    "stream_options",
+    "stop",
+    "seed",
+    "stream_canvas",
+    *DIFFUSION_FIELDS,
+    *_IGNORED,
+    *(name for name in _NOT_SERVED if name not in ("best_of", "echo", "suffix")),
+}
 
 
 def parse_request(body, chat: bool, max_n: int) -> ParsedRequest:
@@ -176,11 +217,14 @@ def parse_request(body, chat: bool, max_n: int) -> ParsedRequest:
             raise _bad("stream_options", "an object with 'include_usage'", options)
         parsed.include_usage = _boolean(options, "include_usage")
     if parsed.stream_canvas and not parsed.stream:
-        raise APIError("'stream_canvas' sends the canvas of every step over a stream: set 'stream' to true too.",
-                       param="stream_canvas")
+        raise APIError(
+            "'stream_canvas' sends the canvas of every step over a stream: set 'stream' to true too.",
+            param="stream_canvas",
+        )
     if parsed.stream and len(prompts) > 1:
-        raise APIError("Streaming serves one prompt per request; send the prompts in separate requests.",
-                       param="prompt")
+        raise APIError(
+            "Streaming serves one prompt per request; send the prompts in separate requests.", param="prompt"
+        )
     return parsed
 
 
@@ -223,8 +267,12 @@ def _prompts(prompt) -> List[Any]:
             return list(prompt)
         if all(isinstance(item, int) and not isinstance(item, bool) for item in prompt):
             return [list(prompt)]
-        if all(isinstance(item, list) and item and all(isinstance(token, int) and not isinstance(token, bool)
-                                                       for token in item) for item in prompt):
+        if all(
+            isinstance(item, list)
+            and item
+            and all(isinstance(token, int) and not isinstance(token, bool) for token in item)
+            for item in prompt
+        ):
             return [list(item) for item in prompt]
     if prompt is None:
         raise APIError("You must provide a prompt.", param="prompt", code="missing_required_parameter")
@@ -243,14 +291,23 @@ def _messages(messages) -> List[Dict[str, str]]:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise _bad(where, "an object with a 'role'", message)
         if message["role"] not in ("system", "developer", "user", "assistant"):
-            raise APIError(f"Invalid value for '{where}.role': '{message['role']}' is not served (system, developer, "
-                           "user or assistant).", param=f"{where}.role", code="invalid_value")
+            raise APIError(
+                f"Invalid value for '{where}.role': '{message['role']}' is not served (system, developer, "
+                "user or assistant).",
+                param=f"{where}.role",
+                code="invalid_value",
+            )
         content = message.get("content")
         if isinstance(content, list):  # text parts only
-            if not all(isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
-                       for part in content):
-                raise APIError(f"Invalid content in '{where}': only text parts are served.",
-                               param=f"{where}.content", code="invalid_value")
+            if not all(
+                isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+                for part in content
+            ):
+                raise APIError(
+                    f"Invalid content in '{where}': only text parts are served.",
+                    param=f"{where}.content",
+                    code="invalid_value",
+                )
             content = "".join(part["text"] for part in content)
         if not isinstance(content, str):
             raise _bad(f"{where}.content", "a string or a list of text parts", content)
@@ -296,7 +353,7 @@ class IncrementalText:
         if not self.stopped:
             text = text.rstrip("\ufffd")
             hold = max((k for s in self.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
-            text = text[:len(text) - hold]
+            text = text[: len(text) - hold]
         return self._advance(text)
 
     def finish(self, final_text: str) -> str:
@@ -307,7 +364,7 @@ class IncrementalText:
     def _advance(self, text: str) -> str:
         if not text.startswith(self.sent):  # a retokenised tail: wait for the final text
             return ""
-        delta, self.sent = text[len(self.sent):], text
+        delta, self.sent = text[len(self.sent) :], text
         return delta
 
 
@@ -320,24 +377,51 @@ def request_id(chat: bool) -> str:
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def response_body(chat: bool, rid: str, model: str, created: int, choices: List[dict], usage_: dict) -> dict:
     """A `text_completion` / `chat.completion` object; `choices` as `{"text", "finish_reason"}`."""
     if chat:
-        choices = [{"index": i, "message": {"role": "assistant", "content": c["text"]}, "logprobs": None,
-                    "finish_reason": c["finish_reason"]} for i, c in enumerate(choices)]
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": c["text"]},
+                "logprobs": None,
+                "finish_reason": c["finish_reason"],
+            }
+            for i, c in enumerate(choices)
+        ]
     else:
-        choices = [{"index": i, "text": c["text"], "logprobs": None, "finish_reason": c["finish_reason"]}
-                   for i, c in enumerate(choices)]
-    return {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": created,
-            "model": model, "choices": choices, "usage": usage_}
+        choices = [
+            {"index": i, "text": c["text"], "logprobs": None, "finish_reason": c["finish_reason"]}
+            for i, c in enumerate(choices)
+        ]
+    return {
+        "id": rid,
+        "object": "chat.completion" if chat else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": usage_,
+    }
 
 
-def chunk_body(chat: bool, rid: str, model: str, created: int, index: int, text: Optional[str] = None,
-               finish_reason: Optional[str] = None, role: bool = False, canvas: Optional[dict] = None) -> dict:
+def chunk_body(
+    chat: bool,
+    rid: str,
+    model: str,
+    created: int,
+    index: int,
+    text: Optional[str] = None,
+    finish_reason: Optional[str] = None,
+    role: bool = False,
+    canvas: Optional[dict] = None,
+) -> dict:
     """One streamed chunk for choice `index`: a text delta, a finish reason, the chat role, and with
     `stream_canvas` the canvas of the step (an extra `canvas` field of the choice)."""
     if chat:
@@ -349,18 +433,38 @@ def chunk_body(chat: bool, rid: str, model: str, created: int, index: int, text:
         choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
     if canvas is not None:
         choice["canvas"] = canvas
-    return {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion", "created": created,
-            "model": model, "choices": [choice]}
+    return {
+        "id": rid,
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [choice],
+    }
 
 
 def usage_chunk(chat: bool, rid: str, model: str, created: int, usage_: dict) -> dict:
-    return {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion", "created": created,
-            "model": model, "choices": [], "usage": usage_}
+    return {
+        "id": rid,
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage_,
+    }
 
 
 def now() -> int:
     return int(time.time())
 
 
-__all__ = ["APIError", "IncrementalText", "ParsedRequest", "apply_stop", "chunk_body", "parse_request",
-           "response_body", "usage", "usage_chunk"]
+__all__ = [
+    "APIError",
+    "IncrementalText",
+    "ParsedRequest",
+    "apply_stop",
+    "chunk_body",
+    "parse_request",
+    "response_body",
+    "usage",
+    "usage_chunk",
+]

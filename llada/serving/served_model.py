@@ -10,8 +10,18 @@ from .protocol import APIError, ParsedRequest, apply_stop, now
 
 # The `diffusion_generate` settings a request may change; every job carries all of them, resolved, so that two
 # requests that mean the same sampler share a batch.
-SERVED_SETTINGS = ("max_new_tokens", "steps", "block_length", "temperature", "do_sample", "top_p", "top_k",
-                   "remasking", "threshold", "use_cache")
+SERVED_SETTINGS = (
+    "max_new_tokens",
+    "steps",
+    "block_length",
+    "temperature",
+    "do_sample",
+    "top_p",
+    "top_k",
+    "remasking",
+    "threshold",
+    "use_cache",
+)
 # the sampler's names in messages -> the request's
 _OPENAI_NAMES = {"max_new_tokens": "max_tokens"}
 
@@ -30,8 +40,9 @@ class ServedModel:
         self.created = now()
         config = model.generation_config
         self.mask_token_id = prepare_special_tokens(model, config)
-        self.eos_token_ids = set(as_id_list(config.eos_token_id if config.eos_token_id is not None
-                                            else model.config.eos_token_id))
+        self.eos_token_ids = set(
+            as_id_list(config.eos_token_id if config.eos_token_id is not None else model.config.eos_token_id)
+        )
         candidates = (config.pad_token_id, model.config.pad_token_id, tokenizer.pad_token_id, *self.eos_token_ids, 0)
         self.pad_token_id = next(i for i in candidates if i is not None and i != self.mask_token_id)
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
@@ -51,23 +62,34 @@ class ServedModel:
         param = "messages" if parsed.chat else "prompt"
         for ids in encoded:
             if any(not 0 <= token < self.vocab_size for token in ids):
-                raise APIError(f"Invalid value for '{param}': token ids must be in [0, {self.vocab_size - 1}].",
-                               param=param, code="invalid_value")
+                raise APIError(
+                    f"Invalid value for '{param}': token ids must be in [0, {self.vocab_size - 1}].",
+                    param=param,
+                    code="invalid_value",
+                )
             if self.mask_token_id in ids:
-                raise APIError(f"The {param} holds the mask token (id {self.mask_token_id}); filling masked text "
-                               "inside a prompt is not served.", param=param, code="invalid_value")
+                raise APIError(
+                    f"The {param} holds the mask token (id {self.mask_token_id}); filling masked text "
+                    "inside a prompt is not served.",
+                    param=param,
+                    code="invalid_value",
+                )
         return encoded
 
     def _render_chat(self, messages: List[Dict[str, str]]) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
-            raise APIError("This model's tokenizer has no chat template, so chat messages cannot be rendered: use "
-                           "/v1/completions, or start llada-serve with --chat_template FILE.", param="messages",
-                           code="no_chat_template")
+            raise APIError(
+                "This model's tokenizer has no chat template, so chat messages cannot be rendered: use "
+                "/v1/completions, or start llada-serve with --chat_template FILE.",
+                param="messages",
+                code="no_chat_template",
+            )
         try:
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except Exception as error:  # noqa: BLE001 - a template may raise anything (jinja's raise_exception)
-            raise APIError(f"The chat template cannot render these messages: {error}", param="messages",
-                           code="invalid_value") from None
+            raise APIError(
+                f"The chat template cannot render these messages: {error}", param="messages", code="invalid_value"
+            ) from None
 
     # -- settings -----------------------------------------------------------------------------------------------
 
@@ -97,7 +119,9 @@ class ServedModel:
                 f"This model's maximum context length is {self.max_positions} tokens. However, you requested "
                 f"{longest + config.max_new_tokens} tokens ({longest} in the {param}, {config.max_new_tokens} in "
                 f"the completion). Please reduce the length of the {param} or the completion ('max_tokens').",
-                param=param, code="context_length_exceeded")
+                param=param,
+                code="context_length_exceeded",
+            )
         return settings
 
     @staticmethod
@@ -148,14 +172,23 @@ class ServedModel:
         return self._pieces[token]
 
     def describe(self) -> dict:
-        return {"id": self.name, "object": "model", "created": self.created, "owned_by": "llada",
-                "max_model_len": self.max_positions}
+        return {
+            "id": self.name,
+            "object": "model",
+            "created": self.created,
+            "owned_by": "llada",
+            "max_model_len": self.max_positions,
+        }
 
 
 def check_model_name(served: ServedModel, requested: Optional[str]) -> None:
     if requested != served.name:
-        raise APIError(f"The model `{requested}` does not exist. This server serves `{served.name}`.", status=404,
-                       param="model", code="model_not_found")
+        raise APIError(
+            f"The model `{requested}` does not exist. This server serves `{served.name}`.",
+            status=404,
+            param="model",
+            code="model_not_found",
+        )
 
 
 __all__ = ["ServedModel", "SERVED_SETTINGS", "check_model_name"]

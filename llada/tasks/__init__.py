@@ -33,8 +33,9 @@ class Task:
 
 
 TASKS = {
-    "stargraph": Task("stargraph", stargraph.make_puzzle, stargraph.check, stargraph.solve,
-                      {"degree": 3, "path_length": 5}),
+    "stargraph": Task(
+        "stargraph", stargraph.make_puzzle, stargraph.check, stargraph.solve, {"degree": 3, "path_length": 5}
+    ),
     "countdown3": Task("countdown3", countdown.make_puzzle, countdown.check, countdown.solve, {"num_numbers": 3}),
     "countdown4": Task("countdown4", countdown.make_puzzle, countdown.check, countdown.solve, {"num_numbers": 4}),
     "sudoku": Task("sudoku", sudoku.make_puzzle, sudoku.check, sudoku.solve, {"min_givens": 30}),
@@ -64,8 +65,10 @@ def make_splits(task: str, num_train: int, num_test: int, seed: int = 0, **optio
             held_out.add(row["prompt"])
             test.append(row)
     if len(test) < num_test:
-        raise ValueError(f"{task}: only {len(test)} distinct puzzles could be made with options {options}; asked for "
-                         f"{num_test} held-out ones.")
+        raise ValueError(
+            f"{task}: only {len(test)} distinct puzzles could be made with options {options}; asked for "
+            f"{num_test} held-out ones."
+        )
     train = []
     for _ in range(100 * num_train + 100):
         if len(train) == num_train:
@@ -84,8 +87,13 @@ def write_task_data(task: str, out_dir, num_train: int, num_test: int, seed: int
     train, test = make_splits(task, num_train, num_test, seed, **options)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"task": task, "options": {**get_task(task).options, **options}, "seed": seed,
-            "num_train": num_train, "num_test": num_test}
+    meta = {
+        "task": task,
+        "options": {**get_task(task).options, **options},
+        "seed": seed,
+        "num_train": num_train,
+        "num_test": num_test,
+    }
     paths = {"train": out_dir / "train.jsonl", "test": out_dir / "test.jsonl", "meta": out_dir / "task.json"}
     for key, rows in (("train", train), ("test", test)):
         _write_atomic(paths[key], "".join(json.dumps(row) + "\n" for row in rows))

@@ -44,8 +44,11 @@ def make_puzzle(rng: random.Random, num_numbers: int = 3, max_number: int = 25, 
 
 
 def check_options(num_numbers: int, max_number: int, max_result: int) -> None:
-    for name, value, least in (("num_numbers", num_numbers, 2), ("max_number", max_number, 1),
-                               ("max_result", max_result, 1)):
+    for name, value, least in (
+        ("num_numbers", num_numbers, 2),
+        ("max_number", max_number, 1),
+        ("max_result", max_result, 1),
+    ):
         if not isinstance(value, int) or value < least:
             raise ValueError(f"countdown: `{name}` must be an integer >= {least}, got {value!r}.")
 

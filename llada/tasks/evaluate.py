@@ -59,32 +59,45 @@ def generate_answers(model, tokenizer, prompts: list, max_new_tokens: int, batch
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     answers, committed, forward_rows = [], 0, 0
     for start in range(0, len(prompts), batch_size):
-        ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[start:start + batch_size]]
+        ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[start : start + batch_size]]
         input_ids, attention_mask = left_pad(ids, pad_id, model.device)
         if diffusion:
-            options = dict(max_new_tokens=max_new_tokens, steps=max_new_tokens, block_length=max_new_tokens,
-                           temperature=0.0, remasking="low_confidence")
+            options = dict(
+                max_new_tokens=max_new_tokens,
+                steps=max_new_tokens,
+                block_length=max_new_tokens,
+                temperature=0.0,
+                remasking="low_confidence",
+            )
             options.update(sampling)
-            out = model.diffusion_generate(input_ids, attention_mask=attention_mask, return_dict_in_generate=True,
-                                           **options)
+            out = model.diffusion_generate(
+                input_ids, attention_mask=attention_mask, return_dict_in_generate=True, **options
+            )
             sequences = out.sequences
             committed += out.tokens_per_forward * out.nfe * len(ids)
             forward_rows += out.nfe * len(ids)
         else:
-            sequences = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                                       do_sample=False, pad_token_id=pad_id, eos_token_id=tokenizer.eos_token_id)
-            new = sequences[:, input_ids.shape[1]:]
+            sequences = model.generate(
+                input_ids,
+                attention_mask=attention_mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            new = sequences[:, input_ids.shape[1] :]
             committed += int(new.numel())
             forward_rows += new.shape[1] * len(ids)
-        for row in sequences[:, input_ids.shape[1]:].tolist():
+        for row in sequences[:, input_ids.shape[1] :].tolist():
             if tokenizer.eos_token_id in row:
-                row = row[:row.index(tokenizer.eos_token_id)]
+                row = row[: row.index(tokenizer.eos_token_id)]
             answers.append(tokenizer.decode(row, skip_special_tokens=True))
     return answers, committed, forward_rows
 
 
-def evaluate_model(model, tokenizer, task: str, rows: list, max_new_tokens: Optional[int] = None,
-                   batch_size: int = 128, **sampling) -> dict:
+def evaluate_model(
+    model, tokenizer, task: str, rows: list, max_new_tokens: Optional[int] = None, batch_size: int = 128, **sampling
+) -> dict:
     """Accuracy of `model` on `rows` (`{"prompt", "response"}`) of `task`, verified by the task's checker, with the
     tokens committed per forward call and the forward calls per answer. `sampling`: see [`generate_answers`]."""
     spec = get_task(task)
@@ -92,13 +105,18 @@ def evaluate_model(model, tokenizer, task: str, rows: list, max_new_tokens: Opti
         raise ValueError("evaluate_model: `rows` is empty; expected held-out puzzles.")
     max_new_tokens = max_new_tokens or answer_length(tokenizer, rows)
     began = time.perf_counter()
-    answers, committed, forward_rows = generate_answers(model, tokenizer, [row["prompt"] for row in rows],
-                                                        max_new_tokens, batch_size, **sampling)
+    answers, committed, forward_rows = generate_answers(
+        model, tokenizer, [row["prompt"] for row in rows], max_new_tokens, batch_size, **sampling
+    )
     correct = sum(spec.check(row["prompt"], answer) for row, answer in zip(rows, answers))
     return {
-        "accuracy": correct / len(rows), "correct": correct, "total": len(rows),
-        "tokens_per_forward": committed / max(1, forward_rows), "forwards_per_answer": forward_rows / len(rows),
-        "seconds": time.perf_counter() - began, "answers": answers,
+        "accuracy": correct / len(rows),
+        "correct": correct,
+        "total": len(rows),
+        "tokens_per_forward": committed / max(1, forward_rows),
+        "forwards_per_answer": forward_rows / len(rows),
+        "seconds": time.perf_counter() - began,
+        "answers": answers,
     }
 
 

@@ -24,7 +24,7 @@ def make_puzzle(rng: random.Random, degree: int = 3, path_length: int = 5) -> di
     check_options(degree, path_length)
     nodes = rng.sample(NODE_NAMES, 1 + degree * (path_length - 1))
     source, rest = nodes[0], nodes[1:]
-    arms = [[source] + rest[arm * (path_length - 1):(arm + 1) * (path_length - 1)] for arm in range(degree)]
+    arms = [[source] + rest[arm * (path_length - 1) : (arm + 1) * (path_length - 1)] for arm in range(degree)]
     edges = [parent + child for arm in arms for parent, child in zip(arm, arm[1:])]
     rng.shuffle(edges)
     path = rng.choice(arms)
@@ -37,8 +37,10 @@ def check_options(degree: int, path_length: int) -> None:
     if not isinstance(path_length, int) or path_length < 2:
         raise ValueError(f"stargraph: `path_length` must be an integer >= 2, got {path_length!r}.")
     if 1 + degree * (path_length - 1) > len(NODE_NAMES):
-        raise ValueError(f"stargraph: a graph of degree {degree} and path length {path_length} has "
-                         f"{1 + degree * (path_length - 1)} nodes, more than the {len(NODE_NAMES)} node names.")
+        raise ValueError(
+            f"stargraph: a graph of degree {degree} and path length {path_length} has "
+            f"{1 + degree * (path_length - 1)} nodes, more than the {len(NODE_NAMES)} node names."
+        )
 
 
 def parse_prompt(prompt: str) -> tuple:

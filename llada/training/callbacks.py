@@ -10,7 +10,6 @@ from transformers import TrainerCallback
 
 from ..prepare_llada import left_pad
 
-
 logger = logging.getLogger(__name__)
 
 LOSS_CURVE_FILE = "loss_curve.png"
@@ -72,29 +71,41 @@ class SampleGenerationCallback(TrainerCallback):
             positions = getattr(model.config, "max_position_embeddings", None)
             room = positions - input_ids.shape[1] if positions else config.max_new_tokens
             max_new_tokens, steps, block_length = fit_generation_length(
-                config.max_new_tokens, getattr(config, "steps", None), getattr(config, "block_length", None), room)
+                config.max_new_tokens, getattr(config, "steps", None), getattr(config, "block_length", None), room
+            )
             if max_new_tokens < 1:
                 return self._skip("the prompts fill the model's positions")
             if hasattr(model, "diffusion_generate"):
                 sequences = model.diffusion_generate(
-                    input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
-                    max_new_tokens=max_new_tokens, steps=steps, block_length=block_length, seed=self.seed,
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    generation_config=config,
+                    max_new_tokens=max_new_tokens,
+                    steps=steps,
+                    block_length=block_length,
+                    seed=self.seed,
                 )
             elif getattr(model.config, "model_type", None) == "llada":
                 return self._skip("this model has no `diffusion_generate` yet")
             else:
                 torch.manual_seed(self.seed)
-                sequences = model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                           generation_config=config, max_new_tokens=max_new_tokens,
-                                           pad_token_id=self.tokenizer.pad_token_id)
+                sequences = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    generation_config=config,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
         except (NotImplementedError, TypeError, ValueError, RuntimeError) as error:
             return self._skip(f"generation failed ({type(error).__name__}: {error})")
         finally:
             model.train(was_training)
         if hasattr(sequences, "sequences"):
             sequences = sequences.sequences
-        return [self.tokenizer.decode(row[attention_mask.shape[1] - len(prompt):], skip_special_tokens=True)
-                for row, prompt in zip(sequences.tolist(), self.prompts)]
+        return [
+            self.tokenizer.decode(row[attention_mask.shape[1] - len(prompt) :], skip_special_tokens=True)
+            for row, prompt in zip(sequences.tolist(), self.prompts)
+        ]
 
     def _skip(self, reason: str):
         if not self._warned:
@@ -159,6 +170,10 @@ def plot_loss_curve(log_history: list, path: str, title: str = "Training") -> st
 
 
 __all__ = [
-    "LOSS_CURVE_FILE", "LossCurveCallback", "SAMPLES_FILE", "SampleGenerationCallback", "fit_generation_length",
+    "LOSS_CURVE_FILE",
+    "LossCurveCallback",
+    "SAMPLES_FILE",
+    "SampleGenerationCallback",
+    "fit_generation_length",
     "plot_loss_curve",
 ]

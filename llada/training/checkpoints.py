@@ -26,11 +26,26 @@ logger = logging.getLogger(__name__)
 
 TRAINER_STATE_NAME = "trainer_state.json"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json", "adapter_model.safetensors", "adapter_model.bin")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+)
 # Settings that make a checkpoint another model: resuming it into this run's model cannot be right.
-ARCHITECTURE_KEYS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                     "num_attention_heads", "num_key_value_heads", "attention_type", "kv_latent_dim")
+ARCHITECTURE_KEYS = (
+    "model_type",
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "attention_type",
+    "kv_latent_dim",
+)
 _STAGING_PREFIX = ".saving-"
 
 
@@ -115,8 +130,9 @@ def check_writable(output_dir) -> None:
     try:
         probe = tempfile.mkdtemp(prefix=".llada-write-probe-", dir=existing)
     except OSError as error:
-        raise type(error)(f"--output_dir {str(output_dir)!r} is not writable: {error.strerror or error} in "
-                          f"{str(existing)!r}.") from None
+        raise type(error)(
+            f"--output_dir {str(output_dir)!r} is not writable: {error.strerror or error} in {str(existing)!r}."
+        ) from None
     os.rmdir(probe)
 
 
@@ -144,8 +160,12 @@ def remove_earlier_run(training_args) -> None:
     """With `--overwrite_output_dir` (and no resume), deletes the earlier run's checkpoints and trainer state on the
     main process, so that a later `--resume_from_checkpoint last` can only find this run's."""
     output_dir = training_args.output_dir
-    if (not getattr(training_args, "overwrite_output_dir", False) or training_args.resume_from_checkpoint
-            or training_args.process_index != 0 or not holds_a_run(output_dir)):
+    if (
+        not getattr(training_args, "overwrite_output_dir", False)
+        or training_args.resume_from_checkpoint
+        or training_args.process_index != 0
+        or not holds_a_run(output_dir)
+    ):
         return
     for path in list_checkpoints(output_dir):
         shutil.rmtree(path)
@@ -162,8 +182,9 @@ def resolve_resume_checkpoint(training_args) -> Optional[str]:
     if requested == "last":
         checkpoint = _newest_dropping_partial(output_dir, training_args.process_index == 0)
         if checkpoint is None:
-            logger.warning("--resume_from_checkpoint last: no complete checkpoint in %s; starting from scratch.",
-                           output_dir)
+            logger.warning(
+                "--resume_from_checkpoint last: no complete checkpoint in %s; starting from scratch.", output_dir
+            )
             return None
     else:
         checkpoint = Path(requested)
@@ -210,8 +231,11 @@ def check_checkpoint_matches_model(checkpoint: Optional[str], model_config) -> N
     except (OSError, ValueError):
         return  # not every checkpoint has a config (e.g. adapters); the Trainer will judge
     ours = model_config.to_dict()
-    different = [f"{key} {saved[key]!r} vs {ours.get(key)!r}" for key in ARCHITECTURE_KEYS
-                 if key in saved and saved[key] != ours.get(key)]
+    different = [
+        f"{key} {saved[key]!r} vs {ours.get(key)!r}"
+        for key in ARCHITECTURE_KEYS
+        if key in saved and saved[key] != ours.get(key)
+    ]
     if different:
         raise ValueError(
             f"--resume_from_checkpoint: {checkpoint!r} is another model than this run's ({'; '.join(different)} "
@@ -221,8 +245,10 @@ def check_checkpoint_matches_model(checkpoint: Optional[str], model_config) -> N
 
 def check_max_steps(training_args) -> None:
     if training_args.max_steps == 0:
-        raise ValueError("`--max_steps` must be a positive number of optimiser steps, or -1 to train for "
-                         "`--num_train_epochs`; got 0.")
+        raise ValueError(
+            "`--max_steps` must be a positive number of optimiser steps, or -1 to train for "
+            "`--num_train_epochs`; got 0."
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -280,8 +306,9 @@ def _is_write_failure(error: BaseException) -> bool:
     text = str(error)
     if type(error).__name__ == "SafetensorError":
         return "I/O error" in text
-    return isinstance(error, RuntimeError) and ("inline_container" in text or "file write failed" in text
-                                                or "PytorchStreamWriter" in text)
+    return isinstance(error, RuntimeError) and (
+        "inline_container" in text or "file write failed" in text or "PytorchStreamWriter" in text
+    )
 
 
 def _short(error: BaseException) -> str:

@@ -12,7 +12,6 @@ import torch
 
 from ..diffusion_llada import MASKING_SCHEMES, exact_count_masks, training_masks
 
-
 TRAIN_T_SAMPLING = ("uniform", "stratified")
 
 
@@ -105,7 +104,9 @@ class DataCollatorForMaskedDiffusion:
         if self.mask_token_id is None and tokenizer is not None:
             self.mask_token_id = tokenizer.mask_token_id
         if self.pad_token_id is None and tokenizer is not None:
-            self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            self.pad_token_id = (
+                tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            )
         self.eos_token_id = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else None
         if self.mask and self.mask_token_id is None:
             raise ValueError(
@@ -182,8 +183,9 @@ class DataCollatorForMaskedDiffusion:
         complementary copies (else `None, None`), and `unscored`: None (every masked position is scored) or the
         `(rows or 2 rows, n)` masked positions that get no label (in the order of the batch: the rows, then their
         complements)."""
-        masks = training_masks(maskable, self.t_sampling, self.masking, self.complementary_masking, self.eps,
-                               generator)
+        masks = training_masks(
+            maskable, self.t_sampling, self.masking, self.complementary_masking, self.eps, generator
+        )
         return (*masks, None)
 
     def _pad(self, examples: list, sft: bool):
@@ -238,7 +240,9 @@ def batch_seed(seed: int, input_ids: torch.Tensor) -> int:
 def _as_long_list(values, name: str) -> list:
     if isinstance(values, torch.Tensor):
         if values.dim() != 1:
-            raise ValueError(f"DataCollatorForMaskedDiffusion: `{name}` must be 1-D per example, got {tuple(values.shape)}.")
+            raise ValueError(
+                f"DataCollatorForMaskedDiffusion: `{name}` must be 1-D per example, got {tuple(values.shape)}."
+            )
         return values.tolist()
     return list(values)
 

@@ -16,7 +16,6 @@ from typing import Iterator, Optional
 import datasets
 from datasets import DatasetDict, IterableDatasetDict, load_dataset
 
-
 logger = logging.getLogger(__name__)
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "data" / "tinyshakespeare.txt"
@@ -35,8 +34,10 @@ class DataArguments:
     )
     train_file: Optional[list[str]] = field(
         default=None,
-        metadata={"help": "Local training file(s): .txt (any other extension is read as text), .json/.jsonl, .csv "
-                          "or .parquet. Default: the bundled TinyShakespeare."},
+        metadata={
+            "help": "Local training file(s): .txt (any other extension is read as text), .json/.jsonl, .csv "
+            "or .parquet. Default: the bundled TinyShakespeare."
+        },
     )
     validation_file: Optional[list[str]] = field(
         default=None, metadata={"help": "Local validation file(s); without them a held-out split is cut off."}
@@ -44,11 +45,14 @@ class DataArguments:
     text_column: str = field(default="text", metadata={"help": "Column holding the text in structured data."})
     validation_split_percentage: float = field(
         default=5.0,
-        metadata={"help": "Percent of the training data held out for validation when no validation split exists. "
-                          "The tail of the corpus is taken (not a shuffle) so packed blocks stay contiguous text."},
+        metadata={
+            "help": "Percent of the training data held out for validation when no validation split exists. "
+            "The tail of the corpus is taken (not a shuffle) so packed blocks stay contiguous text."
+        },
     )
-    streaming: bool = field(default=False, metadata={"help": "Stream the dataset (corpora larger than memory; "
-                                                             "needs --max_steps)."})
+    streaming: bool = field(
+        default=False, metadata={"help": "Stream the dataset (corpora larger than memory; needs --max_steps)."}
+    )
     streaming_validation_examples: int = field(
         default=1000, metadata={"help": "With --streaming and no validation split: rows held out from the start."}
     )
@@ -59,8 +63,10 @@ class DataArguments:
     )
     sft: bool = field(
         default=False,
-        metadata={"help": "Supervised fine-tuning data: rows with --prompt_column/--response_column or chat "
-                          "--messages_column; the prompt is never masked."},
+        metadata={
+            "help": "Supervised fine-tuning data: rows with --prompt_column/--response_column or chat "
+            "--messages_column; the prompt is never masked."
+        },
     )
     prompt_column: str = field(default="prompt", metadata={"help": "SFT: column holding the prompt."})
     response_column: str = field(default="response", metadata={"help": "SFT: column holding the response."})
@@ -119,8 +125,10 @@ def _load_local_files(args: DataArguments):
         data_files["validation"] = [str(path) for path in args.validation_file]
     builders = {_builder_for(path) for paths in data_files.values() for path in paths}
     if len(builders) != 1:
-        raise ValueError(f"`--train_file`/`--validation_file` must all be of one kind (text, json, csv or parquet); "
-                         f"got a mix: {sorted(data_files.values())}.")
+        raise ValueError(
+            f"`--train_file`/`--validation_file` must all be of one kind (text, json, csv or parquet); "
+            f"got a mix: {sorted(data_files.values())}."
+        )
     builder = builders.pop()
     for split, paths in data_files.items():
         for path in paths:
@@ -187,12 +195,16 @@ def _hold_out_validation(raw, args: DataArguments):
     num_rows = len(train)
     num_validation = max(1, int(num_rows * args.validation_split_percentage / 100))
     if num_rows < 2:
-        raise ValueError(f"The training data has {num_rows} row(s): too few to hold out a validation split; "
-                         f"pass `--validation_file` or more data.")
-    return DatasetDict({
-        "train": train.select(range(num_rows - num_validation)),
-        "validation": train.select(range(num_rows - num_validation, num_rows)),
-    })
+        raise ValueError(
+            f"The training data has {num_rows} row(s): too few to hold out a validation split; "
+            f"pass `--validation_file` or more data."
+        )
+    return DatasetDict(
+        {
+            "train": train.select(range(num_rows - num_validation)),
+            "validation": train.select(range(num_rows - num_validation, num_rows)),
+        }
+    )
 
 
 def _check_columns(dataset, args: DataArguments, split: str) -> None:
@@ -200,15 +212,17 @@ def _check_columns(dataset, args: DataArguments, split: str) -> None:
     if columns is None:  # some streamed datasets only know their columns after the first row
         columns = list(next(iter(dataset), {}).keys())
     if args.sft:
-        needed = [args.messages_column] if args.messages_column in columns else [args.prompt_column,
-                                                                                 args.response_column]
+        needed = (
+            [args.messages_column] if args.messages_column in columns else [args.prompt_column, args.response_column]
+        )
     else:
         needed = [args.text_column]
     missing = [name for name in needed if name not in columns]
     if missing:
         option = "--prompt_column/--response_column/--messages_column" if args.sft else "--text_column"
-        raise ValueError(f"The {split} data has no column {missing[0]!r} (set by {option}); its columns are "
-                         f"{columns}.")
+        raise ValueError(
+            f"The {split} data has no column {missing[0]!r} (set by {option}); its columns are {columns}."
+        )
 
 
 def _check_not_empty(dataset, args: DataArguments, split: str) -> None:
@@ -217,8 +231,9 @@ def _check_not_empty(dataset, args: DataArguments, split: str) -> None:
         if args.sft or str(row[args.text_column] or "").strip():
             return
     what = "rows" if args.sft else f"non-blank text in column {args.text_column!r}"
-    raise ValueError(f"The {split} corpus is empty: no {what}. Check `--train_file` / `--validation_file` / "
-                     f"`--dataset_name`.")
+    raise ValueError(
+        f"The {split} corpus is empty: no {what}. Check `--train_file` / `--validation_file` / `--dataset_name`."
+    )
 
 
 def iter_texts(dataset, args: DataArguments, limit: Optional[int] = None) -> Iterator[str]:
@@ -253,18 +268,25 @@ def tokenize_and_pack(raw, tokenizer, args: DataArguments):
         columns = dataset.column_names or list(next(iter(dataset)).keys())
         if args.sft:
             dataset = dataset.map(
-                _sft_tokenizer(tokenizer, args), batched=True, remove_columns=columns,
+                _sft_tokenizer(tokenizer, args),
+                batched=True,
+                remove_columns=columns,
                 **map_kwargs("Tokenising SFT examples"),
             )
-            dataset = dataset.filter(lambda ids: len(ids) > 0, input_columns="input_ids",
-                                     **map_kwargs("Dropping over-long prompts"))
+            dataset = dataset.filter(
+                lambda ids: len(ids) > 0, input_columns="input_ids", **map_kwargs("Dropping over-long prompts")
+            )
         else:
             dataset = dataset.map(
-                _text_tokenizer(tokenizer, args), batched=True, remove_columns=columns,
+                _text_tokenizer(tokenizer, args),
+                batched=True,
+                remove_columns=columns,
                 **map_kwargs("Tokenising"),
             )
             dataset = dataset.map(
-                _block_packer(args.max_seq_length), batched=True, batch_size=2000,
+                _block_packer(args.max_seq_length),
+                batched=True,
+                batch_size=2000,
                 **map_kwargs(f"Packing into blocks of {args.max_seq_length}"),
             )
         limit = args.max_train_samples if split == "train" else args.max_eval_samples
@@ -274,8 +296,11 @@ def tokenize_and_pack(raw, tokenizer, args: DataArguments):
             raise ValueError(
                 f"The {split} split gives no training example: it has fewer tokens than one block of "
                 f"`--max_seq_length` {args.max_seq_length}"
-                + (" (or every prompt is longer than that)." if args.sft else
-                   ". Use a longer corpus, a smaller --max_seq_length or a larger --validation_split_percentage.")
+                + (
+                    " (or every prompt is longer than that)."
+                    if args.sft
+                    else ". Use a longer corpus, a smaller --max_seq_length or a larger --validation_split_percentage."
+                )
             )
         processed[split] = dataset
     return IterableDatasetDict(processed) if args.streaming else DatasetDict(processed)
@@ -285,8 +310,12 @@ def _map_kwargs(args: DataArguments, split: str):
     def kwargs(description: str) -> dict:
         if args.streaming:  # IterableDataset.map is lazy: no cache, no processes, no progress bar
             return {}
-        return {"num_proc": args.preprocessing_num_workers, "load_from_cache_file": not args.overwrite_cache,
-                "desc": f"{description} ({split})"}
+        return {
+            "num_proc": args.preprocessing_num_workers,
+            "load_from_cache_file": not args.overwrite_cache,
+            "desc": f"{description} ({split})",
+        }
+
     return kwargs
 
 
@@ -343,10 +372,12 @@ def _sft_texts(batch: dict, tokenizer, args: DataArguments):
         prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(messages, tokenize=False)
         if not full.startswith(prompt):
-            raise ValueError("The chat template renders the conversation differently from its prompt; cannot "
-                             "tell the prompt from the answer.")
+            raise ValueError(
+                "The chat template renders the conversation differently from its prompt; cannot "
+                "tell the prompt from the answer."
+            )
         prompts.append(prompt)
-        responses.append(full[len(prompt):])
+        responses.append(full[len(prompt) :])
     return prompts, responses
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from transformers import TrainerCallback
 from transformers.dynamic_module_utils import custom_object_save
 
-
 logger = logging.getLogger(__name__)
 
 
@@ -34,16 +33,20 @@ class HubCodeFilesCallback(TrainerCallback):
         if getattr(args, "push_to_hub", False) and getattr(args, "hub_token", None):
             os.environ["HF_TOKEN"] = args.hub_token  # read by huggingface_hub at every call
             args.hub_token = None
-            logger.info("hub_token moved to the HF_TOKEN environment variable, so that it is not pickled into "
-                        "training_args.bin.")
+            logger.info(
+                "hub_token moved to the HF_TOKEN environment variable, so that it is not pickled into "
+                "training_args.bin."
+            )
 
     def on_push_begin(self, args, state, control, model=None, **kwargs):
         if not state.is_world_process_zero or model is None:
             return
         written = write_code_files(model, args.output_dir, _latest_checkpoint(args.output_dir, state.global_step))
         if not written:
-            logger.warning("No model code files could be written to %s: this push may not load with "
-                           "trust_remote_code.", args.output_dir)
+            logger.warning(
+                "No model code files could be written to %s: this push may not load with trust_remote_code.",
+                args.output_dir,
+            )
 
 
 def write_code_files(model, folder: str, checkpoint: str = None) -> list:

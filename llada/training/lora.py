@@ -54,8 +54,13 @@ def wrap_with_lora(model, args, activation_checkpointing: bool = False):
     """
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha or 2 * args.lora_r, lora_dropout=args.lora_dropout,
-                        target_modules=_target_modules(args), bias="none")
+    config = LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha or 2 * args.lora_r,
+        lora_dropout=args.lora_dropout,
+        target_modules=_target_modules(args),
+        bias="none",
+    )
     try:
         peft_model = get_peft_model(model, config)
     except ValueError as error:  # PEFT: "Target modules {...} not found in the base model"
@@ -93,5 +98,10 @@ def merge_lora_adapter(adapter_dir, output_dir, base_model: Optional[str] = None
     return str(Path(output_dir))
 
 
-__all__ = ["ALL_BLOCK_LINEAR_LAYERS", "MERGED_SUBFOLDER", "check_lora_arguments", "merge_lora_adapter",
-           "wrap_with_lora"]
+__all__ = [
+    "ALL_BLOCK_LINEAR_LAYERS",
+    "MERGED_SUBFOLDER",
+    "check_lora_arguments",
+    "merge_lora_adapter",
+    "wrap_with_lora",
+]

@@ -17,7 +17,6 @@ from ..convert_causal import SUPPORTED_CAUSAL_LMS, causal_lm_to_llada, check_cau
 from ..modeling_llada import LLaDAForMaskedDiffusion
 from .lora import MERGED_SUBFOLDER, check_lora_arguments
 
-
 logger = logging.getLogger(__name__)
 
 MODEL_TYPES = ("llada", "autoregressive")
@@ -29,35 +28,45 @@ class ModelArguments:
 
     model_type: str = field(
         default="llada",
-        metadata={"help": "'llada' (masked diffusion) or 'autoregressive' (LlamaForCausalLM baseline of the same "
-                          "size).", "choices": list(MODEL_TYPES)},
+        metadata={
+            "help": "'llada' (masked diffusion) or 'autoregressive' (LlamaForCausalLM baseline of the same size).",
+            "choices": list(MODEL_TYPES),
+        },
     )
     tokenizer: str = field(
         default="bytes",
-        metadata={"help": "'bytes' (256 byte tokens + specials), 'bpe' (trained on the corpus, see --vocab_size), "
-                          "or a pretrained tokenizer folder / Hub id (a mask token is added when missing)."},
+        metadata={
+            "help": "'bytes' (256 byte tokens + specials), 'bpe' (trained on the corpus, see --vocab_size), "
+            "or a pretrained tokenizer folder / Hub id (a mask token is added when missing)."
+        },
     )
     vocab_size: int = field(default=4096, metadata={"help": "Vocabulary size of a --tokenizer bpe."})
     init_from: Optional[str] = field(
         default=None,
-        metadata={"help": "Fine-tune an existing model folder or Hub id instead of training from scratch (its "
-                          "tokenizer is used unless --tokenizer names another). With --model_type llada a causal LM "
-                          "(Llama, Mistral, Qwen2, Qwen3, such as the autoregressive baseline) is converted first."},
+        metadata={
+            "help": "Fine-tune an existing model folder or Hub id instead of training from scratch (its "
+            "tokenizer is used unless --tokenizer names another). With --model_type llada a causal LM "
+            "(Llama, Mistral, Qwen2, Qwen3, such as the autoregressive baseline) is converted first."
+        },
     )
     logit_shift: bool = field(
         default=False,
-        metadata={"help": "LLaDA only: predict the token at position i from position i - 1 (Dream's logit shift), "
-                          "which keeps the meaning of a converted causal LM's head (--init_from a causal LM)."},
+        metadata={
+            "help": "LLaDA only: predict the token at position i from position i - 1 (Dream's logit shift), "
+            "which keeps the meaning of a converted causal LM's head (--init_from a causal LM)."
+        },
     )
     autoregressive_init_steps: Optional[int] = field(
         default=None,
-        metadata={"help": "LLaDA only: first train the autoregressive baseline of the same options for this many "
-                          "steps (in OUTPUT_DIR-ar-init), then convert it with Dream's logit shift and train the LLaDA "
-                          "model from it for --max_steps (the model starts from an AR model, as Dream did). 0: from random weights."},
+        metadata={
+            "help": "LLaDA only: first train the autoregressive baseline of the same options for this many "
+            "steps (in OUTPUT_DIR-ar-init), then convert it with Dream's logit shift and train the LLaDA "
+            "model from it for --max_steps (the model starts from an AR model, as Dream did). 0: from random weights."
+        },
     )
     autoregressive_init_learning_rate: Optional[float] = field(
-        default=None, metadata={"help": "Learning rate of the --autoregressive_init_steps stage (default: "
-                                        "--learning_rate)."},
+        default=None,
+        metadata={"help": "Learning rate of the --autoregressive_init_steps stage (default: --learning_rate)."},
     )
     hidden_size: int = field(default=256, metadata={"help": "Width of the residual stream."})
     num_hidden_layers: int = field(default=4, metadata={"help": "Number of Transformer layers."})
@@ -70,9 +79,11 @@ class ModelArguments:
     attention_type: str = field(default="standard", metadata={"help": "'standard' or 'latent' (LLaDA only)."})
     block_size: Optional[int] = field(
         default=None,
-        metadata={"help": "Block diffusion (BD3-LM; LLaDA only): attention bidirectional inside blocks of this many "
-                          "tokens and causal between them, trained on every block at once; exact K/V cache when "
-                          "sampling. Default: full attention."},
+        metadata={
+            "help": "Block diffusion (BD3-LM; LLaDA only): attention bidirectional inside blocks of this many "
+            "tokens and causal between them, trained on every block at once; exact K/V cache when "
+            "sampling. Default: full attention."
+        },
     )
     max_position_embeddings: Optional[int] = field(
         default=None, metadata={"help": "Longest sequence the model is built for; default: --max_seq_length."}
@@ -90,8 +101,10 @@ class ModelArguments:
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA: dropout on the adapter's input."})
     lora_target_modules: Optional[str] = field(
         default=None,
-        metadata={"help": "LoRA: comma-separated module names to adapt, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,"
-                          "up_proj,down_proj. Default: every linear layer of the blocks."},
+        metadata={
+            "help": "LoRA: comma-separated module names to adapt, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,"
+            "up_proj,down_proj. Default: every linear layer of the blocks."
+        },
     )
     merge_lora: bool = field(
         default=False,
@@ -116,10 +129,13 @@ class ModelArguments:
             if self.model_type != "llada" or self.init_from is not None:
                 raise ValueError(
                     "`--autoregressive_init_steps` trains a LLaDA model from a fresh autoregressive one; it cannot be "
-                    f"combined with --model_type {self.model_type!r} or --init_from {self.init_from!r}.")
+                    f"combined with --model_type {self.model_type!r} or --init_from {self.init_from!r}."
+                )
             if isinstance(self.autoregressive_init_steps, bool) or self.autoregressive_init_steps < 1:
-                raise ValueError("`--autoregressive_init_steps` must be a positive number of steps, got "
-                                 f"{self.autoregressive_init_steps!r}.")
+                raise ValueError(
+                    "`--autoregressive_init_steps` must be a positive number of steps, got "
+                    f"{self.autoregressive_init_steps!r}."
+                )
         check_lora_arguments(self)
 
 
@@ -134,10 +150,15 @@ def build_model(args: ModelArguments, tokenizer, max_seq_length: int):
     if args.init_from is not None:
         model = _load_existing(args, tokenizer)
     elif args.model_type == "llada":
-        model = LLaDAForMaskedDiffusion(LLaDAConfig(**_shared_config(args, tokenizer, max_seq_length),
-                                                    mask_token_id=tokenizer.mask_token_id,
-                                                    attention_type=args.attention_type,
-                                                    block_size=args.block_size, logit_shift=args.logit_shift))
+        model = LLaDAForMaskedDiffusion(
+            LLaDAConfig(
+                **_shared_config(args, tokenizer, max_seq_length),
+                mask_token_id=tokenizer.mask_token_id,
+                attention_type=args.attention_type,
+                block_size=args.block_size,
+                logit_shift=args.logit_shift,
+            )
+        )
     else:
         model = LlamaForCausalLM(LlamaConfig(**_shared_config(args, tokenizer, max_seq_length)))
     positions = model.config.max_position_embeddings
@@ -209,13 +230,25 @@ def _convert_causal_lm(args: ModelArguments, config, tokenizer):
     try:
         check_causal_config(config, args.max_position_embeddings)
     except ValueError as error:
-        raise ValueError(f"`--init_from` {args.init_from!r}: {error} Use --model_type autoregressive to fine-tune it "
-                         f"as a causal LM.") from error
+        raise ValueError(
+            f"`--init_from` {args.init_from!r}: {error} Use --model_type autoregressive to fine-tune it "
+            f"as a causal LM."
+        ) from error
     causal_lm = AutoModelForCausalLM.from_pretrained(args.init_from, attn_implementation=args.attn_implementation)
-    logger.info("Converting the %s causal LM %s into a LLaDA model (block_size=%s, logit_shift=%s).", model_type,
-                args.init_from, args.block_size, args.logit_shift)
-    return causal_lm_to_llada(causal_lm, tokenizer, block_size=args.block_size, logit_shift=args.logit_shift,
-                              max_position_embeddings=args.max_position_embeddings).train()
+    logger.info(
+        "Converting the %s causal LM %s into a LLaDA model (block_size=%s, logit_shift=%s).",
+        model_type,
+        args.init_from,
+        args.block_size,
+        args.logit_shift,
+    )
+    return causal_lm_to_llada(
+        causal_lm,
+        tokenizer,
+        block_size=args.block_size,
+        logit_shift=args.logit_shift,
+        max_position_embeddings=args.max_position_embeddings,
+    ).train()
 
 
 def is_masked_diffusion_model(model) -> bool:

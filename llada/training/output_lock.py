@@ -39,8 +39,10 @@ class OutputDirLockedError(ValueError):
 
 def describe(holder: dict) -> str:
     """`pid 123 on host, since 2026-12-07 16:00:00 UTC` from a lock file's contents."""
-    return (f"pid {holder.get('pid', '?')} on {holder.get('host', 'an unknown host')}, since "
-            f"{holder.get('started', 'an unknown time')}")
+    return (
+        f"pid {holder.get('pid', '?')} on {holder.get('host', 'an unknown host')}, since "
+        f"{holder.get('started', 'an unknown time')}"
+    )
 
 
 def _read(path: Path) -> dict:
@@ -90,14 +92,21 @@ class OutputDirLock:
             if fd is not None:
                 break
         else:
-            raise OutputDirLockedError(f"{self.option} {str(self.folder)!r}: its lock file {LOCK_NAME} keeps changing "
-                                       "hands; another run is starting there.")
+            raise OutputDirLockedError(
+                f"{self.option} {str(self.folder)!r}: its lock file {LOCK_NAME} keeps changing "
+                "hands; another run is starting there."
+            )
         previous = _read(self.path)
         if previous:
-            logger.warning("%s %s: taking over a stale lock (%s): that run is no longer running.", self.option,
-                           self.folder, describe(previous))
-        mine = dict(pid=os.getpid(), host=socket.gethostname(),
-                    started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+            logger.warning(
+                "%s %s: taking over a stale lock (%s): that run is no longer running.",
+                self.option,
+                self.folder,
+                describe(previous),
+            )
+        mine = dict(
+            pid=os.getpid(), host=socket.gethostname(), started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(mine) + "\n").encode("utf-8"), 0)
         self.fd = fd
@@ -130,8 +139,12 @@ class OutputDirLock:
             if _pid_runs(holder):
                 raise self.locked_error(holder) from None
             os.replace(self.path, self.path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}"))  # one taker wins
-            logger.warning("%s %s: removed a stale lock (%s): that run is no longer running.", self.option,
-                           self.folder, describe(holder))
+            logger.warning(
+                "%s %s: removed a stale lock (%s): that run is no longer running.",
+                self.option,
+                self.folder,
+                describe(holder),
+            )
             os.unlink(self.path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}"))
             return None
 
@@ -215,5 +228,11 @@ def output_dir_lock(training_args):
         yield lock
 
 
-__all__ = ["LOCK_NAME", "OutputDirLock", "OutputDirLockedError", "check_not_being_written", "live_holder",
-           "output_dir_lock"]
+__all__ = [
+    "LOCK_NAME",
+    "OutputDirLock",
+    "OutputDirLockedError",
+    "check_not_being_written",
+    "live_holder",
+    "output_dir_lock",
+]

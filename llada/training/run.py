@@ -2,7 +2,8 @@
 
 [`parse_training_args`] turns a command line into `(ModelArguments, DataArguments, LLaDATrainingArguments)` with
 `HfArgumentParser`. The defaults are those of the dataclasses, overlaid by the main job's YAML file
-(`llada/configs/tinyshakespeare.yaml`, package data, [`MAIN_JOB_CONFIG`]), then by a `--config FILE.yaml` if given, then by the flags:
+(`llada/configs/tinyshakespeare.yaml`, package data, [`MAIN_JOB_CONFIG`]), then by a `--config FILE.yaml` if given,
+then by the flags:
 so a bare `llada-train` and `LLaDATrainingArguments()` from Python differ by that file and nothing else. YAML keys
 are option names or their aliases (`epochs`, `batch_size`, `lr`, `model_dir`). The main job trains the
 bidirectional LLaDA; `--config tinyshakespeare-block2` (a packaged config, by name) its block diffusion option.
@@ -81,8 +82,11 @@ def baseline_rows(model_args, training_args):
     if model_args.model_type == "autoregressive" and training_args.complementary_masking:
         training_args.complementary_masking = False
         training_args.per_device_train_batch_size *= 2
-        logger.info("Autoregressive model: complementary masking off, per_device_train_batch_size doubled to %d "
-                    "(the rows per step of the masked diffusion run).", training_args.per_device_train_batch_size)
+        logger.info(
+            "Autoregressive model: complementary masking off, per_device_train_batch_size doubled to %d "
+            "(the rows per step of the masked diffusion run).",
+            training_args.per_device_train_batch_size,
+        )
     return training_args
 
 
@@ -90,8 +94,14 @@ def baseline_rows(model_args, training_args):
 # them all out, a fine-tuning run (`--init_from`) the autoregressive first stage, unless given on the command line
 # (where they are refused for a model they do not apply to).
 AUTOREGRESSIVE_INIT_OPTIONS = ("autoregressive_init_steps", "autoregressive_init_learning_rate")
-LLADA_ONLY_OPTIONS = ("block_size", "in_order_probability", "in_order_probability_end", "eval_in_order", "logit_shift",
-                      *AUTOREGRESSIVE_INIT_OPTIONS)
+LLADA_ONLY_OPTIONS = (
+    "block_size",
+    "in_order_probability",
+    "in_order_probability_end",
+    "eval_in_order",
+    "logit_shift",
+    *AUTOREGRESSIVE_INIT_OPTIONS,
+)
 
 
 def _leave_out_inapplicable(values: dict, parser, argv: list) -> dict:
@@ -126,8 +136,9 @@ def read_config(path, parser) -> dict:
     except UnicodeDecodeError as error:
         parser.error(f"--config {str(path)!r} is not UTF-8 text ({error.reason} at byte {error.start}).")
     if not isinstance(values, dict):
-        parser.error(f"--config {str(path)!r}: expected a mapping of option names to values, got "
-                     f"{type(values).__name__}.")
+        parser.error(
+            f"--config {str(path)!r}: expected a mapping of option names to values, got {type(values).__name__}."
+        )
     fields = [f for dataclass_type in parser.dataclass_types for f in dataclasses.fields(dataclass_type) if f.init]
     names = {alias.lstrip("-"): f.name for f in fields for alias in f.metadata.get("aliases", [])}
     names.update({f.name: f.name for f in fields})
@@ -168,8 +179,12 @@ def build_tokenizer_for(model_args, data_args, raw):
         except ValueError:
             pass  # a model folder without tokenizer files: build the kind asked for
     texts = iter_texts(raw["train"], data_args, limit=200_000) if model_args.tokenizer == "bpe" else None
-    return build_tokenizer(model_args.tokenizer, texts, model_args.vocab_size,
-                           model_max_length=model_args.max_position_embeddings or data_args.max_seq_length)
+    return build_tokenizer(
+        model_args.tokenizer,
+        texts,
+        model_args.vocab_size,
+        model_max_length=model_args.max_position_embeddings or data_args.max_seq_length,
+    )
 
 
 def run_training(model_args, data_args, training_args):
@@ -208,20 +223,43 @@ def train_autoregressive_init(model_args, data_args, training_args):
         logger.warning("Starting from the autoregressive model already trained for %d steps in %s.", steps, ar_dir)
     else:
         logger.warning("Stage 1 of 2: the autoregressive model of the same options, %d steps, in %s.", steps, ar_dir)
-        ar_model_args = dataclasses.replace(model_args, model_type="autoregressive", autoregressive_init_steps=None,
-                                            autoregressive_init_learning_rate=None, logit_shift=False,
-                                            block_size=None, lora_r=None)
+        ar_model_args = dataclasses.replace(
+            model_args,
+            model_type="autoregressive",
+            autoregressive_init_steps=None,
+            autoregressive_init_learning_rate=None,
+            logit_shift=False,
+            block_size=None,
+            lora_r=None,
+        )
         learning_rate = model_args.autoregressive_init_learning_rate or training_args.learning_rate
         ar_training_args = dataclasses.replace(
-            training_args, output_dir=ar_dir, max_steps=steps, learning_rate=learning_rate, eval_steps=steps,
-            save_steps=steps, num_sample_generations=0, resume_from_checkpoint=None, overwrite_output_dir=True,
-            push_to_hub=False, load_best_model_at_end=False, in_order_probability=0.0,
-            in_order_probability_end=None, eval_in_order=False)
+            training_args,
+            output_dir=ar_dir,
+            max_steps=steps,
+            learning_rate=learning_rate,
+            eval_steps=steps,
+            save_steps=steps,
+            num_sample_generations=0,
+            resume_from_checkpoint=None,
+            overwrite_output_dir=True,
+            push_to_hub=False,
+            load_best_model_at_end=False,
+            in_order_probability=0.0,
+            in_order_probability_end=None,
+            eval_in_order=False,
+        )
         run_training(ar_model_args, data_args, baseline_rows(ar_model_args, ar_training_args))
-        logger.warning("Stage 2 of 2: LLaDA from the autoregressive model (logit shift), %d steps.",
-                       training_args.max_steps)
-    return dataclasses.replace(model_args, init_from=ar_dir, logit_shift=True, autoregressive_init_steps=None,
-                               autoregressive_init_learning_rate=None)
+        logger.warning(
+            "Stage 2 of 2: LLaDA from the autoregressive model (logit shift), %d steps.", training_args.max_steps
+        )
+    return dataclasses.replace(
+        model_args,
+        init_from=ar_dir,
+        logit_shift=True,
+        autoregressive_init_steps=None,
+        autoregressive_init_learning_rate=None,
+    )
 
 
 def _train(model_args, data_args, training_args):
@@ -239,8 +277,9 @@ def _train(model_args, data_args, training_args):
         import torch
 
         torch.set_num_threads(threads)
-        logger.warning("Training with %d torch thread(s) (torch_num_threads=%s).", threads,
-                       training_args.torch_num_threads)
+        logger.warning(
+            "Training with %d torch thread(s) (torch_num_threads=%s).", threads, training_args.torch_num_threads
+        )
     set_seed(training_args.seed)
     # Everything that can fail on bad input runs before the trainer writes anything to output_dir.
     checkpoint = prepare_output_dir(training_args)  # writable, not another run's; the checkpoint to resume
@@ -251,12 +290,17 @@ def _train(model_args, data_args, training_args):
     model = build_model(model_args, tokenizer, data_args.max_seq_length)
     check_checkpoint_matches_model(checkpoint, model.config)
     if model_args.lora_r is not None:
-        checkpointing = getattr(training_args, "activation_checkpointing", None) or training_args.gradient_checkpointing
+        checkpointing = (
+            getattr(training_args, "activation_checkpointing", None) or training_args.gradient_checkpointing
+        )
         model = wrap_with_lora(model, model_args, activation_checkpointing=bool(checkpointing))
     remove_earlier_run(training_args)  # --overwrite_output_dir: only now that every input is known to be good
 
     trainer = LLaDATrainer(
-        model=model, args=training_args, train_dataset=processed["train"], eval_dataset=processed["validation"],
+        model=model,
+        args=training_args,
+        train_dataset=processed["train"],
+        eval_dataset=processed["validation"],
         processing_class=tokenizer,
     )
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -277,11 +321,24 @@ def evaluation_of_saved_model(trainer) -> dict:
     """The evaluation metrics of the model just saved: those logged at its step (the evaluation is seeded, so
     re-running it would give the same numbers), or a fresh evaluation when none was logged there."""
     state = trainer.state
-    step = state.best_global_step if trainer.args.load_best_model_at_end and state.best_global_step else state.global_step
+    step = (
+        state.best_global_step if trainer.args.load_best_model_at_end and state.best_global_step else state.global_step
+    )
     logged = [entry for entry in state.log_history if entry.get("step") == step and "eval_loss" in entry]
     return {k: v for k, v in logged[-1].items() if k != "step"} if logged else trainer.evaluate()
 
 
-__all__ = ["BLOCK_CONFIG", "MAIN_JOB_CONFIG", "SCRATCH_CONFIG", "autoregressive_init_dir", "baseline_rows", "build_parser",
-           "build_tokenizer_for", "evaluation_of_saved_model", "parse_training_args", "read_config", "run_training",
-           "train_autoregressive_init"]
+__all__ = [
+    "BLOCK_CONFIG",
+    "MAIN_JOB_CONFIG",
+    "SCRATCH_CONFIG",
+    "autoregressive_init_dir",
+    "baseline_rows",
+    "build_parser",
+    "build_tokenizer_for",
+    "evaluation_of_saved_model",
+    "parse_training_args",
+    "read_config",
+    "run_training",
+    "train_autoregressive_init",
+]

@@ -13,7 +13,6 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, GPT2TokenizerFast, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-
 logger = logging.getLogger(__name__)
 
 EOS_TOKEN = "<|endoftext|>"
@@ -119,8 +118,9 @@ def ensure_mask_token(tokenizer) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def build_tokenizer(kind: str, texts: Optional[Iterable[str]] = None, vocab_size: int = 4096,
-                    model_max_length: int = 1024) -> PreTrainedTokenizerBase:
+def build_tokenizer(
+    kind: str, texts: Optional[Iterable[str]] = None, vocab_size: int = 4096, model_max_length: int = 1024
+) -> PreTrainedTokenizerBase:
     """
     The tokenizer named by `--tokenizer`: `"bytes"`, `"bpe"` (trained on `texts`) or a pretrained folder / Hub id.
     """

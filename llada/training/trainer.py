@@ -64,9 +64,11 @@ class LLaDATrainingArguments(TrainingArguments):
     per_device_train_batch_size: int = _trainer_field("per_device_train_batch_size", aliases=["--batch_size"])
     learning_rate: float = _trainer_field("learning_rate", aliases=["--lr"])
     save_steps: Optional[float] = _trainer_field(
-        "save_steps", default=None,
+        "save_steps",
+        default=None,
         help="Save a checkpoint every X update steps (a float in [0, 1): a ratio of the total steps). Default: "
-             "--eval_steps with --load_best_model_at_end, else 500.")
+        "--eval_steps with --load_best_model_at_end, else 500.",
+    )
 
     mask_eps: float = field(
         default=1e-3, metadata={"help": "Smallest masking probability: p = (1 - eps) t + eps with t ~ U(0, 1)."}
@@ -77,43 +79,59 @@ class LLaDATrainingArguments(TrainingArguments):
     )
     torch_num_threads: Optional[str] = field(
         default=None,
-        metadata={"help": "Torch threads of this process (torch.set_num_threads): a number, or 'auto' = "
-                          "OMP_NUM_THREADS when set, else the cores idle when training starts (at least 1), so that "
-                          "threads do not fight a busy machine for its cores; default: torch's own choice."},
+        metadata={
+            "help": "Torch threads of this process (torch.set_num_threads): a number, or 'auto' = "
+            "OMP_NUM_THREADS when set, else the cores idle when training starts (at least 1), so that "
+            "threads do not fight a busy machine for its cores; default: torch's own choice."
+        },
     )
     train_t_sampling: str = field(
         default="uniform",
-        metadata={"help": "How each batch's diffusion times are drawn: uniform (LLaDA) or stratified (one t per "
-                          "equal stratum of [0, 1): lower-variance loss).", "choices": list(TRAIN_T_SAMPLING)},
+        metadata={
+            "help": "How each batch's diffusion times are drawn: uniform (LLaDA) or stratified (one t per "
+            "equal stratum of [0, 1): lower-variance loss).",
+            "choices": list(TRAIN_T_SAMPLING),
+        },
     )
     masking: Optional[str] = field(
         default=None,
-        metadata={"help": "bernoulli: each token masked with probability p (LLaDA); exact: exactly ceil(t n) of a "
-                          "row's n tokens, weight n/k (same ELBO, lower variance); block models: of each block. "
-                          "Default: bernoulli, or exact for a block model.", "choices": list(MASKING_SCHEMES)},
+        metadata={
+            "help": "bernoulli: each token masked with probability p (LLaDA); exact: exactly ceil(t n) of a "
+            "row's n tokens, weight n/k (same ELBO, lower variance); block models: of each block. "
+            "Default: bernoulli, or exact for a block model.",
+            "choices": list(MASKING_SCHEMES),
+        },
     )
     complementary_masking: bool = field(
         default=False,
-        metadata={"help": "Train on every sequence twice per batch, with a mask and its complement, so each token "
-                          "is scored once per pair (exact masking: a row or block masked whole counts twice, as "
-                          "the ELBO weighs it); the batch has twice as many rows as sequences."},
+        metadata={
+            "help": "Train on every sequence twice per batch, with a mask and its complement, so each token "
+            "is scored once per pair (exact masking: a row or block masked whole counts twice, as "
+            "the ELBO weighs it); the batch has twice as many rows as sequences."
+        },
     )
     shared_clean_copy: bool = field(
         default=True,
-        metadata={"help": "Block models with complementary masking: both noised copies of a sequence attend to one "
-                          "clean copy (3 sequence lengths per sequence and step instead of 4; the same loss)."},
+        metadata={
+            "help": "Block models with complementary masking: both noised copies of a sequence attend to one "
+            "clean copy (3 sequence lengths per sequence and step instead of 4; the same loss)."
+        },
     )
     in_order_probability: float = field(
         default=0.0,
-        metadata={"help": "Block models: the share of blocks trained on the in-order likelihood (a suffix from a "
-                          "uniform j masked, only j scored) instead of the bound; the loss is that mix of the two. "
-                          "0: the bound only (BD3-LM)."},
+        metadata={
+            "help": "Block models: the share of blocks trained on the in-order likelihood (a suffix from a "
+            "uniform j masked, only j scored) instead of the bound; the loss is that mix of the two. "
+            "0: the bound only (BD3-LM)."
+        },
     )
     in_order_probability_end: Optional[float] = field(
         default=None,
-        metadata={"help": "Block models: the in-order share at the last step; the share moves linearly from "
-                          "--in_order_probability to it over the training (e.g. 1 -> 0: in order first, as an "
-                          "autoregressive model learns, then the bound). None: a constant share."},
+        metadata={
+            "help": "Block models: the in-order share at the last step; the share moves linearly from "
+            "--in_order_probability to it over the training (e.g. 1 -> 0: in order first, as an "
+            "autoregressive model learns, then the bound). None: a constant share."
+        },
     )
     eval_num_t_samples: int = field(
         default=4, metadata={"help": "Monte-Carlo samples of t (and masks) per sequence for the ELBO at evaluation."}
@@ -125,17 +143,21 @@ class LLaDATrainingArguments(TrainingArguments):
     eval_seed: int = field(default=1234, metadata={"help": "Seed of the evaluation masks and of the samples."})
     eval_in_order: bool = field(
         default=False,
-        metadata={"help": "Block models: also report `eval_in_order_perplexity`, the exact likelihood of the model "
-                          "decoded in order (`llada.evaluation.in_order_nll`; `block_size` more forwards per batch), "
-                          "on the tokens an autoregressive perplexity scores (the scored ones but a row's first)."},
+        metadata={
+            "help": "Block models: also report `eval_in_order_perplexity`, the exact likelihood of the model "
+            "decoded in order (`llada.evaluation.in_order_nll`; `block_size` more forwards per batch), "
+            "on the tokens an autoregressive perplexity scores (the scored ones but a row's first)."
+        },
     )
     num_sample_generations: int = field(
         default=2, metadata={"help": "Samples generated and logged at each evaluation (0: none)."}
     )
     sample_prompts: Optional[list[str]] = field(
         default=None,
-        metadata={"help": "Prompts for those samples; default: the first --sample_prompt_length tokens of the "
-                          "first validation blocks."},
+        metadata={
+            "help": "Prompts for those samples; default: the first --sample_prompt_length tokens of the "
+            "first validation blocks."
+        },
     )
     sample_prompt_length: int = field(default=16, metadata={"help": "Tokens of validation text used as prompt."})
     sample_max_new_tokens: int = field(default=128, metadata={"help": "Tokens generated per sample."})
@@ -147,21 +169,30 @@ class LLaDATrainingArguments(TrainingArguments):
     )
     sample_temperature: float = field(default=0.8, metadata={"help": "Sampling temperature (0: greedy)."})
     sample_top_p: Optional[float] = field(
-        default=None, metadata={"help": "Nucleus sampling of the samples: keep the smallest set of tokens whose "
-                                        "probability reaches this (0 < p <= 1); default: off."})
+        default=None,
+        metadata={
+            "help": "Nucleus sampling of the samples: keep the smallest set of tokens whose "
+            "probability reaches this (0 < p <= 1); default: off."
+        },
+    )
     sample_top_k: Optional[int] = field(
-        default=None, metadata={"help": "Sample from the k most likely tokens only; default: off."})
+        default=None, metadata={"help": "Sample from the k most likely tokens only; default: off."}
+    )
     sample_remasking: str = field(
         default="low_confidence",
-        metadata={"help": "Which masked positions each step commits: low_confidence (LLaDA), random (ancestral "
-                          "sampling; better for small models), entropy or margin.",
-                  "choices": list(REMASKING_STRATEGIES)},
+        metadata={
+            "help": "Which masked positions each step commits: low_confidence (LLaDA), random (ancestral "
+            "sampling; better for small models), entropy or margin.",
+            "choices": list(REMASKING_STRATEGIES),
+        },
     )
     plot_loss_curve: bool = field(default=True, metadata={"help": "Write output_dir/loss_curve.png at the end."})
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Start a new run in an --output_dir that holds an earlier one: its checkpoints are deleted "
-                          "first. Without it such a folder is refused (unless --resume_from_checkpoint)."},
+        metadata={
+            "help": "Start a new run in an --output_dir that holds an earlier one: its checkpoints are deleted "
+            "first. Without it such a folder is refused (unless --resume_from_checkpoint)."
+        },
     )
 
     def __post_init__(self):
@@ -175,7 +206,8 @@ class LLaDATrainingArguments(TrainingArguments):
         super().__post_init__()
         if self.sample_remasking not in REMASKING_STRATEGIES:
             raise ValueError(
-                f"`sample_remasking` must be one of {tuple(REMASKING_STRATEGIES)}, got {self.sample_remasking!r}.")
+                f"`sample_remasking` must be one of {tuple(REMASKING_STRATEGIES)}, got {self.sample_remasking!r}."
+            )
         if self.sample_top_p is not None and not 0 < self.sample_top_p <= 1:
             raise ValueError(f"`sample_top_p` must be in (0, 1], got {self.sample_top_p!r}.")
         if self.sample_top_k is not None and (not isinstance(self.sample_top_k, int) or self.sample_top_k < 1):
@@ -195,7 +227,8 @@ class LLaDATrainingArguments(TrainingArguments):
         if self.in_order_probability_end is not None and self.dataloader_num_workers > 0:
             raise ValueError(
                 "`in_order_probability_end` changes the collator's share at every step, which worker processes do not "
-                f"see: use `dataloader_num_workers=0` (got {self.dataloader_num_workers}).")
+                f"see: use `dataloader_num_workers=0` (got {self.dataloader_num_workers})."
+            )
         if self.train_t_sampling not in TRAIN_T_SAMPLING:
             raise ValueError(f"`train_t_sampling` must be one of {TRAIN_T_SAMPLING}, got {self.train_t_sampling!r}.")
 
@@ -220,8 +253,17 @@ class LLaDATrainer(Trainer):
     the samples logged during training are what the saved model generates by default.
     """
 
-    def __init__(self, model=None, args: Optional[TrainingArguments] = None, data_collator=None,
-                 train_dataset=None, eval_dataset=None, processing_class=None, callbacks=None, **kwargs):
+    def __init__(
+        self,
+        model=None,
+        args: Optional[TrainingArguments] = None,
+        data_collator=None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        callbacks=None,
+        **kwargs,
+    ):
         self.is_masked_diffusion = is_masked_diffusion_model(model)
         if data_collator is None and processing_class is not None:
             data_collator = self._default_collator(model, args, processing_class, train_dataset)
@@ -236,12 +278,23 @@ class LLaDATrainer(Trainer):
         callbacks.append(HubCodeFilesCallback())  # every Hub push gets the code files (no-op without push_to_hub)
         if getattr(args, "in_order_probability_end", None) is not None:
             if not isinstance(data_collator, DataCollatorForBlockDiffusion):
-                raise ValueError("`in_order_probability_end` needs a block model's DataCollatorForBlockDiffusion; got "
-                                 f"{type(data_collator).__name__}.")
-            callbacks.append(InOrderScheduleCallback(data_collator, args.in_order_probability,
-                                                     args.in_order_probability_end))
-        super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
-                         eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks, **kwargs)
+                raise ValueError(
+                    "`in_order_probability_end` needs a block model's DataCollatorForBlockDiffusion; got "
+                    f"{type(data_collator).__name__}."
+                )
+            callbacks.append(
+                InOrderScheduleCallback(data_collator, args.in_order_probability, args.in_order_probability_end)
+            )
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            callbacks=callbacks,
+            **kwargs,
+        )
         if sample_callback is not None:  # the samples go to the same TensorBoard run as the losses
             sample_callback.tensorboard_callback = next(
                 (cb for cb in self.callback_handler.callbacks if isinstance(cb, TensorBoardCallback)), None
@@ -269,9 +322,12 @@ class LLaDATrainer(Trainer):
             block_size = getattr(model.config, "block_size", None)
             in_order = getattr(args, "in_order_probability", 0.0)
             if block_size is not None:  # block diffusion: one diffusion time per block
-                return DataCollatorForBlockDiffusion(**options, block_size=block_size,
-                                                     shared_clean_copy=getattr(args, "shared_clean_copy", True),
-                                                     in_order_probability=in_order)
+                return DataCollatorForBlockDiffusion(
+                    **options,
+                    block_size=block_size,
+                    shared_clean_copy=getattr(args, "shared_clean_copy", True),
+                    in_order_probability=in_order,
+                )
             in_order_end = getattr(args, "in_order_probability_end", None)
             if in_order or in_order_end is not None:
                 raise ValueError(
@@ -296,8 +352,12 @@ class LLaDATrainer(Trainer):
             prompts = [_prompt_of(row, args.sample_prompt_length) for row in rows]
         else:
             return None
-        return SampleGenerationCallback(prompts, tokenizer, seed=args.eval_seed,
-                                        generation_config=None if is_masked_diffusion else _causal_lm_samples(args))
+        return SampleGenerationCallback(
+            prompts,
+            tokenizer,
+            seed=args.eval_seed,
+            generation_config=None if is_masked_diffusion else _causal_lm_samples(args),
+        )
 
     # ----------------------------------------------------------------------------------------------------------
     # evaluation
@@ -312,14 +372,14 @@ class LLaDATrainer(Trainer):
         finally:
             self.data_collator = collator
 
-    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
-                        metric_key_prefix="eval"):
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
         # Every evaluation restarts the same random stream, so the bound moves only when the model does.
         seed = getattr(self.args, "eval_seed", 1234) + 7919 * self.args.process_index
         self._elbo_generator = torch.Generator().manual_seed(seed)
         self._in_order_totals = torch.zeros(2, dtype=torch.float64) if self._scores_in_order() else None
-        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
-                                         metric_key_prefix)
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         loss = output.metrics.get(f"{metric_key_prefix}_loss")
         if loss is not None:
             name = "perplexity_bound" if self.is_masked_diffusion else "perplexity"
@@ -334,8 +394,11 @@ class LLaDATrainer(Trainer):
     def _scores_in_order(self) -> bool:
         """`eval_in_order` on a block model (a full-attention model would take one forward per position)."""
         model = self.accelerator.unwrap_model(self.model)
-        return (self.is_masked_diffusion and getattr(self.args, "eval_in_order", False)
-                and getattr(model.config, "block_size", None) is not None)
+        return (
+            self.is_masked_diffusion
+            and getattr(self.args, "eval_in_order", False)
+            and getattr(model.config, "block_size", None) is not None
+        )
 
     def _save(self, output_dir=None, state_dict=None):
         """The Trainer's save, plus a tokenizer config that transformers 4.x also reads (checkpoints included).
@@ -361,7 +424,10 @@ class LLaDATrainer(Trainer):
         attention_mask = inputs.get("attention_mask")
         with self.compute_loss_context_manager():
             nll = elbo_nll(
-                model, input_ids, attention_mask, scored_mask,
+                model,
+                input_ids,
+                attention_mask,
+                scored_mask,
                 num_samples=getattr(self.args, "eval_num_t_samples", 4),
                 t_sampling=getattr(self.args, "eval_t_sampling", "stratified"),
                 eps=getattr(self.args, "mask_eps", 1e-3),
@@ -373,10 +439,12 @@ class LLaDATrainer(Trainer):
                 real = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
                 in_order = scored_mask & (real.cumsum(dim=-1) > 1)  # (batch, seq)
                 unwrapped = self.accelerator.unwrap_model(model)
-                in_order_nll_sum = in_order_nll(unwrapped, input_ids, attention_mask, in_order,
-                                                unwrapped.config.mask_token_id).sum()
-                self._in_order_totals += torch.tensor([float(in_order_nll_sum), float(in_order.sum())],
-                                                      dtype=torch.float64)
+                in_order_nll_sum = in_order_nll(
+                    unwrapped, input_ids, attention_mask, in_order, unwrapped.config.mask_token_id
+                ).sum()
+                self._in_order_totals += torch.tensor(
+                    [float(in_order_nll_sum), float(in_order.sum())], dtype=torch.float64
+                )
         loss = nll.sum() / scored_mask.sum().clamp(min=1)  # nats per scored token in this batch
         return loss.detach(), None, None
 
@@ -450,7 +518,8 @@ def fit_generation_config(model, args) -> None:
         return
     room = max(1, model.config.max_position_embeddings - args.sample_prompt_length)
     config.max_new_tokens, config.steps, config.block_length = fit_generation_length(
-        args.sample_max_new_tokens, args.sample_steps, sample_block_length(model, args), room)
+        args.sample_max_new_tokens, args.sample_steps, sample_block_length(model, args), room
+    )
     config.temperature = args.sample_temperature
     config.remasking = args.sample_remasking
     config.top_p = args.sample_top_p
@@ -459,9 +528,13 @@ def fit_generation_config(model, args) -> None:
 
 def _causal_lm_samples(args) -> GenerationConfig:
     """The sample settings for a causal LM (the autoregressive baseline), whose own generation config is left as is."""
-    return GenerationConfig(max_new_tokens=args.sample_max_new_tokens, do_sample=args.sample_temperature > 0,
-                            temperature=args.sample_temperature or None, top_k=args.sample_top_k,
-                            top_p=args.sample_top_p)
+    return GenerationConfig(
+        max_new_tokens=args.sample_max_new_tokens,
+        do_sample=args.sample_temperature > 0,
+        temperature=args.sample_temperature or None,
+        top_k=args.sample_top_k,
+        top_p=args.sample_top_p,
+    )
 
 
 def sample_block_length(model, args) -> Optional[int]:
@@ -499,5 +572,10 @@ def _prompt_of(row: dict, length: int) -> list:
     return ids[:length]
 
 
-__all__ = ["LLaDATrainer", "LLaDATrainingArguments", "fit_generation_config", "parse_num_threads",
-           "resolve_num_threads"]
+__all__ = [
+    "LLaDATrainer",
+    "LLaDATrainingArguments",
+    "fit_generation_config",
+    "parse_num_threads",
+    "resolve_num_threads",
+]

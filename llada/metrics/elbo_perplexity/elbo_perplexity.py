@@ -40,20 +40,37 @@ journal={arXiv:2502.09992}}
 class ElboPerplexity(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
-            description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS_DESCRIPTION,
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features({"predictions": datasets.Value("string")}),
         )
 
-    def _compute(self, predictions, model_id, tokenizer_id=None, batch_size=8, num_samples=16,
-                 t_sampling="stratified", seed=0, max_length=None, add_special_tokens=False, device=None,
-                 dtype="float32", trust_remote_code=True):
+    def _compute(
+        self,
+        predictions,
+        model_id,
+        tokenizer_id=None,
+        batch_size=8,
+        num_samples=16,
+        t_sampling="stratified",
+        seed=0,
+        max_length=None,
+        add_special_tokens=False,
+        device=None,
+        dtype="float32",
+        trust_remote_code=True,
+    ):
         from transformers import AutoModel, AutoTokenizer
 
         from llada.evaluation import elbo_nll
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = AutoModel.from_pretrained(model_id, trust_remote_code=trust_remote_code,
-                                          dtype=getattr(torch, dtype)).to(device).eval()
+        model = (
+            AutoModel.from_pretrained(model_id, trust_remote_code=trust_remote_code, dtype=getattr(torch, dtype))
+            .to(device)
+            .eval()
+        )
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_id or model_id)
         max_length = max_length or model.config.max_position_embeddings
         encoded = [tokenizer.encode(text, add_special_tokens=add_special_tokens)[:max_length] for text in predictions]
@@ -67,8 +84,9 @@ class ElboPerplexity(evaluate.Metric):
             pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
             input_ids = torch.tensor([ids + [pad_id] * (width - len(ids)) for ids in batch], device=device)
             attention_mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in batch], device=device)
-            nll = elbo_nll(model, input_ids, attention_mask, num_samples=num_samples, t_sampling=t_sampling,
-                           generator=generator)  # (batch,) nats per text
+            nll = elbo_nll(
+                model, input_ids, attention_mask, num_samples=num_samples, t_sampling=t_sampling, generator=generator
+            )  # (batch,) nats per text
             sequence_nll.extend(nll.double().tolist())
         lengths = [len(ids) for ids in encoded]
         nll_per_token = sum(sequence_nll) / sum(lengths)
