@@ -91,7 +91,9 @@ SETUP = [
     "llada-tasks generate countdown3 data/countdown3",
     "llada-train --output_dir runs/countdown3 --config countdown3 --train_file data/countdown3/train.jsonl",
     "python examples/shakespeare_dialogue.py pairs.jsonl",  # the reader's SFT pairs
-    "llada-convert --src runs/llada-tinyshakespeare --dst LLaDA-8B-Instruct --to original",  # the official format
+    # the official format holds LLaDA from scratch (the main job's logit shift has no name in it)
+    "llada-train --output_dir runs/llada-scratch --config tinyshakespeare-scratch",
+    "llada-convert --src runs/llada-scratch --dst LLaDA-8B-Instruct --to original",
 ]
 # Folders in the text that stand for the reader's own: name -> the folder it links to.
 PLACEHOLDERS = {"DIR": "runs/llada-tinyshakespeare", "AR_DIR": "runs/autoregressive-tinyshakespeare"}
@@ -106,12 +108,8 @@ OVERRIDES = {
     "llada-push": ["--skip_check"],  # the fresh-process reload check runs in tests/test_hub.py
     "llada-lm-eval": ["--limit", "2"],
     "python benchmarks/bench_code_versions.py": [
-        "--hidden_size",
-        "32",
-        "--num_layers",
-        "2",
-        "--intermediate_size",
-        "64",
+        "--preset",
+        "tiny",
         "--batch_sizes",
         "1",
         "--length",
@@ -219,7 +217,7 @@ def overrides(argv: list) -> list:
     extra = list(OVERRIDES.get(key, []))
     if argv[0] == "llada-train" and "--init_from" not in argv:
         extra += TINY_MODEL
-        if "autoregressive" not in argv:  # the main job's first, autoregressive stage: 2 steps too
+        if "autoregressive" not in argv and "--config" not in argv:  # the main job's autoregressive stage: 2 steps
             extra += ["--autoregressive_init_steps", "2"]
     return extra
 
