@@ -26,8 +26,13 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", nargs="+", required=True, help="LLaDA runs (llada-train output folders).")
     parser.add_argument("--ar", required=True, help="The autoregressive run whose best perplexity is the reference.")
     parser.add_argument("--results_dir", default=str(ROOT / "experiments" / "results" / "long_run"))
-    parser.add_argument("--epochs_before", nargs="*", default=[], metavar="RUN=EPOCHS",
-                        help="Epochs a run saw before it started (an adapted run: its AR model's), added to its own.")
+    parser.add_argument(
+        "--epochs_before",
+        nargs="*",
+        default=[],
+        metavar="RUN=EPOCHS",
+        help="Epochs a run saw before it started (an adapted run: its AR model's), added to its own.",
+    )
     args = parser.parse_args(argv)
     before = {}
     for item in args.epochs_before:
@@ -37,15 +42,19 @@ def main(argv=None) -> int:
         except ValueError:
             parser.error(f"--epochs_before: expected RUN=EPOCHS (a run folder's name and a number), got {item!r}.")
 
-    curves = {Path(folder).name: curve(Path(folder), before.get(Path(folder).name, 0.0))
-              for folder in [*args.runs, args.ar]}
+    curves = {
+        Path(folder).name: curve(Path(folder), before.get(Path(folder).name, 0.0)) for folder in [*args.runs, args.ar]
+    }
     ar_name = Path(args.ar).name
     ar_best = min(value for _, _, value in curves[ar_name])
     report = {"ar_best": ar_best, "curves": curves, "crossing": {}}
     lines = [
-        "# Repeated data: LLaDA for many epochs against the autoregressive model's best", "",
-        f"`python experiments/long_run.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
-        f"The autoregressive model's best validation perplexity: {ar_best:.1f} ({ar_name}).", "",
+        "# Repeated data: LLaDA for many epochs against the autoregressive model's best",
+        "",
+        f"`python experiments/long_run.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
+        "",
+        f"The autoregressive model's best validation perplexity: {ar_best:.1f} ({ar_name}).",
+        "",
         "| run | epochs | best bound | x AR best | first evaluation at or below the AR best |",
         "|---|---|---|---|---|",
     ]
@@ -57,8 +66,10 @@ def main(argv=None) -> int:
         crossed = next((point for point in points if point[2] <= ar_best), None)
         report["crossing"][name] = crossed
         where = f"epoch {crossed[0]:.1f} (step {crossed[1]})" if crossed else "not reached"
-        lines.append(f"| {name} | {points[-1][0]:.1f} | {best[2]:.1f} (epoch {best[0]:.1f}) | "
-                     f"{best[2] / ar_best:.2f} | {where} |")
+        lines.append(
+            f"| {name} | {points[-1][0]:.1f} | {best[2]:.1f} (epoch {best[0]:.1f}) | "
+            f"{best[2] / ar_best:.2f} | {where} |"
+        )
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
     (results / "results.json").write_text(json.dumps(report, indent=1))
@@ -75,11 +86,9 @@ def curve(folder: Path, epochs_before: float = 0.0) -> list:
     if not path.is_file():
         raise SystemExit(f"No run at {folder} (no trainer_state.json).")
     history = json.loads(path.read_text())["log_history"]
-    return [
-        (epochs_before + entry["epoch"], entry["step"], entry.get("eval_perplexity_bound", entry.get("eval_perplexity")))
-        for entry in history
-        if "eval_loss" in entry
-    ]
+    points = [entry for entry in history if "eval_loss" in entry]
+    value = "eval_perplexity_bound" if points and "eval_perplexity_bound" in points[0] else "eval_perplexity"
+    return [(epochs_before + entry["epoch"], entry["step"], entry[value]) for entry in points]
 
 
 def plot(curves: dict, ar_best: float, path: Path) -> None:
