@@ -65,6 +65,12 @@ def main(argv=None) -> int:
         "--contenders", default="shift,noshift,block2", help=f"Adapted runs, comma-separated, of {sorted(ADAPTED)}."
     )
     parser.add_argument("--learning_rate", type=float, default=1e-3, help="Learning rate of the adaptation.")
+    parser.add_argument(
+        "--baseline_dir",
+        default=None,
+        help="A finished autoregressive run whose best perplexity is the reference of the ratios (default: the "
+        "AR pre-training run), e.g. the main job's baseline runs/autoregressive-tinyshakespeare.",
+    )
     parser.add_argument("--threads", type=int, default=1, help="Torch threads of each training process.")
     parser.add_argument("--skip_training", action="store_true", help="Only score the runs already there.")
     args = parser.parse_args(argv)
@@ -126,6 +132,11 @@ def main(argv=None) -> int:
             cpu_file.write_text(json.dumps(cpu, indent=1))
 
     report = {"ar_steps": args.ar_steps, "adapt_steps": adapt_steps, "scratch_steps": scratch_steps, "runs": {}}
+    if args.baseline_dir:
+        report["baseline"] = {
+            "dir": args.baseline_dir,
+            "best": min(p[2] for p in curve(Path(args.baseline_dir), 0, 0)),
+        }
     for name, folder in dirs.items():
         offset = cpu["ar"] if name in ADAPTED else 0.0
         report["runs"][name] = {
@@ -191,6 +202,10 @@ def curve(folder: Path, cpu_offset: float, cpu_s: float) -> list:
 
 def markdown(report: dict, argv: list) -> str:
     ar_best = min(point[2] for point in report["runs"]["ar"]["curve"])
+    reference = f"the AR pre-training run's best, {ar_best:.1f}"
+    if "baseline" in report:
+        ar_best = report["baseline"]["best"]
+        reference = f"the best of the autoregressive baseline {report['baseline']['dir']}, {ar_best:.1f}"
     lines = [
         "# Adapting the AR baseline into LLaDA, at equal total CPU time",
         "",
@@ -198,7 +213,8 @@ def markdown(report: dict, argv: list) -> str:
         "",
         f"AR pre-training: {report['ar_steps']} steps; each adapted run: {report['adapt_steps']} steps, so that AR + "
         f"adaptation cost the from-scratch run's {report['scratch_steps']} steps. Validation perplexity per token on "
-        "the main job's held-out blocks (LLaDA: the ELBO bound; block models also the exact in-order perplexity).",
+        "the main job's held-out blocks (LLaDA: the ELBO bound; block models also the exact in-order perplexity); "
+        f"the ratios are to {reference}.",
         "",
         "| run | CPU s (total) | best bound / perplexity | x AR best | in-order perplexity |",
         "|---|---|---|---|---|",
