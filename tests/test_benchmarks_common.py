@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import script_module
+from helpers import script_module
 
 common = script_module("common")
 

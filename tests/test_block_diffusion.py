@@ -9,22 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import MASK, PAD, tiny_model
+from helpers import MASK, PAD, ContextFreeBlockModel, noised, per_block_reference_loss, random_ids, tiny_model
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 from llada.evaluation import block_times, elbo_nll, in_order_nll, in_order_perplexity, sample_times
 from llada.masks_llada import _canonical_block_mask, block_causal_mask, block_diffusion_mask
 from llada.training.block_collator import DataCollatorForBlockDiffusion
 from llada.training.collator import DataCollatorForMaskedDiffusion
-
-
-def random_ids(batch=2, seq=12, seed=1):
-    return torch.randint(2, 99, (batch, seq), generator=torch.Generator().manual_seed(seed))
-
-
-def noised(ids, probability=0.4, seed=2):
-    """(noisy ids, labels) with about `probability` of the positions masked."""
-    masked = torch.rand(ids.shape, generator=torch.Generator().manual_seed(seed)) < probability
-    return ids.masked_fill(masked, MASK), ids.masked_fill(~masked, -100)
 
 
 def same_weights(block_size, seed=0, **overrides):
@@ -195,20 +185,6 @@ def test_noised_copies_sharing_a_clean_copy_equal_one_clean_copy_each(implementa
 
 # ----------------------------------------------------------------------------------------------------------------
 # training: the vectorised loss, the collator
-
-
-def per_block_reference_loss(model, noisy, labels, p_mask, block_size):
-    """Each block in its own forward pass: the clean blocks before it, then the noised block (block-causal)."""
-    clean = torch.where(labels != -100, labels, noisy)
-    batch, seq = noisy.shape
-    total = 0.0
-    for start in range(0, seq, block_size):
-        stop = min(start + block_size, seq)
-        logits = model(torch.cat([clean[:, :start], noisy[:, start:stop]], dim=1)).logits[:, start:]
-        block_labels = labels[:, start:stop]
-        ce = F.cross_entropy(logits.transpose(1, 2), block_labels.clamp(min=0), reduction="none")
-        total = total + (ce * (block_labels != -100) / p_mask[:, start:stop]).sum()
-    return total / (batch * seq)
 
 
 @pytest.mark.parametrize("block_size", [1, 4, 5])
@@ -490,30 +466,6 @@ def test_elbo_of_a_block_model_matches_a_hand_computation():
     torch.testing.assert_close(got, expected / 3)
 
 
-class ContextFreeBlockModel(torch.nn.Module):
-    """Predicts the same distribution everywhere and declares a block size: the bound is exact in expectation."""
-
-    def __init__(self, log_probs, block_size):
-        super().__init__()
-        self.log_probs = torch.nn.Parameter(log_probs, requires_grad=False)
-        self.config = LLaDAConfig(
-            vocab_size=len(log_probs),
-            hidden_size=8,
-            intermediate_size=8,
-            num_hidden_layers=1,
-            num_attention_heads=1,
-            mask_token_id=len(log_probs) - 1,
-            pad_token_id=None,
-            bos_token_id=None,
-            eos_token_id=None,
-            block_size=block_size,
-        )
-
-    def forward(self, input_ids, attention_mask=None, clean_input_ids=None):
-        assert clean_input_ids is not None  # scored as a block model: each block given the clean ones before
-        return type("Output", (), {"logits": self.log_probs.expand(*input_ids.shape, -1)})()
-
-
 def test_elbo_of_a_context_free_block_model_is_unbiased():
     log_q = torch.log_softmax(torch.randn(8, generator=torch.Generator().manual_seed(0)), dim=0)
     ids = torch.randint(0, 7, (4, 64), generator=torch.Generator().manual_seed(1))
@@ -570,9 +522,9 @@ def test_in_order_perplexity_scores_the_tokens_an_autoregressive_perplexity_scor
 
 
 def test_trainer_trains_a_block_model(tmp_path):
+    from helpers import arguments, blocks, make_model
     from llada.training.tokenizers import build_byte_tokenizer
     from llada.training.trainer import LLaDATrainer
-    from test_training_trainer import arguments, blocks, make_model
 
     tokenizer = build_byte_tokenizer()
     model = make_model(tokenizer, block_size=4)
@@ -614,9 +566,9 @@ def test_the_block_config_is_the_main_job_size_with_bytes_and_blocks():
 def test_in_order_share_follows_its_schedule(tmp_path):
     from transformers import TrainerCallback
 
+    from helpers import arguments, blocks, make_model
     from llada.training.tokenizers import build_byte_tokenizer
     from llada.training.trainer import LLaDATrainer
-    from test_training_trainer import arguments, blocks, make_model
 
     tokenizer = build_byte_tokenizer()
     shares = []
@@ -648,9 +600,9 @@ def test_in_order_share_follows_its_schedule(tmp_path):
 
 
 def test_trainer_reports_the_in_order_perplexity_of_a_block_model(tmp_path):
+    from helpers import arguments, blocks, make_model
     from llada.training.tokenizers import build_byte_tokenizer
     from llada.training.trainer import LLaDATrainer
-    from test_training_trainer import arguments, blocks, make_model
 
     tokenizer = build_byte_tokenizer()
     model = make_model(tokenizer, block_size=4).eval()
@@ -678,8 +630,8 @@ def test_trainer_reports_the_in_order_perplexity_of_a_block_model(tmp_path):
 def test_llada_train_block_size(tmp_path):
     from transformers import AutoModel
 
+    from helpers import TINY_TRAIN_ARGS
     from llada.cli.train import main
-    from test_training_cli import TINY
 
     out = tmp_path / "block"
     assert (
@@ -695,7 +647,7 @@ def test_llada_train_block_size(tmp_path):
                 "3",
                 "--sample_block_length",
                 "8",
-                *TINY,
+                *TINY_TRAIN_ARGS,
             ]
         )
         == 0

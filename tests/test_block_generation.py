@@ -4,7 +4,7 @@ against an independent reference and against the uncached path, with every optio
 import pytest
 import torch
 
-from conftest import EOS, MASK, PAD, prompts_batch, tiny_model
+from helpers import EOS, MASK, PAD, prompts_batch, tiny_model
 from llada.cache_llada import BlockKVCache
 from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.prepare_llada import block_position_ids
@@ -240,10 +240,10 @@ def test_generated_padding_and_eos_like_the_full_sampler():
 def test_a_trained_block_model_continues_a_deterministic_pattern(tmp_path):
     from datasets import Dataset
 
+    from helpers import arguments
     from llada import LLaDAConfig, LLaDAForMaskedDiffusion
     from llada.training.tokenizers import build_byte_tokenizer
     from llada.training.trainer import LLaDATrainer
-    from test_training_trainer import arguments
 
     tokenizer = build_byte_tokenizer()
     text = b"to be or not to be. " * 300

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import script_module
+from helpers import script_module
 
 block_quality = script_module("block_quality")
 

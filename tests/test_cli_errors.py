@@ -20,22 +20,21 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from conftest import tiny_model
+from helpers import (
+    QUIET,
+    causal_lm,
+    plain_tokenizer,
+    random_original_weights,
+    run_script,
+    tiny_model,
+    tiny_original_config,
+    train_args,
+    word_tokenizer,
+    write_original_checkpoint,
+)
 from llada.cli import convert, generate, train
-from test_convert import random_original_weights, tiny_original_config, write_original_checkpoint
-from test_convert_causal import causal_lm, plain_tokenizer
-from test_generation_cli import word_tokenizer
-from test_training_cli import TINY
 
-REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ep.name, ep.value) for ep in entry_points(group="console_scripts") if ep.name.startswith("llada-"))
-QUIET = {
-    "OMP_NUM_THREADS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_OFFLINE": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "PYTHONPATH": str(REPO),
-}
 
 
 def assert_one_line_error(code, err, expected_code, *needles, prog=None):
@@ -56,19 +55,6 @@ def exit_code(main, argv) -> int:
         return main(argv)
     except SystemExit as exit_info:
         return exit_info.code
-
-
-def run_script(module: str, *args, extra_env=None, preexec_fn=None, timeout=300):
-    env = {**os.environ, **QUIET, **(extra_env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        preexec_fn=preexec_fn,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_every_console_script_is_tested_here():
@@ -314,10 +300,6 @@ def test_serve_bad_inputs(folders, args, needles, capsys):
 
 # ----------------------------------------------------------------------------------------------------------------
 # llada-train: data, config file, output folder
-
-
-def train_args(out, *extra):
-    return ["--output_dir", str(out), "--max_steps", "2", "--num_sample_generations", "0", *TINY, *extra]
 
 
 @pytest.mark.parametrize(

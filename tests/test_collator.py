@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_model
+from helpers import tiny_model
 from llada.training.collator import DataCollatorForMaskedDiffusion, batch_seed
 from llada.training.tokenizers import build_byte_tokenizer
 

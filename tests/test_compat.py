@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_config
+from helpers import ROOT, tiny_config
 from hub_server import LoopbackHub
 from llada import LLaDAForMaskedDiffusion
 from llada.hub import save_for_hub
 from llada.saved_files import HUB_CODE_FILES
 from llada.training.tokenizers import build_byte_tokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
 COMPAT_PYTHON = ROOT / ".venv-compat" / "bin" / "python"
 
 pytestmark = pytest.mark.skipif(

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import CompileConfig
 
-from conftest import GraphCounter, prompts_batch, varied_model
+from helpers import GraphCounter, prompts_batch, varied_model
 
 CASES = {  # settings -> graphs: a full pass; or a cache refresh and a windowed pass (and a vicinity refresh)
     "no cache": (dict(), 1),

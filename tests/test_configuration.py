@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import TINY, tiny_config
+from helpers import TINY, tiny_config
 from llada import LLaDAConfig
 
 

@@ -10,10 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-from transformers import AutoModel, AutoTokenizer, GenerationConfig, PreTrainedTokenizerFast
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoTokenizer, GenerationConfig
 
-from conftest import tiny_model
+from helpers import (
+    LLADA_8B_CONFIG,
+    random_original_weights,
+    tiny_model,
+    tiny_original_config,
+    tiny_tokenizer,
+    write_original_checkpoint,
+)
 from llada.cli.convert import main as convert_main
 from llada.convert import (
     convert_llada_to_original,
@@ -23,165 +30,6 @@ from llada.convert import (
     parse_size,
 )
 from llada.saved_files import HUB_CODE_FILES
-
-# The published LLaDA-8B-Base config.json (architecture keys).
-LLADA_8B_CONFIG = {
-    "activation_type": "silu",
-    "alibi": False,
-    "block_group_size": 1,
-    "block_type": "llama",
-    "d_model": 4096,
-    "embedding_size": 126464,
-    "eos_token_id": 126081,
-    "include_bias": False,
-    "include_qkv_bias": False,
-    "layer_norm_type": "rms",
-    "layer_norm_with_affine": True,
-    "mask_token_id": 126336,
-    "max_sequence_length": 4096,
-    "mlp_hidden_size": 12288,
-    "mlp_ratio": 4,
-    "n_heads": 32,
-    "n_kv_heads": 32,
-    "n_layers": 32,
-    "pad_token_id": 126081,
-    "rms_norm_eps": 1e-05,
-    "rope": True,
-    "rope_full_precision": True,
-    "rope_theta": 500000.0,
-    "scale_logits": False,
-    "vocab_size": 126464,
-    "weight_tying": False,
-    "attention_layer_norm": False,
-    "input_emb_norm": False,
-    "bias_for_layer_norm": False,
-    "clip_qkv": None,
-    "multi_query_attention": None,
-    "model_type": "llada",
-    "architectures": ["LLaDAModelLM"],
-}
-
-
-def tiny_original_config(**overrides) -> dict:
-    config = dict(
-        LLADA_8B_CONFIG,
-        d_model=32,
-        n_heads=4,
-        n_kv_heads=2,
-        n_layers=2,
-        mlp_hidden_size=64,
-        vocab_size=100,
-        embedding_size=100,
-        max_sequence_length=256,
-        mask_token_id=99,
-        eos_token_id=1,
-        pad_token_id=0,
-    )
-    config.update(overrides)
-    return config
-
-
-def random_original_weights(config: dict, seed: int = 0) -> dict:
-    """Random tensors under the official key names and shapes."""
-    generator = torch.Generator().manual_seed(seed)
-    d, heads, kv_heads = config["d_model"], config["n_heads"], config["n_kv_heads"]
-    head_dim, hidden, vocab = d // heads, config["mlp_hidden_size"], config["embedding_size"]
-
-    def randn(*shape, scale=0.1):
-        return torch.randn(*shape, generator=generator) * scale
-
-    weights = {
-        "model.transformer.wte.weight": randn(vocab, d, scale=0.5),
-        "model.transformer.ln_f.weight": 1 + randn(d, scale=0.1),
-    }
-    if not config["weight_tying"]:
-        weights["model.transformer.ff_out.weight"] = randn(vocab, d)
-    for i in range(config["n_layers"]):
-        block = f"model.transformer.blocks.{i}."
-        weights.update(
-            {
-                block + "attn_norm.weight": 1 + randn(d, scale=0.1),
-                block + "ff_norm.weight": 1 + randn(d, scale=0.1),
-                block + "q_proj.weight": randn(d, d),
-                block + "k_proj.weight": randn(kv_heads * head_dim, d),
-                block + "v_proj.weight": randn(kv_heads * head_dim, d),
-                block + "attn_out.weight": randn(d, d),
-                block + "ff_proj.weight": randn(hidden, d),
-                block + "up_proj.weight": randn(hidden, d),
-                block + "ff_out.weight": randn(d, hidden),
-            }
-        )
-    return weights
-
-
-def write_original_checkpoint(folder: Path, config: dict, weights: dict, num_shards: int = 3) -> Path:
-    """An official-layout folder: config.json, `num_shards` safetensors shards and their index."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config))
-    names = sorted(weights)
-    weight_map = {}
-    for shard in range(num_shards):
-        file = f"model-{shard + 1:05d}-of-{num_shards:05d}.safetensors"
-        part = {name: weights[name] for name in names[shard::num_shards]}
-        save_file(part, str(folder / file), metadata={"format": "pt"})
-        weight_map.update({name: file for name in part})
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-    return folder
-
-
-def tiny_tokenizer(vocab_size: int = 100) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer laid out like LLaDA's: `<|mdm_mask|>` is the last id, `<|eot_id|>` the one before;
-    the mask token is in the vocabulary but not registered (as in the official tokenizer files)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    specials = {
-        "<pad>": 0,
-        "<|endoftext|>": 1,
-        "<unk>": 2,
-        "<|startoftext|>": 3,
-        "<|eot_id|>": vocab_size - 2,
-        "<|mdm_mask|>": vocab_size - 1,
-    }
-    words = [
-        "the",
-        "a",
-        "cat",
-        "dog",
-        "sat",
-        "on",
-        "mat",
-        "is",
-        "red",
-        "blue",
-        "yes",
-        "no",
-        "one",
-        "two",
-        "three",
-        "four",
-        "what",
-        "color",
-        "sky",
-        "grass",
-        "green",
-        "answer",
-        ":",
-        "?",
-        ".",
-        "question",
-    ]
-    free_ids = [i for i in range(vocab_size) if i not in specials.values()]
-    vocab = dict(specials, **dict(zip(words + [f"w{i}" for i in range(vocab_size)], free_ids)))
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="<unk>",
-        pad_token="<pad>",
-        eos_token="<|endoftext|>",
-        bos_token="<|startoftext|>",
-    )
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # independent forward pass of the original architecture (OLMo-style LLaDA "llama" block, bidirectional)
@@ -275,7 +123,7 @@ def test_unsupported_original_option_fails_naming_it(option, value):
 
 
 def test_features_without_official_equivalent_fail_in_reverse():
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     for overrides, field in [
         ({"attention_type": "latent"}, "attention_type"),

@@ -11,7 +11,6 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
-from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     AutoModel,
     AutoModelForCausalLM,
@@ -19,16 +18,11 @@ from transformers import (
     Gemma2Config,
     GPT2Config,
     LlamaConfig,
-    LlamaForCausalLM,
     MistralConfig,
-    MistralForCausalLM,
-    PreTrainedTokenizerFast,
     Qwen2Config,
-    Qwen2ForCausalLM,
-    Qwen3Config,
-    Qwen3ForCausalLM,
 )
 
+from helpers import CAUSAL_FAMILIES, CAUSAL_TINY, CAUSAL_VOCAB, causal_lm, plain_tokenizer
 from llada.cli.convert import main as convert_main
 from llada.convert_causal import (
     causal_lm_to_llada,
@@ -40,60 +34,13 @@ from llada.evaluation import generative_perplexity, in_order_perplexity
 from llada.saved_files import HUB_CODE_FILES
 from llada.training.tokenizers import MASK_TOKEN, ensure_mask_token
 
-VOCAB = 96  # the causal LMs' vocabulary; the converted models add the mask token (id 96)
-TINY = dict(
-    vocab_size=VOCAB,
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=64,
-    bos_token_id=2,
-    eos_token_id=1,
-    pad_token_id=None,
-)
-LLAMA3_ROPE = {
-    "rope_type": "llama3",
-    "rope_theta": 10000.0,
-    "factor": 8.0,
-    "low_freq_factor": 1.0,
-    "high_freq_factor": 4.0,
-    "original_max_position_embeddings": 16,
-}
-FAMILIES = {  # each with the options that make it differ from a plain Llama
-    "llama": (LlamaConfig, LlamaForCausalLM, dict(attention_bias=True, mlp_bias=True, rope_parameters=LLAMA3_ROPE)),
-    "mistral": (MistralConfig, MistralForCausalLM, dict(sliding_window=64)),  # a window as long as the positions
-    "qwen2": (Qwen2Config, Qwen2ForCausalLM, dict(tie_word_embeddings=True)),  # q/k/v biases, no o_proj bias
-    "qwen3": (Qwen3Config, Qwen3ForCausalLM, dict(head_dim=16)),  # per-head q/k RMSNorm
-}
-
-
-def plain_tokenizer() -> PreTrainedTokenizerFast:
-    """A word-level tokenizer of 96 tokens with BOS and EOS but neither a mask nor a pad token."""
-    vocab = {"<unk>": 0, "</s>": 1, "<s>": 2, **{f"w{i}": i for i in range(3, VOCAB)}}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="</s>", bos_token="<s>")
-
-
-def causal_lm(family: str, seed: int = 0, **overrides):
-    """A tiny causal LM of `family` with every parameter drawn wide (biases and norms included), in eval mode."""
-    config_class, model_class, options = FAMILIES[family]
-    torch.manual_seed(seed)
-    model = model_class(config_class(**{**TINY, **options, **overrides})).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0.0, 0.2)
-    return model
-
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """family -> (causal LM folder, its conversion with logit_shift=True and block_size=1)."""
     root = tmp_path_factory.mktemp("causal")
     result = {}
-    for family in FAMILIES:
+    for family in CAUSAL_FAMILIES:
         src, dst = root / family, root / f"{family}-llada"
         causal_lm(family).save_pretrained(src)
         plain_tokenizer().save_pretrained(src)
@@ -111,7 +58,7 @@ def shifted(logits: torch.Tensor) -> torch.Tensor:
 # exactness
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", CAUSAL_FAMILIES)
 def test_every_weight_lands_in_exactly_one_place_with_its_values(folders, family):
     src, dst = folders[family]
     source, target = load_file(src / "model.safetensors"), load_file(dst / "model.safetensors")
@@ -119,24 +66,24 @@ def test_every_weight_lands_in_exactly_one_place_with_its_values(folders, family
     rows = len(AutoTokenizer.from_pretrained(dst))  # the mask token added (and Qwen2's tokenizer class adds a pad)
     for name, tensor in source.items():
         if name in ("model.embed_tokens.weight", "lm_head.weight"):  # new rows for the tokens added
-            assert target[name].shape == (rows, *tensor.shape[1:]) and rows > VOCAB
-            assert torch.equal(target[name][:VOCAB], tensor), name
+            assert target[name].shape == (rows, *tensor.shape[1:]) and rows > CAUSAL_VOCAB
+            assert torch.equal(target[name][:CAUSAL_VOCAB], tensor), name
         else:
             assert torch.equal(target[name], tensor), name
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", CAUSAL_FAMILIES)
 @torch.no_grad()
 def test_logits_are_the_causal_lms_one_position_later(folders, family):
     src, dst = folders[family]
     reference = AutoModelForCausalLM.from_pretrained(src).eval()
     model = AutoModel.from_pretrained(dst, trust_remote_code=True).eval()
-    ids = torch.randint(3, VOCAB, (2, 12), generator=torch.Generator().manual_seed(1))
-    logits = model(ids).logits  # (2, 12, VOCAB + the tokens added)
-    torch.testing.assert_close(logits[..., :VOCAB], shifted(reference(ids).logits), atol=1e-5, rtol=1e-5)
+    ids = torch.randint(3, CAUSAL_VOCAB, (2, 12), generator=torch.Generator().manual_seed(1))
+    logits = model(ids).logits  # (2, 12, CAUSAL_VOCAB + the tokens added)
+    torch.testing.assert_close(logits[..., :CAUSAL_VOCAB], shifted(reference(ids).logits), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", CAUSAL_FAMILIES)
 def test_greedy_sampling_decodes_as_the_causal_lm(folders, family):
     """`block_size=1`, one step per block: each token from the clean ones before it, as greedy decoding."""
     src, dst = folders[family]
@@ -161,7 +108,7 @@ def test_in_order_perplexity_is_the_causal_lms_perplexity():
     tokenizer = ensure_mask_token(plain_tokenizer())
     reference = causal_lm("qwen3", vocab_size=len(tokenizer))
     model = causal_lm_to_llada(copy.deepcopy(reference), tokenizer, block_size=1, logit_shift=True)
-    ids = torch.randint(3, VOCAB, (3, 16), generator=torch.Generator().manual_seed(2))
+    ids = torch.randint(3, CAUSAL_VOCAB, (3, 16), generator=torch.Generator().manual_seed(2))
     ours = in_order_perplexity(model, ids, show_progress=False)["perplexity"]
     assert ours == pytest.approx(generative_perplexity(reference, ids), rel=1e-5)
 
@@ -169,7 +116,7 @@ def test_in_order_perplexity_is_the_causal_lms_perplexity():
 @torch.no_grad()
 def test_full_attention_and_larger_blocks_keep_the_weights_and_see_ahead():
     tokenizer = ensure_mask_token(plain_tokenizer())
-    ids = torch.randint(3, VOCAB, (1, 8), generator=torch.Generator().manual_seed(3))
+    ids = torch.randint(3, CAUSAL_VOCAB, (1, 8), generator=torch.Generator().manual_seed(3))
     changed = ids.clone()
     changed[0, -1] = 3 if ids[0, -1] != 3 else 4
     for block_size in (None, 4):
@@ -201,13 +148,17 @@ def test_the_folder_has_its_code_tokenizer_and_generation_config(folders):
         True,
         1,
         True,
-        VOCAB,
+        CAUSAL_VOCAB,
     )
     assert config["auto_map"]["AutoModel"] == "modeling_llada.LLaDAForMaskedDiffusion"
     tokenizer = AutoTokenizer.from_pretrained(dst)
-    assert (tokenizer.mask_token, tokenizer.mask_token_id, tokenizer.pad_token) == (MASK_TOKEN, VOCAB, "</s>")
+    assert (tokenizer.mask_token, tokenizer.mask_token_id, tokenizer.pad_token) == (MASK_TOKEN, CAUSAL_VOCAB, "</s>")
     generation = json.loads((dst / "generation_config.json").read_text())
-    assert (generation["mask_token_id"], generation["eos_token_id"], generation["pad_token_id"]) == (VOCAB, [1], 1)
+    assert (generation["mask_token_id"], generation["eos_token_id"], generation["pad_token_id"]) == (
+        CAUSAL_VOCAB,
+        [1],
+        1,
+    )
 
 
 REMOTE_GENERATE = """
@@ -244,10 +195,10 @@ def test_a_short_sliding_window_converts_for_the_positions_it_covers(tmp_path):
     model = causal_lm_to_llada(
         copy.deepcopy(reference), tokenizer, block_size=1, logit_shift=True, max_position_embeddings=16
     )
-    ids = torch.randint(3, VOCAB, (1, 16), generator=torch.Generator().manual_seed(4))
+    ids = torch.randint(3, CAUSAL_VOCAB, (1, 16), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         torch.testing.assert_close(
-            model(ids).logits[..., :VOCAB], shifted(reference(ids).logits), atol=1e-5, rtol=1e-5
+            model(ids).logits[..., :CAUSAL_VOCAB], shifted(reference(ids).logits), atol=1e-5, rtol=1e-5
         )
 
 
@@ -265,36 +216,38 @@ REFUSED = {
     "gpt2": (lambda: GPT2Config(), ["'gpt2'", "LlamaForCausalLM"]),
     "gemma2 (soft-capping)": (lambda: Gemma2Config(), ["'gemma2'"]),
     "soft-capped logits": (
-        lambda: LlamaConfig(**TINY, final_logit_softcapping=30.0),
+        lambda: LlamaConfig(**CAUSAL_TINY, final_logit_softcapping=30.0),
         ["`final_logit_softcapping` = 30.0", "soft-capping"],
     ),
     "mixture of experts": (
-        lambda: with_attributes(MistralConfig(**TINY), num_local_experts=8),
+        lambda: with_attributes(MistralConfig(**CAUSAL_TINY), num_local_experts=8),
         ["`num_local_experts` = 8", "mixture of experts"],
     ),
-    "sliding window": (lambda: MistralConfig(**TINY, sliding_window=16), ["`sliding_window` = 16", "<= 16"]),
+    "sliding window": (lambda: MistralConfig(**CAUSAL_TINY, sliding_window=16), ["`sliding_window` = 16", "<= 16"]),
     "qwen sliding layers": (
-        lambda: Qwen2Config(**TINY, use_sliding_window=True, sliding_window=8, max_window_layers=1),
+        lambda: Qwen2Config(**CAUSAL_TINY, use_sliding_window=True, sliding_window=8, max_window_layers=1),
         ["`sliding_window` = 8"],
     ),
     "chunked attention": (
-        lambda: with_attributes(LlamaConfig(**TINY), layer_types=["chunked_attention"] * 2),
+        lambda: with_attributes(LlamaConfig(**CAUSAL_TINY), layer_types=["chunked_attention"] * 2),
         ["`layer_types` ['chunked_attention']"],
     ),
     "rope type": (
-        lambda: with_attributes(LlamaConfig(**TINY), rope_parameters={"rope_type": "longrope", "rope_theta": 1e4}),
+        lambda: with_attributes(
+            LlamaConfig(**CAUSAL_TINY), rope_parameters={"rope_type": "longrope", "rope_theta": 1e4}
+        ),
         ["'longrope'"],
     ),
     "partial rotary": (
         lambda: with_attributes(
-            LlamaConfig(**TINY),
+            LlamaConfig(**CAUSAL_TINY),
             rope_parameters={"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5},
         ),
         ["`partial_rotary_factor` = 0.5"],
     ),
-    "activation": (lambda: LlamaConfig(**{**TINY, "hidden_act": "gelu_new"}), ["`hidden_act` = 'gelu_new'"]),
+    "activation": (lambda: LlamaConfig(**{**CAUSAL_TINY, "hidden_act": "gelu_new"}), ["`hidden_act` = 'gelu_new'"]),
     "another head": (
-        lambda: LlamaConfig(**TINY, architectures=["LlamaForSequenceClassification"]),
+        lambda: LlamaConfig(**CAUSAL_TINY, architectures=["LlamaForSequenceClassification"]),
         ["LlamaForSequenceClassification", "expected a LlamaForCausalLM"],
     ),
 }

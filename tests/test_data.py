@@ -2,14 +2,13 @@
 and the clear errors for bad input."""
 
 import json
-from pathlib import Path
 
 import pytest
 
+from helpers import FIXTURES
 from llada.training.data import DEFAULT_CORPUS, DataArguments, load_raw_datasets, prepare_datasets
 from llada.training.tokenizers import build_byte_tokenizer
 
-FIXTURES = Path(__file__).parent / "fixtures"
 WIKI_VALID = FIXTURES / "wikitext-2-valid-excerpt.txt"
 WIKI_TEST = FIXTURES / "wikitext-2-test-excerpt.txt"
 

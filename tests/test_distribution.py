@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 DISTRIBUTION = "llada_hf"  # the distribution `llada-hf` (import name `llada`), as file names spell it
 PACKAGED = [
     "llada/data/tinyshakespeare.txt",

@@ -38,7 +38,8 @@ from typing import Optional
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 PAGES = ["README.md"] + sorted(f"docs/{path.name}" for path in (ROOT / "docs").glob("*.md"))
 LANGUAGES = {"python": "python", "bash": "shell", "sh": "shell", "shell": "shell"}
 FENCE = re.compile(r"^(\s*)(```+)\s*([\w+-]*)\s*$")
@@ -377,8 +378,8 @@ def served(template):
     pytest.importorskip("fastapi", reason="the `serve` extra (fastapi, uvicorn) is not installed")
     from transformers import AutoModel, AutoTokenizer
 
+    from helpers import ServerThread
     from llada.serving import create_app
-    from test_serving import ServerThread
 
     folder = template / "runs" / "llada-tinyshakespeare"
     model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()

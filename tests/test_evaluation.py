@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_model
+from helpers import tiny_model
 from llada.evaluation import elbo_nll, generative_perplexity, masked_token_nll, perplexity_bound, sample_times
 
 

@@ -4,7 +4,7 @@ the given value; legitimate unusual inputs (4-D masks, boolean masks, windows, p
 import pytest
 import torch
 
-from conftest import GraphCounter, tiny_model
+from helpers import GraphCounter, tiny_model
 from llada.checks_llada import VALUE_CHECKS_VARIABLE, check_labels, checks_values
 
 IDS = torch.tensor([[11, 12, 13, 14, 15, 16], [21, 22, 23, 24, 25, 26]])  # (2, 6)

@@ -18,7 +18,7 @@ import pytest
 import torch
 from transformers import AutoModel, GenerationConfig
 
-from conftest import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, varied_model
+from helpers import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, varied_model
 from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.generation_llada import LLaDAGenerateOutput
 from llada.rows_llada import prompt_key, row_seed

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import EOS, MASK, PAD, prompts_batch, varied_model
+from helpers import EOS, MASK, PAD, prompts_batch, varied_model
 from llada import generation_llada
 from llada.cache_llada import CanvasKVCache
 from llada.generation_config_llada import LLaDAGenerationConfig
@@ -418,7 +418,7 @@ def test_fast_settings_round_trip_through_generation_config(tmp_path):
 
 @pytest.mark.slow
 def test_generation_benchmark_writes_table_and_plot(tmp_path):
-    from conftest import script_module
+    from helpers import script_module
 
     results = script_module("bench_generate").main(
         [
@@ -468,7 +468,7 @@ def test_generation_benchmark_writes_table_and_plot(tmp_path):
 
 
 def test_generation_benchmark_runs_a_block_model_with_its_own_modes():
-    from conftest import script_module, tiny_model
+    from helpers import script_module, tiny_model
 
     bench = script_module("bench_generate")
     args = bench.parse_args(["--random_models", "--lengths", "32", "--batch_sizes", "2", "--extra_thresholds"])
@@ -494,7 +494,7 @@ def test_generation_benchmark_runs_a_block_model_with_its_own_modes():
 
 
 def test_profile_of_a_block_model_times_its_modes(tmp_path):
-    from conftest import script_module, tiny_model
+    from helpers import script_module, tiny_model
 
     tiny_model(initializer_range=0.2, block_size=2).save_pretrained(tmp_path / "block")
     profile = script_module("profile_generate")
@@ -527,7 +527,7 @@ def test_profile_of_a_block_model_times_its_modes(tmp_path):
 
 
 def test_row_streams_benchmark_reports_the_cost_and_the_invariance(tmp_path):
-    from conftest import script_module
+    from helpers import script_module
 
     output = tmp_path / "row_streams.md"
     script_module("bench_row_streams").main(

@@ -5,10 +5,8 @@ import os
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
 
-from conftest import tiny_model
+from helpers import tiny_model, word_tokenizer
 from llada.cli.generate import main
 from llada.visualize import (
     MASK_PLACEHOLDER,
@@ -19,33 +17,6 @@ from llada.visualize import (
     screen_rows,
     token_pieces,
 )
-
-WORDS = "to be or not that is the question whether tis nobler in the mind".split()
-
-
-def word_tokenizer(line_break_every: int = 0) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer matching the tiny config: [PAD]=0, [EOS]=1, [UNK]=2, words, fillers, [MASK]=99.
-    With `line_break_every=n`, every n-th filler ends in a line break (text with newlines, for the live view)."""
-    vocab = {"[PAD]": 0, "[EOS]": 1, "[UNK]": 2}
-    for word in WORDS:
-        vocab.setdefault(word, len(vocab))
-    while len(vocab) < 99:
-        breaks = line_break_every and len(vocab) % line_break_every == 0
-        vocab[f"w{len(vocab)}" + ("\n" if breaks else "")] = len(vocab)
-    vocab["[MASK]"] = 99
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]", mask_token="[MASK]"
-    )
-
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    tiny_model(initializer_range=0.2).save_pretrained(folder)
-    word_tokenizer().save_pretrained(folder)
-    return folder
 
 
 def test_cli_generates_and_writes_png(saved_model, tmp_path, capsys):

@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_config
+from helpers import FIXTURES, ROOT, tiny_config
 from hub_server import LoopbackHub
 from llada import LLaDAForMaskedDiffusion
 from llada.hub import HubPushError, check_loadable, check_model_dir, save_for_hub, write_model_card
 from llada.saved_files import HUB_CODE_FILES
 from llada.training.tokenizers import build_byte_tokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_loopbackSecretToken0123456789"
 HUB_FILES = set(HUB_CODE_FILES)
 EXPECTED_FILES = HUB_FILES | {
@@ -465,7 +464,6 @@ def test_reload_check_refuses_a_folder_that_does_not_load(model_dir, tmp_path):
 # ------------------------------------------------------------------------------------------------------------------
 # pushes of a training run
 
-FIXTURES = ROOT / "tests" / "fixtures"
 TINY_TRAINING = [
     "--autoregressive_init_steps",
     "0",

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 import llada
-from conftest import tiny_model
+from helpers import tiny_model
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 from llada.saved_files import HUB_CODE_FILES
 

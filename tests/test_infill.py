@@ -9,7 +9,7 @@ give a different middle.
 import pytest
 import torch
 
-from conftest import EOS, MASK, PAD, varied_model
+from helpers import EOS, MASK, PAD, varied_model
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion, forward_process
 from llada.prepare_llada import infill_canvas
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import MaskedLMOutput
 
-from conftest import tiny_model
+from helpers import tiny_model
 from llada.evaluation import masked_token_nll
 from llada.likelihood import (
     answer_nll_samples,

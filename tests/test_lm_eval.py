@@ -2,14 +2,12 @@
 against the estimator they wrap (likelihoods), stop sequences and EOS (generation)."""
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from conftest import tiny_model
-from test_convert import tiny_tokenizer
+from helpers import FIXTURES, tiny_model, tiny_tokenizer
 
 pytest.importorskip("lm_eval")
 
@@ -17,7 +15,7 @@ from llada.cli.harness import main  # noqa: E402
 from llada.likelihood import monte_carlo_log_likelihood  # noqa: E402
 from llada.lm_eval_harness import LLaDAEvalHarness, _cut_at_stop  # noqa: E402
 
-TASKS = Path(__file__).parent / "fixtures" / "lm_eval_tiny"
+TASKS = FIXTURES / "lm_eval_tiny"
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import CompileConfig
 
-from conftest import MASK, GraphCounter, prompts_batch, tiny_config, tiny_model
+from helpers import MASK, GraphCounter, prompts_batch, tiny_config, tiny_model
 from llada import LLaDAForMaskedDiffusion
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 from llada.generation_config_llada import LLaDAGenerationConfig

@@ -9,11 +9,11 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoTokenizer
 
+from helpers import TINY_TRAIN_ARGS
 from llada.cli.train import main
 from llada.training.run import parse_training_args, run_training
-from test_training_cli import TINY
 
-LORA_TINY = [a for a in TINY if "wikitext" not in a and a not in ("--train_file", "--validation_file")]
+LORA_TINY = [a for a in TINY_TRAIN_ARGS if "wikitext" not in a and a not in ("--train_file", "--validation_file")]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def base(tmp_path_factory):
                 "no",
                 "--num_sample_generations",
                 "0",
-                *TINY,
+                *TINY_TRAIN_ARGS,
             ]
         )
         == 0

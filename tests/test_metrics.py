@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from conftest import tiny_model
-from test_convert import tiny_tokenizer
+from helpers import tiny_model, tiny_tokenizer
 
 pytest.importorskip("evaluate")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_model
+from helpers import tiny_model
 from llada import LLaDAForMaskedDiffusion, LLaDAModel, forward_process, masked_diffusion_loss
 
 

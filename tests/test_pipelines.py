@@ -5,11 +5,9 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer, LogitsProcessor, LogitsProcessorList, pipeline
 
-from test_generation_cli import saved_model  # noqa: F401  (the fixture: a tiny model and a word tokenizer)
-
 
 @pytest.fixture(scope="module")
-def saved(saved_model):  # noqa: F811
+def saved(saved_model):
     return saved_model
 
 

@@ -18,7 +18,7 @@ from transformers import (
     TypicalLogitsWarper,
 )
 
-from conftest import EOS, MASK, PAD, prompts_batch, varied_model
+from helpers import EOS, MASK, PAD, prompts_batch, varied_model
 from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.processors_llada import INAPPLICABLE_FLAGS
 

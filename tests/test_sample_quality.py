@@ -5,14 +5,12 @@ import json
 import math
 import random
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import tiny_config
+from helpers import ROOT, tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import sample_quality as quality  # noqa: E402

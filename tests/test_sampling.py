@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from conftest import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, varied_model
+from helpers import EOS, MASK, PAD, llada_num_transfer_tokens, prompts_batch, varied_model
 from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.prepare_llada import left_pad
 from llada.rows_llada import RandomDraws, RunningRows, pad_after_eos, prompt_key, row_seed, rows_done

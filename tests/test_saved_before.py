@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
+from helpers import FIXTURES
 from llada import LLaDAForMaskedDiffusion
 from llada.hub import save_for_hub
 from llada.saved_files import HUB_CODE_FILES
 
-FIXTURE = Path(__file__).parent / "fixtures" / "saved_before_split"
+FIXTURE = FIXTURES / "saved_before_split"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
 OLD_HUB_FILES = ("configuration_llada.py", "generation_llada.py", "modeling_llada.py")
 

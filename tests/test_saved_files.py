@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import llada
-from conftest import tiny_model
+from helpers import tiny_model
 from llada.saved_files import HUB_CODE_FILES, copy_code_files, make_tokenizer_config_portable
 
 

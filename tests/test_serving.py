@@ -9,10 +9,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import PAD, varied_model
+from helpers import BYTE_EOS, BYTE_MASK, NAME, PAD, ROOT, ServerThread, free_port, save_tiny_byte_model, varied_model
 from llada.prepare_llada import left_pad
 
 fastapi = pytest.importorskip("fastapi", reason="the `serve` extra (fastapi, uvicorn) is not installed")
@@ -29,77 +27,11 @@ uvicorn = pytest.importorskip("uvicorn", reason="the `serve` extra (fastapi, uvi
 openai = pytest.importorskip("openai", reason="the `openai` client (dev extra) is not installed")
 httpx = pytest.importorskip("httpx", reason="httpx (dev extra) is not installed")
 
-from llada import LLaDAConfig, LLaDAForMaskedDiffusion  # noqa: E402
+from llada import LLaDAForMaskedDiffusion  # noqa: E402
 from llada.serving import APIError, create_app  # noqa: E402
 from llada.serving.engine import BatchingEngine, BatchStreamer, Job  # noqa: E402
 from llada.serving.protocol import IncrementalText  # noqa: E402
 from llada.training.tokenizers import build_byte_tokenizer  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-EOS, BYTE_PAD, MASK = 256, 257, 258  # the byte tokenizer's special ids
-NAME = "tiny"
-
-
-def save_tiny_byte_model(folder: Path, positions: int = 96) -> Path:
-    """A tiny random LLaDA with the byte tokenizer, its generation defaults saved beside it."""
-    torch.manual_seed(0)
-    config = LLaDAConfig(
-        vocab_size=259,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=positions,
-        mask_token_id=MASK,
-        pad_token_id=BYTE_PAD,
-        eos_token_id=EOS,
-        bos_token_id=None,
-        initializer_range=0.2,
-    )
-    model = LLaDAForMaskedDiffusion(config).eval()
-    generation = model.generation_config
-    generation.max_new_tokens, generation.block_length = 16, 4
-    generation.suppress_tokens = list(range(128, 256))  # ASCII text: every streamed prefix decodes whole
-    model.save_pretrained(folder)
-    build_byte_tokenizer().save_pretrained(folder)
-    return folder
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerThread:
-    """A uvicorn server for `app` on a free loopback port, in a background thread."""
-
-    def __init__(self, app):
-        self.app, self.port = app, free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started:
-            assert time.time() < deadline and self.thread.is_alive(), "the test server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(30)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def client(self, **kwargs):
-        return openai.OpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, timeout=60, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +63,7 @@ def reference_text(loaded, prompt: str, seed: int, **settings) -> str:
     model, tokenizer = loaded
     ids = torch.tensor([tokenizer(prompt)["input_ids"]], dtype=torch.long)
     out = model.diffusion_generate(ids, seed=seed, **settings)[0, ids.shape[1] :].tolist()
-    out = out[: out.index(EOS)] if EOS in out else out
+    out = out[: out.index(BYTE_EOS)] if BYTE_EOS in out else out
     return tokenizer.decode(out, skip_special_tokens=True)
 
 
@@ -319,7 +251,7 @@ BAD_REQUESTS = [
     (dict(best_of=3), 400, "best_of", "not supported"),
     (dict(stop=["a", "b", "c", "d", "e"]), 400, "stop", "at most 4"),
     (dict(seed="x"), 400, "seed", "an integer"),
-    (dict(prompt=[1, 2, MASK]), 400, "prompt", "mask token"),
+    (dict(prompt=[1, 2, BYTE_MASK]), 400, "prompt", "mask token"),
     (dict(prompt=[1, 2, 5000]), 400, "prompt", "token ids must be in"),
     (dict(model="gpt-4o"), 404, "model", "does not exist"),
     (dict(extra_body={"stream_canvas": True}), 400, "stream_canvas", "set 'stream'"),

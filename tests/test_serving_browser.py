@@ -10,13 +10,12 @@ import os
 import shutil
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from test_serving import NAME, ServerThread, save_tiny_byte_model
+from helpers import NAME, TESTS, ServerThread, save_tiny_byte_model
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS = TESTS / "artifacts"
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",

@@ -3,7 +3,7 @@ module-level cache growing; past dynamo's recompile limit the eager fallback is 
 
 import torch
 
-from conftest import script_module
+from helpers import script_module
 from llada import prepare_llada
 
 soak_generate = script_module("soak_generate")

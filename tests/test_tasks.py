@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from conftest import MASK, tiny_model
+from helpers import MASK, tiny_model
 from llada.sampling_llada import parallel_transfer_count
 from llada.tasks import TASKS, countdown, make_splits, read_rows, stargraph, sudoku, write_task_data
 

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import tiny_model
+from helpers import tiny_model
 
 SCRIPT = r"""
 import sys, torch

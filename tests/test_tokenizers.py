@@ -1,11 +1,10 @@
 """Tokenizers: bytes, trained BPE and a pretrained one each round-trip, carry a mask token and reload with
 plain AutoTokenizer (no remote code)."""
 
-from pathlib import Path
-
 import pytest
 from transformers import AutoTokenizer
 
+from helpers import FIXTURES
 from llada.training.tokenizers import (
     MASK_TOKEN,
     build_bpe_tokenizer,
@@ -15,7 +14,7 @@ from llada.training.tokenizers import (
     load_pretrained_tokenizer,
 )
 
-GPT2_DIR = Path(__file__).parent / "fixtures" / "gpt2-tokenizer"
+GPT2_DIR = FIXTURES / "gpt2-tokenizer"
 TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?\nJuliet — é ☃\n"
 
 

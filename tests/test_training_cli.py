@@ -1,58 +1,17 @@
 """`llada-train`: a tiny end-to-end run for each model type, and the clear errors (parsing: test_training_run.py)."""
 
 import json
-from pathlib import Path
 
 import pytest
 from transformers import AutoModel, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+from helpers import TINY_TRAIN_ARGS
 from llada.cli.train import main
-
-FIXTURES = Path(__file__).parent / "fixtures"
-TINY = [
-    "--autoregressive_init_steps",
-    "0",
-    "--tokenizer",
-    "bytes",
-    "--hidden_size",
-    "32",
-    "--num_hidden_layers",
-    "2",
-    "--num_attention_heads",
-    "4",
-    "--intermediate_size",
-    "64",
-    "--max_seq_length",
-    "32",
-    "--per_device_train_batch_size",
-    "4",
-    "--per_device_eval_batch_size",
-    "8",
-    "--train_file",
-    str(FIXTURES / "wikitext-2-test-excerpt.txt"),
-    "--validation_file",
-    str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
-    "--max_eval_samples",
-    "8",
-    "--use_cpu",
-    "--report_to",
-    "none",
-    "--dataloader_num_workers",
-    "0",
-    "--disable_tqdm",
-    "true",
-    "--eval_num_t_samples",
-    "2",
-    "--sample_max_new_tokens",
-    "8",
-    "--sample_prompt_length",
-    "4",
-]
 
 
 def test_tiny_run_leaves_a_loadable_model_tokenizer_and_plot(tmp_path, capsys):
     out = tmp_path / "llada-tiny"
-    assert main(["--output_dir", str(out), "--max_steps", "4", "--eval_steps", "2", *TINY]) == 0
+    assert main(["--output_dir", str(out), "--max_steps", "4", "--eval_steps", "2", *TINY_TRAIN_ARGS]) == 0
     printed = capsys.readouterr().out  # the baseline's command: the same options as an autoregressive run beside it
     assert f"--model_type autoregressive --output_dir {tmp_path / 'autoregressive-tiny'}" in printed
     model = AutoModel.from_pretrained(out, trust_remote_code=True)
@@ -76,7 +35,7 @@ def test_autoregressive_baseline_run(tmp_path):
                 "3",
                 "--eval_steps",
                 "3",
-                *TINY,
+                *TINY_TRAIN_ARGS,
             ]
         )
         == 0
@@ -87,7 +46,7 @@ def test_autoregressive_baseline_run(tmp_path):
 
 
 def test_the_summary_puts_the_baselines_perplexity_beside_the_bound(tmp_path, capsys):
-    common = ["--max_steps", "2", "--eval_steps", "2", *TINY]
+    common = ["--max_steps", "2", "--eval_steps", "2", *TINY_TRAIN_ARGS]
     assert (
         main(["--output_dir", str(tmp_path / "autoregressive-tiny"), "--model_type", "autoregressive", *common]) == 0
     )
@@ -108,7 +67,7 @@ def test_a_llada_run_can_start_from_its_own_autoregressive_stage(tmp_path, capsy
                 "2",
                 "--eval_steps",
                 "2",
-                *TINY,
+                *TINY_TRAIN_ARGS,
                 "--autoregressive_init_steps",
                 "3",
                 "--autoregressive_init_learning_rate",
@@ -124,13 +83,23 @@ def test_a_llada_run_can_start_from_its_own_autoregressive_stage(tmp_path, capsy
     assert json.loads((tmp_path / "llada-tiny-ar-init" / "trainer_state.json").read_text())["global_step"] == 3
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
     with pytest.raises(SystemExit):  # only for a fresh LLaDA model
-        main(["--output_dir", str(out), "--model_type", "autoregressive", *TINY, "--autoregressive_init_steps", "3"])
+        main(
+            [
+                "--output_dir",
+                str(out),
+                "--model_type",
+                "autoregressive",
+                *TINY_TRAIN_ARGS,
+                "--autoregressive_init_steps",
+                "3",
+            ]
+        )
     assert "--autoregressive_init_steps" in capsys.readouterr().err
 
 
 def test_init_from_fine_tunes_an_existing_model(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    assert main(["--output_dir", str(first), "--max_steps", "2", "--eval_strategy", "no", *TINY]) == 0
+    assert main(["--output_dir", str(first), "--max_steps", "2", "--eval_strategy", "no", *TINY_TRAIN_ARGS]) == 0
     assert (
         main(
             [
@@ -142,7 +111,7 @@ def test_init_from_fine_tunes_an_existing_model(tmp_path):
                 "2",
                 "--eval_strategy",
                 "no",
-                *TINY,
+                *TINY_TRAIN_ARGS,
             ]
         )
         == 0
@@ -165,7 +134,7 @@ def test_init_from_the_autoregressive_baseline_converts_it(tmp_path):
                 "2",
                 "--eval_strategy",
                 "no",
-                *TINY,
+                *TINY_TRAIN_ARGS,
             ]
         )
         == 0
@@ -184,7 +153,7 @@ def test_init_from_the_autoregressive_baseline_converts_it(tmp_path):
                 "2",
                 "--eval_steps",
                 "2",
-                *TINY,
+                *TINY_TRAIN_ARGS,
             ]
         )
         == 0
@@ -202,7 +171,19 @@ def test_init_from_a_causal_lm_with_full_attention(tmp_path):
     ).save_pretrained(llama)
     out = tmp_path / "out"
     assert (
-        main(["--output_dir", str(out), "--init_from", str(llama), "--max_steps", "2", "--eval_strategy", "no", *TINY])
+        main(
+            [
+                "--output_dir",
+                str(out),
+                "--init_from",
+                str(llama),
+                "--max_steps",
+                "2",
+                "--eval_strategy",
+                "no",
+                *TINY_TRAIN_ARGS,
+            ]
+        )
         == 0
     )
     config = AutoModel.from_pretrained(out, trust_remote_code=True).config
@@ -215,7 +196,7 @@ def test_sft_bpe_and_gradient_checkpointing_run(tmp_path):
         "\n".join(json.dumps({"prompt": f"Q{i}: what is {i} plus {i}?\n", "response": f"{2 * i}."}) for i in range(60))
     )
     out = tmp_path / "sft"
-    args = [a for a in TINY if "wikitext" not in a and a not in ("--train_file", "--validation_file")]
+    args = [a for a in TINY_TRAIN_ARGS if "wikitext" not in a and a not in ("--train_file", "--validation_file")]
     assert (
         main(
             [
@@ -266,7 +247,7 @@ def test_torch_compile_run(tmp_path):
                 "0",
                 "--num_sample_generations",
                 "0",
-                *TINY,
+                *TINY_TRAIN_ARGS,
             ]
         )
     )
@@ -278,7 +259,9 @@ def test_torch_compile_run(tmp_path):
 
 def test_streaming_run(tmp_path):
     out = tmp_path / "stream"
-    assert main(["--output_dir", str(out), "--streaming", "--max_steps", "2", "--eval_steps", "2", *TINY]) == 0
+    assert (
+        main(["--output_dir", str(out), "--streaming", "--max_steps", "2", "--eval_steps", "2", *TINY_TRAIN_ARGS]) == 0
+    )
     assert (out / "model.safetensors").is_file()
 
 
@@ -287,7 +270,7 @@ def test_streaming_run(tmp_path):
 
 def run_error(tmp_path, capsys, *extra):
     out = tmp_path / "never-written"
-    assert main(["--output_dir", str(out), "--max_steps", "2", *TINY, *extra]) == 2
+    assert main(["--output_dir", str(out), "--max_steps", "2", *TINY_TRAIN_ARGS, *extra]) == 2
     assert not out.exists()
     return capsys.readouterr().err
 
@@ -303,7 +286,9 @@ def test_init_from_a_model_that_does_not_convert(tmp_path, capsys):
     err = run_error(tmp_path, capsys, "--init_from", str(gpt2))
     assert "Cannot convert a 'gpt2' model" in err and "--model_type autoregressive" in err
     with pytest.raises(SystemExit):  # a usage error, as for --block_size
-        main(["--output_dir", str(tmp_path / "ar"), "--model_type", "autoregressive", "--logit_shift", *TINY])
+        main(
+            ["--output_dir", str(tmp_path / "ar"), "--model_type", "autoregressive", "--logit_shift", *TINY_TRAIN_ARGS]
+        )
     assert "`--logit_shift` is an option of `--model_type llada`" in capsys.readouterr().err
 
 

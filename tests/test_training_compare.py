@@ -4,12 +4,10 @@ written."""
 import json
 import runpy
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures"
+from helpers import FIXTURES, ROOT
 
 
 @pytest.mark.slow

@@ -6,11 +6,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from helpers import FIXTURES, ROOT
 
 RANK_SCRIPT = """
 import json, os, sys
@@ -83,7 +82,7 @@ def test_two_process_cpu_ddp(tmp_path, model_args):
         "--num_sample_generations",
         "0",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     command = [
         sys.executable,
         "-m",

@@ -2,74 +2,24 @@
 checkpoints, samples."""
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
 from datasets import Dataset
 from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
-from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+from helpers import arguments, blocks, make_model
 from llada.saved_files import HUB_CODE_FILES
 from llada.training.block_collator import DataCollatorForBlockDiffusion
 from llada.training.callbacks import SampleGenerationCallback, fit_generation_length
 from llada.training.collator import DataCollatorForMaskedDiffusion
 from llada.training.tokenizers import build_byte_tokenizer
-from llada.training.trainer import LLaDATrainer, LLaDATrainingArguments
-
-TEXT = (Path(__file__).parent / "fixtures" / "wikitext-2-valid-excerpt.txt").read_bytes()[:6000]
+from llada.training.trainer import LLaDATrainer
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     return build_byte_tokenizer()
-
-
-def blocks(count=48, length=32, offset=0):
-    return Dataset.from_dict(
-        {"input_ids": [list(TEXT[offset + i * length : offset + (i + 1) * length]) for i in range(count)]}
-    )
-
-
-def make_model(tokenizer, seed=0, block_size=None):
-    torch.manual_seed(seed)
-    config = LLaDAConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        mask_token_id=tokenizer.mask_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-        eos_token_id=tokenizer.eos_token_id,
-        block_size=block_size,
-    )
-    return LLaDAForMaskedDiffusion(config)
-
-
-def arguments(output_dir, **overrides):
-    values = dict(
-        output_dir=str(output_dir),
-        use_cpu=True,
-        report_to="none",
-        dataloader_num_workers=0,
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=16,
-        learning_rate=3e-3,
-        logging_steps=1,
-        save_strategy="no",
-        eval_strategy="no",
-        seed=0,
-        num_sample_generations=0,
-        plot_loss_curve=False,
-        random_length_probability=0.0,
-        disable_tqdm=True,
-    )
-    values.update(overrides)
-    return LLaDATrainingArguments(**values)
 
 
 def test_training_lowers_the_loss_and_changes_every_parameter(tmp_path, tokenizer):
