@@ -1,4 +1,4 @@
-"""`llada-train`: a tiny end-to-end run for each model type, and the clear errors (parsing: test_training_run.py)."""
+"""`llada-train`: a tiny end-to-end run for each model type, and the clear errors (parsing: test_run.py)."""
 
 import json
 

@@ -106,7 +106,7 @@ OVERRIDES = {
     "llada-train": TINY_RUN,  # and TINY_MODEL unless it starts from a trained model (--init_from)
     "llada-tasks generate": ["--num_train", "64", "--num_test", "8"],
     "llada-tasks evaluate": ["--limit", "8"],
-    "llada-push": ["--skip_check"],  # the fresh-process reload check runs in tests/test_hub.py
+    "llada-push": ["--skip_check"],  # the fresh-process reload check runs in tests/hub/test_hub.py
     "llada-lm-eval": ["--limit", "2"],
     "python benchmarks/bench_code_versions.py": [
         "--preset",
