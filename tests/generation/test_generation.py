@@ -592,7 +592,7 @@ def test_config_validation_on_construction():
 
 
 def test_logits_processor_flags_apply_without_a_warning(caplog):
-    """Once named in an "ignored" warning, these now apply (tests/generation/test_processors.py); nothing is left to warn of."""
+    """Once named in an "ignored" warning, these now apply (test_processors.py); nothing is left to warn of."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.enable_propagation()

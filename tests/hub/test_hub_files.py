@@ -1,4 +1,5 @@
-"""The Hub files stay self-contained, and a saved model loads through trust_remote_code in a fresh process."""
+"""The Hub files stay self-contained, and a saved model (a block diffusion one too) loads through trust_remote_code
+in a fresh process."""
 
 import ast
 import json
@@ -12,7 +13,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 import llada
-from helpers import tiny_model
+from helpers import random_ids, tiny_model
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 from llada.saved_files import HUB_CODE_FILES
 
@@ -145,3 +146,35 @@ def test_remote_code_load_in_fresh_process(tmp_path):
     with torch.no_grad():
         expected = model(ids).logits
     torch.testing.assert_close(torch.load(folder / "remote_logits.pt"), expected, rtol=0, atol=0)
+
+
+REMOTE_BLOCK_MODEL = """
+import sys
+sys.modules["llada"] = None  # only the files of the folder exist, as on a user's machine
+import torch
+from transformers import AutoModel
+folder = sys.argv[1]
+model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+ids = torch.load(folder + "/ids.pt")
+with torch.no_grad():
+    torch.save(model(ids).logits, folder + "/remote_logits.pt")
+torch.save(model.diffusion_generate(ids[:, :5], max_new_tokens=8, eos_token_id=None), folder + "/remote_tokens.pt")
+print(model.config.block_size)
+"""
+
+
+def test_a_saved_block_model_loads_in_a_fresh_process(tmp_path):
+    model = tiny_model(block_size=4)
+    model.save_pretrained(tmp_path)
+    ids = random_ids()
+    torch.save(ids, tmp_path / "ids.pt")
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_BLOCK_MODEL, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "4"
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "remote_logits.pt"), model(ids).logits)
+    tokens = model.diffusion_generate(ids[:, :5], max_new_tokens=8, eos_token_id=None)
+    assert torch.equal(torch.load(tmp_path / "remote_tokens.pt"), tokens)
