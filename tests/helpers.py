@@ -71,6 +71,14 @@ def varied_model(seed: int = 0) -> LLaDAForMaskedDiffusion:
     return tiny_model(seed, initializer_range=0.2)
 
 
+def shifted_pair(seed: int = 0, **overrides):
+    """The same random weights without and with the logit shift (eval mode)."""
+    plain = tiny_model(seed, initializer_range=0.2, **overrides)
+    shifted = LLaDAForMaskedDiffusion(tiny_config(initializer_range=0.2, logit_shift=True, **overrides)).eval()
+    shifted.load_state_dict(plain.state_dict())
+    return plain, shifted
+
+
 class GraphCounter:
     """A torch.compile backend that runs the captured graph as is and counts the graphs it was given."""
 

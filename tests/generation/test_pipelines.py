@@ -60,3 +60,18 @@ def test_fill_mask_pipeline_with_remote_code(saved):
     logits = fill.model(**inputs).logits[0, 2]  # the mask is the third token
     assert predictions[0]["token"] == int(logits.argmax())
     assert predictions[0]["sequence"].split()[2] == predictions[0]["token_str"]
+
+
+def test_text_generation_pipeline_calls_generate(saved_model):
+    from transformers import AutoTokenizer, pipeline
+
+    from llada import LLaDAForMaskedDiffusion
+
+    generator = pipeline(
+        "text-generation",
+        model=LLaDAForMaskedDiffusion.from_pretrained(saved_model),
+        tokenizer=AutoTokenizer.from_pretrained(saved_model),
+    )
+    outputs = generator(["to be or", "that is the question"], max_new_tokens=6, steps=3)
+    assert [len(out) for out in outputs] == [1, 1]
+    assert outputs[1][0]["generated_text"].startswith("that is the question")

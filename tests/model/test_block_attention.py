@@ -18,6 +18,10 @@ def same_weights(block_size, seed=0, **overrides):
     return full, block
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# configuration
+
+
 @pytest.mark.parametrize("value", [0, -4, 2.5, True, "8"])
 def test_block_size_must_be_none_or_a_positive_integer(value):
     with pytest.raises(ValueError, match="`block_size`"):
@@ -31,6 +35,10 @@ def test_block_size_is_saved_and_loaded(tmp_path):
     assert tiny_model().config.block_size is None
     model.save_pretrained(tmp_path)
     assert LLaDAForMaskedDiffusion.from_pretrained(tmp_path).config.block_size == 4
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# attention patterns
 
 
 def test_masks_are_the_block_patterns():
