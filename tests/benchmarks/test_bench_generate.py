@@ -11,7 +11,6 @@ from helpers import script_module, tiny_model
 
 @pytest.mark.slow
 def test_generation_benchmark_writes_table_and_plot(tmp_path):
-
     results = script_module("bench_generate").main(
         [
             "--random_models",
@@ -60,7 +59,6 @@ def test_generation_benchmark_writes_table_and_plot(tmp_path):
 
 
 def test_generation_benchmark_runs_a_block_model_with_its_own_modes():
-
     bench = script_module("bench_generate")
     args = bench.parse_args(["--random_models", "--lengths", "32", "--batch_sizes", "2", "--extra_thresholds"])
     model = tiny_model(initializer_range=0.2, block_size=2)
@@ -85,7 +83,6 @@ def test_generation_benchmark_runs_a_block_model_with_its_own_modes():
 
 
 def test_profile_of_a_block_model_times_its_modes(tmp_path):
-
     tiny_model(initializer_range=0.2, block_size=2).save_pretrained(tmp_path / "block")
     profile = script_module("profile_generate")
     output = tmp_path / "profile.md"
@@ -117,7 +114,6 @@ def test_profile_of_a_block_model_times_its_modes(tmp_path):
 
 
 def test_row_streams_benchmark_reports_the_cost_and_the_invariance(tmp_path):
-
     output = tmp_path / "row_streams.md"
     script_module("bench_row_streams").main(
         [
