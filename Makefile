@@ -30,7 +30,7 @@ quality: setup
 
 # A saved repo must also load and generate with transformers 4.57 (a second venv, .venv-compat).
 compat: setup
-	bash scripts/setup_compat_venv.sh && $(PY) -m pytest -q tests/test_compat.py
+	bash scripts/setup_compat_venv.sh && $(PY) -m pytest -q tests/hub/test_compat.py
 
 benchmarks: setup
 	$(PY) benchmarks/bench_train_step.py

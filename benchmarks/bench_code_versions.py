@@ -6,7 +6,7 @@ prompts, alternating (benchmarks/common.py: the median of `--repeats` rounds), a
 backward) is timed the same way. It prints the median time of each and the ratio current / saved (below 1: the
 current code is faster), and checks that the generated tokens are identical.
 
-    python benchmarks/bench_code_versions.py                       # against tests/fixtures/saved_before_split
+    python benchmarks/bench_code_versions.py                       # against tests/fixtures/saved_hub_files/v0.1.0-*
     python benchmarks/bench_code_versions.py --code_from DIR --preset medium --repeats 9
     python benchmarks/bench_code_versions.py --preset tiny --batch_sizes 1 --length 32 --repeats 1   # a smoke run
 
@@ -18,6 +18,7 @@ import argparse
 import shutil
 import statistics
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from common import (
     write_report,
 )
 
+# the Hub files of version 0.1.0 before the sampler was split into sampling_llada.py and cache_llada.py
+SAVED_BEFORE_THE_SPLIT = ROOT / "tests" / "fixtures" / "saved_hub_files" / "v0.1.0-aaad530.tar.gz"
 MODES = {
     "baseline": {},
     "prefix": {"use_cache": "prefix"},
@@ -49,8 +52,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--code_from",
-        default=str(ROOT / "tests" / "fixtures" / "saved_before_split"),
-        help="A model folder whose *_llada.py files are the code to compare against.",
+        default=str(SAVED_BEFORE_THE_SPLIT),
+        help="A model folder, or a .tar.gz archive of one, whose *_llada.py files are the code to compare against.",
     )
     parser.add_argument("--preset", default="main", choices=list(PRESETS), help="The model size (default main).")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
@@ -58,9 +61,25 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="Timed runs of each code per measurement.")
     add_common_args(parser)
     args = parser.parse_args(argv)
-    if not list(Path(args.code_from).glob("modeling_llada.py")):
+    try:
+        names = [Path(name).name for name in code_files(args.code_from)]
+    except (OSError, tarfile.TarError) as error:
+        parser.error(f"--code_from {args.code_from!r}: {error}")
+    if "modeling_llada.py" not in names:
         parser.error(f"--code_from {args.code_from!r} has no modeling_llada.py")
     return args
+
+
+def code_files(code_from) -> dict:
+    """name -> contents of the *_llada.py files of a model folder or of a .tar.gz archive of one."""
+    if str(code_from).endswith(".tar.gz"):
+        with tarfile.open(code_from) as archive:
+            return {
+                Path(member.name).name: archive.extractfile(member).read()
+                for member in archive.getmembers()
+                if member.isfile() and "/" not in member.name.removeprefix("./") and member.name.endswith("_llada.py")
+            }
+    return {path.name: path.read_bytes() for path in Path(code_from).glob("*_llada.py")}
 
 
 def load_both(args, folder: Path):
@@ -71,8 +90,8 @@ def load_both(args, folder: Path):
 
     random_model(args.preset, seed=args.seed).save_pretrained(folder / "current")
     saved = shutil.copytree(folder / "current", folder / "saved", ignore=shutil.ignore_patterns("*.py"))
-    for path in Path(args.code_from).glob("*_llada.py"):
-        shutil.copy(path, saved / path.name)
+    for name, contents in code_files(args.code_from).items():
+        (saved / name).write_bytes(contents)
     current = LLaDAForMaskedDiffusion.from_pretrained(folder / "current").eval()
     # the class of the folder's files (AutoModel would pick this package's class, registered for "llada")
     saved_class = get_class_from_dynamic_module("modeling_llada.LLaDAForMaskedDiffusion", str(saved))

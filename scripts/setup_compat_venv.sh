@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates (or reuses) .venv-compat: the newest transformers 4.x next to the same torch, for checking that a saved
-# llada repo loads and generates on the transformers version many users still run (tests/test_compat.py).
+# llada repo loads and generates on the transformers version many users still run (tests/hub/test_compat.py).
 # llada itself is NOT installed there: the check loads a saved folder through trust_remote_code only.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,0 +1,69 @@
+"""Smoke test of experiments/compare_ar.py: both model types train at the same time budget and the report is
+written."""
+
+import json
+import runpy
+import sys
+
+import pytest
+
+from helpers import FIXTURES, ROOT
+
+
+@pytest.mark.slow
+def test_compare_ar_writes_table_plot_and_samples(tmp_path, monkeypatch):
+    argv = [
+        "compare_ar.py",
+        "--output_dir",
+        str(tmp_path),
+        "--num_t_samples",
+        "2",
+        "--max_eval_blocks",
+        "8",
+        "--num_samples",
+        "2",
+        "--new_bytes",
+        "24",
+        "--prompt_bytes",
+        "12",
+        "--max_steps",
+        "3",
+        "--eval_steps",
+        "3",
+        "--hidden_size",
+        "32",
+        "--num_hidden_layers",
+        "2",
+        "--num_attention_heads",
+        "4",
+        "--intermediate_size",
+        "64",
+        "--max_seq_length",
+        "32",
+        "--per_device_train_batch_size",
+        "4",
+        "--train_file",
+        str(FIXTURES / "wikitext-2-test-excerpt.txt"),
+        "--validation_file",
+        str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
+        "--use_cpu",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        "--num_sample_generations",
+        "0",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(ROOT / "experiments" / "compare_ar.py"), run_name="__main__")
+    assert done.value.code == 0
+    result = json.loads((tmp_path / "compare.json").read_text())
+    assert result["steps"]["autoregressive"] == 3 and result["steps"]["llada"] >= 1  # LLaDA's scaled to equal time
+    assert result["llada_perplexity_bound"] > 1 and result["ar_perplexity"] > 1
+    assert set(result["samples"]) == {"llada", "autoregressive", "validation text"}
+    for name in ("llada", "autoregressive"):
+        figures = result["samples"][name]
+        assert len(figures["samples"]) == 2 and 0 <= figures["word_validity"] <= 1
+        assert figures["generative_perplexity"] > 1
+    assert (tmp_path / "compare.png").stat().st_size > 1000 and "| LLaDA" in (tmp_path / "compare.md").read_text()
