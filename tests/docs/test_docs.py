@@ -399,8 +399,10 @@ def hub():
 def use_hub(hub, monkeypatch, home: Path) -> None:
     """Points huggingface_hub at the loopback Hub (its endpoint is read when an `HfApi` is made) with a token."""
     from huggingface_hub import constants
+    from transformers.utils import hub as transformers_hub
 
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(transformers_hub, "_hf_api", None)  # transformers' shared HfApi, made anew for this endpoint
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "no_token_file"))
     monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
 

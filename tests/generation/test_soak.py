@@ -20,7 +20,7 @@ def test_thirty_calls_of_every_mode_leave_nothing_behind():
     assert checks["no cache or context outlives its call"]
     assert checks["_COMPILED_FORWARDS and warning_once flat after the warm-up"]
     assert checks["block-mask cache within its maxsize (16)"]
-    assert abs(summary["gc_growth"]) < 200  # tracked objects: no per-call leak (a few come and go)
+    assert summary["gc_growth"] < 200  # tracked objects: no per-call leak (objects of earlier tests may go)
     assert sum(result["counts"].values()) == 30 and len(result["counts"]) >= 8  # many modes, both models
 
 
