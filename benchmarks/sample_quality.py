@@ -36,7 +36,6 @@ import time
 from collections import Counter
 
 import torch
-import torch.nn.functional as F
 
 from common import add_common_args, markdown_table, setup, write_report
 
@@ -185,23 +184,22 @@ class TrainingText:
         }
 
 
-@torch.no_grad()
 def sliding_perplexity(ar_model, prompts, generated, context: int) -> float:
-    """exp(mean NLL) of the generated tokens under `ar_model`, each token seen with up to `context - 1` tokens
-    before it (windows of `context` tokens, advancing by half of it)."""
-    sequences = torch.cat([prompts, generated], dim=1).to(ar_model.device)  # (batch, seq)
-    first_scored, seq = prompts.shape[1], sequences.shape[1]
-    total_nll, count, stride = 0.0, 0, max(context // 2, 1)
-    scored_until = first_scored  # tokens before this index are scored already (or are the prompt)
+    """The generative perplexity (`llada.evaluation.generative_nll`) of the generated tokens under `ar_model`, each
+    token seen with up to `context - 1` tokens before it (windows of `context` tokens, advancing by half of it), for
+    samples longer than the AR model's positions."""
+    from llada.evaluation import generative_nll
+
+    sequences = torch.cat([prompts, generated], dim=1)  # (batch, seq)
+    seq, stride = sequences.shape[1], max(context // 2, 1)
+    total_nll, count = 0.0, 0
+    scored_until = prompts.shape[1]  # tokens before this index are scored already (or are the prompt)
     end = min(seq, context)
     while scored_until < seq:
         start = max(0, end - context)
-        window = sequences[:, start:end]
-        logits = ar_model(input_ids=window).logits[:, :-1].float()  # (batch, w - 1, vocab)
-        nll = F.cross_entropy(logits.transpose(1, 2), window[:, 1:], reduction="none")  # (batch, w - 1)
-        new = nll[:, scored_until - start - 1 :]  # targets at positions scored_until .. end - 1
-        total_nll += new.double().sum().item()
-        count += new.numel()
+        window = sequences[:, start:end]  # scores the tokens at positions scored_until .. end - 1
+        nll, n = generative_nll(ar_model, window, prompt_length=scored_until - start, batch_size=len(window))
+        total_nll, count = total_nll + nll, count + n
         scored_until, end = end, min(seq, end + stride)
     return math.exp(total_nll / count)
 

@@ -17,7 +17,7 @@ The diffusion times and masks are those of training, from `diffusion_llada` (`sa
 
 import inspect
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -244,6 +244,22 @@ def generative_perplexity(
         prompt_length (`int`): the first `prompt_length` tokens are context only (not scored). The first token is
             never scored (nothing predicts it).
     """
+    total_nll, total_tokens = generative_nll(ar_model, sequences, attention_mask, prompt_length, batch_size)
+    if total_tokens == 0:
+        raise ValueError("generative_perplexity: no token to score (sequences too short for the prompt length).")
+    return math.exp(total_nll / total_tokens)
+
+
+@torch.no_grad()
+def generative_nll(
+    ar_model,
+    sequences: torch.LongTensor,
+    attention_mask: Optional[torch.Tensor] = None,
+    prompt_length: int = 0,
+    batch_size: int = 16,
+) -> Tuple[float, int]:
+    """The summed next-token NLL (float64) that `ar_model` assigns to the scored tokens of `sequences`, and their
+    count: the sums behind [`generative_perplexity`] (same arguments), for callers that combine several passes."""
     device = model_device(ar_model)
     total_nll, total_tokens = 0.0, 0
     for start in range(0, sequences.shape[0], batch_size):
@@ -258,9 +274,7 @@ def generative_perplexity(
         token_nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (batch, seq - 1)
         total_nll += token_nll[scored].double().sum().item()
         total_tokens += int(scored.sum().item())
-    if total_tokens == 0:
-        raise ValueError("generative_perplexity: no token to score (sequences too short for the prompt length).")
-    return math.exp(total_nll / total_tokens)
+    return total_nll, total_tokens
 
 
 def _score_in_batches(model, input_ids, attention_mask, batch_size, score, desc, show_progress):
@@ -361,6 +375,7 @@ __all__ = [
     "block_size_of",
     "block_times",
     "elbo_nll",
+    "generative_nll",
     "generative_perplexity",
     "masked_token_nll",
     "perplexity_bound",
