@@ -121,6 +121,15 @@ def test_generative_perplexity_of_a_uniform_model_is_the_vocabulary_size():
         generative_perplexity(UniformCausalLM(50), ids[:, :3], prompt_length=10)
 
 
+def test_the_windowed_generative_perplexity_of_a_uniform_model_is_the_vocabulary_size():
+    from helpers import script_module
+
+    sliding_perplexity = script_module("sample_quality").sliding_perplexity
+    prompts, generated = torch.randint(0, 50, (2, 5)), torch.randint(0, 50, (2, 40))
+    for context in (8, 16, 64):  # windows smaller than, and longer than, the sequences
+        assert math.isclose(sliding_perplexity(UniformCausalLM(50), prompts, generated, context), 50.0, rel_tol=1e-6)
+
+
 def test_scoring_without_a_mask_token_is_a_clear_error():
     from llada.likelihood import monte_carlo_log_likelihood
 
