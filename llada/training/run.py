@@ -219,7 +219,9 @@ def train_autoregressive_init(model_args, data_args, training_args):
     ar_dir = autoregressive_init_dir(training_args.output_dir)
     state = Path(ar_dir) / "trainer_state.json"
     finished = state.is_file() and json.loads(state.read_text()).get("global_step") == steps
-    if finished and (Path(ar_dir) / "config.json").is_file():
+    # a resumed run (or one whose stage 2 never started) reuses a finished stage 1; --overwrite_output_dir redoes it
+    fresh = training_args.overwrite_output_dir and not training_args.resume_from_checkpoint
+    if finished and (Path(ar_dir) / "config.json").is_file() and not fresh:
         logger.warning("Starting from the autoregressive model already trained for %d steps in %s.", steps, ar_dir)
     else:
         logger.warning("Stage 1 of 2: the autoregressive model of the same options, %d steps, in %s.", steps, ar_dir)

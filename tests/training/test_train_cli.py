@@ -82,6 +82,12 @@ def test_a_llada_run_can_start_from_its_own_autoregressive_stage(tmp_path, capsy
     assert model.model.embed_tokens.weight.shape == ar.model.embed_tokens.weight.shape
     assert json.loads((tmp_path / "llada-tiny-ar-init" / "trainer_state.json").read_text())["global_step"] == 3
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
+    stage_1 = tmp_path / "llada-tiny-ar-init" / "model.safetensors"
+    first = stage_1.stat().st_mtime_ns
+    again = ["--output_dir", str(out), "--max_steps", "2", "--eval_steps", "2", *TINY_TRAIN_ARGS]
+    again += ["--autoregressive_init_steps", "3", "--overwrite_output_dir"]
+    assert main(again) == 0
+    assert stage_1.stat().st_mtime_ns > first  # starting afresh trains stage 1 again too
     with pytest.raises(SystemExit):  # only for a fresh LLaDA model
         main(
             [
