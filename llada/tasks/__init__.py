@@ -36,8 +36,12 @@ TASKS = {
     "stargraph": Task(
         "stargraph", stargraph.make_puzzle, stargraph.check, stargraph.solve, {"degree": 3, "path_length": 5}
     ),
-    "countdown3": Task("countdown3", countdown.make_puzzle, countdown.check, countdown.solve, {"num_numbers": 3}),
-    "countdown4": Task("countdown4", countdown.make_puzzle, countdown.check, countdown.solve, {"num_numbers": 4}),
+    "countdown3": Task(
+        "countdown3", countdown.make_puzzle, countdown.check, countdown.solve, {"num_numbers": 3, "width": 2}
+    ),
+    "countdown4": Task(
+        "countdown4", countdown.make_puzzle, countdown.check, countdown.solve, {"num_numbers": 4, "width": 2}
+    ),
     "sudoku": Task("sudoku", sudoku.make_puzzle, sudoku.check, sudoku.solve, {"min_givens": 30}),
 }
 

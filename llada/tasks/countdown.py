@@ -6,6 +6,8 @@ The prompt lists the numbers and the target; the answer is the equations, each c
     prompt:   "7,3,25>46:"
     response: "7*3=21,21+25=46"
 
+With `width=2` every number is written with two digits ("07,03,25>46:" and "07*03=21,21+25=46"), so each digit of
+each equation sits at the same position in every answer; the task registry's `countdown3` and `countdown4` use it.
 Every intermediate result must be a positive integer no larger than `max_result` (so division must be exact).
 A puzzle often has several solutions: [`check`] verifies the arithmetic rather than comparing strings.
 """
@@ -22,10 +24,24 @@ OPERATIONS = {
 _EQUATION = re.compile(r"^(\d+)([-+*/])(\d+)=(\d+)$")
 
 
-def make_puzzle(rng: random.Random, num_numbers: int = 3, max_number: int = 25, max_result: int = 99) -> dict:
+def make_puzzle(
+    rng: random.Random, num_numbers: int = 3, max_number: int = 25, max_result: int = 99, width: int = 0
+) -> dict:
     """One puzzle as `{"prompt", "response"}`: random numbers combined by random operations until every
-    intermediate result is valid; the target is the last result."""
+    intermediate result is valid; the target is the last result. `width`: digits every number is zero-padded to
+    (0: as many as it needs)."""
     check_options(num_numbers, max_number, max_result)
+    if not isinstance(width, int) or width < 0:
+        raise ValueError(f"countdown: `width` must be an integer >= 0, got {width!r}.")
+    if width and len(str(max(max_number, max_result))) > width:
+        raise ValueError(
+            f"countdown: `width` {width} is too narrow for numbers up to {max(max_number, max_result)}; "
+            f"use width >= {len(str(max(max_number, max_result)))} or 0."
+        )
+
+    def text(n: int) -> str:
+        return f"{n:0{width}d}" if width else str(n)
+
     while True:
         numbers = [rng.randint(1, max_number) for _ in range(num_numbers)]
         pool, equations = list(numbers), []
@@ -38,9 +54,9 @@ def make_puzzle(rng: random.Random, num_numbers: int = 3, max_number: int = 25, 
             pool.remove(a)
             pool.remove(b)
             pool.append(result)
-            equations.append(f"{a}{op}{b}={result}")
+            equations.append(f"{text(a)}{op}{text(b)}={text(result)}")
         if len(pool) == 1:
-            return {"prompt": f"{','.join(map(str, numbers))}>{pool[0]}:", "response": ",".join(equations)}
+            return {"prompt": f"{','.join(map(text, numbers))}>{text(pool[0])}:", "response": ",".join(equations)}
 
 
 def check_options(num_numbers: int, max_number: int, max_result: int) -> None:

@@ -49,6 +49,20 @@ def test_countdown_checker_accepts_any_correct_solution():
     assert countdown.check(prompt, " 2+3=5,5*4=20 ")
 
 
+def test_countdown_fixed_width():
+    rng = random.Random(3)
+    for _ in range(20):
+        row = countdown.make_puzzle(rng, num_numbers=4, width=2)
+        assert countdown.check(row["prompt"], row["response"])
+        assert len(row["response"]) == 3 * len("07*03=21,") - 1  # every equation takes the same positions
+        assert all(len(n) == 2 for n in row["prompt"].rstrip(":").replace(">", ",").split(","))
+    assert countdown.check("02,03,04>20:", "2+3=5,5*4=20")  # the checker reads numbers, not their widths
+    with pytest.raises(ValueError, match="too narrow"):
+        countdown.make_puzzle(rng, max_result=100, width=2)
+    with pytest.raises(ValueError, match="width"):
+        countdown.make_puzzle(rng, width=-1)
+
+
 def test_sudoku_unique_and_checker():
     row = sudoku.make_puzzle(random.Random(1), min_givens=45)
     givens = [int(c) for c in row["prompt"].rstrip("=")]
@@ -62,7 +76,7 @@ def test_write_task_data(tmp_path):
     paths = write_task_data("countdown3", tmp_path / "cd", num_train=30, num_test=10, seed=0, max_number=9)
     assert len(read_rows(paths["train"])) == 30 and len(read_rows(paths["test"])) == 10
     meta = json.loads(paths["meta"].read_text())
-    assert meta["options"] == {"num_numbers": 3, "max_number": 9} and meta["seed"] == 0
+    assert meta["options"] == {"num_numbers": 3, "width": 2, "max_number": 9} and meta["seed"] == 0
     assert not list(tmp_path.glob("cd/*.partial"))
     with pytest.raises(ValueError, match="Unknown task"):
         write_task_data("chess", tmp_path, 1, 1)
