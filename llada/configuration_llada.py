@@ -172,6 +172,11 @@ class LLaDAConfig(PretrainedConfig):
             its meaning. In block diffusion's training layout the first position of a block reads the clean copy's
             state before it, as sampling does. [`LLaDAModel`]'s `last_hidden_state` is then already shifted: its
             position i holds the state the head reads for position i.
+        token_reweighting_gamma (`float`, *optional*, defaults to 0.0):
+            Training only: each scored token's loss is multiplied by `(1 - p) ** gamma`, where `p` is the model's
+            probability of the right token (the focal-loss token reweighting of Ye et al. 2025, which puts the
+            training on the hard tokens of a planning task). 0 is LLaDA's loss; evaluation losses and likelihoods
+            never use it.
         mask_token_id (`int`, *optional*, defaults to 126336):
             Id of the `[MASK]` token the forward process writes and the sampler fills in. `None` builds a model
             that runs its forward but cannot sample until a mask id is given (e.g. in the generation config).
@@ -232,6 +237,7 @@ class LLaDAConfig(PretrainedConfig):
         attention_output_bias=None,
         qk_norm=False,
         logit_shift=False,
+        token_reweighting_gamma=0.0,
         mask_token_id=126336,
         pad_token_id=126081,
         bos_token_id=126080,
@@ -255,6 +261,7 @@ class LLaDAConfig(PretrainedConfig):
         self.attention_output_bias = attention_bias if attention_output_bias is None else attention_output_bias
         self.qk_norm = qk_norm
         self.logit_shift = logit_shift
+        self.token_reweighting_gamma = token_reweighting_gamma
         self.attention_dropout = attention_dropout
         self.mlp_bias = mlp_bias
         self.attention_type = attention_type
@@ -335,6 +342,11 @@ class LLaDAConfig(PretrainedConfig):
         for name in ("attention_bias", "attention_output_bias", "mlp_bias", "qk_norm", "logit_shift"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"LLaDAConfig: `{name}` must be True or False, got {getattr(self, name)!r}.")
+        if not (_is_finite_number(self.token_reweighting_gamma) and self.token_reweighting_gamma >= 0):
+            raise ValueError(
+                "LLaDAConfig: `token_reweighting_gamma` must be a finite number >= 0, got "
+                f"{self.token_reweighting_gamma!r}."
+            )
         if not (_is_finite_number(self.rms_norm_eps) and self.rms_norm_eps > 0):
             raise ValueError(
                 f"LLaDAConfig: `rms_norm_eps` must be a positive finite number, got {self.rms_norm_eps!r}."

@@ -281,6 +281,7 @@ def masked_diffusion_loss(
     p_mask: Optional[torch.Tensor] = None,
     attention_mask: Optional[torch.Tensor] = None,
     answer_lengths: Optional[torch.Tensor] = None,
+    token_reweighting_gamma: float = 0.0,
 ) -> torch.Tensor:
     r"""
     LLaDA's masked-diffusion loss, one path for pre-training and SFT.
@@ -295,12 +296,16 @@ def masked_diffusion_loss(
             of `logits[labels != -100]`; the loss needs nothing else, so a training step can skip the head
             elsewhere), labels (`(batch, seq)`, -100 where not scored),
         p_mask (`(batch,)`, `(batch, 1)` or `(batch, seq)`), attention_mask (`(batch, seq)`),
-        answer_lengths (`(batch,)`).
+        answer_lengths (`(batch,)`),
+        token_reweighting_gamma (`float`): with `gamma > 0`, each token's CE is multiplied by `(1 - p) ** gamma`
+            (`p = exp(-CE)`, the probability of the right token; a focal loss, Ye et al. 2025's token reweighting).
     """
     batch, seq = labels.shape
     labelled = labels != -100  # (batch, seq)
     labelled_logits = logits if logits.dim() == 2 else logits[labelled]  # (n_labelled, vocab)
     token_ce = F.cross_entropy(labelled_logits.float(), labels[labelled], reduction="none")  # (n_labelled,)
+    if token_reweighting_gamma:
+        token_ce = (1.0 - torch.exp(-token_ce)) ** token_reweighting_gamma * token_ce
     if p_mask is None:
         if token_ce.numel() == 0:
             return logits.sum() * 0.0  # nothing to score; keep the graph so backward still works

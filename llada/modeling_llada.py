@@ -542,7 +542,14 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
             # The loss needs the head only where a token is labelled (the masked ones, about half): skipping the
             # others saves a large share of a small model's step. `logits` is None then; eval mode returns them.
             labelled_logits = self.lm_head(hidden_states[labels != -100])  # (n_labelled, vocab)
-            loss = masked_diffusion_loss(labelled_logits, labels, p_mask, attention_mask, answer_lengths)
+            loss = masked_diffusion_loss(
+                labelled_logits,
+                labels,
+                p_mask,
+                attention_mask,
+                answer_lengths,
+                getattr(self.config, "token_reweighting_gamma", 0.0),
+            )
             logits = None
         else:
             if torch.is_tensor(logits_to_keep) and logits_to_keep.dim() == 2:  # per-row positions (batch, k)

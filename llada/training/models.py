@@ -56,6 +56,13 @@ class ModelArguments:
             "which keeps the meaning of a converted causal LM's head (--init_from a causal LM)."
         },
     )
+    token_reweighting_gamma: float = field(
+        default=0.0,
+        metadata={
+            "help": "LLaDA only: multiply each masked token's training loss by (1 - p) ** gamma, p the model's "
+            "probability of the right token (Ye et al.'s token reweighting, a focal loss). 0: LLaDA's loss."
+        },
+    )
     autoregressive_init_steps: Optional[int] = field(
         default=None,
         metadata={
@@ -123,6 +130,11 @@ class ModelArguments:
             raise ValueError(
                 f"`--logit_shift` is an option of `--model_type llada`, got --model_type {self.model_type!r}."
             )
+        if self.token_reweighting_gamma and self.model_type != "llada":
+            raise ValueError(
+                "`--token_reweighting_gamma` is an option of `--model_type llada`, got --model_type "
+                f"{self.model_type!r}."
+            )
         if self.autoregressive_init_steps == 0:
             self.autoregressive_init_steps = None  # 0: from random weights, as null in a YAML file
         if self.autoregressive_init_steps is not None:
@@ -157,6 +169,7 @@ def build_model(args: ModelArguments, tokenizer, max_seq_length: int):
                 attention_type=args.attention_type,
                 block_size=args.block_size,
                 logit_shift=args.logit_shift,
+                token_reweighting_gamma=args.token_reweighting_gamma,
             )
         )
     else:
@@ -206,6 +219,8 @@ def _load_existing(args: ModelArguments, tokenizer):
                 f"a LLaDA model without the shift (its config decides)."
             )
         model = LLaDAForMaskedDiffusion.from_pretrained(args.init_from, attn_implementation=args.attn_implementation)
+        if args.token_reweighting_gamma:
+            model.config.token_reweighting_gamma = args.token_reweighting_gamma
     else:
         model = AutoModelForCausalLM.from_pretrained(args.init_from, attn_implementation=args.attn_implementation)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
@@ -242,13 +257,15 @@ def _convert_causal_lm(args: ModelArguments, config, tokenizer):
         args.block_size,
         args.logit_shift,
     )
-    return causal_lm_to_llada(
+    model = causal_lm_to_llada(
         causal_lm,
         tokenizer,
         block_size=args.block_size,
         logit_shift=args.logit_shift,
         max_position_embeddings=args.max_position_embeddings,
-    ).train()
+    )
+    model.config.token_reweighting_gamma = args.token_reweighting_gamma
+    return model.train()
 
 
 def is_masked_diffusion_model(model) -> bool:

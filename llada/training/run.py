@@ -100,6 +100,7 @@ LLADA_ONLY_OPTIONS = (
     "in_order_probability_end",
     "eval_in_order",
     "logit_shift",
+    "token_reweighting_gamma",
     *AUTOREGRESSIVE_INIT_OPTIONS,
 )
 

@@ -163,6 +163,26 @@ def test_sft_normalisation_and_plain_mean(model):
     torch.testing.assert_close(plain, F.cross_entropy(logits.view(-1, 100), labels.view(-1)))
 
 
+def test_token_reweighting_is_a_focal_loss_in_training_only():
+    ids = random_ids(batch=2, seq=6)
+    labels = torch.full_like(ids, -100)
+    labels[0, [1, 4]] = ids[0, [1, 4]]
+    labels[1, [0]] = ids[1, [0]]
+    p_mask = torch.tensor([0.4, 0.2])
+    model = tiny_model(token_reweighting_gamma=2.0).eval()
+    logits = model(ids).logits
+    ce = hand_ce(logits, labels)
+    focal = (1 - torch.exp(-ce)) ** 2 * ce
+    expected = (focal[0, 1] / 0.4 + focal[0, 4] / 0.4 + focal[1, 0] / 0.2) / 12
+    torch.testing.assert_close(masked_diffusion_loss(logits, labels, p_mask, token_reweighting_gamma=2.0), expected)
+    torch.testing.assert_close(model.train()(ids, labels=labels, p_mask=p_mask).loss, expected)
+    # an evaluation loss (a bound) stays LLaDA's
+    plain = (ce[0, 1] / 0.4 + ce[0, 4] / 0.4 + ce[1, 0] / 0.2) / 12
+    torch.testing.assert_close(model.eval()(ids, labels=labels, p_mask=p_mask).loss, plain)
+    with pytest.raises(ValueError, match="token_reweighting_gamma"):
+        tiny_model(token_reweighting_gamma=-1.0)
+
+
 def test_forward_process_masks_with_probability_p_and_only_maskable_positions():
     ids = torch.arange(2, 4002).view(2, 2000)
     maskable = torch.ones_like(ids, dtype=torch.bool)
