@@ -173,11 +173,8 @@ class ContextFreeBlockModel(torch.nn.Module):
 # training: the options of a tiny `llada-train` run, and a tiny model, data and arguments for LLaDATrainer
 
 
-TINY_TRAIN_ARGS = [  # a tiny llada-train run on the wikitext excerpts
-    "--autoregressive_init_steps",
-    "0",
-    "--tokenizer",
-    "bytes",
+# The pieces of a tiny training run's command line: the model and batch, the wikitext excerpts, a quiet CPU run.
+TINY_MODEL_ARGS = [
     "--hidden_size",
     "32",
     "--num_hidden_layers",
@@ -190,21 +187,41 @@ TINY_TRAIN_ARGS = [  # a tiny llada-train run on the wikitext excerpts
     "32",
     "--per_device_train_batch_size",
     "4",
-    "--per_device_eval_batch_size",
-    "8",
+]
+TINY_DATA_ARGS = [
     "--train_file",
     str(FIXTURES / "wikitext-2-test-excerpt.txt"),
     "--validation_file",
     str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
-    "--max_eval_samples",
-    "8",
-    "--use_cpu",
-    "--report_to",
-    "none",
+]
+QUIET_CPU_ARGS = ["--use_cpu", "--report_to", "none", "--disable_tqdm", "true"]
+# a tiny llada-train run on the wikitext excerpts, from random weights, without a sampling callback's cost
+TINY_RUN_ARGS = [
+    "--autoregressive_init_steps",
+    "0",
+    *TINY_MODEL_ARGS,
+    *TINY_DATA_ARGS,
+    *QUIET_CPU_ARGS,
     "--dataloader_num_workers",
     "0",
-    "--disable_tqdm",
-    "true",
+    "--num_sample_generations",
+    "0",
+]
+
+TINY_TRAIN_ARGS = [  # the same with a byte tokenizer, a small evaluation and short samples
+    "--autoregressive_init_steps",
+    "0",
+    "--tokenizer",
+    "bytes",
+    *TINY_MODEL_ARGS,
+    "--per_device_eval_batch_size",
+    "8",
+    *TINY_DATA_ARGS,
+    "--max_eval_samples",
+    "8",
+    *QUIET_CPU_ARGS,
+    "--dataloader_num_workers",
+    "0",
     "--eval_num_t_samples",
     "2",
     "--sample_max_new_tokens",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import FIXTURES, ROOT, tiny_config
+from helpers import ROOT, TINY_RUN_ARGS, tiny_config
 from hub_server import LoopbackHub
 from llada import LLaDAForMaskedDiffusion
 from llada.hub import HubPushError, check_loadable, check_model_dir, save_for_hub, write_model_card
@@ -464,37 +464,7 @@ def test_reload_check_refuses_a_folder_that_does_not_load(model_dir, tmp_path):
 # ------------------------------------------------------------------------------------------------------------------
 # pushes of a training run
 
-TINY_TRAINING = [
-    "--autoregressive_init_steps",
-    "0",
-    "--hidden_size",
-    "32",
-    "--num_hidden_layers",
-    "2",
-    "--num_attention_heads",
-    "4",
-    "--intermediate_size",
-    "64",
-    "--max_seq_length",
-    "32",
-    "--per_device_train_batch_size",
-    "4",
-    "--train_file",
-    str(FIXTURES / "wikitext-2-test-excerpt.txt"),
-    "--validation_file",
-    str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
-    "--use_cpu",
-    "--report_to",
-    "none",
-    "--dataloader_num_workers",
-    "0",
-    "--disable_tqdm",
-    "true",
-    "--eval_strategy",
-    "no",
-    "--num_sample_generations",
-    "0",
-]
+TINY_TRAINING = [*TINY_RUN_ARGS, "--eval_strategy", "no"]
 
 
 def test_code_files_callback_writes_the_model_code_only_for_remote_code_models(model_dir, tmp_path):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import FIXTURES, ROOT
+from helpers import QUIET_CPU_ARGS, ROOT, TINY_DATA_ARGS, TINY_MODEL_ARGS
 
 
 @pytest.mark.slow
@@ -30,27 +30,9 @@ def test_compare_ar_writes_table_plot_and_samples(tmp_path, monkeypatch):
         "3",
         "--eval_steps",
         "3",
-        "--hidden_size",
-        "32",
-        "--num_hidden_layers",
-        "2",
-        "--num_attention_heads",
-        "4",
-        "--intermediate_size",
-        "64",
-        "--max_seq_length",
-        "32",
-        "--per_device_train_batch_size",
-        "4",
-        "--train_file",
-        str(FIXTURES / "wikitext-2-test-excerpt.txt"),
-        "--validation_file",
-        str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
-        "--use_cpu",
-        "--report_to",
-        "none",
-        "--disable_tqdm",
-        "true",
+        *TINY_MODEL_ARGS,
+        *TINY_DATA_ARGS,
+        *QUIET_CPU_ARGS,
         "--num_sample_generations",
         "0",
     ]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from helpers import FIXTURES, ROOT
+from helpers import ROOT, TINY_RUN_ARGS
 
 RANK_SCRIPT = """
 import json, os, sys
@@ -54,33 +54,7 @@ def test_two_process_cpu_ddp(tmp_path, model_args):
         "--save_steps",
         "4",
         *model_args,
-        "--autoregressive_init_steps",
-        "0",
-        "--hidden_size",
-        "32",
-        "--num_hidden_layers",
-        "2",
-        "--num_attention_heads",
-        "4",
-        "--intermediate_size",
-        "64",
-        "--max_seq_length",
-        "32",
-        "--per_device_train_batch_size",
-        "4",
-        "--train_file",
-        str(FIXTURES / "wikitext-2-test-excerpt.txt"),
-        "--validation_file",
-        str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
-        "--use_cpu",
-        "--report_to",
-        "none",
-        "--dataloader_num_workers",
-        "0",
-        "--disable_tqdm",
-        "true",
-        "--num_sample_generations",
-        "0",
+        *TINY_RUN_ARGS,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     command = [
