@@ -82,175 +82,64 @@ SETTING_NOTES = {
     "(16 sequences, 32 rows per step; a block model masks each block and its complement), as "
     "llada/configs/tinyshakespeare-scratch.yaml has it.",
 }
+
+
+def block(size, batch=None, lr=None, in_order=None, in_order_end=None, masking="exact", complementary=None) -> list:
+    """The llada-train options of a block model of `size` (exact masking unless told) and its recipe."""
+    argv = ["--block_size", str(size), "--masking", masking]
+    if complementary is not None:
+        argv += ["--complementary_masking", complementary]
+    for flag, value in (
+        ("--per_device_train_batch_size", batch),
+        ("--learning_rate", lr),
+        ("--in_order_probability", in_order),
+        ("--in_order_probability_end", in_order_end),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+def autoregressive(batch, lr=None) -> list:
+    argv = ["--model_type", "autoregressive", "--per_device_train_batch_size", str(batch)]
+    return argv + (["--learning_rate", lr] if lr else [])
+
+
 CONTENDERS = {  # the block models mask exactly k ~ U{1..n} tokens per block; "-bernoulli": p per token instead
     "ar": ["--model_type", "autoregressive"],
     "full": [],
-    **{f"block{size}": ["--block_size", str(size), "--masking", "exact"] for size in (1, 2, 4, 8, 16)},
-    **{f"block{size}-bernoulli": ["--block_size", str(size), "--masking", "bernoulli"] for size in (4, 8, 16)},
-    "block4-batch16": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "16"],
+    **{f"block{size}": block(size) for size in (1, 2, 4, 8, 16)},
+    **{f"block{size}-bernoulli": block(size, masking="bernoulli") for size in (4, 8, 16)},
+    "block4-batch16": block(4, batch=16),
     # recipes for the block model's bound in the main setting (same CPU budget): a higher learning rate, half the
     # batch (about twice the steps), and independent sequences instead of complementary copies (the same rows)
-    "block2-lr4e-3": ["--block_size", "2", "--masking", "exact", "--learning_rate", "0.004"],
-    "block2-batch8": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "8"],
-    "block2-independent": [
-        "--block_size",
-        "2",
-        "--masking",
-        "exact",
-        "--complementary_masking",
-        "false",
-        "--per_device_train_batch_size",
-        "32",
-    ],
-    "block2-batch4": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "4"],
-    "block4-batch8": ["--block_size", "4", "--masking", "exact", "--per_device_train_batch_size", "8"],
-    "ar-batch8": ["--model_type", "autoregressive", "--per_device_train_batch_size", "8"],
-    "ar-batch4": ["--model_type", "autoregressive", "--per_device_train_batch_size", "4"],
-    "ar-batch2": ["--model_type", "autoregressive", "--per_device_train_batch_size", "2"],
-    "block2-batch8-lr3e-3": [
-        "--block_size",
-        "2",
-        "--masking",
-        "exact",
-        "--per_device_train_batch_size",
-        "8",
-        "--learning_rate",
-        "0.003",
-    ],
+    "block2-lr4e-3": block(2, lr="0.004"),
+    "block2-batch8": block(2, batch=8),
+    "block2-independent": block(2, complementary="false", batch=32),
+    "block2-batch4": block(2, batch=4),
+    "block4-batch8": block(4, batch=8),
+    **{f"ar-batch{batch}": autoregressive(batch) for batch in (8, 4, 2)},
+    "block2-batch8-lr3e-3": block(2, batch=8, lr="0.003"),
     # a share of the blocks trained on the in-order likelihood instead of the bound
     **{
-        f"block2-batch8-in-order{share}": [
-            "--block_size",
-            "2",
-            "--masking",
-            "exact",
-            "--per_device_train_batch_size",
-            "8",
-            "--in_order_probability",
-            share,
-        ]
+        f"block{size}-batch{batch}-in-order{share}": block(size, batch=batch, in_order=share)
+        for size, batch in ((2, 8), (4, 8), (2, 4))
         for share in ("0.5", "1")
     },
-    **{
-        f"block4-batch8-in-order{share}": [
-            "--block_size",
-            "4",
-            "--masking",
-            "exact",
-            "--per_device_train_batch_size",
-            "8",
-            "--in_order_probability",
-            share,
-        ]
-        for share in ("0.5", "1")
-    },
-    **{
-        f"block2-batch4-in-order{share}": [
-            "--block_size",
-            "2",
-            "--masking",
-            "exact",
-            "--per_device_train_batch_size",
-            "4",
-            "--in_order_probability",
-            share,
-        ]
-        for share in ("0.5", "1")
-    },
-    "block2-batch2": ["--block_size", "2", "--masking", "exact", "--per_device_train_batch_size", "2"],
-    "block2-batch2-in-order0.5": [
-        "--block_size",
-        "2",
-        "--masking",
-        "exact",
-        "--per_device_train_batch_size",
-        "2",
-        "--in_order_probability",
-        "0.5",
-    ],
+    "block2-batch2": block(2, batch=2),
+    "block2-batch2-in-order0.5": block(2, batch=2, in_order="0.5"),
     # the bound at batch 2: a lower learning rate, a smaller in-order share
-    **{
-        f"block2-batch2-lr{lr}": [
-            "--block_size",
-            "2",
-            "--masking",
-            "exact",
-            "--per_device_train_batch_size",
-            "2",
-            "--learning_rate",
-            value,
-        ]
-        for lr, value in (("1e-3", "0.001"), ("5e-4", "0.0005"))
-    },
-    "block2-batch2-in-order0.25": [
-        "--block_size",
-        "2",
-        "--masking",
-        "exact",
-        "--per_device_train_batch_size",
-        "2",
-        "--in_order_probability",
-        "0.25",
-    ],
+    **{f"block2-batch2-lr{lr}": block(2, batch=2, lr=value) for lr, value in (("1e-3", "0.001"), ("5e-4", "0.0005"))},
+    "block2-batch2-in-order0.25": block(2, batch=2, in_order="0.25"),
     # the lower learning rate with half the blocks in order, and for the AR model (tuned like the block models)
-    "block2-batch2-lr1e-3-in-order0.5": [
-        "--block_size",
-        "2",
-        "--masking",
-        "exact",
-        "--per_device_train_batch_size",
-        "2",
-        "--learning_rate",
-        "0.001",
-        "--in_order_probability",
-        "0.5",
-    ],
-    "ar-batch4-lr1e-3": [
-        "--model_type",
-        "autoregressive",
-        "--per_device_train_batch_size",
-        "4",
-        "--learning_rate",
-        "0.001",
-    ],
-    "block2-batch1-lr5e-4": [
-        "--block_size",
-        "2",
-        "--masking",
-        "exact",
-        "--per_device_train_batch_size",
-        "1",
-        "--learning_rate",
-        "0.0005",
-    ],
-    "block2-batch2-lr1e-3-in-order1to0": [
-        "--block_size",
-        "2",
-        "--masking",
-        "exact",
-        "--per_device_train_batch_size",
-        "2",
-        "--learning_rate",
-        "0.001",
-        "--in_order_probability",
-        "1",
-        "--in_order_probability_end",
-        "0",
-    ],
+    "block2-batch2-lr1e-3-in-order0.5": block(2, batch=2, lr="0.001", in_order="0.5"),
+    "ar-batch4-lr1e-3": autoregressive(4, lr="0.001"),
+    "block2-batch1-lr5e-4": block(2, batch=1, lr="0.0005"),
+    "block2-batch2-lr1e-3-in-order1to0": block(2, batch=2, lr="0.001", in_order="1", in_order_end="0"),
     # a curriculum: in order first (as an autoregressive model learns), the bound at the end
-    "block2-batch2-in-order1to0": [
-        "--block_size",
-        "2",
-        "--masking",
-        "exact",
-        "--per_device_train_batch_size",
-        "2",
-        "--in_order_probability",
-        "1",
-        "--in_order_probability_end",
-        "0",
-    ],
+    "block2-batch2-in-order1to0": block(2, batch=2, in_order="1", in_order_end="0"),
 }
+
 DEFAULT_CONTENDERS = ["ar", "full", "block4", "block8", "block16"]
 AR_SAMPLERS = {
     "T0.8": dict(temperature=0.8),
