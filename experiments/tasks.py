@@ -15,6 +15,7 @@ final LLaDA model under every remasking strategy and parallel-decoding rule. Wri
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
         "autoregressive": runs / "autoregressive",
     }
     report = evaluate_runs(args.task, dirs, rows, args.curve_puzzles)
-    report["command"] = "python experiments/tasks.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    report["command"] = "python experiments/tasks.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     write_report(args.task, report, results)
     return 0
 
