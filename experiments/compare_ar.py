@@ -75,7 +75,8 @@ def step_seconds(train_argv, repeats=6) -> dict:
     from llada.training.data import load_raw_datasets, tokenize_and_pack
     from llada.training.models import build_model
     from llada.training.run import build_tokenizer_for
-    from llada.training.trainer import LLaDATrainer, resolve_num_threads
+    from llada.training.runtime import resolve_num_threads
+    from llada.training.trainer import LLaDATrainer
 
     steps = {}
     with tempfile.TemporaryDirectory() as scratch:

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from ..prepare_llada import left_pad
+from .block_collator import DataCollatorForBlockDiffusion
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,24 @@ def plot_loss_curve(log_history: list, path: str, title: str = "Training") -> st
     return path
 
 
+class InOrderScheduleCallback(TrainerCallback):
+    """Moves a block collator's `in_order_probability` linearly from `start` (the first step) to `end` (the last),
+    set before each step's batch is drawn (`on_step_begin`; a batch drawn ahead sees the previous step's share)."""
+
+    def __init__(self, collator: DataCollatorForBlockDiffusion, start: float, end: float):
+        self.collator, self.start, self.end = collator, start, end
+
+    def share(self, step: int, max_steps: int) -> float:
+        return self.start + (self.end - self.start) * min(step / max(max_steps - 1, 1), 1.0)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.collator.in_order_probability = self.share(state.global_step, state.max_steps)
+
+    on_train_begin = on_step_begin  # the first batch is drawn before the first step begins (and after a resume)
+
+
 __all__ = [
+    "InOrderScheduleCallback",
     "LOSS_CURVE_FILE",
     "LossCurveCallback",
     "SAMPLES_FILE",

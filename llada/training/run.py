@@ -273,7 +273,8 @@ def _train(model_args, data_args, training_args):
     from .data import load_raw_datasets, tokenize_and_pack
     from .lora import MERGED_SUBFOLDER, merge_lora_adapter, wrap_with_lora
     from .models import build_model
-    from .trainer import LLaDATrainer, resolve_num_threads
+    from .runtime import resolve_num_threads
+    from .trainer import LLaDATrainer
 
     threads = resolve_num_threads(training_args.torch_num_threads)
     if threads:

@@ -19,7 +19,6 @@ from transformers import (
     DataCollatorForSeq2Seq,
     GenerationConfig,
     Trainer,
-    TrainerCallback,
     TrainingArguments,
 )
 from transformers.integrations import TensorBoardCallback
@@ -29,11 +28,12 @@ from ..evaluation import T_SAMPLING_SCHEMES, elbo_nll, in_order_nll
 from ..sampling_llada import REMASKING_STRATEGIES
 from ..saved_files import make_tokenizer_config_portable
 from .block_collator import DataCollatorForBlockDiffusion
-from .callbacks import LossCurveCallback, SampleGenerationCallback, fit_generation_length
+from .callbacks import InOrderScheduleCallback, LossCurveCallback, SampleGenerationCallback, fit_generation_length
 from .checkpoints import check_max_steps, removing_partial_checkpoint, staged_folder
 from .collator import MASKING_SCHEMES, TRAIN_T_SAMPLING, DataCollatorForMaskedDiffusion
 from .hub_callback import HubCodeFilesCallback
 from .models import is_masked_diffusion_model
+from .runtime import parse_num_threads
 
 
 def _trainer_field(name: str, default=MISSING, **metadata):
@@ -449,64 +449,6 @@ class LLaDATrainer(Trainer):
         return loss.detach(), None, None
 
 
-class InOrderScheduleCallback(TrainerCallback):
-    """Moves a block collator's `in_order_probability` linearly from `start` (the first step) to `end` (the last),
-    set before each step's batch is drawn (`on_step_begin`; a batch drawn ahead sees the previous step's share)."""
-
-    def __init__(self, collator: DataCollatorForBlockDiffusion, start: float, end: float):
-        self.collator, self.start, self.end = collator, start, end
-
-    def share(self, step: int, max_steps: int) -> float:
-        return self.start + (self.end - self.start) * min(step / max(max_steps - 1, 1), 1.0)
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self.collator.in_order_probability = self.share(state.global_step, state.max_steps)
-
-    on_train_begin = on_step_begin  # the first batch is drawn before the first step begins (and after a resume)
-
-
-def parse_num_threads(value):
-    """`torch_num_threads` as given: a positive integer (also as text) or 'auto'."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`torch_num_threads` must be a positive integer or 'auto', got {value!r}.")
-    return value
-
-
-def resolve_num_threads(value) -> Optional[int]:
-    """The thread count `torch_num_threads` asks for: 'auto' is OMP_NUM_THREADS when set, else the cores idle right
-    now (Linux: measured over 0.3 s from /proc/stat; elsewhere: the CPU count minus the 1-minute load average), at
-    least 1; None leaves torch's own choice."""
-    if value != "auto":
-        return value
-    if os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
-        return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    idle = _idle_cores(cores)
-    return max(1, min(cores, round(idle)))
-
-
-def _idle_cores(cores: int, seconds: float = 0.3) -> float:
-    import time
-
-    def idle_and_total():
-        with open("/proc/stat") as handle:
-            ticks = [int(field) for field in handle.readline().split()[1:]]
-        return ticks[3] + ticks[4], sum(ticks[:8])  # idle + iowait; user..steal
-
-    try:
-        idle_before, total_before = idle_and_total()
-        time.sleep(seconds)
-        idle_after, total_after = idle_and_total()
-        return (os.cpu_count() or cores) * (idle_after - idle_before) / max(1, total_after - total_before)
-    except (OSError, ValueError, IndexError):
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        return cores - load
-
-
 def fit_generation_config(model, args) -> None:
     """
     Makes the model's saved generation defaults (what `llada-generate` uses) the `sample_*` settings of the
@@ -576,6 +518,4 @@ __all__ = [
     "LLaDATrainer",
     "LLaDATrainingArguments",
     "fit_generation_config",
-    "parse_num_threads",
-    "resolve_num_threads",
 ]

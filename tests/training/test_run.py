@@ -89,17 +89,17 @@ def test_training_arguments_from_python(tmp_path):
 
 
 def test_auto_threads_follow_omp_num_threads_else_the_idle_cores(monkeypatch):
-    from llada.training import trainer as trainer_module
-    from llada.training.trainer import resolve_num_threads
+    from llada.training import runtime as runtime_module
+    from llada.training.runtime import resolve_num_threads
 
     assert resolve_num_threads(None) is None and resolve_num_threads(2) == 2
-    assert 0 <= trainer_module._idle_cores(2) <= (os.cpu_count() or 2) + 0.01  # measured on this machine
+    assert 0 <= runtime_module._idle_cores(2) <= (os.cpu_count() or 2) + 0.01  # measured on this machine
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert resolve_num_threads("auto") == 1
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     for idle, expected in ((1.9, 2), (1.2, 1), (0.0, 1)):
-        monkeypatch.setattr(trainer_module, "_idle_cores", lambda cores, idle=idle: idle)
+        monkeypatch.setattr(runtime_module, "_idle_cores", lambda cores, idle=idle: idle)
         assert resolve_num_threads("auto") == expected
 
 
