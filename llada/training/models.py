@@ -130,6 +130,9 @@ class ModelArguments:
             raise ValueError(
                 f"`--logit_shift` is an option of `--model_type llada`, got --model_type {self.model_type!r}."
             )
+        gamma = self.token_reweighting_gamma
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma < float("inf"):
+            raise ValueError(f"`--token_reweighting_gamma` must be a finite number >= 0, got {gamma!r}.")
         if self.token_reweighting_gamma and self.model_type != "llada":
             raise ValueError(
                 "`--token_reweighting_gamma` is an option of `--model_type llada`, got --model_type "

@@ -15,3 +15,6 @@ def test_token_reweighting_reaches_the_config_and_only_for_llada():
     assert build_model(ModelArguments(**TINY), tokenizer, 16).config.token_reweighting_gamma == 0.0
     with pytest.raises(ValueError, match="--token_reweighting_gamma"):
         ModelArguments(model_type="autoregressive", token_reweighting_gamma=2.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite number >= 0"):
+            ModelArguments(token_reweighting_gamma=bad)
