@@ -567,20 +567,8 @@ NAME = "tiny"
 def save_tiny_byte_model(folder: Path, positions: int = 96) -> Path:
     """A tiny random LLaDA with the byte tokenizer, its generation defaults saved beside it."""
     torch.manual_seed(0)
-    config = LLaDAConfig(
-        vocab_size=259,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=positions,
-        mask_token_id=BYTE_MASK,
-        pad_token_id=BYTE_PAD,
-        eos_token_id=BYTE_EOS,
-        bos_token_id=None,
-        initializer_range=0.2,
-    )
+    byte_ids = dict(vocab_size=259, mask_token_id=BYTE_MASK, pad_token_id=BYTE_PAD, eos_token_id=BYTE_EOS)
+    config = LLaDAConfig(**{**TINY, **byte_ids, "max_position_embeddings": positions, "initializer_range": 0.2})
     model = LLaDAForMaskedDiffusion(config).eval()
     generation = model.generation_config
     generation.max_new_tokens, generation.block_length = 16, 4

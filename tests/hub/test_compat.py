@@ -122,6 +122,30 @@ def hub_folder(tmp_path_factory):
     return saved_for_hub(tmp_path_factory)
 
 
+# what both transformers versions must sample alike, token for token
+SAMPLED_OUTPUTS = (
+    "greedy",
+    "sampled",
+    "generate",
+    "saved_defaults",
+    "prefix_cache",
+    "dual_cache",
+    "processors",
+    "infill",
+)
+
+
+def assert_same_logits(current: dict, compat: dict) -> None:
+    """The logits of both attention implementations agree across the two transformers versions."""
+    for implementation in ("eager", "sdpa"):
+        torch.testing.assert_close(
+            torch.tensor(compat[f"logits_{implementation}"]),
+            torch.tensor(current[f"logits_{implementation}"]),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+
+
 def test_transformers_4_loads_and_generates_like_transformers_5(hub_folder):
     assert set(HUB_CODE_FILES) <= {p.name for p in hub_folder.iterdir()}  # every Hub module, sampler split included
     current, compat = use_the_repo([sys.executable, COMPAT_PYTHON], hub_folder)
@@ -130,26 +154,10 @@ def test_transformers_4_loads_and_generates_like_transformers_5(hub_folder):
     assert compat["masked_lm"] == "LLaDAForMaskedDiffusion"
     assert compat["input_keys"] == current["input_keys"] == ["attention_mask", "input_ids"]
     assert compat["input_ids"] == current["input_ids"]
-    for implementation in ("eager", "sdpa"):
-        torch.testing.assert_close(
-            torch.tensor(compat[f"logits_{implementation}"]),
-            torch.tensor(current[f"logits_{implementation}"]),
-            rtol=1e-5,
-            atol=1e-5,
-        )
+    assert_same_logits(current, compat)
     assert compat["generation_config"] == current["generation_config"]
     assert len(current["saved_defaults"][0]) == len(current["input_ids"][0]) + 6
-    for key in (
-        "greedy",
-        "sampled",
-        "generate",
-        "saved_defaults",
-        "prefix_cache",
-        "dual_cache",
-        "processors",
-        "infill",
-        "refused",
-    ):
+    for key in (*SAMPLED_OUTPUTS, "refused"):
         assert compat[key] == current[key], key
     assert "`num_beams=2` has no meaning for diffusion sampling" in current["refused"]
 
@@ -163,23 +171,8 @@ def block_hub_folder(tmp_path_factory):
 def test_transformers_4_runs_a_block_model_like_transformers_5(block_hub_folder):
     current, compat = use_the_repo([sys.executable, COMPAT_PYTHON], block_hub_folder)
     assert compat["transformers"].startswith("4.57")
-    for implementation in ("eager", "sdpa"):
-        torch.testing.assert_close(
-            torch.tensor(compat[f"logits_{implementation}"]),
-            torch.tensor(current[f"logits_{implementation}"]),
-            rtol=1e-5,
-            atol=1e-5,
-        )
-    for key in (
-        "greedy",
-        "sampled",
-        "generate",
-        "saved_defaults",
-        "prefix_cache",
-        "dual_cache",
-        "processors",
-        "infill",
-    ):
+    assert_same_logits(current, compat)
+    for key in SAMPLED_OUTPUTS:
         assert compat[key] == current[key], key
     assert "cannot fill mask tokens inside a prompt" in current["infill"]
 
