@@ -9,7 +9,7 @@ give a different middle.
 import pytest
 import torch
 
-from helpers import EOS, MASK, PAD, varied_model
+from helpers import EOS, MASK, PAD, TINY, varied_model
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion, forward_process
 from llada.prepare_llada import infill_canvas
 
@@ -23,19 +23,7 @@ def cyclic(start: int, direction: int, length: int = 12) -> list:
 @pytest.fixture(scope="module")
 def cyclic_model():
     torch.manual_seed(0)
-    config = LLaDAConfig(
-        vocab_size=16,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
-        mask_token_id=CYCLIC_MASK,
-        pad_token_id=0,
-        bos_token_id=None,
-        eos_token_id=1,
-    )
+    config = LLaDAConfig(**{**TINY, "vocab_size": 16, "max_position_embeddings": 32, "mask_token_id": CYCLIC_MASK})
     model = LLaDAForMaskedDiffusion(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
