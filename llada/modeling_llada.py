@@ -548,7 +548,7 @@ class LLaDAForMaskedDiffusion(LLaDAPreTrainedModel, LLaDAGenerationMixin):
                 p_mask,
                 attention_mask,
                 answer_lengths,
-                getattr(self.config, "token_reweighting_gamma", 0.0),
+                self.config.token_reweighting_gamma,
             )
             logits = None
         else:

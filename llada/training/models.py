@@ -222,8 +222,7 @@ def _load_existing(args: ModelArguments, tokenizer):
                 f"a LLaDA model without the shift (its config decides)."
             )
         model = LLaDAForMaskedDiffusion.from_pretrained(args.init_from, attn_implementation=args.attn_implementation)
-        if args.token_reweighting_gamma:
-            model.config.token_reweighting_gamma = args.token_reweighting_gamma
+        model.config.token_reweighting_gamma = args.token_reweighting_gamma  # the run's loss, not the saved one's
     else:
         model = AutoModelForCausalLM.from_pretrained(args.init_from, attn_implementation=args.attn_implementation)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
