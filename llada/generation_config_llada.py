@@ -95,7 +95,7 @@ class LLaDAGenerationConfig(GenerationConfig):
             Credit decoding (with `threshold` and the `"low_confidence"` or `"margin"` strategy): a position's
             confidence accumulates over the steps of a block while its candidate token stays the same,
             `credit = c + credit_decay * previous credit`, and the threshold applies to the credit
-            (`sampling_llada.ConfidenceCredit`). In [0, 1]; 0 is plain threshold decoding.
+            (`rows_llada.ConfidenceCredit`). In [0, 1]; 0 is plain threshold decoding.
         early_stop (`bool`, *optional*, defaults to `False`):
             Stop working on a row once it is done: it has an EOS among its committed generated tokens and no masked
             position before the first one. Its remaining masked positions are filled with padding (EOS without a

@@ -38,8 +38,8 @@ from .checks_llada import first_outside, position_limit
 from .diffusion_llada import position_ids_from_padding, resolve_mask_token_id
 from .generation_config_llada import LLaDAGenerationConfig, convert_generation_config
 from .processors_llada import BlockLogitsProcessor, apply_do_sample
-from .rows_llada import RandomDraws
-from .sampling_llada import ConfidenceCredit, as_id_list, block_schedule
+from .rows_llada import ConfidenceCredit, RandomDraws
+from .sampling_llada import as_id_list, block_schedule
 
 logger = logging.get_logger(__name__)
 

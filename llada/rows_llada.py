@@ -12,6 +12,7 @@ random draws come from.
   has a masked position in the block: a row samples the same alone or in any batch) or one stream for the batch
   with a `generator` (each draw made for the whole batch, as LLaDA does); [`SlotDraws`], the draws of a step on some
   positions of the block only.
+- [`ConfidenceCredit`]: credit decoding's state, a confidence per row and block position carried from step to step.
 
 This is a Hub file: it imports only the standard library and torch.
 """
@@ -210,7 +211,54 @@ def as_draws(randomness) -> RandomDraws:
     return randomness if isinstance(randomness, RandomDraws) else RandomDraws.shared(randomness)
 
 
+class ConfidenceCredit:
+    r"""
+    Credit decoding: a position's confidence accumulated over the steps of a block while its candidate stays the
+    same, so that a token the model keeps proposing commits before its confidence at one step reaches the threshold
+    (dInfer, inclusionAI 2025, credit decoding; here in its simplest form).
+
+    At every step, for each masked position with candidate x0 and confidence c (both greedy and sampled),
+    `credit = c + decay * previous credit` if x0 is the previous step's candidate there, else `credit = c`; the
+    step ranks and counts (threshold) the positions by credit instead of c. `decay = 0` is plain threshold decoding.
+    The credits start from zero at every block; they are kept per batch row and block position.
+
+    Args:
+        decay (`float`): the weight of the previous credit, in [0, 1].
+        batch_size (`int`), block_length (`int`): the shape of the state.
+        device: where the state lives.
+    """
+
+    def __init__(self, decay: float, batch_size: int, block_length: int, device=None):
+        self.decay = decay
+        self.tokens = torch.full((batch_size, block_length), -1, dtype=torch.long, device=device)  # last x0
+        self.credit = torch.zeros((batch_size, block_length), device=device)
+
+    def reset(self):
+        """A new block: no candidate seen yet."""
+        self.tokens.fill_(-1)
+        self.credit.zero_()
+
+    def boost(self, x0, confidence, rows: Optional[RunningRows] = None, slots: Optional[torch.Tensor] = None):
+        """The credits of this step's candidates, (rows, k), (rows, k) -> (rows, k), recorded for the next step.
+
+        `rows`: which batch rows these are; `slots` (rows, k): which block positions (see [`masked_slots`]), None
+        for all of them. Not-eligible positions (confidence -inf) keep -inf and record no credit.
+        """
+        rows = rows if rows is not None else RunningRows(self.tokens.shape[0])  # all of them
+        tokens, credit = rows.take(self.tokens), rows.take(self.credit)  # (rows, n)
+        previous_tokens = tokens if slots is None else tokens.gather(1, slots)  # (rows, k)
+        previous_credit = credit if slots is None else credit.gather(1, slots)
+        boosted = confidence + self.decay * torch.where(x0 == previous_tokens, previous_credit, 0.0)
+        eligible = torch.isfinite(boosted)
+        new_tokens, new_credit = torch.where(eligible, x0, -1), torch.where(eligible, boosted, 0.0)
+        if slots is not None:
+            new_tokens, new_credit = tokens.scatter(1, slots, new_tokens), credit.scatter(1, slots, new_credit)
+        self.tokens, self.credit = rows.put(self.tokens, new_tokens), rows.put(self.credit, new_credit)
+        return boosted
+
+
 __all__ = [
+    "ConfidenceCredit",
     "RandomDraws",
     "RunningRows",
     "SlotDraws",

@@ -4,7 +4,7 @@ Read in the order a denoising step uses them: the schedule (`block_schedule`, `n
 a step may choose from (`constrain_logits`, `filter_logits`, classifier-free guidance), the candidate tokens
 (`gumbel_max_tokens`, `inverse_cdf_tokens`), how sure the model is of each (`REMASKING_STRATEGIES`, a registry of
 confidence functions), which positions are committed (`select_transfer`, `parallel_transfer_count`,
-`denoise_block`, credit decoding, `masked_slots`). `generation_llada` runs them in its loop over blocks and steps;
+`denoise_block`, `masked_slots`). `generation_llada` runs them in its loop over blocks and steps;
 the prompt batch and the canvas are made in `prepare_llada`, and the rows that still run, the EOS handling of
 finished rows and the random streams the draws come from are in `rows_llada`.
 
@@ -40,7 +40,7 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from .rows_llada import RunningRows, as_draws
+from .rows_llada import as_draws
 
 # ----------------------------------------------------------------------------------------------------------------
 # Schedule
@@ -458,7 +458,7 @@ def denoise_block(
         rows ([`RunningRows`], *optional*): which rows of the batch these are (see [`RandomDraws.uniform`]); only
             rows with a masked position in the block draw.
         credit (`Callable[[x0, confidence], confidence]`, *optional*): turns the confidences into the scores that
-            rank and count the positions, e.g. [`ConfidenceCredit.boost`] (credit decoding).
+            rank and count the positions, e.g. `rows_llada.ConfidenceCredit.boost` (credit decoding).
         token_sampling (`str`): how a sampled x0 is drawn, a key of [`TOKEN_SAMPLERS`]: `"gumbel"` (Gumbel-max, a
             uniform per position and token) or `"inverse_cdf"` (a uniform per position).
         entropy_bound (`float`, *optional*): entropy-bounded parallel decoding (see [`parallel_transfer_count`]);
@@ -516,52 +516,6 @@ def _commit(block_tokens, masked, x0, confidence, num_transfer, rule, credit):
     return torch.where(transfer, x0, block_tokens), transfer
 
 
-class ConfidenceCredit:
-    r"""
-    Credit decoding: a position's confidence accumulated over the steps of a block while its candidate stays the
-    same, so that a token the model keeps proposing commits before its confidence at one step reaches the threshold
-    (dInfer, inclusionAI 2025, credit decoding; here in its simplest form).
-
-    At every step, for each masked position with candidate x0 and confidence c (both greedy and sampled),
-    `credit = c + decay * previous credit` if x0 is the previous step's candidate there, else `credit = c`; the
-    step ranks and counts (threshold) the positions by credit instead of c. `decay = 0` is plain threshold decoding.
-    The credits start from zero at every block; they are kept per batch row and block position.
-
-    Args:
-        decay (`float`): the weight of the previous credit, in [0, 1].
-        batch_size (`int`), block_length (`int`): the shape of the state.
-        device: where the state lives.
-    """
-
-    def __init__(self, decay: float, batch_size: int, block_length: int, device=None):
-        self.decay = decay
-        self.tokens = torch.full((batch_size, block_length), -1, dtype=torch.long, device=device)  # last x0
-        self.credit = torch.zeros((batch_size, block_length), device=device)
-
-    def reset(self):
-        """A new block: no candidate seen yet."""
-        self.tokens.fill_(-1)
-        self.credit.zero_()
-
-    def boost(self, x0, confidence, rows: Optional["RunningRows"] = None, slots: Optional[torch.Tensor] = None):
-        """The credits of this step's candidates, (rows, k), (rows, k) -> (rows, k), recorded for the next step.
-
-        `rows`: which batch rows these are; `slots` (rows, k): which block positions (see [`masked_slots`]), None
-        for all of them. Not-eligible positions (confidence -inf) keep -inf and record no credit.
-        """
-        rows = rows if rows is not None else RunningRows(self.tokens.shape[0])  # all of them
-        tokens, credit = rows.take(self.tokens), rows.take(self.credit)  # (rows, n)
-        previous_tokens = tokens if slots is None else tokens.gather(1, slots)  # (rows, k)
-        previous_credit = credit if slots is None else credit.gather(1, slots)
-        boosted = confidence + self.decay * torch.where(x0 == previous_tokens, previous_credit, 0.0)
-        eligible = torch.isfinite(boosted)
-        new_tokens, new_credit = torch.where(eligible, x0, -1), torch.where(eligible, boosted, 0.0)
-        if slots is not None:
-            new_tokens, new_credit = tokens.scatter(1, slots, new_tokens), credit.scatter(1, slots, new_credit)
-        self.tokens, self.credit = rows.put(self.tokens, new_tokens), rows.put(self.credit, new_credit)
-        return boosted
-
-
 # The strategies whose confidence of a position depends on that position alone (its logits, or its own draw): with
 # them a step can run on the masked positions only, see [`masked_slots`]. A strategy registered elsewhere runs on the
 # whole block.
@@ -602,7 +556,6 @@ __all__ = [
     "allowed_columns",
     "as_id_list",
     "block_schedule",
-    "ConfidenceCredit",
     "constrain_logits",
     "denoise_block",
     "filter_logits",

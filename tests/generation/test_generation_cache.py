@@ -10,8 +10,7 @@ from llada import generation_llada
 from llada.cache_llada import CanvasKVCache
 from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.generation_llada import DenoisingContext
-from llada.rows_llada import RunningRows
-from llada.sampling_llada import ConfidenceCredit
+from llada.rows_llada import ConfidenceCredit, RunningRows
 
 
 def generate(model, ids, attention_mask, **settings):
