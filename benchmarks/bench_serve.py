@@ -10,9 +10,9 @@ request has its own seed, so a request's text must not depend on its batch: the 
 the one-at-a-time run.
 
 Without `--model` the model is a randomly initialised one of the main job's size (the `main` preset: hidden 128, 4
-layers, 4 heads, intermediate 384; block diffusion with blocks of 2, 256 positions) with a 4096-token BPE trained on
-the bundled TinyShakespeare and the main job's sampling defaults (temperature 0.8, top-p 0.9, random remasking), saved
-to a temporary folder: speed does not depend on the weights.
+layers, 4 heads, intermediate 384, full attention, 128 positions) with a 4096-token BPE trained on the bundled
+TinyShakespeare and the sampler defaults the main job saves with its model (`sample_*` in
+`llada/configs/tinyshakespeare.yaml`), saved to a temporary folder: speed does not depend on the weights.
 
     python benchmarks/bench_serve.py                      # 16 and 32 clients, 3 requests each, two rounds: minutes
     python benchmarks/bench_serve.py --model runs/llada-tinyshakespeare --requests_per_client 4
@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
 
 from common import (
     CORPUS,
@@ -45,6 +46,7 @@ from common import (
     time_alternated,
     write_report,
 )
+from llada.training.run import MAIN_JOB_CONFIG
 
 
 def parse_args(argv=None):
@@ -79,18 +81,18 @@ def build_random_model(folder: Path) -> Path:
 
     corpus = CORPUS.read_text(encoding="utf-8")
     tokenizer = build_bpe_tokenizer(corpus.splitlines(), vocab_size=4096, show_progress=False)
+    main_job = yaml.safe_load(MAIN_JOB_CONFIG.read_text(encoding="utf-8"))
     model = random_model(
         "main",
         vocab_size=len(tokenizer),
-        max_position_embeddings=256,
-        block_size=2,
+        block_size=main_job.get("block_size"),
         mask_token_id=tokenizer.mask_token_id,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
     generation = model.generation_config
-    generation.max_new_tokens, generation.block_length = 96, 2
-    generation.temperature, generation.top_p, generation.remasking = 0.8, 0.9, "random"
+    for name in ("max_new_tokens", "block_length", "remasking", "temperature", "top_p"):
+        setattr(generation, name, main_job[f"sample_{name}"])
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

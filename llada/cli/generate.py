@@ -123,18 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "summed entropy minus the largest stays under this many nats.",
     )
 
-    runtime = parser.add_argument_group("runtime and output")
-    runtime.add_argument(
-        "--device",
-        default="cuda" if torch.cuda.is_available() else "cpu",
-        help="Torch device, e.g. cpu, cuda, cuda:1, mps (default: cuda if available).",
-    )
-    runtime.add_argument(
-        "--dtype",
-        default="float32",
-        choices=["auto", *DTYPES],
-        help="Weights dtype (default float32); 'auto' keeps the checkpoint's.",
-    )
+    runtime = add_device_args(parser.add_argument_group("runtime and output"))
     runtime.add_argument("--stream", action="store_true", help="Redraw the canvas live in the terminal each step.")
     runtime.add_argument(
         "--visualize", metavar="PATH", help="Write the decode-order view: .png (matplotlib) or .html."
@@ -265,6 +254,22 @@ def read_prompt_file(path: Optional[str]) -> List[str]:
         raise CLIError(f"--prompt_file {path!r} is not UTF-8 text ({error.reason} at byte {error.start}).") from None
     except OSError as error:
         raise CLIError(f"--prompt_file: cannot read {path!r} ({error.strerror}).") from None
+
+
+def add_device_args(group):
+    """`--device` and `--dtype`, the options of every command that loads a model to run it; returns `group`."""
+    group.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="Torch device, e.g. cpu, cuda, cuda:1, mps (default: cuda if available).",
+    )
+    group.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["auto", *DTYPES],
+        help="Weights dtype (default float32); 'auto' keeps the checkpoint's.",
+    )
+    return group
 
 
 def check_device(name: str) -> torch.device:

@@ -22,7 +22,7 @@ from typing import List, Optional
 import torch
 
 from .common import CLIError, run_main
-from .generate import DTYPES, check_device, load_model_and_tokenizer
+from .generate import add_device_args, check_device, load_model_and_tokenizer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,18 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Log level; `info` logs one line per request (default).",
     )
 
-    runtime = parser.add_argument_group("runtime")
-    runtime.add_argument(
-        "--device",
-        default="cuda" if torch.cuda.is_available() else "cpu",
-        help="Torch device, e.g. cpu, cuda, cuda:1, mps (default: cuda if available).",
-    )
-    runtime.add_argument(
-        "--dtype",
-        default="float32",
-        choices=["auto", *DTYPES],
-        help="Weights dtype (default float32); 'auto' keeps the checkpoint's.",
-    )
+    runtime = add_device_args(parser.add_argument_group("runtime"))
     runtime.add_argument(
         "--torch_threads", type=int, help="Threads of torch's CPU operations (default: torch's own choice)."
     )
