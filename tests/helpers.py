@@ -564,18 +564,30 @@ BYTE_EOS, BYTE_PAD, BYTE_MASK = 256, 257, 258  # the byte tokenizer's special id
 NAME = "tiny"
 
 
+def tiny_byte_model(seed: int = 0, **overrides):
+    """`(model, tokenizer)`: a seeded tiny random LLaDA (eval mode) with the byte tokenizer's vocabulary and special
+    ids, and that tokenizer (256 positions); keyword arguments override any config field."""
+    from llada.training.tokenizers import build_byte_tokenizer
+
+    tokenizer = build_byte_tokenizer(model_max_length=256)
+    byte_ids = dict(
+        vocab_size=len(tokenizer),
+        mask_token_id=tokenizer.mask_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return tiny_model(seed, **{**byte_ids, **overrides}), tokenizer
+
+
 def save_tiny_byte_model(folder: Path, positions: int = 96) -> Path:
     """A tiny random LLaDA with the byte tokenizer, its generation defaults saved beside it."""
-    torch.manual_seed(0)
-    byte_ids = dict(vocab_size=259, mask_token_id=BYTE_MASK, pad_token_id=BYTE_PAD, eos_token_id=BYTE_EOS)
-    config = LLaDAConfig(**{**TINY, **byte_ids, "max_position_embeddings": positions, "initializer_range": 0.2})
-    model = LLaDAForMaskedDiffusion(config).eval()
+    from llada.training.tokenizers import build_byte_tokenizer
+
+    model, _ = tiny_byte_model(max_position_embeddings=positions, initializer_range=0.2)
     generation = model.generation_config
     generation.max_new_tokens, generation.block_length = 16, 4
     generation.suppress_tokens = list(range(128, 256))  # ASCII text: every streamed prefix decodes whole
     model.save_pretrained(folder)
-    from llada.training.tokenizers import build_byte_tokenizer
-
     build_byte_tokenizer().save_pretrained(folder)
     return folder
 

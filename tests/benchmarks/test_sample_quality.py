@@ -7,9 +7,8 @@ import random
 import sys
 
 import pytest
-import torch
 
-from helpers import ROOT, tiny_config
+from helpers import ROOT, tiny_byte_model
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -104,19 +103,8 @@ def test_figures_of_a_list_of_speaker_names_show_the_word_order():
 
 
 def test_script_reports_the_figures_and_ratios_for_samples_and_text(tmp_path, capsys):
-    from llada import LLaDAForMaskedDiffusion
-    from llada.training.tokenizers import build_byte_tokenizer
 
-    tokenizer = build_byte_tokenizer(model_max_length=256)
-    torch.manual_seed(0)
-    model = LLaDAForMaskedDiffusion(
-        tiny_config(
-            vocab_size=len(tokenizer),
-            mask_token_id=tokenizer.mask_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-    )
+    model, tokenizer = tiny_byte_model()
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     (tmp_path / "train.txt").write_text(CORPUS[:30_000])

@@ -16,12 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROOT, tiny_config
+from helpers import ROOT, tiny_byte_model
 from hub_server import LoopbackHub
-from llada import LLaDAForMaskedDiffusion
 from llada.hub import save_for_hub
 from llada.saved_files import HUB_CODE_FILES
-from llada.training.tokenizers import build_byte_tokenizer
 
 COMPAT_PYTHON = ROOT / ".venv-compat" / "bin" / "python"
 
@@ -99,17 +97,7 @@ def use_the_repo(pythons: list, folder: Path) -> list:
 def saved_for_hub(tmp_path_factory, **config):
     """What `llada-push` uploads (minus the card), for a tiny model with a byte-level tokenizer."""
     source, staging = tmp_path_factory.mktemp("model"), tmp_path_factory.mktemp("staging")
-    tokenizer = build_byte_tokenizer(model_max_length=256)
-    torch.manual_seed(0)
-    model = LLaDAForMaskedDiffusion(
-        tiny_config(
-            vocab_size=len(tokenizer),
-            mask_token_id=tokenizer.mask_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            **config,
-        )
-    )
+    model, tokenizer = tiny_byte_model(**config)
     model.generation_config.update(max_new_tokens=6, steps=3, block_length=2)  # saved defaults must be used
     model.save_pretrained(source)
     tokenizer.save_pretrained(source)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROOT, TINY_RUN_ARGS, tiny_config
+from helpers import ROOT, TINY_RUN_ARGS, tiny_byte_model
 from hub_server import LoopbackHub
 from llada import LLaDAForMaskedDiffusion
 from llada.hub import HubPushError, check_loadable, check_model_dir, save_for_hub, write_model_card
@@ -62,16 +62,7 @@ print("RESULT " + json.dumps(results))
 
 def make_model_dir(path: Path, seed: int = 0) -> Path:
     """A tiny LLaDA model with a byte-level tokenizer, saved as by `save_pretrained`."""
-    tokenizer = build_byte_tokenizer(model_max_length=256)
-    torch.manual_seed(seed)
-    model = LLaDAForMaskedDiffusion(
-        tiny_config(
-            vocab_size=len(tokenizer),
-            mask_token_id=tokenizer.mask_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-    )
+    model, tokenizer = tiny_byte_model(seed)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -404,17 +395,7 @@ def test_model_card_describes_the_model_it_publishes(kind, tmp_path):
     from llada.generation_config_llada import LLaDAGenerationConfig
 
     config_overrides, sampling = CARD_MODELS[kind]
-    tokenizer = build_byte_tokenizer(model_max_length=256)
-    torch.manual_seed(0)
-    model = LLaDAForMaskedDiffusion(
-        tiny_config(
-            vocab_size=len(tokenizer),
-            mask_token_id=tokenizer.mask_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            **config_overrides,
-        )
-    )
+    model, tokenizer = tiny_byte_model(**config_overrides)
     model.generation_config = LLaDAGenerationConfig(**sampling, max_new_tokens=64)
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
