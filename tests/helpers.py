@@ -174,20 +174,8 @@ class ContextFreeBlockModel(torch.nn.Module):
 
 
 # The pieces of a tiny training run's command line: the model and batch, the wikitext excerpts, a quiet CPU run.
-TINY_MODEL_ARGS = [
-    "--hidden_size",
-    "32",
-    "--num_hidden_layers",
-    "2",
-    "--num_attention_heads",
-    "4",
-    "--intermediate_size",
-    "64",
-    "--max_seq_length",
-    "32",
-    "--per_device_train_batch_size",
-    "4",
-]
+TINY_SIZE_ARGS = "--hidden_size 32 --num_hidden_layers 2 --num_attention_heads 4 --intermediate_size 64".split()
+TINY_MODEL_ARGS = [*TINY_SIZE_ARGS, *"--max_seq_length 32 --per_device_train_batch_size 4".split()]
 TINY_DATA_ARGS = [
     "--train_file",
     str(FIXTURES / "wikitext-2-test-excerpt.txt"),

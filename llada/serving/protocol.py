@@ -140,9 +140,9 @@ _NOT_SERVED = {
 # Fields accepted and ignored: they do not change the text.
 _IGNORED = ("user", "metadata", "store", "service_tier")
 
-COMPLETION_FIELDS = {
+# The fields both endpoints read; each adds its own input and the unserved fields it knows.
+_SHARED_FIELDS = {
     "model",
-    "prompt",
     "max_tokens",
     "temperature",
     "top_p",
@@ -154,27 +154,13 @@ COMPLETION_FIELDS = {
     "stream_canvas",
     *DIFFUSION_FIELDS,
     *_IGNORED,
-    *(
-        name
-        for name in _NOT_SERVED
-        if name in ("logprobs", "presence_penalty", "frequency_penalty", "logit_bias", "best_of", "echo", "suffix")
-    ),
 }
+_COMPLETION_UNSERVED = ("logprobs", "presence_penalty", "frequency_penalty", "logit_bias", "best_of", "echo", "suffix")
+COMPLETION_FIELDS = {"prompt", *_SHARED_FIELDS, *(name for name in _NOT_SERVED if name in _COMPLETION_UNSERVED)}
 CHAT_FIELDS = {
-    "model",
     "messages",
-    "max_tokens",
     "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "n",
-    "stream",
-    "stream_options",
-    "stop",
-    "seed",
-    "stream_canvas",
-    *DIFFUSION_FIELDS,
-    *_IGNORED,
+    *_SHARED_FIELDS,
     *(name for name in _NOT_SERVED if name not in ("best_of", "echo", "suffix")),
 }
 

@@ -38,7 +38,7 @@ from typing import Optional
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, TINY_SIZE_ARGS
 
 PAGES = ["README.md"] + sorted(f"docs/{path.name}" for path in (ROOT / "docs").glob("*.md"))
 LANGUAGES = {"python": "python", "bash": "shell", "sh": "shell", "shell": "shell"}
@@ -50,18 +50,7 @@ HUB_USER, HUB_TOKEN = "tester", "hf_docsTestToken0123456789"
 # ----------------------------------------------------------------------------------------------------------------
 # What the pages run against
 
-TINY_MODEL = [
-    "--hidden_size",
-    "32",
-    "--num_hidden_layers",
-    "2",
-    "--num_attention_heads",
-    "4",
-    "--intermediate_size",
-    "64",
-    "--vocab_size",
-    "300",
-]
+TINY_MODEL = [*TINY_SIZE_ARGS, "--vocab_size", "300"]
 TINY_RUN = [
     "--max_steps",
     "2",
