@@ -66,6 +66,20 @@ def tiny_model(seed: int = 0, **overrides) -> LLaDAForMaskedDiffusion:
 MASK, PAD, EOS = 99, 0, 1  # the tiny config's mask, pad and EOS ids
 
 
+def generate_output(model, ids, attention_mask=None, length: int = 16, **settings):
+    """`diffusion_generate`'s output object for `length` new tokens, one per step in blocks of 4, EOS ignored;
+    keyword arguments override any setting."""
+    settings = {
+        "max_new_tokens": length,
+        "steps": length,
+        "block_length": 4,
+        "eos_token_id": None,
+        "return_dict_in_generate": True,
+        **settings,
+    }
+    return model.diffusion_generate(ids, attention_mask=attention_mask, **settings)
+
+
 def varied_model(seed: int = 0) -> LLaDAForMaskedDiffusion:
     """A tiny random model with a wide initialisation, so that its logits differ clearly between tokens."""
     return tiny_model(seed, initializer_range=0.2)

@@ -6,24 +6,12 @@ import pytest
 import torch
 
 from helpers import EOS, MASK, PAD, prompts_batch, varied_model
+from helpers import generate_output as generate
 from llada import generation_llada
 from llada.cache_llada import CanvasKVCache
 from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.generation_llada import DenoisingContext
 from llada.rows_llada import ConfidenceCredit, RunningRows
-
-
-def generate(model, ids, attention_mask, **settings):
-    settings = {
-        "max_new_tokens": 16,
-        "steps": 16,
-        "block_length": 4,
-        "eos_token_id": None,
-        "return_dict_in_generate": True,
-        **settings,
-    }
-    return model.diffusion_generate(ids, attention_mask=attention_mask, **settings)
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # Exactness guards

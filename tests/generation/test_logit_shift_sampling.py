@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import CompileConfig
 
-from helpers import MASK, GraphCounter, prompts_batch, shifted_pair
+from helpers import MASK, GraphCounter, generate_output, prompts_batch, shifted_pair
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.generation_llada import DenoisingContext
@@ -14,15 +14,7 @@ from llada.rows_llada import RunningRows
 
 
 def generate(model, ids, attention_mask=None, **settings):
-    settings = {
-        "max_new_tokens": 12,
-        "steps": 12,
-        "block_length": 4,
-        "eos_token_id": None,
-        "return_dict_in_generate": True,
-        **settings,
-    }
-    return model.diffusion_generate(ids, attention_mask=attention_mask, **settings)
+    return generate_output(model, ids, attention_mask, length=12, **settings)
 
 
 @pytest.mark.parametrize("use_cache", ["prefix", "dual"])
