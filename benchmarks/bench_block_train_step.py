@@ -23,11 +23,12 @@ import sys
 import torch
 
 from common import (
-    PRESETS,
     add_common_args,
+    add_size_args,
     markdown_table,
     random_model,
     setup,
+    sizes,
     special_ids,
     time_alternated,
     write_report,
@@ -38,13 +39,8 @@ from llada.training.collator import DataCollatorForMaskedDiffusion
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="main", choices=list(PRESETS), help="The model size (default main).")
+    add_size_args(parser, "main")
     parser.add_argument("--block_sizes", type=int, nargs="+", default=[4, 8, 16])
-    parser.add_argument("--hidden_size", type=int, help="Replaces the preset's.")
-    parser.add_argument("--num_layers", type=int, help="Replaces the preset's.")
-    parser.add_argument("--num_heads", type=int, help="Replaces the preset's.")
-    parser.add_argument("--intermediate_size", type=int, help="Replaces the preset's.")
-    parser.add_argument("--vocab_size", type=int, help="Replaces the preset's.")
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument(
@@ -58,22 +54,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def sizes(args) -> dict:
-    """The preset's dimensions with the flags given."""
-    flags = dict(
-        hidden_size=getattr(args, "hidden_size", None),
-        num_hidden_layers=getattr(args, "num_layers", None),
-        num_attention_heads=getattr(args, "num_heads", None),
-        intermediate_size=getattr(args, "intermediate_size", None),
-        vocab_size=getattr(args, "vocab_size", None),
-    )
-    return {
-        **PRESETS[args.preset],
-        **{k: v for k, v in flags.items() if v is not None},
-        "max_position_embeddings": args.seq_len,
-    }
-
-
 def build(block_size, args):
     """`block_size`: None for full-attention LLaDA, an int for a block model, "llama" for the baseline; in train
     mode."""
@@ -81,7 +61,10 @@ def build(block_size, args):
         model = random_model(args.preset, "llama", attn_implementation=args.attn_implementation, **sizes(args))
     else:
         model = random_model(
-            args.preset, block_size=block_size, attn_implementation=args.attn_implementation, **sizes(args)
+            args.preset,
+            block_size=block_size,
+            attn_implementation=args.attn_implementation,
+            **sizes(args),
         )
     return model.train()
 

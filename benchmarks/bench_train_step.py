@@ -24,17 +24,21 @@ import time
 
 import torch
 
-from common import PRESETS, add_common_args, markdown_table, random_model, setup, time_alternated, write_report
+from common import (
+    add_common_args,
+    add_size_args,
+    markdown_table,
+    random_model,
+    setup,
+    sizes,
+    time_alternated,
+    write_report,
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="medium", choices=list(PRESETS), help="The model size (default medium).")
-    parser.add_argument("--hidden_size", type=int, help="Replaces the preset's.")
-    parser.add_argument("--num_layers", type=int, help="Replaces the preset's.")
-    parser.add_argument("--num_heads", type=int, help="Replaces the preset's.")
-    parser.add_argument("--intermediate_size", type=int, help="Replaces the preset's.")
-    parser.add_argument("--vocab_size", type=int, help="Replaces the preset's.")
+    add_size_args(parser, "medium")
     parser.add_argument("--seq_len", type=int, default=256)
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per model (alternating)")
@@ -44,22 +48,6 @@ def parse_args(argv=None):
     parser.add_argument("--memory_of", choices=["llada", "llama"], help=argparse.SUPPRESS)  # subprocess mode
     add_common_args(parser, output=None)
     return parser.parse_args(argv)
-
-
-def sizes(args) -> dict:
-    """The preset's dimensions with the flags given."""
-    flags = dict(
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.num_layers,
-        num_attention_heads=args.num_heads,
-        intermediate_size=args.intermediate_size,
-        vocab_size=args.vocab_size,
-    )
-    return {
-        **PRESETS[args.preset],
-        **{k: v for k, v in flags.items() if v is not None},
-        "max_position_embeddings": args.seq_len,
-    }
 
 
 def build(kind, args):

@@ -126,6 +126,35 @@ LLADA_ONLY = (
 )
 
 
+# the size flags of `add_size_args`: flag -> config field
+SIZE_FLAGS = {
+    "hidden_size": "hidden_size",
+    "num_layers": "num_hidden_layers",
+    "num_heads": "num_attention_heads",
+    "intermediate_size": "intermediate_size",
+    "vocab_size": "vocab_size",
+}
+
+
+def add_size_args(parser, preset: str):
+    """Adds `--preset` (default `preset`) and flags that replace its dimensions (`SIZE_FLAGS`); returns the
+    parser. [`sizes`] reads them back."""
+    parser.add_argument("--preset", default=preset, choices=list(PRESETS), help=f"The model size (default {preset}).")
+    for flag in SIZE_FLAGS:
+        parser.add_argument(f"--{flag}", type=int, help="Replaces the preset's.")
+    return parser
+
+
+def sizes(args) -> dict:
+    """The dimensions of `args.preset` with the size flags given (see [`add_size_args`]), `args.seq_len` positions."""
+    given = {field: getattr(args, flag, None) for flag, field in SIZE_FLAGS.items()}
+    return {
+        **PRESETS[args.preset],
+        **{field: value for field, value in given.items() if value is not None},
+        "max_position_embeddings": args.seq_len,
+    }
+
+
 def special_ids(vocab_size: int) -> dict:
     """The special ids of a vocabulary of `vocab_size`: the last three, EOS, PAD and MASK, as the project's byte and
     BPE tokenizers place them; no BOS."""
