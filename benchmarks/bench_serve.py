@@ -75,13 +75,22 @@ def parse_args(argv=None):
     return args
 
 
+# the sampler defaults a main-job model saves (`sample_NAME` in its YAML file)
+SAMPLER_DEFAULTS = ("max_new_tokens", "block_length", "remasking", "temperature", "top_p")
+
+
+def main_job_options() -> dict:
+    """The options of the main job's YAML file (`llada/configs/tinyshakespeare.yaml`)."""
+    return yaml.safe_load(MAIN_JOB_CONFIG.read_text(encoding="utf-8"))
+
+
 def build_random_model(folder: Path) -> Path:
     """The main job's architecture and sampling defaults with random weights, and a BPE trained on the corpus."""
     from llada.training.tokenizers import build_bpe_tokenizer
 
     corpus = CORPUS.read_text(encoding="utf-8")
     tokenizer = build_bpe_tokenizer(corpus.splitlines(), vocab_size=4096, show_progress=False)
-    main_job = yaml.safe_load(MAIN_JOB_CONFIG.read_text(encoding="utf-8"))
+    main_job = main_job_options()
     model = random_model(
         "main",
         vocab_size=len(tokenizer),
@@ -91,7 +100,7 @@ def build_random_model(folder: Path) -> Path:
         eos_token_id=tokenizer.eos_token_id,
     )
     generation = model.generation_config
-    for name in ("max_new_tokens", "block_length", "remasking", "temperature", "top_p"):
+    for name in SAMPLER_DEFAULTS:
         setattr(generation, name, main_job[f"sample_{name}"])
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -322,11 +331,14 @@ FORMATS = {
 def write_serve_report(args, model: str, rows) -> None:
     import torch
 
+    main_job = main_job_options()
+    block_size = main_job.get("block_size")
+    attention = f"block diffusion with blocks of {block_size}" if block_size else "full attention"
+    sampling = ", ".join(f"{name} {main_job[f'sample_{name}']}" for name in SAMPLER_DEFAULTS)
     described = (
         "a randomly initialised model of the main job's size (hidden 128, 4 layers, 4 heads, intermediate "
-        "384, block diffusion with blocks of 2, 256 positions, 4096-token BPE trained on the bundled "
-        "TinyShakespeare) with the main job's sampling defaults (temperature 0.8, top-p 0.9, random "
-        "remasking): not a trained model, speed does not depend on the weights"
+        f"384, {attention}, 128 positions, 4096-token BPE trained on the bundled TinyShakespeare) with the "
+        f"sampler defaults the main job saves ({sampling}): not a trained model, speed does not depend on the weights"
         if not args.model
         else f"`{model}`"
     )
