@@ -479,17 +479,10 @@ def write_original_checkpoint(folder: Path, config: dict, weights: dict, num_sha
 
 
 CAUSAL_VOCAB = 96  # the causal LMs' vocabulary; the converted models add the mask token (id 96)
-CAUSAL_TINY = dict(
-    vocab_size=CAUSAL_VOCAB,
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=64,
-    bos_token_id=2,
-    eos_token_id=1,
-    pad_token_id=None,
+# TINY's size as a causal LM's config (no mask token; BOS 2, EOS 1, no PAD)
+CAUSAL_TINY = {name: value for name, value in TINY.items() if name not in ("mask_token_id", "initializer_range")}
+CAUSAL_TINY.update(
+    vocab_size=CAUSAL_VOCAB, max_position_embeddings=64, bos_token_id=2, eos_token_id=1, pad_token_id=None
 )
 LLAMA3_ROPE = {
     "rope_type": "llama3",

@@ -8,25 +8,8 @@ from llada.visualize import MASK_PLACEHOLDER
 
 def test_cli_generates_and_writes_png(saved_model, tmp_path, capsys):
     view = tmp_path / "view.png"
-    assert (
-        main(
-            [
-                "--model",
-                str(saved_model),
-                "--prompt",
-                "to be",
-                "--prompt",
-                "the question whether",
-                "--max_new_tokens",
-                "8",
-                "--steps",
-                "4",
-                "--visualize",
-                str(view),
-            ]
-        )
-        == 0
-    )
+    two_prompts = ["--model", str(saved_model), "--prompt", "to be", "--prompt", "the question whether"]
+    assert main([*two_prompts, *"--max_new_tokens 8 --steps 4 --visualize".split(), str(view)]) == 0
     out = capsys.readouterr().out
     assert out.count("=== sample") == 2
     assert view.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -35,21 +18,8 @@ def test_cli_generates_and_writes_png(saved_model, tmp_path, capsys):
 def test_cli_infills_between_prompt_and_suffix(saved_model, capsys):
     assert (
         main(
-            [
-                "--model",
-                str(saved_model),
-                "--prompt",
-                "to be",
-                "--prompt",
-                "or",
-                "--suffix",
-                "the question",
-                "--max_new_tokens",
-                "4",
-                "--repetition_penalty",
-                "1.3",
-                "--show_prompt",
-            ]
+            ["--model", str(saved_model), "--prompt", "to be", "--prompt", "or", "--suffix", "the question"]
+            + "--max_new_tokens 4 --repetition_penalty 1.3 --show_prompt".split()
         )
         == 0
     )
@@ -58,25 +28,7 @@ def test_cli_infills_between_prompt_and_suffix(saved_model, capsys):
     assert len(samples) == 2 and "4 tokens filled in each" in captured.err
     first = samples[0].split("\n", 1)[1].split()
     assert first[:2] == ["to", "be"] and first[-2:] == ["the", "question"] and len(first) == 8  # one word a token
-    assert (
-        main(
-            [
-                "--model",
-                str(saved_model),
-                "--prompt",
-                "a",
-                "--prompt",
-                "b",
-                "--prompt",
-                "c",
-                "--suffix",
-                "x",
-                "--suffix",
-                "y",
-            ]
-        )
-        == 2
-    )
+    assert main(["--model", str(saved_model), *"--prompt a --prompt b --prompt c --suffix x --suffix y".split()]) == 2
     assert "one suffix for every prompt or one per prompt" in capsys.readouterr().err
 
 

@@ -111,29 +111,9 @@ def test_stream_on_a_real_pseudo_terminal_ends_with_the_final_text(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_DISABLE_PROGRESS_BARS="1")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llada.cli.generate",
-            "--model",
-            str(saved_model),
-            "--prompt",
-            "to be",
-            "--prompt",
-            "the question whether",
-            "--max_new_tokens",
-            "96",
-            "--steps",
-            "48",
-            "--block_length",
-            "32",
-            "--temperature",
-            "0.8",
-            "--seed",
-            "1",
-            "--show_prompt",
-            "--stream",
-        ],
+        [sys.executable, "-m", "llada.cli.generate", "--model", str(saved_model)]
+        + ["--prompt", "to be", "--prompt", "the question whether"]
+        + "--max_new_tokens 96 --steps 48 --block_length 32 --temperature 0.8 --seed 1 --show_prompt --stream".split(),
         stdin=subprocess.DEVNULL,
         stdout=follower,
         stderr=subprocess.PIPE,
