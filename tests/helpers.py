@@ -63,6 +63,16 @@ def tiny_model(seed: int = 0, **overrides) -> LLaDAForMaskedDiffusion:
     return LLaDAForMaskedDiffusion(tiny_config(**overrides)).eval()
 
 
+def vocabulary_of(tokenizer) -> dict:
+    """The config fields that fit a model to `tokenizer`: its vocabulary size and its mask, pad and EOS ids."""
+    return dict(
+        vocab_size=len(tokenizer),
+        mask_token_id=tokenizer.mask_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+
+
 MASK, PAD, EOS = 99, 0, 1  # the tiny config's mask, pad and EOS ids
 
 
@@ -245,23 +255,8 @@ def blocks(count=48, length=32, offset=0):
 
 
 def make_model(tokenizer, seed=0, block_size=None):
-    """A tiny random LLaDA (64 positions) for `tokenizer`'s vocabulary and special ids."""
-    torch.manual_seed(seed)
-    config = LLaDAConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        mask_token_id=tokenizer.mask_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-        eos_token_id=tokenizer.eos_token_id,
-        block_size=block_size,
-    )
-    return LLaDAForMaskedDiffusion(config)
+    """A tiny random LLaDA (64 positions, train mode) for `tokenizer`'s vocabulary and special ids."""
+    return tiny_model(seed, **vocabulary_of(tokenizer), max_position_embeddings=64, block_size=block_size).train()
 
 
 def arguments(output_dir, **overrides):
@@ -565,13 +560,7 @@ def tiny_byte_model(seed: int = 0, **overrides):
     from llada.training.tokenizers import build_byte_tokenizer
 
     tokenizer = build_byte_tokenizer(model_max_length=256)
-    byte_ids = dict(
-        vocab_size=len(tokenizer),
-        mask_token_id=tokenizer.mask_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    return tiny_model(seed, **{**byte_ids, **overrides}), tokenizer
+    return tiny_model(seed, **{**vocabulary_of(tokenizer), **overrides}), tokenizer
 
 
 def save_tiny_byte_model(folder: Path, positions: int = 96) -> Path:

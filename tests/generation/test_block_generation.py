@@ -4,7 +4,7 @@ against an independent reference and against the uncached path, with every optio
 import pytest
 import torch
 
-from helpers import EOS, MASK, PAD, prompts_batch, tiny_model
+from helpers import EOS, MASK, PAD, make_model, prompts_batch, tiny_model
 from llada.cache_llada import BlockKVCache
 from llada.generation_config_llada import LLaDAGenerationConfig
 from llada.prepare_llada import block_position_ids
@@ -241,29 +241,13 @@ def test_a_trained_block_model_continues_a_deterministic_pattern(tmp_path):
     from datasets import Dataset
 
     from helpers import arguments
-    from llada import LLaDAConfig, LLaDAForMaskedDiffusion
     from llada.training.tokenizers import build_byte_tokenizer
     from llada.training.trainer import LLaDATrainer
 
     tokenizer = build_byte_tokenizer()
     text = b"to be or not to be. " * 300
     rows = Dataset.from_dict({"input_ids": [list(text[i : i + 32]) for i in range(0, 4000, 7)]})
-    torch.manual_seed(0)
-    model = LLaDAForMaskedDiffusion(
-        LLaDAConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=64,
-            mask_token_id=tokenizer.mask_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=None,
-            eos_token_id=tokenizer.eos_token_id,
-            block_size=4,
-        )
-    )
+    model = make_model(tokenizer, block_size=4)
     args = arguments(tmp_path, max_steps=200, learning_rate=1e-2, per_device_train_batch_size=16)
     LLaDATrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer).train()
     model.eval()
