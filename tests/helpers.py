@@ -284,6 +284,19 @@ def arguments(output_dir, **overrides):
     return LLaDATrainingArguments(**values)
 
 
+def tiny_trainer(model, tokenizer, args):
+    """An `LLaDATrainer` of `model` on the wikitext byte rows of [`blocks`], evaluated on 8 rows further on."""
+    from llada.training.trainer import LLaDATrainer
+
+    return LLaDATrainer(
+        model=model,
+        args=args,
+        train_dataset=blocks(),
+        eval_dataset=blocks(8, offset=2000),
+        processing_class=tokenizer,
+    )
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # tokenizers
 

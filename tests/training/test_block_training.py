@@ -6,25 +6,18 @@ import math
 import pytest
 import torch
 
-from helpers import TINY_TRAIN_ARGS, arguments, blocks, make_model
+from helpers import TINY_TRAIN_ARGS, arguments, blocks, make_model, tiny_trainer
 from llada.evaluation import in_order_perplexity
 from llada.training.block_collator import DataCollatorForBlockDiffusion
 
 
 def test_trainer_trains_a_block_model(tmp_path):
     from llada.training.tokenizers import build_byte_tokenizer
-    from llada.training.trainer import LLaDATrainer
 
     tokenizer = build_byte_tokenizer()
     model = make_model(tokenizer, block_size=4)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    trainer = LLaDATrainer(
-        model=model,
-        args=arguments(tmp_path, max_steps=25, eval_num_t_samples=2),
-        train_dataset=blocks(),
-        eval_dataset=blocks(8, offset=2000),
-        processing_class=tokenizer,
-    )
+    trainer = tiny_trainer(model, tokenizer, arguments(tmp_path, max_steps=25, eval_num_t_samples=2))
     assert isinstance(trainer.data_collator, DataCollatorForBlockDiffusion) and trainer.data_collator.block_size == 4
     first_eval = trainer.evaluate()
     trainer.train()

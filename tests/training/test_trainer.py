@@ -8,7 +8,7 @@ import torch
 from datasets import Dataset
 from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
-from helpers import arguments, blocks, make_model
+from helpers import arguments, blocks, make_model, tiny_trainer
 from llada.saved_files import HUB_CODE_FILES
 from llada.training.block_collator import DataCollatorForBlockDiffusion
 from llada.training.callbacks import SampleGenerationCallback, fit_generation_length
@@ -25,13 +25,7 @@ def tokenizer():
 def test_training_lowers_the_loss_and_changes_every_parameter(tmp_path, tokenizer):
     model = make_model(tokenizer)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    trainer = LLaDATrainer(
-        model=model,
-        args=arguments(tmp_path, max_steps=25, eval_num_t_samples=2),
-        train_dataset=blocks(),
-        eval_dataset=blocks(8, offset=2000),
-        processing_class=tokenizer,
-    )
+    trainer = tiny_trainer(model, tokenizer, arguments(tmp_path, max_steps=25, eval_num_t_samples=2))
     first_eval = trainer.evaluate()["eval_loss"]
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -168,13 +162,7 @@ def test_checkpoints_hold_code_tokenizer_samples_and_plot(tmp_path, tokenizer):
         sample_prompt_length=4,
         plot_loss_curve=True,
     )
-    trainer = LLaDATrainer(
-        model=make_model(tokenizer),
-        args=args,
-        train_dataset=blocks(),
-        eval_dataset=blocks(8, offset=2000),
-        processing_class=tokenizer,
-    )
+    trainer = tiny_trainer(make_model(tokenizer), tokenizer, args)
     trainer.train()
     for step in (2, 4):
         files = set(os.listdir(tmp_path / f"checkpoint-{step}"))
