@@ -206,6 +206,8 @@ TINY_DATA_ARGS = [
     "--validation_file",
     str(FIXTURES / "wikitext-2-valid-excerpt.txt"),
 ]
+# the start of a command that runs a script in two processes (CPU, gloo)
+TWO_PROCESSES = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 QUIET_CPU_ARGS = ["--use_cpu", "--report_to", "none", "--disable_tqdm", "true"]
 # a tiny llada-train run on the wikitext excerpts, from random weights, without a sampling callback's cost
 TINY_RUN_ARGS = [

@@ -3,9 +3,8 @@ latent-attention model sharded and give the logits of the unsharded model."""
 
 import os
 import subprocess
-import sys
 
-from helpers import tiny_model
+from helpers import TWO_PROCESSES, tiny_model
 
 SCRIPT = r"""
 import sys, torch
@@ -33,16 +32,7 @@ def test_two_process_tensor_parallel_matches_the_whole_model(tmp_path):
     (tmp_path / "tp_check.py").write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(tmp_path / "tp_check.py"),
-            str(folder),
-        ],
+        [*TWO_PROCESSES, str(tmp_path / "tp_check.py"), str(folder)],
         capture_output=True,
         text=True,
         env=env,

@@ -5,11 +5,10 @@ is written. `accelerate launch --multi_gpu --num_processes 2` with `--use_cpu` r
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
-from helpers import ROOT, TINY_RUN_ARGS
+from helpers import ROOT, TINY_RUN_ARGS, TWO_PROCESSES
 
 RANK_SCRIPT = """
 import json, os, sys
@@ -27,18 +26,7 @@ with open(os.path.join(trainer.args.output_dir, f"rank{rank}.json"), "w") as han
 
 
 # a block diffusion model also evaluates (its ELBO goes through the wrapped model)
-BLOCK_MODEL = [
-    "--block_size",
-    "4",
-    "--eval_strategy",
-    "steps",
-    "--eval_steps",
-    "4",
-    "--max_eval_samples",
-    "8",
-    "--eval_num_t_samples",
-    "2",
-]
+BLOCK_MODEL = "--block_size 4 --eval_strategy steps --eval_steps 4 --max_eval_samples 8 --eval_num_t_samples 2".split()
 
 
 @pytest.mark.parametrize("model_args", [["--eval_strategy", "no"], BLOCK_MODEL], ids=["full", "block"])
@@ -46,27 +34,9 @@ def test_two_process_cpu_ddp(tmp_path, model_args):
     script = tmp_path / "train_rank.py"
     script.write_text(RANK_SCRIPT)
     out = tmp_path / "out"
-    args = [
-        "--output_dir",
-        str(out),
-        "--max_steps",
-        "4",
-        "--save_steps",
-        "4",
-        *model_args,
-        *TINY_RUN_ARGS,
-    ]
+    args = ["--output_dir", str(out), *"--max_steps 4 --save_steps 4".split(), *model_args, *TINY_RUN_ARGS]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(script),
-        *args,
-    ]
+    command = [*TWO_PROCESSES, str(script), *args]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=170)
     assert result.returncode == 0, result.stderr[-3000:]
 

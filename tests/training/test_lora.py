@@ -53,32 +53,9 @@ def sft_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lora_run(base, sft_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("lora") / "adapter"
-    args = [
-        "--output_dir",
-        str(out),
-        "--init_from",
-        str(base),
-        "--sft",
-        "--train_file",
-        str(sft_file),
-        "--lora_r",
-        "4",
-        "--merge_lora",
-        "--max_steps",
-        "30",
-        "--learning_rate",
-        "0.02",
-        "--logging_steps",
-        "1",
-        "--eval_on_start",
-        "--eval_steps",
-        "30",
-        "--warmup_steps",
-        "0",
-        "--num_sample_generations",
-        "0",
-        *LORA_TINY,
-    ]
+    args = ["--output_dir", str(out), "--init_from", str(base), "--sft", "--train_file", str(sft_file), "--merge_lora"]
+    args += "--lora_r 4 --max_steps 30 --learning_rate 0.02 --logging_steps 1 --eval_on_start --eval_steps 30".split()
+    args += ["--warmup_steps", "0", "--num_sample_generations", "0", *LORA_TINY]
     return out, run_training(*parse_training_args(args))
 
 
@@ -122,29 +99,10 @@ def test_the_adapter_loads_generates_through_the_wrapper_and_merges(base, lora_r
 
 
 def test_lora_with_reentrant_activation_checkpointing_trains_the_adapter(base, sft_file, tmp_path):
-    args = [
-        "--output_dir",
-        str(tmp_path / "gc"),
-        "--init_from",
-        str(base),
-        "--sft",
-        "--train_file",
-        str(sft_file),
-        "--lora_r",
-        "2",
-        "--lora_target_modules",
-        "q_proj,v_proj",
-        "--activation_checkpointing",
-        "--activation_checkpointing_kwargs",
-        '{"use_reentrant": true}',
-        "--max_steps",
-        "2",
-        "--learning_rate",
-        "0.02",
-        "--eval_strategy",
-        "no",
-        *LORA_TINY,
-    ]
+    args = ["--output_dir", str(tmp_path / "gc"), "--init_from", str(base), "--sft", "--train_file", str(sft_file)]
+    args += "--lora_r 2 --lora_target_modules q_proj,v_proj --activation_checkpointing".split()
+    args += ["--activation_checkpointing_kwargs", '{"use_reentrant": true}']
+    args += [*"--max_steps 2 --learning_rate 0.02 --eval_strategy no".split(), *LORA_TINY]
     trainer = run_training(*parse_training_args(args))
     lora_b = {name: p for name, p in trainer.model.named_parameters() if "lora_B" in name}
     assert {name.split(".")[-4] for name in lora_b} == {"q_proj", "v_proj"}
