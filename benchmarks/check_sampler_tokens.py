@@ -15,25 +15,16 @@ Run with `OMP_NUM_THREADS=1` on both sides.
 """
 
 import sys
+from pathlib import Path
 
 import torch
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
 
-TINY = dict(
-    vocab_size=100,
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=256,
-    mask_token_id=99,
-    pad_token_id=0,
-    bos_token_id=None,
-    eos_token_id=1,
-    initializer_range=0.2,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import helpers  # noqa: E402  (tests/helpers.py: its tiny config)
+
+TINY = {**helpers.TINY, "initializer_range": 0.2}  # the tests' tiny model, with logits that differ clearly
 MASK, PAD, EOS = 99, 0, 1
 PROMPTS = torch.tensor([[11, 12, 13, 14, 15], [PAD, PAD, 21, 22, 23], [PAD, PAD, PAD, PAD, 31]])
 
