@@ -76,43 +76,23 @@ def setup(args) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 # models
 
+# the main job's model (llada/configs/tinyshakespeare.yaml): 1.9M parameters, the 4096-token BPE
+MAIN = dict(
+    vocab_size=4096,
+    hidden_size=128,
+    intermediate_size=384,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    max_position_embeddings=128,
+)
 PRESETS = {
-    # the main job's model (llada/configs/tinyshakespeare.yaml): 1.9M parameters, the 4096-token BPE
-    "main": dict(
-        vocab_size=4096,
-        hidden_size=128,
-        intermediate_size=384,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        max_position_embeddings=128,
-    ),
+    "main": MAIN,
     # the same with the byte tokenizer's 259 ids (256 bytes, EOS, PAD, MASK; `llada-train --tokenizer bytes`)
-    "bytes": dict(
-        vocab_size=259,
-        hidden_size=128,
-        intermediate_size=384,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        max_position_embeddings=128,
-    ),
+    "bytes": dict(MAIN, vocab_size=259),
     # twice as wide: a forward less dominated by Python and framework overhead than the main job's
-    "medium": dict(
-        vocab_size=4096,
-        hidden_size=256,
-        intermediate_size=688,
-        num_hidden_layers=4,
-        num_attention_heads=8,
-        max_position_embeddings=256,
-    ),
+    "medium": dict(MAIN, hidden_size=256, intermediate_size=688, num_attention_heads=8, max_position_embeddings=256),
     # smoke runs and soak tests: many calls in little time
-    "tiny": dict(
-        vocab_size=259,
-        hidden_size=64,
-        intermediate_size=192,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=128,
-    ),
+    "tiny": dict(MAIN, vocab_size=259, hidden_size=64, intermediate_size=192, num_hidden_layers=2),
 }
 # LLaDAConfig fields a Llama of the same size has no use for
 LLADA_ONLY = (
