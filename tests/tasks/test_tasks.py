@@ -178,41 +178,12 @@ def test_tasks_cli(tiny_stargraph_runs, tmp_path, capsys):
     from llada.cli.tasks import main
 
     paths, runs = tiny_stargraph_runs
-    assert (
-        main(
-            [
-                "evaluate",
-                "stargraph",
-                "--model",
-                str(runs["llada"]),
-                "--data",
-                str(paths["test"]),
-                "--entropy_bound",
-                "0.5",
-                "--show",
-                "1",
-            ]
-        )
-        == 0
-    )
+    evaluate = ["evaluate", "stargraph", "--data", str(paths["test"]), "--model"]
+    assert main([*evaluate, str(runs["llada"]), *"--entropy_bound 0.5 --show 1".split()]) == 0
     out, err = capsys.readouterr()
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["total"] == 8 and "tokens per forward" in err
     assert main(["generate", "countdown3", str(tmp_path / "cd"), "--num_train", "5", "--num_test", "2"]) == 0
     assert main(["generate", "countdown3", str(tmp_path / "cd"), "--option", "max_number"]) == 2
     assert "NAME=INT" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "evaluate",
-                "stargraph",
-                "--model",
-                str(runs["autoregressive"]),
-                "--data",
-                str(paths["test"]),
-                "--threshold",
-                "0.9",
-            ]
-        )
-        == 2
-    )
+    assert main([*evaluate, str(runs["autoregressive"]), "--threshold", "0.9"]) == 2
