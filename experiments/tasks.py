@@ -134,16 +134,22 @@ def train_both(args, runs: Path, data: Path) -> None:
 def checkpoints(run: Path) -> list:
     """`(step, minutes, path)` of every checkpoint and the final model; the minutes are the run's CPU time
     (`cpu_seconds.json`, written by `train_both`; the wall-clock `train_runtime` for a run trained elsewhere) in
-    proportion to the step."""
+    proportion to the step. A run that started from an autoregressive stage (`autoregressive_init_steps`, trained
+    in `RUN-ar-init` by the same process) counts that stage's time first: the CPU time is split between the stages
+    as their wall-clock times are."""
     state = json.loads((run / "trainer_state.json").read_text())
+    stage_2 = json.loads((run / "train_results.json").read_text())["train_runtime"]
+    ar_init = run.with_name(f"{run.name}-ar-init") / "train_results.json"
+    stage_1 = json.loads(ar_init.read_text())["train_runtime"] if ar_init.is_file() else 0.0
     if (run / "cpu_seconds.json").is_file():
         seconds = json.loads((run / "cpu_seconds.json").read_text())["cpu_seconds"]
     else:
-        seconds = json.loads((run / "train_results.json").read_text())["train_runtime"]
+        seconds = stage_1 + stage_2
     max_steps, minutes = state["max_steps"], seconds / 60
+    before, share = stage_1 / (stage_1 + stage_2), stage_2 / (stage_1 + stage_2)
     found = sorted((int(p.name.split("-")[1]), p) for p in run.glob("checkpoint-*") if p.is_dir())
     found = [(step, path) for step, path in found if step < max_steps] + [(max_steps, run)]
-    return [(step, minutes * step / max_steps, path) for step, path in found]
+    return [(step, minutes * (before + share * step / max_steps), path) for step, path in found]
 
 
 def evaluate_runs(task: str, dirs: dict, rows: list, curve_puzzles: int) -> dict:

@@ -17,3 +17,14 @@ def test_checkpoint_minutes_are_the_runs_cpu_time_in_proportion_to_the_step(tmp_
     assert found[-1][2] == tmp_path
     (tmp_path / "cpu_seconds.json").write_text(json.dumps({"cpu_seconds": 600.0}))
     assert [minutes for _, minutes, _ in tasks_experiment.checkpoints(tmp_path)] == [5.0, 10.0]
+
+
+def test_a_run_from_an_autoregressive_stage_counts_that_stage_first(tmp_path):
+    run, stage_1 = tmp_path / "llada", tmp_path / "llada-ar-init"
+    (run / "checkpoint-50").mkdir(parents=True)
+    stage_1.mkdir()
+    (run / "trainer_state.json").write_text(json.dumps({"max_steps": 100}))
+    (run / "train_results.json").write_text(json.dumps({"train_runtime": 300.0}))
+    (stage_1 / "train_results.json").write_text(json.dumps({"train_runtime": 100.0}))
+    (run / "cpu_seconds.json").write_text(json.dumps({"cpu_seconds": 1200.0}))  # both stages: 5 + 15 min
+    assert [minutes for _, minutes, _ in tasks_experiment.checkpoints(run)] == [12.5, 20.0]
