@@ -58,6 +58,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="Torch threads of each process (default 1).")
     parser.add_argument("--train_args", default="", help="Extra llada-train flags for both models, one string.")
     parser.add_argument(
+        "--llada_args",
+        default="",
+        help="Extra llada-train flags for the LLaDA run only, after the others (they win), e.g. "
+        "'--autoregressive_init_steps 2000 --max_steps 2000': LLaDA from the AR model of the same size.",
+    )
+    parser.add_argument(
         "--llada_dir",
         default=None,
         help="Evaluate this LLaDA run instead of RUNS/llada (e.g. a longer run of the same recipe).",
@@ -118,6 +124,8 @@ def train_both(args, runs: Path, data: Path) -> None:
         ]
         if args.max_steps:
             command += ["--max_steps", str(args.max_steps)]
+        if model == "llada":
+            command += shlex.split(args.llada_args)
         log = open(runs / f"{model}.log", "w")
         procs[model] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log)
         print(f"Training {model}: log {runs / f'{model}.log'}", flush=True)
@@ -203,8 +211,8 @@ def write_report(task: str, report: dict, out: Path) -> None:
         f"# {task}: LLaDA against the autoregressive baseline",
         "",
         f"`{report['command']}` ({report['num_test']} held-out puzzles, answers verified by the checker; "
-        "both models of the same size, data, steps and rows per step, trained side by side with one thread "
-        "each).",
+        "both models of the same size, data and rows per step, trained side by side with one thread each; "
+        "the steps are the recipe's unless `--max_steps` or `--llada_args` say otherwise).",
         "",
         "| model | decoding | accuracy | tokens / forward | training CPU minutes |",
         "|---|---|---|---|---|",
