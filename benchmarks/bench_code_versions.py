@@ -33,6 +33,7 @@ from common import (
     relative,
     setup,
     time_alternated,
+    versus,
     write_report,
 )
 
@@ -126,9 +127,7 @@ def main(argv=None):
             rows.append(
                 dict(
                     measurement=name,
-                    current=times["current"],
-                    saved=times["saved"],
-                    ratio=times["current"].median / times["saved"].median,
+                    **versus(times, "current", "saved"),
                     same=f"{what} {same}",
                 )
             )

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 import torch
 
-from common import RESULTS, add_common_args, paired_ratio, random_model, setup, time_alternated, write_report
+from common import RESULTS, add_common_args, random_model, setup, time_alternated, versus, write_report
 from llada import modeling_llada
 
 
@@ -103,7 +103,7 @@ def run(args) -> list:
             forwards_of(model, batch_inputs, 2, checks=True)()  # warm-up
             times = time_alternated(
                 {
-                    "with": forwards_of(model, batch_inputs, args.forwards, checks=True),
+                    "with_checks": forwards_of(model, batch_inputs, args.forwards, checks=True),
                     "without": forwards_of(model, batch_inputs, args.forwards, checks=False),
                 },
                 args.rounds,
@@ -112,10 +112,7 @@ def run(args) -> list:
             rows.append(
                 dict(
                     input=name,
-                    with_checks=times["with"],
-                    without=times["without"],
-                    ratio=times["with"].median / times["without"].median,
-                    paired=paired_ratio(times["with"], times["without"]),
+                    **versus(times, "with_checks", "without"),
                     checks_us=1e6 * checks,
                     share=100 * checks / (times["without"].median / args.forwards),
                 )

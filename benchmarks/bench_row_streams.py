@@ -22,11 +22,11 @@ from common import (
     add_common_args,
     find_model,
     markdown_table,
-    paired_ratio,
     random_model,
     relative,
     setup,
     time_alternated,
+    versus,
     write_report,
 )
 from llada import LLaDAForMaskedDiffusion
@@ -123,10 +123,7 @@ def main(argv=None):
         table.append(
             dict(
                 mode=name,
-                per_row=times["per_row"],
-                shared=times["shared"],
-                ratio=times["per_row"].median / times["shared"].median,
-                paired=paired_ratio(times["per_row"], times["shared"]),
+                **versus(times, "per_row", "shared"),
                 equal_per_row=equal["per_row"],
                 equal_shared=equal["shared"],
             )

@@ -246,6 +246,13 @@ def paired_ratio(a: Timing, b: Timing) -> float:
     return statistics.median(x / y for x, y in zip(a.runs, b.runs))
 
 
+def versus(times: dict, first: str, second: str) -> dict:
+    """The report columns of `first` against `second` (keys of [`time_alternated`]'s result): both timings, the
+    ratio of their medians and the [`paired_ratio`]."""
+    a, b = times[first], times[second]
+    return {first: a, second: b, "ratio": a.median / b.median, "paired": paired_ratio(a, b)}
+
+
 def _synchronize():
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
