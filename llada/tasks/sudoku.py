@@ -16,33 +16,58 @@ _UNITS = (
     + [[r * 9 + c for r in range(9)] for c in range(9)]
     + [[(br + r) * 9 + bc + c for r in range(3) for c in range(3)] for br in (0, 3, 6) for bc in (0, 3, 6)]
 )
-_PEERS = [sorted({p for unit in _UNITS if cell in unit for p in unit} - {cell}) for cell in range(81)]
+_ROW, _COL, _BOX = (
+    [c // 9 for c in range(81)],
+    [c % 9 for c in range(81)],
+    [(c // 27) * 3 + (c % 9) // 3 for c in range(81)],
+)
+_DIGITS = [[d for d in range(1, 10) if used >> d & 1 == 0] for used in range(1 << 10)]  # free digits of a mask
 
 
 def count_solutions(grid: List[int], limit: int = 2, rng: Optional[random.Random] = None) -> tuple:
-    """`(count, first solution)`, counting up to `limit`; depth-first with the most constrained cell first."""
+    """`(count, first solution)`, counting up to `limit`; depth-first with the most constrained cell first (the
+    first such cell in row order), each cell's digits tried in increasing order, or shuffled by `rng`. The digits a
+    row, column and box hold are kept as bit masks."""
     grid = list(grid)
+    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
+    for cell, digit in enumerate(grid):
+        if digit:
+            rows[_ROW[cell]] |= 1 << digit
+            cols[_COL[cell]] |= 1 << digit
+            boxes[_BOX[cell]] |= 1 << digit
+    empty = [cell for cell in range(81) if grid[cell] == 0]
     found = []
 
-    def candidates(cell):
-        used = {grid[p] for p in _PEERS[cell]}
-        return [d for d in range(1, 10) if d not in used]
-
     def search():
-        empty = [cell for cell in range(81) if grid[cell] == 0]
         if not empty:
             found.append(list(grid))
             return len(found) >= limit
-        cell = min(empty, key=lambda c: len(candidates(c)))
-        options = candidates(cell)
+        best, options = None, None
+        for cell in empty:
+            free = _DIGITS[rows[_ROW[cell]] | cols[_COL[cell]] | boxes[_BOX[cell]]]
+            if options is None or len(free) < len(options):
+                best, options = cell, free
+                if len(free) <= 1:
+                    break  # one digit or none (a dead end): no cell can be more constrained
+        options = list(options)
         if rng is not None:
             rng.shuffle(options)
+        empty.remove(best)
+        row, col, box = _ROW[best], _COL[best], _BOX[best]
         for digit in options:
-            grid[cell] = digit
-            if search():
+            bit = 1 << digit
+            grid[best] = digit
+            rows[row], cols[col], boxes[box] = rows[row] | bit, cols[col] | bit, boxes[box] | bit
+            stop = search()
+            rows[row], cols[col], boxes[box] = rows[row] ^ bit, cols[col] ^ bit, boxes[box] ^ bit
+            if stop:
                 return True
-        grid[cell] = 0
+        grid[best] = 0
+        empty.insert(empty_index(best), best)
         return False
+
+    def empty_index(cell):
+        return next((i for i, other in enumerate(empty) if other > cell), len(empty))
 
     search()
     return len(found), (found[0] if found else None)

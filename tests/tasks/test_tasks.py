@@ -72,6 +72,28 @@ def test_sudoku_unique_and_checker():
     assert not sudoku.check(row["prompt"], broken)  # two cells of a row swapped: a column breaks
 
 
+def test_sudoku_solver_counts_solutions():
+    solution = [int(c) for c in sudoku.make_puzzle(random.Random(2), min_givens=81)["response"]]
+    assert sudoku.count_solutions(solution) == (1, solution)
+    assert sudoku.count_solutions([0] * 81)[0] == 2  # counting stops at the limit
+    assert sudoku.count_solutions([0] * 81, limit=5)[0] == 5
+    # two rows of one band whose digits x, y sit crosswise in two columns: emptied, the four cells take x and y
+    # either way, so the grid has exactly two solutions
+    found = [
+        (a, b, c, d)
+        for a in range(9)
+        for b in range(a + 1, (a // 3 + 1) * 3)
+        for c in range(9)
+        for d in range(c + 1, 9)
+        if solution[a * 9 + c] == solution[b * 9 + d] and solution[a * 9 + d] == solution[b * 9 + c]
+    ]
+    a, b, c, d = found[0]
+    grid = list(solution)
+    for cell in (a * 9 + c, a * 9 + d, b * 9 + c, b * 9 + d):
+        grid[cell] = 0
+    assert sudoku.count_solutions(grid)[0] == 2
+
+
 def test_write_task_data(tmp_path):
     paths = write_task_data("countdown3", tmp_path / "cd", num_train=30, num_test=10, seed=0, max_number=9)
     assert len(read_rows(paths["train"])) == 30 and len(read_rows(paths["test"])) == 10
