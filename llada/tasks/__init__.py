@@ -59,7 +59,11 @@ def make_splits(task: str, num_train: int, num_test: int, seed: int = 0, **optio
     for name, value in (("num_train", num_train), ("num_test", num_test)):
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}.")
+    from tqdm.auto import tqdm
+
     rng = random.Random(seed)
+    # a bar on a terminal only (tqdm's `disable=None`): Sudoku's 50,000 puzzles take minutes
+    progress = tqdm(total=num_test + num_train, desc=f"{task} puzzles", unit=" puzzles", disable=None, leave=False)
     test, held_out = [], set()
     for _ in range(100 * num_test + 100):
         if len(test) == num_test:
@@ -68,6 +72,7 @@ def make_splits(task: str, num_train: int, num_test: int, seed: int = 0, **optio
         if row["prompt"] not in held_out:
             held_out.add(row["prompt"])
             test.append(row)
+            progress.update()
     if len(test) < num_test:
         raise ValueError(
             f"{task}: only {len(test)} distinct puzzles could be made with options {options}; asked for "
@@ -80,6 +85,8 @@ def make_splits(task: str, num_train: int, num_test: int, seed: int = 0, **optio
         row = spec.puzzle(rng, **options)
         if row["prompt"] not in held_out:
             train.append(row)
+            progress.update()
+    progress.close()
     if len(train) < num_train:
         raise ValueError(f"{task}: the options {options} leave too few puzzles outside the held-out set.")
     return train, test
