@@ -30,8 +30,8 @@ import sys
 import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
 
+import common
 import sample_quality as quality
-from common import RESULTS, add_common_args, markdown_table, random_model, setup, time_alternated, write_report
 from llada import LLaDAForMaskedDiffusion
 
 
@@ -60,7 +60,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--repeats", type=int, default=3, help="Timed rounds (alternating contenders); the median counts."
     )
-    add_common_args(parser, output=RESULTS / "block_generate.md")
+    common.add_common_args(parser, output=common.RESULTS / "block_generate.md")
     return parser.parse_args(argv)
 
 
@@ -112,8 +112,8 @@ def load_models(args):
             vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
         )
         return (
-            random_model("main", block_size=4, mask_token_id=tokenizer.mask_token_id, **sizes),
-            random_model("main", "llama", **sizes),
+            common.random_model("main", block_size=4, mask_token_id=tokenizer.mask_token_id, **sizes),
+            common.random_model("main", "llama", **sizes),
             tokenizer,
         )
     model = LLaDAForMaskedDiffusion.from_pretrained(args.model).eval()
@@ -123,7 +123,7 @@ def load_models(args):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    harness = setup(args)
+    harness = common.setup(args)
     model, ar_model, tokenizer = load_models(args)
     if model.config.block_size is None:
         sys.exit(f"{args.model} is not a block diffusion model (config.block_size is None).")
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
             runs["AR generate"] = functools.partial(
                 run_ar, ar_model, prompts, length, args.temperature, args.top_p, args.seed
             )
-            times = time_alternated(runs, args.repeats)
+            times = common.time_alternated(runs, args.repeats)
             ar_speed = prompts.shape[0] * length / times["AR generate"].median
             for name, timing in times.items():
                 generated, nfe = timing.result
@@ -175,10 +175,10 @@ def main(argv=None) -> int:
                         gen_ppl=quality.sliding_perplexity(ar_model, prompts, generated, 128),
                     )
                 )
-                print(markdown_table(rows[-1:], COLUMNS, FORMATS)[-1], flush=True)
+                print(common.markdown_table(rows[-1:], COLUMNS, FORMATS)[-1], flush=True)
             exact = torch.equal(times["cached"].result[0], times["uncached"].result[0])
             notes.append(f"- length {length}: cached tokens == uncached tokens: {exact}")
-    written = write_report(
+    written = common.write_report(
         args.output, rows, intro=header, columns=COLUMNS, formats=FORMATS, notes=notes, meta=vars(args)
     )
     print("\n".join(notes))

@@ -22,24 +22,14 @@ import sys
 
 import torch
 
-from common import (
-    add_common_args,
-    add_size_args,
-    markdown_table,
-    random_model,
-    setup,
-    sizes,
-    special_ids,
-    time_alternated,
-    write_report,
-)
+import common
 from llada.training.block_collator import DataCollatorForBlockDiffusion
 from llada.training.collator import DataCollatorForMaskedDiffusion
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_size_args(parser, "main")
+    common.add_size_args(parser, "main")
     parser.add_argument("--block_sizes", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=32)
@@ -50,7 +40,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--repeats", type=int, default=8, help="timed steps per contender (alternating)")
     parser.add_argument("--attn_implementation", default="sdpa", choices=["sdpa", "eager"])
-    add_common_args(parser)
+    common.add_common_args(parser)
     return parser.parse_args(argv)
 
 
@@ -58,13 +48,15 @@ def build(block_size, args):
     """`block_size`: None for full-attention LLaDA, an int for a block model, "llama" for the baseline; in train
     mode."""
     if block_size == "llama":
-        model = random_model(args.preset, "llama", attn_implementation=args.attn_implementation, **sizes(args))
+        model = common.random_model(
+            args.preset, "llama", attn_implementation=args.attn_implementation, **common.sizes(args)
+        )
     else:
-        model = random_model(
+        model = common.random_model(
             args.preset,
             block_size=block_size,
             attn_implementation=args.attn_implementation,
-            **sizes(args),
+            **common.sizes(args),
         )
     return model.train()
 
@@ -72,8 +64,8 @@ def build(block_size, args):
 def make_batch(block_size, args, shared_clean_copy=True):
     """A batch as the contender's collator makes it (seeded)."""
     generator = torch.Generator().manual_seed(1)
-    vocab_size = sizes(args)["vocab_size"]
-    mask, pad = special_ids(vocab_size)["mask_token_id"], special_ids(vocab_size)["pad_token_id"]
+    vocab_size = common.sizes(args)["vocab_size"]
+    mask, pad = common.special_ids(vocab_size)["mask_token_id"], common.special_ids(vocab_size)["pad_token_id"]
     rows = torch.randint(0, vocab_size - 3, (args.batch_size, args.seq_len), generator=generator)
     if block_size == "llama":
         return {"input_ids": rows, "labels": rows}
@@ -101,7 +93,7 @@ def train_step(model, batch):
 
 def main(argv=None):
     args = parse_args(argv)
-    harness = setup(args)
+    harness = common.setup(args)
     contenders = {"llada (full)": None, **{f"block {b}": b for b in args.block_sizes}, "llama": "llama"}
     separate = {f"block {b} sep.": b for b in args.block_sizes} if args.complementary_masking else {}
     models = {name: build(kind, args) for name, kind in {**contenders, **separate}.items()}
@@ -109,9 +101,9 @@ def main(argv=None):
     # with complementary masking, also the block models with one clean copy per noised row (the older layout)
     batches.update({name: make_batch(kind, args, shared_clean_copy=False) for name, kind in separate.items()})
     steps = {name: lambda name=name: train_step(models[name], batches[name]) for name in models}
-    cpu = time_alternated(steps, args.repeats, warmup=1, clock="cpu")  # the warm-up round: allocator, kernels
+    cpu = common.time_alternated(steps, args.repeats, warmup=1, clock="cpu")  # the warm-up round: allocator, kernels
 
-    dims = sizes(args)
+    dims = common.sizes(args)
     heading = (
         f"dims: hidden {dims['hidden_size']}, layers {dims['num_hidden_layers']}, heads "
         f"{dims['num_attention_heads']}, FFN {dims['intermediate_size']}, vocab {dims['vocab_size']}, batch "
@@ -125,8 +117,8 @@ def main(argv=None):
     columns = {"contender": "contender", "cpu": "CPU per step", "vs_full": "CPU vs full"}
     formats = {"vs_full": lambda ratio: f"{ratio:.2f}x"}
     print(heading)
-    print("\n".join(markdown_table(rows, columns, formats)))
-    written = write_report(
+    print("\n".join(common.markdown_table(rows, columns, formats)))
+    written = common.write_report(
         args.output,
         rows,
         title="Training step: block diffusion vs full LLaDA vs Llama",

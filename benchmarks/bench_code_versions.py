@@ -24,21 +24,10 @@ from pathlib import Path
 
 import torch
 
-from common import (
-    PRESETS,
-    ROOT,
-    add_common_args,
-    markdown_table,
-    random_model,
-    relative,
-    setup,
-    time_alternated,
-    versus,
-    write_report,
-)
+import common
 
 # the Hub files of version 0.1.0 before the sampler was split into sampling_llada.py and cache_llada.py
-SAVED_BEFORE_THE_SPLIT = ROOT / "tests" / "fixtures" / "saved_hub_files" / "v0.1.0-aaad530.tar.gz"
+SAVED_BEFORE_THE_SPLIT = common.ROOT / "tests" / "fixtures" / "saved_hub_files" / "v0.1.0-aaad530.tar.gz"
 MODES = {
     "baseline": {},
     "prefix": {"use_cache": "prefix"},
@@ -56,11 +45,13 @@ def parse_args(argv=None):
         default=str(SAVED_BEFORE_THE_SPLIT),
         help="A model folder, or a .tar.gz archive of one, whose *_llada.py files are the code to compare against.",
     )
-    parser.add_argument("--preset", default="main", choices=list(PRESETS), help="The model size (default main).")
+    parser.add_argument(
+        "--preset", default="main", choices=list(common.PRESETS), help="The model size (default main)."
+    )
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--length", type=int, default=64, help="Tokens generated (block 32, one token per step).")
     parser.add_argument("--repeats", type=int, default=5, help="Timed runs of each code per measurement.")
-    add_common_args(parser)
+    common.add_common_args(parser)
     args = parser.parse_args(argv)
     try:
         names = [Path(name).name for name in code_files(args.code_from)]
@@ -89,7 +80,7 @@ def load_both(args, folder: Path):
 
     from llada import LLaDAForMaskedDiffusion
 
-    random_model(args.preset, seed=args.seed).save_pretrained(folder / "current")
+    common.random_model(args.preset, seed=args.seed).save_pretrained(folder / "current")
     saved = shutil.copytree(folder / "current", folder / "saved", ignore=shutil.ignore_patterns("*.py"))
     for name, contents in code_files(args.code_from).items():
         (saved / name).write_bytes(contents)
@@ -111,27 +102,27 @@ def prompts_for(batch_size: int, config):
 
 def main(argv=None):
     args = parse_args(argv)
-    harness = setup(args)
+    harness = common.setup(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         current, saved = load_both(args, Path(tmp))
         heading = (
-            f"code compared: this package vs {relative(args.code_from)}; preset {args.preset}, {harness}, "
+            f"code compared: this package vs {common.relative(args.code_from)}; preset {args.preset}, {harness}, "
             f"median of {args.repeats} alternated runs"
         )
         print(heading)
 
         def measure(name, fns, repeats, what="tokens"):
-            times = time_alternated(fns, repeats)
+            times = common.time_alternated(fns, repeats)
             same = "identical" if torch.equal(times["current"].result, times["saved"].result) else "DIFFERENT"
             rows.append(
                 dict(
                     measurement=name,
-                    **versus(times, "current", "saved"),
+                    **common.versus(times, "current", "saved"),
                     same=f"{what} {same}",
                 )
             )
-            print(markdown_table(rows[-1:], COLUMNS, FORMATS)[-1], flush=True)
+            print(common.markdown_table(rows[-1:], COLUMNS, FORMATS)[-1], flush=True)
 
         for batch_size in args.batch_sizes:
             ids, attention_mask = prompts_for(batch_size, current.config)
@@ -174,7 +165,7 @@ def main(argv=None):
         )
     notes = [f"geometric mean of the generate ratios: {statistics.geometric_mean(generate_ratios):.3f}"]
     print(notes[0])
-    written = write_report(
+    written = common.write_report(
         args.output, rows, intro=heading, columns=COLUMNS, formats=FORMATS, notes=notes, meta=vars(args)
     )
     if written:

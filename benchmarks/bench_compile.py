@@ -32,19 +32,7 @@ if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
 
 import torch  # noqa: E402
 
-from common import (  # noqa: E402
-    CORPUS,
-    PRESETS,
-    RESULTS,
-    TRAINED_MODEL,
-    add_common_args,
-    markdown_table,
-    random_model,
-    relative,
-    setup,
-    time_alternated,
-    write_report,
-)
+import common
 from llada import LLaDAForMaskedDiffusion  # noqa: E402
 from llada.prepare_llada import left_pad  # noqa: E402
 
@@ -53,14 +41,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model",
-        default=str(TRAINED_MODEL),
+        default=str(common.TRAINED_MODEL),
         help="A saved full-attention LLaDA folder (`compile=True` is refused for block diffusion "
         "models); a random model of --preset when it does not exist.",
     )
     parser.add_argument(
         "--preset",
         default="main",
-        choices=list(PRESETS),
+        choices=list(common.PRESETS),
         help="The random model's size (default main, the main job's).",
     )
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
@@ -68,7 +56,7 @@ def parse_args(argv=None):
     parser.add_argument("--block_length", type=int, default=32)
     parser.add_argument("--prompt_length", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
-    add_common_args(parser, output=RESULTS / "compile.md")
+    common.add_common_args(parser, output=common.RESULTS / "compile.md")
     parser.add_argument("--quick", action="store_true", help="Batch 1 only, 2 repeats (a smoke run).")
     args = parser.parse_args(argv)
     if args.quick:
@@ -78,7 +66,7 @@ def parse_args(argv=None):
 
 def load_model(path: str, preset: str = "main", seed: int = 0):
     if Path(path).is_dir():
-        shown = relative(path)
+        shown = common.relative(path)
         model = LLaDAForMaskedDiffusion.from_pretrained(path).eval()
         if getattr(model.config, "block_size", None) is not None:
             raise SystemExit(
@@ -86,12 +74,12 @@ def load_model(path: str, preset: str = "main", seed: int = 0):
                 "`compile=True` needs a full-attention model (the main job's, llada-train)"
             )
         return model, shown
-    return random_model(preset, seed=seed), f"random weights, preset {preset}"
+    return common.random_model(preset, seed=seed), f"random weights, preset {preset}"
 
 
 def prompts(batch: int, length: int):
     """Byte prompts from the bundled corpus (the byte tokenizer's ids are the bytes)."""
-    data = CORPUS.read_bytes()
+    data = common.CORPUS.read_bytes()
     return [list(data[10_000 * (i + 1) : 10_000 * (i + 1) + length]) for i in range(batch)]
 
 
@@ -115,10 +103,12 @@ def measure(model, batch, cache, args):
         ),
     }
     runs["eager"]()  # warm-up of the eager path
-    compile_seconds = time_alternated({"compiled": runs["compiled"]}, 1)["compiled"].median  # the first call
+    compile_seconds = common.time_alternated({"compiled": runs["compiled"]}, 1)["compiled"].median  # the first call
     outputs = []
     # alternating, so that the machine's load falls on both alike; every call's tokens compared
-    times = time_alternated({name: lambda run=run: outputs.append(run()) for name, run in runs.items()}, args.repeats)
+    times = common.time_alternated(
+        {name: lambda run=run: outputs.append(run()) for name, run in runs.items()}, args.repeats
+    )
     identical = all(torch.equal(outputs[0], out) for out in outputs)
     tokens = batch * args.max_new_tokens
     eager_rate, compiled_rate = tokens / times["eager"].median, tokens / times["compiled"].median
@@ -135,7 +125,7 @@ def measure(model, batch, cache, args):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    harness = setup(args)
+    harness = common.setup(args)
     model, description = load_model(args.model, args.preset, args.seed)
     parameters = sum(p.numel() for p in model.parameters())
     header = (
@@ -149,8 +139,8 @@ def main(argv=None) -> int:
     for batch in args.batch_sizes:
         for cache in (False, "dual"):
             rows.append(measure(model, batch, cache, args))
-            print(markdown_table(rows[-1:], COLUMNS, FORMATS)[-1], flush=True)
-    written = write_report(args.output, rows, intro=header, columns=COLUMNS, formats=FORMATS, meta=vars(args))
+            print(common.markdown_table(rows[-1:], COLUMNS, FORMATS)[-1], flush=True)
+    written = common.write_report(args.output, rows, intro=header, columns=COLUMNS, formats=FORMATS, meta=vars(args))
     if written:
         print(f"Wrote {written}")
     return 0

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 import torch
 
-from common import RESULTS, add_common_args, random_model, setup, time_alternated, versus, write_report
+import common
 from llada import modeling_llada
 
 
@@ -36,12 +36,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=256)
-    add_common_args(parser, output=RESULTS / "forward_checks.md")
+    common.add_common_args(parser, output=common.RESULTS / "forward_checks.md")
     return parser.parse_args(argv)
 
 
 def build_model(seq: int, seed: int = 0):
-    return random_model("main", max_position_embeddings=seq, seed=seed)
+    return common.random_model("main", max_position_embeddings=seq, seed=seed)
 
 
 def inputs(batch: int, seq: int, config) -> dict:
@@ -101,7 +101,7 @@ def run(args) -> list:
     with torch.no_grad():
         for name, batch_inputs in inputs(args.batch, args.seq, model.config).items():
             forwards_of(model, batch_inputs, 2, checks=True)()  # warm-up
-            times = time_alternated(
+            times = common.time_alternated(
                 {
                     "with_checks": forwards_of(model, batch_inputs, args.forwards, checks=True),
                     "without": forwards_of(model, batch_inputs, args.forwards, checks=False),
@@ -112,7 +112,7 @@ def run(args) -> list:
             rows.append(
                 dict(
                     input=name,
-                    **versus(times, "with_checks", "without"),
+                    **common.versus(times, "with_checks", "without"),
                     checks_us=1e6 * checks,
                     share=100 * checks / (times["without"].median / args.forwards),
                 )
@@ -138,7 +138,7 @@ def format_row(row: dict, forwards: int) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    harness = setup(args)
+    harness = common.setup(args)
     rows = run(args)
     command = (
         f"OMP_NUM_THREADS={args.threads} python benchmarks/bench_forward_checks.py --rounds {args.rounds} "
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
         "The checks alone: the same calls `forward` makes, timed on their own (2,000 calls); CPU tensors, so the "
         "value checks (id and label ranges, 0/1 mask, real tokens per row) run."
     ]
-    written = write_report(
+    written = common.write_report(
         args.output,
         rows,
         title="Forward time with the input checks against without them",

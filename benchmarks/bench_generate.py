@@ -68,21 +68,8 @@ import sys
 
 import torch
 
+import common
 import sample_quality
-from common import (
-    CORPUS,
-    RESULTS,
-    TRAINED_AR_MODELS,
-    TRAINED_MODEL,
-    add_common_args,
-    find_model,
-    markdown_table,
-    random_model,
-    relative,
-    setup,
-    time_alternated,
-    write_report,
-)
 from llada import LLaDAForMaskedDiffusion
 
 UNCACHED_PARALLEL = ("threshold", "factor")
@@ -151,10 +138,13 @@ def block_mode_settings(args) -> dict:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help=f"LLaDA model folder; default: {relative(TRAINED_MODEL)} (make train).")
+    parser.add_argument(
+        "--model", help=f"LLaDA model folder; default: {common.relative(common.TRAINED_MODEL)} (make train)."
+    )
     parser.add_argument(
         "--ar_model",
-        help=f"Autoregressive model folder; default: the first of {[relative(p) for p in TRAINED_AR_MODELS]} found.",
+        help="Autoregressive model folder; default: the first of "
+        f"{[common.relative(p) for p in common.TRAINED_AR_MODELS]} found.",
     )
     parser.add_argument("--random_models", action="store_true", help="Tiny random models instead (smoke runs).")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
@@ -216,7 +206,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--quick", action="store_true", help="Lengths 32 and 64, batch sizes 1 and 2.")
     parser.add_argument("--device", default="cpu")
-    add_common_args(parser, output=RESULTS / "generate.md")  # the plot goes beside it, generate.png
+    common.add_common_args(parser, output=common.RESULTS / "generate.md")  # the plot goes beside it, generate.png
     args = parser.parse_args(argv)
     if args.quick:
         args.lengths, args.batch_sizes = [32, 64], [1, 2]
@@ -240,7 +230,7 @@ def parse_args(argv=None):
 
 
 def find_folder(given, candidates, what):
-    folder = find_model(given, candidates)
+    folder = common.find_model(given, candidates)
     if folder is None:
         sys.exit(
             f"No trained {what} found in {[str(c) for c in candidates]}: train one (see the docstring) or pass "
@@ -254,9 +244,9 @@ def load_models(args):
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     if args.random_models:  # wide initial weights: a random model's predictions are then not all ties
-        return random_model("tiny", initializer_range=0.1), random_model("tiny", "llama"), None
-    llada_dir = find_folder(args.model, [TRAINED_MODEL], "LLaDA model")
-    ar_dir = find_folder(args.ar_model, TRAINED_AR_MODELS, "autoregressive model")
+        return common.random_model("tiny", initializer_range=0.1), common.random_model("tiny", "llama"), None
+    llada_dir = find_folder(args.model, [common.TRAINED_MODEL], "LLaDA model")
+    ar_dir = find_folder(args.ar_model, common.TRAINED_AR_MODELS, "autoregressive model")
     llada = LLaDAForMaskedDiffusion.from_pretrained(llada_dir).to(args.device).eval()
     ar_model = LlamaForCausalLM.from_pretrained(ar_dir).to(args.device).eval()
     print(f"LLaDA: {llada_dir}  autoregressive: {ar_dir}")
@@ -269,7 +259,7 @@ def benchmark_prompts(tokenizer, batch_size, prompt_length, vocab_size):
     if tokenizer is None:
         generator = torch.Generator().manual_seed(1)
         return torch.randint(0, 256, (batch_size, prompt_length), generator=generator)
-    text = CORPUS.read_text()
+    text = common.CORPUS.read_text()
     tail = text[int(len(text) * 0.95) :]
     line_starts = [i + 1 for i, char in enumerate(tail[:-1]) if char == "\n" and tail[i + 1].isalpha()]
     chosen = [line_starts[i * len(line_starts) // batch_size] for i in range(batch_size)]
@@ -402,7 +392,7 @@ def measure(llada, ar_model, tokenizer, args):
             contenders["AR generate"] = functools.partial(
                 ar_run, ar_model, prompts, length, args.temperature, args.top_p, args.seed
             )
-            runs = time_alternated(contenders, args.repeats)
+            runs = common.time_alternated(contenders, args.repeats)
             baseline = runs["baseline"]
             for mode, timing in runs.items():
                 (generated, nfe), seconds = timing.result, timing.median
@@ -474,7 +464,7 @@ FORMATS = {
 
 
 def format_row(row) -> str:
-    return markdown_table([row], dict(zip(KEYS, COLUMNS)), FORMATS)[-1]
+    return common.markdown_table([row], dict(zip(KEYS, COLUMNS)), FORMATS)[-1]
 
 
 def holds_quality(row, reference, ppl_ratio: float = 1.1, validity_gap: float = 0.03) -> bool:
@@ -579,7 +569,7 @@ def write_markdown(results, args, path, header: str):
         "",
         *summary_table(results, longest),
     ]
-    return write_report(
+    return common.write_report(
         path, results, intro=header, columns=dict(zip(KEYS, COLUMNS)), formats=FORMATS, notes=notes, meta=vars(args)
     )
 
@@ -615,7 +605,7 @@ def main(argv=None):
     if argv[:1] and argv[0] in MOVED:
         sys.exit(f"`bench_generate.py {argv[0]}` is now its own program: python benchmarks/{MOVED[argv[0]]}")
     args = parse_args(argv)
-    harness = setup(args)
+    harness = common.setup(args)
     llada, ar_model, tokenizer = load_models(args)
     size = sum(p.numel() for p in llada.parameters()) / 1e6
     sampling = f"temperature {args.temperature} (seed {args.seed}, a stream per row)" if args.temperature else "greedy"

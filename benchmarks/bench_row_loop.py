@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common import CORPUS, PRESETS, add_common_args, markdown_table, random_model, setup, time_alternated, write_report
+import common
 from llada import LLaDAForMaskedDiffusion
 from llada.prepare_llada import left_pad
 
@@ -25,7 +25,7 @@ from llada.prepare_llada import left_pad
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="A saved model folder; default: a randomly initialised model of --preset.")
-    parser.add_argument("--preset", default="medium", choices=list(PRESETS), help="The random model's size.")
+    parser.add_argument("--preset", default="medium", choices=list(common.PRESETS), help="The random model's size.")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--min_prompt_len", type=int, default=8)
     parser.add_argument("--max_prompt_len", type=int, default=32)
@@ -35,7 +35,7 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per implementation (alternating)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    add_common_args(parser)
+    common.add_common_args(parser)
     return parser.parse_args(argv)
 
 
@@ -44,7 +44,7 @@ def build_model(args):
     if args.model:
         return LLaDAForMaskedDiffusion.from_pretrained(args.model).to(args.device, dtype).eval()
     # wide initial weights: a random model's predictions are then not all ties
-    model = random_model(args.preset, max_position_embeddings=1024, initializer_range=0.1, seed=args.seed)
+    model = common.random_model(args.preset, max_position_embeddings=1024, initializer_range=0.1, seed=args.seed)
     return model.to(args.device, dtype)
 
 
@@ -56,7 +56,7 @@ def make_prompts(args, model):
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.model)
-        ids = tokenizer(CORPUS.read_text()[:20000], add_special_tokens=False)["input_ids"]
+        ids = tokenizer(common.CORPUS.read_text()[:20000], add_special_tokens=False)["input_ids"]
         return [ids[i * 100 : i * 100 + n] for i, n in enumerate(lengths)]
     generator = torch.Generator().manual_seed(1)
     special = {model.config.mask_token_id, model.config.pad_token_id, model.config.eos_token_id}
@@ -117,7 +117,7 @@ def run_batched(model, prompts, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    harness = setup(args)
+    harness = common.setup(args)
     model = build_model(args)
     prompts = make_prompts(args, model)
     heading = (
@@ -128,7 +128,7 @@ def main(argv=None):
     )
     print(heading)
     run_batched(model, prompts[:2], args)  # warm-up (allocator, kernels)
-    times = time_alternated(
+    times = common.time_alternated(
         {
             "one row at a time": lambda: run_baseline(model, prompts, args),
             "diffusion_generate (batched)": lambda: run_batched(model, prompts, args),
@@ -149,8 +149,8 @@ def main(argv=None):
         f"time ratio batched / one row at a time: {ratio:.2f}x (target <= 0.9x)",
     ]
     formats = {"tokens_per_s": ".0f"}
-    print("\n".join([*markdown_table(rows, formats=formats), *notes]))
-    written = write_report(
+    print("\n".join([*common.markdown_table(rows, formats=formats), *notes]))
+    written = common.write_report(
         args.output,
         rows,
         title="Batched sampler vs one row at a time",

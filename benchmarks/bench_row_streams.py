@@ -16,19 +16,7 @@ import sys
 
 import torch
 
-from common import (
-    RESULTS,
-    TRAINED_MODEL,
-    add_common_args,
-    find_model,
-    markdown_table,
-    random_model,
-    relative,
-    setup,
-    time_alternated,
-    versus,
-    write_report,
-)
+import common
 from llada import LLaDAForMaskedDiffusion
 from llada.prepare_llada import left_pad
 from llada.rows_llada import RandomDraws
@@ -40,7 +28,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model",
-        help=f"LLaDA model folder; default: {relative(TRAINED_MODEL)} if it is there, "
+        help=f"LLaDA model folder; default: {common.relative(common.TRAINED_MODEL)} if it is there, "
         "else a random model of the `main` preset (the speed does not depend on the "
         "weights).",
     )
@@ -50,15 +38,15 @@ def parse_args(argv=None):
     parser.add_argument("--block_length", type=int, default=32)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--repeats", type=int, default=5)
-    add_common_args(parser, output=RESULTS / "row_streams.md")
+    common.add_common_args(parser, output=common.RESULTS / "row_streams.md")
     return parser.parse_args(argv)
 
 
 def load_model(args):
-    folder = None if args.random_models else find_model(args.model, [TRAINED_MODEL])
+    folder = None if args.random_models else common.find_model(args.model, [common.TRAINED_MODEL])
     if folder is not None:
-        return LLaDAForMaskedDiffusion.from_pretrained(folder).eval(), relative(folder)
-    model = random_model("main", max_position_embeddings=args.length + 64, seed=args.seed)
+        return LLaDAForMaskedDiffusion.from_pretrained(folder).eval(), common.relative(folder)
+    model = common.random_model("main", max_position_embeddings=args.length + 64, seed=args.seed)
     return model, "random model of the main job's size (preset main)"
 
 
@@ -73,7 +61,7 @@ def draw_cost_line(args, vocab_size: int, calls: int = 300) -> str:
         "per_row": RandomDraws.per_row(args.seed, torch.zeros(args.batch_size, dtype=torch.long), "cpu"),
         "shared": RandomDraws.shared(torch.Generator().manual_seed(args.seed)),
     }
-    times = time_alternated(
+    times = common.time_alternated(
         {name: lambda source=source: source.uniform(shape, "cpu") for name, source in sources.items()}, calls
     )
     per_row, shared = (1e3 * times[name].median for name in CONTENDERS)
@@ -85,7 +73,7 @@ def draw_cost_line(args, vocab_size: int, calls: int = 300) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    harness = setup(args)
+    harness = common.setup(args)
     model, source = load_model(args)
     generator = torch.Generator().manual_seed(args.seed)
     rows = [
@@ -110,7 +98,9 @@ def main(argv=None):
                 prompts, attention_mask=attention_mask, **settings, **randomness(contender, args.seed)
             )
 
-        times = time_alternated({contender: lambda c=contender: generate(c) for contender in CONTENDERS}, args.repeats)
+        times = common.time_alternated(
+            {contender: lambda c=contender: generate(c) for contender in CONTENDERS}, args.repeats
+        )
         equal = {}
         for contender in CONTENDERS:
             same = 0
@@ -123,7 +113,7 @@ def main(argv=None):
         table.append(
             dict(
                 mode=name,
-                **versus(times, "per_row", "shared"),
+                **common.versus(times, "per_row", "shared"),
                 equal_per_row=equal["per_row"],
                 equal_shared=equal["shared"],
             )
@@ -144,7 +134,7 @@ def main(argv=None):
         "equal_shared": "one stream",
     }
     ratio = {"ratio": lambda x: f"{x:.3f}x", "paired": lambda x: f"{x:.3f}x"}
-    written = write_report(
+    written = common.write_report(
         args.output,
         table,
         intro=intro,
@@ -154,7 +144,7 @@ def main(argv=None):
         meta=vars(args),
     )
     print("\n\n".join(intro))
-    print("\n".join(markdown_table(table, columns, ratio)))
+    print("\n".join(common.markdown_table(table, columns, ratio)))
     if written:
         print(f"Wrote {written}")
     return 0

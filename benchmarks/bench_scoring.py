@@ -18,8 +18,8 @@ import sys
 
 import torch
 
+import common
 import llada.evaluation as evaluation
-from common import CORPUS, RESULTS, add_common_args, markdown_table, random_model, setup, time_alternated, write_report
 from llada import LLaDAForMaskedDiffusion
 
 KEEPS_LOGITS = evaluation._keeps_logits  # the package's check; swapped for `lambda _: False` to score every position
@@ -32,14 +32,14 @@ def parse_args(argv=None):
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--num_t_samples", type=int, default=16, help="t draws per sequence for the bound")
     parser.add_argument("--repeats", type=int, default=2, help="alternated runs of each way; the median counts")
-    add_common_args(parser, output=RESULTS / "scoring.md")
+    common.add_common_args(parser, output=common.RESULTS / "scoring.md")
     return parser.parse_args(argv)
 
 
 def load_model(folder, seed: int = 0):
     if folder:
         return LLaDAForMaskedDiffusion.from_pretrained(folder).eval()
-    return random_model("main", seed=seed)
+    return common.random_model("main", seed=seed)
 
 
 @torch.no_grad()
@@ -55,7 +55,7 @@ def score(model, ids, num_t_samples, kept: bool):
 
 def main(argv=None):
     args = parse_args(argv)
-    harness = setup(args)
+    harness = common.setup(args)
     model = load_model(args.model, args.seed)
     ids = torch.randint(
         0, model.config.vocab_size - 3, (args.sequences, args.length), generator=torch.Generator().manual_seed(0)
@@ -63,12 +63,12 @@ def main(argv=None):
     if args.model:  # held-out text rather than random ids
         from transformers import AutoTokenizer
 
-        text = CORPUS.read_text()
+        text = common.CORPUS.read_text()
         tokens = AutoTokenizer.from_pretrained(args.model)(text[int(len(text) * 0.95) :], verbose=False)["input_ids"]
         ids = torch.tensor(tokens[: args.sequences * args.length]).view(args.sequences, args.length)
     ways = {"every position": False, "scored positions only": True}
     try:
-        times = time_alternated(
+        times = common.time_alternated(
             {way: lambda kept=kept: score(model, ids, args.num_t_samples, kept) for way, kept in ways.items()},
             args.repeats,
         )
@@ -100,8 +100,8 @@ def main(argv=None):
     }
     formats = {"seconds": ".2f"}
     notes = [f"Speed-up: {every.median / kept.median:.2f}x; figures equal (to 1e-6): {equal}"]
-    print("\n".join([intro, "", *markdown_table(rows, columns, formats), "", *notes]))
-    write_report(args.output, rows, intro=intro, columns=columns, formats=formats, notes=notes, meta=vars(args))
+    print("\n".join([intro, "", *common.markdown_table(rows, columns, formats), "", *notes]))
+    common.write_report(args.output, rows, intro=intro, columns=columns, formats=formats, notes=notes, meta=vars(args))
     return 0
 
 

@@ -35,17 +35,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from common import (
-    CORPUS,
-    RESULTS,
-    ROOT,
-    add_common_args,
-    markdown_table,
-    random_model,
-    setup,
-    time_alternated,
-    write_report,
-)
+import common
 from llada.training.run import MAIN_JOB_CONFIG
 
 
@@ -69,7 +59,7 @@ def parse_args(argv=None):
         default=300.0,
         help="Seconds for each pass at most; requests not sent by then are reported as not run.",
     )
-    add_common_args(parser, output=RESULTS / "serve.md")  # --threads: the server's too (--torch_threads)
+    common.add_common_args(parser, output=common.RESULTS / "serve.md")  # --threads: the server's too (--torch_threads)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     return args
@@ -88,10 +78,10 @@ def build_random_model(folder: Path) -> Path:
     """The main job's architecture and sampling defaults with random weights, and a BPE trained on the corpus."""
     from llada.training.tokenizers import build_bpe_tokenizer
 
-    corpus = CORPUS.read_text(encoding="utf-8")
+    corpus = common.CORPUS.read_text(encoding="utf-8")
     tokenizer = build_bpe_tokenizer(corpus.splitlines(), vocab_size=4096, show_progress=False)
     main_job = main_job_options()
-    model = random_model(
+    model = common.random_model(
         "main",
         vocab_size=len(tokenizer),
         block_size=main_job.get("block_size"),
@@ -109,7 +99,7 @@ def build_random_model(folder: Path) -> Path:
 
 def prompts(count: int):
     """`count` prompts: TinyShakespeare line starts of varied lengths."""
-    lines = [line for line in CORPUS.read_text(encoding="utf-8").splitlines() if len(line) > 40]
+    lines = [line for line in common.CORPUS.read_text(encoding="utf-8").splitlines() if len(line) > 40]
     return [lines[(97 * index) % len(lines)][: 20 + (index * 7) % 40] for index in range(count)]
 
 
@@ -120,7 +110,7 @@ def free_port() -> int:
 
 
 def start_server(args, model: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(common.ROOT)}
     command = [
         sys.executable,
         "-m",
@@ -207,7 +197,7 @@ def percentile(values, fraction: float) -> float:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    setup(args)
+    common.setup(args)
     workdir = tempfile.mkdtemp(prefix="bench_serve_")
     model = args.model or str(build_random_model(Path(workdir) / "model"))
     most = max(args.clients)
@@ -245,7 +235,7 @@ def main(argv=None) -> int:
             "one at a time": one_at_a_time,
             **{f"{clients} clients": functools.partial(together, clients) for clients in args.clients},
         }
-        time_alternated(passes, args.repeats)  # the rounds; the times come from the requests' own clocks
+        common.time_alternated(passes, args.repeats)  # the rounds; the times come from the requests' own clocks
     finally:
         server.terminate()
         server.wait(120)
@@ -253,7 +243,7 @@ def main(argv=None) -> int:
         summarise(clients, concurrent[clients], [run[: clients * args.requests_per_client] for run in alone])
         for clients in args.clients
     ]
-    print("\n".join(markdown_table(rows, COLUMNS, FORMATS)))
+    print("\n".join(common.markdown_table(rows, COLUMNS, FORMATS)))
     write_serve_report(args, model, rows)
     return 0
 
@@ -361,7 +351,7 @@ def write_serve_report(args, model: str, rows) -> None:
         "averaged over the requests. Same text as alone: the seeded request's text equals the one it got sent "
         "one at a time (a batch does not change a row's sample)."
     ]
-    written = write_report(
+    written = common.write_report(
         args.output,
         rows,
         title="llada-serve under load (loopback)",

@@ -24,21 +24,12 @@ import time
 
 import torch
 
-from common import (
-    add_common_args,
-    add_size_args,
-    markdown_table,
-    random_model,
-    setup,
-    sizes,
-    time_alternated,
-    write_report,
-)
+import common
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_size_args(parser, "medium")
+    common.add_size_args(parser, "medium")
     parser.add_argument("--seq_len", type=int, default=256)
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per model (alternating)")
@@ -46,19 +37,19 @@ def parse_args(argv=None):
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--attn_implementation", default="sdpa", choices=["sdpa", "eager"])
     parser.add_argument("--memory_of", choices=["llada", "llama"], help=argparse.SUPPRESS)  # subprocess mode
-    add_common_args(parser, output=None)
+    common.add_common_args(parser, output=None)
     return parser.parse_args(argv)
 
 
 def build(kind, args):
     """The model of `kind` ("llada" or "llama") with the shared dimensions, on the device, in train mode."""
-    model = random_model(args.preset, kind, attn_implementation=args.attn_implementation, **sizes(args))
+    model = common.random_model(args.preset, kind, attn_implementation=args.attn_implementation, **common.sizes(args))
     return model.to(device=args.device, dtype=getattr(torch, args.dtype)).train()
 
 
 def make_batch(kind, args):
     """A training batch as each model's trainer would feed it."""
-    vocab_size = sizes(args)["vocab_size"]
+    vocab_size = common.sizes(args)["vocab_size"]
     mask = vocab_size - 1  # the presets' mask id (benchmarks/common.py: special_ids)
     generator = torch.Generator().manual_seed(1)
     ids = torch.randint(0, vocab_size - 3, (args.batch_size, args.seq_len), generator=generator)
@@ -145,19 +136,19 @@ def memory_report(kind, args):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    harness = setup(args)
+    harness = common.setup(args)
     if args.memory_of:
         return memory_report(args.memory_of, args)
 
     models = {kind: build(kind, args) for kind in ("llada", "llama")}
     batches = {kind: make_batch(kind, args) for kind in models}
     n_params = {kind: sum(p.numel() for p in m.parameters()) for kind, m in models.items()}
-    times = time_alternated(
+    times = common.time_alternated(
         {kind: lambda kind=kind: train_step(models[kind], batches[kind]) for kind in models}, args.repeats, warmup=1
     )  # the warm-up round: allocator, kernels
     memory = {kind: measure_memory_in_subprocess(kind, argv) for kind in models}
 
-    dims = sizes(args)
+    dims = common.sizes(args)
     heading = (
         f"dims: hidden {dims['hidden_size']}, layers {dims['num_hidden_layers']}, heads "
         f"{dims['num_attention_heads']}, intermediate {dims['intermediate_size']}, vocab {dims['vocab_size']}, "
@@ -190,8 +181,8 @@ def main(argv=None):
         "saved_mib": "saved-for-backward MiB",
     }
     formats = {"peak_mib": ".1f", "saved_mib": ".1f"}
-    print("\n".join([*markdown_table(rows, columns, formats), *notes]))
-    written = write_report(
+    print("\n".join([*common.markdown_table(rows, columns, formats), *notes]))
+    written = common.write_report(
         args.output,
         rows,
         title="Training step: LLaDA vs Llama of the same size",

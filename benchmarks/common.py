@@ -1,6 +1,6 @@
 """The benchmarks' one harness: set-up, models, timing and reports.
 
-Every benchmark runs as `python benchmarks/NAME.py` and imports this module as a sibling, `from common import ...`
+Every benchmark runs as `python benchmarks/NAME.py` and imports this module as a sibling, `import common`
 (a script's own folder is the first entry of `sys.path`); `experiments/` and `tests/` put `benchmarks/` on `sys.path`
 first. The parts:
 

@@ -29,8 +29,8 @@ from collections import defaultdict
 
 import torch
 
+import common
 import llada.generation_llada as generation_module
-from common import PRESETS, RESULTS, add_common_args, markdown_table, random_model, setup, write_report
 from llada import LLaDAForMaskedDiffusion
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 from llada.modeling_llada import LLaDAModel
@@ -138,7 +138,7 @@ def uninstall(undo):
 
 def load(args):
     if args.random_model:  # wide initial weights: a random model's predictions are then not all ties
-        model = random_model(
+        model = common.random_model(
             args.preset,
             max_position_embeddings=args.prompt_length + args.length,
             initializer_range=0.1,
@@ -182,7 +182,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="LLaDA model folder")
     parser.add_argument("--random_model", action="store_true", help="a random model of --preset's size")
-    parser.add_argument("--preset", default="main", choices=list(PRESETS), help="its size (default main)")
+    parser.add_argument("--preset", default="main", choices=list(common.PRESETS), help="its size (default main)")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--block_length", type=int, default=32)
@@ -196,7 +196,7 @@ def parse_args(argv=None):
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     parser.add_argument("--top_p", type=float, default=0.8, help="nucleus when sampling (the main job's); 1 = none")
     parser.add_argument("--label", default="", help="a name for this run in the table's heading")
-    add_common_args(parser, output=RESULTS / "profile.md")
+    common.add_common_args(parser, output=common.RESULTS / "profile.md")
     args = parser.parse_args(argv)
     if not (args.model or args.random_model):
         parser.error("pass --model FOLDER or --random_model")
@@ -205,7 +205,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    harness = setup(args)
+    harness = common.setup(args)
     model, source = load(args)
     block_model = getattr(model.config, "block_size", None) is not None
     modes = args.modes or [mode for mode in MODES if mode.startswith("block ") == block_model]
@@ -247,8 +247,8 @@ def main(argv=None):
         rows.append(
             dict(mode=mode, nfe=nfe, seconds=seconds, ms_per_step=sum(per_step.values()), **per_step, syncs=syncs)
         )
-        print(markdown_table(rows[-1:], columns, formats)[-1], flush=True)
-    written = write_report(
+        print(common.markdown_table(rows[-1:], columns, formats)[-1], flush=True)
+    written = common.write_report(
         args.output, rows, intro=intro, columns=columns, formats=formats, meta=vars(args), append=True
     )
     if written:

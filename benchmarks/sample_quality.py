@@ -37,7 +37,7 @@ from collections import Counter
 
 import torch
 
-from common import add_common_args, markdown_table, setup, write_report
+import common
 
 WORD = re.compile(r"[A-Za-z']+")
 
@@ -412,7 +412,7 @@ def parse(argv=None):
     )
     parser.add_argument("--validation_file", nargs="+", default=None)
     parser.add_argument("--show", type=int, default=3, help="Samples to print per model.")
-    add_common_args(parser)
+    common.add_common_args(parser)
     return parser.parse_args(argv)
 
 
@@ -425,7 +425,7 @@ def ratio(value, reference):
 
 def main(argv=None) -> int:
     options = parse(argv)
-    harness = setup(options)
+    harness = common.setup(options)
     from llada.training.data import DataArguments
 
     train_text, heldout = corpus_splits(
@@ -470,12 +470,12 @@ def main(argv=None) -> int:
         "tokens_per_forward": ".2f",
     }
     print(heading)
-    print("\n".join(markdown_table(rows, columns, formats)))
+    print("\n".join(common.markdown_table(rows, columns, formats)))
     for r in results:
         print(f"\n{r['model']} ({r['kind']}; {json.dumps({k: v for k, v in r['settings'].items() if v is not None})})")
         for prompt, text in list(zip(r["prompts"], r["samples"]))[: options.show]:
             print(f"  {prompt!r} -> {text!r}")
-    written = write_report(
+    written = common.write_report(
         options.output,
         rows,
         title="Sample quality",

@@ -39,12 +39,12 @@ from pathlib import Path
 
 import torch
 
-from common import PRESETS, RESULTS, add_common_args, random_model, setup, special_ids
+import common
 from llada import masks_llada, prepare_llada
 from llada.cache_llada import BlockKVCache, CanvasKVCache
 
-VOCAB = PRESETS["tiny"]["vocab_size"]
-PAD = special_ids(VOCAB)["pad_token_id"]
+VOCAB = common.PRESETS["tiny"]["vocab_size"]
+PAD = common.special_ids(VOCAB)["pad_token_id"]
 TRACKED = (CanvasKVCache, BlockKVCache, prepare_llada.DenoisingContext)
 LIMIT_MESSAGE = "reached torch._dynamo's recompile limit"
 
@@ -72,7 +72,7 @@ def parse_args(argv=None):
         help="Sets torch._dynamo.config.recompile_limit (default: torch's own, 8).",
     )
     # --seed seeds the models and every call's settings; --output: the markdown file this mode's section goes into
-    add_common_args(parser, output=RESULTS / "soak.md")
+    common.add_common_args(parser, output=common.RESULTS / "soak.md")
     args = parser.parse_args(argv)
     if args.warmup is None:
         args.warmup = min(args.report_every, max(1, args.calls // 10))
@@ -83,7 +83,7 @@ def build_models(seed: int):
     """A full-attention and a block diffusion model (block size 8) of the `tiny` preset (hidden 64, 2 layers), with
     grouped-query attention (2 key/value heads) and wide random weights."""
     sizes = dict(num_key_value_heads=2, initializer_range=0.2, seed=seed)
-    return random_model("tiny", **sizes), random_model("tiny", block_size=8, **sizes)
+    return common.random_model("tiny", **sizes), common.random_model("tiny", block_size=8, **sizes)
 
 
 def prompts(rng: random.Random, batch: int):
@@ -372,7 +372,7 @@ def heading(args) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    setup(args)
+    common.setup(args)
     result = soak(
         args.calls, args.compile, args.seed, args.report_every, args.warmup, args.backend, args.recompile_limit
     )

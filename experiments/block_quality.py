@@ -49,8 +49,8 @@ import torch
 # the scripts of benchmarks/ import each other as siblings (benchmarks/common.py), and so does this experiment
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_block_train_step as step_bench  # noqa: E402
+import common
 import sample_quality as quality  # noqa: E402
-from common import RESULTS, time_alternated  # noqa: E402
 from llada.training.run import SCRATCH_CONFIG  # noqa: E402
 
 # the options every contender starts from: the full-attention model's, so that the contenders and their recorded
@@ -169,7 +169,7 @@ BLOCK_SAMPLERS = {  # block length = the model's block size; one token per step 
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="runs/block_quality", help="Where the trained runs go.")
-    parser.add_argument("--results_dir", default=str(RESULTS))
+    parser.add_argument("--results_dir", default=str(common.RESULTS))
     parser.add_argument(
         "--setting",
         default="bytes",
@@ -292,7 +292,9 @@ def calibrate(names, repeats: int, setting: str) -> dict:
         step_bench.train_step(models[name], batches[name])
         optimizers[name].step()
 
-    times = time_alternated({name: lambda name=name: step(name) for name in models}, repeats, warmup=1, clock="cpu")
+    times = common.time_alternated(
+        {name: lambda name=name: step(name) for name in models}, repeats, warmup=1, clock="cpu"
+    )
     return {name: timing.median for name, timing in times.items()}
 
 

@@ -34,8 +34,8 @@ import torch
 
 # the scripts of benchmarks/ import each other as siblings (benchmarks/common.py), and so does this experiment
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import common
 import sample_quality  # noqa: E402
-from common import time_alternated  # noqa: E402
 
 
 def parse(argv=None):
@@ -99,7 +99,7 @@ def step_seconds(train_argv, repeats=6) -> dict:
             batches = iter(trainer.get_train_dataloader())  # drawn before the timing: the step alone is timed
             prepared = [trainer._prepare_inputs(next(batches)) for _ in range(repeats + 1)]
             steps[kind] = lambda trainer=trainer, prepared=prepared: optimizer_step(trainer, prepared.pop(0))
-        times = time_alternated(steps, repeats, warmup=1)  # the warm-up round: allocator, kernels
+        times = common.time_alternated(steps, repeats, warmup=1)  # the warm-up round: allocator, kernels
     return {kind: timing.median for kind, timing in times.items()}
 
 

@@ -134,7 +134,7 @@ SCRIPT_FOLDERS = [ROOT / folder for folder in ("benchmarks", "experiments")]
 
 def script_module(name: str):
     """A script of benchmarks/ or experiments/ as a module, imported the way the scripts import each other: with
-    their folders on `sys.path` (`from common import ...`, benchmarks/common.py)."""
+    their folders on `sys.path` (`import common`, benchmarks/common.py)."""
     for folder in SCRIPT_FOLDERS:
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
