@@ -33,10 +33,8 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
 
 import common
-from llada.training.run import MAIN_JOB_CONFIG
 
 
 def parse_args(argv=None):
@@ -69,18 +67,13 @@ def parse_args(argv=None):
 SAMPLER_DEFAULTS = ("max_new_tokens", "block_length", "remasking", "temperature", "top_p")
 
 
-def main_job_options() -> dict:
-    """The options of the main job's YAML file (`llada/configs/tinyshakespeare.yaml`)."""
-    return yaml.safe_load(MAIN_JOB_CONFIG.read_text(encoding="utf-8"))
-
-
 def build_random_model(folder: Path) -> Path:
     """The main job's architecture and sampling defaults with random weights, and a BPE trained on the corpus."""
     from llada.training.tokenizers import build_bpe_tokenizer
 
     corpus = common.CORPUS.read_text(encoding="utf-8")
     tokenizer = build_bpe_tokenizer(corpus.splitlines(), vocab_size=4096, show_progress=False)
-    main_job = main_job_options()
+    main_job = common.MAIN_JOB
     model = common.random_model(
         "main",
         vocab_size=len(tokenizer),
@@ -321,7 +314,7 @@ FORMATS = {
 def write_serve_report(args, model: str, rows) -> None:
     import torch
 
-    main_job = main_job_options()
+    main_job = common.MAIN_JOB
     block_size = main_job.get("block_size")
     attention = f"block diffusion with blocks of {block_size}" if block_size else "full attention"
     sampling = ", ".join(f"{name} {main_job[f'sample_{name}']}" for name in SAMPLER_DEFAULTS)

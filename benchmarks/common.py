@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+import yaml
 
 from llada import LLaDAConfig, LLaDAForMaskedDiffusion
+from llada.training.run import MAIN_JOB_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -76,15 +78,11 @@ def setup(args) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 # models
 
-# the main job's model (llada/configs/tinyshakespeare.yaml): 1.9M parameters, the 4096-token BPE
-MAIN = dict(
-    vocab_size=4096,
-    hidden_size=128,
-    intermediate_size=384,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    max_position_embeddings=128,
-)
+# the options of the main job (llada/configs/tinyshakespeare.yaml), and its model's size: 1.9M parameters, the
+# 4096-token BPE
+MAIN_JOB = yaml.safe_load(MAIN_JOB_CONFIG.read_text(encoding="utf-8"))
+SIZE_OPTIONS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+MAIN = {**{name: MAIN_JOB[name] for name in SIZE_OPTIONS}, "max_position_embeddings": MAIN_JOB["max_seq_length"]}
 PRESETS = {
     "main": MAIN,
     # the same with the byte tokenizer's 259 ids (256 bytes, EOS, PAD, MASK; `llada-train --tokenizer bytes`)
