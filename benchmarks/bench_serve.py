@@ -314,14 +314,16 @@ FORMATS = {
 def write_serve_report(args, model: str, rows) -> None:
     import torch
 
-    main_job = common.MAIN_JOB
+    main_job, size = common.MAIN_JOB, common.MAIN
     block_size = main_job.get("block_size")
     attention = f"block diffusion with blocks of {block_size}" if block_size else "full attention"
     sampling = ", ".join(f"{name} {main_job[f'sample_{name}']}" for name in SAMPLER_DEFAULTS)
     described = (
-        "a randomly initialised model of the main job's size (hidden 128, 4 layers, 4 heads, intermediate "
-        f"384, {attention}, 128 positions, 4096-token BPE trained on the bundled TinyShakespeare) with the "
-        f"sampler defaults the main job saves ({sampling}): not a trained model, speed does not depend on the weights"
+        f"a randomly initialised model of the main job's size (hidden {size['hidden_size']}, "
+        f"{size['num_hidden_layers']} layers, {size['num_attention_heads']} heads, intermediate "
+        f"{size['intermediate_size']}, {attention}, {size['max_position_embeddings']} positions, 4096-token BPE "
+        "trained on the bundled TinyShakespeare) with the sampler defaults the main job saves "
+        f"({sampling}): not a trained model, speed does not depend on the weights"
         if not args.model
         else f"`{model}`"
     )

@@ -120,7 +120,7 @@ def train_both(args, runs: Path, data: Path) -> None:
             "--torch_num_threads",
             str(args.threads),
             "--overwrite_output_dir",
-            *args.train_args.split(),
+            *shlex.split(args.train_args),
         ]
         if args.max_steps:
             command += ["--max_steps", str(args.max_steps)]
@@ -154,10 +154,10 @@ def checkpoints(run: Path) -> list:
     else:
         seconds = stage_1 + stage_2
     max_steps, minutes = state["max_steps"], seconds / 60
-    before, share = stage_1 / (stage_1 + stage_2), stage_2 / (stage_1 + stage_2)
+    before = stage_1 / (stage_1 + stage_2)  # the AR stage's share of the time, spent before step 0
     found = sorted((int(p.name.split("-")[1]), p) for p in run.glob("checkpoint-*") if p.is_dir())
     found = [(step, path) for step, path in found if step < max_steps] + [(max_steps, run)]
-    return [(step, minutes * (before + share * step / max_steps), path) for step, path in found]
+    return [(step, minutes * (before + (1 - before) * step / max_steps), path) for step, path in found]
 
 
 def evaluate_runs(task: str, dirs: dict, rows: list, curve_puzzles: int) -> dict:

@@ -8,6 +8,7 @@ Many cells are determined at once by the givens, so a model that commits every d
 fewer steps than cells.
 """
 
+import bisect
 import random
 from typing import List, Optional
 
@@ -63,11 +64,8 @@ def count_solutions(grid: List[int], limit: int = 2, rng: Optional[random.Random
             if stop:
                 return True
         grid[best] = 0
-        empty.insert(empty_index(best), best)
+        bisect.insort(empty, best)  # back in row order
         return False
-
-    def empty_index(cell):
-        return next((i for i, other in enumerate(empty) if other > cell), len(empty))
 
     search()
     return len(found), (found[0] if found else None)
